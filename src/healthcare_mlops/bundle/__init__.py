@@ -1,0 +1,1 @@
+"""The Databricks Asset Bundle as data: loading, variable resolution, validation, local runs."""

@@ -1,0 +1,1 @@
+"""The ``healthcare-mlops`` command tree."""

@@ -1,0 +1,34 @@
+"""The global options every command shares, resolved once into ``Settings``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import typer
+
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.settings import Settings, resolve_settings
+
+
+@dataclass
+class CliState:
+    target: str
+    home: str | None
+
+    def settings(self, overrides: dict | None = None) -> Settings:
+        return resolve_settings(self.target, self.home, overrides)
+
+
+def state(ctx: typer.Context) -> CliState:
+    return ctx.find_root().obj
+
+
+def parse_date(value: str | None, option: str = "--as-of") -> dt.date:
+    """An ISO date (YYYY-MM-DD); today (UTC) when omitted."""
+    if value is None:
+        return dt.datetime.now(dt.timezone.utc).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{option} must be a date as YYYY-MM-DD, not '{value}'") from None

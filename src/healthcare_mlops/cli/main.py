@@ -1,0 +1,64 @@
+"""``healthcare-mlops``: one command tree for data, jobs, models and the console."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from healthcare_mlops.cli import data_commands
+from healthcare_mlops.cli.context import CliState, state
+from healthcare_mlops.cli.output import Format, print_frame, print_mapping
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET
+
+app = typer.Typer(help="Healthcare-insurance risk MLOps on a laptop or Databricks.",
+                  no_args_is_help=True, pretty_exceptions_enable=False,
+                  add_completion=False)
+app.add_typer(data_commands.app, name="data")
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: str = typer.Option(None, "--home", envvar=HOME_ENV, show_envvar=True,
+                             help="Local runtime root: tables, MLflow, console files [default: ./.lakehouse]."),
+    target: str = typer.Option(LOCAL_TARGET, "--target",
+                               help="local, or a bundle target (dev, staging, prod)."),
+) -> None:
+    """Healthcare-insurance risk MLOps on a laptop or Databricks."""
+    ctx.obj = CliState(target=target, home=home)
+
+
+@app.command()
+def info(ctx: typer.Context,
+         fmt: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
+    """Show the resolved settings: target, catalog, schema, MLflow URIs, table locations."""
+    print_mapping(state(ctx).settings().as_dict(), fmt)
+
+
+@app.command()
+def sql(ctx: typer.Context,
+        query: str = typer.Argument(..., help="A read query; unqualified tables resolve in the target's schema."),
+        fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json.")) -> None:
+    """Run a read query through the console's read path (DuckDB over the local tables)."""
+    from healthcare_mlops.runtime.sql_engine import sql_engine
+
+    print_frame(sql_engine(state(ctx).settings()).query(query), fmt)
+
+
+def run() -> None:
+    """Entry point: a user error or failure exits non-zero with a one-line cause."""
+    try:
+        app()
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # an unexpected failure still gets a one-line cause
+        if os.environ.get("HEALTHCARE_MLOPS_DEBUG"):
+            raise
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        typer.echo(f"error: {type(exc).__name__}: {first_line} "
+                   f"(set HEALTHCARE_MLOPS_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)

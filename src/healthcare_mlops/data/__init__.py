@@ -1,0 +1,1 @@
+"""Patient data: the source contract, the synthetic generator's parameters, scenarios, CSV reading."""

@@ -1,0 +1,1 @@
+"""The shell's edges: table storage, SQL engines, sessions. Only here do local and Databricks differ."""

@@ -1,0 +1,31 @@
+"""The Spark session: ``local[*]`` with the UI off on a laptop, the cluster's session on Databricks."""
+
+from __future__ import annotations
+
+import os
+
+from pyspark.sql import SparkSession
+
+from healthcare_mlops.settings import Settings
+
+
+def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlops") -> SparkSession:
+    """Return the active session, or build a local one tuned for a small machine."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if settings is not None and not settings.is_local:
+        return SparkSession.builder.getOrCreate()
+    master = os.environ.get("HEALTHCARE_MLOPS_SPARK_MASTER", "local[*]")
+    return (
+        SparkSession.builder.master(master)
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", os.environ.get("HEALTHCARE_MLOPS_SHUFFLE_PARTITIONS", "8"))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", os.environ.get("HEALTHCARE_MLOPS_DRIVER_MEMORY", "4g"))
+        .config("spark.sql.ansi.enabled", "false")
+        .getOrCreate()
+    )

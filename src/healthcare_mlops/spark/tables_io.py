@@ -1,0 +1,47 @@
+"""Spark DataFrames in and out of the target's tables.
+
+Locally a DataFrame crosses to delta-rs as Arrow (no Delta jars without Maven); on
+Databricks the same call is a Unity Catalog Delta write with ``replaceWhere``.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+
+from healthcare_mlops.runtime.storage import LocalTableStore, partition_predicate
+from healthcare_mlops.settings import Settings
+
+
+def read_table(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
+    """The table as a Spark DataFrame."""
+    if settings.is_local:
+        return spark.createDataFrame(LocalTableStore(settings).read_arrow(name))
+    return spark.table(settings.tables.fqn(name))
+
+
+def table_exists(spark: SparkSession, settings: Settings, name: str) -> bool:
+    if settings.is_local:
+        return LocalTableStore(settings).exists(name)
+    return spark.catalog.tableExists(settings.tables.fqn(name))
+
+
+def write_table(df: DataFrame, settings: Settings, name: str, mode: str = "overwrite",
+                partition: dict | None = None, partition_by: list[str] | None = None) -> int:
+    """Write ``df`` atomically (``overwrite``, ``append`` or ``replace_partition``); return its row count."""
+    if settings.is_local:
+        data = df.toArrow()
+        LocalTableStore(settings).write_arrow(data, name, mode=mode, partition=partition,
+                                              partition_by=partition_by)
+        return data.num_rows
+    rows = df.count()
+    writer = df.write.format("delta")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if mode == "replace_partition":
+        writer = writer.mode("overwrite").option("replaceWhere", partition_predicate(partition))
+    elif mode == "append":
+        writer = writer.mode("append").option("mergeSchema", "true")
+    else:
+        writer = writer.mode("overwrite").option("overwriteSchema", "true")
+    writer.saveAsTable(settings.tables.fqn(name))
+    return rows
