@@ -1,0 +1,1 @@
+"""Feature definitions: bands, categories and the de-identification rules, defined once."""
