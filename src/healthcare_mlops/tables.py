@@ -11,12 +11,26 @@ from dataclasses import dataclass
 SILVER_PATIENTS = "silver_patients"
 DIM_PATIENTS = "dim_patients"
 DATA_QUALITY_QUARANTINE = "data_quality_quarantine"
+ML_INSURANCE_FEATURES = "ml_insurance_features"
+ML_PATIENT_PREDICTIONS = "ml_patient_predictions"
+ML_PATIENT_PREDICTIONS_VALIDATION = "ml_patient_predictions_validation"
+ML_DRIFT_METRICS = "ml_drift_metrics"
+ML_FAIRNESS_METRICS = "ml_fairness_metrics"
+ML_MODEL_ALERTS = "ml_model_alerts"
+MODEL_GOVERNANCE_LOG = "model_governance_log"
 JOB_RUNS = "job_runs"
 
 ALL_TABLES = (
     SILVER_PATIENTS,
     DIM_PATIENTS,
     DATA_QUALITY_QUARANTINE,
+    ML_INSURANCE_FEATURES,
+    ML_PATIENT_PREDICTIONS,
+    ML_PATIENT_PREDICTIONS_VALIDATION,
+    ML_DRIFT_METRICS,
+    ML_FAIRNESS_METRICS,
+    ML_MODEL_ALERTS,
+    MODEL_GOVERNANCE_LOG,
     JOB_RUNS,
 )
 

@@ -41,6 +41,30 @@ MODEL_INPUT_COLUMNS = ("age", "bmi", "children", "smoker", "region")
 ENGINEERED_NUMERIC = ("age_risk_score", "smoker_obese")
 ENGINEERED_CATEGORICAL = ("bmi_category", "family_size_category")
 
+# ml_insurance_features: one row per member delivered in the as-of date's load, keyed by
+# (patient_natural_key, as_of_date). No names, SSN, member ids, full ZIP or dates finer
+# than a year; ``sex`` and ``zip3`` are kept for fairness and geography reporting only.
+FEATURE_SCHEMA_DDL = ", ".join([
+    "patient_natural_key STRING",
+    "as_of_date DATE",
+    "age INT",
+    "age_band STRING",
+    "age_risk_score INT",
+    "bmi DOUBLE",
+    "bmi_category STRING",
+    "smoker BOOLEAN",
+    "smoker_obese INT",
+    "children INT",
+    "family_size_category STRING",
+    "region STRING",
+    "sex STRING",
+    "zip3 STRING",
+    "annual_charges DOUBLE",
+    "scd_version INT",
+])
+FEATURE_COLUMNS = tuple(part.split()[0] for part in FEATURE_SCHEMA_DDL.split(", "))
+LABEL_COLUMN = "annual_charges"
+
 # Group columns for fairness and demographic-shift reporting.
 GROUP_COLUMNS = ("sex", "region", "age_band", "smoker")
 
