@@ -31,6 +31,8 @@ CHARGE_PER_CHILD = 500.0
 CHARGE_FLOOR = 1100.0
 # Residual: a mixture of a tight normal body and a heavy right tail.
 NOISE_BODY_MEAN, NOISE_BODY_SD = -1000.0, 1400.0
+# Smokers' charges spread wider than non-smokers' at the same attributes.
+NOISE_SMOKER_SPREAD = 2.5
 NOISE_TAIL_SHARE = 0.06
 NOISE_TAIL_OFFSET, NOISE_TAIL_MEAN_EXCESS = 10000.0, 6000.0
 

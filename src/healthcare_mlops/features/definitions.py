@@ -96,8 +96,11 @@ def deidentified_zip3(zip_code: str | None) -> str | None:
     return "000" if prefix in RESTRICTED_ZIP3 else prefix
 
 
-def engineer_features(inputs: pd.DataFrame) -> pd.DataFrame:
-    """Model inputs plus the engineered features, computed the same way as the feature job."""
+def engineer_features(inputs: pd.DataFrame, extra: tuple = ()) -> pd.DataFrame:
+    """Model inputs plus the engineered features, computed the same way as the feature job.
+
+    ``extra`` names further input columns passed through as text (see estimators.preprocessing).
+    """
     age = np.minimum(inputs["age"].astype(float), MAX_REPORTED_AGE)
     bmi = inputs["bmi"].astype(float)
     smoker = inputs["smoker"].astype(float)
@@ -112,4 +115,5 @@ def engineer_features(inputs: pd.DataFrame) -> pd.DataFrame:
         "smoker_obese": (smoker * (bmi >= OBESE_BMI)).astype(float),
         "bmi_category": band(bmi, BMI_CATEGORIES),
         "family_size_category": band(children, FAMILY_SIZE_CATEGORIES),
+        **{column: inputs[column].astype(str) for column in extra},
     }, index=inputs.index)

@@ -162,7 +162,8 @@ def with_charges(df: DataFrame, seed: int, shape: Shape, period_start: dt.date) 
     base = F.when(smoker & obese, F.lit(pop.CHARGE_BASE_SMOKER_OBESE)) \
         .when(smoker, F.lit(pop.CHARGE_BASE_SMOKER)).otherwise(F.lit(pop.CHARGE_BASE_NON_SMOKER))
     tail = F.lit(pop.NOISE_TAIL_OFFSET) - F.lit(pop.NOISE_TAIL_MEAN_EXCESS) * F.log(uniform(seed, "noise-tail", idx))
-    body = F.lit(pop.NOISE_BODY_MEAN) + F.lit(pop.NOISE_BODY_SD) * normal(seed, "noise-body", idx)
+    spread = F.when(smoker, F.lit(pop.NOISE_SMOKER_SPREAD)).otherwise(F.lit(1.0))
+    body = F.lit(pop.NOISE_BODY_MEAN) + F.lit(pop.NOISE_BODY_SD) * spread * normal(seed, "noise-body", idx)
     noise = F.when(uniform(seed, "noise-mix", idx) < pop.NOISE_TAIL_SHARE, tail).otherwise(body)
     charges = base + F.lit(pop.CHARGE_PER_YEAR_OF_AGE) * F.col("age") \
         + F.lit(pop.CHARGE_PER_CHILD) * F.col("children") + noise
@@ -172,9 +173,12 @@ def with_charges(df: DataFrame, seed: int, shape: Shape, period_start: dt.date) 
                          .otherwise(charges))
 
 
-def _share(df: DataFrame, condition: Column) -> float:
-    row = df.agg(F.avg(condition.cast("double")).alias("share")).first()
-    return float(row["share"] or 0.0)
+def _summary(current: DataFrame):
+    """Existing members: count, highest index, smoker and northeast shares, in one Spark job."""
+    return current.agg(F.count(F.lit(1)).alias("members"),
+                       F.max("member_index").alias("max_index"),
+                       F.avg(F.col("smoker").cast("double")).alias("smoker_share"),
+                       F.avg((F.col("region") == "northeast").cast("double")).alias("northeast_share")).first()
 
 
 def generate_load(spark: SparkSession, seed: int, as_of: dt.date, new_member_count: int, shape: Shape,
@@ -184,17 +188,19 @@ def generate_load(spark: SparkSession, seed: int, as_of: dt.date, new_member_cou
     ``existing`` holds the generated members' state before ``as_of`` (dim_patients
     columns); None or empty makes this the first load.
     """
-    first_load = existing is None or existing.isEmpty()
-    if first_load:
+    current = summary = None
+    if existing is not None:
+        current = existing.withColumn("member_index", member_index(F.col("patient_natural_key")))
+        summary = _summary(current)
+    if summary is None or summary["members"] == 0:
         period_start = as_of - dt.timedelta(days=pop.FIRST_LOAD_NEW_MEMBER_DAYS)
         load = new_members(spark, seed, 0, new_member_count, as_of, period_start, shape, first_load=True)
     else:
         period_start = previous_as_of or as_of - dt.timedelta(days=pop.FIRST_LOAD_NEW_MEMBER_DAYS)
-        current = existing.withColumn("member_index", member_index(F.col("patient_natural_key")))
-        next_index = current.agg(F.max("member_index")).first()[0] + 1
+        next_index = summary["max_index"] + 1
         evolved = evolve_members(current, seed, as_of, shape,
-                                 smoker_share=_share(current, F.col("smoker")),
-                                 northeast_share=_share(current, F.col("region") == "northeast"))
+                                 smoker_share=float(summary["smoker_share"] or 0.0),
+                                 northeast_share=float(summary["northeast_share"] or 0.0))
         joining = 0 if shape.delivered_members is not None else new_member_count
         joiners = new_members(spark, seed, next_index, joining, as_of, period_start, shape, first_load=False)
         load = evolved.unionByName(joiners, allowMissingColumns=True)

@@ -19,6 +19,14 @@ def read_table(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
     return spark.table(settings.tables.fqn(name))
 
 
+def table_version(spark: SparkSession, settings: Settings, name: str) -> int | None:
+    """The table's current Delta version (its history's latest), for lineage."""
+    if settings.is_local:
+        return LocalTableStore(settings).version(name)
+    history = spark.sql(f"DESCRIBE HISTORY {settings.tables.fqn(name)} LIMIT 1").first()
+    return int(history["version"]) if history else None
+
+
 def table_exists(spark: SparkSession, settings: Settings, name: str) -> bool:
     if settings.is_local:
         return LocalTableStore(settings).exists(name)

@@ -1,0 +1,1 @@
+"""The risk model: risk score definition, metrics, candidates, intervals and the MLflow pyfunc."""

@@ -1,0 +1,74 @@
+"""The model's input contract: the columns a caller sends and the values it accepts.
+
+Batch inference quarantines rows that break it; the pyfunc refuses a request that
+breaks it with a message naming the field (a 4xx from the scoring server).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from healthcare_mlops.data.contract import AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS
+from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+
+NUMERIC_RANGES = {"age": AGE_RANGE, "bmi": BMI_RANGE, "children": CHILDREN_RANGE}
+WHOLE_NUMBERS = ("age", "children")
+
+
+def _shown(value) -> str:
+    """A value as a person reads it in an error: text quoted, numbers plain."""
+    return repr(value) if isinstance(value, str) else str(value.item() if hasattr(value, "item") else value)
+
+
+def _as_number(series: pd.Series) -> pd.Series:
+    if series.dtype == bool or series.dtype == object and series.map(lambda v: isinstance(v, bool)).any():
+        return pd.Series(np.nan, index=series.index)
+    return pd.to_numeric(series, errors="coerce")
+
+
+def row_problems(frame: pd.DataFrame) -> pd.Series:
+    """For each row, the first broken rule as ``"<field>: <reason>"``, or None when the row is valid."""
+    problems = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+    def flag(mask: pd.Series, message) -> None:
+        fresh = mask & problems.isna()
+        if fresh.any():
+            problems[fresh] = [message(i) if callable(message) else message for i in frame.index[fresh]]
+
+    for column in MODEL_INPUT_COLUMNS:
+        if column not in frame.columns:
+            problems[problems.isna()] = f"{column}: missing field"
+            return problems
+    for column, (low, high) in NUMERIC_RANGES.items():
+        raw = frame[column]
+        value = _as_number(raw)
+        flag(raw.isna(), f"{column}: missing value")
+        flag(value.isna(), lambda i, c=column: f"{c}: not a number: {_shown(frame.at[i, c])}")
+        flag(~np.isfinite(value.fillna(0.0)), f"{column}: not a finite number")
+        if column in WHOLE_NUMBERS:
+            flag(value.notna() & (value != np.floor(value.fillna(0.0))),
+                 lambda i, c=column: f"{c}: not a whole number: {_shown(frame.at[i, c])}")
+        flag(value.notna() & ((value < low) | (value > high)),
+             lambda i, c=column, lo=low, hi=high: f"{c}: {_shown(frame.at[i, c])} outside {lo}-{hi}")
+    smoker = frame["smoker"]
+    flag(smoker.isna(), "smoker: missing value")
+    flag(~smoker.map(lambda v: isinstance(v, (bool, np.bool_))),
+         lambda i: f"smoker: expected true or false, got {_shown(frame.at[i, 'smoker'])}")
+    region = frame["region"]
+    flag(region.isna(), "region: missing value")
+    flag(~region.isin(REGIONS), lambda i: f"region: {_shown(frame.at[i, 'region'])} is not one of {', '.join(REGIONS)}")
+    return problems
+
+
+def typed_model_input(frame: pd.DataFrame, extra: tuple = ()) -> pd.DataFrame:
+    """The model's input columns, typed (call after ``row_problems`` found none); ``extra``
+    columns beyond the contract pass through as text."""
+    return pd.DataFrame({
+        **{column: frame[column].astype(str) for column in extra},
+        "age": frame["age"].astype("int64"),
+        "bmi": frame["bmi"].astype("float64"),
+        "children": frame["children"].astype("int64"),
+        "smoker": frame["smoker"].astype(bool),
+        "region": frame["region"].astype(str),
+    }, index=frame.index)

@@ -1,0 +1,59 @@
+"""The registered model: one MLflow pyfunc that returns everything a consumer needs.
+
+Per member it returns ``predicted_annual_charges``, ``risk_score``, ``risk_category``,
+``interval_lower`` and ``interval_upper``, so batch scoring and real-time scoring
+return the same thing. It carries the reference distributions the risk score needs.
+"""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from healthcare_mlops.modeling.input_contract import row_problems, typed_model_input
+from healthcare_mlops.modeling.intervals import AdaptiveIntervals
+from healthcare_mlops.modeling.risk import risk_category, risk_score
+
+OUTPUT_COLUMNS = ("predicted_annual_charges", "risk_score", "risk_category", "interval_lower", "interval_upper")
+
+
+def score(pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarray,
+          inputs: pd.DataFrame) -> pd.DataFrame:
+    """Predictions, risk scores, categories and intervals for valid, typed model inputs."""
+    predicted = np.maximum(pipeline.predict(inputs), 0.0)
+    scores = risk_score(predicted, prediction_reference)
+    lower, upper = intervals.bounds(inputs, predicted)
+    return pd.DataFrame({
+        "predicted_annual_charges": predicted,
+        "risk_score": scores,
+        "risk_category": risk_category(scores).astype(str),
+        "interval_lower": lower,
+        "interval_upper": upper,
+    }, index=inputs.index)
+
+
+class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
+    """The fitted pipeline, its intervals and the training reference distributions."""
+
+    def __init__(self, pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarray,
+                 actual_reference: np.ndarray, extra_inputs: tuple = ()):
+        self.pipeline = pipeline
+        self.extra_inputs = tuple(extra_inputs)
+        self.intervals = intervals
+        self.prediction_reference = np.asarray(prediction_reference, dtype=float)
+        self.actual_reference = np.asarray(actual_reference, dtype=float)
+
+    def predict(self, context, model_input, params=None):
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        missing = [c for c in self.extra_inputs if c not in frame.columns]
+        if missing:
+            raise MlflowException(f"{missing[0]}: missing field", error_code=INVALID_PARAMETER_VALUE)
+        problems = row_problems(frame)
+        if problems.notna().any():
+            position = int(np.flatnonzero(problems.notna().to_numpy())[0])
+            raise MlflowException(f"invalid input in record {position}: {problems.iloc[position]}",
+                                  error_code=INVALID_PARAMETER_VALUE)
+        return score(self.pipeline, self.intervals, self.prediction_reference, typed_model_input(frame, self.extra_inputs))

@@ -1,0 +1,36 @@
+"""MLflow for the target: SQLite plus a local artifact folder locally, the workspace on Databricks."""
+
+from __future__ import annotations
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from healthcare_mlops.settings import Settings
+
+DEFAULT_EXPERIMENT = "/Shared/healthcare-mlops/insurance_model"
+
+
+def configure_mlflow(settings: Settings) -> MlflowClient:
+    """Point MLflow's tracking and registry at the target and return a client for both."""
+    if settings.is_local:
+        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def experiment_name(settings: Settings) -> str:
+    return str(settings.variables.get("experiment_name") or DEFAULT_EXPERIMENT)
+
+
+def use_experiment(settings: Settings) -> str:
+    """Create the experiment if needed (local artifacts under the home) and make it active."""
+    name = experiment_name(settings)
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is None:
+        artifact_location = settings.artifact_root if settings.is_local else None
+        experiment_id = mlflow.create_experiment(name, artifact_location=artifact_location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id

@@ -1,0 +1,116 @@
+"""The model_training job: train on the features table, log to MLflow, register, alias ``challenger``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.modeling.input_contract import typed_model_input
+from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel
+from healthcare_mlops.modeling.training import TrainingResult, metric_key, train
+from healthcare_mlops.runtime.lineage import git_commit
+from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, use_experiment
+from healthcare_mlops.settings import Settings
+from healthcare_mlops.tables import ML_INSURANCE_FEATURES
+
+CHALLENGER = "challenger"
+REFERENCE_ARTIFACT_DIR = "reference"
+EVALUATION_ARTIFACT_DIR = "evaluation"
+TRAINING_REFERENCE_FILE = "training_reference.json"
+REFERENCE_SAMPLE_FILE = "reference_sample.parquet"
+TEST_SET_FILE = "test_set.parquet"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def load_training_frame(settings: Settings, as_of: dt.date | None) -> tuple[pd.DataFrame, dict]:
+    """The features of one as-of date (default: the latest) and the data version they came from."""
+    from pyspark.sql import functions as F
+
+    from healthcare_mlops.spark.session import get_spark
+    from healthcare_mlops.spark.tables_io import read_table, table_exists, table_version
+
+    spark = get_spark(settings)
+    if not table_exists(spark, settings, ML_INSURANCE_FEATURES):
+        raise UserError(f"{settings.tables.fqn(ML_INSURANCE_FEATURES)} does not exist: "
+                        "run the feature_engineering job first")
+    features = read_table(spark, settings, ML_INSURANCE_FEATURES)
+    if as_of is None:
+        as_of = features.agg(F.max("as_of_date")).first()[0]
+        if as_of is None:
+            raise UserError(f"{settings.tables.fqn(ML_INSURANCE_FEATURES)} is empty")
+    frame = features.where(F.col("as_of_date") == F.lit(as_of)).toPandas()
+    if frame.empty:
+        raise UserError(f"no features for as-of date {as_of}")
+    version = {"table": settings.tables.fqn(ML_INSURANCE_FEATURES), "as_of_date": str(as_of),
+               "delta_version": table_version(spark, settings, ML_INSURANCE_FEATURES)}
+    return frame, version
+
+
+def _input_example(result: TrainingResult, inputs) -> pd.DataFrame:
+    """Three test rows, typed as the model's contract says (int64 ages, not Spark's int32)."""
+    rows = result.test_frame.head(3).reset_index(drop=True)
+    extra = [c for c in inputs if c not in MODEL_INPUT_COLUMNS]
+    return typed_model_input(rows, tuple(extra))
+
+
+def log_and_register(settings: Settings, result: TrainingResult, data_version: dict,
+                     inputs=MODEL_INPUT_COLUMNS, commit: str | None = None) -> dict:
+    """Log params, metrics, artifacts and the pyfunc; register a version; alias it ``challenger``."""
+    client = configure_mlflow(settings)
+    use_experiment(settings)
+    model = InsuranceRiskModel(result.pipeline, result.intervals, result.prediction_reference,
+                               result.actual_reference,
+                               extra_inputs=tuple(c for c in inputs if c not in MODEL_INPUT_COLUMNS))
+    example = _input_example(result, inputs)
+    signature = infer_signature(example, model.predict(None, example))
+    tags = {"training_data_version": json.dumps(data_version), "git_commit": commit or "unknown",
+            "model_inputs": ",".join(inputs)}
+    with mlflow.start_run(run_name=f"train-{data_version['as_of_date']}", tags=tags) as run:
+        mlflow.log_params(result.params)
+        mlflow.log_metrics(result.metrics)
+        for name, values in result.cv_results.items():
+            mlflow.log_metrics({f"candidate_{name}_{k}": v for k, v in values.items()})
+        for group in result.group_metrics:
+            for metric in ("mae", "calibration_ratio", "n"):
+                mlflow.log_metric(metric_key("test", metric, group["group_column"], group["group_value"]),
+                                  group[metric])
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(scratch)
+            (folder / TRAINING_REFERENCE_FILE).write_text(json.dumps(result.reference, indent=2))
+            result.reference_sample.to_parquet(folder / REFERENCE_SAMPLE_FILE, index=False)
+            mlflow.log_artifact(str(folder / TRAINING_REFERENCE_FILE), REFERENCE_ARTIFACT_DIR)
+            mlflow.log_artifact(str(folder / REFERENCE_SAMPLE_FILE), REFERENCE_ARTIFACT_DIR)
+            result.test_frame.to_parquet(folder / TEST_SET_FILE, index=False)
+            mlflow.log_artifact(str(folder / TEST_SET_FILE), EVALUATION_ARTIFACT_DIR)
+            mlflow.log_dict(result.group_metrics, f"{EVALUATION_ARTIFACT_DIR}/group_metrics.json")
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=model, signature=signature, input_example=example,
+            code_paths=[str(PACKAGE_DIR)], registered_model_name=settings.model_name)
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
+        for key, value in tags.items():
+            client.set_model_version_tag(settings.model_name, version, key, value)
+        client.set_model_version_tag(settings.model_name, version, "run_id", run.info.run_id)
+    return {"run_id": run.info.run_id, "model_name": settings.model_name, "version": version,
+            "candidate": result.candidate, "metrics": result.metrics}
+
+
+def run(settings: Settings, as_of: dt.date | None = None, seed: int = 42) -> dict:
+    """Train on one as-of date's features and register the winner as the challenger."""
+    frame, data_version = load_training_frame(settings, as_of)
+    result = train(frame, seed=seed)
+    summary = log_and_register(settings, result, data_version, commit=git_commit(settings.variables))
+    print(f"registered {summary['model_name']} version {summary['version']} ({summary['candidate']}) "
+          f"as '{CHALLENGER}'")
+    for key in ("cv_mae", "cv_r2", "test_r2", "test_mae", "test_risk_score_mae", "test_high_risk_capture",
+                "test_interval_coverage", "test_interval_width_ratio"):
+        print(f"  {key}: {summary['metrics'][key]:.4f}")
+    return summary

@@ -1,0 +1,146 @@
+"""Model training: definitions, selection, intervals, the pyfunc contract, registration, bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+from sklearn.metrics import mean_absolute_error, r2_score
+
+from healthcare_mlops.data.population import Shape
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.features.definitions import AGE_BANDS, band
+from healthcare_mlops.modeling import metrics as m
+from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
+from healthcare_mlops.modeling.risk import RISK_CATEGORIES, reference_quantiles, risk_category, risk_score
+from healthcare_mlops.modeling.training import MIN_LABELLED_ROWS, train
+from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+from healthcare_mlops.tasks.model_training import CHALLENGER, log_and_register
+
+FAST = ("hist_gradient_boosting_l1",)
+
+
+@pytest.fixture(scope="module")
+def members(spark) -> pd.DataFrame:
+    """3,000 generated members with labels, as the features table holds them."""
+    from healthcare_mlops.spark.generator import generate_load
+
+    frame = generate_load(spark, 5, dt.date(2026, 1, 1), 3000, Shape()).toPandas()
+    frame = frame[frame["annual_charges"].notna()].reset_index(drop=True)
+    frame["age_band"] = band(frame["age"], AGE_BANDS)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def trained(members):
+    return train(members, seed=7, candidates=FAST)
+
+
+def test_risk_categories_on_the_reference_population_are_50_30_15_5():
+    reference = np.random.default_rng(0).lognormal(9, 0.8, 50_000)
+    shares = pd.Series(risk_category(risk_score(reference, reference_quantiles(reference)))).value_counts(
+        normalize=True)
+    expected = {"low": 0.50, "medium": 0.30, "high": 0.15, "critical": 0.05}
+    for category, share in expected.items():
+        assert shares[category] == pytest.approx(share, abs=0.01)
+
+
+@pytest.mark.parametrize("score,category", [(0, "low"), (49.99, "low"), (50, "medium"), (79.99, "medium"),
+                                            (80, "high"), (94.99, "high"), (95, "critical"), (100, "critical")])
+def test_risk_category_boundaries(score, category):
+    assert risk_category([score])[0] == category
+    assert [label for _, label in RISK_CATEGORIES] == ["low", "medium", "high", "critical"]
+
+
+def test_metrics_agree_with_sklearn():
+    rng = np.random.default_rng(1)
+    actual = rng.lognormal(9, 1, 500)
+    predicted = actual * rng.normal(1, 0.2, 500)
+    assert m.r2(actual, predicted) == pytest.approx(r2_score(actual, predicted), abs=1e-12)
+    assert m.mae(actual, predicted) == pytest.approx(mean_absolute_error(actual, predicted), abs=1e-9)
+    assert m.high_risk_capture(actual, actual) == 1.0
+    assert m.high_risk_capture(actual, -actual) == 0.0
+
+
+def test_training_meets_the_governance_floor_on_generated_data(trained):
+    metrics = trained.metrics
+    assert set(metrics) == {"cv_r2", "cv_mae", "test_r2", "test_mae", "test_rmse", "test_risk_score_mae",
+                            "test_high_risk_capture", "test_interval_coverage", "test_interval_width_ratio"}
+    assert metrics["test_r2"] >= 0.70
+    assert metrics["test_risk_score_mae"] <= 15.0
+    assert metrics["test_high_risk_capture"] >= 0.60
+
+
+def test_intervals_cover_about_90_percent_and_adapt_to_smokers(trained):
+    test = trained.test_frame
+    coverage = m.interval_coverage(test["annual_charges"], test["interval_lower"], test["interval_upper"])
+    assert 0.85 <= coverage <= 0.95
+    width = test["interval_upper"] - test["interval_lower"]
+    assert width[test["smoker"]].mean() > 1.5 * width[~test["smoker"]].mean()
+    assert trained.metrics["test_interval_width_ratio"] < 1.0
+
+
+def test_selection_is_deterministic(members):
+    first = train(members, seed=3, candidates=("hist_gradient_boosting_l1", "gradient_boosting_huber"))
+    second = train(members, seed=3, candidates=("hist_gradient_boosting_l1", "gradient_boosting_huber"))
+    assert first.candidate == second.candidate
+    assert first.cv_results == second.cv_results
+    assert first.metrics == second.metrics
+    best = min(first.cv_results, key=lambda name: first.cv_results[name]["cv_mae"])
+    assert first.candidate == best
+
+
+def test_reference_holds_what_monitoring_needs(trained):
+    reference = trained.reference
+    assert set(reference["numeric"]) == {"age", "bmi", "children"}
+    assert len(reference["numeric"]["bmi"]["deciles"]) == 11
+    assert sum(reference["categorical"]["region"].values()) == pytest.approx(1.0)
+    assert sum(reference["feature_importances"].values()) == pytest.approx(1.0)
+    assert reference["feature_importances"]["smoker"] == max(reference["feature_importances"].values())
+
+
+def test_registered_version_has_alias_challenger_and_the_output_contract(settings, trained):
+    summary = log_and_register(settings, trained, {"table": "t", "as_of_date": "2026-01-01", "delta_version": 3},
+                               commit="0123abc")
+    client = configure_mlflow(settings)
+    version = client.get_model_version_by_alias(settings.model_name, CHALLENGER)
+    assert str(version.version) == summary["version"]
+    assert version.tags["git_commit"] == "0123abc"
+    assert '"delta_version": 3' in version.tags["training_data_version"]
+    run = client.get_run(summary["run_id"])
+    assert run.data.metrics["test_r2"] == pytest.approx(trained.metrics["test_r2"])
+    assert any(key.startswith("test_mae_age_band_") for key in run.data.metrics)
+
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{CHALLENGER}")
+    members = pd.DataFrame([{"age": 19, "bmi": 22.0, "children": 0, "smoker": False, "region": "northwest"},
+                            {"age": 60, "bmi": 38.0, "children": 3, "smoker": True, "region": "southeast"}])
+    output = model.predict(members)
+    assert tuple(output.columns) == OUTPUT_COLUMNS
+    assert (output["interval_lower"] <= output["predicted_annual_charges"]).all()
+    assert (output["predicted_annual_charges"] <= output["interval_upper"]).all()
+    assert output["risk_score"].between(0, 100).all()
+    assert output.loc[1, "predicted_annual_charges"] > 3 * output.loc[0, "predicted_annual_charges"]
+    assert output.loc[1, "risk_category"] == "critical"
+    with pytest.raises(MlflowException, match="age: 140 outside 18-100"):
+        model.predict(members.assign(age=[140, 30]))
+    with pytest.raises(MlflowException, match="region"):
+        model.predict(members.assign(region=["mars", "southeast"]))
+
+
+@pytest.mark.parametrize("breakage,message", [
+    (lambda f: f.head(MIN_LABELLED_ROWS - 1), "at least 200 labelled rows"),
+    (lambda f: f.assign(annual_charges=np.where(f.index < 250, np.nan, f["annual_charges"])).head(400),
+     "at least 200 labelled rows"),
+    (lambda f: f.drop(columns=["bmi"]), "missing columns: bmi"),
+    (lambda f: f.assign(region="southeast"), "constant"),
+    (lambda f: f.assign(annual_charges=-f["annual_charges"]), "negative"),
+])
+def test_bad_training_data_stops_with_a_clear_message_and_registers_nothing(settings, members, breakage, message):
+    with pytest.raises(UserError, match=message):
+        train(breakage(members), seed=1, candidates=FAST)
+    client = configure_mlflow(settings)
+    assert client.search_registered_models() == []
