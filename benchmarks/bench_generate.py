@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="member counts to generate (default: 100000 1000000)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--as-of", default="2025-01-01")
+    parser.add_argument("--later", action="store_true",
+                        help="also time a second as-of date on each population (the daily load: "
+                             "carry every member forward, 1 %% new members)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary homes")
     args = parser.parse_args(argv)
     as_of = dt.date.fromisoformat(args.as_of)
@@ -61,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         if report.rows_in != size:
             print(f"error: expected {size} rows in, got {report.rows_in}", file=sys.stderr)
             return 1
+        if args.later:
+            joiners = max(1, size // 100)
+            t0 = time.perf_counter()
+            later = generate_patients(resolve_settings("local", root), joiners, args.seed,
+                                      as_of + dt.timedelta(days=30))
+            seconds = time.perf_counter() - t0
+            print(f"{later.rows_in:>10,} {seconds:>9.1f} {later.rows_in / seconds:>10,.0f}  "
+                  f"{later.rows_loaded:>6,} {later.rows_quarantined:>12,}  (later load: "
+                  f"{size:,} carried forward + {joiners:,} new)", flush=True)
         if not args.keep:
             import shutil
             shutil.rmtree(root, ignore_errors=True)

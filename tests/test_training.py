@@ -21,7 +21,7 @@ from healthcare_mlops.modeling.training import MIN_LABELLED_ROWS, train
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
 from healthcare_mlops.tasks.model_training import CHALLENGER, log_and_register
 
-FAST = ("hist_gradient_boosting_l1",)
+FAST = ("hist_gradient_boosting_poisson",)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +85,8 @@ def test_intervals_cover_about_90_percent_and_adapt_to_smokers(trained):
 
 
 def test_selection_is_deterministic(members):
-    first = train(members, seed=3, candidates=("hist_gradient_boosting_l1", "gradient_boosting_huber"))
-    second = train(members, seed=3, candidates=("hist_gradient_boosting_l1", "gradient_boosting_huber"))
+    first = train(members, seed=3, candidates=("hist_gradient_boosting_poisson", "gradient_boosting_huber"))
+    second = train(members, seed=3, candidates=("hist_gradient_boosting_poisson", "gradient_boosting_huber"))
     assert first.candidate == second.candidate
     assert first.cv_results == second.cv_results
     assert first.metrics == second.metrics

@@ -48,7 +48,7 @@ class Settings:
 
     @property
     def model_name(self) -> str:
-        return f"{self.catalog}.{self.schema}.{MODEL_BASENAME}"
+        return f"{self.catalog}.{self.schema}.{self.variables.get('model_name') or MODEL_BASENAME}"
 
     @property
     def mlflow_dir(self) -> Path:

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from healthcare_mlops.cli import data_commands
+from healthcare_mlops.cli import data_commands, jobs_commands
 from healthcare_mlops.cli.context import CliState, state
 from healthcare_mlops.cli.output import Format, print_frame, print_mapping
 from healthcare_mlops.errors import UserError
@@ -17,6 +17,7 @@ app = typer.Typer(help="Healthcare-insurance risk MLOps on a laptop or Databrick
                   no_args_is_help=True, pretty_exceptions_enable=False,
                   add_completion=False)
 app.add_typer(data_commands.app, name="data")
+app.add_typer(jobs_commands.app, name="jobs")
 
 
 @app.callback()
@@ -46,6 +47,20 @@ def sql(ctx: typer.Context,
     from healthcare_mlops.runtime.sql_engine import sql_engine
 
     print_frame(sql_engine(state(ctx).settings()).query(query), fmt)
+
+
+@app.command()
+def demo(ctx: typer.Context,
+         no_app: bool = typer.Option(False, "--no-app", help="Do not start the console at the end."),
+         patients: int = typer.Option(5000, "--patients", min=100, help="Members on the first day."),
+         seed: int = typer.Option(42, "--seed", help="Random seed of the generated members.")) -> None:
+    """The whole local loop through the local runner: data, the pipeline's jobs, then the console."""
+    from healthcare_mlops.bundle.demo import demo_context, run_demo
+
+    cli_state = state(ctx)
+    if cli_state.target != LOCAL_TARGET:
+        raise UserError("the demo runs locally (target local)")
+    run_demo(demo_context(cli_state.home, patients, seed=seed, no_app=no_app))
 
 
 def run() -> None:

@@ -36,21 +36,24 @@ def _random_forest(seed: int):
 
 
 def _gradient_boosting(seed: int):
-    # Huber loss: robust to the right tail of charges without giving up the mean.
-    return GradientBoostingRegressor(loss="huber", alpha=0.9, n_estimators=200, learning_rate=0.08,
+    # Huber loss: robust to the right tail of charges; alpha 0.95 keeps the mean close
+    # enough for the calibration check (alpha 0.9 under-predicted non-smokers by ~9 %).
+    return GradientBoostingRegressor(loss="huber", alpha=0.95, n_estimators=200, learning_rate=0.08,
                                      max_depth=3, subsample=0.8, random_state=seed)
 
 
 def _hist_gradient_boosting(seed: int):
-    # Absolute-error loss predicts the conditional median: the lowest MAE on skewed charges.
-    return HistGradientBoostingRegressor(loss="absolute_error", max_iter=400, learning_rate=0.05,
+    # Poisson loss: a log link suits positive, right-skewed charges and keeps the mean.
+    # (Absolute-error loss had the lowest MAE but predicts medians, 9-20 % under the mean
+    # of skewed groups, which the governance calibration check rightly refuses.)
+    return HistGradientBoostingRegressor(loss="poisson", max_iter=300, learning_rate=0.05,
                                          max_leaf_nodes=15, min_samples_leaf=20, random_state=seed)
 
 
 CANDIDATES = {
     "random_forest": _random_forest,
     "gradient_boosting_huber": _gradient_boosting,
-    "hist_gradient_boosting_l1": _hist_gradient_boosting,
+    "hist_gradient_boosting_poisson": _hist_gradient_boosting,
 }
 
 

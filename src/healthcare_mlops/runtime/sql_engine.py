@@ -8,12 +8,21 @@ Databricks SQL warehouse with ``USE CATALOG``/``USE SCHEMA``.
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.runtime.storage import LocalTableStore
 from healthcare_mlops.settings import Settings
+
+_NAMED_MARKER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def duckdb_parameters(sql: str) -> str:
+    """Databricks and Spark SQL name parameters ``:name``; DuckDB names them ``$name``."""
+    return _NAMED_MARKER.sub(r"$\1", sql)
 
 
 class LocalSqlEngine:
@@ -38,11 +47,14 @@ class LocalSqlEngine:
         con.execute(f'USE "{catalog}"."{schema}"')
         return con
 
-    def query(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
-        """Run one read query with bound parameters and return the rows as a DataFrame."""
+    def query(self, sql: str, params: dict | None = None) -> pd.DataFrame:
+        """Run one read query with named parameters (``:name``) and return the rows."""
         con = self.connect()
         try:
-            return con.execute(sql, params or []).fetchdf()
+            # DATE columns stay dates (datetime.date), not midnight timestamps.
+            if params:
+                return con.execute(duckdb_parameters(sql), params).fetchdf(date_as_object=True)
+            return con.execute(sql).fetchdf(date_as_object=True)
         except duckdb.Error as exc:
             raise UserError(f"query failed: {str(exc).splitlines()[0]}") from exc
         finally:
@@ -53,5 +65,6 @@ def sql_engine(settings: Settings) -> LocalSqlEngine:
     """The SQL engine for the target."""
     if settings.is_local:
         return LocalSqlEngine(settings)
-    raise UserError(f"target '{settings.target}' reads through a Databricks SQL warehouse; "
-                    "run this command with --target local")
+    from healthcare_mlops.runtime.databricks_sql import DatabricksSqlEngine
+
+    return DatabricksSqlEngine(settings)

@@ -75,6 +75,7 @@ class LocalTableStore:
             raise ValueError(f"mode must be one of {WRITE_MODES}, not {mode!r}")
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        data = _nullable(data)
         if mode == "replace_partition":
             if not partition:
                 raise ValueError("replace_partition needs the partition to replace")
@@ -89,6 +90,16 @@ class LocalTableStore:
             write_deltalake(str(path), data, mode="overwrite", schema_mode="overwrite",
                             partition_by=partition_by)
         return DeltaTable(str(path)).version()
+
+
+def _nullable(data: pa.Table) -> pa.Table:
+    """``data`` with every column nullable, as Delta on Databricks stores a DataFrame's columns.
+
+    Spark marks a literal or a key column non-nullable; a table created with that schema
+    would refuse every later null (for example a quarantine row without a source row).
+    """
+    schema = pa.schema([field.with_nullable(True) for field in data.schema], metadata=data.schema.metadata)
+    return data if schema.equals(data.schema) else data.cast(schema)
 
 
 def _check_partition_values(data: pa.Table, partition: dict) -> None:

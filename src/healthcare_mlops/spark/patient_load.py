@@ -109,7 +109,8 @@ def ingest_csv(settings: Settings, path: str | Path, as_of: dt.date) -> LoadRepo
     """Load a CSV in the public insurance-charges format; members get generated keys only."""
     csv_rows = read_insurance_csv(path)
     spark = get_spark(settings)
-    stem = "".join(ch for ch in Path(path).stem if ch.isalnum())[:24] or "file"
+    # The whole stem: a cut-off prefix would give two files' members the same keys.
+    stem = "".join(ch for ch in Path(path).stem if ch.isalnum()) or "file"
     key_prefix = f"{INGEST_KEY_PREFIX}{stem}-"
     raw = spark.createDataFrame(csv_rows.rows) if csv_rows.rows.num_rows else spark.createDataFrame(
         [], ", ".join([f"raw_{c} STRING" for c in SOURCE_COLUMNS] + ["source_row BIGINT", "raw_record STRING"]))
@@ -123,7 +124,8 @@ def ingest_csv(settings: Settings, path: str | Path, as_of: dt.date) -> LoadRepo
               .withColumn("as_of_date", F.lit(as_of))
               .withColumn("source", F.lit(csv_rows.source)))
     duplicate_key = ["age", "sex", "bmi", "children", "smoker", "region", "annual_charges"]
-    validated = validate(parsed, duplicate_key, from_raw=True, stage="ingest")
+    # An exact repeat of an earlier line is a problem of the whole row, like a malformed one.
+    validated = validate(parsed, duplicate_key, from_raw=True, stage="ingest", duplicate_column="row")
     rejected = validated.rejected.unionByName(
         _malformed_rows(spark, csv_rows.malformed, csv_rows.source, key_prefix, as_of))
     return _store_load(spark, settings, validated.valid, rejected, as_of, csv_rows.source, stage="ingest")

@@ -76,6 +76,7 @@ def _quote(raw_column: str | None, column: str) -> Column:
 def _number_checks(column: str, raw_column: str | None, low, high, whole: bool,
                    required: bool = True) -> list[tuple[str, Column]]:
     kind = "a whole number" if whole else "a number"
+    name = raw_column or column   # a CSV row's problem is named by the file's column
     checks = []
     if required:
         checks.append((F.lit("missing value"), _missing(column, raw_column)))
@@ -89,12 +90,12 @@ def _number_checks(column: str, raw_column: str | None, low, high, whole: bool,
     value = F.col(column)
     if high is None:
         out_of_range = value <= F.lit(low)
-        message = F.concat(F.lit(f"{column} must be > {low}, got "), value.cast("string"))
+        message = F.concat(F.lit(f"{name} must be > {low}, got "), value.cast("string"))
     else:
         out_of_range = (value < F.lit(low)) | (value > F.lit(high))
-        message = F.concat(F.lit(f"{column} outside {low}-{high}: "), value.cast("string"))
+        message = F.concat(F.lit(f"{name} outside {low}-{high}: "), value.cast("string"))
     checks.append((message, F.coalesce(out_of_range, F.lit(False))))
-    return [(column, reason, condition) for reason, condition in checks]
+    return [(name, reason, condition) for reason, condition in checks]
 
 
 def _category_checks(column: str, raw_column: str | None, allowed) -> list[tuple[str, Column, Column]]:
@@ -126,11 +127,13 @@ def record_checks(from_raw: bool) -> list[tuple[str, Column, Column]]:
     ]
 
 
-def validate(records: DataFrame, duplicate_key: list[str], from_raw: bool, stage: str) -> Validated:
+def validate(records: DataFrame, duplicate_key: list[str], from_raw: bool, stage: str,
+             duplicate_column: str | None = None) -> Validated:
     """Split ``records`` into valid rows and quarantine rows (first failing check per row).
 
     ``duplicate_key``: columns that must be unique; the later rows of a duplicate group
-    are quarantined, naming the first row they repeat.
+    are quarantined, naming the first row they repeat, under ``duplicate_column``
+    (default: the key's columns joined by ``+``).
     """
     first_row = Window.partitionBy(*duplicate_key)
     ordered = Window.partitionBy(*duplicate_key).orderBy("source_row")
@@ -138,7 +141,8 @@ def validate(records: DataFrame, duplicate_key: list[str], from_raw: bool, stage
                   .withColumn("_dup_first", F.min("source_row").over(first_row)))
     failure = F.lit(None)
     checks = record_checks(from_raw) + [
-        ("+".join(duplicate_key), F.concat(F.lit("duplicate of source row "), F.col("_dup_first").cast("string")),
+        (duplicate_column or "+".join(duplicate_key),
+         F.concat(F.lit("duplicate of source row "), F.col("_dup_first").cast("string")),
          F.col("_dup_rank") > 1),
     ]
     for column, reason, is_bad in reversed(checks):

@@ -106,7 +106,9 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
 def run(settings: Settings, as_of: dt.date | None = None, seed: int = 42) -> dict:
     """Train on one as-of date's features and register the winner as the challenger."""
     frame, data_version = load_training_frame(settings, as_of)
-    result = train(frame, seed=seed)
+    band = (float(settings.variables.get("calibration_ratio_min", 0.9)),
+            float(settings.variables.get("calibration_ratio_max", 1.1)))
+    result = train(frame, seed=seed, calibration_band=band)
     summary = log_and_register(settings, result, data_version, commit=git_commit(settings.variables))
     print(f"registered {summary['model_name']} version {summary['version']} ({summary['candidate']}) "
           f"as '{CHALLENGER}'")

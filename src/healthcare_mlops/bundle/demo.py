@@ -1,0 +1,150 @@
+"""``healthcare-mlops demo``: the whole local loop, step by step, through the local runner.
+
+The steps are the list ``DEMO_STEPS``, run in order; to extend the demo, add a
+``DemoStep`` to it. A step can say why it cannot run yet (``skip_reason``: e.g. a job
+whose entry points are not written yet) and which earlier steps it needs (``requires``);
+a skipped step skips the steps that need it, and a failing step stops the demo.
+Jobs run through ``runner.run_job`` (trigger ``demo``), so every run is in ``job_runs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bundle
+from healthcare_mlops.bundle.runner import entry_points_missing, run_job
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.settings import HOME_ENV
+
+CONSOLE_ENTRY = "app/main.py"
+
+
+@dataclass
+class DemoContext:
+    """What every step sees: where the demo writes, how big it is, which days it plays."""
+
+    home: Path
+    patients: int
+    seed: int
+    first_day: dt.date
+    second_day: dt.date
+    no_app: bool
+    bundle: Bundle
+    echo: bool = True
+    done: dict = field(default_factory=dict)    # step name -> "ok" | "skipped: why"
+
+    def say(self, text: str) -> None:
+        if self.echo:
+            print(text, flush=True)
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    name: str
+    description: str
+    run: Callable[[DemoContext], None]
+    skip_reason: Callable[[DemoContext], str | None] = lambda context: None
+    requires: tuple = ()
+
+
+def cli(context: DemoContext, *args: str) -> None:
+    """Run ``healthcare-mlops <args>`` in its own process (its own Spark, freed when it ends)."""
+    command = [sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()",
+               "--home", str(context.home), *args]
+    env = {**os.environ, HOME_ENV: str(context.home), BUNDLE_ROOT_ENV: str(context.bundle.root)}
+    result = subprocess.run(command, cwd=str(context.bundle.root), env=env)
+    if result.returncode != 0:
+        raise UserError(f"healthcare-mlops {' '.join(args)} failed (exit code {result.returncode})")
+
+
+def job_step(job_key: str, params: Callable[[DemoContext], dict]) -> Callable[[DemoContext], None]:
+    """A step body that runs a bundle job locally and stops the demo if it fails."""
+    def run(context: DemoContext) -> None:
+        run_job(job_key, params(context), home=context.home, bundle=context.bundle, trigger="demo",
+                echo=context.echo).raise_for_status()
+    return run
+
+
+def entry_points_of(*job_keys: str) -> Callable[[DemoContext], str | None]:
+    """A skip reason: the jobs' entry points that do not exist yet."""
+    def reason(context: DemoContext) -> str | None:
+        missing: list = []
+        for job_key in job_keys:
+            missing += [m for m in entry_points_missing(job_key, context.bundle) if m not in missing]
+        return f"entry points not written yet: {', '.join(missing)}" if missing else None
+    return reason
+
+
+def _generate_first_day(context: DemoContext) -> None:
+    cli(context, "data", "generate", "--patients", str(context.patients), "--seed", str(context.seed),
+        "--as-of", context.first_day.isoformat())
+
+
+def _console(context: DemoContext) -> None:
+    entry = context.bundle.root / CONSOLE_ENTRY
+    if not entry.is_file():
+        context.say(f"the console is not built yet ({CONSOLE_ENTRY} does not exist)")
+        return
+    context.say(f"start the console with:  {HOME_ENV}={context.home} streamlit run {CONSOLE_ENTRY}")
+
+
+def _console_skip(context: DemoContext) -> str | None:
+    return "--no-app" if context.no_app else None
+
+
+def _day1(context: DemoContext) -> str:
+    return context.first_day.isoformat()
+
+
+DEMO_STEPS: list[DemoStep] = [
+    DemoStep("data", "generate the first day's members (data generate)", _generate_first_day),
+    DemoStep("pipeline", "features, training, governance, validation scoring, monitoring set-up "
+                         "(job ml_training_pipeline)",
+             job_step("ml_training_pipeline", lambda c: {"as_of": _day1(c), "scoring_date": _day1(c)}),
+             entry_points_of("ml_training_pipeline"), requires=("data",)),
+    DemoStep("inference", "score the first day with the champion (job batch_inference)",
+             job_step("batch_inference", lambda c: {"scoring_date": _day1(c), "mode": "production"}),
+             entry_points_of("batch_inference"), requires=("pipeline",)),
+    DemoStep("monitoring", "drift, fairness and alerts for the first day (job model_monitoring)",
+             job_step("model_monitoring", lambda c: {"window_start": _day1(c), "window_end": _day1(c)}),
+             entry_points_of("model_monitoring"), requires=("inference",)),
+    DemoStep("console", "the operations console", _console, _console_skip),
+]
+
+
+def run_demo(context: DemoContext, steps: list[DemoStep] | None = None) -> dict:
+    """Run ``steps`` (default ``DEMO_STEPS``) in order; returns step name -> outcome."""
+    steps = DEMO_STEPS if steps is None else steps
+    for number, step in enumerate(steps, start=1):
+        context.say(f"\n== {number}/{len(steps)} {step.name}: {step.description}")
+        unmet = [name for name in step.requires if context.done.get(name) != "ok"]
+        reason = f"needs step {', '.join(unmet)}" if unmet else step.skip_reason(context)
+        if reason:
+            context.done[step.name] = f"skipped: {reason}"
+            context.say(f"skipped: {reason}")
+            continue
+        step.run(context)
+        context.done[step.name] = "ok"
+    context.say("\n== demo summary")
+    for name, outcome in context.done.items():
+        context.say(f"  {name:12} {outcome}")
+    context.say(f"\nlocal home: {context.home}\n"
+                "next: healthcare-mlops jobs runs | healthcare-mlops jobs list | "
+                "healthcare-mlops sql \"select * from job_runs\"")
+    return context.done
+
+
+def demo_context(home: str | os.PathLike | None, patients: int, seed: int = 42, no_app: bool = False,
+                 first_day: dt.date | None = None, bundle: Bundle | None = None, echo: bool = True) -> DemoContext:
+    from healthcare_mlops.settings import resolve_home
+
+    first = first_day or (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1))
+    return DemoContext(home=resolve_home(home).resolve(), patients=patients, seed=seed, first_day=first,
+                       second_day=first + dt.timedelta(days=1), no_app=no_app,
+                       bundle=bundle or load_bundle(), echo=echo)

@@ -1,0 +1,412 @@
+"""``${...}`` references resolved the way the Databricks CLI resolves them, and ``{{...}}`` runtime values.
+
+Two executors read the same bundle:
+
+- a bundle target (``dev``, ``staging``, ``prod``): variables take the target's values;
+  ``${bundle.*}`` and ``${var.*}`` are substituted; ``${workspace.*}`` gets the values a
+  deploy would give them (with a placeholder user); ``${resources.<type>.<key>.<field>}``
+  stays as written, because Databricks fills it in at deploy time from the deployed
+  resource; it must name a declared resource, which is checked.
+- ``local`` (the laptop): variables take their bundle defaults overridden by
+  ``settings.LOCAL_OVERRIDES``; ``${bundle.target}`` is ``local``; ``${workspace.file_path}``
+  is the bundle root; a job's id is its key (``${resources.jobs.x.id}`` -> ``x``, which is
+  what the local runner accepts as a job id), and any other resource field is read from the
+  resource's own (resolved) configuration.
+
+``{{job.parameters.x}}``, ``{{job.run_id}}``, ``{{task.name}}`` ... are dynamic value
+references that Databricks substitutes when a run starts; ``substitute_dynamic`` does the
+same for the local runner.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import getpass
+import re
+import subprocess
+from dataclasses import dataclass, field
+
+from healthcare_mlops.bundle.definition import Bundle
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.settings import LOCAL_OVERRIDES, LOCAL_TARGET
+
+REFERENCE = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[\w-]+|\[\d+\])*)\}")
+DYNAMIC = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+# Placeholder identity used to resolve ${workspace.*} for a target when no workspace is reached.
+PLACEHOLDER_USER = "deployer@example.com"
+
+# Fields Databricks computes for a deployed resource (besides ``id``), by resource type.
+COMPUTED_FIELDS = {
+    "apps": {"id", "name", "url", "service_principal_client_id", "service_principal_id",
+             "service_principal_name", "app_status", "compute_status"},
+    "jobs": {"id", "url"},
+    "experiments": {"id", "url", "experiment_id"},
+    "registered_models": {"id", "full_name", "url"},
+    "clusters": {"id", "cluster_id", "url"},
+    "model_serving_endpoints": {"id", "url", "endpoint_id"},
+    "pipelines": {"id", "url"},
+    "schemas": {"id", "full_name", "url"},
+    "volumes": {"id", "full_name", "url"},
+}
+
+# The dynamic value references Databricks documents, as patterns on the reference's text.
+DYNAMIC_PATTERNS = [re.compile(p) for p in (
+    r"job\.(id|name|run_id|repair_count|trigger\.type|trigger\.file_arrival\.location)",
+    r"job\.(start_time|trigger\.time)\.(iso_date|iso_datetime|is_weekday|is_weekend|timestamp_ms|"
+    r"year|month|day|hour|minute|second|day_of_week|timezone)",
+    r"job\.parameters\.[\w.-]+",
+    r"task\.(name|run_id|execution_count|notebook_path)",
+    r"tasks\.[\w-]+\.(run_id|result_state|error_code|execution_count|values\.[\w-]+)",
+    r"workspace\.(id|url)",
+    r"backfill\.iso_datetime",
+)]
+
+
+class Deferred(Exception):
+    """The reference is filled in later (at deploy or run time): keep it as written."""
+
+
+class Unresolved(Exception):
+    """The reference cannot be resolved; the message says why."""
+
+
+@dataclass
+class ResolvedBundle:
+    """One target's view of the bundle with every ``${...}`` it can resolve substituted."""
+
+    bundle: Bundle
+    target: str
+    document: dict
+    variables: dict
+    problems: list = field(default_factory=list)   # (dotted path, message)
+    workspace: dict = field(default_factory=dict)  # the ${workspace.*} values used
+
+    @property
+    def is_local(self) -> bool:
+        return self.target == LOCAL_TARGET
+
+    def resources(self, rtype: str) -> dict:
+        return (self.document.get("resources") or {}).get(rtype) or {}
+
+    def jobs(self) -> dict:
+        return self.resources("jobs")
+
+    def job(self, job_key: str) -> dict:
+        jobs = self.jobs()
+        if job_key not in jobs:
+            known = ", ".join(sorted(jobs)) or "none"
+            raise UserError(f"no job '{job_key}' in the bundle (jobs: {known})")
+        return jobs[job_key]
+
+
+def _path(parent: str, key) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else str(key)
+
+
+def _split_reference(reference: str) -> list:
+    """``var.a.b[0]`` -> ``["var", "a", "b", 0]``."""
+    parts: list = []
+    for token in re.findall(r"[^.\[\]]+|\[\d+\]", reference):
+        parts.append(int(token[1:-1]) if token.startswith("[") else token)
+    return parts
+
+
+def _index(value, parts: list, reference: str):
+    for part in parts:
+        if isinstance(part, int) and isinstance(value, list) and part < len(value):
+            value = value[part]
+        elif isinstance(part, str) and isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            raise Unresolved(f"${{{reference}}}: '{part}' does not exist")
+    return value
+
+
+def _as_text(value, reference: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        raise Unresolved(f"${{{reference}}} is a complex value and cannot be part of a string")
+    if value is None:
+        raise Unresolved(f"${{{reference}}} has no value")
+    return str(value)
+
+
+def interpolate(value, lookup, path: str = "", problems: list | None = None):
+    """Substitute every ``${...}`` in ``value`` (recursively) with ``lookup(reference)``.
+
+    A string that is exactly one reference takes the referenced value as is (a list, a
+    number); a reference inside a longer string is replaced by its text. ``lookup`` raises
+    ``Deferred`` to keep a reference and ``Unresolved`` to report it at ``path``.
+    """
+    problems = problems if problems is not None else []
+    if isinstance(value, dict):
+        return {key: interpolate(item, lookup, _path(path, key), problems) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, lookup, _path(path, i), problems) for i, item in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    whole = REFERENCE.fullmatch(value)
+    if whole:
+        try:
+            return lookup(whole.group(1))
+        except Deferred:
+            return value
+        except Unresolved as exc:
+            problems.append((path, str(exc)))
+            return value
+
+    def replace(match: re.Match) -> str:
+        try:
+            return _as_text(lookup(match.group(1)), match.group(1))
+        except Deferred:
+            return match.group(0)
+        except Unresolved as exc:
+            problems.append((path, str(exc)))
+            return match.group(0)
+
+    return REFERENCE.sub(replace, value)
+
+
+def references(value, path: str = ""):
+    """Every ``${...}`` in ``value`` as (dotted path, reference text)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from references(item, _path(path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from references(item, _path(path, i))
+    elif isinstance(value, str):
+        for match in REFERENCE.finditer(value):
+            yield path, match.group(1)
+
+
+def dynamic_references(value, path: str = ""):
+    """Every ``{{...}}`` in ``value`` as (dotted path, reference text)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from dynamic_references(item, _path(path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from dynamic_references(item, _path(path, i))
+    elif isinstance(value, str):
+        for match in DYNAMIC.finditer(value):
+            yield path, match.group(1)
+
+
+def is_known_dynamic_reference(reference: str) -> bool:
+    return any(pattern.fullmatch(reference) for pattern in DYNAMIC_PATTERNS)
+
+
+def substitute_dynamic(text: str, values: dict) -> str:
+    """Replace ``{{name}}`` in ``text`` by ``values[name]``; an unknown name is a UserError."""
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise UserError(f"'{{{{{name}}}}}' is not a value the local runner can provide "
+                            f"(it provides: {', '.join(sorted(values))})")
+        return str(values[name])
+
+    return DYNAMIC.sub(replace, text)
+
+
+# -- the contexts ----------------------------------------------------------------------
+
+def _workspace_context(bundle: Bundle, document: dict, target: str) -> dict:
+    name = (document.get("bundle") or {}).get("name", "bundle")
+    if target == LOCAL_TARGET:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):   # a container user without a name
+            user = "local-user"
+        root = str(bundle.root.resolve())
+        return {"current_user": {"userName": user, "short_name": user, "user_name": user},
+                "root_path": root, "file_path": root, "artifact_path": f"{root}/dist",
+                "state_path": f"{root}/.databricks", "resource_path": root, "host": "local"}
+    short = PLACEHOLDER_USER.split("@")[0]
+    workspace = document.get("workspace") or {}
+    root = workspace.get("root_path") or f"/Workspace/Users/{PLACEHOLDER_USER}/.bundle/{name}/{target}"
+    context = {"current_user": {"userName": PLACEHOLDER_USER, "short_name": short,
+                                "user_name": PLACEHOLDER_USER},
+               "root_path": root, "file_path": f"{root}/files", "artifact_path": f"{root}/artifacts",
+               "state_path": f"{root}/state", "resource_path": f"{root}/resources",
+               "host": workspace.get("host") or "https://workspace.example.com"}
+    for key in ("file_path", "artifact_path", "state_path", "resource_path", "host"):
+        if workspace.get(key):
+            context[key] = workspace[key]
+    return context
+
+
+@functools.lru_cache(maxsize=8)
+def _git_info(root) -> dict:
+    """``${bundle.git.*}`` for a local run: what the CLI reads from the checkout at deploy time."""
+    def git(*args: str) -> str:
+        try:
+            result = subprocess.run(["git", *args], cwd=str(root), capture_output=True, text=True,
+                                    timeout=10, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    return {"commit": git("rev-parse", "HEAD"), "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+            "origin_url": git("config", "--get", "remote.origin.url")}
+
+
+def _variable_values(bundle: Bundle, target: str) -> dict:
+    if target == LOCAL_TARGET:
+        values = bundle.variable_defaults()
+        values.update({k: v for k, v in LOCAL_OVERRIDES.items() if k in values})
+        return values
+    return bundle.target_variables(target)
+
+
+def _lookup_placeholder(value):
+    """A variable that only has a ``lookup`` (resolved on a workspace) gets a readable placeholder."""
+    if isinstance(value, dict) and set(value) == {"lookup"} and isinstance(value["lookup"], dict):
+        kind, name = next(iter(value["lookup"].items()), ("object", "?"))
+        return f"<{kind} id of '{name}'>"
+    return value
+
+
+def _variable_spec(bundle: Bundle, name: str) -> dict:
+    spec = bundle.variables().get(name)
+    return spec if isinstance(spec, dict) else {}
+
+
+def resolve_variables(bundle: Bundle, target: str, base_lookup, problems: list) -> dict:
+    """Variable values for ``target`` with references between variables resolved."""
+    raw = {name: _lookup_placeholder(value) for name, value in _variable_values(bundle, target).items()}
+    for name, spec in bundle.variables().items():
+        if raw.get(name) is None and isinstance(spec, dict) and "lookup" in spec:
+            raw[name] = _lookup_placeholder({"lookup": spec["lookup"]})
+    resolved: dict = {}
+    resolving: set = set()
+
+    def value_of(name: str):
+        if name in resolved:
+            return resolved[name]
+        if name not in raw:
+            raise Unresolved(f"${{var.{name}}} is not a declared variable")
+        if name in resolving:
+            raise Unresolved(f"variable '{name}' refers to itself")
+        resolving.add(name)
+        local_problems: list = []
+        value = interpolate(copy.deepcopy(raw[name]), lookup, f"variables.{name}", local_problems)
+        resolving.discard(name)
+        problems.extend(local_problems)
+        if value is None and "lookup" not in _variable_spec(bundle, name):
+            problems.append((f"variables.{name}", f"variable '{name}' has no value for target "
+                             f"'{target}' (give it a default or a value in the target)"))
+        resolved[name] = value
+        return value
+
+    def lookup(reference: str):
+        parts = _split_reference(reference)
+        if parts[0] == "var":
+            if len(parts) < 2 or not isinstance(parts[1], str):
+                raise Unresolved(f"${{{reference}}} does not name a variable")
+            return _index(value_of(parts[1]), parts[2:], reference)
+        return base_lookup(reference)
+
+    for name in raw:
+        value_of(name)
+    return resolved
+
+
+def resolve_target(bundle: Bundle, target: str) -> ResolvedBundle:
+    """The bundle as ``target`` sees it (``local`` or a bundle target), references substituted."""
+    if target == LOCAL_TARGET:
+        document = copy.deepcopy({k: v for k, v in bundle.document.items() if k != "targets"})
+    else:
+        document = bundle.target_document(target)
+    problems: list = []
+    bundle_context = {"name": (document.get("bundle") or {}).get("name"), "target": target}
+    workspace_context = _workspace_context(bundle, document, target)
+
+    def base_lookup(reference: str):
+        parts = _split_reference(reference)
+        head = parts[0]
+        if head == "bundle":
+            if len(parts) >= 2 and parts[1] in bundle_context and bundle_context[parts[1]] is not None:
+                return _index(bundle_context, parts[1:], reference)
+            if target == LOCAL_TARGET and len(parts) == 3 and parts[1] == "git":
+                return _git_info(bundle.root).get(parts[2], "")
+            if len(parts) >= 2 and parts[1] in ("git", "uuid", "environment", "mode"):
+                raise Deferred()
+            raise Unresolved(f"${{{reference}}} is not a bundle field")
+        if head == "workspace":
+            if len(parts) >= 2 and parts[1] in workspace_context:
+                return _index(workspace_context, parts[1:], reference)
+            raise Unresolved(f"${{{reference}}} is not a workspace field")
+        if head in ("resources", "artifacts"):
+            raise Deferred()
+        if head == "var":
+            raise Unresolved(f"${{{reference}}} is not a declared variable")
+        raise Unresolved(f"${{{reference}}} is not a reference Databricks can resolve "
+                         f"(use var., bundle., workspace., resources. or artifacts.)")
+
+    variables = resolve_variables(bundle, target, base_lookup, problems)
+
+    def lookup(reference: str):
+        parts = _split_reference(reference)
+        if parts[0] == "var":
+            if len(parts) < 2 or parts[1] not in variables:
+                raise Unresolved(f"${{var.{parts[1] if len(parts) > 1 else ''}}} is not a declared variable")
+            return _index(variables[parts[1]], parts[2:], reference)
+        return base_lookup(reference)
+
+    body = {k: v for k, v in document.items() if k != "variables"}
+    body = interpolate(body, lookup, "", problems)
+    resources = body.get("resources") or {}
+    resources_problems: list = []
+
+    def resource_lookup(reference: str):
+        parts = _split_reference(reference)
+        if parts[0] != "resources":
+            raise Deferred()
+        if len(parts) < 4 or not all(isinstance(p, str) for p in parts[1:3]):
+            raise Unresolved(f"${{{reference}}} must be ${{resources.<type>.<key>.<field>}}")
+        rtype, key, field_name = parts[1], parts[2], parts[3]
+        group = resources.get(rtype) or {}
+        if key not in group:
+            declared = ", ".join(sorted(group)) or "none"
+            raise Unresolved(f"${{{reference}}}: no {rtype} resource '{key}' is declared "
+                             f"(declared {rtype}: {declared})")
+        definition = group[key] if isinstance(group[key], dict) else {}
+        in_config = field_name in definition
+        if not in_config and field_name not in COMPUTED_FIELDS.get(rtype, {"id"}):
+            raise Unresolved(f"${{{reference}}}: '{field_name}' is neither set on {rtype}.{key} "
+                             f"nor a field Databricks fills in")
+        if target != LOCAL_TARGET:
+            raise Deferred()
+        if field_name == "id" and not in_config:
+            return key
+        if in_config:
+            value = _index(definition, parts[3:], reference)
+            if isinstance(value, str) and "${" in value:
+                raise Deferred()
+            return value
+        raise Deferred()
+
+    body = interpolate(body, resource_lookup, "", resources_problems)
+    if target == LOCAL_TARGET:   # resources that refer to resources: one more pass
+        resources = body.get("resources") or {}
+        body = interpolate(body, resource_lookup, "", [])
+    problems.extend(resources_problems)
+    body["variables"] = variables
+    return ResolvedBundle(bundle=bundle, target=target, document=body, variables=variables,
+                          problems=_unique(problems), workspace=workspace_context)
+
+
+def _unique(problems: list) -> list:
+    seen: set = set()
+    unique = []
+    for problem in problems:
+        if problem not in seen:
+            seen.add(problem)
+            unique.append(problem)
+    return unique

@@ -1,0 +1,500 @@
+"""The local runner: executes the bundle's own job definitions on a laptop.
+
+``run_job("batch_inference", {"scoring_date": "2026-01-01"})`` reads the bundle for the
+``local`` target (variable defaults overridden by ``settings.LOCAL_OVERRIDES``), resolves
+the job's parameters (defaults, then the overrides given, as ``databricks bundle run
+--params`` does) and the ``{{job.parameters.*}}``, ``{{job.run_id}}``, ``{{task.name}}``
+... references in the task parameters, and runs the tasks in dependency order, each in
+its own process exactly as a ``spark_python_task`` starts::
+
+    [sys.executable, <python_file>, *parameters]   cwd = bundle root, HEALTHCARE_MLOPS_HOME set
+
+A task runs when its ``run_if`` condition holds (default ``ALL_SUCCESS``: every task it
+depends on succeeded); otherwise it is recorded as ``UPSTREAM_FAILED`` (or ``EXCLUDED``).
+Tasks run one at a time (Spark on a laptop has the cores to itself); the local runner does
+not retry a failed task (Databricks does, where ``max_retries`` says so), and enforces
+``timeout_seconds``. Every job run and task run is appended to ``job_runs``; each task's
+output is kept in ``<home>/logs/job_runs/<run_id>/<task_key>.log``.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from healthcare_mlops.bundle import run_history
+from healthcare_mlops.bundle.dag import dependencies, run_order
+from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bundle, relative_display
+from healthcare_mlops.bundle.interpolation import ResolvedBundle, resolve_target, substitute_dynamic
+from healthcare_mlops.bundle.run_history import (CANCELED, EXCLUDED, FAILED, SUCCEEDED, TIMED_OUT,
+                                                 UPSTREAM_FAILED, RunRecord)
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET, Settings, resolve_home
+
+ERROR_TAIL_LINES = 20      # stderr lines kept as a task's error
+MESSAGE_TAIL_LINES = 12    # traceback lines the command's error message shows at most
+
+
+@dataclass
+class TaskPlan:
+    task_key: str
+    depends_on: list
+    run_if: str
+    python_file: Path
+    parameters: list          # strings, {{...}} not yet substituted
+    timeout_seconds: int | None
+
+
+@dataclass
+class JobPlan:
+    """Everything about one job that is known before it starts: checked, ordered, resolved."""
+
+    job_key: str
+    name: str
+    resolved: ResolvedBundle
+    order: list
+    tasks: dict
+    parameters: dict
+    timeout_seconds: int | None
+
+    @property
+    def bundle(self) -> Bundle:
+        return self.resolved.bundle
+
+
+@dataclass
+class TaskRun:
+    task_key: str
+    run_id: int
+    status: str
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
+    argv: list = field(default_factory=list)
+    exit_code: int | None = None
+    error: str | None = None
+    log_path: Path | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return (self.end_time - self.start_time).total_seconds()
+
+
+@dataclass
+class JobRun:
+    """The outcome of ``run_job``: the job's status and every task's."""
+
+    job_key: str
+    run_id: int
+    status: str
+    parameters: dict
+    start_time: dt.datetime
+    end_time: dt.datetime | None = None
+    tasks: list = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == SUCCEEDED
+
+    def task(self, task_key: str) -> TaskRun:
+        for task in self.tasks:
+            if task.task_key == task_key:
+                return task
+        raise KeyError(task_key)
+
+    def raise_for_status(self) -> "JobRun":
+        """``UserError`` with the failing task's error when the job did not succeed."""
+        if not self.succeeded:
+            raise UserError(f"job '{self.job_key}' (run {self.run_id}) {self.status}: {self.error}")
+        return self
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def plan_job(job_key: str, params: dict | None = None, bundle: Bundle | None = None) -> JobPlan:
+    """Check and resolve ``job_key`` for the local target; nothing runs yet.
+
+    Refused here, before any task starts: an unknown job, an unknown job parameter, a
+    cycle or a dangling ``depends_on``, a task type other than ``spark_python_task``, a
+    missing python file, and a reference that cannot be resolved locally.
+    """
+    from healthcare_mlops.bundle.validation import python_file_location
+
+    bundle = bundle or load_bundle()
+    resolved = resolve_target(bundle, LOCAL_TARGET)
+    job = resolved.job(job_key)
+    scope = (f"resources.jobs.{job_key}.", "variables.")
+    problems = [f"{bundle.source_of(path)}: {path}: {message}" for path, message in resolved.problems
+                if path.startswith(scope)]
+    if problems:
+        raise UserError(f"job '{job_key}' cannot run:\n  " + "\n  ".join(problems))
+    tasks = job.get("tasks") or []
+    if not tasks:
+        raise UserError(f"job '{job_key}' has no tasks")
+    order = run_order(job_key, tasks)
+
+    declared = {p["name"]: p.get("default", "") for p in job.get("parameters") or [] if isinstance(p, dict)}
+    values = dict(declared)
+    for name, value in (params or {}).items():
+        if name not in declared:
+            known = ", ".join(declared) or "none"
+            raise UserError(f"'{name}' is not a parameter of job '{job_key}' (parameters: {known})")
+        values[name] = "" if value is None else _text(value)
+
+    plans = {}
+    for task in tasks:
+        key = task["task_key"]
+        python_task = task.get("spark_python_task")
+        if not isinstance(python_task, dict):
+            kinds = [k for k in task if k.endswith("_task")]
+            raise UserError(f"task '{key}' of job '{job_key}' is a {kinds[0] if kinds else 'task'}; "
+                            "the local runner runs spark_python_task tasks only")
+        location = python_file_location(resolved, job_key, str(python_task.get("python_file", "")))
+        if location is None or not location.is_file():
+            raise UserError(f"task '{key}' of job '{job_key}': python file "
+                            f"{python_task.get('python_file')} not found"
+                            + (f" ({relative_display(location, bundle.root)})" if location else ""))
+        parameters = [_text(p) for p in python_task.get("parameters") or []]
+        leftovers = [p for p in parameters if "${" in p]
+        if leftovers:
+            raise UserError(f"task '{key}' of job '{job_key}': {leftovers[0]} cannot be resolved locally")
+        plans[key] = TaskPlan(task_key=key, depends_on=dependencies(task),
+                              run_if=str(task.get("run_if") or "ALL_SUCCESS"), python_file=location,
+                              parameters=parameters, timeout_seconds=task.get("timeout_seconds") or None)
+    return JobPlan(job_key=job_key, name=str(job.get("name") or job_key), resolved=resolved, order=order,
+                   tasks=plans, parameters=values, timeout_seconds=job.get("timeout_seconds") or None)
+
+
+def _should_run(plan: TaskPlan, runs: dict) -> tuple[bool, str]:
+    """Whether a task runs given its upstream statuses (Databricks ``run_if``), and why not."""
+    upstream = [runs[name] for name in plan.depends_on]
+    if not upstream:
+        return True, ""
+    ok = [run.status == SUCCEEDED for run in upstream]
+    failed = [run.task_key for run in upstream if run.status != SUCCEEDED]
+    condition = plan.run_if
+    verdict = {
+        "ALL_SUCCESS": all(ok),
+        "ALL_DONE": True,
+        "NONE_FAILED": not any(run.status in (FAILED, TIMED_OUT) for run in upstream),
+        "AT_LEAST_ONE_SUCCESS": any(ok),
+        "ALL_FAILED": not any(ok),
+        "AT_LEAST_ONE_FAILED": not all(ok),
+    }.get(condition, all(ok))
+    if verdict:
+        return True, ""
+    if condition == "ALL_SUCCESS":
+        return False, "upstream task " + ", ".join(f"'{name}'" for name in failed) + " did not succeed"
+    return False, f"run_if {condition} is not met"
+
+
+def _dynamic_values(plan: JobPlan, run_id: int, start: dt.datetime, trigger: str,
+                    task_key: str, task_run_id: int, runs: dict) -> dict:
+    values = {
+        "job.id": plan.job_key, "job.name": plan.name, "job.run_id": run_id, "job.repair_count": 0,
+        "job.trigger.type": "PERIODIC" if trigger == "schedule" else "ONE_TIME",
+        "task.name": task_key, "task.run_id": task_run_id, "task.execution_count": 1,
+        "workspace.id": "local", "workspace.url": "local",
+    }
+    for prefix in ("job.start_time", "job.trigger.time"):
+        values.update({
+            f"{prefix}.iso_date": start.date().isoformat(),
+            f"{prefix}.iso_datetime": start.replace(microsecond=0, tzinfo=None).isoformat(),
+            f"{prefix}.timestamp_ms": int(start.timestamp() * 1000),
+            f"{prefix}.year": start.year, f"{prefix}.month": start.month, f"{prefix}.day": start.day,
+            f"{prefix}.hour": start.hour, f"{prefix}.minute": start.minute, f"{prefix}.second": start.second,
+            f"{prefix}.is_weekday": _text(start.weekday() < 5), f"{prefix}.is_weekend": _text(start.weekday() >= 5),
+            f"{prefix}.day_of_week": start.isoweekday(), f"{prefix}.timezone": "UTC",
+        })
+    values.update({f"job.parameters.{name}": value for name, value in plan.parameters.items()})
+    for name, run in runs.items():
+        values[f"tasks.{name}.run_id"] = run.run_id
+        values[f"tasks.{name}.result_state"] = {SUCCEEDED: "success", FAILED: "failed",
+                                                TIMED_OUT: "timedout", CANCELED: "cancelled",
+                                                UPSTREAM_FAILED: "upstream_failed",
+                                                EXCLUDED: "excluded"}.get(run.status, run.status.lower())
+    return values
+
+
+class _Pump(threading.Thread):
+    """Copies one of a task's output streams to the log file, the console and a tail buffer."""
+
+    def __init__(self, source: IO[str], log: IO[str], lock: threading.Lock, echo: IO[str] | None,
+                 prefix: str, tail: collections.deque | None):
+        super().__init__(daemon=True)
+        self.source, self.log, self.lock, self.echo, self.prefix, self.tail = source, log, lock, echo, prefix, tail
+
+    def run(self) -> None:
+        for line in self.source:
+            with self.lock:
+                self.log.write(line)
+                self.log.flush()
+                if self.echo is not None:
+                    self.echo.write(f"{self.prefix}{line}" if line.endswith("\n") else f"{self.prefix}{line}\n")
+                    self.echo.flush()
+            if self.tail is not None and line.strip():
+                self.tail.append(line.rstrip("\n"))
+
+
+def _run_task(plan: JobPlan, task: TaskPlan, argv: list, env: dict, log_path: Path,
+              echo: bool, timeout: float | None) -> tuple[str, int | None, str | None]:
+    """Run one task process; (status, exit code, error)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(task.python_file), *argv]
+    tail: collections.deque = collections.deque(maxlen=ERROR_TAIL_LINES)
+    lock = threading.Lock()
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        process = subprocess.Popen(command, cwd=str(plan.bundle.root), env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, bufsize=1, errors="replace")
+        prefix = f"[{task.task_key}] "
+        pumps = [_Pump(process.stdout, log, lock, sys.stdout if echo else None, prefix, None),
+                 _Pump(process.stderr, log, lock, sys.stderr if echo else None, prefix, tail)]
+        for pump in pumps:
+            pump.start()
+        try:
+            exit_code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            for pump in pumps:
+                pump.join(timeout=5)
+            return TIMED_OUT, None, f"timed out after {timeout:.0f} s (timeout_seconds)"
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        for pump in pumps:
+            pump.join(timeout=30)
+    if exit_code == 0:
+        return SUCCEEDED, 0, None
+    lines = list(tail)
+    cause = lines[-1].strip() if lines else "(no output on stderr)"
+    return FAILED, exit_code, "\n".join([f"exit code {exit_code}: {cause}", *lines])
+
+
+def _excerpt(lines: list) -> list:
+    """The part of a task's stderr that explains a failure: its last traceback, else its last lines."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if starts:
+        excerpt = lines[starts[-1]:]
+    elif lines and lines[-1].startswith("error:"):
+        excerpt = []
+    else:
+        excerpt = lines[-3:]
+    if len(excerpt) > MESSAGE_TAIL_LINES:
+        excerpt = ["..."] + excerpt[-MESSAGE_TAIL_LINES:]
+    return excerpt
+
+
+def _error_message(task: TaskRun) -> str:
+    """``task 'x' failed (exit code 1): <cause>`` and the lines that explain it."""
+    lines = (task.error or "").splitlines()
+    head, body = (lines[0], lines[1:]) if lines else ("", [])
+    status = task.status.lower().replace("_", " ")
+    if head.startswith("exit code "):
+        code, _, cause = head.partition(": ")
+        first = f"task '{task.task_key}' {status} ({code}): {cause}"
+    else:
+        first = f"task '{task.task_key}' {status}" + (f": {head}" if head else "")
+    text = "\n".join([first, *("    " + line for line in _excerpt(body))])
+    if task.log_path:
+        text += f"\n    (full output: {task.log_path})"
+    return text
+
+
+def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike | None = None,
+            bundle: Bundle | None = None, bundle_root: str | os.PathLike | None = None,
+            trigger: str = "manual", echo: bool = True, task_output: bool | None = None,
+            record: bool = True) -> JobRun:
+    """Run a bundle job locally and record it in ``job_runs``; returns the ``JobRun``.
+
+    ``params`` override the job's parameters (names must be declared in the job). ``echo``
+    prints the progress, ``task_output`` (default: ``echo``) the tasks' own output. The run
+    does not raise when a task fails: check ``JobRun.succeeded`` or call
+    ``raise_for_status()``. Problems found before anything runs (unknown job or parameter,
+    cycle, missing file) are a ``UserError``.
+    """
+    if bundle is None:
+        bundle = load_bundle(bundle_root)
+    plan = plan_job(job_key, params, bundle)
+    variables = plan.resolved.variables
+    settings = Settings(target=LOCAL_TARGET, catalog=str(variables["catalog"]), schema=str(variables["schema"]),
+                        home=resolve_home(home), variables=variables)
+    home_path = settings.home.resolve()
+    env = {**os.environ, HOME_ENV: str(home_path), BUNDLE_ROOT_ENV: str(bundle.root.resolve()),
+           "PYTHONUNBUFFERED": "1"}
+    run_id = run_history.new_run_id()
+    start = _now()
+    # a parameter's value may itself hold {{job.start_time.iso_date}} ... (as Databricks allows)
+    base = _dynamic_values(plan, run_id, start, trigger, "", 0, {})
+    plan.parameters = {name: substitute_dynamic(value, {k: v for k, v in base.items()
+                                                        if not k.startswith("job.parameters.")})
+                       for name, value in plan.parameters.items()}
+    job_run = JobRun(job_key=job_key, run_id=run_id, status=SUCCEEDED, parameters=dict(plan.parameters),
+                     start_time=start)
+    deadline = None if plan.timeout_seconds is None else start.timestamp() + plan.timeout_seconds
+    runs: dict = {}
+    say = (lambda text: print(text, flush=True)) if echo else (lambda text: None)
+    say(f"job {job_key} run {run_id}: {' -> '.join(plan.order)}")
+
+    def finish(task_run: TaskRun) -> None:
+        runs[task_run.task_key] = task_run
+        job_run.tasks.append(task_run)
+        if record:
+            run_history.append_runs(settings, [RunRecord(
+                run_id=task_run.run_id, parent_run_id=run_id, job_key=job_key, task_key=task_run.task_key,
+                status=task_run.status, trigger=trigger, start_time=task_run.start_time or _now(),
+                end_time=task_run.end_time or _now(), error=task_run.error, parameters=task_run.argv)])
+
+    try:
+        for task_key in plan.order:
+            task = plan.tasks[task_key]
+            task_run_id = run_history.new_run_id()
+            runs_ok, reason = _should_run(task, runs)
+            if not runs_ok:
+                status = UPSTREAM_FAILED if task.run_if == "ALL_SUCCESS" else EXCLUDED
+                now = _now()
+                say(f"- {task_key}: {status} ({reason})")
+                finish(TaskRun(task_key, task_run_id, status, now, now, error=reason))
+                continue
+            values = _dynamic_values(plan, run_id, start, trigger, task_key, task_run_id, runs)
+            argv = [substitute_dynamic(p, values) for p in task.parameters]
+            timeout = task.timeout_seconds
+            if deadline is not None:
+                left = max(deadline - _now().timestamp(), 1.0)
+                timeout = min(timeout, left) if timeout else left
+            log_path = home_path / "logs" / "job_runs" / str(run_id) / f"{task_key}.log"
+            say(f"> {task_key}: {relative_display(task.python_file, bundle.root)} {shlex.join(argv)}")
+            task_start = _now()
+            try:
+                status, exit_code, error = _run_task(plan, task, argv, env, log_path,
+                                                     echo if task_output is None else task_output, timeout)
+            except KeyboardInterrupt:
+                finish(TaskRun(task_key, task_run_id, CANCELED, task_start, _now(), argv,
+                               error="interrupted", log_path=log_path))
+                raise
+            task_run = TaskRun(task_key, task_run_id, status, task_start, _now(), argv, exit_code, error, log_path)
+            say(f"{'+' if status == SUCCEEDED else 'x'} {task_key}: {status} in "
+                f"{task_run.duration_seconds:.1f} s")
+            finish(task_run)
+    except KeyboardInterrupt:
+        for task_key in plan.order:
+            if task_key not in runs:
+                now = _now()
+                finish(TaskRun(task_key, run_history.new_run_id(), CANCELED, now, now, error="interrupted"))
+        job_run.status, job_run.error = CANCELED, "interrupted"
+        _record_job(settings, job_run, trigger, record)
+        raise
+    failures = [t for t in job_run.tasks if t.status not in (SUCCEEDED, EXCLUDED)]
+    first_failure = next((t for t in failures if t.status in (FAILED, TIMED_OUT)), None)
+    if first_failure is not None:
+        job_run.status = TIMED_OUT if first_failure.status == TIMED_OUT else FAILED
+        job_run.error = _error_message(first_failure)
+    elif failures:
+        job_run.status, job_run.error = FAILED, _error_message(failures[0])
+    _record_job(settings, job_run, trigger, record)
+    say(f"job {job_key} run {run_id}: {job_run.status} in "
+        f"{(job_run.end_time - job_run.start_time).total_seconds():.1f} s")
+    return job_run
+
+
+def _record_job(settings: Settings, job_run: JobRun, trigger: str, record: bool) -> None:
+    job_run.end_time = _now()
+    if record:
+        run_history.append_runs(settings, [RunRecord(
+            run_id=job_run.run_id, job_key=job_run.job_key, status=job_run.status, trigger=trigger,
+            start_time=job_run.start_time, end_time=job_run.end_time, error=job_run.error,
+            parameters=json.dumps(job_run.parameters))])
+
+
+def parse_param_overrides(items: list[str] | None) -> dict:
+    """``["as_of=2026-01-01", "mode=validation"]`` -> a dict (``--param`` on the command line)."""
+    values: dict = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--param must be name=value, not '{item}'")
+        values[name.strip()] = value
+    return values
+
+
+def entry_points_missing(job_key: str, bundle: Bundle | None = None) -> list[str]:
+    """The python files of ``job_key``'s tasks that do not exist (relative to the bundle root)."""
+    from healthcare_mlops.bundle.validation import python_file_location
+
+    bundle = bundle or load_bundle()
+    resolved = resolve_target(bundle, LOCAL_TARGET)
+    missing = []
+    for task in resolved.job(job_key).get("tasks") or []:
+        python_file = str((task.get("spark_python_task") or {}).get("python_file", ""))
+        location = python_file_location(resolved, job_key, python_file)
+        if location is None or not location.is_file():
+            shown = relative_display(location, bundle.root) if location else python_file
+            if shown not in missing:
+                missing.append(shown)
+    return missing
+
+
+def describe_jobs(bundle: Bundle | None = None, target: str = LOCAL_TARGET) -> list[dict]:
+    """Every job with its schedule, parameters and tasks (``healthcare-mlops jobs list``)."""
+    from healthcare_mlops.bundle.validation import python_file_location
+
+    bundle = bundle or load_bundle()
+    resolved = resolve_target(bundle, target)
+    described = []
+
+    def entry_point(job_key: str, task: dict) -> dict:
+        python_file = str((task.get("spark_python_task") or {}).get("python_file", ""))
+        location = python_file_location(resolved, job_key, python_file) if python_file else None
+        return {"entry_point": relative_display(location, bundle.root) if location else python_file,
+                "entry_point_exists": bool(location and location.is_file())}
+
+    for job_key, job in resolved.jobs().items():
+        schedule = job.get("schedule")
+        tasks = job.get("tasks") or []
+        try:
+            order = run_order(job_key, tasks)
+        except UserError:
+            order = [t.get("task_key") for t in tasks]
+        by_key = {t.get("task_key"): t for t in tasks}
+        described.append({
+            "job_key": job_key,
+            "name": job.get("name"),
+            "file": bundle.source_of(f"resources.jobs.{job_key}"),
+            "schedule": None if not isinstance(schedule, dict) else {
+                "quartz_cron_expression": schedule.get("quartz_cron_expression"),
+                "timezone_id": schedule.get("timezone_id"),
+                "pause_status": schedule.get("pause_status") or "UNPAUSED",
+            },
+            "parameters": {p.get("name"): p.get("default") for p in job.get("parameters") or []},
+            "tasks": [{
+                "task_key": key,
+                "depends_on": dependencies(by_key.get(key) or {}),
+                "python_file": ((by_key.get(key) or {}).get("spark_python_task") or {}).get("python_file"),
+                **entry_point(job_key, by_key.get(key) or {}),
+                "parameters": [_text(p) for p in
+                               ((by_key.get(key) or {}).get("spark_python_task") or {}).get("parameters") or []],
+            } for key in order],
+        })
+    return described

@@ -1,0 +1,100 @@
+"""``healthcare-mlops governance``: the model owner's checklist and decisions, without the console."""
+
+from __future__ import annotations
+
+import typer
+
+from healthcare_mlops.cli.context import state
+from healthcare_mlops.cli.output import Format, print_json
+
+app = typer.Typer(help="Champion/challenger governance: checks, approvals, promotion, rollback.",
+                  no_args_is_help=True)
+
+FORMAT = typer.Option(Format.table, "--format", help="table or json.")
+
+
+def _governance(ctx: typer.Context):
+    from healthcare_mlops.governance.service import Governance
+    from healthcare_mlops.identity import local_identity
+
+    return Governance(state(ctx).settings(), local_identity())
+
+
+def _print_checks(checks: list[dict]) -> None:
+    from healthcare_mlops.governance.checks import Check
+    from healthcare_mlops.tasks.model_governance import format_checks
+
+    typer.echo(format_checks([Check(**c) for c in checks]) if checks else "  (not validated yet)")
+
+
+@app.command()
+def status(ctx: typer.Context, fmt: Format = FORMAT) -> None:
+    """Champion, challenger, pending approvals and the challenger's checks next to the champion's."""
+    result = _governance(ctx).status()
+    if fmt == Format.json:
+        print_json(result)
+        return
+    typer.echo(f"model {result['model_name']} (approval mode {result['approval_mode']})")
+    typer.echo(f"champion: {result['champion'] or 'none'}   challenger: {result['challenger'] or 'none'}   "
+               f"pending approval: {', '.join(map(str, result['pending'])) or 'none'}")
+    typer.echo("\nchallenger checks:")
+    _print_checks(result["checks"])
+    typer.echo("\nchampion checks:")
+    _print_checks(result["champion_checks"])
+
+
+@app.command()
+def validate(ctx: typer.Context, version: int = typer.Option(None, "--version", help="Default: the challenger."),
+             fmt: Format = FORMAT) -> None:
+    """Run every governance check on a version and record the result in the audit log."""
+    result = _governance(ctx).validate(version)
+    if fmt == Format.json:
+        print_json({"version": int(result.version), "passed": result.passed,
+                    "checks": [c.as_dict() for c in result.checks]})
+        return
+    _print_checks([c.as_dict() for c in result.checks])
+    typer.echo(f"version {result.version}: " + ("all hard checks pass" if result.passed else
+               "fails " + ", ".join(c.name for c in result.failures)))
+
+
+@app.command()
+def approve(ctx: typer.Context, version: int = typer.Option(..., "--version"),
+            comment: str = typer.Option(..., "--comment", help="Why you approve."),
+            override_reason: str = typer.Option(None, "--override-reason",
+                                                help="Required to approve a version that fails hard checks."),
+            fmt: Format = FORMAT) -> None:
+    """Approve a version (needs the approver role) and promote it to champion."""
+    champion = _governance(ctx).approve(version, comment, override_reason)
+    _done(fmt, {"action": "approved", "version": version, "champion": int(champion)},
+          f"approved version {version}; champion is now version {champion}")
+
+
+@app.command()
+def reject(ctx: typer.Context, version: int = typer.Option(..., "--version"),
+           comment: str = typer.Option(..., "--comment", help="Why you reject."), fmt: Format = FORMAT) -> None:
+    """Reject a version (needs the approver role); the champion stays."""
+    _governance(ctx).reject(version, comment)
+    _done(fmt, {"action": "rejected", "version": version}, f"rejected version {version}")
+
+
+@app.command()
+def promote(ctx: typer.Context, version: int = typer.Option(None, "--version", help="Default: the challenger."),
+            fmt: Format = FORMAT) -> None:
+    """Promote a version whose hard checks pass and that is approved (or auto mode)."""
+    champion = _governance(ctx).promote(version)
+    _done(fmt, {"action": "promoted", "champion": int(champion)}, f"champion is version {champion}")
+
+
+@app.command()
+def rollback(ctx: typer.Context, to_version: int = typer.Option(..., "--to-version"),
+             fmt: Format = FORMAT) -> None:
+    """Move the champion back to an earlier version that passed its checks."""
+    champion = _governance(ctx).rollback(to_version)
+    _done(fmt, {"action": "rolled back", "champion": int(champion)}, f"champion is version {champion}")
+
+
+def _done(fmt: Format, payload: dict, message: str) -> None:
+    if fmt == Format.json:
+        print_json(payload)
+    else:
+        typer.echo(message)

@@ -1,0 +1,1 @@
+"""Model governance: checks with verdicts, champion/challenger promotion, approvals, audit, model card."""

@@ -1,0 +1,63 @@
+"""The model_governance_log table: who decided what, when and why, with the checks as they were."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pandas as pd
+import pyarrow as pa
+
+from healthcare_mlops.runtime.sql_engine import sql_engine
+from healthcare_mlops.runtime.storage import LocalTableStore
+from healthcare_mlops.runtime.table_append import append_rows
+from healthcare_mlops.settings import Settings
+from healthcare_mlops.tables import MODEL_GOVERNANCE_LOG
+
+VALIDATED, APPROVED, REJECTED, PROMOTED, ROLLED_BACK, OVERRIDDEN = (
+    "validated", "approved", "rejected", "promoted", "rolled back", "overridden")
+
+AUDIT_SCHEMA = pa.schema([
+    ("event_id", pa.string()),
+    ("model_name", pa.string()),
+    ("version", pa.string()),
+    ("action", pa.string()),
+    ("actor", pa.string()),
+    ("role", pa.string()),
+    ("event_time", pa.timestamp("us", tz="UTC")),
+    ("comment", pa.string()),
+    ("override_reason", pa.string()),
+    ("hard_checks_passed", pa.bool_()),
+    ("checks", pa.string()),
+    ("approval_mode", pa.string()),
+])
+
+
+def audit_event(model_name: str, version: str, action: str, actor: str, role: str, approval_mode: str,
+                checks: list | None = None, comment: str | None = None, override_reason: str | None = None,
+                hard_checks_passed: bool | None = None, event_id: str | None = None) -> dict:
+    return {"event_id": event_id or uuid.uuid4().hex, "model_name": model_name, "version": str(version),
+            "action": action, "actor": actor, "role": role,
+            "event_time": dt.datetime.now(dt.timezone.utc), "comment": comment,
+            "override_reason": override_reason, "hard_checks_passed": hard_checks_passed,
+            "checks": json.dumps([c.as_dict() if hasattr(c, "as_dict") else c for c in checks or []]),
+            "approval_mode": approval_mode}
+
+
+def record(settings: Settings, event: dict) -> None:
+    append_rows(settings, MODEL_GOVERNANCE_LOG, [event], AUDIT_SCHEMA)
+
+
+def history(settings: Settings, version: str | None = None) -> pd.DataFrame:
+    """The model's audit events, oldest first (optionally of one version)."""
+    if settings.is_local and not LocalTableStore(settings).exists(MODEL_GOVERNANCE_LOG):
+        return pd.DataFrame(columns=AUDIT_SCHEMA.names)
+    sql = (f"SELECT * FROM {settings.tables.fqn(MODEL_GOVERNANCE_LOG)} WHERE model_name = :model"
+           + (" AND version = :version" if version is not None else "") + " ORDER BY event_time, event_id")
+    params = {"model": settings.model_name, **({"version": str(version)} if version is not None else {})}
+    return sql_engine(settings).query(sql, params)
+
+
+def decoded_checks(event: pd.Series) -> list[dict]:
+    return json.loads(event["checks"]) if isinstance(event.get("checks"), str) and event["checks"] else []

@@ -1,0 +1,285 @@
+"""Champion/challenger governance on the MLflow registry: validate, approve, reject, promote, roll back.
+
+Promotion is all-or-nothing. Before touching anything it writes an intent (a tag on the
+registered model naming the version, the champion it replaces and the audit event id);
+then version tags, then the ``champion`` alias, then the audit row, then it clears the
+intent. Every governance call first looks for a left-over intent: when the audit row
+exists the promotion finished and the intent is cleared, otherwise the alias and tags
+are put back as they were. A killed promotion is therefore undone on the next run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import mlflow
+from mlflow.exceptions import MlflowException
+
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.failpoints import failpoint
+from healthcare_mlops.governance import audit
+from healthcare_mlops.governance.checks import Check, hard_failures, run_checks
+from healthcare_mlops.governance.evaluation import gather_evidence
+from healthcare_mlops.governance.model_card import render_model_card
+from healthcare_mlops.governance.thresholds import GovernanceThresholds
+from healthcare_mlops.identity import Identity
+from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+from healthcare_mlops.settings import Settings
+from healthcare_mlops.tasks.model_training import EVALUATION_ARTIFACT_DIR
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+INTENT_TAG = "promotion_in_progress"
+STATUS_TAG = "governance_status"
+MODEL_CARD_FILE = "model_card.md"
+DECISIONS = (audit.APPROVED, audit.OVERRIDDEN, audit.REJECTED, audit.PROMOTED)
+
+
+@dataclass
+class Validation:
+    version: str
+    checks: list[Check]
+
+    @property
+    def failures(self) -> list[Check]:
+        return hard_failures(self.checks)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+class Governance:
+    """Governance actions for the target's registered model, on behalf of ``identity``."""
+
+    def __init__(self, settings: Settings, identity: Identity):
+        self.settings = settings
+        self.identity = identity
+        self.client = configure_mlflow(settings)
+        self.model_name = settings.model_name
+        self.thresholds = GovernanceThresholds.from_variables(settings.variables)
+        self.approval_mode = str(settings.variables.get("approval_mode") or "auto")
+        self.recover()
+
+    # -- registry state -------------------------------------------------------------
+    def alias(self, name: str) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(self.model_name, name).version)
+        except MlflowException:
+            return None
+
+    def _require_version(self, version) -> str:
+        try:
+            return str(self.client.get_model_version(self.model_name, str(version)).version)
+        except MlflowException:
+            raise UserError(f"{self.model_name} has no version {version}") from None
+
+    def _event(self, version: str, action: str, checks=None, comment=None, override_reason=None,
+               passed=None, event_id=None) -> dict:
+        return audit.audit_event(self.model_name, version, action, self.identity.user, self.identity.role,
+                                 self.approval_mode, checks, comment, override_reason, passed, event_id)
+
+    # -- recovery -------------------------------------------------------------------
+    def recover(self) -> str | None:
+        """Finish or undo a promotion that a killed process left half-done."""
+        try:
+            tags = self.client.get_registered_model(self.model_name).tags
+        except MlflowException:
+            return None
+        if INTENT_TAG not in tags:
+            return None
+        intent = json.loads(tags[INTENT_TAG])
+        history = audit.history(self.settings, intent["version"])
+        if not history.empty and intent["event_id"] in set(history["event_id"]):
+            outcome = "completed"
+        else:
+            previous = intent.get("previous_champion")
+            if previous:
+                self.client.set_registered_model_alias(self.model_name, CHAMPION, previous)
+                self.client.set_model_version_tag(self.model_name, previous, STATUS_TAG, CHAMPION)
+            else:
+                self.client.delete_registered_model_alias(self.model_name, CHAMPION)
+            self.client.set_model_version_tag(self.model_name, intent["version"], STATUS_TAG,
+                                              intent.get("previous_status") or "validated")
+            outcome = "rolled back"
+        self.client.delete_registered_model_tag(self.model_name, INTENT_TAG)
+        print(f"repaired an interrupted promotion of version {intent['version']}: {outcome}")
+        return outcome
+
+    # -- validation -----------------------------------------------------------------
+    def latest_validation(self, version: str) -> Validation | None:
+        history = audit.history(self.settings, version)
+        validated = history[history["action"] == audit.VALIDATED]
+        if validated.empty:
+            return None
+        checks = [Check(**c) for c in audit.decoded_checks(validated.iloc[-1])]
+        return Validation(version=str(version), checks=checks)
+
+    def validate(self, version=None) -> Validation:
+        """Run every check on ``version`` (default: the challenger) and record the result."""
+        version = self._require_version(version or self._challenger_or_fail())
+        champion = self.alias(CHAMPION)
+        evidence = gather_evidence(self.client, self.model_name, version, champion)
+        checks = run_checks(evidence, self.thresholds)
+        result = Validation(version=version, checks=checks)
+        previous = self.latest_validation(version)
+        if previous is None or [c.as_dict() for c in previous.checks] != [c.as_dict() for c in checks]:
+            audit.record(self.settings, self._event(version, audit.VALIDATED, checks, passed=result.passed))
+        for check in checks:
+            self.client.set_model_version_tag(self.model_name, version, f"check.{check.name}",
+                                              json.dumps({"value": check.value, "threshold": check.threshold,
+                                                          "verdict": check.verdict, "hard": check.hard}))
+        if self.client.get_model_version(self.model_name, version).tags.get(STATUS_TAG) != CHAMPION:
+            self.client.set_model_version_tag(self.model_name, version, STATUS_TAG,
+                                              "validated" if result.passed else "failed_checks")
+        self.attach_model_card(version, checks, evidence.groups)
+        return result
+
+    def _challenger_or_fail(self) -> str:
+        challenger = self.alias(CHALLENGER)
+        if challenger is None:
+            raise UserError(f"{self.model_name} has no challenger: run the model_training job first")
+        return challenger
+
+    def _validation_for_decision(self, version: str) -> Validation:
+        return self.latest_validation(version) or self.validate(version)
+
+    # -- decisions ------------------------------------------------------------------
+    def approve(self, version, comment: str, override_reason: str | None = None) -> str:
+        """Record an approval (an override when hard checks fail) and promote the version."""
+        self.identity.require("approve")
+        version = self._require_version(version)
+        if not comment or not comment.strip():
+            raise UserError("approve needs a --comment saying why")
+        validation = self._validation_for_decision(version)
+        if not validation.passed and not (override_reason and override_reason.strip()):
+            names = ", ".join(c.name for c in validation.failures)
+            raise UserError(f"version {version} fails hard checks ({names}); approving it needs "
+                            "--override-reason, which is recorded")
+        action = audit.APPROVED if validation.passed else audit.OVERRIDDEN
+        audit.record(self.settings, self._event(version, action, validation.checks, comment,
+                                                override_reason if action == audit.OVERRIDDEN else None,
+                                                validation.passed))
+        self.client.set_model_version_tag(self.model_name, version, "approval",
+                                          json.dumps({"by": self.identity.user, "action": action,
+                                                      "comment": comment, "override_reason": override_reason}))
+        promoted = self.promote(version, comment=comment)
+        self.refresh_model_card(version)
+        return promoted
+
+    def reject(self, version, comment: str) -> None:
+        self.identity.require("reject")
+        version = self._require_version(version)
+        if not comment or not comment.strip():
+            raise UserError("reject needs a --comment saying why")
+        validation = self._validation_for_decision(version)
+        audit.record(self.settings, self._event(version, audit.REJECTED, validation.checks, comment,
+                                                passed=validation.passed))
+        self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, "rejected")
+        self.refresh_model_card(version)
+
+    def promotion_blockers(self, version: str) -> list[str]:
+        """Why ``version`` may not become champion now (empty: it may)."""
+        validation = self._validation_for_decision(version)
+        decisions = audit.history(self.settings, version)
+        decisions = decisions[decisions["action"].isin(DECISIONS)]
+        last = decisions.iloc[-1]["action"] if not decisions.empty else None
+        blockers = []
+        if last == audit.REJECTED:
+            blockers.append("it was rejected")
+        if not validation.passed and last != audit.OVERRIDDEN:
+            blockers.append("hard checks fail: " + ", ".join(f"{c.name} ({c.value} vs {c.threshold})"
+                                                             for c in validation.failures))
+        if self.approval_mode != "auto" and last not in (audit.APPROVED, audit.OVERRIDDEN):
+            blockers.append("waiting for approval (approval mode is manual)")
+        return blockers
+
+    def promote(self, version=None, comment: str | None = None) -> str:
+        """Make ``version`` (default: the challenger) the champion, all or nothing."""
+        if self.identity.role != "system":
+            self.identity.require("promote")
+        version = self._require_version(version or self._challenger_or_fail())
+        previous = self.alias(CHAMPION)
+        if previous == version:
+            return version
+        blockers = self.promotion_blockers(version)
+        if blockers:
+            raise UserError(f"version {version} is not promoted: " + "; ".join(blockers))
+        self._move_champion(version, previous, audit.PROMOTED, comment)
+        return version
+
+    def rollback(self, to_version, comment: str | None = None) -> str:
+        """Move ``champion`` back to an earlier version that passed its checks."""
+        self.identity.require("rollback")
+        version = self._require_version(to_version)
+        previous = self.alias(CHAMPION)
+        if previous == version:
+            return version
+        validation = self.latest_validation(version)
+        history = audit.history(self.settings, version)
+        was_champion = not history.empty and audit.PROMOTED in set(history["action"])
+        if validation is None or not (validation.passed or was_champion):
+            raise UserError(f"version {version} cannot be rolled back to: it never passed its checks")
+        self._move_champion(version, previous, audit.ROLLED_BACK, comment or f"rolled back from {previous}")
+        return version
+
+    def _move_champion(self, version: str, previous: str | None, action: str, comment: str | None) -> None:
+        checks = (self.latest_validation(version) or Validation(version, [])).checks
+        event = self._event(version, action, checks, comment, passed=not hard_failures(checks))
+        status = self.client.get_model_version(self.model_name, version).tags.get(STATUS_TAG)
+        intent = {"event_id": event["event_id"], "version": version, "previous_champion": previous,
+                  "previous_status": status}
+        self.client.set_registered_model_tag(self.model_name, INTENT_TAG, json.dumps(intent))
+        failpoint("promotion:after_intent")
+        if previous:
+            self.client.set_model_version_tag(self.model_name, previous, STATUS_TAG, "retired")
+        self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, CHAMPION)
+        failpoint("promotion:after_tags")
+        self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
+        failpoint("promotion:after_alias")
+        audit.record(self.settings, event)
+        failpoint("promotion:after_audit")
+        self.client.delete_registered_model_tag(self.model_name, INTENT_TAG)
+        self.refresh_model_card(version)
+
+    # -- reporting ------------------------------------------------------------------
+    def pending(self) -> list[int]:
+        """Validated versions still waiting for an approver's decision (manual mode)."""
+        if self.approval_mode == "auto":
+            return []
+        challenger = self.alias(CHALLENGER)
+        if challenger is None or challenger == self.alias(CHAMPION):
+            return []
+        history = audit.history(self.settings, challenger)
+        decided = not history.empty and bool(set(history["action"]) & set(DECISIONS))
+        validated = not history.empty and audit.VALIDATED in set(history["action"])
+        return [] if decided or not validated else [int(challenger)]
+
+    def status(self) -> dict:
+        champion, challenger = self.alias(CHAMPION), self.alias(CHALLENGER)
+
+        def checks_of(version):
+            validation = self.latest_validation(version) if version else None
+            return [c.as_dict() for c in validation.checks] if validation else []
+
+        return {"model_name": self.model_name, "approval_mode": self.approval_mode,
+                "champion": int(champion) if champion else None,
+                "challenger": int(challenger) if challenger else None,
+                "pending": self.pending(), "checks": checks_of(challenger),
+                "champion_checks": checks_of(champion)}
+
+    def refresh_model_card(self, version: str) -> str:
+        """Re-render the card after a decision, with the training run's group metrics."""
+        validation = self.latest_validation(version)
+        run_id = self.client.get_model_version(self.model_name, version).run_id
+        groups = mlflow.artifacts.load_dict(f"runs:/{run_id}/{EVALUATION_ARTIFACT_DIR}/group_metrics.json")
+        return self.attach_model_card(version, validation.checks if validation else [], groups)
+
+    def attach_model_card(self, version: str, checks: list[Check], groups: list[dict]) -> str:
+        mv = self.client.get_model_version(self.model_name, version)
+        run = self.client.get_run(mv.run_id)
+        card = render_model_card(self.model_name, version, run, [c.as_dict() for c in checks], groups,
+                                 audit.history(self.settings, version))
+        self.client.log_text(mv.run_id, card, MODEL_CARD_FILE)
+        self.client.update_model_version(self.model_name, version, description=card)
+        return card

@@ -1,0 +1,47 @@
+"""The model_governance job: validate the challenger, record the audit, promote when allowed.
+
+Exit codes: in ``auto`` mode a challenger that fails a hard check fails the task, so
+the pipeline shows red; in ``manual`` mode "waiting for approval" is a distinct,
+successful state that the task prints and ``governance status`` shows.
+"""
+
+from __future__ import annotations
+
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.governance.service import Governance
+from healthcare_mlops.identity import job_identity
+from healthcare_mlops.settings import Settings
+
+PROMOTED, WAITING, ALREADY_CHAMPION = "promoted", "waiting_for_approval", "already_champion"
+
+
+class GovernanceFailed(UserError):
+    """The challenger failed hard checks in auto mode."""
+
+
+def format_checks(checks) -> str:
+    lines = [f"{'check':36} {'value':>14} {'threshold':>34} {'verdict':>7} {'hard':>5}"]
+    for c in checks:
+        value = "" if c.value is None else str(c.value)
+        lines.append(f"{c.name:36} {value[:14]:>14} {c.threshold[:34]:>34} {c.verdict:>7} {str(c.hard):>5}")
+    return "\n".join(lines)
+
+
+def run(settings: Settings) -> str:
+    governance = Governance(settings, job_identity(settings))
+    validation = governance.validate()
+    version = validation.version
+    print(f"{settings.model_name} version {version} (challenger), approval mode {governance.approval_mode}")
+    print(format_checks(validation.checks))
+    if governance.alias("champion") == version:
+        print(f"version {version} is already the champion")
+        return ALREADY_CHAMPION
+    blockers = governance.promotion_blockers(version)
+    if not blockers:
+        governance.promote(version, comment="all hard checks passed (auto approval)")
+        print(f"promoted version {version} to champion")
+        return PROMOTED
+    if governance.approval_mode == "auto":
+        raise GovernanceFailed(f"version {version} is not promoted: " + "; ".join(blockers))
+    print(f"waiting for approval: version {version} ({'; '.join(blockers)})")
+    return WAITING

@@ -1,0 +1,155 @@
+"""``healthcare-mlops jobs ...`` and ``demo`` as a user runs them (processes, exit codes, output)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from healthcare_mlops.bundle import demo as demo_module
+from healthcare_mlops.bundle.definition import load_bundle
+from healthcare_mlops.bundle.demo import DEMO_STEPS, DemoStep, demo_context, run_demo
+from healthcare_mlops.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "bundles" / "runner"
+
+
+def cli_process(home: Path, *args: str, bundle_root: Path = FIXTURE) -> subprocess.CompletedProcess:
+    """The command as a user runs it: its own process, exit code and stderr."""
+    env = {**os.environ, "HEALTHCARE_MLOPS_HOME": str(home), "HEALTHCARE_MLOPS_BUNDLE_ROOT": str(bundle_root)}
+    return subprocess.run([sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()", *args],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(home: Path, *args: str, bundle_root: Path = FIXTURE) -> Result:
+    """The command in this process (fast); a UserError becomes exit code 1 and ``error: ...`` as run() does."""
+    from typer.testing import CliRunner
+
+    from healthcare_mlops.cli.main import app
+
+    env = {"HEALTHCARE_MLOPS_HOME": str(home), "HEALTHCARE_MLOPS_BUNDLE_ROOT": str(bundle_root)}
+    result = CliRunner().invoke(app, list(args), env=env)
+    if isinstance(result.exception, UserError):
+        return Result(1, result.stdout, f"error: {result.exception}\n")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Result(result.exit_code, result.stdout, "")
+
+
+def test_jobs_list(home):
+    result = cli(home, "jobs", "list")
+    assert result.returncode == 0, result.stderr
+    assert "chain  [no schedule]  resources/jobs.yml" in result.stdout
+    assert "second                       after first" in result.stdout
+    listed = json.loads(cli(home, "jobs", "list", "--format", "json").stdout)
+    chain = next(job for job in listed if job["job_key"] == "chain")
+    assert [t["task_key"] for t in chain["tasks"]] == ["first", "second", "third"]
+    assert chain["parameters"] == {"day": "2026-01-01", "label": "", "run_day": "{{job.start_time.iso_date}}"}
+
+
+def test_jobs_run_success_and_history(home):
+    result = cli(home, "jobs", "run", "chain", "--param", "day=2030-01-01", "-p", "label=cli")
+    assert result.returncode == 0, result.stderr
+    assert "[first] recorded first" in result.stdout
+    marker = json.loads((home / "markers" / "first.json").read_text())
+    assert marker["params"]["day"] == "2030-01-01" and marker["params"]["label"] == "cli"
+    runs = json.loads(cli(home, "jobs", "runs", "--format", "json").stdout)
+    assert [(r["job_key"], r["task_key"], r["status"]) for r in runs] == [
+        ("chain", None, "SUCCEEDED"), ("chain", "first", "SUCCEEDED"), ("chain", "second", "SUCCEEDED"),
+        ("chain", "third", "SUCCEEDED")]
+    table = cli(home, "jobs", "runs", "--job", "chain")
+    assert table.returncode == 0 and "SUCCEEDED" in table.stdout
+
+
+def test_jobs_run_failure_exits_non_zero_with_the_tasks_error(home):
+    result = cli_process(home, "jobs", "run", "failing", "--quiet")
+    assert result.returncode == 1
+    assert "error: job 'failing'" in result.stderr
+    assert "task 'explode' failed (exit code 1): RuntimeError: the fixture task exploded on purpose" in result.stderr
+    assert "- downstream: UPSTREAM_FAILED (upstream task 'explode' did not succeed)" in result.stdout
+    table = cli(home, "jobs", "runs").stdout
+    assert "UPSTREAM_FAILED" in table and "RuntimeError" in table
+
+
+def test_jobs_run_refuses_bad_input(home):
+    unknown = cli(home, "jobs", "run", "chain", "--param", "nope=1")
+    assert unknown.returncode == 1 and "'nope' is not a parameter of job 'chain'" in unknown.stderr
+    remote = cli(home, "--target", "dev", "jobs", "run", "chain")
+    assert remote.returncode == 1 and "databricks bundle run -t dev chain" in remote.stderr
+
+
+def test_jobs_validate(home):
+    result = cli(home, "jobs", "validate")
+    assert result.returncode == 0, result.stderr
+    assert "valid for dev, local" in result.stdout
+
+
+def test_jobs_runs_without_history(home):
+    result = cli(home, "jobs", "runs")
+    assert result.returncode == 0 and "(no rows)" in result.stdout
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+def test_demo_steps_are_one_list_in_loop_order():
+    assert [step.name for step in DEMO_STEPS] == ["data", "pipeline", "inference", "monitoring", "console"]
+    assert DEMO_STEPS[1].requires == ("data",)
+
+
+def test_demo_skips_jobs_whose_entry_points_are_missing(tmp_path, home):
+    root = tmp_path / "bundle"
+    root.mkdir()
+    (root / "databricks.yml").write_text((REPO / "databricks.yml").read_text())
+    (root / "resources").mkdir()
+    for path in (REPO / "resources").glob("*.yml"):
+        (root / "resources" / path.name).write_text(path.read_text())
+    context = demo_context(home, 100, bundle=load_bundle(root), no_app=True, echo=False)
+    calls = []
+    steps = [DemoStep("data", "fake data", lambda c: calls.append("data")), *DEMO_STEPS[1:]]
+    outcome = run_demo(context, steps)
+    assert calls == ["data"]
+    assert outcome["data"] == "ok"
+    assert outcome["pipeline"].startswith("skipped: entry points not written yet: jobs/feature_engineering.py")
+    assert outcome["inference"] == "skipped: needs step pipeline"
+    assert outcome["monitoring"] == "skipped: needs step inference"
+    assert outcome["console"] == "skipped: --no-app"
+
+
+def test_demo_runs_jobs_through_the_runner(home, monkeypatch):
+    context = demo_context(home, 100, bundle=load_bundle(FIXTURE), echo=False)
+    steps = [DemoStep("chain", "a job", demo_module.job_step("chain", lambda c: {"day": c.first_day.isoformat()}),
+                      demo_module.entry_points_of("chain")),
+             DemoStep("after", "needs chain", lambda c: None, requires=("chain",)),
+             DemoStep("console", "console", demo_module._console, demo_module._console_skip)]
+    outcome = run_demo(context, steps)
+    assert outcome == {"chain": "ok", "after": "ok", "console": "ok"}
+    marker = json.loads((home / "markers" / "first.json").read_text())
+    assert marker["params"]["day"] == context.first_day.isoformat()
+    assert context.second_day > context.first_day
+
+
+def test_demo_stops_on_a_failing_job(home):
+    context = demo_context(home, 100, bundle=load_bundle(FIXTURE), echo=False)
+    steps = [DemoStep("failing", "fails", demo_module.job_step("failing", lambda c: {})),
+             DemoStep("never", "not reached", lambda c: pytest.fail("ran after a failure"))]
+    with pytest.raises(Exception, match="task 'explode' failed"):
+        run_demo(context, steps)
+
+
+def test_demo_says_when_the_console_is_not_built(home, capsys):
+    context = demo_context(home, 100, bundle=load_bundle(FIXTURE))
+    demo_module._console(context)
+    assert "the console is not built yet (app/main.py does not exist)" in capsys.readouterr().out
