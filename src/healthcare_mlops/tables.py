@@ -1,5 +1,10 @@
 """The table registry: every table's logical name, defined once.
 
+Column contracts live next to the code that writes each table: data/contract.py
+(silver, dim, quarantine), features/definitions.py (features), scoring/contract.py
+(predictions), monitoring/contract.py (drift, fairness, alerts), governance/audit.py
+(governance log) and bundle/run_history.py (job runs).
+
 A logical name becomes ``<catalog>.<schema>.<table>`` for the target; jobs, the CLI,
 the console and the tests all take table names from here.
 """

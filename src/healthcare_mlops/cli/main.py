@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from healthcare_mlops.cli import data_commands, jobs_commands
+from healthcare_mlops.cli import data_commands, governance_commands, jobs_commands
 from healthcare_mlops.cli.context import CliState, state
 from healthcare_mlops.cli.output import Format, print_frame, print_mapping
 from healthcare_mlops.errors import UserError
@@ -18,6 +18,7 @@ app = typer.Typer(help="Healthcare-insurance risk MLOps on a laptop or Databrick
                   add_completion=False)
 app.add_typer(data_commands.app, name="data")
 app.add_typer(jobs_commands.app, name="jobs")
+app.add_typer(governance_commands.app, name="governance")
 
 
 @app.callback()

@@ -1,0 +1,1 @@
+"""Monitoring: drift, demographic shift, performance and fairness over time, alerts, retraining."""

@@ -1,0 +1,1 @@
+"""Batch and real-time scoring: the predictions contract and the business rules."""
