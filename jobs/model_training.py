@@ -1,7 +1,7 @@
 """Bundle entry point of the ``model_training`` task.
 
     python jobs/model_training.py --target local --catalog hc_local --schema insurance [--as_of YYYY-MM-DD]
-        [--seed 42] [--experiment_name NAME] [--git_commit SHA]
+        [--seed 42] [--candidates name,name] [--experiment_name NAME] [--git_commit SHA]
 
 Trains on one as-of date's features (default: the latest), registers a new version of
 ``<catalog>.<schema>.insurance_model`` and gives it the alias ``challenger``.
@@ -13,4 +13,5 @@ from healthcare_mlops.tasks.feature_engineering import parse_as_of
 
 if __name__ == "__main__":
     main(lambda params, settings: model_training.run(
-        settings, parse_as_of(params.get("as_of")), seed=int(params.get("seed") or 42)))
+        settings, parse_as_of(params.get("as_of")), seed=int(params.get("seed") or 42),
+        candidates=tuple(c for c in (params.get("candidates") or "").split(",") if c) or None))

@@ -32,3 +32,40 @@ def home(tmp_path, monkeypatch):
 @pytest.fixture
 def settings(home):
     return resolve_settings("local", home)
+
+
+PIPELINE_AS_OF = "2026-01-01"
+PIPELINE_MEMBERS = 20000
+
+
+@pytest.fixture(scope="session")
+def pipeline_home(spark, tmp_path_factory):
+    """A lakehouse built by the real pipeline steps: data, features, a trained and promoted champion.
+
+    Session-scoped and read-only: a test that writes copies it first (``copy_home``).
+    20,000 members keep the per-group fairness checks out of small-sample noise.
+    """
+    import datetime as dt
+
+    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks import feature_engineering, model_governance, model_training
+
+    root = tmp_path_factory.mktemp("pipeline") / "lakehouse"
+    settings = resolve_settings("local", root)
+    as_of = dt.date.fromisoformat(PIPELINE_AS_OF)
+    generate_patients(settings, PIPELINE_MEMBERS, 42, as_of)
+    feature_engineering.run(settings, as_of)
+    model_training.run(settings, as_of, candidates=("hist_gradient_boosting_poisson",))
+    assert model_governance.run(settings) == model_governance.PROMOTED
+    return root
+
+
+@pytest.fixture
+def copy_home(pipeline_home, tmp_path, monkeypatch):
+    """A private, writable copy of ``pipeline_home`` (MLflow artifacts stay shared, read-only)."""
+    import shutil
+
+    copy = tmp_path / "lakehouse"
+    shutil.copytree(pipeline_home, copy)
+    monkeypatch.setenv("HEALTHCARE_MLOPS_HOME", str(copy))
+    return copy

@@ -13,6 +13,7 @@ from mlflow.models import infer_signature
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.modeling.estimators import CANDIDATES
 from healthcare_mlops.modeling.input_contract import typed_model_input
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel
 from healthcare_mlops.modeling.training import TrainingResult, metric_key, train
@@ -103,12 +104,19 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
             "candidate": result.candidate, "metrics": result.metrics}
 
 
-def run(settings: Settings, as_of: dt.date | None = None, seed: int = 42) -> dict:
-    """Train on one as-of date's features and register the winner as the challenger."""
+def run(settings: Settings, as_of: dt.date | None = None, seed: int = 42,
+        candidates: tuple[str, ...] | None = None) -> dict:
+    """Train on one as-of date's features and register the winner as the challenger.
+
+    ``candidates`` narrows the model search (default: every candidate in estimators.py).
+    """
     frame, data_version = load_training_frame(settings, as_of)
     band = (float(settings.variables.get("calibration_ratio_min", 0.9)),
             float(settings.variables.get("calibration_ratio_max", 1.1)))
-    result = train(frame, seed=seed, calibration_band=band)
+    unknown = sorted(set(candidates or ()) - set(CANDIDATES))
+    if unknown:
+        raise UserError(f"unknown candidates: {', '.join(unknown)} (known: {', '.join(CANDIDATES)})")
+    result = train(frame, seed=seed, candidates=tuple(candidates or CANDIDATES), calibration_band=band)
     summary = log_and_register(settings, result, data_version, commit=git_commit(settings.variables))
     print(f"registered {summary['model_name']} version {summary['version']} ({summary['candidate']}) "
           f"as '{CHALLENGER}'")
