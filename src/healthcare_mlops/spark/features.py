@@ -135,11 +135,14 @@ def build_features(dim: DataFrame, silver: DataFrame, as_of: dt.date) -> tuple[D
     # quarantine record; otherwise every attribute is the version's. (One select per
     # step: a chain of withColumn calls costs a plan analysis each.)
     attributes = joined.select(
-        KEY, "annual_charges", "scd_version", "_in_dim",
+        KEY, "annual_charges", "scd_version", "_in_dim", "_silver_age",
         *[F.when(F.col("_in_dim"), F.col(c)).otherwise(F.col(f"_silver_{c}")).alias(c)
           for c in SOURCE_ATTRIBUTES])
+    # Without a date of birth (an ingested file) the load's own age is current; the
+    # version's age is from the day the version opened.
     aged = attributes.select(
-        "*", F.coalesce(age_at(F.col("date_of_birth"), as_of), F.col("age").cast("int")).alias("_age_years"))
+        "*", F.coalesce(age_at(F.col("date_of_birth"), as_of), F.col("_silver_age").cast("int"),
+                        F.col("age").cast("int")).alias("_age_years"))
     age, bmi, children, smoker = reported_age(F.col("_age_years")), F.col("bmi"), F.col("children"), F.col("smoker")
     age_bands_scored = [(lower, index) for index, (lower, _) in enumerate(AGE_BANDS, start=1)]
     engineered = aged.select(
