@@ -23,6 +23,8 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import HOME_ENV
 
 CONSOLE_ENTRY = "app/main.py"
+CONSOLE_PORT, SCORING_PORT = 8501, 5001
+SECOND_DAY_JOINERS = 1000
 
 
 @dataclass
@@ -36,6 +38,7 @@ class DemoContext:
     second_day: dt.date
     no_app: bool
     bundle: Bundle
+    scenario: str = "smoker_surge"
     echo: bool = True
     done: dict = field(default_factory=dict)    # step name -> "ok" | "skipped: why"
 
@@ -86,12 +89,31 @@ def _generate_first_day(context: DemoContext) -> None:
         "--as-of", context.first_day.isoformat())
 
 
+def _generate_second_day(context: DemoContext) -> None:
+    cli(context, "data", "generate", "--patients", str(SECOND_DAY_JOINERS), "--seed", str(context.seed),
+        "--as-of", context.second_day.isoformat(), "--scenario", context.scenario)
+
+
 def _console(context: DemoContext) -> None:
-    entry = context.bundle.root / CONSOLE_ENTRY
-    if not entry.is_file():
-        context.say(f"the console is not built yet ({CONSOLE_ENTRY} does not exist)")
-        return
-    context.say(f"start the console with:  {HOME_ENV}={context.home} streamlit run {CONSOLE_ENTRY}")
+    """Start the scoring server and the console, print their addresses, serve until Ctrl-C."""
+    base = [sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()", "--home", str(context.home)]
+    env = {**os.environ, HOME_ENV: str(context.home), BUNDLE_ROOT_ENV: str(context.bundle.root),
+           "HEALTHCARE_MLOPS_SCORING_URL": f"http://127.0.0.1:{SCORING_PORT}/invocations"}
+    servers = [subprocess.Popen([*base, "serve", "--port", str(SCORING_PORT)], env=env),
+               subprocess.Popen([*base, "app", "--port", str(CONSOLE_PORT)], env=env)]
+    context.say(f"\nconsole:        http://localhost:{CONSOLE_PORT}\n"
+                f"scoring server: http://127.0.0.1:{SCORING_PORT}/invocations\n"
+                "press Ctrl-C to stop both")
+    try:
+        for server in servers:
+            server.wait()
+    except KeyboardInterrupt:
+        context.say("stopping the console and the scoring server")
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=30)
 
 
 def _console_skip(context: DemoContext) -> str | None:
@@ -100,6 +122,10 @@ def _console_skip(context: DemoContext) -> str | None:
 
 def _day1(context: DemoContext) -> str:
     return context.first_day.isoformat()
+
+
+def _day2(context: DemoContext) -> str:
+    return context.second_day.isoformat()
 
 
 DEMO_STEPS: list[DemoStep] = [
@@ -114,7 +140,18 @@ DEMO_STEPS: list[DemoStep] = [
     DemoStep("monitoring", "drift, fairness and alerts for the first day (job model_monitoring)",
              job_step("model_monitoring", lambda c: {"window_start": _day1(c), "window_end": _day1(c)}),
              entry_points_of("model_monitoring"), requires=("inference",)),
-    DemoStep("console", "the operations console", _console, _console_skip),
+    DemoStep("drifted day", "the second day's load with a population shift (data generate --scenario)",
+             _generate_second_day, requires=("monitoring",)),
+    DemoStep("features 2", "features of the second day (job feature_engineering)",
+             job_step("feature_engineering", lambda c: {"as_of": _day2(c)}), requires=("drifted day",)),
+    DemoStep("inference 2", "score the second day (job batch_inference)",
+             job_step("batch_inference", lambda c: {"scoring_date": _day2(c), "mode": "production"}),
+             requires=("features 2",)),
+    DemoStep("monitoring 2", "drift and alerts for the second day; a critical alert retrains "
+                             "(job model_monitoring)",
+             job_step("model_monitoring", lambda c: {"window_start": _day2(c), "window_end": _day2(c)}),
+             requires=("inference 2",)),
+    DemoStep("console", "the scoring server and the operations console", _console, _console_skip),
 ]
 
 
@@ -141,10 +178,11 @@ def run_demo(context: DemoContext, steps: list[DemoStep] | None = None) -> dict:
 
 
 def demo_context(home: str | os.PathLike | None, patients: int, seed: int = 42, no_app: bool = False,
-                 first_day: dt.date | None = None, bundle: Bundle | None = None, echo: bool = True) -> DemoContext:
+                 first_day: dt.date | None = None, bundle: Bundle | None = None, echo: bool = True,
+                 scenario: str = "smoker_surge") -> DemoContext:
     from healthcare_mlops.settings import resolve_home
 
     first = first_day or (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1))
     return DemoContext(home=resolve_home(home).resolve(), patients=patients, seed=seed, first_day=first,
                        second_day=first + dt.timedelta(days=1), no_app=no_app,
-                       bundle=bundle or load_bundle(), echo=echo)
+                       bundle=bundle or load_bundle(), echo=echo, scenario=scenario)

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from healthcare_mlops.cli import data_commands, governance_commands, jobs_commands
+from healthcare_mlops.cli import app_commands, data_commands, governance_commands, jobs_commands, serve_commands
 from healthcare_mlops.cli.context import CliState, state
 from healthcare_mlops.cli.output import Format, print_frame, print_mapping
 from healthcare_mlops.errors import UserError
@@ -19,6 +19,9 @@ app = typer.Typer(help="Healthcare-insurance risk MLOps on a laptop or Databrick
 app.add_typer(data_commands.app, name="data")
 app.add_typer(jobs_commands.app, name="jobs")
 app.add_typer(governance_commands.app, name="governance")
+app.add_typer(__import__("healthcare_mlops.cli.alerts_commands", fromlist=["app"]).app, name="alerts")
+app.command("app")(app_commands.console)
+app.command("serve")(serve_commands.serve)
 
 
 @app.callback()
@@ -53,7 +56,11 @@ def sql(ctx: typer.Context,
 @app.command()
 def demo(ctx: typer.Context,
          no_app: bool = typer.Option(False, "--no-app", help="Do not start the console at the end."),
-         patients: int = typer.Option(5000, "--patients", min=100, help="Members on the first day."),
+         patients: int = typer.Option(20000, "--patients", min=100,
+                                      help="Members on the first day (fewer make the per-group fairness "
+                                           "checks noisy enough to block promotion)."),
+         scenario: str = typer.Option("smoker_surge", "--scenario",
+                                      help="The second day's population shift (see `data scenarios`)."),
          seed: int = typer.Option(42, "--seed", help="Random seed of the generated members.")) -> None:
     """The whole local loop through the local runner: data, the pipeline's jobs, then the console."""
     from healthcare_mlops.bundle.demo import demo_context, run_demo
@@ -61,7 +68,7 @@ def demo(ctx: typer.Context,
     cli_state = state(ctx)
     if cli_state.target != LOCAL_TARGET:
         raise UserError("the demo runs locally (target local)")
-    run_demo(demo_context(cli_state.home, patients, seed=seed, no_app=no_app))
+    run_demo(demo_context(cli_state.home, patients, seed=seed, no_app=no_app, scenario=scenario))
 
 
 def run() -> None:

@@ -241,6 +241,9 @@ class Governance:
         failpoint("promotion:after_audit")
         self.client.delete_registered_model_tag(self.model_name, INTENT_TAG)
         self.refresh_model_card(version)
+        if not self.settings.is_local:  # Databricks: the serving endpoint follows the champion
+            from healthcare_mlops.scoring.serving import deploy_champion_endpoint
+            deploy_champion_endpoint(self.settings, version)
 
     # -- reporting ------------------------------------------------------------------
     def pending(self) -> list[int]:

@@ -3,6 +3,13 @@
 Per member it returns ``predicted_annual_charges``, ``risk_score``, ``risk_category``,
 ``interval_lower`` and ``interval_upper``, so batch scoring and real-time scoring
 return the same thing. It carries the reference distributions the risk score needs.
+
+Its signature names the inputs but types them ``Any`` (``input_signature``): MLflow casts
+a request to the declared types before ``predict`` runs, and that cast is lossy (the
+scoring server turns ``"smoker": "no"`` into ``True`` and ``"age": 35.5`` into ``35``).
+Untyped, the caller's values reach ``predict`` as sent, and the input contract
+(``input_contract.row_problems``) refuses a wrong type with a message naming the field; a
+missing field is still refused by MLflow itself ("Model is missing inputs ['age']").
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from healthcare_mlops.modeling.input_contract import row_problems, typed_model_input
@@ -33,6 +41,15 @@ def score(pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarr
         "interval_lower": lower,
         "interval_upper": upper,
     }, index=inputs.index)
+
+
+def input_signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
+    """The model's signature: inputs named and required but untyped (see the module docstring)."""
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    inferred = infer_signature(example, output)
+    inputs = Schema([ColSpec(AnyType(), name, required=True) for name in example.columns])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 
 class InsuranceRiskModel(mlflow.pyfunc.PythonModel):

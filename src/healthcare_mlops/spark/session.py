@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -17,6 +18,8 @@ def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlop
     if settings is not None and not settings.is_local:
         return SparkSession.builder.getOrCreate()
     master = os.environ.get("HEALTHCARE_MLOPS_SPARK_MASTER", "local[*]")
+    # Python workers (mapInArrow, UDFs) run this interpreter, not whatever python3 is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return (
         SparkSession.builder.master(master)
         .appName(app_name)

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow.models import infer_signature
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.estimators import CANDIDATES
 from healthcare_mlops.modeling.input_contract import typed_model_input
-from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel
+from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel, input_signature
 from healthcare_mlops.modeling.training import TrainingResult, metric_key, train
 from healthcare_mlops.runtime.lineage import git_commit
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, use_experiment
@@ -71,7 +70,7 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
                                result.actual_reference,
                                extra_inputs=tuple(c for c in inputs if c not in MODEL_INPUT_COLUMNS))
     example = _input_example(result, inputs)
-    signature = infer_signature(example, model.predict(None, example))
+    signature = input_signature(example, model.predict(None, example))
     tags = {"training_data_version": json.dumps(data_version), "git_commit": commit or "unknown",
             "model_inputs": ",".join(inputs)}
     with mlflow.start_run(run_name=f"train-{data_version['as_of_date']}", tags=tags) as run:

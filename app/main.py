@@ -1,0 +1,59 @@
+"""The operations console: ``streamlit run app/main.py`` (Databricks Apps runs exactly that).
+
+One ``st.Page`` per file in ``pages/``. Works with the package installed (the venv, a
+wheel) and from the bare source folder, as Databricks Apps deploys it: then ``./src``
+goes on the import path. ``healthcare-mlops app`` starts it locally.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:                       # `import app.*` from the source folder
+    sys.path.insert(0, str(ROOT))
+try:
+    import healthcare_mlops  # noqa: F401
+except ImportError:                                  # not installed: the source folder's copy
+    sys.path.insert(0, str(ROOT / "src"))
+
+import streamlit as st  # noqa: E402
+
+from healthcare_mlops.errors import UserError  # noqa: E402
+
+PAGES_DIR = ROOT / "pages"
+# (file in pages/, title, icon); the first is the default page.
+PAGES = (
+    ("overview", "Overview", ":material/dashboard:"),
+    ("risk", "Risk", ":material/monitor_heart:"),
+    ("fairness", "Fairness", ":material/balance:"),
+    ("drift", "Drift", ":material/trending_up:"),
+    ("governance", "Governance", ":material/verified:"),
+    ("jobs", "Jobs", ":material/schedule:"),
+    ("score", "Score", ":material/calculate:"),
+)
+TITLE = "Healthcare risk console"
+
+
+def main() -> None:
+    st.set_page_config(page_title=TITLE, page_icon=":material/health_and_safety:", layout="wide")
+    pages = [st.Page(PAGES_DIR / f"{name}.py", title=title, icon=icon, url_path=name, default=index == 0)
+             for index, (name, title, icon) in enumerate(PAGES)]
+    navigation = st.navigation(pages, position="sidebar")
+    try:
+        from app import auth, data
+
+        settings = data.console_settings()
+        identity = auth.current_identity()
+    except UserError as exc:
+        st.error(f"The console cannot start: {exc}")
+        return
+    with st.sidebar:
+        st.markdown(f"**{identity.user}**  \nrole: `{identity.role}`")
+        where = "local" if settings.is_local else f"Databricks ({settings.target})"
+        st.caption(f"{where} · `{settings.catalog}.{settings.schema}`")
+    navigation.run()
+
+
+main()

@@ -1,0 +1,185 @@
+"""Benchmark: score 1M members three ways, on the same model and the same rows.
+
+1. ours: the batch_inference job's scoring path (``scoring.batch.score_features``:
+   ``mapInArrow``, the model loaded once per worker process, the input contract, one
+   ``predict`` per Arrow batch, the business rules);
+2. ``mlflow.pyfunc.spark_udf`` on the same Spark DataFrame (the baseline to beat);
+3. plain in-memory ``model.predict`` on a pandas DataFrame, on one core (threadpoolctl
+   limit 1).
+
+The issue's goal: ours >= 0.5x plain predict and >= 1.2x spark_udf, on ``local[2]``.
+
+    .venv/bin/python benchmarks/bench_batch_scoring.py                  # 1M rows, local[2]
+    .venv/bin/python benchmarks/bench_batch_scoring.py --rows 200000 --repeat 1
+    .venv/bin/python benchmarks/bench_batch_scoring.py --home .lakehouse  # reuse a home with a champion
+
+Without ``--home`` a model is trained first, quickly, on generated data (20,000 members,
+one candidate) in a temporary home. The 1M rows are that population's features repeated
+and perturbed (bmi +/- noise, new keys). The Spark DataFrame is cached before timing,
+each way is warmed up on 20,000 rows, and a Spark way is timed as a full evaluation
+into the ``noop`` sink. Each way runs ``--repeat`` times; the best run is reported
+(the machine may be shared), with every run listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GOAL_VS_PLAIN = 0.5
+GOAL_VS_SPARK_UDF = 1.2
+AS_OF = "2026-01-01"
+UDF_RESULT = ("predicted_annual_charges double, risk_score double, risk_category string, "
+              "interval_lower double, interval_upper double")
+
+
+def train_quick_model(home: Path, members: int, seed: int) -> None:
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.settings import resolve_settings
+    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks import feature_engineering, model_training
+
+    settings = resolve_settings("local", home)
+    as_of = dt.date.fromisoformat(AS_OF)
+    generate_patients(settings, members, seed, as_of)
+    feature_engineering.run(settings, as_of)
+    summary = model_training.run(settings, as_of, seed=seed, candidates=("hist_gradient_boosting_poisson",))
+    configure_mlflow(settings).set_registered_model_alias(settings.model_name, "champion", summary["version"])
+
+
+def million_rows(features, rows: int, seed: int):
+    """``rows`` feature rows: the population repeated, bmi perturbed, every key new."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    repeats = -(-rows // len(features))
+    frame = pd.concat([features] * repeats, ignore_index=True).iloc[:rows].copy()
+    frame["bmi"] = np.clip(np.round(frame["bmi"].to_numpy() + rng.normal(0.0, 0.8, rows), 2), 15.0, 60.0)
+    frame["patient_natural_key"] = [f"PNK-B{i:09d}" for i in range(rows)]
+    return frame.reset_index(drop=True)
+
+
+def timed(label: str, run, repeat: int, rows: int) -> dict:
+    seconds = []
+    for attempt in range(repeat):
+        started = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - started)
+        print(f"  {label:10} run {attempt + 1}: {seconds[-1]:7.2f} s  {rows / seconds[-1]:>11,.0f} rows/s", flush=True)
+    best = min(seconds)
+    return {"label": label, "best": best, "median": statistics.median(seconds), "runs": seconds,
+            "rows_per_s": rows / best}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the scored DataFrame")
+    parser.add_argument("--batch-rows", type=int, default=None,
+                        help="spark.sql.execution.arrow.maxRecordsPerBatch (default: Spark's, 10000)")
+    parser.add_argument("--home", default=None, help="a local home with features and a champion (else: train one)")
+    parser.add_argument("--members", type=int, default=20_000, help="members to train the quick model on")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    os.environ["HEALTHCARE_MLOPS_SPARK_MASTER"] = args.master
+
+    import mlflow
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+    from threadpoolctl import threadpool_limits
+
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.runtime.storage import LocalTableStore
+    from healthcare_mlops.scoring.batch import model_input_names, model_source, score_features
+    from healthcare_mlops.scoring.rules import BusinessRules
+    from healthcare_mlops.settings import resolve_settings
+    from healthcare_mlops.spark.session import get_spark
+    from healthcare_mlops.tables import ML_INSURANCE_FEATURES
+    from healthcare_mlops.tasks.batch_inference import resolve_model
+
+    started = time.perf_counter()
+    spark = get_spark()
+    spark.sparkContext.setLogLevel("ERROR")
+    if args.batch_rows:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_rows))
+    print(f"spark {spark.version} on {args.master} (cores: {os.cpu_count()}, load average "
+          f"{os.getloadavg()[0]:.1f}); start-up {time.perf_counter() - started:.1f} s", flush=True)
+
+    scratch = tempfile.TemporaryDirectory(prefix="hc-bench-scoring-")
+    home = Path(args.home) if args.home else Path(scratch.name) / "lakehouse"
+    if not args.home:
+        t0 = time.perf_counter()
+        train_quick_model(home, args.members, args.seed)
+        print(f"quick model trained on {args.members:,} generated members in {time.perf_counter() - t0:.1f} s",
+              flush=True)
+    settings = resolve_settings("local", home)
+    configure_mlflow(settings)
+    model = resolve_model(settings, "champion")
+    local_path = mlflow.artifacts.download_artifacts(model["uri"])
+    pyfunc = mlflow.pyfunc.load_model(local_path)
+    inputs = model_input_names(pyfunc)
+    rules = BusinessRules.from_variables(settings.variables, model["reference"])
+    source = model_source(spark, model["uri"], local_path, shared_filesystem=True)
+
+    features = LocalTableStore(settings).read_arrow(ML_INSURANCE_FEATURES).to_pandas()
+    frame = million_rows(features, args.rows, args.seed)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    df = spark.createDataFrame(table).repartition(args.partitions).cache()
+    df.count()
+    # the warm-up reaches every Python worker (a limit() would run on one partition only)
+    sample = spark.createDataFrame(table.slice(0, 20_000)).repartition(args.partitions).cache()
+    sample.count()
+    print(f"{args.rows:,} rows in {df.rdd.getNumPartitions()} cached partitions; model "
+          f"{model['name']} version {model['version']}; arrow batch "
+          f"{spark.conf.get('spark.sql.execution.arrow.maxRecordsPerBatch')} rows", flush=True)
+
+    udf = mlflow.pyfunc.spark_udf(spark, model["uri"], result_type=UDF_RESULT, env_manager="local")
+
+    def ours(data):
+        score_features(data, source, rules, inputs).write.format("noop").mode("overwrite").save()
+
+    def spark_udf(data):
+        data.select(udf(*[F.col(c) for c in inputs]).alias("prediction")) \
+            .write.format("noop").mode("overwrite").save()
+
+    plain_input = frame[inputs]
+
+    def plain(data=None):
+        with threadpool_limits(1):
+            pyfunc.predict(plain_input if data is None else data)
+
+    print("warm-up (20,000 rows each)", flush=True)
+    ours(sample)
+    spark_udf(sample)
+    plain(plain_input.head(20_000))
+
+    results = [timed("ours", lambda: ours(df), args.repeat, args.rows),
+               timed("spark_udf", lambda: spark_udf(df), args.repeat, args.rows),
+               timed("plain", plain, args.repeat, args.rows)]
+    by = {r["label"]: r for r in results}
+    vs_plain = by["ours"]["rows_per_s"] / by["plain"]["rows_per_s"]
+    vs_udf = by["ours"]["rows_per_s"] / by["spark_udf"]["rows_per_s"]
+
+    print(f"\n{'way':10} {'best s':>8} {'median s':>9} {'rows/s (best)':>14}")
+    for r in results:
+        print(f"{r['label']:10} {r['best']:8.2f} {r['median']:9.2f} {r['rows_per_s']:>14,.0f}")
+    print(f"\nours / plain predict (1 core): {vs_plain:.2f}x  (goal >= {GOAL_VS_PLAIN}x)  "
+          f"{'met' if vs_plain >= GOAL_VS_PLAIN else 'NOT met'}")
+    print(f"ours / spark_udf:               {vs_udf:.2f}x  (goal >= {GOAL_VS_SPARK_UDF}x)  "
+          f"{'met' if vs_udf >= GOAL_VS_SPARK_UDF else 'NOT met'}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    scratch.cleanup()
+    return 0 if vs_plain >= GOAL_VS_PLAIN and vs_udf >= GOAL_VS_SPARK_UDF else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Console speed: every page's data load and render, timed with Streamlit's AppTest.
+
+Goal (issue 8): each page under 1 s locally with 1M predictions. For each size the script
+builds a local lakehouse in a temporary home: ``ml_patient_predictions`` written directly
+with ``LocalTableStore`` as synthetic rows that follow ``scoring/contract.py`` (the latest
+scoring date holds 80 % of the rows, two earlier dates 10 % each), 30 monitoring runs of
+drift, fairness and alerts rows (``monitoring/contract.py``), job runs (``job_runs``), and a
+real registered model: a small model trained on synthetic members, validated and promoted
+by ``Governance`` (version 1, champion) and registered again as the challenger (version 2),
+so the Overview, Governance and Score pages have a registry to read.
+
+Then it runs every page with AppTest: once to warm up (imports, connections), then
+``--repeat`` times each with the console's query caches cleared (``cold``: what a user
+sees after the cache TTL or an action) and ``--repeat`` times with them (``warm``), and
+prints the median and the worst time per page::
+
+    .venv/bin/python benchmarks/bench_console.py                       # 10k and 1M
+    .venv/bin/python benchmarks/bench_console.py --sizes 100000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from healthcare_mlops import tables as T  # noqa: E402
+from healthcare_mlops.bundle.run_history import SUCCEEDED, RunRecord, append_runs  # noqa: E402
+from healthcare_mlops.data import population as pop  # noqa: E402
+from healthcare_mlops.data.contract import REGIONS  # noqa: E402
+from healthcare_mlops.features.definitions import AGE_BANDS, band  # noqa: E402
+from healthcare_mlops.modeling.risk import risk_category  # noqa: E402
+from healthcare_mlops.monitoring.contract import ALERT_SCHEMA_DDL, DRIFT_SCHEMA_DDL, FAIRNESS_SCHEMA_DDL  # noqa: E402
+from healthcare_mlops.runtime.storage import LocalTableStore  # noqa: E402
+from healthcare_mlops.scoring.contract import PARTITION_COLUMN, PREDICTION_SCHEMA_DDL, REASON_SEPARATOR  # noqa: E402
+from healthcare_mlops.settings import HOME_ENV, Settings, resolve_settings  # noqa: E402
+
+PAGES = ("overview", "risk", "fairness", "drift", "governance", "jobs", "score")
+GOAL_SECONDS = 1.0
+SCORING_DAY = dt.date(2026, 1, 31)
+MONITORING_RUNS = 30
+_ARROW_TYPES = {"STRING": pa.string(), "DATE": pa.date32(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
+                "INT": pa.int32(), "BIGINT": pa.int64(), "TIMESTAMP": pa.timestamp("us", tz="UTC")}
+
+
+def arrow_schema(ddl: str) -> pa.Schema:
+    """A contract's Spark DDL (``name TYPE, ...``) as an Arrow schema."""
+    return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in (part.split()[:2] for part in ddl.split(", "))])
+
+
+# -- synthetic members ------------------------------------------------------------------------
+
+def synthetic_members(n: int, rng: np.random.Generator) -> dict:
+    """Model inputs, sex, age band and charges following DESIGN.md section 6."""
+    young = rng.random(n) < pop.AGE_YOUNG_SHARE
+    age = np.where(young, rng.integers(pop.AGE_YOUNG[0], pop.AGE_YOUNG[1] + 1, n),
+                   rng.integers(pop.AGE_MAIN[0], pop.AGE_MAIN[1] + 1, n)).astype(np.int32)
+    bmi = np.round(np.clip(rng.normal(pop.BMI_MEAN, pop.BMI_SD, n), *pop.BMI_CLIP), 2)
+    children = rng.choice(len(pop.CHILDREN_SHARES), n, p=pop.CHILDREN_SHARES).astype(np.int32)
+    smoker = rng.random(n) < pop.SMOKER_SHARE
+    region = rng.choice(list(REGIONS), n, p=[pop.REGION_SHARES[r] for r in REGIONS])
+    sex = np.where(rng.random(n) < 0.5, "female", "male")
+    base = np.where(~smoker, pop.CHARGE_BASE_NON_SMOKER,
+                    np.where(bmi >= pop.OBESE_BMI, pop.CHARGE_BASE_SMOKER_OBESE, pop.CHARGE_BASE_SMOKER))
+    noise = rng.normal(pop.NOISE_BODY_MEAN, pop.NOISE_BODY_SD, n) * np.where(smoker, pop.NOISE_SMOKER_SPREAD, 1.0)
+    tail = rng.random(n) < pop.NOISE_TAIL_SHARE
+    noise = np.where(tail, pop.NOISE_TAIL_OFFSET + rng.exponential(pop.NOISE_TAIL_MEAN_EXCESS, n), noise)
+    charges = np.maximum(base + pop.CHARGE_PER_YEAR_OF_AGE * age + pop.CHARGE_PER_CHILD * children + noise,
+                         pop.CHARGE_FLOOR)
+    return {"age": age, "bmi": bmi, "children": children, "smoker": smoker, "region": region, "sex": sex,
+            "age_band": band(age, AGE_BANDS), "annual_charges": charges}
+
+
+# -- tables -----------------------------------------------------------------------------------
+
+def prediction_rows(n: int, scoring_date: dt.date, offset: int, rng: np.random.Generator) -> pa.Table:
+    members = synthetic_members(n, rng)
+    predicted = np.maximum(members["annual_charges"] * rng.lognormal(0.0, 0.15, n), 1000.0)
+    scores = np.clip(100.0 * (np.argsort(np.argsort(predicted)) + 0.5) / n + rng.normal(0, 0.5, n), 0, 100)
+    category = risk_category(scores).astype(str)
+    width = rng.lognormal(-0.2, 0.5, n)
+    lower, upper = predicted * np.maximum(1 - width / 2, 0.05), predicted * (1 + width / 2)
+    reasons = np.full(n, "", dtype=object)
+    for mask, code in ((category == "critical", "critical_risk"), (width > 1.5, "low_confidence"),
+                       (members["bmi"] > 50, "input_out_of_training_range")):
+        reasons = np.where(mask, np.where(reasons == "", code, reasons + REASON_SEPARATOR + code), reasons)
+    scored_at = dt.datetime.combine(scoring_date, dt.time(2, 5), tzinfo=dt.timezone.utc)
+    columns = {
+        "patient_natural_key": [f"P{i:09d}" for i in range(offset, offset + n)],
+        "scoring_date": np.full(n, scoring_date), "predicted_annual_charges": predicted, "risk_score": scores,
+        "risk_category": category, "interval_lower": lower, "interval_upper": upper,
+        "high_risk": category == "critical", "requires_review": reasons != "", "review_reasons": reasons,
+        "age": members["age"], "bmi": members["bmi"], "children": members["children"],
+        "smoker": members["smoker"], "region": members["region"], "sex": members["sex"],
+        "age_band": members["age_band"], "model_name": np.full(n, "hc_local.insurance.insurance_model"),
+        "model_version": np.full(n, "1"), "model_run_id": np.full(n, "bench"), "scored_at": np.full(n, scored_at),
+    }
+    schema = arrow_schema(PREDICTION_SCHEMA_DDL)
+    return pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema}, schema=schema)
+
+
+def write_predictions(settings: Settings, total: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    store = LocalTableStore(settings)
+    sizes = [total // 10, total // 10, total - 2 * (total // 10)]
+    offset = 0
+    for days_back, size in zip((2, 1, 0), sizes):
+        day = SCORING_DAY - dt.timedelta(days=days_back)
+        store.write_arrow(prediction_rows(size, day, offset, rng), T.ML_PATIENT_PREDICTIONS, mode="replace_partition",
+                          partition={PARTITION_COLUMN: day})
+        offset += size
+
+
+def _table(ddl: str, rows: list[dict]) -> pa.Table:
+    schema = arrow_schema(ddl)
+    return pa.Table.from_pylist([{f.name: row.get(f.name) for f in schema} for row in rows], schema=schema)
+
+
+def write_monitoring(settings: Settings, seed: int) -> None:
+    rng = np.random.default_rng(seed + 1)
+    drift, fairness, alerts = [], [], []
+    features = ("age", "bmi", "children", "smoker", "region", "prediction")
+    groups = {"sex": ("female", "male"), "region": REGIONS, "age_band": tuple(label for _, label in AGE_BANDS),
+              "smoker": ("false", "true")}
+    for index in range(MONITORING_RUNS):
+        day = SCORING_DAY - dt.timedelta(days=MONITORING_RUNS - 1 - index)
+        run_id = uuid.UUID(bytes=rng.bytes(16)).hex
+        at = dt.datetime.combine(day, dt.time(6, 3), tzinfo=dt.timezone.utc)
+        trend = index / MONITORING_RUNS
+        common = {"run_id": run_id, "window_start": day, "window_end": day, "computed_at": at}
+        for column in features:
+            psi = float(abs(rng.normal(0.03 + 0.2 * trend * (column in ("bmi", "smoker")), 0.02)))
+            status = "stable" if psi < 0.1 else "moderate" if psi <= 0.25 else "significant"
+            drift.append({**common, "column_name": column, "metric": "psi", "value": psi, "threshold": 0.25,
+                          "status": status})
+            for metric in ("js_distance", "ks_statistic", "ks_pvalue", "wasserstein_norm"):
+                drift.append({**common, "column_name": column, "metric": metric, "value": float(rng.random() / 5),
+                              "threshold": None, "status": "info"})
+        composite = float(min(1.0, 0.05 + 0.6 * trend * trend + abs(rng.normal(0, 0.02))))
+        drift.append({**common, "column_name": "", "metric": "composite_drift", "value": composite,
+                      "threshold": 0.3, "status": "alert" if composite > 0.3 else "ok"})
+        drift.append({**common, "column_name": "", "metric": "volume", "value": 1000.0, "threshold": 50.0,
+                      "status": "ok"})
+        for column, values in groups.items():
+            for value in values:
+                fairness.append({**common, "group_column": column, "group_value": value,
+                                 "n": int(rng.integers(2000, 9000)), "mae": float(rng.normal(2500, 150)),
+                                 "risk_score_mae": float(rng.normal(7.5, 0.4)),
+                                 "calibration_ratio": float(rng.normal(1.0, 0.03)),
+                                 "critical_share": float(abs(rng.normal(0.05, 0.01)))})
+        if composite > 0.3:
+            alerts.append({**common, "alert_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench/{day}/composite")),
+                           "type": "composite_drift",
+                           "severity": "critical" if composite > 0.45 else "warning",
+                           "message": f"inputs carrying {composite:.0%} of the feature importance drifted",
+                           "column_name": "", "value": composite, "threshold": 0.3, "details": "{}",
+                           "created_at": at})
+    for index, alert in enumerate(alerts[:-2]):
+        alert.update(acknowledged_by="ops@example.com", acknowledged_at=alert["created_at"] + dt.timedelta(hours=2))
+    store = LocalTableStore(settings)
+    store.write_arrow(_table(DRIFT_SCHEMA_DDL, drift), T.ML_DRIFT_METRICS, mode="overwrite")
+    store.write_arrow(_table(FAIRNESS_SCHEMA_DDL, fairness), T.ML_FAIRNESS_METRICS, mode="overwrite")
+    store.write_arrow(_table(ALERT_SCHEMA_DDL, alerts), T.ML_MODEL_ALERTS, mode="overwrite")
+
+
+def write_job_runs(settings: Settings) -> None:
+    records = []
+    run_id = 1_000_000
+    for index in range(MONITORING_RUNS):
+        day = SCORING_DAY - dt.timedelta(days=MONITORING_RUNS - 1 - index)
+        for job_key, hour, seconds in (("batch_inference", 2, 95.0 + index), ("model_monitoring", 6, 140.0 - index)):
+            start = dt.datetime.combine(day, dt.time(hour), tzinfo=dt.timezone.utc)
+            end = start + dt.timedelta(seconds=seconds)
+            run_id += 2
+            records.append(RunRecord(run_id=run_id, job_key=job_key, status=SUCCEEDED, trigger="schedule",
+                                     start_time=start, end_time=end, parameters="{}"))
+            records.append(RunRecord(run_id=run_id + 1, parent_run_id=run_id, job_key=job_key, task_key=job_key,
+                                     status=SUCCEEDED, trigger="schedule", start_time=start, end_time=end,
+                                     parameters=[]))
+    append_runs(settings, records)
+
+
+def register_models(settings: Settings, seed: int) -> None:
+    """A small real model: version 1 validated and promoted (champion), version 2 the challenger."""
+    import pandas as pd
+
+    from healthcare_mlops.governance.service import Governance
+    from healthcare_mlops.identity import APPROVER, Identity, job_identity
+    from healthcare_mlops.modeling.training import train
+    from healthcare_mlops.tasks.model_training import log_and_register
+
+    frame = pd.DataFrame(synthetic_members(6000, np.random.default_rng(seed + 2)))
+    result = train(frame, seed=seed, candidates=("hist_gradient_boosting_poisson",))
+    version = {"table": settings.tables.fqn(T.ML_INSURANCE_FEATURES), "as_of_date": "2026-01-01", "delta_version": 0}
+    log_and_register(settings, result, version, commit="benchmark")
+    governance = Governance(settings, job_identity(settings))
+    if governance.validate("1").passed:
+        governance.promote("1", comment="benchmark champion")
+    else:   # a small synthetic sample can miss a fairness threshold: an approver overrides, recorded
+        Governance(settings, Identity("benchmark@localhost", APPROVER)).approve(
+            "1", "benchmark champion", override_reason="synthetic benchmark data")
+    log_and_register(settings, result, version, commit="benchmark")
+    governance.validate("2")
+
+
+def build_lakehouse(home: Path, predictions: int, seed: int = 7, model: bool = True) -> Settings:
+    settings = resolve_settings("local", home)
+    write_predictions(settings, predictions, seed)
+    write_monitoring(settings, seed)
+    write_job_runs(settings)
+    if model:
+        register_models(settings, seed)
+    return settings
+
+
+# -- timing -----------------------------------------------------------------------------------
+
+def time_pages(repeat: int) -> dict:
+    """Seconds per page: cold (query caches cleared before each run) and warm, after a warm-up pass."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=600)
+    at.run()
+    results = {}
+    for page in PAGES:                       # warm-up: imports, connections, the model's first load
+        at.switch_page(f"../pages/{page}.py").run()
+        assert not at.exception, f"{page}: {at.exception[0].value}"
+    for page in PAGES:
+        at.switch_page(f"../pages/{page}.py")
+        cold, warm = [], []
+        for _ in range(repeat):
+            st.cache_data.clear()
+            start = time.perf_counter()
+            at.run()
+            cold.append(time.perf_counter() - start)
+            assert not at.exception, f"{page}: {at.exception[0].value}"
+        for _ in range(repeat):
+            start = time.perf_counter()
+            at.run()
+            warm.append(time.perf_counter() - start)
+        results[page] = {"cold_median": statistics.median(cold), "cold_max": max(cold),
+                         "warm_median": statistics.median(warm)}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--keep", type=Path, help="build the lakehouses under this folder and keep them")
+    args = parser.parse_args()
+    os.environ.setdefault("HEALTHCARE_MLOPS_ROLE", "approver")
+    table = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for size in args.sizes:
+            home = (args.keep or Path(scratch)) / f"console-{size}" / "lakehouse"
+            start = time.perf_counter()
+            build_lakehouse(home, size)
+            print(f"built a lakehouse with {size:,} predictions in {time.perf_counter() - start:.1f} s: {home}",
+                  flush=True)
+            os.environ[HOME_ENV] = str(home)
+            table[size] = time_pages(args.repeat)
+    print()
+    header = "| page | " + " | ".join(f"{size:,}: cold median / max | {size:,}: warm" for size in table) + " |"
+    print(header)
+    print("|---|" + "---|---|" * len(table))
+    worst = 0.0
+    for page in PAGES:
+        cells = []
+        for size, results in table.items():
+            r = results[page]
+            worst = max(worst, r["cold_max"])
+            cells.append(f"{r['cold_median']:.3f} s / {r['cold_max']:.3f} s | {r['warm_median']:.3f} s")
+        print(f"| {page} | " + " | ".join(cells) + " |")
+    print(f"\nslowest cold page load: {worst:.3f} s; goal < {GOAL_SECONDS:.0f} s: "
+          f"{'met' if worst < GOAL_SECONDS else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

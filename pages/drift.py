@@ -1,0 +1,74 @@
+"""Drift: the composite drift score over time, PSI per feature across runs, and the alerts (Acknowledge)."""
+
+import streamlit as st
+
+from app import actions, auth, charts, data, ui
+
+
+def _alerts(identity) -> None:
+    st.subheader("Alerts")
+    state = st.radio("Show", ["open", "all"], horizontal=True, key="alerts_state",
+                     format_func=lambda s: "Open" if s == "open" else "All")
+    alerts = data.query("alerts", state=state)
+    if alerts.empty:
+        st.success("No open alerts." if state == "open" else "No alerts so far.")
+        return
+    st.dataframe(alerts[["created_at", "severity", "alert_type", "message", "column_name", "value", "threshold",
+                         "acknowledged_by", "acknowledged_at", "acknowledged_comment", "retrain_run_id", "alert_id"]],
+                 hide_index=True, key="alerts_table")
+    open_alerts = alerts[alerts["acknowledged_at"].isna()]
+    if open_alerts.empty:
+        return
+    if not auth.can(identity, "acknowledge"):
+        st.caption(f"Acknowledging an alert needs the operator role; you are {identity.role}.")
+        return
+    labels = {r.alert_id: f"{r.severity} · {r.alert_type} · {r.message}" for r in open_alerts.itertuples()}
+    pick, note = st.columns([3, 2])
+    chosen = pick.selectbox("Alert", list(labels), format_func=labels.get, key="ack_alert")
+    comment = note.text_input("Comment (optional)", key="ack_comment")
+    if st.button("Acknowledge", key="ack_button", type="primary"):
+        with ui.guard():
+            actions.acknowledge(identity, chosen, comment or None)
+            st.session_state["ack_message"] = f"Acknowledged by {identity.user}: {labels[chosen]}"
+            st.rerun()
+
+
+def render() -> None:
+    st.title("Drift")
+    if message := st.session_state.pop("ack_message", None):
+        st.success(message)
+    settings = data.console_settings()
+    threshold = float(settings.variables.get("composite_drift_alert", 0.3))
+    moderate = float(settings.variables.get("psi_moderate", 0.1))
+    significant = float(settings.variables.get("psi_significant", 0.25))
+    composite = data.query("composite_drift")
+    if composite.empty:
+        ui.empty_state("drift metrics", "model_monitoring",
+                       extra="Monitoring compares the latest scored batch (batch_inference) with the training data.")
+    else:
+        latest = composite.iloc[-1]
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Composite drift (latest)", ui.number(latest["value"]),
+                  help=f"Share of feature importance on inputs with PSI >= {moderate:g}; alert above {threshold:g}")
+        c2.metric("Latest window", str(latest["window_end"]),
+                  help=f"Scored batches from {latest['window_start']} to {latest['window_end']}")
+        c3.metric("Monitoring runs", f"{len(composite):,}")
+        st.plotly_chart(charts.composite_drift(composite, threshold), key="drift_composite")
+
+        psi = data.query("psi_history")
+        if not psi.empty:
+            runs = psi.drop_duplicates("run_id")[["run_id", "window_end"]].tail(30)
+            psi = psi[psi["run_id"].isin(runs["run_id"])]
+            labels = runs.assign(run_label=runs["window_end"].astype(str))
+            repeated = labels["run_label"].duplicated(keep=False)
+            labels.loc[repeated, "run_label"] += " #" + labels.loc[repeated, "run_id"].astype(str).str[-6:]
+            psi = psi.merge(labels[["run_id", "run_label"]], on="run_id")
+            st.plotly_chart(charts.psi_heatmap(psi, moderate, significant), key="drift_psi")
+        with st.expander("Every metric of the latest run"):
+            st.dataframe(data.query("drift_run_metrics", run_id=str(latest["run_id"])), hide_index=True,
+                         key="drift_latest_metrics")
+    _alerts(ui.identity())
+
+
+with ui.guard():
+    render()

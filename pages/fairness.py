@@ -1,0 +1,105 @@
+"""Fairness: per-group metrics of the monitored batches against the thresholds, latest and over time.
+
+The thresholds are the bundle variables (``settings.variables``), and the verdicts come
+from the same functions governance uses on the test set (``governance.checks``).
+"""
+
+import pandas as pd
+import streamlit as st
+
+from app import charts, data, ui
+from healthcare_mlops.governance.checks import FAIRNESS_GROUPS, fairness_checks, four_fifths_check
+from healthcare_mlops.governance.thresholds import GovernanceThresholds
+
+METRICS = {"calibration_ratio": "mean predicted / mean actual", "mae": "MAE (USD)",
+           "critical_share": "share flagged critical", "risk_score_mae": "risk-score MAE"}
+
+
+def _group_dicts(frame: pd.DataFrame, needed: tuple) -> list[dict]:
+    rows = frame.dropna(subset=list(needed))
+    return [{"group_column": r.group_column, "group_value": str(r.group_value), "n": int(r.n),
+             "mae": float(r.mae) if pd.notna(r.mae) else None,
+             "calibration_ratio": float(r.calibration_ratio) if pd.notna(r.calibration_ratio) else None,
+             "critical_share": float(r.critical_share) if pd.notna(r.critical_share) else None}
+            for r in rows.itertuples()]
+
+
+def _verdicts(latest: pd.DataFrame, t: GovernanceThresholds) -> pd.DataFrame:
+    checks = []
+    performance = _group_dicts(latest, ("mae", "calibration_ratio"))
+    if performance:
+        checks += fairness_checks(performance, t)
+    shares = _group_dicts(latest, ("critical_share",))
+    if any(g["group_column"] == "sex" for g in shares):
+        checks.append(four_fifths_check(shares, t))
+    return pd.DataFrame([{"check": c.name, "value": c.value, "threshold": c.threshold, "verdict": c.verdict,
+                          "kind": "hard" if c.hard else "soft (a flag)", "detail": c.detail} for c in checks])
+
+
+def render() -> None:
+    st.title("Fairness")
+    settings = data.console_settings()
+    t = GovernanceThresholds.from_variables(settings.variables)
+    st.caption(f"Thresholds (bundle variables): MAE ratio max/min <= {t.fairness_mae_ratio_max:g}; calibration "
+               f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g}; groups judged from n >= "
+               f"{t.fairness_min_group_size}; four-fifths ratio of the share flagged critical by sex >= "
+               f"{t.four_fifths_min:g} (a flag, not a verdict).")
+    runs = data.query("fairness_runs")
+    if runs.empty:
+        ui.empty_state("fairness metrics", "model_monitoring",
+                       extra="Monitoring needs a scored batch first (batch_inference).")
+        return
+
+    labels = {f"{r.window_start} .. {r.window_end} (run {r.run_id})": r.run_id for r in runs.itertuples()}
+    chosen = st.selectbox("Monitoring run", list(labels), key="fairness_run")
+    latest = data.query("fairness_for_run", run_id=labels[chosen])
+
+    verdicts = _verdicts(latest, t)
+    st.subheader("Checks")
+    if verdicts.empty:
+        st.info("No performance metrics in this run yet: they need the members' actual charges, which "
+                "monitoring joins once they arrive.")
+    else:
+        failing = verdicts[verdicts["verdict"] == "fail"]
+        passed, failed = st.columns(2)
+        passed.metric("Checks passed", f"{int((verdicts['verdict'] == 'pass').sum())} of {len(verdicts)}")
+        failed.metric("Checks failed", f"{len(failing)}")
+        st.dataframe(verdicts.astype({"value": "string"}), hide_index=True, key="fairness_checks")
+
+    st.subheader("Per group")
+    table = latest.assign(judged=latest["n"] >= t.fairness_min_group_size,
+                          calibration_ok=latest["calibration_ratio"].between(t.calibration_ratio_min,
+                                                                             t.calibration_ratio_max))
+    st.dataframe(table, hide_index=True, key="fairness_groups",
+                 column_config={"n": st.column_config.NumberColumn(format="localized"),
+                                "mae": st.column_config.NumberColumn(format="dollar"),
+                                "critical_share": st.column_config.NumberColumn(format="percent")})
+    columns = [c for c in FAIRNESS_GROUPS if c in set(latest["group_column"])] + \
+        sorted(set(latest["group_column"]) - set(FAIRNESS_GROUPS))
+    if columns:
+        tabs = st.tabs([c.replace("_", " ") for c in columns])
+        for tab, column in zip(tabs, columns):
+            groups = latest[latest["group_column"] == column]
+            left, right = tab.columns(2)
+            left.plotly_chart(charts.group_metric_bars(groups, "calibration_ratio", "Calibration",
+                                                       t.calibration_ratio_min, t.calibration_ratio_max),
+                              key=f"fairness_calibration_{column}")
+            right.plotly_chart(charts.group_metric_bars(groups, "critical_share", "Share flagged critical"),
+                               key=f"fairness_critical_{column}")
+
+    st.subheader("Over time")
+    history = data.query("fairness_history")
+    pick_column, pick_metric = st.columns(2)
+    column = pick_column.selectbox("Group", sorted(set(history["group_column"])), key="fairness_history_group")
+    metric = pick_metric.selectbox("Metric", list(METRICS), format_func=METRICS.get, key="fairness_history_metric")
+    part = history[history["group_column"] == column]
+    band = (t.calibration_ratio_min, t.calibration_ratio_max) if metric == "calibration_ratio" else (None, None)
+    if part[metric].notna().any():
+        st.plotly_chart(charts.metric_over_time(part, metric, f"{METRICS[metric]} by {column}", *band),
+                        key="fairness_over_time")
+    else:
+        st.info(f"No {METRICS[metric]} recorded for {column} yet.")
+
+
+with ui.guard():
+    render()

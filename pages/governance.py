@@ -1,0 +1,122 @@
+"""Governance: versions, champion next to challenger, the checklist, Approve / Reject, audit log, model card."""
+
+import pandas as pd
+import streamlit as st
+
+from app import actions, auth, data, ui
+
+
+def _checklist(champion_checks: list, challenger_checks: list) -> pd.DataFrame:
+    """One row per check: threshold, hard/soft, then each version's value and verdict."""
+    names = list(dict.fromkeys([c["name"] for c in challenger_checks] + [c["name"] for c in champion_checks]))
+    by_name = {"champion": {c["name"]: c for c in champion_checks},
+               "challenger": {c["name"]: c for c in challenger_checks}}
+    rows = []
+    for name in names:
+        any_check = by_name["challenger"].get(name) or by_name["champion"][name]
+        row = {"check": name, "threshold": any_check["threshold"],
+               "kind": "hard" if any_check["hard"] else "soft"}
+        for role in ("champion", "challenger"):
+            check = by_name[role].get(name)
+            row[f"{role} value"] = "" if check is None or check["value"] is None else str(check["value"])
+            row[f"{role} verdict"] = "" if check is None else check["verdict"]
+        row["detail"] = any_check.get("detail", "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _decision(identity, challenger: int, checks: list, approval_mode: str) -> None:
+    hard_failures = [c["name"] for c in checks if c["hard"] and c["verdict"] == "fail"]
+    st.subheader(f"Decision on version {challenger}")
+    if hard_failures:
+        st.warning(f"Version {challenger} fails hard checks: {', '.join(hard_failures)}. Approving it is an "
+                   "override and needs a reason, which is recorded.")
+    elif not checks:
+        st.info(f"Version {challenger} has not been validated yet: approving it runs the checks first.")
+    else:
+        st.success(f"Version {challenger} passes every hard check.")
+    st.caption(f"Approval mode: **{approval_mode}**"
+               + (" (a passing challenger is promoted by the governance job)" if approval_mode == "auto" else ""))
+    if not auth.can(identity, "approve"):
+        st.caption(f"Approve and Reject need the approver role; you are {identity.role}.")
+        return
+    comment = st.text_area("Comment (why)", key="gov_comment")
+    override = st.text_input("Override reason (required to approve despite failing hard checks)",
+                             key="gov_override") if hard_failures else ""
+    approve, reject, _ = st.columns([1, 1, 4])
+    if approve.button("Approve", key="gov_approve", type="primary"):
+        with ui.guard():
+            promoted = actions.approve(identity, challenger, comment, override or None)
+            st.session_state["gov_message"] = f"Approved by {identity.user}: version {promoted} is the champion."
+            st.rerun()
+    if reject.button("Reject", key="gov_reject"):
+        with ui.guard():
+            actions.reject(identity, challenger, comment)
+            st.session_state["gov_message"] = f"Rejected by {identity.user}: version {challenger}."
+            st.rerun()
+
+
+def render() -> None:
+    st.title("Governance")
+    if message := st.session_state.pop("gov_message", None):
+        st.success(message)
+    registry = data.registry()
+    if not registry["exists"] or registry["versions"].empty:
+        ui.empty_state("registered model", "ml_training_pipeline",
+                       extra="It trains a challenger, checks it and promotes it (or waits for approval).")
+        return
+    settings = data.console_settings()
+    approval_mode = str(settings.variables.get("approval_mode") or "auto")
+    champion, challenger = registry["champion"], registry["challenger"]
+    checks = data.checks_by_version(registry["model_name"])
+
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Champion version", str(champion) if champion is not None else "none")
+    c2.metric("Challenger version", str(challenger) if challenger is not None else "none")
+    c3.metric("Versions", f"{len(registry['versions']):,}")
+    c4.metric("Approval mode", approval_mode)
+    st.caption(f"Model `{registry['model_name']}`")
+    if champion is None:
+        st.info("No champion yet: nothing serves or scores until a version is promoted.")
+
+    st.subheader("Champion and challenger")
+    champion_checks = checks.get(str(champion), []) if champion is not None else []
+    challenger_checks = checks.get(str(challenger), []) if challenger is not None else []
+    if challenger is not None and challenger == champion:
+        st.caption(f"The challenger (version {challenger}) is the champion: nothing is waiting for a decision.")
+    if champion_checks or challenger_checks:
+        checklist = _checklist(champion_checks, challenger_checks if challenger != champion else [])
+        st.dataframe(checklist, hide_index=True, key="gov_checklist", height=36 * (len(checklist) + 1) + 4)
+    else:
+        st.info("No checks recorded yet: " + data.run_hint("model_governance") + " validates the challenger.")
+
+    if challenger is not None and challenger != champion:
+        _decision(ui.identity(), challenger, challenger_checks, approval_mode)
+
+    st.subheader("Versions")
+    versions = registry["versions"].copy()
+    since = data.query("champion_since", model_name=registry["model_name"])
+    st.dataframe(versions, hide_index=True, key="gov_versions")
+    if champion is not None and not since.empty:
+        row = since[since["version"].astype(str) == str(champion)]
+        if not row.empty:
+            st.caption(f"Version {champion} has been the champion since {row['since'].iloc[0]:%Y-%m-%d %H:%M} UTC.")
+
+    st.subheader("Audit log")
+    audit = data.query("audit_log", model_name=registry["model_name"])
+    if audit.empty:
+        st.info("No governance events yet.")
+    else:
+        st.dataframe(audit.drop(columns=["event_id"]), hide_index=True, key="gov_audit")
+
+    st.subheader("Model card")
+    choices = list(versions["version"])
+    default = choices.index(champion) if champion in choices else 0
+    version = st.selectbox("Version", choices, index=default, key="gov_card_version")
+    card = data.model_card(version)
+    with st.container(border=True):
+        st.markdown(card or f"_Version {version} has no model card yet (governance writes it when it validates)._")
+
+
+with ui.guard():
+    render()

@@ -1,0 +1,66 @@
+"""Overview: the last scored batch, its category mix, the champion, open alerts, the last job runs."""
+
+import streamlit as st
+
+from app import charts, data, ui
+from healthcare_mlops import tables as T
+
+
+def render() -> None:
+    st.title("Overview")
+    scoring_date = data.latest_scoring_date()
+    registry = data.registry()
+    alerts = data.open_alert_counts()
+    summary = data.query("batch_summary", scoring_date=scoring_date).iloc[0] if scoring_date else None
+
+    members, champion, open_alerts, review = st.columns(4)
+    members.metric("Members scored", ui.count(summary["members"]) if summary is not None else "—",
+                   help="Members in the last scored batch" + (f" ({scoring_date})" if scoring_date else ""))
+    review.metric("Flagged for review", ui.count(summary["review"]) if summary is not None else "—")
+    if registry["champion"] is not None:
+        versions = registry["versions"]
+        row = versions[versions["version"] == registry["champion"]]
+        registered = row["registered"].iloc[0] if not row.empty else None
+        champion.metric("Champion version", str(registry["champion"]),
+                        help="The registered model version with alias 'champion'")
+        champion.caption(f"registered {ui.ago(registered)}")
+    else:
+        champion.metric("Champion version", "none")
+    critical = alerts.get("critical", 0)
+    open_alerts.metric("Open alerts", f"{sum(alerts.values()):,}",
+                       help="Alerts nobody has acknowledged yet (Drift page)")
+    if critical:
+        open_alerts.caption(f":red[{critical} critical]")
+
+    if registry["champion"] is None:
+        ui.empty_state("champion model", "ml_training_pipeline",
+                       extra="It trains a challenger and promotes it when it passes governance.")
+    if scoring_date is None:
+        ui.empty_state("scored batch", "batch_inference")
+    else:
+        st.subheader(f"Last batch: {scoring_date}")
+        st.caption(f"model version {summary['model_version']} · scored {ui.ago(summary['scored_at'])} · "
+                   f"mean predicted charges {ui.usd(summary['mean_predicted'])}")
+        counts = data.category_counts(scoring_date)
+        left, right = st.columns([3, 2])
+        left.plotly_chart(charts.category_bar(counts), key="overview_categories")
+        table = counts.rename(columns={"risk_category": "category"})
+        right.dataframe(table, hide_index=True, key="overview_category_table",
+                        column_config={"members": st.column_config.NumberColumn(format="localized"),
+                                       "share": st.column_config.NumberColumn(format="percent")})
+
+    st.subheader("Last job runs")
+    runs = data.job_runs()
+    if runs.empty:
+        if data.console_settings().is_local and not data.has_table(T.JOB_RUNS):
+            st.info("No job has run on this lakehouse yet. Jobs page: Run now, or `healthcare-mlops jobs run JOB`.")
+        else:
+            st.info("No job runs yet.")
+    else:
+        latest = runs.drop_duplicates("job_key").head(10)
+        st.dataframe(latest[["job_key", "status", "trigger", "start_time", "duration_seconds"]],
+                     hide_index=True, key="overview_runs")
+
+
+with ui.guard():
+    render()

@@ -1,0 +1,76 @@
+"""Risk: the risk-score distribution and category mix of a scored batch, filters, the review queue, CSV."""
+
+import streamlit as st
+
+from app import charts, data, ui
+from healthcare_mlops.data.contract import REGIONS
+from healthcare_mlops.features.definitions import AGE_BANDS
+
+ALL_LABEL = "All"
+SMOKER_CHOICES = {ALL_LABEL: data.ALL, "Smokers": "yes", "Non-smokers": "no"}
+
+
+def _csv(settings, token, params):
+    """The filtered view as CSV bytes, built when the user clicks Download (on its own thread)."""
+    return lambda: data.export_csv("risk_export", settings, token, **params)
+
+
+def render() -> None:
+    st.title("Risk")
+    dates = data.query("scoring_dates")
+    if dates.empty:
+        ui.empty_state("predictions", "batch_inference")
+        return
+
+    date_col, region_col, band_col, smoker_col = st.columns(4)
+    scoring_date = date_col.selectbox("Scoring date", list(dates["scoring_date"]), key="risk_date")
+    region = region_col.selectbox("Region", [ALL_LABEL, *REGIONS], key="risk_region")
+    age_band = band_col.selectbox("Age band", [ALL_LABEL, *(label for _, label in AGE_BANDS)], key="risk_age_band")
+    smoker = smoker_col.selectbox("Smoker", list(SMOKER_CHOICES), key="risk_smoker")
+    params = data.risk_filters(scoring_date, "" if region == ALL_LABEL else region,
+                               "" if age_band == ALL_LABEL else age_band, SMOKER_CHOICES[smoker])
+
+    summary = data.query("risk_summary", **params).iloc[0]
+    members = int(summary["members"] or 0)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Members in view", ui.count(members))
+    m2.metric("Flagged for review", ui.count(summary["review"] if members else 0))
+    m3.metric("Critical", ui.count(summary["critical"] if members else 0))
+    m4.metric("Mean predicted charges", ui.usd(summary["mean_predicted"]) if members else "—")
+    if members == 0:
+        st.info("No members match these filters.")
+        return
+
+    left, right = st.columns(2)
+    bins = data.query("risk_histogram", **params)
+    left.plotly_chart(charts.risk_histogram(bins, data.HISTOGRAM_BIN_WIDTH), key="risk_histogram")
+    mix = data.query("risk_mix", **params)
+    with right:
+        tabs = st.tabs(["Region", "Age band", "Smoker"])
+        for tab, dimension in zip(tabs, ("region", "age_band", "smoker")):
+            tab.plotly_chart(charts.category_mix(mix, dimension), key=f"risk_mix_{dimension}")
+
+    st.subheader("Review queue")
+    queue = data.query("review_queue", **params)
+    review = int(summary["review"] or 0)
+    shown = f"the {len(queue):,} highest scores of " if review > len(queue) else ""
+    st.caption(f"Members flagged `requires_review` in this view ({shown}{review:,}), by de-identified key.")
+    if queue.empty:
+        st.info("Nobody in this view is flagged for review.")
+    else:
+        queue = queue.assign(review_reasons=queue["review_reasons"].map(ui.reasons))
+        st.dataframe(queue, hide_index=True, key="risk_review_queue",
+                     column_config={"risk_score": st.column_config.NumberColumn(format="%.1f"),
+                                    "predicted_annual_charges": st.column_config.NumberColumn(format="dollar"),
+                                    "interval_lower": st.column_config.NumberColumn(format="dollar"),
+                                    "interval_upper": st.column_config.NumberColumn(format="dollar")})
+
+    settings = data.console_settings()
+    st.download_button(f"Download the filtered view ({members:,} rows, CSV)",
+                       data=_csv(settings, data.user_token(), params),
+                       file_name=f"risk_{scoring_date}.csv", mime="text/csv", on_click="ignore",
+                       key="risk_download", icon=":material/download:")
+
+
+with ui.guard():
+    render()

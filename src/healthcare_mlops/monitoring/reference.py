@@ -1,0 +1,99 @@
+"""A registered model version's training reference, as monitoring reads it from MLflow.
+
+Training logs two artifacts per version (tasks/model_training.py): ``reference/
+training_reference.json`` (deciles, shares, prediction deciles, feature importances) and
+``reference/reference_sample.parquet`` (up to 100k training rows: the model inputs, sex,
+age band and the out-of-fold prediction). The risk score's reference quantiles travel
+inside the pyfunc (``prediction_reference`` / ``actual_reference``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.settings import Settings
+from healthcare_mlops.tasks.model_training import (REFERENCE_ARTIFACT_DIR, REFERENCE_SAMPLE_FILE,
+                                                   TRAINING_REFERENCE_FILE)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+REFERENCE_KEYS = ("numeric", "categorical", "feature_importances", "prediction")
+
+
+@dataclass
+class ModelReference:
+    model_name: str
+    version: str
+    run_id: str
+    reference: dict
+    sample: pd.DataFrame
+
+
+def resolve_version(client, model_name: str, alias: str) -> tuple[str, str] | None:
+    """(version, run id) of the version behind ``alias``, or None when no version has it."""
+    try:
+        mv = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
+    return str(mv.version), mv.run_id
+
+
+def check_reference(reference: dict, where: str) -> dict:
+    missing = [k for k in REFERENCE_KEYS if not reference.get(k)]
+    if missing:
+        raise UserError(f"the training reference of {where} lacks {', '.join(missing)}")
+    return reference
+
+
+def load_reference(settings: Settings, alias: str = CHAMPION, version: str | None = None) -> ModelReference:
+    """The training reference and reference sample of ``version`` (default: the version behind ``alias``)."""
+    import mlflow
+
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+
+    client = configure_mlflow(settings)
+    name = settings.model_name
+    if version is None:
+        resolved = resolve_version(client, name, alias)
+        if resolved is None:
+            raise UserError(f"{name} has no {alias}: run the ml_training_pipeline job first")
+        version, run_id = resolved
+    else:
+        try:
+            run_id = client.get_model_version(name, str(version)).run_id
+        except MlflowException:
+            raise UserError(f"{name} has no version {version}") from None
+    where = f"{name} version {version}"
+    try:
+        json_path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{REFERENCE_ARTIFACT_DIR}/{TRAINING_REFERENCE_FILE}")
+        sample_path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{REFERENCE_ARTIFACT_DIR}/{REFERENCE_SAMPLE_FILE}")
+    except (MlflowException, OSError) as exc:
+        raise UserError(f"{where} has no monitoring reference ({REFERENCE_ARTIFACT_DIR}/{TRAINING_REFERENCE_FILE}, "
+                        f"{REFERENCE_SAMPLE_FILE}): {str(exc).splitlines()[0]}") from None
+    with open(json_path, encoding="utf-8") as handle:
+        reference = check_reference(json.load(handle), where)
+    sample = pd.read_parquet(sample_path)
+    if sample.empty:
+        raise UserError(f"the reference sample of {where} is empty")
+    return ModelReference(name, str(version), run_id, reference, sample)
+
+
+def risk_references(settings: Settings, version: str) -> tuple[np.ndarray, np.ndarray]:
+    """The risk score's reference quantiles of ``version``: (predictions, actual charges)."""
+    import mlflow
+
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+
+    configure_mlflow(settings)
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}").unwrap_python_model()
+    except MlflowException as exc:
+        raise UserError(f"{settings.model_name} version {version} does not load: {str(exc).splitlines()[0]}") from None
+    return np.asarray(model.prediction_reference, float), np.asarray(model.actual_reference, float)

@@ -1,0 +1,165 @@
+"""The business rules of batch scoring, defined once: numbers and frames in, flags out.
+
+They run on the model's output for each member (``modeling/pyfunc.py``), after the
+member's features passed the model's input contract. The thresholds are the bundle
+variables ``min_predicted_charges`` and ``review_interval_width_ratio`` (databricks.yml,
+overridable per target or per run); the training range is the champion's own training
+reference (``reference/training_reference.json`` in its MLflow run).
+
+| rule | setting | effect | reason code |
+|---|---|---|---|
+| minimum predicted cost | ``min_predicted_charges`` (USD, default 1000) | a prediction below it is raised to it; the interval's upper bound too when it was below, so lower <= predicted <= upper still holds; the member is flagged for review | ``below_minimum_charges`` |
+| critical risk | ``risk.HIGH_RISK_CATEGORY`` (risk score >= 95) | ``high_risk`` = true; flagged | ``critical_risk`` |
+| low confidence | ``review_interval_width_ratio`` (default 1.5) | (upper - lower) / predicted > ratio, on the floored values; exactly at the ratio is not flagged | ``low_confidence`` |
+| outside the training range | the model version's training reference | a numeric input below the smallest or above the largest value seen in training (the edges themselves are inside), or a category never seen in training | ``outside_training_range:<column>`` |
+
+``requires_review`` is true when at least one reason applies; ``review_reasons`` lists the
+reason codes in the order of the table above (columns in model-input order), joined by
+``scoring.contract.REASON_SEPARATOR``, and is ``''`` when there is none.
+
+The risk score and category stay the model's: the floor is a pricing rule on the amount,
+not a change of the member's rank (a prediction under the floor is at the bottom of the
+reference distribution either way), and the reason code says the amount was raised.
+Real-time scoring returns the model's output without these rules.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY
+from healthcare_mlops.scoring.contract import REASON_SEPARATOR
+
+MIN_PREDICTED_CHARGES = "min_predicted_charges"
+REVIEW_INTERVAL_WIDTH_RATIO = "review_interval_width_ratio"
+DEFAULT_MIN_PREDICTED_CHARGES = 1000.0
+DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO = 1.5
+
+BELOW_MINIMUM = "below_minimum_charges"
+CRITICAL_RISK = "critical_risk"
+LOW_CONFIDENCE = "low_confidence"
+OUTSIDE_TRAINING_RANGE = "outside_training_range"
+
+RULE_COLUMNS = ("predicted_annual_charges", "interval_lower", "interval_upper", "high_risk",
+                "requires_review", "review_reasons")
+
+
+def outside_range_reason(column: str) -> str:
+    return f"{OUTSIDE_TRAINING_RANGE}:{column}"
+
+
+@dataclass(frozen=True)
+class TrainingRange:
+    """The values each model input took in training: numeric [min, max] and the categories seen."""
+
+    numeric: dict = field(default_factory=dict)        # column -> (min, max)
+    categories: dict = field(default_factory=dict)     # column -> frozenset of lower-case labels
+
+    @classmethod
+    def from_reference(cls, reference: dict | None, columns=MODEL_INPUT_COLUMNS) -> "TrainingRange":
+        """From a model version's ``training_reference.json`` (see ``modeling.training``)."""
+        reference = reference or {}
+        numeric = {c: (float(v["min"]), float(v["max"])) for c, v in (reference.get("numeric") or {}).items()
+                   if c in columns and "min" in v and "max" in v}
+        categories = {c: frozenset(str(k).lower() for k in shares)
+                      for c, shares in (reference.get("categorical") or {}).items() if c in columns}
+        return cls(numeric=numeric, categories=categories)
+
+
+def _number(variables: dict, name: str, default: float) -> float:
+    raw = variables.get(name)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, not '{raw}'") from None
+    if not math.isfinite(value) or value < 0:
+        raise UserError(f"{name} must be a finite number >= 0, not '{raw}'")
+    return value
+
+
+@dataclass(frozen=True)
+class BusinessRules:
+    min_predicted_charges: float = DEFAULT_MIN_PREDICTED_CHARGES
+    review_interval_width_ratio: float = DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO
+    training_range: TrainingRange = field(default_factory=TrainingRange)
+
+    @classmethod
+    def from_variables(cls, variables: dict, reference: dict | None = None) -> "BusinessRules":
+        """The thresholds from the settings' variables (the bundle's, or the task's parameters)."""
+        return cls(min_predicted_charges=_number(variables, MIN_PREDICTED_CHARGES, DEFAULT_MIN_PREDICTED_CHARGES),
+                   review_interval_width_ratio=_number(variables, REVIEW_INTERVAL_WIDTH_RATIO,
+                                                       DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO),
+                   training_range=TrainingRange.from_reference(reference))
+
+
+def _category_labels(values: pd.Series) -> pd.Series:
+    """Values as the training reference spells categories (``str(value).lower()``)."""
+    if values.dtype == bool:
+        return pd.Series(np.where(values.to_numpy(), "true", "false"), index=values.index)
+    return values.astype(str).str.lower()
+
+
+def outside_training_range(inputs: pd.DataFrame, training_range: TrainingRange) -> list[tuple[str, np.ndarray]]:
+    """(reason code, mask) per model input the training range knows, in model-input order."""
+    flags = []
+    for column in inputs.columns:
+        if column in training_range.numeric:
+            low, high = training_range.numeric[column]
+            values = inputs[column].to_numpy(dtype=float)
+            flags.append((outside_range_reason(column), (values < low) | (values > high)))
+        elif column in training_range.categories:
+            seen = training_range.categories[column]
+            flags.append((outside_range_reason(column), ~_category_labels(inputs[column]).isin(seen).to_numpy()))
+    return flags
+
+
+def join_reasons(flags: list[tuple[str, np.ndarray]], rows: int) -> np.ndarray:
+    """Per row, the codes whose mask is set, in order, joined by REASON_SEPARATOR ('' when none)."""
+    reasons = np.full(rows, "", dtype=object)
+    if not flags:
+        return reasons
+    codes = [code for code, _ in flags]
+    masks = np.column_stack([np.asarray(mask, dtype=bool) for _, mask in flags])
+    flagged = np.flatnonzero(masks.any(axis=1))
+    reasons[flagged] = [REASON_SEPARATOR.join(code for code, on in zip(codes, row) if on) for row in masks[flagged]]
+    return reasons
+
+
+def apply_rules(scored: pd.DataFrame, inputs: pd.DataFrame, rules: BusinessRules) -> pd.DataFrame:
+    """The rules on the model's output ``scored`` for the members whose model inputs are ``inputs``.
+
+    Returns ``RULE_COLUMNS`` on ``scored``'s index: the (floored) prediction and interval,
+    ``high_risk``, ``requires_review`` and ``review_reasons``.
+    """
+    raw = scored["predicted_annual_charges"].to_numpy(dtype=float)
+    floor = rules.min_predicted_charges
+    below = raw < floor
+    predicted = np.where(below, floor, raw)
+    lower = scored["interval_lower"].to_numpy(dtype=float)
+    upper = np.maximum(scored["interval_upper"].to_numpy(dtype=float), predicted)
+    critical = (scored["risk_category"].astype(str) == HIGH_RISK_CATEGORY).to_numpy()
+    width = upper - lower
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(predicted > 0, width / np.where(predicted > 0, predicted, 1.0),
+                         np.where(width > 0, np.inf, 0.0))
+    low_confidence = ratio > rules.review_interval_width_ratio
+    columns = [c for c in MODEL_INPUT_COLUMNS if c in inputs.columns]
+    flags = [(BELOW_MINIMUM, below), (CRITICAL_RISK, critical), (LOW_CONFIDENCE, low_confidence),
+             *outside_training_range(inputs[columns], rules.training_range)]
+    reasons = join_reasons(flags, len(scored))
+    return pd.DataFrame({
+        "predicted_annual_charges": predicted,
+        "interval_lower": lower,
+        "interval_upper": upper,
+        "high_risk": critical,
+        "requires_review": reasons != "",
+        "review_reasons": reasons,
+    }, index=scored.index)

@@ -1,0 +1,108 @@
+"""Real-time scoring of the champion: the MLflow scoring server locally, Model Serving on Databricks.
+
+Both serve the same registered pyfunc, so both take the same request and return the same
+fields (the model's output: ``predicted_annual_charges``, ``risk_score``,
+``risk_category``, ``interval_lower``, ``interval_upper``)::
+
+    POST /invocations   {"dataframe_records": [{"age": 35, "bmi": 28.5, "children": 1,
+                                                "smoker": false, "region": "northeast"}]}
+                        {"dataframe_split": {"columns": [...], "data": [[...]]}}
+    -> {"predictions": [{"predicted_annual_charges": ..., "risk_score": ..., ...}]}
+
+A bad request (a missing field, a wrong type, a value outside the input contract) gets
+HTTP 400 with a message naming the field. The batch job's business rules (floor, review
+flags) are not applied here; see ``scoring/rules.py``.
+
+Locally, ``healthcare-mlops serve`` runs ``mlflow models serve`` for the version at alias
+``champion`` (``local_server_command``). On Databricks the promotion step calls
+``deploy_champion_endpoint``, which creates the serving endpoint named by the bundle
+variable ``serving_endpoint_name`` the first time and points it at the new champion
+afterwards; creating it there rather than declaring it in the bundle means a first
+deploy, before any model version exists, does not fail.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.settings import Settings
+
+CHAMPION = "champion"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+ENDPOINT_VARIABLE = "serving_endpoint_name"
+WORKLOAD_SIZE = "Small"
+
+
+def champion_version(settings: Settings, client=None) -> str:
+    """The registered version at alias ``champion``, or a UserError saying how to get one."""
+    from mlflow.exceptions import MlflowException
+
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+
+    client = client or configure_mlflow(settings)
+    try:
+        return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
+    except MlflowException:
+        raise UserError(f"{settings.model_name} has no champion: run the training pipeline first "
+                        "(healthcare-mlops jobs run ml_training_pipeline)") from None
+
+
+def local_server_command(settings: Settings, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
+                         version: str | None = None) -> tuple[list[str], dict, str]:
+    """(argv, environment, version) of the MLflow scoring server for the champion."""
+    version = version or champion_version(settings)
+    argv = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{settings.model_name}/{version}",
+            "--env-manager", "local", "-p", str(int(port)), "-h", host]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_REGISTRY_URI": settings.registry_uri,
+           # the server starts `uvicorn` by name: the one next to this interpreter
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+    return argv, env, version
+
+
+def endpoint_name(settings: Settings) -> str | None:
+    name = str(settings.variables.get(ENDPOINT_VARIABLE) or "").strip()
+    return name or None
+
+
+def served_entity(settings: Settings, version) -> object:
+    """The endpoint's one served entity: the Unity Catalog model version, small, scaling to zero."""
+    from databricks.sdk.service.serving import ServedEntityInput
+
+    return ServedEntityInput(entity_name=settings.model_name, entity_version=str(version),
+                             workload_size=WORKLOAD_SIZE, scale_to_zero_enabled=True)
+
+
+def deploy_champion_endpoint(settings: Settings, version, client=None) -> dict | None:
+    """Create the serving endpoint for the champion ``version``, or point the existing one at it.
+
+    ``client`` is a ``databricks.sdk.WorkspaceClient`` (default: one from the environment,
+    as a job or app authenticates). Returns what was requested, or None when no endpoint
+    name is configured.
+    """
+    from databricks.sdk.errors import NotFound
+    from databricks.sdk.service.serving import EndpointCoreConfigInput
+
+    name = endpoint_name(settings)
+    if name is None:
+        print(f"no serving endpoint configured ({ENDPOINT_VARIABLE} is empty): version {version} "
+              "is not served in real time")
+        return None
+    if client is None:
+        from databricks.sdk import WorkspaceClient
+
+        client = WorkspaceClient()
+    entity = served_entity(settings, version)
+    try:
+        client.serving_endpoints.get(name)
+    except NotFound:
+        client.serving_endpoints.create_and_wait(
+            name=name, config=EndpointCoreConfigInput(name=name, served_entities=[entity]))
+        action = "created"
+    else:
+        client.serving_endpoints.update_config_and_wait(name=name, served_entities=[entity])
+        action = "updated"
+    print(f"serving endpoint {name} {action}: {settings.model_name} version {version}")
+    return {"action": action, "endpoint": name, "entity_name": settings.model_name, "entity_version": str(version)}

@@ -1,0 +1,153 @@
+"""The console's Databricks edges, with the workspace faked (unit tests: no workspace here).
+
+On Databricks Apps the console finds its target from $DATABRICKS_APP_NAME, sends the same
+parameterised SQL text to the SQL warehouse (``databricks-sql-connector``), takes the user
+from ``X-Forwarded-Email`` and the role from the bundle's group variables, and starts jobs
+with databricks-sdk ``jobs.run_now`` using the job ids that app.yaml maps from the app's
+resources. The fakes below stand in for the connector and the SDK only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from app import actions, auth, data  # noqa: E402
+from healthcare_mlops.errors import UserError  # noqa: E402
+from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity  # noqa: E402
+
+
+class FakeCursor:
+    def __init__(self, log: list, tables: list[str]):
+        self.log, self.tables_present = log, tables
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def execute(self, sql, params):
+        self.log.append((sql, dict(params)))
+
+    def fetchall_arrow(self):
+        return pa.table({"members": [3], "review": [1], "high_risk": [0], "mean_predicted": [1.0],
+                         "model_version": ["4"], "model_versions": [1], "scored_at": [None]})
+
+    def tables(self, catalog_name=None, schema_name=None):
+        self.log.append(("TABLES", {"catalog": catalog_name, "schema": schema_name}))
+
+    def fetchall(self):
+        return [("cat", "sch", name, "TABLE") for name in self.tables_present]
+
+
+class FakeConnection:
+    def __init__(self, log, tables):
+        self.log, self.tables = log, tables
+
+    def cursor(self):
+        return FakeCursor(self.log, self.tables)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def workspace(monkeypatch):
+    """The console as Databricks Apps starts it for the dev target, with a faked warehouse."""
+    from healthcare_mlops.runtime import databricks_sql
+
+    log: list = []
+    tables = ["ml_patient_predictions", "ml_model_alerts"]
+    monkeypatch.setenv("DATABRICKS_APP_NAME", "hc-mlops-console-dev")
+    monkeypatch.setenv("HEALTHCARE_MLOPS_RUNTIME", "databricks")
+    monkeypatch.delenv("HEALTHCARE_MLOPS_TARGET", raising=False)
+    monkeypatch.setattr(databricks_sql.DatabricksSqlEngine, "connect", lambda self: FakeConnection(log, tables))
+    data.clear_caches()
+    data._warehouse_engine.clear()
+    yield log
+    data.clear_caches()
+    data._warehouse_engine.clear()
+
+
+def test_the_app_name_selects_the_bundle_target_and_its_catalog(workspace):
+    assert data.on_databricks()
+    assert data.console_target() == "dev"
+    settings = data.console_settings()
+    assert (settings.catalog, settings.schema) == ("healthcare_dev", "insurance_ml")
+
+
+def test_queries_go_to_the_warehouse_as_the_same_parameterised_text(workspace):
+    day = dt.date(2026, 1, 2)
+    frame = data.query("batch_summary", scoring_date=day)
+    assert int(frame["members"].iloc[0]) == 3
+    sql, params = workspace[-1]
+    assert sql == data.QUERIES["batch_summary"].sql(data.console_settings())
+    assert "healthcare_dev.insurance_ml.ml_patient_predictions" in sql and ":scoring_date" in sql
+    assert params == {"scoring_date": day}
+    assert ("TABLES", {"catalog": "healthcare_dev", "schema": "insurance_ml"}) in workspace
+    # a table the warehouse does not have: an empty result, no query sent
+    sent = len(workspace)
+    assert data.query("composite_drift").empty
+    assert len(workspace) == sent
+
+
+def test_a_missing_app_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("DATABRICKS_APP_NAME", "someone-elses-app")
+    monkeypatch.delenv("HEALTHCARE_MLOPS_TARGET", raising=False)
+    with pytest.raises(UserError, match="not the console of any bundle target"):
+        data.console_target()
+
+
+@pytest.mark.parametrize("email, groups, role", [
+    ("owner@example.com", ["healthcare-mlops-approvers"], APPROVER),
+    ("ops@example.com", ["healthcare-mlops-operators", "users"], OPERATOR),
+    ("someone@example.com", ["users"], VIEWER),
+])
+def test_the_forwarded_user_gets_the_role_of_their_groups(workspace, monkeypatch, email, groups, role):
+    monkeypatch.setattr(auth, "_header", lambda name: email if name == auth.EMAIL_HEADER else None)
+    monkeypatch.setattr(auth, "_groups", lambda *args: tuple(groups))
+    identity = auth.current_identity()
+    assert (identity.user, identity.role) == (email, role)
+
+
+def test_without_a_forwarded_user_the_console_is_read_only(workspace):
+    identity = auth.current_identity()
+    assert identity.role == VIEWER and not auth.can(identity, "acknowledge")
+
+
+def test_run_now_uses_the_job_id_that_app_yaml_maps(workspace, monkeypatch):
+    calls = []
+
+    class Jobs:
+        def run_now(self, job_id, job_parameters=None):
+            calls.append((job_id, job_parameters))
+            return type("Wait", (), {"run_id": 777})()
+
+    monkeypatch.setattr(data, "workspace_client", lambda: type("Client", (), {"jobs": Jobs()})())
+    monkeypatch.setenv("HEALTHCARE_MLOPS_JOB_ID_MODEL_MONITORING", "4242")
+    started = actions.run_job_now(Identity("ops@example.com", OPERATOR), "model_monitoring",
+                                  {"window_start": "2026-01-02"})
+    assert calls == [(4242, {"window_start": "2026-01-02"})] and started.run_id == 777
+    with pytest.raises(UserError, match="no job resource"):
+        actions.run_job_now(Identity("ops@example.com", OPERATOR), "batch_inference")
+    with pytest.raises(UserError, match="run_job needs the operator role"):
+        actions.run_job_now(Identity("viewer@example.com", VIEWER), "model_monitoring")
+
+
+def test_app_yaml_maps_a_job_id_for_every_bundle_job():
+    import yaml
+
+    from healthcare_mlops.bundle.definition import load_bundle
+
+    env = {e["name"] for e in yaml.safe_load((REPO / "app.yaml").read_text())["env"]}
+    assert {data.job_id_env(key) for key in load_bundle().jobs()} <= env
+    assert {"DATABRICKS_WAREHOUSE_ID", data.SERVING_ENDPOINT_ENV} <= env

@@ -1,0 +1,180 @@
+"""Every console query runs on DuckDB and on Spark SQL with the same text, and both agree.
+
+A Databricks SQL warehouse speaks Spark SQL (ANSI mode on), the laptop speaks DuckDB:
+``app.data`` keeps one SQL text per query, with table names from the table registry. Here
+each query runs on DuckDB over the local Delta tables (the console's local engine) and on
+local Spark SQL over the same rows registered as temporary views under the same table
+names (``system.session.<table>``, ANSI on), and the two results must be equal. A dialect
+slip fails here instead of in a workspace.
+
+The tables are synthetic rows that follow the contracts (benchmarks/bench_console.py).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from app import data  # noqa: E402
+from healthcare_mlops import tables as T  # noqa: E402
+from healthcare_mlops.governance import audit  # noqa: E402
+from healthcare_mlops.runtime.storage import LocalTableStore  # noqa: E402
+from healthcare_mlops.settings import Settings, resolve_settings  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lakehouse(tmp_path_factory):
+    """Synthetic contract-shaped tables (predictions, monitoring, job runs) plus a governance log."""
+    import datetime as dt
+
+    import bench_console
+
+    home = tmp_path_factory.mktemp("console_sql") / "lakehouse"
+    settings = bench_console.build_lakehouse(home, 3000, seed=11, model=False)
+    events = []
+    for version, action in (("1", audit.VALIDATED), ("1", audit.PROMOTED), ("2", audit.VALIDATED),
+                            ("2", audit.REJECTED)):
+        event = audit.audit_event(settings.model_name, version, action, "owner@example.com", "approver", "manual",
+                                  [], "because", None, True)
+        event["event_time"] = dt.datetime(2026, 1, 2, 10, len(events), tzinfo=dt.timezone.utc)
+        events.append(event)
+    for event in events:
+        audit.record(settings, event)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def spark_settings(spark, lakehouse) -> Settings:
+    """The same tables as Spark temporary views; their fully qualified names are system.session.<table>."""
+    store = LocalTableStore(lakehouse)
+    for name in data.CONSOLE_TABLES:
+        spark.createDataFrame(store.read_arrow(name)).createOrReplaceTempView(name)
+    return Settings(target=lakehouse.target, catalog="system", schema="session", home=lakehouse.home,
+                    variables=lakehouse.variables)
+
+
+def _parameters(settings: Settings) -> list[tuple[str, dict]]:
+    """Every query with realistic parameters (the risk filters both open and set)."""
+    store = LocalTableStore(settings)
+    predictions = store.read_arrow(T.ML_PATIENT_PREDICTIONS, columns=["scoring_date"]).to_pandas()
+    drift = store.read_arrow(T.ML_DRIFT_METRICS, columns=["run_id", "computed_at"]).to_pandas()
+    runs = store.read_arrow(T.JOB_RUNS).to_pandas()
+    latest_run = str(drift.sort_values("computed_at")["run_id"].iloc[-1])
+    job_run = int(runs[runs["parent_run_id"].isna()]["run_id"].iloc[0])
+    day = predictions["scoring_date"].max()
+    open_filters = data.risk_filters(day)
+    narrow = data.risk_filters(day, "northeast", "40-49", "yes")
+    non_smokers = data.risk_filters(day, "", "", "no")
+    values = {
+        "scoring_dates": [{}], "batch_summary": [{"scoring_date": day}], "category_counts": [{"scoring_date": day}],
+        "open_alerts": [{}], "alerts": [{"state": "open"}, {"state": "all"}],
+        "composite_drift": [{}], "psi_history": [{}], "drift_run_metrics": [{"run_id": latest_run}],
+        "fairness_runs": [{}], "fairness_for_run": [{"run_id": latest_run}], "fairness_history": [{}],
+        "audit_log": [{"model_name": settings.model_name}],
+        "validations": [{"model_name": settings.model_name, "action": audit.VALIDATED}],
+        "champion_since": [{"model_name": settings.model_name}],
+        "job_runs": [{}], "task_runs": [{"run_id": job_run}],
+    }
+    for name in ("risk_summary", "risk_histogram", "risk_mix", "review_queue", "risk_export"):
+        values[name] = [open_filters, narrow, non_smokers]
+    missing = set(data.QUERIES) - set(values)
+    assert not missing, f"give test parameters for the new queries {sorted(missing)}"
+    return [(name, params) for name, cases in values.items() for params in cases]
+
+
+def _normalised(frame: pd.DataFrame) -> pd.DataFrame:
+    """Comparable across engines: naive UTC timestamps, plain numbers, rows in a canonical order."""
+    frame = frame.copy()
+    for column in frame.columns:
+        series = frame[column]
+        if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series):
+            frame[column] = pd.to_datetime(series, utc=True).dt.tz_localize(None).astype("datetime64[ns]")
+        elif pd.api.types.is_bool_dtype(series) or series.dtype == object and series.map(
+                lambda v: isinstance(v, (bool, np.bool_))).all() and len(series):
+            frame[column] = series.astype(object)
+        elif pd.api.types.is_numeric_dtype(series):
+            frame[column] = series.astype("float64")
+    frame.columns = [c.lower() for c in frame.columns]
+    if len(frame):
+        frame = frame.sort_values(list(frame.columns), kind="stable", na_position="last").reset_index(drop=True)
+    return frame
+
+
+def test_every_query_runs_on_duckdb_and_spark_and_they_agree(spark, lakehouse, spark_settings):
+    previous = spark.conf.get("spark.sql.ansi.enabled")
+    spark.conf.set("spark.sql.ansi.enabled", "true")     # as on a Databricks SQL warehouse
+    try:
+        checked = set()
+        duck = data.LocalConsoleEngine(lakehouse)
+        for name, params in _parameters(lakehouse):
+            query = data.QUERIES[name]
+            bound = query.bind(params)
+            on_duckdb = duck.arrow(query.sql(lakehouse), bound).to_pandas(date_as_object=True)
+            on_spark = spark.sql(query.sql(spark_settings), args=bound).toPandas()
+            assert list(on_duckdb.columns) == list(on_spark.columns), name
+            assert len(on_duckdb) == len(on_spark), f"{name} {params}: {len(on_duckdb)} vs {len(on_spark)} rows"
+            pd.testing.assert_frame_equal(_normalised(on_duckdb), _normalised(on_spark), check_dtype=False,
+                                          check_exact=False, rtol=1e-9, obj=f"{name} {params}")
+            checked.add(name)
+        assert checked == set(data.QUERIES)
+    finally:
+        spark.conf.set("spark.sql.ansi.enabled", previous)
+
+
+def test_the_queries_return_rows_on_the_synthetic_lakehouse(lakehouse):
+    """The agreement above is not vacuous: each query returns rows here."""
+    duck = data.LocalConsoleEngine(lakehouse)
+    empty = [name for name, params in _parameters(lakehouse)
+             if duck.arrow(data.QUERIES[name].sql(lakehouse), data.QUERIES[name].bind(params)).num_rows == 0]
+    assert empty == []
+
+
+def test_table_names_come_from_the_registry_and_never_name_personal_tables():
+    settings = resolve_settings("local", "/nonexistent")
+    for query in data.QUERIES.values():
+        assert set(query.tables) <= set(data.CONSOLE_TABLES)
+        sql = query.sql(settings)
+        named = set(re.findall(r"hc_local\.insurance\.(\w+)", sql))
+        assert named == set(query.tables), query.name
+        assert "{" not in sql and "}" not in sql
+    # data.py names them only to drop their views (tested below); nothing else in the console does
+    sources = [p for p in (*(REPO / "app").glob("*.py"), *(REPO / "pages").glob("*.py")) if p.name != "data.py"]
+    assert len(sources) >= 10
+    for path in sources:
+        text = path.read_text()
+        for personal in ("silver_patients", "dim_patients", "SILVER_PATIENTS", "DIM_PATIENTS"):
+            assert personal not in text, f"{path.name} mentions {personal}"
+
+
+def test_the_console_engine_cannot_read_the_personal_tables(settings):
+    """Even a hand-written query cannot reach silver_patients or dim_patients through the console."""
+    import pyarrow as pa
+
+    from healthcare_mlops.errors import UserError
+
+    store = LocalTableStore(settings)
+    store.write_arrow(pa.table({"patient_natural_key": ["P1"], "ssn": ["900-01-0001"]}), T.SILVER_PATIENTS)
+    store.write_arrow(pa.table({"patient_natural_key": ["P1"], "first_name": ["Mary"]}), T.DIM_PATIENTS)
+    engine = data.LocalConsoleEngine(settings)
+    for name in (T.SILVER_PATIENTS, T.DIM_PATIENTS):
+        with pytest.raises(UserError):
+            engine.arrow(f"SELECT * FROM {settings.tables.fqn(name)}", {})
+        with pytest.raises(UserError):
+            engine.arrow(f"SELECT * FROM __delta_{name}", {})
+
+
+def test_named_parameters_are_bound_exactly():
+    query = data.QUERIES["risk_summary"]
+    assert set(query.parameters) == {"scoring_date", "region", "age_band", "smoker"}
+    with pytest.raises(KeyError, match="needs parameters"):
+        query.bind({"scoring_date": "2026-01-01"})
+    assert query.bind({**data.risk_filters("d"), "extra": 1}) == data.risk_filters("d")
