@@ -131,37 +131,17 @@ _QUERIES = [
     FROM {ml_patient_predictions}
     WHERE scoring_date = :scoring_date
     GROUP BY risk_category""", "members per risk category in one batch"),
-    Query("risk_summary", f"""
-    SELECT COUNT(*) AS members,
-           SUM(CASE WHEN requires_review THEN 1 ELSE 0 END) AS review,
-           SUM(CASE WHEN risk_category = 'critical' THEN 1 ELSE 0 END) AS critical,
-           AVG(predicted_annual_charges) AS mean_predicted,
-           AVG(risk_score) AS mean_score
+    Query("risk_cube", f"""
+    SELECT region, age_band, smoker, risk_category, requires_review,
+           LEAST(CAST(FLOOR(risk_score / {HISTOGRAM_BIN_WIDTH}) AS INT), {100 // HISTOGRAM_BIN_WIDTH - 1}) AS bin_index,
+           COUNT(*) AS members,
+           SUM(predicted_annual_charges) AS sum_predicted
     FROM {{ml_patient_predictions}}
-    WHERE {_RISK_FILTER}""", "the filtered view in numbers"),
-    Query("risk_histogram", f"""
-    SELECT bin_index, COUNT(*) AS members
-    FROM (
-      SELECT LEAST(CAST(FLOOR(risk_score / {HISTOGRAM_BIN_WIDTH}) AS INT), {100 // HISTOGRAM_BIN_WIDTH - 1}) AS bin_index
-      FROM {{ml_patient_predictions}}
-      WHERE {_RISK_FILTER}
-    ) binned
-    GROUP BY bin_index
-    ORDER BY bin_index""", "risk-score histogram bins of the filtered view"),
-    Query("risk_mix", f"""
-    SELECT 'region' AS dimension, region AS dimension_value, risk_category, COUNT(*) AS members
-    FROM {{ml_patient_predictions}} WHERE {_RISK_FILTER}
-    GROUP BY region, risk_category
-    UNION ALL
-    SELECT 'age_band' AS dimension, age_band AS dimension_value, risk_category, COUNT(*) AS members
-    FROM {{ml_patient_predictions}} WHERE {_RISK_FILTER}
-    GROUP BY age_band, risk_category
-    UNION ALL
-    SELECT 'smoker' AS dimension, CASE WHEN smoker THEN 'smoker' ELSE 'non-smoker' END AS dimension_value,
-           risk_category, COUNT(*) AS members
-    FROM {{ml_patient_predictions}} WHERE {_RISK_FILTER}
-    GROUP BY CASE WHEN smoker THEN 'smoker' ELSE 'non-smoker' END, risk_category""",
-          "category mix by region, age band and smoker"),
+    WHERE scoring_date = :scoring_date
+    GROUP BY region, age_band, smoker, risk_category, requires_review,
+             LEAST(CAST(FLOOR(risk_score / {HISTOGRAM_BIN_WIDTH}) AS INT), {100 // HISTOGRAM_BIN_WIDTH - 1})""",
+          "one batch counted by region, age band, smoker, category, review flag and histogram bin "
+          "(a few thousand rows at most): the Risk page's numbers, histogram and mix, for any filter"),
     Query("review_queue", f"""
     SELECT patient_natural_key, risk_score, risk_category, predicted_annual_charges,
            interval_lower, interval_upper, review_reasons, region, age_band, smoker
@@ -545,6 +525,28 @@ def category_counts(scoring_date: dt.date) -> pd.DataFrame:
 def risk_filters(scoring_date, region: str = ALL, age_band: str = ALL, smoker: str = ALL) -> dict:
     return {"scoring_date": scoring_date, "region": region or ALL, "age_band": age_band or ALL,
             "smoker": smoker or ALL}
+
+
+def risk_view(cube: pd.DataFrame, region: str = ALL, age_band: str = ALL, smoker: str = ALL) -> dict:
+    """The Risk page's numbers, histogram bins and category mix for one filter, from ``risk_cube``."""
+    part = cube
+    if region:
+        part = part[part["region"] == region]
+    if age_band:
+        part = part[part["age_band"] == age_band]
+    if smoker:
+        part = part[part["smoker"] == (smoker == "yes")]
+    members = int(part["members"].sum())
+    summary = {"members": members,
+               "review": int(part.loc[part["requires_review"].astype(bool), "members"].sum()),
+               "critical": int(part.loc[part["risk_category"] == "critical", "members"].sum()),
+               "mean_predicted": float(part["sum_predicted"].sum()) / members if members else None}
+    bins = part.groupby("bin_index", as_index=False)["members"].sum()
+    labelled = part.assign(smoker=part["smoker"].map({True: "smoker", False: "non-smoker"}))
+    mix = pd.concat([labelled.groupby([column, "risk_category"], as_index=False)["members"].sum()
+                     .rename(columns={column: "dimension_value"}).assign(dimension=column)
+                     for column in ("region", "age_band", "smoker")], ignore_index=True)
+    return {"summary": summary, "bins": bins, "mix": mix[["dimension", "dimension_value", "risk_category", "members"]]}
 
 
 def open_alert_counts() -> dict:

@@ -35,6 +35,7 @@ import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")   # AppTest outside a server logs every cache call
 
 from healthcare_mlops import tables as T  # noqa: E402
 from healthcare_mlops.bundle.run_history import SUCCEEDED, RunRecord, append_runs  # noqa: E402

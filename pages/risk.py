@@ -30,29 +30,29 @@ def render() -> None:
     params = data.risk_filters(scoring_date, "" if region == ALL_LABEL else region,
                                "" if age_band == ALL_LABEL else age_band, SMOKER_CHOICES[smoker])
 
-    summary = data.query("risk_summary", **params).iloc[0]
-    members = int(summary["members"] or 0)
+    view = data.risk_view(data.query("risk_cube", scoring_date=scoring_date), params["region"],
+                          params["age_band"], params["smoker"])
+    summary = view["summary"]
+    members = summary["members"]
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Members in view", ui.count(members))
-    m2.metric("Flagged for review", ui.count(summary["review"] if members else 0))
-    m3.metric("Critical", ui.count(summary["critical"] if members else 0))
-    m4.metric("Mean predicted charges", ui.usd(summary["mean_predicted"]) if members else "—")
+    m2.metric("Flagged for review", ui.count(summary["review"]))
+    m3.metric("Critical", ui.count(summary["critical"]))
+    m4.metric("Mean predicted charges", ui.usd(summary["mean_predicted"]))
     if members == 0:
         st.info("No members match these filters.")
         return
 
     left, right = st.columns(2)
-    bins = data.query("risk_histogram", **params)
-    left.plotly_chart(charts.risk_histogram(bins, data.HISTOGRAM_BIN_WIDTH), key="risk_histogram")
-    mix = data.query("risk_mix", **params)
+    left.plotly_chart(charts.risk_histogram(view["bins"], data.HISTOGRAM_BIN_WIDTH), key="risk_histogram")
     with right:
         tabs = st.tabs(["Region", "Age band", "Smoker"])
         for tab, dimension in zip(tabs, ("region", "age_band", "smoker")):
-            tab.plotly_chart(charts.category_mix(mix, dimension), key=f"risk_mix_{dimension}")
+            tab.plotly_chart(charts.category_mix(view["mix"], dimension), key=f"risk_mix_{dimension}")
 
     st.subheader("Review queue")
     queue = data.query("review_queue", **params)
-    review = int(summary["review"] or 0)
+    review = summary["review"]
     shown = f"the {len(queue):,} highest scores of " if review > len(queue) else ""
     st.caption(f"Members flagged `requires_review` in this view ({shown}{review:,}), by de-identified key.")
     if queue.empty:

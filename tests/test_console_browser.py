@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -76,11 +77,12 @@ def console_url(lakehouse, tmp_path_factory):
         assert f"console: {url}" in printed, printed
         yield url
     finally:
-        process.terminate()
+        process.terminate()                 # the command stops its Streamlit server
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def test_every_page_opens_in_chromium_without_an_error(console_url, tmp_path):

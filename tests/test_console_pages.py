@@ -398,7 +398,7 @@ def test_a_viewer_sees_no_action_buttons_and_every_action_is_refused(pending, mo
     with pytest.raises(UserError, match="run_job needs the operator role"):
         actions.run_job_now(viewer, "model_monitoring")
     _, client = registry_client(settings.home)
-    assert client.get_model_version_by_alias(settings.model_name, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "1"
     assert table(settings.home, T.ML_MODEL_ALERTS)["acknowledged_by"].isna().all()
 
 
@@ -427,7 +427,7 @@ def test_approve_moves_the_champion_alias_and_writes_the_audit(pending):
     assert f"version {version} is the champion" in texts(at)
     assert metric(at, "Champion version") == version
     _, client = registry_client(settings.home)
-    assert client.get_model_version_by_alias(settings.model_name, "champion").version == version
+    assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == version
     events = table(settings.home, T.MODEL_GOVERNANCE_LOG)
     mine = events[(events["version"] == version) & (events["actor"] == USER)].sort_values("event_time")
     assert list(mine["action"]) == ["approved", "promoted"]
@@ -444,7 +444,7 @@ def test_approve_without_a_comment_is_refused_with_a_message(pending):
     assert not at.exception
     assert "approve needs a --comment" in at.error[0].value
     _, client = registry_client(settings.home)
-    assert client.get_model_version_by_alias(settings.model_name, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "1"
 
 
 def test_reject_keeps_the_champion_and_writes_the_audit(pending):
@@ -454,7 +454,7 @@ def test_reject_keeps_the_champion_and_writes_the_audit(pending):
     at.button(key="gov_reject").click().run()
     assert not at.exception and not at.error
     _, client = registry_client(settings.home)
-    assert client.get_model_version_by_alias(settings.model_name, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "1"
     events = table(settings.home, T.MODEL_GOVERNANCE_LOG)
     rejected = events[(events["version"] == version) & (events["action"] == "rejected")]
     assert list(rejected["actor"]) == [USER] and list(rejected["comment"]) == ["duplicate registration"]
@@ -559,3 +559,18 @@ def test_the_console_runs_from_its_source_folder_without_the_package_installed(t
     lines = result.stdout.strip().splitlines()
     assert lines[-2] == str(source / "src" / "healthcare_mlops" / "__init__.py")
     assert lines[-1] == "['Overview']"
+
+
+def test_the_app_command_refuses_a_busy_port(tmp_path):
+    import socket
+    import subprocess
+
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()",
+                                 "--home", str(tmp_path / "home"), "app", "--port", str(port)],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"error: port {port} is in use: choose another with --port" in result.stderr

@@ -76,6 +76,7 @@ def _parameters(settings: Settings) -> list[tuple[str, dict]]:
     non_smokers = data.risk_filters(day, "", "", "no")
     values = {
         "scoring_dates": [{}], "batch_summary": [{"scoring_date": day}], "category_counts": [{"scoring_date": day}],
+        "risk_cube": [{"scoring_date": day}],
         "open_alerts": [{}], "alerts": [{"state": "open"}, {"state": "all"}],
         "composite_drift": [{}], "psi_history": [{}], "drift_run_metrics": [{"run_id": latest_run}],
         "fairness_runs": [{}], "fairness_for_run": [{"run_id": latest_run}], "fairness_history": [{}],
@@ -84,7 +85,7 @@ def _parameters(settings: Settings) -> list[tuple[str, dict]]:
         "champion_since": [{"model_name": settings.model_name}],
         "job_runs": [{}], "task_runs": [{"run_id": job_run}],
     }
-    for name in ("risk_summary", "risk_histogram", "risk_mix", "review_queue", "risk_export"):
+    for name in ("review_queue", "risk_export"):
         values[name] = [open_filters, narrow, non_smokers]
     missing = set(data.QUERIES) - set(values)
     assert not missing, f"give test parameters for the new queries {sorted(missing)}"
@@ -173,8 +174,37 @@ def test_the_console_engine_cannot_read_the_personal_tables(settings):
 
 
 def test_named_parameters_are_bound_exactly():
-    query = data.QUERIES["risk_summary"]
+    query = data.QUERIES["review_queue"]
     assert set(query.parameters) == {"scoring_date", "region", "age_band", "smoker"}
     with pytest.raises(KeyError, match="needs parameters"):
         query.bind({"scoring_date": "2026-01-01"})
     assert query.bind({**data.risk_filters("d"), "extra": 1}) == data.risk_filters("d")
+
+
+def test_the_risk_cube_gives_the_same_numbers_as_the_rows(lakehouse):
+    """Filters applied to the cube (the Risk page) equal the same filters applied to the rows."""
+    duck = data.LocalConsoleEngine(lakehouse)
+    rows = LocalTableStore(lakehouse).read_arrow(T.ML_PATIENT_PREDICTIONS).to_pandas()
+    day = rows["scoring_date"].max()
+    rows = rows[rows["scoring_date"] == day]
+    query = data.QUERIES["risk_cube"]
+    cube = duck.arrow(query.sql(lakehouse), {"scoring_date": day}).to_pandas()
+    for region, age_band, smoker in (("", "", ""), ("northeast", "", "yes"), ("", "60+", "no"), ("southwest", "18-29", "")):
+        view = data.risk_view(cube, region, age_band, smoker)
+        part = rows
+        if region:
+            part = part[part["region"] == region]
+        if age_band:
+            part = part[part["age_band"] == age_band]
+        if smoker:
+            part = part[part["smoker"] == (smoker == "yes")]
+        summary = view["summary"]
+        assert summary["members"] == len(part)
+        assert summary["review"] == int(part["requires_review"].sum())
+        assert summary["critical"] == int((part["risk_category"] == "critical").sum())
+        assert summary["mean_predicted"] == pytest.approx(part["predicted_annual_charges"].mean())
+        bins = np.minimum(np.floor(part["risk_score"] / data.HISTOGRAM_BIN_WIDTH), 100 // data.HISTOGRAM_BIN_WIDTH - 1)
+        assert view["bins"].set_index("bin_index")["members"].to_dict() == bins.astype(int).value_counts().to_dict()
+        mix = view["mix"]
+        by_region = mix[mix["dimension"] == "region"].set_index(["dimension_value", "risk_category"])["members"]
+        assert by_region.to_dict() == part.groupby(["region", "risk_category"]).size().to_dict()

@@ -8,6 +8,7 @@ global options, prints the console's address and serves until interrupted.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -53,6 +54,10 @@ def streamlit_command(entry: Path, port: int, address: str | None = None) -> lis
     return command
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def console(ctx: typer.Context,
             port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port to serve on."),
             address: str = typer.Option(None, "--address",
@@ -72,14 +77,17 @@ def console(ctx: typer.Context,
                "; Ctrl+C stops it")
     sys.stdout.flush()
     process = subprocess.Popen(streamlit_command(entry, port, address), cwd=str(entry.parents[1]), env=env)
+    for stop in (signal.SIGINT, signal.SIGTERM):    # stopping this command stops the server too
+        signal.signal(stop, _interrupt)
     try:
         code = process.wait()
     except KeyboardInterrupt:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
         code = 0
     if code:
         raise UserError(f"the console stopped (streamlit exit code {code})")

@@ -28,7 +28,7 @@ import pandas as pd
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.identity import Identity
-from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
+from healthcare_mlops.monitoring.contract import ALERT_COLUMNS, ALERT_SCHEMA_DDL
 from healthcare_mlops.monitoring.evaluation import Verdict, details_json
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_MODEL_ALERTS
@@ -37,6 +37,16 @@ ALERT_NAMESPACE = uuid.UUID("6f0c1a52-8f4e-4a8e-9a55-2b1f6d0e7c31")
 CARRIED_OVER = ("created_at", "acknowledged_by", "acknowledged_at", "acknowledged_comment", "retrain_run_id")
 LIST_COLUMNS = ("alert_id", "created_at", "window_start", "window_end", "type", "severity", "column_name",
                 "value", "threshold", "message", "acknowledged_by", "acknowledged_at", "retrain_run_id")
+
+
+def alert_arrow_schema():
+    """``ml_model_alerts`` as an Arrow schema (for writers without Spark)."""
+    import pyarrow as pa
+
+    types = {"STRING": pa.string(), "DOUBLE": pa.float64(), "DATE": pa.date32(),
+             "TIMESTAMP": pa.timestamp("us", tz="UTC"), "BIGINT": pa.int64()}
+    return pa.schema([pa.field(name, types[kind]) for name, kind in
+                      (part.split() for part in ALERT_SCHEMA_DDL.split(", "))])
 
 
 def alert_id(settings: Settings, window_start: dt.date, window_end: dt.date, alert_type: str,
@@ -65,7 +75,8 @@ def alert_rows(settings: Settings, verdicts: list[Verdict], run_id: str, window_
         identifier = alert_id(settings, window_start, window_end, verdict.type, verdict.column_name)
         row = {"alert_id": identifier, "run_id": run_id, "window_start": window_start, "window_end": window_end,
                "type": verdict.type, "severity": verdict.severity, "message": verdict.message,
-               "column_name": verdict.column_name, "value": verdict.value, "threshold": verdict.threshold,
+               "column_name": verdict.column_name, "value": _number(verdict.value),
+               "threshold": _number(verdict.threshold),
                "details": details_json(verdict.details), "created_at": created_at, "acknowledged_by": None,
                "acknowledged_at": None, "retrain_run_id": None, "acknowledged_comment": None}
         before = earlier.get(identifier)
@@ -76,6 +87,13 @@ def alert_rows(settings: Settings, verdicts: list[Verdict], run_id: str, window_
                     row[column] = value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
         rows.append({column: row[column] for column in ALERT_COLUMNS})
     return rows
+
+
+def _number(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if value != value else value
 
 
 # -- reading -----------------------------------------------------------------------------------

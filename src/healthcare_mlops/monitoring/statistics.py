@@ -11,8 +11,9 @@ these functions turn those counts into the statistics of DESIGN.md section 5:
   sample at each distinct value of the union, and its two-sided p-value by scipy's
   ``method='asymp'``: ``kstwo.sf(D, round(n1 * n2 / (n1 + n2)))``. The statistic is
   exactly ``ks_2samp``'s (the empirical CDFs evaluated at every value of the union, ties
-  included); the p-value is exactly ``ks_2samp(..., method='asymp')``'s. The 'exact'
-  method is O(n1 * n2) and scipy itself switches to 'asymp' above 10,000 rows per side.
+  included); the p-value is exactly ``ks_2samp(..., method='asymp')``'s (except for two
+  single-row samples, where scipy's ``round(0.5) = 0`` gives nan and we use n = 1). The
+  'exact' method is O(n1 * n2) and scipy itself switches to 'asymp' above 10,000 rows.
 - ``wasserstein_from_counts``: Wasserstein-1 distance, the area between the two empirical
   CDFs over the union of values, exactly ``scipy.stats.wasserstein_distance``; divided
   by the reference standard deviation (``wasserstein_norm``) so it reads in units of sd.

@@ -100,11 +100,15 @@ class BusinessRules:
                    training_range=TrainingRange.from_reference(reference))
 
 
-def _category_labels(values: pd.Series) -> pd.Series:
-    """Values as the training reference spells categories (``str(value).lower()``)."""
+def _unseen(values: pd.Series, seen: frozenset) -> np.ndarray:
+    """Which values are not among the training categories (compared as ``str(value).lower()``)."""
     if values.dtype == bool:
-        return pd.Series(np.where(values.to_numpy(), "true", "false"), index=values.index)
-    return values.astype(str).str.lower()
+        labels = np.array(["false", "true"], dtype=object)[values.to_numpy().astype(np.int8)]
+        return ~np.isin(labels, list(seen))
+    unseen = ~values.isin(seen).to_numpy()          # most values are spelled as in training
+    if unseen.any():
+        unseen[unseen] = ~values[unseen].astype(str).str.lower().isin(seen).to_numpy()
+    return unseen
 
 
 def outside_training_range(inputs: pd.DataFrame, training_range: TrainingRange) -> list[tuple[str, np.ndarray]]:
@@ -116,21 +120,25 @@ def outside_training_range(inputs: pd.DataFrame, training_range: TrainingRange) 
             values = inputs[column].to_numpy(dtype=float)
             flags.append((outside_range_reason(column), (values < low) | (values > high)))
         elif column in training_range.categories:
-            seen = training_range.categories[column]
-            flags.append((outside_range_reason(column), ~_category_labels(inputs[column]).isin(seen).to_numpy()))
+            flags.append((outside_range_reason(column), _unseen(inputs[column], training_range.categories[column])))
     return flags
 
 
 def join_reasons(flags: list[tuple[str, np.ndarray]], rows: int) -> np.ndarray:
-    """Per row, the codes whose mask is set, in order, joined by REASON_SEPARATOR ('' when none)."""
-    reasons = np.full(rows, "", dtype=object)
+    """Per row, the codes whose mask is set, in order, joined by REASON_SEPARATOR ('' when none).
+
+    Vectorised: each row's set of reasons is a bit pattern, and each pattern that occurs
+    is spelled once.
+    """
     if not flags:
-        return reasons
+        return np.full(rows, "", dtype=object)
     codes = [code for code, _ in flags]
     masks = np.column_stack([np.asarray(mask, dtype=bool) for _, mask in flags])
-    flagged = np.flatnonzero(masks.any(axis=1))
-    reasons[flagged] = [REASON_SEPARATOR.join(code for code, on in zip(codes, row) if on) for row in masks[flagged]]
-    return reasons
+    patterns = masks.astype(np.int64) @ (np.int64(1) << np.arange(len(codes), dtype=np.int64))
+    distinct, index = np.unique(patterns, return_inverse=True)
+    spelled = np.array([REASON_SEPARATOR.join(code for bit, code in enumerate(codes) if (pattern >> bit) & 1)
+                        for pattern in distinct.tolist()], dtype=object)
+    return spelled[index.reshape(-1)]
 
 
 def apply_rules(scored: pd.DataFrame, inputs: pd.DataFrame, rules: BusinessRules) -> pd.DataFrame:
@@ -145,7 +153,7 @@ def apply_rules(scored: pd.DataFrame, inputs: pd.DataFrame, rules: BusinessRules
     predicted = np.where(below, floor, raw)
     lower = scored["interval_lower"].to_numpy(dtype=float)
     upper = np.maximum(scored["interval_upper"].to_numpy(dtype=float), predicted)
-    critical = (scored["risk_category"].astype(str) == HIGH_RISK_CATEGORY).to_numpy()
+    critical = scored["risk_category"].to_numpy() == HIGH_RISK_CATEGORY
     width = upper - lower
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(predicted > 0, width / np.where(predicted > 0, predicted, 1.0),

@@ -49,7 +49,11 @@ def parse_mode(mode: str | None) -> str:
 
 def resolve_scoring_date(value) -> dt.date:
     """The scoring date: a date or YYYY-MM-DD, or today (UTC) when empty."""
-    return parse_as_of(value) or dt.datetime.now(dt.timezone.utc).date()
+    try:
+        day = parse_as_of(value)
+    except UserError:
+        raise UserError(f"scoring date must be YYYY-MM-DD, not '{value}'") from None
+    return day or dt.datetime.now(dt.timezone.utc).date()
 
 
 def resolve_model(settings: Settings, alias: str) -> dict:

@@ -1,0 +1,209 @@
+"""Real-time scoring: the local MLflow scoring server for the champion, and the Databricks endpoint request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pandas as pd
+import pytest
+from databricks.sdk.errors import NotFound
+
+from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
+from healthcare_mlops.runtime.storage import LocalTableStore
+from healthcare_mlops.scoring.serving import deploy_champion_endpoint, local_server_command
+from healthcare_mlops.settings import resolve_settings
+from healthcare_mlops.tables import ML_PATIENT_PREDICTIONS
+
+DAY = dt.date(2026, 1, 2)
+CLI = [sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, payload) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.fixture
+def server(copy_home):
+    """``healthcare-mlops serve --port N`` on a copy of the pipeline home, until /ping answers."""
+    port = _free_port()
+    env = {**os.environ, "HEALTHCARE_MLOPS_HOME": str(copy_home)}
+    process = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited with {process.returncode}: {process.stdout.read()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.time() > deadline:
+                pytest.fail("the scoring server did not answer /ping within 180 s")
+            time.sleep(0.5)
+        yield {"url": url, "home": copy_home, "process": process}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)    # the serve process and the server it started
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+
+def test_http_scoring_matches_batch_scoring_and_refuses_bad_payloads(spark, server):
+    from healthcare_mlops.tasks import batch_inference
+
+    settings = resolve_settings("local", server["home"])
+    batch_inference.run(settings, DAY)
+    batch = LocalTableStore(settings).read_arrow(ML_PATIENT_PREDICTIONS).to_pandas()
+    members = batch[batch["predicted_annual_charges"] > settings.variables["min_predicted_charges"]]
+    members = pd.concat([members[members["smoker"]].head(2), members[~members["smoker"]].head(2)])
+    records = [{"age": int(r.age), "bmi": float(r.bmi), "children": int(r.children), "smoker": bool(r.smoker),
+                "region": r.region} for r in members.itertuples()]
+    invocations = f"{server['url']}/invocations"
+
+    status, body = _post(invocations, {"dataframe_records": records})
+    assert status == 200, body
+    split = {"dataframe_split": {"columns": list(MODEL_INPUT_COLUMNS),
+                                 "data": [[r[c] for c in MODEL_INPUT_COLUMNS] for r in records]}}
+    status_split, body_split = _post(invocations, split)
+    assert status_split == 200 and body_split == body
+    served = pd.DataFrame(body["predictions"])
+    assert tuple(served.columns) == OUTPUT_COLUMNS
+    for column in OUTPUT_COLUMNS:
+        expected = members[column].reset_index(drop=True)
+        if column == "risk_category":
+            assert list(served[column]) == list(expected)
+        else:
+            assert served[column].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-9)
+
+    good = records[0]
+    for payload, field in [
+        ({"dataframe_records": [{k: v for k, v in good.items() if k != "age"}]}, "age"),       # missing field
+        ({"dataframe_records": [{**good, "smoker": "no"}]}, "smoker"),                        # wrong type
+        ({"dataframe_records": [{**good, "bmi": "heavy"}]}, "bmi"),                           # wrong type
+        ({"dataframe_records": [{**good, "age": 35.5}]}, "age"),                              # not whole
+        ({"dataframe_records": [{**good, "age": 150}]}, "age"),                               # out of range
+        ({"dataframe_records": [{**good, "region": "atlantis"}]}, "region"),
+        ({"dataframe_split": {"columns": ["age", "bmi"], "data": [[40, 30.0]]}}, "children"),
+    ]:
+        status, body = _post(invocations, payload)
+        assert 400 <= status < 500, (payload, status, body)
+        message = body.get("message", "")
+        assert re.search(rf"\b{field}\b", message.split("Error:")[-1]), (payload, message)
+    status, body = _post(invocations, {"dataframe_records": [{**good, "age": 150}]})
+    assert "age: 150 outside 18-100" in body["message"]
+
+
+def test_serve_without_a_champion_says_what_to_do(home):
+    result = subprocess.run([*CLI, "serve", "--port", str(_free_port())], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "HEALTHCARE_MLOPS_HOME": str(home)})
+    assert result.returncode == 1
+    assert "has no champion: run the training pipeline first" in result.stderr
+
+
+def test_serve_on_a_databricks_target_points_at_the_endpoint(home):
+    result = subprocess.run([*CLI, "--target", "dev", "serve"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HEALTHCARE_MLOPS_HOME": str(home)})
+    assert result.returncode == 1
+    assert "Model Serving endpoint 'insurance-risk-dev'" in result.stderr
+
+
+def test_the_local_server_command(settings):
+    argv, env, version = local_server_command(settings, 8123, "127.0.0.1", version="4")
+    assert argv[1:] == ["-m", "mlflow", "models", "serve", "-m", f"models:/{settings.model_name}/4",
+                        "--env-manager", "local", "-p", "8123", "-h", "127.0.0.1"]
+    assert env["MLFLOW_TRACKING_URI"] == settings.tracking_uri == env["MLFLOW_REGISTRY_URI"]
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
+    assert version == "4"
+
+
+# ----------------------------------------------------------------------------- Databricks endpoint
+
+class FakeServingEndpoints:
+    """Records calls the way databricks.sdk's ServingEndpointsAPI receives them."""
+
+    def __init__(self, existing: set):
+        self.existing = set(existing)
+        self.calls = []
+
+    def get(self, name):
+        self.calls.append(("get", name, {}))
+        if name not in self.existing:
+            raise NotFound(f"serving endpoint {name} does not exist")
+        return {"name": name}
+
+    def create_and_wait(self, name, **kwargs):
+        self.calls.append(("create_and_wait", name, kwargs))
+        self.existing.add(name)
+
+    def update_config_and_wait(self, name, **kwargs):
+        self.calls.append(("update_config_and_wait", name, kwargs))
+
+
+class FakeWorkspaceClient:
+    def __init__(self, existing=()):
+        self.serving_endpoints = FakeServingEndpoints(existing)
+
+
+def test_the_first_promotion_creates_the_endpoint_and_later_ones_update_it():
+    settings = resolve_settings("dev")
+    client = FakeWorkspaceClient()
+    created = deploy_champion_endpoint(settings, 1, client=client)
+    (_, _, _), (action, name, kwargs) = client.serving_endpoints.calls
+    assert (action, name) == ("create_and_wait", "insurance-risk-dev")
+    assert created == {"action": "created", "endpoint": "insurance-risk-dev",
+                       "entity_name": "healthcare_dev.insurance_ml.insurance_model", "entity_version": "1"}
+    body = kwargs["config"].as_dict()
+    assert body == {"name": "insurance-risk-dev",
+                    "served_entities": [{"entity_name": "healthcare_dev.insurance_ml.insurance_model",
+                                         "entity_version": "1", "workload_size": "Small",
+                                         "scale_to_zero_enabled": True}]}
+
+    updated = deploy_champion_endpoint(settings, "2", client=client)
+    action, name, kwargs = client.serving_endpoints.calls[-1]
+    assert (action, name, updated["action"]) == ("update_config_and_wait", "insurance-risk-dev", "updated")
+    assert [e.as_dict() for e in kwargs["served_entities"]] == [
+        {"entity_name": "healthcare_dev.insurance_ml.insurance_model", "entity_version": "2",
+         "workload_size": "Small", "scale_to_zero_enabled": True}]
+
+
+def test_each_target_serves_from_its_own_endpoint_and_none_without_a_name():
+    prod = resolve_settings("prod")
+    client = FakeWorkspaceClient(existing={"insurance-risk"})
+    deploy_champion_endpoint(prod, 7, client=client)
+    action, name, kwargs = client.serving_endpoints.calls[-1]
+    assert (action, name) == ("update_config_and_wait", "insurance-risk")
+    assert kwargs["served_entities"][0].entity_name == "healthcare_prod.insurance_ml.insurance_model"
+
+    unnamed = resolve_settings("dev", overrides={"serving_endpoint_name": ""})
+    silent = FakeWorkspaceClient()
+    assert deploy_champion_endpoint(unnamed, 1, client=silent) is None
+    assert silent.serving_endpoints.calls == []
