@@ -146,7 +146,6 @@ def run_job_now(identity: Identity, job_key: str, params: dict | None = None,
 def _start_local(settings: Settings, identity: Identity, job_key: str, params: dict,
                  now: dt.datetime) -> StartedRun:
     from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, load_bundle
-
     from healthcare_mlops.bundle.runner import plan_job
 
     bundle = load_bundle()

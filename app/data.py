@@ -52,7 +52,7 @@ from healthcare_mlops.settings import LOCAL_TARGET, Settings, resolve_home, reso
 TARGET_ENV = "HEALTHCARE_MLOPS_TARGET"
 APP_NAME_ENV = "DATABRICKS_APP_NAME"                 # set by Databricks Apps
 RUNTIME_ENV = "HEALTHCARE_MLOPS_RUNTIME"              # app.yaml: databricks
-SCORING_URL_ENV = "HEALTHCARE_MLOPS_SCORING_URL"      # a local `healthcare-mlops serve` address
+SCORING_URL_ENV = "HEALTHCARE_MLOPS_SCORING_URL"      # `healthcare-mlops serve`: http://host:port[/invocations]
 SERVING_ENDPOINT_ENV = "HEALTHCARE_MLOPS_SERVING_ENDPOINT"   # app.yaml valueFrom: serving-endpoint
 SQL_AS_USER_ENV = "HEALTHCARE_MLOPS_SQL_AS_USER"     # true: queries run with the user's token
 JOB_ID_ENV_PREFIX = "HEALTHCARE_MLOPS_JOB_ID_"        # app.yaml valueFrom: job-<key>
@@ -294,20 +294,77 @@ def _arrow_of(relation) -> pa.Table:
     return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
 
 
+def _sql_string(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _partition_text(value) -> str:
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
+
+
+def native_parquet_view(connection, store, name: str, view: str) -> bool:
+    """Point ``view`` at DuckDB's own Parquet reader over the table's current files.
+
+    ``LocalSqlEngine`` exposes each Delta snapshot as a pyarrow dataset; DuckDB reads the same
+    files about three times faster natively (and prunes partitions by the hive-style folder
+    names). The native view replaces the dataset view only when it is provably the same table:
+    every file's folder names carry exactly its Delta partition values, and the columns and
+    their types are identical. Otherwise the dataset view stays. Returns whether it replaced it.
+    """
+    import urllib.parse
+
+    table = store.delta_table(name)
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return False
+    partitions = list(table.metadata().partition_columns)
+    root = urllib.parse.unquote(urllib.parse.urlparse(table.table_uri).path) \
+        if "://" in table.table_uri else table.table_uri
+    files = []
+    for row in actions.select(["path", *(f"partition.{c}" for c in partitions)]).to_pylist():
+        relative = urllib.parse.unquote(row["path"])
+        segments = relative.split("/")
+        for column in partitions:
+            value = row[f"partition.{column}"]
+            if value is None or f"{column}={_partition_text(value)}" not in segments:
+                return False
+        files.append(os.path.join(root, relative))
+    expected = connection.execute(f"DESCRIBE {view}").fetchall()
+    types = {column: kind for column, kind, *_ in expected}
+    hive = ", ".join(f"{_sql_string(c)}: {_sql_string(types[c])}" for c in partitions)
+    source = (f"read_parquet([{', '.join(_sql_string(f) for f in files)}], union_by_name = true"
+              + (f", hive_partitioning = true, hive_types = {{{hive}}}" if partitions else ", hive_partitioning = false")
+              + ")")
+    select = f"SELECT {', '.join(chr(34) + c + chr(34) for c, *_ in expected)} FROM {source}"
+    try:
+        native = connection.execute(f"DESCRIBE {select}").fetchall()
+    except Exception:   # a file DuckDB cannot read the same way: keep the dataset view
+        return False
+    if [(c, k) for c, k, *_ in native] != [(c, k) for c, k, *_ in expected]:
+        return False
+    connection.execute(f"CREATE OR REPLACE VIEW {view} AS {select}")
+    return True
+
+
 class LocalConsoleEngine:
-    """DuckDB with ``LocalSqlEngine``'s views minus the personal-data tables, one query at a time."""
+    """DuckDB over the console's tables (``LocalSqlEngine``'s views, read natively where the
+    same), without the personal-data tables; one query at a time."""
 
     def __init__(self, settings: Settings):
         from healthcare_mlops.runtime.sql_engine import LocalSqlEngine
 
         self.settings = settings
-        self.connection = LocalSqlEngine(settings).connect()
+        engine = LocalSqlEngine(settings)
+        self.connection = engine.connect()
+        schema = f'"{settings.catalog}"."{settings.schema}"'
         for name in PERSONAL_TABLES:
-            self.connection.execute(f'DROP VIEW IF EXISTS "{settings.catalog}"."{settings.schema}"."{name}"')
+            self.connection.execute(f'DROP VIEW IF EXISTS {schema}."{name}"')
             try:
                 self.connection.unregister(f"__delta_{name}")
             except Exception:  # not registered: the table does not exist
                 pass
+        self.native = {name for name in CONSOLE_TABLES if engine.store.exists(name)
+                       and native_parquet_view(self.connection, engine.store, name, f'{schema}."{name}"')}
         self.lock = threading.Lock()
 
     def arrow(self, sql: str, params: dict) -> pa.Table:
@@ -768,7 +825,10 @@ def score_member(record: dict) -> dict:
     url = os.environ.get(SCORING_URL_ENV)
     if url:
         body = json.dumps({"dataframe_records": [record]}).encode()
-        request = urllib.request.Request(url.rstrip("/") + "/invocations", data=body,
+        endpoint = url.rstrip("/")
+        if not endpoint.endswith("/invocations"):      # the server's address or its endpoint
+            endpoint += "/invocations"
+        request = urllib.request.Request(endpoint, data=body,
                                          headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:

@@ -76,22 +76,22 @@ def render() -> None:
                                 "critical_share": st.column_config.NumberColumn(format="percent")})
     columns = [c for c in FAIRNESS_GROUPS if c in set(latest["group_column"])] + \
         sorted(set(latest["group_column"]) - set(FAIRNESS_GROUPS))
-    if columns:
-        tabs = st.tabs([c.replace("_", " ") for c in columns])
-        for tab, column in zip(tabs, columns):
-            groups = latest[latest["group_column"] == column]
-            left, right = tab.columns(2)
-            left.plotly_chart(charts.group_metric_bars(groups, "calibration_ratio", "Calibration",
-                                                       t.calibration_ratio_min, t.calibration_ratio_max),
-                              key=f"fairness_calibration_{column}")
-            right.plotly_chart(charts.group_metric_bars(groups, "critical_share", "Share flagged critical"),
-                               key=f"fairness_critical_{column}")
+    if not columns:
+        return
+    column = st.radio("Group", columns, horizontal=True, format_func=lambda c: c.replace("_", " "),
+                      key="fairness_group")
+    groups = latest[latest["group_column"] == column]
+    left, right = st.columns(2)
+    left.plotly_chart(charts.group_metric_bars(groups, "calibration_ratio", f"Calibration by {column}",
+                                               t.calibration_ratio_min, t.calibration_ratio_max),
+                      key="fairness_calibration")
+    right.plotly_chart(charts.group_metric_bars(groups, "critical_share", f"Share flagged critical by {column}"),
+                       key="fairness_critical")
 
     st.subheader("Over time")
     history = data.query("fairness_history")
-    pick_column, pick_metric = st.columns(2)
-    column = pick_column.selectbox("Group", sorted(set(history["group_column"])), key="fairness_history_group")
-    metric = pick_metric.selectbox("Metric", list(METRICS), format_func=METRICS.get, key="fairness_history_metric")
+    metric = st.radio("Metric", list(METRICS), format_func=METRICS.get, horizontal=True,
+                      key="fairness_history_metric")
     part = history[history["group_column"] == column]
     band = (t.calibration_ratio_min, t.calibration_ratio_max) if metric == "calibration_ratio" else (None, None)
     if part[metric].notna().any():

@@ -25,9 +25,11 @@ def _checklist(champion_checks: list, challenger_checks: list) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _decision(identity, challenger: int, checks: list, approval_mode: str) -> None:
+def _decision(identity, challenger: int, checks: list, approval_mode: str, status: str) -> None:
     hard_failures = [c["name"] for c in checks if c["hard"] and c["verdict"] == "fail"]
     st.subheader(f"Decision on version {challenger}")
+    if status:
+        st.caption(f"Registry status of version {challenger}: `{status}`")
     if hard_failures:
         st.warning(f"Version {challenger} fails hard checks: {', '.join(hard_failures)}. Approving it is an "
                    "override and needs a reason, which is recorded.")
@@ -91,7 +93,10 @@ def render() -> None:
         st.info("No checks recorded yet: " + data.run_hint("model_governance") + " validates the challenger.")
 
     if challenger is not None and challenger != champion:
-        _decision(ui.identity(), challenger, challenger_checks, approval_mode)
+        versions = registry["versions"]
+        status = versions.loc[versions["version"] == challenger, "status"]
+        _decision(ui.identity(), challenger, challenger_checks, approval_mode,
+                  str(status.iloc[0]) if not status.empty else "")
 
     st.subheader("Versions")
     versions = registry["versions"].copy()

@@ -46,9 +46,9 @@ def render() -> None:
     left, right = st.columns(2)
     left.plotly_chart(charts.risk_histogram(view["bins"], data.HISTOGRAM_BIN_WIDTH), key="risk_histogram")
     with right:
-        tabs = st.tabs(["Region", "Age band", "Smoker"])
-        for tab, dimension in zip(tabs, ("region", "age_band", "smoker")):
-            tab.plotly_chart(charts.category_mix(view["mix"], dimension), key=f"risk_mix_{dimension}")
+        dimension = st.radio("Category mix by", ["region", "age_band", "smoker"], horizontal=True,
+                             format_func=lambda d: d.replace("_", " "), key="risk_mix_dimension")
+        st.plotly_chart(charts.category_mix(view["mix"], dimension), key="risk_mix")
 
     st.subheader("Review queue")
     queue = data.query("review_queue", **params)

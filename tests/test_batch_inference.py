@@ -321,6 +321,55 @@ def test_clear_errors_without_features_or_champion(spark, copy_home):
     assert not LocalTableStore(settings).exists(ML_PATIENT_PREDICTIONS)
 
 
+def test_workers_get_the_model_as_a_path_or_as_shipped_files_and_score_alike(spark, pipeline_home):
+    """Locally the workers read the driver's download; on a cluster the zipped files are broadcast."""
+    import mlflow
+
+    from healthcare_mlops.scoring import batch
+    from healthcare_mlops.spark.tables_io import read_table
+
+    settings = _settings(pipeline_home)
+    model = batch_inference.resolve_model(settings, "champion")
+    local_path = mlflow.artifacts.download_artifacts(model["uri"])
+    rules = BusinessRules.from_variables(settings.variables, model["reference"])
+    inputs = batch.model_input_names(mlflow.models.Model.load(local_path))
+    features = read_table(spark, settings, ML_INSURANCE_FEATURES).limit(300)
+    results = []
+    for shared in (True, False):
+        source = batch.model_source(spark, model["uri"], local_path, shared_filesystem=shared,
+                                    run_id=model["run_id"])
+        assert (source.local_path is None) is (not shared) and (source.archive is None) is shared
+        results.append(batch.score_features(features, source, rules, inputs).toPandas()
+                       .sort_values("patient_natural_key").reset_index(drop=True))
+    pd.testing.assert_frame_equal(results[0], results[1])
+    assert len(results[0]) == 300 and tuple(results[0].columns) == batch.SCORED_COLUMNS
+
+    shipped = batch.ModelSource(uri=model["uri"], archive=batch.zip_folder(local_path), run_id="other-run")
+    assert (Path(shipped.materialize()) / "MLmodel").is_file()
+    first = batch.cached_model(shipped)
+    assert batch.cached_model(shipped) is first                       # loaded once per process
+    assert batch.cached_model(batch.ModelSource(model["uri"], local_path, run_id=model["run_id"])) is not first
+
+
+def test_score_batch_scores_valid_rows_and_skips_the_rest(pipeline_home):
+    import mlflow
+
+    from healthcare_mlops.scoring import batch
+
+    settings = _settings(pipeline_home)
+    model = batch_inference.resolve_model(settings, "champion")
+    pyfunc = batch.cached_model(batch.ModelSource(model["uri"], mlflow.artifacts.download_artifacts(model["uri"]),
+                                                  run_id=model["run_id"]))
+    frame = _features(settings).head(5).copy()
+    frame.loc[1, "region"] = "atlantis"
+    scored = batch.score_frame(frame, pyfunc, RULES)
+    assert list(scored["patient_natural_key"]) == list(frame["patient_natural_key"].drop(index=1))
+    direct = pyfunc.predict(frame.drop(index=1)[list(batch.MODEL_INPUT_COLUMNS)])
+    for column in ("risk_score", "risk_category"):
+        assert list(scored[column]) == list(direct[column])
+    assert list(scored["predicted_annual_charges"]) == list(np.maximum(direct["predicted_annual_charges"], 1000.0))
+
+
 def test_today_is_the_default_scoring_date():
     assert batch_inference.resolve_scoring_date("") == dt.datetime.now(dt.timezone.utc).date()
     assert batch_inference.resolve_scoring_date(None) == dt.datetime.now(dt.timezone.utc).date()

@@ -574,3 +574,51 @@ def test_the_app_command_refuses_a_busy_port(tmp_path):
                                 capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert f"error: port {port} is in use: choose another with --port" in result.stderr
+
+
+def test_score_page_through_the_local_scoring_server(home, monkeypatch, tmp_path):
+    """With $HEALTHCARE_MLOPS_SCORING_URL the page scores over HTTP (`healthcare-mlops serve`), same numbers."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    import mlflow.pyfunc
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()",
+                                   "--home", str(home), "serve", "--port", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the scoring server did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(1)
+        monkeypatch.setenv(data.SCORING_URL_ENV, f"http://127.0.0.1:{port}/invocations")
+        at = open_page("score")
+        assert "local scoring server" in texts(at)
+        at.number_input(key="score_age").set_value(33)
+        at.toggle(key="score_smoker").set_value(True)
+        at.button(key="score_button").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+    finally:
+        import os
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    settings, _ = registry_client(home)
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
+    expected = model.predict(pd.DataFrame([{"age": 33, "bmi": 31.0, "children": 2, "smoker": True,
+                                            "region": "southeast"}])).iloc[0]
+    assert number(metric(at, "Predicted annual charges")) == round(expected["predicted_annual_charges"])
+    assert metric(at, "Risk category") == expected["risk_category"]

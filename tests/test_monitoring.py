@@ -53,12 +53,12 @@ def spark_counts(spark, current: pd.DataFrame, reference: pd.DataFrame, specs, p
     frame = spark.createDataFrame(current)
     if partitions:
         frame = frame.repartition(partitions)
-    return value_counts(frame, spark.createDataFrame(reference), specs)
+    return value_counts(frame, reference, specs)
 
 
 def canonical(counts: pd.DataFrame) -> pd.DataFrame:
-    keys = ["side", "column_name", "num", "cat", "bin"]
-    frame = counts.assign(cat=counts["cat"].where(counts["cat"].notna(), None))
+    keys = ["side", "column_name", "num", "bin"]
+    frame = counts.assign(num=counts["num"].astype(float), bin=counts["bin"].astype(int))
     return frame.groupby(keys, dropna=False)["count"].sum().reset_index().sort_values(keys).reset_index(drop=True)
 
 

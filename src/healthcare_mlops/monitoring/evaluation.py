@@ -184,24 +184,32 @@ def column_drift(spec: ColumnSpec, counts: pd.DataFrame) -> ColumnDrift:
     drift.metrics["psi"] = st.psi(ref_shares, cur_shares)
     drift.metrics["js_distance"] = st.js_distance(drift.reference_bins, drift.current_bins)
     if spec.kind == NUMERIC:
-        values = counts[counts["num"].notna()]
-        table = values.pivot_table(index="num", columns="side", values="count", aggfunc="sum", fill_value=0)
-        for side in (REFERENCE_SIDE, CURRENT_SIDE):
-            if side not in table.columns:
-                table[side] = 0
-        if len(table):
-            grid = table.index.to_numpy(float)
-            ks = st.ks_from_counts(grid, table[REFERENCE_SIDE].to_numpy(float), table[CURRENT_SIDE].to_numpy(float))
+        grid, per_side = _per_value_counts(sides)
+        if len(grid):
+            ks = st.ks_from_counts(grid, per_side[REFERENCE_SIDE], per_side[CURRENT_SIDE])
             drift.metrics["ks_statistic"] = ks.statistic
             drift.metrics["ks_pvalue"] = ks.pvalue
-            distance = st.wasserstein_from_counts(grid, table[REFERENCE_SIDE].to_numpy(float),
-                                                  table[CURRENT_SIDE].to_numpy(float))
+            distance = st.wasserstein_from_counts(grid, per_side[REFERENCE_SIDE], per_side[CURRENT_SIDE])
             drift.metrics["wasserstein_norm"] = st.normalised_wasserstein(distance, spec.reference_std)
     else:
         chi = st.chi_square(drift.current_bins, ref_shares)
         drift.metrics["chi2_statistic"] = chi.statistic
         drift.metrics["chi2_pvalue"] = chi.pvalue
     return drift
+
+
+def _per_value_counts(sides: dict) -> tuple[np.ndarray, dict]:
+    """The sorted distinct values of both sides and each side's count per value (nulls left out)."""
+    pairs = {}
+    for side, part in sides.items():
+        values, counts = part["num"].to_numpy(float), part["count"].to_numpy(float)
+        keep = ~np.isnan(values)
+        pairs[side] = (values[keep], counts[keep])
+    grid = np.unique(np.concatenate([v for v, _ in pairs.values()]))
+    per_side = {}
+    for side, (values, counts) in pairs.items():
+        per_side[side] = np.bincount(np.searchsorted(grid, values), weights=counts, minlength=len(grid))
+    return grid, per_side
 
 
 def drift_by_column(specs: list[ColumnSpec], counts: pd.DataFrame) -> dict[str, ColumnDrift]:

@@ -78,11 +78,20 @@ PROBLEM_ARROW = arrow_schema(PROBLEM_SCHEMA_DDL)
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a worker finds the model: ``uri`` names it (and keys the cache)."""
+    """Where a worker finds the model; ``uri`` and ``run_id`` name it and key the worker's cache.
+
+    (The run id is in the key because two local homes can both hold a version 1 of the
+    same model name, and Spark may reuse a worker across them, as a test session does.)
+    """
 
     uri: str
     local_path: str | None = None
     archive: object = None          # zip bytes, or a Spark Broadcast of them
+    run_id: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.uri}#{self.run_id}"
 
     def materialize(self) -> str:
         """A local directory holding the model's files."""
@@ -113,13 +122,13 @@ _THREADS: list = []
 
 def cached_model(source: ModelSource):
     """The pyfunc at ``source``, loaded once per process and kept for the next tasks."""
-    model = _MODELS.get(source.uri)
+    model = _MODELS.get(source.key)
     if model is None:
         import mlflow
 
         model = mlflow.pyfunc.load_model(source.materialize())
         _MODELS.clear()             # one model per worker at a time
-        _MODELS[source.uri] = model
+        _MODELS[source.key] = model
     return model
 
 
@@ -271,16 +280,16 @@ def problem_arrow_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Reco
 
 # ----------------------------------------------------------------------------- the Spark shell
 
-def model_source(spark, uri: str, local_path: str, shared_filesystem: bool) -> ModelSource:
+def model_source(spark, uri: str, local_path: str, shared_filesystem: bool, run_id: str = "") -> ModelSource:
     """How the workers get the model: its path when they share the driver's disk, else its zipped files."""
     if shared_filesystem:
-        return ModelSource(uri=uri, local_path=local_path)
+        return ModelSource(uri=uri, local_path=local_path, run_id=run_id)
     archive = zip_folder(local_path)
     try:
         archive = spark.sparkContext.broadcast(archive)
     except Exception:   # Spark Connect (serverless) has no SparkContext: ship the bytes with the function
         pass
-    return ModelSource(uri=uri, local_path=None, archive=archive)
+    return ModelSource(uri=uri, local_path=None, archive=archive, run_id=run_id)
 
 
 def score_features(features, source: ModelSource, rules: BusinessRules, input_names: list[str]):

@@ -126,7 +126,8 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     rules = BusinessRules.from_variables(settings.variables, model["reference"])
 
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
-    source: ModelSource = model_source(spark, model["uri"], local_path, shared_filesystem=settings.is_local)
+    source: ModelSource = model_source(spark, model["uri"], local_path, shared_filesystem=settings.is_local,
+                                       run_id=model["run_id"])
     input_names = model_input_names(mlflow.models.Model.load(local_path))
     features = all_features.where(F.col("as_of_date") == F.lit(as_of))
     n_features = features.count()

@@ -241,8 +241,7 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     missing = sorted({s.source for s in specs} - set(current.columns))
     if missing:
         raise UserError(f"ml_patient_predictions lacks the monitored columns {', '.join(missing)}")
-    reference = spark.createDataFrame(champion.sample[[c for c in dict.fromkeys(s.source for s in specs)]])
-    counts = value_counts(current, reference, specs)
+    counts = value_counts(current, champion.sample, specs)
     drift_rows, verdicts, volume = ev.evaluate_drift(specs, counts, t)
     drift_rows.append(ev._row(ev.BATCH, "reference_model_version", float(champion.version)
                               if champion.version.isdigit() else None))
