@@ -105,7 +105,8 @@ def test_jobs_runs_without_history(home):
 # -- demo -------------------------------------------------------------------------------------
 
 def test_demo_steps_are_one_list_in_loop_order():
-    assert [step.name for step in DEMO_STEPS] == ["data", "pipeline", "inference", "monitoring", "console"]
+    assert [step.name for step in DEMO_STEPS] == ["data", "pipeline", "inference", "monitoring", "drifted day",
+                                                  "features 2", "inference 2", "monitoring 2", "console"]
     assert DEMO_STEPS[1].requires == ("data",)
 
 
@@ -147,9 +148,3 @@ def test_demo_stops_on_a_failing_job(home):
              DemoStep("never", "not reached", lambda c: pytest.fail("ran after a failure"))]
     with pytest.raises(Exception, match="task 'explode' failed"):
         run_demo(context, steps)
-
-
-def test_demo_says_when_the_console_is_not_built(home, capsys):
-    context = demo_context(home, 100, bundle=load_bundle(FIXTURE))
-    demo_module._console(context)
-    assert "the console is not built yet (app/main.py does not exist)" in capsys.readouterr().out
