@@ -45,10 +45,7 @@ LABEL = "annual_charges"
 
 def _double(value: float) -> str:
     """An exact double literal (the shortest repr round-trips, and so does Java's parser)."""
-    value = float(value)
-    if not np.isfinite(value):
-        return f"CAST('{value!r}' AS DOUBLE)"
-    return f"{value!r}D"
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
 
 
 def _text(value: str) -> str:
@@ -56,13 +53,9 @@ def _text(value: str) -> str:
 
 
 def numeric_bin_sql(value_sql: str, edges) -> str:
-    """The bin index of a numeric value: 0 for (-inf, e1], ..., len(edges) above the last edge; -1 for null/NaN.
-
-    Written as the number of edges below the value (a sum of comparisons, no branches), which
-    Spark plans and compiles much faster than a ``CASE`` with one branch per edge.
-    """
-    below = " + ".join(f"CAST({value_sql} > {_double(edge)} AS INT)" for edge in edges) or "0"
-    return f"CASE WHEN {value_sql} IS NULL OR isnan({value_sql}) THEN {st.MISSING_BIN} ELSE {below} END"
+    """The bin index of a numeric value: 0 for (-inf, e1], ..., len(edges) above the last edge; -1 for null/NaN."""
+    branches = " ".join(f"WHEN {value_sql} <= {_double(edge)} THEN {index}" for index, edge in enumerate(edges))
+    return f"CASE WHEN {value_sql} IS NULL OR isnan({value_sql}) THEN {st.MISSING_BIN} {branches} ELSE {len(edges)} END"
 
 
 def categorical_text_sql(column_sql: str) -> str:
@@ -102,18 +95,18 @@ def _source(spec: ColumnSpec) -> str:
 
 def categorical_code_sql(spec: ColumnSpec, data_type: str = "string") -> str:
     """The category's index as ``categorical_bin_sql`` gives it, cheaper per row: a boolean column
-    is tested as one, a text column is looked up as stored and, only when that misses, in lower
-    case (a map lookup each, not a branch per category)."""
+    is tested as one, and a text column is compared as stored first (lower-casing only the
+    rows that match no category as they are)."""
     column, categories = _source(spec), list(spec.categories)
     unseen = len(categories)
     if data_type == "boolean":
         code = {value: categories.index(value) if value in categories else unseen for value in ("true", "false")}
         return (f"CASE WHEN {column} IS NULL THEN {st.MISSING_BIN} WHEN {column} THEN {code['true']} "
                 f"ELSE {code['false']} END")
-    lookup = "map(" + ", ".join(f"{_text(c)}, {i}" for i, c in enumerate(categories)) + ")"
     text = f"CAST({column} AS STRING)"
-    return (f"CASE WHEN {column} IS NULL THEN {st.MISSING_BIN} "
-            f"ELSE coalesce({lookup}[{text}], {lookup}[lower({text})], {unseen}) END")
+    as_stored = " ".join(f"WHEN {text} = {_text(c)} THEN {i}" for i, c in enumerate(categories))
+    return (f"CASE WHEN {column} IS NULL THEN {st.MISSING_BIN} {as_stored} "
+            f"ELSE {categorical_bin_sql(categorical_text_sql(column), categories)} END")
 
 
 def _exact_code_sql(spec: ColumnSpec, data_type: str) -> str:
@@ -127,33 +120,35 @@ def _exact_code_sql(spec: ColumnSpec, data_type: str) -> str:
 def current_counts_frame(current: DataFrame, specs: list[ColumnSpec]) -> DataFrame:
     """The batch's counts as one small Spark DataFrame ``part, k0 .. kK, count`` (not collected).
 
-    One aggregation, one shuffle: each row becomes a few keyed items (``explode``), and the
-    items are counted. Part -1 holds every exact column at once (age x children x smoker x
-    region x sex x age band: a few thousand combinations at any batch size; k_i is column
-    i's value or category index); part j holds a rounded numeric column as (rounded value
-    k0, bin k1), the bin taken from the exact value. (A union of one aggregation per part
-    costs a shuffle stage each, and at 1M rows the stages' fixed cost dominates.)
+    One Spark job, a union of a few aggregations over the same rows (no row is replicated):
+    part -1 groups by every exact column at once (age x children x smoker x region x sex x
+    age band: a few thousand combinations at any batch size; k_i is column i's value or
+    category index); part j groups a rounded numeric column by (rounded value k0, bin k1),
+    the bin taken from the exact value.
     """
     from pyspark.sql import functions as F
 
     exact = exact_specs(specs)
     width = max(len(exact), 2)
-    null = "CAST(NULL AS DOUBLE)"
+    pad = lambda start: [F.lit(None).cast("double").alias(f"k{i}") for i in range(start, width)]  # noqa: E731
     types = {field.name: field.dataType.typeName() for field in current.schema.fields}
-    codes = [_exact_code_sql(spec, types.get(spec.source, "string")) for spec in exact]
-    items = ["named_struct('part', -1, " + ", ".join(f"'k{i}', {code}" for i, code in enumerate(codes))
-             + "".join(f", 'k{i}', {null}" for i in range(len(exact), width)) + ")"]
+    keys = [F.expr(_exact_code_sql(spec, types.get(spec.source, "string"))).alias(f"k{i}")
+            for i, spec in enumerate(exact)]
+    parts = [current.groupBy(*keys).agg(F.count(F.lit(1)).alias("count"))
+             .select(F.lit(-1).alias("part"), *[f"k{i}" for i in range(len(exact))], *pad(len(exact)), "count")]
     for index, spec in enumerate(specs):
         if spec in exact:
             continue
         value = f"CAST({_source(spec)} AS DOUBLE)"
-        rounded = f"CASE WHEN isnan({value}) THEN {null} ELSE {rounded_sql(value, spec.decimals)} END"
-        items.append(f"named_struct('part', {index}, 'k0', {rounded}, "
-                     f"'k1', CAST({numeric_bin_sql(value, spec.edges)} AS DOUBLE)"
-                     + "".join(f", 'k{i}', {null}" for i in range(2, width)) + ")")
-    keys = ["part", *[f"k{i}" for i in range(width)]]
-    return (current.select(F.expr(f"explode(array({', '.join(items)}))").alias("item")).select("item.*")
-            .groupBy(*keys).agg(F.count(F.lit(1)).alias("count")))
+        rounded = f"CASE WHEN isnan({value}) THEN CAST(NULL AS DOUBLE) ELSE {rounded_sql(value, spec.decimals)} END"
+        parts.append(current.groupBy(F.expr(rounded).alias("k0"),
+                                     F.expr(f"CAST({numeric_bin_sql(value, spec.edges)} AS DOUBLE)").alias("k1"))
+                     .agg(F.count(F.lit(1)).alias("count"))
+                     .select(F.lit(index).alias("part"), "k0", "k1", *pad(2), "count"))
+    frame = parts[0]
+    for part in parts[1:]:
+        frame = frame.unionByName(part)
+    return frame
 
 
 def unpack_counts(packed: pd.DataFrame, specs: list[ColumnSpec], side: str) -> pd.DataFrame:
