@@ -94,14 +94,14 @@ def test_statistics_from_spark_counts_match_scipy(spark, frames):
         assert metrics["psi"] == pytest.approx(st.psi(st.shares(expected[0]), st.shares(expected[1])), abs=1e-12)
 
 
-def test_prediction_buckets_of_one_usd_stay_within_the_documented_error(spark, frames):
+def test_prediction_buckets_of_ten_usd_stay_within_the_documented_error(spark, frames):
     current, reference = frames
     specs = ev.column_specs(REFERENCE)
     metrics = ev.drift_by_column(specs, spark_counts(spark, current, reference, specs))["prediction"].metrics
     exact_ks = ks_2samp(reference["predicted_annual_charges"], current["predicted_annual_charges"], method="asymp")
     exact_w = wasserstein_distance(reference["predicted_annual_charges"], current["predicted_annual_charges"])
     assert abs(metrics["ks_statistic"] - exact_ks.statistic) < 1e-3
-    assert abs(metrics["wasserstein_norm"] - exact_w / REFERENCE["prediction"]["std"]) < 0.5 / REFERENCE["prediction"]["std"]
+    assert abs(metrics["wasserstein_norm"] - exact_w / REFERENCE["prediction"]["std"]) < 5.0 / REFERENCE["prediction"]["std"]
 
 
 @hypothesis_settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -187,7 +187,8 @@ def counts_of(frame: pd.DataFrame, specs, side: str) -> pd.DataFrame:
         if spec.kind == ev.NUMERIC:
             values = column.astype(float).to_numpy()
             bins = st.assign_numeric_bins(values, spec.edges)
-            nums = values if spec.decimals is None else np.round(values, spec.decimals)
+            scale = 10.0 ** (spec.decimals or 0)
+            nums = values if spec.decimals is None else np.floor(values * scale + 0.5) / scale
             keys = pd.DataFrame({"num": nums, "cat": None, "bin": bins})
         else:
             text = column.astype(str).str.lower()

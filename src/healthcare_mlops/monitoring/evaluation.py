@@ -48,10 +48,10 @@ PREDICTION_SOURCE = "predicted_annual_charges"
 BATCH = ""                         # column_name of batch-level metrics
 FAIRNESS_GROUPS = ("sex", "region", "age_band")
 ALL_GROUP = "all"                  # group_column / group_value of the whole labelled batch
-# Rounding of values before the per-value counts that KS and Wasserstein use (None: exact).
-# bmi is stored with 2 decimals, so 0.01 is exact for the product's data; predictions
-# are bucketed to 1 USD (the error bound is in drift.py and tested).
-VALUE_DECIMALS = {"age": None, "children": None, "bmi": 2, PREDICTION: 0}
+# Rounding of values before the per-value counts that KS and Wasserstein use (None: exact;
+# -1: to tens). bmi is stored with 2 decimals, so 0.01 is exact for the product's data;
+# predictions are bucketed to 10 USD (the error bound is in drift.py and tested).
+VALUE_DECIMALS = {"age": None, "children": None, "bmi": 2, PREDICTION: -1}
 
 STABLE, MODERATE, SIGNIFICANT = "stable", "moderate", "significant"
 OK, ALERT, INFO, FLAG = "ok", "alert", "info", "flag"
@@ -213,7 +213,9 @@ def _per_value_counts(sides: dict) -> tuple[np.ndarray, dict]:
 
 
 def drift_by_column(specs: list[ColumnSpec], counts: pd.DataFrame) -> dict[str, ColumnDrift]:
-    return {spec.name: column_drift(spec, counts[counts["column_name"] == spec.name]) for spec in specs}
+    parts = dict(tuple(counts.groupby("column_name", sort=False)))
+    empty = counts.iloc[0:0]
+    return {spec.name: column_drift(spec, parts.get(spec.name, empty)) for spec in specs}
 
 
 @dataclass
