@@ -7,11 +7,11 @@ Trains on one as-of date's features (default: the latest), registers a new versi
 ``<catalog>.<schema>.insurance_model`` and gives it the alias ``challenger``.
 """
 
+from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.tasks import model_training
 from healthcare_mlops.tasks.entrypoint import main
-from healthcare_mlops.tasks.feature_engineering import parse_as_of
 
 if __name__ == "__main__":
     main(lambda params, settings: model_training.run(
-        settings, parse_as_of(params.get("as_of")), seed=int(params.get("seed") or 42),
+        settings, parse_optional_date(params.get("as_of"), "as-of date"), seed=int(params.get("seed") or 42),
         candidates=tuple(c for c in (params.get("candidates") or "").split(",") if c) or None))

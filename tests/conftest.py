@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -61,11 +62,22 @@ def pipeline_home(spark, tmp_path_factory):
 
 
 @pytest.fixture
-def copy_home(pipeline_home, tmp_path, monkeypatch):
-    """A private, writable copy of ``pipeline_home`` (MLflow artifacts stay shared, read-only)."""
+def private_home(tmp_path, monkeypatch):
+    """``private_home(source)``: a writable copy of a shared lakehouse for this test, made the home.
+
+    MLflow artifacts stay where the source's runs logged them (shared, read-only)."""
     import shutil
 
-    copy = tmp_path / "lakehouse"
-    shutil.copytree(pipeline_home, copy)
-    monkeypatch.setenv("HEALTHCARE_MLOPS_HOME", str(copy))
+    def copy(source: Path) -> Path:
+        target = tmp_path / "lakehouse"
+        shutil.copytree(source, target)
+        monkeypatch.setenv("HEALTHCARE_MLOPS_HOME", str(target))
+        return target
+
     return copy
+
+
+@pytest.fixture
+def copy_home(pipeline_home, private_home):
+    """A private, writable copy of ``pipeline_home``."""
+    return private_home(pipeline_home)

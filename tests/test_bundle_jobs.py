@@ -122,6 +122,15 @@ def test_each_job_receives_the_thresholds_it_needs(bundle, target):
             assert float(params[name]) == pytest.approx(THRESHOLDS[name]), (job_key, task_key, name)
 
 
+@pytest.mark.parametrize("target", ["dev", "staging", "prod"])
+def test_promotion_knows_its_endpoint_and_the_console_to_grant(bundle, target):
+    resolved = resolve_target(bundle, target)
+    for job_key in ("model_governance", "ml_training_pipeline"):
+        params = _params(resolved.jobs()[job_key], "model_governance")
+        assert params["serving_endpoint_name"] == resolved.variables["serving_endpoint_name"]
+        assert params["app_name"] == resolved.resources("apps")["console"]["name"]
+
+
 def test_every_task_gets_target_catalog_schema_from_the_bundle(bundle):
     for target in ["local", *bundle.target_names()]:
         resolved = resolve_target(bundle, target)
@@ -190,10 +199,10 @@ def test_console_app_resources(bundle):
     assert app["source_code_path"] == "../"
     kinds = {r["name"]: next(k for k in r if k not in ("name", "description")) for r in app["resources"]}
     assert kinds["sql-warehouse"] == "sql_warehouse"
-    assert kinds["serving-endpoint"] == "serving_endpoint"
+    # The endpoint exists only once a champion does; the promotion grants the app CAN_QUERY.
+    assert "serving_endpoint" not in kinds.values()
     permissions = {r["name"]: r[kinds[r["name"]]]["permission"] for r in app["resources"]}
     assert permissions["sql-warehouse"] == "CAN_USE"
-    assert permissions["serving-endpoint"] == "CAN_QUERY"
     jobs = {r["job"]["id"] for r in app["resources"] if "job" in r}
     assert jobs == {f"${{resources.jobs.{job}.id}}" for job in JOBS}
     assert all(permissions[n] == "CAN_MANAGE_RUN" for n in permissions if n.startswith("job-"))

@@ -102,9 +102,9 @@ def test_misspelled_app_field_is_reported(real_copy):
 
 
 def test_bad_enum_value_is_reported(real_copy):
-    _replace(real_copy / "resources" / "console.yml", "permission: CAN_QUERY", "permission: CAN_QUERYY")
-    message = _one_matching(_messages(real_copy), "CAN_QUERYY")
-    assert message.startswith("resources/console.yml: resources.apps.console.resources[1].serving_endpoint.permission: ")
+    _replace(real_copy / "resources" / "console.yml", "permission: CAN_USE", "permission: CAN_USEE")
+    message = _one_matching(_messages(real_copy), "CAN_USEE")
+    assert message.startswith("resources/console.yml: resources.apps.console.resources[0].sql_warehouse.permission: ")
 
 
 def test_misspelled_top_level_key_is_reported(real_copy):
@@ -131,7 +131,7 @@ def test_dangling_job_reference_is_reported(real_copy):
     _replace(real_copy / "resources" / "console.yml", "${resources.jobs.model_training.id}",
              "${resources.jobs.model_trainig.id}")
     message = _one_matching(_messages(real_copy), "model_trainig")
-    assert message.startswith("resources/console.yml: resources.apps.console.resources[4].job.id: ")
+    assert message.startswith("resources/console.yml: resources.apps.console.resources[3].job.id: ")
     assert "no jobs resource 'model_trainig' is declared" in message
 
 
@@ -203,7 +203,7 @@ def test_app_yaml_value_from_must_name_an_app_resource(real_copy):
 
 def test_app_yaml_renamed_resource_breaks_the_match(real_copy):
     _replace(real_copy / "resources" / "console.yml", "- name: mlflow-experiment", "- name: experiment")
-    _one_matching(_messages(real_copy), "app.yaml: env[4].valueFrom: 'mlflow-experiment' is not a resource")
+    _one_matching(_messages(real_copy), "app.yaml: env[3].valueFrom: 'mlflow-experiment' is not a resource")
 
 
 def test_app_yaml_command_must_be_an_argv_list(real_copy):

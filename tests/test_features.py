@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.data import population as pop
 from healthcare_mlops.data.contract import QUARANTINE_COLUMNS, SILVER_COLUMNS, SILVER_SCHEMA_DDL
 from healthcare_mlops.errors import UserError
@@ -302,8 +303,8 @@ def test_rerun_of_a_date_replaces_that_date_only(loaded):
 
 
 def test_as_of_parsing():
-    assert feature_engineering.parse_as_of(None) is None and feature_engineering.parse_as_of("") is None
-    assert feature_engineering.parse_as_of(" 2026-01-01") == AS_OF == feature_engineering.parse_as_of(AS_OF)
+    assert parse_optional_date(None) is None and parse_optional_date("") is None
+    assert parse_optional_date(" 2026-01-01") == AS_OF == parse_optional_date(AS_OF)
     assert feature_engineering.resolve_load_date([AS_OF, NEXT], None) == NEXT
     with pytest.raises(UserError, match="holds no loads yet"):
         feature_engineering.resolve_load_date([], None)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from healthcare_mlops.data.population import Shape
@@ -141,11 +139,8 @@ def registry(spark, tmp_path_factory):
 
 
 @pytest.fixture
-def home(registry, tmp_path, monkeypatch):
-    copy = tmp_path / "lakehouse"
-    shutil.copytree(registry, copy)
-    monkeypatch.setenv("HEALTHCARE_MLOPS_HOME", str(copy))
-    return copy
+def home(registry, private_home):
+    return private_home(registry)
 
 
 def _governance(home, role=APPROVER, **variables) -> Governance:

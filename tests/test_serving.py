@@ -17,6 +17,8 @@ import urllib.request
 import pandas as pd
 import pytest
 from databricks.sdk.errors import NotFound
+from databricks.sdk.service.apps import App
+from databricks.sdk.service.serving import EndpointCoreConfigOutput, ServedEntityOutput, ServingEndpointDetailed
 
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
@@ -150,58 +152,97 @@ def test_the_local_server_command(settings):
 class FakeServingEndpoints:
     """Records calls the way databricks.sdk's ServingEndpointsAPI receives them."""
 
-    def __init__(self, existing: set):
-        self.existing = set(existing)
+    def __init__(self, existing: dict):
+        self.existing = dict(existing)        # endpoint name -> its served entities (ServedEntityOutput)
         self.calls = []
 
     def get(self, name):
         self.calls.append(("get", name, {}))
         if name not in self.existing:
             raise NotFound(f"serving endpoint {name} does not exist")
-        return {"name": name}
+        return ServingEndpointDetailed(name=name, id=f"id-{name}",
+                                       config=EndpointCoreConfigOutput(served_entities=self.existing[name]))
 
     def create_and_wait(self, name, **kwargs):
         self.calls.append(("create_and_wait", name, kwargs))
-        self.existing.add(name)
+        self.existing[name] = served(kwargs["config"].served_entities)
 
     def update_config_and_wait(self, name, **kwargs):
         self.calls.append(("update_config_and_wait", name, kwargs))
+        self.existing[name] = served(kwargs["served_entities"])
+
+
+    def update_permissions(self, serving_endpoint_id, **kwargs):
+        self.calls.append(("update_permissions", serving_endpoint_id, kwargs))
+
+
+class FakeApps:
+    def get(self, name):
+        return App(name=name, service_principal_client_id=f"sp-of-{name}")
+
+
+def served(entities) -> list:
+    return [ServedEntityOutput(entity_name=e.entity_name, entity_version=e.entity_version) for e in entities]
 
 
 class FakeWorkspaceClient:
-    def __init__(self, existing=()):
+    def __init__(self, existing=None):
+        existing = existing or {}
         self.serving_endpoints = FakeServingEndpoints(existing)
+        self.apps = FakeApps()
+
+
+def changes(client, since: int = 0) -> list:
+    """The calls that change the workspace (every deploy also reads the endpoint)."""
+    return [c for c in client.serving_endpoints.calls[since:] if c[0] != "get"]
 
 
 def test_the_first_promotion_creates_the_endpoint_and_later_ones_update_it():
     settings = resolve_settings("dev")
     client = FakeWorkspaceClient()
     created = deploy_champion_endpoint(settings, 1, client=client)
-    (_, _, _), (action, name, kwargs) = client.serving_endpoints.calls
+    (action, name, kwargs), (grant, endpoint_id, acl) = changes(client)
     assert (action, name) == ("create_and_wait", "insurance-risk-dev")
     assert created == {"action": "created", "endpoint": "insurance-risk-dev",
-                       "entity_name": "healthcare_dev.insurance_ml.insurance_model", "entity_version": "1"}
+                       "entity_name": "healthcare_dev.insurance_ml.insurance_model", "entity_version": "1",
+                       "console_principal": "sp-of-hc-mlops-console-dev"}
     body = kwargs["config"].as_dict()
     assert body == {"name": "insurance-risk-dev",
                     "served_entities": [{"entity_name": "healthcare_dev.insurance_ml.insurance_model",
                                          "entity_version": "1", "workload_size": "Small",
                                          "scale_to_zero_enabled": True}]}
+    assert (grant, endpoint_id) == ("update_permissions", "id-insurance-risk-dev")
+    assert [a.as_dict() for a in acl["access_control_list"]] == [
+        {"service_principal_name": "sp-of-hc-mlops-console-dev", "permission_level": "CAN_QUERY"}]
 
+    calls = len(client.serving_endpoints.calls)
     updated = deploy_champion_endpoint(settings, "2", client=client)
-    action, name, kwargs = client.serving_endpoints.calls[-1]
-    assert (action, name, updated["action"]) == ("update_config_and_wait", "insurance-risk-dev", "updated")
+    (action, name, kwargs), (grant, _, _) = changes(client, calls)
+    assert (action, name, updated["action"], grant) == ("update_config_and_wait", "insurance-risk-dev", "updated",
+                                                        "update_permissions")
     assert [e.as_dict() for e in kwargs["served_entities"]] == [
         {"entity_name": "healthcare_dev.insurance_ml.insurance_model", "entity_version": "2",
          "workload_size": "Small", "scale_to_zero_enabled": True}]
 
+    calls = len(client.serving_endpoints.calls)
+    again = deploy_champion_endpoint(settings, 2, client=client)      # e.g. a retried promotion
+    assert again["action"] == "unchanged"
+    assert [c[0] for c in changes(client, calls)] == ["update_permissions"]   # the grant is repeated, harmlessly
+
 
 def test_each_target_serves_from_its_own_endpoint_and_none_without_a_name():
     prod = resolve_settings("prod")
-    client = FakeWorkspaceClient(existing={"insurance-risk"})
-    deploy_champion_endpoint(prod, 7, client=client)
-    action, name, kwargs = client.serving_endpoints.calls[-1]
+    client = FakeWorkspaceClient(existing={"insurance-risk": []})
+    result = deploy_champion_endpoint(prod, 7, client=client)
+    action, name, kwargs = changes(client)[0]
     assert (action, name) == ("update_config_and_wait", "insurance-risk")
     assert kwargs["served_entities"][0].entity_name == "healthcare_prod.insurance_ml.insurance_model"
+    assert result["console_principal"] == "sp-of-hc-mlops-console"
+
+    no_console = resolve_settings("dev", overrides={"app_name": ""})
+    quiet = FakeWorkspaceClient()
+    assert deploy_champion_endpoint(no_console, 1, client=quiet)["console_principal"] is None
+    assert [c[0] for c in changes(quiet)] == ["create_and_wait"]
 
     unnamed = resolve_settings("dev", overrides={"serving_endpoint_name": ""})
     silent = FakeWorkspaceClient()

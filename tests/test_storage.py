@@ -172,3 +172,13 @@ def test_sql_engine_resolves_qualified_and_unqualified_names(store, settings):
     with pytest.raises(UserError, match=rf"^query failed: .*{JOB_RUNS}") as failure:
         engine.query(f"select * from {JOB_RUNS}")
     assert "\n" not in str(failure.value)
+
+
+def test_a_databricks_write_reports_the_rows_its_delta_commit_wrote():
+    """On Databricks the count comes from the commit, so the frame (e.g. scoring) is evaluated once."""
+    from healthcare_mlops.spark.tables_io import rows_written
+
+    assert rows_written("WRITE", {"numFiles": "3", "numOutputRows": "1200", "numOutputBytes": "90"}) == 1200
+    assert rows_written("CREATE OR REPLACE TABLE AS SELECT", {"numOutputRows": "0"}) == 0
+    with pytest.raises(RuntimeError, match="numOutputRows"):
+        rows_written("OPTIMIZE", {"numRemovedFiles": "2"})

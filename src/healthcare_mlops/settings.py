@@ -114,3 +114,23 @@ def resolve_settings(target: str = LOCAL_TARGET, home: str | os.PathLike | None 
     return Settings(target=target, catalog=str(variables["catalog"]),
                     schema=str(variables["schema"]), home=resolve_home(home),
                     variables=variables)
+
+
+def numbers_from_variables(cls, variables: dict, kind: str):
+    """The frozen dataclass ``cls`` with each field read from the bundle variable of its name.
+
+    Every field is a threshold: required, and a number (``int`` fields accept "30" and
+    "30.0", as a bundle may pass either). ``kind`` names the group in errors.
+    """
+    from dataclasses import fields
+
+    values = {}
+    for spec in fields(cls):
+        raw = variables.get(spec.name)
+        if raw is None or raw == "":
+            raise UserError(f"{kind} threshold '{spec.name}' is not set (a bundle variable)")
+        try:
+            values[spec.name] = int(float(raw)) if spec.type in (int, "int") else float(raw)
+        except (TypeError, ValueError):
+            raise UserError(f"{kind} threshold '{spec.name}' must be a number, not {raw!r}") from None
+    return cls(**values)

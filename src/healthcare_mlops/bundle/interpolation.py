@@ -172,30 +172,27 @@ def interpolate(value, lookup, path: str = "", problems: list | None = None):
     return REFERENCE.sub(replace, value)
 
 
-def references(value, path: str = ""):
-    """Every ``${...}`` in ``value`` as (dotted path, reference text)."""
+def _matches(pattern, value, path: str):
+    """Every match of ``pattern`` in the strings of ``value``, as (dotted path, first group)."""
     if isinstance(value, dict):
         for key, item in value.items():
-            yield from references(item, _path(path, key))
+            yield from _matches(pattern, item, _path(path, key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from references(item, _path(path, i))
+            yield from _matches(pattern, item, _path(path, i))
     elif isinstance(value, str):
-        for match in REFERENCE.finditer(value):
+        for match in pattern.finditer(value):
             yield path, match.group(1)
+
+
+def references(value, path: str = ""):
+    """Every ``${...}`` in ``value`` as (dotted path, reference text)."""
+    return _matches(REFERENCE, value, path)
 
 
 def dynamic_references(value, path: str = ""):
     """Every ``{{...}}`` in ``value`` as (dotted path, reference text)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from dynamic_references(item, _path(path, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from dynamic_references(item, _path(path, i))
-    elif isinstance(value, str):
-        for match in DYNAMIC.finditer(value):
-            yield path, match.group(1)
+    return _matches(DYNAMIC, value, path)
 
 
 def is_known_dynamic_reference(reference: str) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import typer
 
-from healthcare_mlops.errors import UserError
+from healthcare_mlops.dates import parse_optional_date, today_utc
 from healthcare_mlops.settings import Settings, resolve_settings
 
 
@@ -26,9 +26,4 @@ def state(ctx: typer.Context) -> CliState:
 
 def parse_date(value: str | None, option: str = "--as-of") -> dt.date:
     """An ISO date (YYYY-MM-DD); today (UTC) when omitted."""
-    if value is None:
-        return dt.datetime.now(dt.timezone.utc).date()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise UserError(f"{option} must be a date as YYYY-MM-DD, not '{value}'") from None
+    return parse_optional_date(value, option) or today_utc()

@@ -201,6 +201,7 @@ class Governance:
         version = self._require_version(version or self._challenger_or_fail())
         previous = self.alias(CHAMPION)
         if previous == version:
+            self._serve_champion(version)      # a promotion whose endpoint update failed is finished here
             return version
         blockers = self.promotion_blockers(version)
         if blockers:
@@ -214,6 +215,7 @@ class Governance:
         version = self._require_version(to_version)
         previous = self.alias(CHAMPION)
         if previous == version:
+            self._serve_champion(version)
             return version
         validation = self.latest_validation(version)
         history = audit.history(self.settings, version)
@@ -241,7 +243,11 @@ class Governance:
         failpoint("promotion:after_audit")
         self.client.delete_registered_model_tag(self.model_name, INTENT_TAG)
         self.refresh_model_card(version)
-        if not self.settings.is_local:  # Databricks: the serving endpoint follows the champion
+        self._serve_champion(version)
+
+    def _serve_champion(self, version: str) -> None:
+        """On Databricks the serving endpoint follows the champion (locally ``serve`` reads the alias)."""
+        if not self.settings.is_local:
             from healthcare_mlops.scoring.serving import deploy_champion_endpoint
             deploy_champion_endpoint(self.settings, version)
 

@@ -6,9 +6,9 @@ parameters, so a deployer changes a threshold per target in ``databricks.yml``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from healthcare_mlops.errors import UserError
+from healthcare_mlops.settings import numbers_from_variables
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,4 @@ class GovernanceThresholds:
 
     @classmethod
     def from_variables(cls, variables: dict) -> "GovernanceThresholds":
-        values = {}
-        for spec in fields(cls):
-            raw = variables.get(spec.name)
-            if raw is None or raw == "":
-                raise UserError(f"governance threshold '{spec.name}' is not set (a bundle variable)")
-            try:
-                values[spec.name] = int(raw) if spec.type in (int, "int") else float(raw)
-            except (TypeError, ValueError):
-                raise UserError(f"governance threshold '{spec.name}' must be a number, not {raw!r}") from None
-        return cls(**values)
+        return numbers_from_variables(cls, variables, "governance")

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ import pandas as pd
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import GROUP_COLUMNS, MODEL_INPUT_COLUMNS
 from healthcare_mlops.monitoring import statistics as st
+from healthcare_mlops.settings import numbers_from_variables
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 PREDICTION = "prediction"
@@ -76,16 +77,7 @@ class MonitoringThresholds:
 
     @classmethod
     def from_variables(cls, variables: dict) -> "MonitoringThresholds":
-        values = {}
-        for spec in fields(cls):
-            raw = variables.get(spec.name)
-            if raw is None or raw == "":
-                raise UserError(f"monitoring threshold '{spec.name}' is not set (a bundle variable)")
-            try:
-                values[spec.name] = int(float(raw)) if spec.type in (int, "int") else float(raw)
-            except (TypeError, ValueError):
-                raise UserError(f"monitoring threshold '{spec.name}' must be a number, not {raw!r}") from None
-        return cls(**values)
+        return numbers_from_variables(cls, variables, "monitoring")
 
 
 @dataclass(frozen=True)

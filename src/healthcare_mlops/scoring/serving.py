@@ -17,8 +17,9 @@ Locally, ``healthcare-mlops serve`` runs ``mlflow models serve`` for the version
 ``champion`` (``local_server_command``). On Databricks the promotion step calls
 ``deploy_champion_endpoint``, which creates the serving endpoint named by the bundle
 variable ``serving_endpoint_name`` the first time and points it at the new champion
-afterwards; creating it there rather than declaring it in the bundle means a first
-deploy, before any model version exists, does not fail.
+afterwards, and grants the console app's service principal ``CAN_QUERY`` on it; creating
+it there rather than declaring it in the bundle means a first deploy, before any model
+version exists, does not fail.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ CHAMPION = "champion"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 ENDPOINT_VARIABLE = "serving_endpoint_name"
+APP_VARIABLE = "app_name"
 WORKLOAD_SIZE = "Small"
 
 
@@ -75,12 +77,19 @@ def served_entity(settings: Settings, version) -> object:
                              workload_size=WORKLOAD_SIZE, scale_to_zero_enabled=True)
 
 
+def served_versions(endpoint) -> set[tuple[str, str]]:
+    """(model name, version) of every entity an endpoint (``ServingEndpointDetailed``) serves now."""
+    entities = (endpoint.config.served_entities if endpoint.config else None) or []
+    return {(e.entity_name, str(e.entity_version)) for e in entities}
+
+
 def deploy_champion_endpoint(settings: Settings, version, client=None) -> dict | None:
     """Create the serving endpoint for the champion ``version``, or point the existing one at it.
 
     ``client`` is a ``databricks.sdk.WorkspaceClient`` (default: one from the environment,
-    as a job or app authenticates). Returns what was requested, or None when no endpoint
-    name is configured.
+    as a job or app authenticates). An endpoint that already serves exactly that version is
+    left alone, so calling this again after a failed update is safe. Returns what was
+    requested, or None when no endpoint name is configured.
     """
     from databricks.sdk.errors import NotFound
     from databricks.sdk.service.serving import EndpointCoreConfigInput
@@ -96,13 +105,41 @@ def deploy_champion_endpoint(settings: Settings, version, client=None) -> dict |
         client = WorkspaceClient()
     entity = served_entity(settings, version)
     try:
-        client.serving_endpoints.get(name)
+        existing = client.serving_endpoints.get(name)
     except NotFound:
         client.serving_endpoints.create_and_wait(
             name=name, config=EndpointCoreConfigInput(name=name, served_entities=[entity]))
         action = "created"
     else:
-        client.serving_endpoints.update_config_and_wait(name=name, served_entities=[entity])
-        action = "updated"
+        if served_versions(existing) == {(settings.model_name, str(version))}:
+            action = "unchanged"
+        else:
+            client.serving_endpoints.update_config_and_wait(name=name, served_entities=[entity])
+            action = "updated"
     print(f"serving endpoint {name} {action}: {settings.model_name} version {version}")
-    return {"action": action, "endpoint": name, "entity_name": settings.model_name, "entity_version": str(version)}
+    console = grant_console_query(settings, client, client.serving_endpoints.get(name).id)
+    return {"action": action, "endpoint": name, "entity_name": settings.model_name, "entity_version": str(version),
+            "console_principal": console}
+
+
+def grant_console_query(settings: Settings, client, endpoint_id: str) -> str | None:
+    """Give the console app's service principal ``CAN_QUERY`` on the endpoint; return its application id.
+
+    This is the console's grant on the endpoint. The app resource in the bundle cannot
+    carry it: an app resource must name an endpoint that exists at deploy time, and the
+    endpoint only exists once a champion does. ``update_permissions`` adds to the
+    endpoint's access list, so repeating it is harmless. No app configured (``app_name``
+    empty): nothing to grant.
+    """
+    from databricks.sdk.service.serving import ServingEndpointAccessControlRequest, ServingEndpointPermissionLevel
+
+    app_name = str(settings.variables.get(APP_VARIABLE) or "").strip()
+    if not app_name:
+        return None
+    principal = client.apps.get(app_name).service_principal_client_id
+    client.serving_endpoints.update_permissions(
+        serving_endpoint_id=endpoint_id,
+        access_control_list=[ServingEndpointAccessControlRequest(
+            service_principal_name=principal, permission_level=ServingEndpointPermissionLevel.CAN_QUERY)])
+    print(f"console app {app_name} (service principal {principal}) may query the serving endpoint")
+    return principal

@@ -41,7 +41,6 @@ def write_table(df: DataFrame, settings: Settings, name: str, mode: str = "overw
         LocalTableStore(settings).write_arrow(data, name, mode=mode, partition=partition,
                                               partition_by=partition_by)
         return data.num_rows
-    rows = df.count()
     writer = df.write.format("delta")
     if partition_by:
         writer = writer.partitionBy(*partition_by)
@@ -52,4 +51,14 @@ def write_table(df: DataFrame, settings: Settings, name: str, mode: str = "overw
     else:
         writer = writer.mode("overwrite").option("overwriteSchema", "true")
     writer.saveAsTable(settings.tables.fqn(name))
-    return rows
+    # Counting the frame before writing would evaluate it twice (scoring twice, for predictions).
+    commit = df.sparkSession.sql(f"DESCRIBE HISTORY {settings.tables.fqn(name)} LIMIT 1").first()
+    return rows_written(commit["operation"], commit["operationMetrics"])
+
+
+def rows_written(operation: str, metrics: dict | None) -> int:
+    """The rows a Delta commit wrote, from its ``operationMetrics`` (``DESCRIBE HISTORY``)."""
+    value = (metrics or {}).get("numOutputRows")
+    if value is None:
+        raise RuntimeError(f"the Delta commit ({operation}) reports no numOutputRows: cannot reconcile row counts")
+    return int(value)

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from healthcare_mlops.dates import parse_optional_date, today_utc
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, ML_INSURANCE_FEATURES, ML_PATIENT_PREDICTIONS,
                                      ML_PATIENT_PREDICTIONS_VALIDATION)
-from healthcare_mlops.tasks.feature_engineering import parse_as_of
 
 PRODUCTION, VALIDATION = "production", "validation"
 MODES = {PRODUCTION: ("champion", ML_PATIENT_PREDICTIONS, "batch_inference"),
@@ -49,11 +49,7 @@ def parse_mode(mode: str | None) -> str:
 
 def resolve_scoring_date(value) -> dt.date:
     """The scoring date: a date or YYYY-MM-DD, or today (UTC) when empty."""
-    try:
-        day = parse_as_of(value)
-    except UserError:
-        raise UserError(f"scoring date must be YYYY-MM-DD, not '{value}'") from None
-    return day or dt.datetime.now(dt.timezone.utc).date()
+    return parse_optional_date(value, "scoring date") or today_utc()
 
 
 def resolve_model(settings: Settings, alias: str) -> dict:

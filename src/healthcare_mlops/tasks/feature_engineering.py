@@ -10,24 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, DIM_PATIENTS, ML_INSURANCE_FEATURES,
                                      SILVER_PATIENTS)
-
-
-def parse_as_of(value: dt.date | str | None) -> dt.date | None:
-    """A date, an ISO date string, or None/"" for the latest load."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise UserError(f"as-of date must be YYYY-MM-DD, not '{value}'") from None
 
 
 def resolve_load_date(load_dates: list[dt.date], as_of: dt.date | None) -> dt.date:
@@ -50,7 +37,7 @@ def run(settings: Settings, as_of: dt.date | str | None = None) -> dict:
     from healthcare_mlops.spark.session import get_spark
     from healthcare_mlops.spark.tables_io import read_table, table_exists, write_table
 
-    requested = parse_as_of(as_of)
+    requested = parse_optional_date(as_of, "as-of date")
     spark = get_spark(settings)
     for name in (SILVER_PATIENTS, DIM_PATIENTS):
         if not table_exists(spark, settings, name):

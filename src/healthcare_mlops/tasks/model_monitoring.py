@@ -31,11 +31,12 @@ import uuid
 
 import pandas as pd
 
+from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.monitoring import evaluation as ev
-from healthcare_mlops.monitoring.contract import (ALERT_COLUMNS, ALERT_SCHEMA_DDL, DRIFT_COLUMNS, DRIFT_SCHEMA_DDL,
-                                                  FAIRNESS_COLUMNS, FAIRNESS_SCHEMA_DDL, WINDOW_COLUMNS)
+from healthcare_mlops.monitoring.contract import (ALERT_COLUMNS, ALERT_SCHEMA_DDL, DRIFT_SCHEMA_DDL,
+                                                  FAIRNESS_SCHEMA_DDL, WINDOW_COLUMNS)
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_INSURANCE_FEATURES, ML_MODEL_ALERTS,
                                      ML_PATIENT_PREDICTIONS)
@@ -47,22 +48,9 @@ MONITORING_TABLES = {ML_DRIFT_METRICS: DRIFT_SCHEMA_DDL, ML_FAIRNESS_METRICS: FA
 NO_PREDICTIONS = "run batch_inference first"
 
 
-def parse_date(value, name: str) -> dt.date | None:
-    if value is None or str(value).strip() == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise UserError(f"--{name} must be YYYY-MM-DD, not '{value}'") from None
-
-
 def resolve_window(scoring_dates: list[dt.date], window_start=None, window_end=None) -> tuple[dt.date, dt.date]:
     """The window to monitor: both given, one given (a one-day window), or the latest scoring date."""
-    start, end = parse_date(window_start, "window_start"), parse_date(window_end, "window_end")
+    start, end = parse_optional_date(window_start, "--window_start"), parse_optional_date(window_end, "--window_end")
     if not scoring_dates:
         raise UserError(f"ml_patient_predictions holds no predictions yet: {NO_PREDICTIONS}")
     if start is None and end is None:
