@@ -47,6 +47,8 @@ from healthcare_mlops.modeling.risk import risk_category  # noqa: E402
 from healthcare_mlops.monitoring.contract import ALERT_SCHEMA_DDL, DRIFT_SCHEMA_DDL, FAIRNESS_SCHEMA_DDL  # noqa: E402
 from healthcare_mlops.runtime.storage import LocalTableStore  # noqa: E402
 from healthcare_mlops.scoring.contract import PARTITION_COLUMN, PREDICTION_SCHEMA_DDL, REASON_SEPARATOR  # noqa: E402
+from healthcare_mlops.scoring.rules import (CRITICAL_RISK, DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO, LOW_CONFIDENCE,  # noqa: E402
+                                           outside_range_reason)
 from healthcare_mlops.settings import HOME_ENV, Settings, resolve_settings  # noqa: E402
 
 PAGES = ("overview", "risk", "fairness", "drift", "governance", "jobs", "score")
@@ -95,8 +97,8 @@ def prediction_rows(n: int, scoring_date: dt.date, offset: int, rng: np.random.G
     width = rng.lognormal(-0.2, 0.5, n)
     lower, upper = predicted * np.maximum(1 - width / 2, 0.05), predicted * (1 + width / 2)
     reasons = np.full(n, "", dtype=object)
-    for mask, code in ((category == "critical", "critical_risk"), (width > 1.5, "low_confidence"),
-                       (members["bmi"] > 50, "input_out_of_training_range")):
+    for mask, code in ((category == "critical", CRITICAL_RISK), (width > DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO, LOW_CONFIDENCE),
+                       (members["bmi"] > 50, outside_range_reason("bmi"))):
         reasons = np.where(mask, np.where(reasons == "", code, reasons + REASON_SEPARATOR + code), reasons)
     scored_at = dt.datetime.combine(scoring_date, dt.time(2, 5), tzinfo=dt.timezone.utc)
     columns = {

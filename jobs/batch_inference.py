@@ -2,7 +2,7 @@
 
     python jobs/batch_inference.py --target local --catalog hc_local --schema insurance
         --model_name insurance_model --scoring_date YYYY-MM-DD --mode production|validation
-        --min_predicted_charges 1000 --review_interval_width_ratio 1.5
+        --min_predicted_charges 1000 --review_interval_width_ratio 2.0
 
 ``--scoring_date`` empty: today (UTC). ``production`` scores with the champion into
 ml_patient_predictions; ``validation`` with the challenger into

@@ -127,9 +127,9 @@ def test_reasons_are_joined_in_a_fixed_order():
 
 def test_thresholds_come_from_the_bundle_variables():
     defaults = BusinessRules.from_variables(resolve_settings("local").variables)
-    assert (defaults.min_predicted_charges, defaults.review_interval_width_ratio) == (1000.0, 1.5)
-    as_task_params = BusinessRules.from_variables({"min_predicted_charges": "250", "review_interval_width_ratio": "2"})
-    assert (as_task_params.min_predicted_charges, as_task_params.review_interval_width_ratio) == (250.0, 2.0)
+    assert (defaults.min_predicted_charges, defaults.review_interval_width_ratio) == (1000.0, 2.0)
+    as_task_params = BusinessRules.from_variables({"min_predicted_charges": "250", "review_interval_width_ratio": "1.5"})
+    assert (as_task_params.min_predicted_charges, as_task_params.review_interval_width_ratio) == (250.0, 1.5)
     with pytest.raises(UserError, match="min_predicted_charges must be a number, not 'lots'"):
         BusinessRules.from_variables({"min_predicted_charges": "lots"})
     with pytest.raises(UserError, match="review_interval_width_ratio must be a finite number >= 0"):

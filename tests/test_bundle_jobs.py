@@ -25,7 +25,7 @@ THRESHOLDS = {
     "four_fifths_min": 0.8, "champion_mae_tolerance": 0.05, "psi_moderate": 0.1, "psi_significant": 0.25,
     "composite_drift_alert": 0.3, "prediction_psi_alert": 0.25, "group_share_shift_alert": 0.10,
     "low_volume_min_predictions": 50, "performance_risk_score_mae_alert": 15.0, "min_predicted_charges": 1000,
-    "review_interval_width_ratio": 1.5,
+    "review_interval_width_ratio": 2.0,
 }
 GOVERNANCE = ("r2_min", "risk_score_mae_max", "high_risk_capture_min", "fairness_mae_ratio_max",
               "calibration_ratio_min", "calibration_ratio_max", "fairness_min_group_size", "four_fifths_min",

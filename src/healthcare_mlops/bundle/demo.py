@@ -116,6 +116,37 @@ def _console(context: DemoContext) -> None:
             server.wait(timeout=30)
 
 
+def _report(context: DemoContext) -> None:
+    """Say what the loop produced, from the tables and the registry, before the console opens."""
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.runtime.sql_engine import sql_engine
+    from healthcare_mlops.settings import resolve_settings
+    from healthcare_mlops.tables import JOB_RUNS, ML_MODEL_ALERTS, ML_PATIENT_PREDICTIONS
+
+    settings = resolve_settings("local", context.home)
+    engine = sql_engine(settings)
+    days = engine.query(f"SELECT scoring_date, count(*) AS members, sum(CAST(high_risk AS INT)) AS critical, "
+                        f"sum(CAST(requires_review AS INT)) AS review FROM {ML_PATIENT_PREDICTIONS} "
+                        "GROUP BY scoring_date ORDER BY scoring_date")
+    for day in days.itertuples():
+        context.say(f"scored {day.scoring_date}: {int(day.members)} members, {int(day.critical)} critical, "
+                    f"{int(day.review)} flagged for review")
+    alerts = engine.query(f"SELECT severity, type, retrain_run_id FROM {ML_MODEL_ALERTS} "
+                          "WHERE window_end = :day ORDER BY severity, type", {"day": context.second_day})
+    context.say(f"alerts on the drifted day: {len(alerts)} "
+                f"({', '.join(sorted(set(alerts['type'])))})" if len(alerts) else "alerts on the drifted day: none")
+    for run_id in sorted(set(alerts["retrain_run_id"].dropna())):
+        run = engine.query(f"SELECT status, error FROM {JOB_RUNS} WHERE run_id = :run AND task_key IS NULL",
+                           {"run": int(run_id)})
+        if len(run):
+            cause = str(run["error"].iloc[0] or "").splitlines()[0] if run["status"].iloc[0] != "SUCCEEDED" else ""
+            context.say(f"retrain (ml_training_pipeline run {run_id}): {run['status'].iloc[0]}"
+                        + (f": {cause}" if cause else ""))
+    client = configure_mlflow(settings)
+    aliases = client.get_registered_model(settings.model_name).aliases or {}
+    context.say("model: " + ", ".join(f"{alias} = version {version}" for alias, version in sorted(aliases.items())))
+
+
 def _console_skip(context: DemoContext) -> str | None:
     return "--no-app" if context.no_app else None
 
@@ -151,6 +182,7 @@ DEMO_STEPS: list[DemoStep] = [
                              "(job model_monitoring)",
              job_step("model_monitoring", lambda c: {"window_start": _day2(c), "window_end": _day2(c)}),
              requires=("inference 2",)),
+    DemoStep("report", "what the loop produced (tables and registry)", _report, requires=("monitoring 2",)),
     DemoStep("console", "the scoring server and the operations console", _console, _console_skip),
 ]
 

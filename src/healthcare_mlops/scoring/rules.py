@@ -10,7 +10,7 @@ reference (``reference/training_reference.json`` in its MLflow run).
 |---|---|---|---|
 | minimum predicted cost | ``min_predicted_charges`` (USD, default 1000) | a prediction below it is raised to it; the interval's upper bound too when it was below, so lower <= predicted <= upper still holds; the member is flagged for review | ``below_minimum_charges`` |
 | critical risk | ``risk.HIGH_RISK_CATEGORY`` (risk score >= 95) | ``high_risk`` = true; flagged | ``critical_risk`` |
-| low confidence | ``review_interval_width_ratio`` (default 1.5) | (upper - lower) / predicted > ratio, on the floored values; exactly at the ratio is not flagged | ``low_confidence`` |
+| low confidence | ``review_interval_width_ratio`` (default 2.0) | (upper - lower) / predicted > ratio, on the floored values; exactly at the ratio is not flagged | ``low_confidence`` |
 | outside the training range | the model version's training reference | a numeric input below the smallest or above the largest value seen in training (the edges themselves are inside), or a category never seen in training | ``outside_training_range:<column>`` |
 
 ``requires_review`` is true when at least one reason applies; ``review_reasons`` lists the
@@ -39,7 +39,7 @@ from healthcare_mlops.scoring.contract import REASON_SEPARATOR
 MIN_PREDICTED_CHARGES = "min_predicted_charges"
 REVIEW_INTERVAL_WIDTH_RATIO = "review_interval_width_ratio"
 DEFAULT_MIN_PREDICTED_CHARGES = 1000.0
-DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO = 1.5
+DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO = 2.0
 
 BELOW_MINIMUM = "below_minimum_charges"
 CRITICAL_RISK = "critical_risk"
