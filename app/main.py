@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:                       # `import app.*` from the source folder
     sys.path.insert(0, str(ROOT))
 try:
-    import healthcare_mlops  # noqa: F401
+    import healthcare_mlops.errors  # noqa: F401
 except ImportError:                                  # not installed: the source folder's copy
+    sys.modules.pop("healthcare_mlops", None)        # at most a namespace remnant of an install
     sys.path.insert(0, str(ROOT / "src"))
 
 import streamlit as st  # noqa: E402

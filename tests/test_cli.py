@@ -211,7 +211,7 @@ def test_ingest_bad_file_fails_with_one_line(tmp_path):
 def test_bad_options_fail_with_one_line(tmp_path):
     home = tmp_path / "home"
     fails(cli("data", "generate", "--patients", "10", "--as-of", "2025-13-01", home=home),
-          "error: --as-of must be a date as YYYY-MM-DD, not '2025-13-01'")
+          "error: --as-of must be YYYY-MM-DD, not '2025-13-01'")
     fails(cli("data", "generate", "--patients", "10", "--scenario", "nope", home=home),
           "error: unknown scenario 'nope'")
     assert not home.exists()
