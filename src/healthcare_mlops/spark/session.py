@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from healthcare_mlops.settings import Settings
+
+LOCAL_LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlops") -> SparkSession:
@@ -20,6 +23,7 @@ def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlop
     master = os.environ.get("HEALTHCARE_MLOPS_SPARK_MASTER", "local[*]")
     # Python workers (mapInArrow, UDFs) run this interpreter, not whatever python3 is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")       # one machine: no network address to guess
     return (
         SparkSession.builder.master(master)
         .appName(app_name)
@@ -30,5 +34,6 @@ def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlop
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.memory", os.environ.get("HEALTHCARE_MLOPS_DRIVER_MEMORY", "4g"))
         .config("spark.sql.ansi.enabled", "false")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOCAL_LOG_CONFIG.as_uri()}")
         .getOrCreate()
     )
