@@ -30,16 +30,29 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.settings import HOME_ENV, Settings
 
+ENDPOINT_JOB = "model_governance"       # points the serving endpoint at the champion (Databricks)
+
 
 def approve(identity: Identity, version, comment: str, override_reason: str | None = None,
             settings: Settings | None = None) -> str:
-    """Approve ``version`` (an override when hard checks fail) and promote it to champion."""
+    """Approve ``version`` (an override when hard checks fail) and promote it to champion.
+
+    On Databricks the serving endpoint is then moved by a ``model_governance`` run that
+    this starts (the job's identity manages the endpoint; the app only queries it), so the
+    click returns at once; the run id is in the Jobs page.
+    """
     identity.require("approve")
     from healthcare_mlops.governance.service import Governance
 
     settings = settings or data.console_settings()
     try:
-        return Governance(settings, identity).approve(str(version), comment, override_reason or None)
+        promoted = Governance(settings, identity, serve_endpoint=settings.is_local).approve(
+            str(version), comment, override_reason or None)
+        if not settings.is_local:
+            started = _start_databricks(identity, ENDPOINT_JOB, {}, dt.datetime.now(dt.timezone.utc))
+            with _started_lock:
+                _started.append(started)
+        return promoted
     finally:
         data.clear_caches()
 
@@ -140,7 +153,19 @@ def run_job_now(identity: Identity, job_key: str, params: dict | None = None,
         data.clear_caches()
     with _started_lock:
         _started.append(run)
+    _audit_run(settings, identity, run, params)
     return run
+
+
+def _audit_run(settings: Settings, identity: Identity, run: "StartedRun", params: dict) -> None:
+    """Who started which run, in the audit table (on Databricks the run itself shows only the app)."""
+    from healthcare_mlops.governance import audit
+
+    comment = f"{run.job_key}" + (f" run {run.run_id}" if run.run_id else "") + \
+        (f" with {json.dumps(params, sort_keys=True)}" if params else "")
+    audit.record(settings, audit.audit_event(settings.model_name, "", audit.RAN_JOB, identity.user, identity.role,
+                                             str(settings.variables.get("approval_mode") or "auto"),
+                                             comment=comment))
 
 
 def _start_local(settings: Settings, identity: Identity, job_key: str, params: dict,

@@ -46,6 +46,7 @@ import pyarrow as pa
 import streamlit as st
 
 from healthcare_mlops import tables as T
+from healthcare_mlops.bundle.run_history import FAILED, SUCCEEDED, TIMED_OUT, UPSTREAM_FAILED
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import LOCAL_TARGET, Settings, resolve_home, resolve_settings
 
@@ -198,6 +199,11 @@ _QUERIES = [
     FROM {ml_fairness_metrics}
     WHERE run_id = :run_id
     ORDER BY group_column, group_value""", "per-group fairness metrics of one run"),
+    Query("fairness_checks_for_run", """
+    SELECT column_name AS group_column, metric, value, threshold, status, group_value AS worst_group
+    FROM {ml_drift_metrics}
+    WHERE run_id = :run_id AND metric IN ('fairness_mae_ratio', 'calibration_ratio_worst', 'critical_share_four_fifths')
+    ORDER BY column_name, metric""", "the fairness verdicts monitoring recorded for one run"),
     Query("fairness_history", """
     SELECT run_id, window_end, group_column, group_value, n, mae, calibration_ratio, critical_share, computed_at
     FROM {ml_fairness_metrics}
@@ -735,6 +741,20 @@ def workspace_client():
     return WorkspaceClient()
 
 
+# Databricks result states in the runner's words (bundle/run_history.py), so one page and one
+# colour map serve both runtimes; a state not listed (RUNNING, QUEUED ...) is shown as it is.
+DATABRICKS_STATUS = {"SUCCESS": SUCCEEDED, "SUCCESS_WITH_FAILURES": FAILED, "TIMEDOUT": TIMED_OUT,
+                     "UPSTREAM_CANCELED": UPSTREAM_FAILED}
+
+
+def databricks_status(state) -> str:
+    """A run's state (``jobs.RunState``) as the runner names it: its result, else its life cycle."""
+    result = getattr(state, "result_state", None) if state else None
+    life = getattr(state, "life_cycle_state", None) if state else None
+    status = getattr(result or life, "value", result or life)
+    return DATABRICKS_STATUS.get(str(status or ""), str(status or ""))
+
+
 def _millis(value) -> pd.Timestamp:
     return pd.Timestamp(int(value), unit="ms", tz="UTC") if value else pd.NaT
 
@@ -749,14 +769,10 @@ def _databricks_runs_cached(job_keys: tuple) -> pd.DataFrame:
             continue
         for run in client.jobs.list_runs(job_id=job_id, limit=25):
             state = run.state
-            result = getattr(state, "result_state", None) if state else None
-            life = getattr(state, "life_cycle_state", None) if state else None
-            status = (result or life)
-            status = getattr(status, "value", status)
             start, end = _millis(run.start_time), _millis(run.end_time)
             duration = (run.run_duration or 0) / 1000 if run.run_duration else (
                 (end - start).total_seconds() if pd.notna(start) and pd.notna(end) else None)
-            rows.append({"run_id": run.run_id, "job_key": job_key, "status": str(status or ""),
+            rows.append({"run_id": run.run_id, "job_key": job_key, "status": databricks_status(state),
                          "trigger": str(getattr(run.trigger, "value", run.trigger) or ""),
                          "start_time": start, "end_time": end, "duration_seconds": duration,
                          "error": getattr(state, "state_message", None) if state else None,
@@ -803,7 +819,25 @@ def scoring_route() -> str:
 
 
 def serving_endpoint_name() -> str:
-    return os.environ.get(SERVING_ENDPOINT_ENV) or str(console_settings().variables.get("serving_endpoint_name"))
+    """The endpoint the Score page queries on Databricks ('' when the target serves none)."""
+    return (os.environ.get(SERVING_ENDPOINT_ENV) or str(console_settings().variables.get("serving_endpoint_name")
+                                                         or "")).strip()
+
+
+def query_serving_endpoint(client, name: str, record: dict) -> dict:
+    """One record scored by the Model Serving endpoint ``name``; workspace errors become UserErrors."""
+    from databricks.sdk.errors import DatabricksError, NotFound
+
+    if not name:
+        raise UserError("this target has no serving endpoint (the bundle variable serving_endpoint_name is empty)")
+    try:
+        response = client.serving_endpoints.query(name=name, dataframe_records=[record])
+    except NotFound:
+        raise UserError(f"serving endpoint {name} does not exist yet: it is created when a model version first "
+                        "becomes champion (run ml_training_pipeline, or approve a challenger)") from None
+    except DatabricksError as exc:           # 400 names the field (the model's input contract), 403, 503 ...
+        raise UserError(f"serving endpoint {name} refused the request: {exc}") from None
+    return _first_prediction({"predictions": response.predictions})
 
 
 def _first_prediction(payload) -> dict:
@@ -819,9 +853,7 @@ def score_member(record: dict) -> dict:
     """Score one member's model inputs in real time; predicted charges, score, category, interval."""
     settings = console_settings()
     if not settings.is_local:
-        response = workspace_client().serving_endpoints.query(name=serving_endpoint_name(),
-                                                              dataframe_records=[record])
-        return _first_prediction({"predictions": response.predictions})
+        return query_serving_endpoint(workspace_client(), serving_endpoint_name(), record)
     url = os.environ.get(SCORING_URL_ENV)
     if url:
         body = json.dumps({"dataframe_records": [record]}).encode()

@@ -158,12 +158,26 @@ def write_monitoring(settings: Settings, seed: int) -> None:
         drift.append({**common, "column_name": "", "metric": "volume", "value": 1000.0, "threshold": 50.0,
                       "status": "ok"})
         for column, values in groups.items():
-            for value in values:
-                fairness.append({**common, "group_column": column, "group_value": value,
-                                 "n": int(rng.integers(2000, 9000)), "mae": float(rng.normal(2500, 150)),
-                                 "risk_score_mae": float(rng.normal(7.5, 0.4)),
-                                 "calibration_ratio": float(rng.normal(1.0, 0.03)),
-                                 "critical_share": float(abs(rng.normal(0.05, 0.01)))})
+            rows = [{**common, "group_column": column, "group_value": value,
+                     "n": int(rng.integers(2000, 9000)), "mae": float(rng.normal(2500, 150)),
+                     "risk_score_mae": float(rng.normal(7.5, 0.4)),
+                     "calibration_ratio": float(rng.normal(1.0, 0.03)),
+                     "critical_share": float(abs(rng.normal(0.05, 0.01)))} for value in values]
+            fairness += rows
+            if column == "smoker":                       # monitored for shares, not judged for fairness
+                continue
+            ratio = max(r["mae"] for r in rows) / min(r["mae"] for r in rows)
+            worst = max(rows, key=lambda r: abs(r["calibration_ratio"] - 1.0))
+            drift.append({**common, "column_name": column, "metric": "fairness_mae_ratio", "value": ratio,
+                          "threshold": 1.25, "status": "alert" if ratio > 1.25 else "ok"})
+            drift.append({**common, "column_name": column, "metric": "calibration_ratio_worst",
+                          "value": worst["calibration_ratio"], "threshold": None, "group_value": worst["group_value"],
+                          "status": "ok" if 0.9 <= worst["calibration_ratio"] <= 1.1 else "alert"})
+            if column == "sex":
+                shares = [r["critical_share"] for r in rows]
+                drift.append({**common, "column_name": column, "metric": "critical_share_four_fifths",
+                              "value": min(shares) / max(shares), "threshold": 0.8,
+                              "status": "ok" if min(shares) / max(shares) >= 0.8 else "flag"})
         if composite > 0.3:
             alerts.append({**common, "alert_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench/{day}/composite")),
                            "type": "composite_drift",

@@ -1,45 +1,25 @@
 """Fairness: per-group metrics of the monitored batches against the thresholds, latest and over time.
 
-The thresholds are the bundle variables (``settings.variables``), and the verdicts come
-from the same functions governance uses on the test set (``governance.checks``).
+The verdicts are the ones the model_monitoring run recorded (``ml_drift_metrics``: MAE
+ratio, worst calibration and the four-fifths ratio per group column, judged in
+``monitoring/evaluation.py`` with the bundle's thresholds), so this page and the alerts
+never disagree.
 """
 
-import pandas as pd
 import streamlit as st
 
 from app import charts, data, ui
-from healthcare_mlops.governance.checks import FAIRNESS_GROUPS, fairness_checks, four_fifths_check
-from healthcare_mlops.governance.thresholds import GovernanceThresholds
+from healthcare_mlops.governance.checks import FAIRNESS_GROUPS
+from healthcare_mlops.monitoring.evaluation import ALERT, OK, MonitoringThresholds
 
 METRICS = {"calibration_ratio": "mean predicted / mean actual", "mae": "MAE (USD)",
            "critical_share": "share flagged critical", "risk_score_mae": "risk-score MAE"}
 
 
-def _group_dicts(frame: pd.DataFrame, needed: tuple) -> list[dict]:
-    rows = frame.dropna(subset=list(needed))
-    return [{"group_column": r.group_column, "group_value": str(r.group_value), "n": int(r.n),
-             "mae": float(r.mae) if pd.notna(r.mae) else None,
-             "calibration_ratio": float(r.calibration_ratio) if pd.notna(r.calibration_ratio) else None,
-             "critical_share": float(r.critical_share) if pd.notna(r.critical_share) else None}
-            for r in rows.itertuples()]
-
-
-def _verdicts(latest: pd.DataFrame, t: GovernanceThresholds) -> pd.DataFrame:
-    checks = []
-    performance = _group_dicts(latest, ("mae", "calibration_ratio"))
-    if performance:
-        checks += fairness_checks(performance, t)
-    shares = _group_dicts(latest, ("critical_share",))
-    if any(g["group_column"] == "sex" for g in shares):
-        checks.append(four_fifths_check(shares, t))
-    return pd.DataFrame([{"check": c.name, "value": c.value, "threshold": c.threshold, "verdict": c.verdict,
-                          "kind": "hard" if c.hard else "soft (a flag)", "detail": c.detail} for c in checks])
-
-
 def render() -> None:
     st.title("Fairness")
     settings = data.console_settings()
-    t = GovernanceThresholds.from_variables(settings.variables)
+    t = MonitoringThresholds.from_variables(settings.variables)
     st.caption(f"Thresholds (bundle variables): MAE ratio max/min <= {t.fairness_mae_ratio_max:g}; calibration "
                f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g}; groups judged from n >= "
                f"{t.fairness_min_group_size}; four-fifths ratio of the share flagged critical by sex >= "
@@ -54,17 +34,18 @@ def render() -> None:
     chosen = st.selectbox("Monitoring run", list(labels), key="fairness_run")
     latest = data.query("fairness_for_run", run_id=labels[chosen])
 
-    verdicts = _verdicts(latest, t)
+    verdicts = data.query("fairness_checks_for_run", run_id=labels[chosen])
     st.subheader("Checks")
     if verdicts.empty:
         st.info("No performance metrics in this run yet: they need the members' actual charges, which "
                 "monitoring joins once they arrive.")
     else:
-        failing = verdicts[verdicts["verdict"] == "fail"]
         passed, failed = st.columns(2)
-        passed.metric("Checks passed", f"{int((verdicts['verdict'] == 'pass').sum())} of {len(verdicts)}")
-        failed.metric("Checks failed", f"{len(failing)}")
-        st.dataframe(verdicts.astype({"value": "string"}), hide_index=True, key="fairness_checks")
+        passed.metric("Checks passed", f"{int((verdicts['status'] == OK).sum())} of {len(verdicts)}")
+        failed.metric("Checks failed", f"{int((verdicts['status'] == ALERT).sum())}")
+        st.dataframe(verdicts, hide_index=True, key="fairness_checks")
+        st.caption("alert: a fairness alert was raised; flag: the four-fifths ratio is low (a flag, not a "
+                   "verdict); insufficient_data: fewer than two groups large enough to compare.")
 
     st.subheader("Per group")
     table = latest.assign(judged=latest["n"] >= t.fairness_min_group_size,

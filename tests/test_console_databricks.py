@@ -132,11 +132,19 @@ def test_run_now_uses_the_job_id_that_app_yaml_maps(workspace, monkeypatch):
             calls.append((job_id, job_parameters))
             return type("Wait", (), {"run_id": 777})()
 
+    from healthcare_mlops.governance import audit
+
+    audited = []     # the audit row goes to the SQL warehouse, which cannot exist here
+    monkeypatch.setattr(audit, "record", lambda settings, event: audited.append(event))
     monkeypatch.setattr(data, "workspace_client", lambda: type("Client", (), {"jobs": Jobs()})())
     monkeypatch.setenv("HEALTHCARE_MLOPS_JOB_ID_MODEL_MONITORING", "4242")
     started = actions.run_job_now(Identity("ops@example.com", OPERATOR), "model_monitoring",
                                   {"window_start": "2026-01-02"})
     assert calls == [(4242, {"window_start": "2026-01-02"})] and started.run_id == 777
+    [event] = audited
+    assert (event["action"], event["actor"], event["role"], event["version"]) == ("ran job", "ops@example.com",
+                                                                                   OPERATOR, "")
+    assert event["comment"] == 'model_monitoring run 777 with {"window_start": "2026-01-02"}'
     with pytest.raises(UserError, match="no job resource"):
         actions.run_job_now(Identity("ops@example.com", OPERATOR), "batch_inference")
     with pytest.raises(UserError, match="run_job needs the operator role"):
@@ -151,3 +159,78 @@ def test_app_yaml_maps_a_job_id_for_every_bundle_job():
     env = {e["name"] for e in yaml.safe_load((REPO / "app.yaml").read_text())["env"]}
     assert {data.job_id_env(key) for key in load_bundle().jobs()} <= env
     assert "DATABRICKS_WAREHOUSE_ID" in env
+
+
+def test_databricks_run_states_read_as_the_runners():
+    """The Jobs page counts and colours by the runner's names on both runtimes."""
+    from databricks.sdk.service.jobs import RunLifeCycleState, RunResultState, RunState
+
+    def status(**state):
+        return data.databricks_status(RunState(**state))
+
+    assert status(life_cycle_state=RunLifeCycleState.TERMINATED, result_state=RunResultState.SUCCESS) == "SUCCEEDED"
+    assert status(life_cycle_state=RunLifeCycleState.TERMINATED, result_state=RunResultState.FAILED) == "FAILED"
+    assert status(result_state=RunResultState.TIMEDOUT) == "TIMED_OUT"
+    assert status(life_cycle_state=RunLifeCycleState.RUNNING) == "RUNNING"
+    assert data.databricks_status(None) == ""
+
+
+def test_the_score_page_turns_workspace_errors_into_messages():
+    from databricks.sdk.errors import BadRequest, NotFound
+    from databricks.sdk.service.serving import QueryEndpointResponse
+
+    class Endpoints:
+        def __init__(self, outcome):
+            self.outcome, self.calls = outcome, []
+
+        def query(self, name, dataframe_records):
+            self.calls.append((name, dataframe_records))
+            if isinstance(self.outcome, Exception):
+                raise self.outcome
+            return self.outcome
+
+    class Client:
+        def __init__(self, outcome):
+            self.serving_endpoints = Endpoints(outcome)
+
+    record = {"age": 45, "bmi": 31.0, "children": 2, "smoker": False, "region": "southeast"}
+    answer = {"predicted_annual_charges": 9000.0, "risk_score": 55.0, "risk_category": "medium",
+              "interval_lower": 5000.0, "interval_upper": 14000.0}
+    ok = Client(QueryEndpointResponse(predictions=[answer]))
+    assert data.query_serving_endpoint(ok, "insurance-risk", record) == answer
+    assert ok.serving_endpoints.calls == [("insurance-risk", [record])]
+    with pytest.raises(UserError, match="does not exist yet"):
+        data.query_serving_endpoint(Client(NotFound("no such endpoint")), "insurance-risk", record)
+    with pytest.raises(UserError, match="refused the request: invalid input in record 0: age"):
+        data.query_serving_endpoint(Client(BadRequest("invalid input in record 0: age: 130 outside 18-100")),
+                                    "insurance-risk", record)
+    with pytest.raises(UserError, match="no serving endpoint"):
+        data.query_serving_endpoint(Client(None), "", record)
+
+
+def test_the_cli_against_a_workspace_acts_as_the_signed_in_user(monkeypatch):
+    """Not $HEALTHCARE_MLOPS_USER / _ROLE: those configure a laptop, they cannot raise a role in prod."""
+    from databricks.sdk.service.iam import ComplexValue, User
+
+    from healthcare_mlops.identity import cli_identity
+    from healthcare_mlops.settings import resolve_settings
+
+    class Me:
+        def __init__(self, user):
+            self.user = user
+
+        def me(self):
+            return self.user
+
+    class Client:
+        def __init__(self, user):
+            self.current_user = Me(user)
+
+    monkeypatch.setenv("HEALTHCARE_MLOPS_USER", "someone@example.com")
+    monkeypatch.setenv("HEALTHCARE_MLOPS_ROLE", APPROVER)
+    prod = resolve_settings("prod")
+    owner = User(user_name="owner@example.com", groups=[ComplexValue(display="healthcare-mlops-approvers")])
+    analyst = User(user_name="analyst@example.com", groups=[ComplexValue(display="analysts")])
+    assert cli_identity(prod, Client(owner)) == Identity("owner@example.com", APPROVER)
+    assert cli_identity(prod, Client(analyst)) == Identity("analyst@example.com", VIEWER)
+    assert cli_identity(resolve_settings("local")) == Identity("someone@example.com", APPROVER)

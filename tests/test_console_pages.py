@@ -250,6 +250,14 @@ def test_fairness_numbers_equal_the_tables(home):
                                    check_names=False)
     thresholds = resolve_settings("local", home).variables
     assert str(thresholds["fairness_mae_ratio_max"]) in texts(at) or "1.25" in texts(at)
+    # The verdicts are monitoring's own (ml_drift_metrics), not judged again by the page.
+    drift = table(home, T.ML_DRIFT_METRICS)
+    recorded = drift[(drift["run_id"] == latest_run) & drift["metric"].isin(
+        ["fairness_mae_ratio", "calibration_ratio_worst", "critical_share_four_fifths"])]
+    checks = frame_with(at, "worst_group")
+    assert len(checks) == len(recorded) > 0
+    assert sorted(checks["status"]) == sorted(recorded["status"])
+    assert number(metric(at, "Checks failed")) == (recorded["status"] == "alert").sum()
 
 
 def test_drift_numbers_equal_the_tables(home):
@@ -496,6 +504,9 @@ def test_run_now_starts_the_job_through_the_runner_and_records_it(home, monkeypa
     new = runs[~runs["run_id"].isin(before["run_id"]) & runs["parent_run_id"].isna()]
     assert list(new["job_key"]) == ["model_governance"] and list(new["status"]) == ["SUCCEEDED"]
     assert list(new["trigger"]) == [f"console:{USER}"]
+    log = table(home, T.MODEL_GOVERNANCE_LOG)
+    ran = log[log["action"] == "ran job"]
+    assert list(ran["actor"]) == [USER] and list(ran["comment"]) == ["model_governance"]
     at.run()
     assert number(metric(at, "Job runs")) == len(before[before["parent_run_id"].isna()]) + 1
 

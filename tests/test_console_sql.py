@@ -80,6 +80,7 @@ def _parameters(settings: Settings) -> list[tuple[str, dict]]:
         "open_alerts": [{}], "alerts": [{"state": "open"}, {"state": "all"}],
         "composite_drift": [{}], "psi_history": [{}], "drift_run_metrics": [{"run_id": latest_run}],
         "fairness_runs": [{}], "fairness_for_run": [{"run_id": latest_run}], "fairness_history": [{}],
+        "fairness_checks_for_run": [{"run_id": latest_run}],
         "audit_log": [{"model_name": settings.model_name}],
         "validations": [{"model_name": settings.model_name, "action": audit.VALIDATED}],
         "champion_since": [{"model_name": settings.model_name}],

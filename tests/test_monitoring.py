@@ -210,6 +210,13 @@ def test_a_rerun_keeps_the_acknowledgement_and_the_retrain_link(settings):
     assert by_id[rows[0]["alert_id"]]["created_at"] == rows[0]["created_at"]
     assert all(row["run_id"] == "run-2" for row in again)
 
+    # A rerun that no longer raises the acknowledged alert keeps it, acknowledgement and all.
+    fewer = [v for v in VERDICTS if al.alert_id(settings, DAY2, DAY2, v.type, v.column_name) != rows[1]["alert_id"]]
+    third = al.alert_rows(settings, fewer, "run-3", DAY2, DAY2, dt.datetime.now(dt.timezone.utc), previous)
+    kept = {row["alert_id"]: row for row in third}[rows[1]["alert_id"]]
+    assert kept["acknowledged_by"] == "ops@example.com" and kept["run_id"] == rows[1]["run_id"]
+    assert len(third) == len(VERDICTS)
+
 
 def test_alerts_cli_lists_and_acknowledges(settings, monkeypatch):
     from healthcare_mlops.cli.main import app
@@ -253,7 +260,7 @@ def test_databricks_retrain_request(settings):
     assert run.run_id == "9002" and run.where == "databricks"
     call = client.jobs.calls[0]
     assert call["job_id"] == 123456
-    assert call["job_parameters"] == {"as_of": "2026-01-02", "scoring_date": "2026-01-02"}
+    assert call["job_parameters"] == {"as_of": "", "scoring_date": "2026-01-02"}
     assert call["idempotency_token"] == retrain.idempotency_token(workspace, DAY2, DAY2, ["a", "b"])
     assert len(call["idempotency_token"]) <= 64
     assert retrain.trigger_retrain(workspace, "", DAY2, DAY2, ["a"], client=client) is None

@@ -39,10 +39,11 @@ def ack(ctx: typer.Context,
     """Acknowledge an alert (operator role); records who and when."""
     import pandas as pd
 
-    from healthcare_mlops.identity import local_identity
+    from healthcare_mlops.identity import cli_identity
     from healthcare_mlops.monitoring.alerts import acknowledge
 
-    alert = acknowledge(state(ctx).settings(), alert_id, local_identity(), comment)
+    settings = state(ctx).settings()
+    alert = acknowledge(settings, alert_id, cli_identity(settings), comment)
     if fmt == Format.json:
         print_json(records(pd.DataFrame([alert]))[0])
         return

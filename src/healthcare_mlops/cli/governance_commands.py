@@ -15,9 +15,10 @@ FORMAT = typer.Option(Format.table, "--format", help="table or json.")
 
 def _governance(ctx: typer.Context):
     from healthcare_mlops.governance.service import Governance
-    from healthcare_mlops.identity import local_identity
+    from healthcare_mlops.identity import cli_identity
 
-    return Governance(state(ctx).settings(), local_identity())
+    settings = state(ctx).settings()
+    return Governance(settings, cli_identity(settings))
 
 
 def _print_checks(checks: list[dict]) -> None:

@@ -52,9 +52,12 @@ class Validation:
 class Governance:
     """Governance actions for the target's registered model, on behalf of ``identity``."""
 
-    def __init__(self, settings: Settings, identity: Identity):
+    def __init__(self, settings: Settings, identity: Identity, serve_endpoint: bool = True):
         self.settings = settings
         self.identity = identity
+        # False in the console: updating an endpoint waits for minutes and needs rights the
+        # app does not have; the console starts a model_governance run instead.
+        self.serve_endpoint = serve_endpoint
         self.client = configure_mlflow(settings)
         self.model_name = settings.model_name
         self.thresholds = GovernanceThresholds.from_variables(settings.variables)
@@ -201,7 +204,7 @@ class Governance:
         version = self._require_version(version or self._challenger_or_fail())
         previous = self.alias(CHAMPION)
         if previous == version:
-            self._serve_champion(version)      # a promotion whose endpoint update failed is finished here
+            self.serve_champion(version)       # a promotion whose endpoint update failed is finished here
             return version
         blockers = self.promotion_blockers(version)
         if blockers:
@@ -215,7 +218,7 @@ class Governance:
         version = self._require_version(to_version)
         previous = self.alias(CHAMPION)
         if previous == version:
-            self._serve_champion(version)
+            self.serve_champion(version)
             return version
         validation = self.latest_validation(version)
         history = audit.history(self.settings, version)
@@ -243,11 +246,11 @@ class Governance:
         failpoint("promotion:after_audit")
         self.client.delete_registered_model_tag(self.model_name, INTENT_TAG)
         self.refresh_model_card(version)
-        self._serve_champion(version)
+        self.serve_champion(version)
 
-    def _serve_champion(self, version: str) -> None:
+    def serve_champion(self, version: str) -> None:
         """On Databricks the serving endpoint follows the champion (locally ``serve`` reads the alias)."""
-        if not self.settings.is_local:
+        if self.serve_endpoint and not self.settings.is_local:
             from healthcare_mlops.scoring.serving import deploy_champion_endpoint
             deploy_champion_endpoint(self.settings, version)
 

@@ -66,7 +66,10 @@ def normalise_alert_id(value: str) -> str:
 
 def alert_rows(settings: Settings, verdicts: list[Verdict], run_id: str, window_start: dt.date,
                window_end: dt.date, created_at: dt.datetime, previous: pd.DataFrame | None = None) -> list[dict]:
-    """The window's alert rows; an alert the window raised before keeps its history (CARRIED_OVER)."""
+    """The window's alert rows; an alert the window raised before keeps its history (CARRIED_OVER).
+
+    An alert of an earlier run of the window that someone acknowledged stays, as it was,
+    even when this run no longer raises it: the acknowledgement is the audit record."""
     earlier = {}
     if previous is not None and len(previous):
         earlier = {row["alert_id"]: row for row in previous.to_dict(orient="records")}
@@ -82,11 +85,22 @@ def alert_rows(settings: Settings, verdicts: list[Verdict], run_id: str, window_
         before = earlier.get(identifier)
         if before is not None:
             for column in CARRIED_OVER:
-                value = before.get(column)
-                if value is not None and not (isinstance(value, float) and pd.isna(value)) and value is not pd.NaT:
-                    row[column] = value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+                value = _plain(before.get(column))
+                if value is not None:
+                    row[column] = value
         rows.append({column: row[column] for column in ALERT_COLUMNS})
+    raised = {row["alert_id"] for row in rows}
+    for identifier, before in earlier.items():
+        if identifier not in raised and pd.notna(before.get("acknowledged_at")):
+            rows.append({column: _plain(before.get(column)) for column in ALERT_COLUMNS})
     return rows
+
+
+def _plain(value):
+    """A value read back from the table as the writer takes it (NaN / NaT as None, Timestamps as datetimes)."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
 
 
 def _number(value) -> float | None:

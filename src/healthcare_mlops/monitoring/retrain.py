@@ -2,7 +2,7 @@
 
 ``--retrain_job_id`` comes from the bundle (``${resources.jobs.ml_training_pipeline.id}``):
 on Databricks the deployed job's numeric id, locally the job's key. The retrain runs the
-pipeline on the monitored window's date (``as_of`` and ``scoring_date`` = window end).
+pipeline on the latest load, and its validation scoring on the window's end.
 
 - Databricks: ``WorkspaceClient().jobs.run_now(job_id=..., job_parameters=...,
   idempotency_token=...)``. The call returns as soon as the run is queued; the run id is
@@ -44,7 +44,12 @@ def idempotency_token(settings: Settings, window_start: dt.date, window_end: dt.
 
 
 def retrain_parameters(window_end: dt.date) -> dict[str, str]:
-    return {"as_of": window_end.isoformat(), "scoring_date": window_end.isoformat()}
+    """Train on the latest load (``as_of`` empty), validate by scoring the window's end.
+
+    Not ``as_of = window_end``: scoring dates are daily while loads need not be, and the
+    feature step accepts only a date that has a load.
+    """
+    return {"as_of": "", "scoring_date": window_end.isoformat()}
 
 
 def run_now(client, retrain_job_id: str, parameters: dict, token: str) -> RetrainRun:

@@ -35,6 +35,7 @@ def run(settings: Settings) -> str:
     print(format_checks(validation.checks))
     if governance.alias("champion") == version:
         print(f"version {version} is already the champion")
+        governance.serve_champion(version)    # e.g. approved in the console, which leaves the endpoint to this job
         return ALREADY_CHAMPION
     blockers = governance.promotion_blockers(version)
     if not blockers:

@@ -241,8 +241,8 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     base = {"run_id": run_id, "window_start": window[0], "window_end": window[1], "computed_at": now}
     drift_table = [{**base, **row} for row in drift_rows + perf_rows]
     fairness_table = [{**base, **row} for row in fairness_rows]
-    alert_table = al.alert_rows(settings, verdicts, run_id, window[0], window[1], now,
-                                _previous_alerts(spark, settings, window))
+    previous = _previous_alerts(spark, settings, window)
+    alert_table = al.alert_rows(settings, verdicts, run_id, window[0], window[1], now, previous)
     _write_window(spark, settings, ML_DRIFT_METRICS, drift_table, window)
     failpoint("monitoring:after_drift")
     _write_window(spark, settings, ML_FAIRNESS_METRICS, fairness_table, window)
@@ -250,9 +250,12 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     _write_window(spark, settings, ML_MODEL_ALERTS, alert_table, window)
     failpoint("monitoring:after_alerts")
 
-    critical = [a for a in alert_table if a["severity"] == ev.CRITICAL]
+    critical = [a for a in alert_table if a["severity"] == ev.CRITICAL and a["run_id"] == run_id]
     retrain = None
-    earlier = next((a["retrain_run_id"] for a in critical if a["retrain_run_id"]), None)
+    # One retrain per window, even when a rerun raises a different set of critical alerts.
+    linked = [a["retrain_run_id"] for a in critical if a["retrain_run_id"]] + \
+        [r for r in previous.get("retrain_run_id", pd.Series(dtype=object)).dropna() if r]
+    earlier = next(iter(linked), None)
     if critical and earlier:
         missing_link = [a["alert_id"] for a in critical if not a["retrain_run_id"]]
         if missing_link:
