@@ -413,3 +413,15 @@ def test_the_job_script_reports_a_user_error_in_one_line(copy_home):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: hc_local.insurance.ml_insurance_features has no features on or before 2025-06-01")
     assert "Traceback" not in result.stderr
+
+
+def test_the_input_contract_judges_each_value_of_a_request():
+    """Text that looks like a number is not one, and one bad value does not spoil its column."""
+    from healthcare_mlops.modeling.input_contract import row_problems
+
+    good = {"age": 35, "bmi": 28.5, "children": 1, "smoker": False, "region": "northeast"}
+    frame = pd.DataFrame([{**good, "age": "35"}, {**good, "age": True}, good, {**good, "bmi": None}])
+    assert list(row_problems(frame)) == ["age: not a number: '35'", "age: not a number: True", None,
+                                         "bmi: missing value"]
+    typed = pd.DataFrame([good, {**good, "age": 101}])
+    assert list(row_problems(typed)) == [None, "age: 101 outside 18-100"]

@@ -111,6 +111,7 @@ def test_http_scoring_matches_batch_scoring_and_refuses_bad_payloads(spark, serv
         ({"dataframe_records": [{k: v for k, v in good.items() if k != "age"}]}, "age"),       # missing field
         ({"dataframe_records": [{**good, "smoker": "no"}]}, "smoker"),                        # wrong type
         ({"dataframe_records": [{**good, "bmi": "heavy"}]}, "bmi"),                           # wrong type
+        ({"dataframe_records": [{**good, "age": "35"}]}, "age"),                              # a number as text
         ({"dataframe_records": [{**good, "age": 35.5}]}, "age"),                              # not whole
         ({"dataframe_records": [{**good, "age": 150}]}, "age"),                               # out of range
         ({"dataframe_records": [{**good, "region": "atlantis"}]}, "region"),

@@ -178,7 +178,15 @@ def test_a_databricks_write_reports_the_rows_its_delta_commit_wrote():
     """On Databricks the count comes from the commit, so the frame (e.g. scoring) is evaluated once."""
     from healthcare_mlops.spark.tables_io import rows_written
 
-    assert rows_written("WRITE", {"numFiles": "3", "numOutputRows": "1200", "numOutputBytes": "90"}) == 1200
-    assert rows_written("CREATE OR REPLACE TABLE AS SELECT", {"numOutputRows": "0"}) == 0
+    def commit(tag, operation, metrics):      # a DESCRIBE HISTORY row, newest first
+        return {"userMetadata": tag, "operation": operation, "operationMetrics": metrics}
+
+    history = [commit(None, "WRITE", {"numOutputRows": "7"}),                 # another job, after ours
+               commit("ours", "WRITE", {"numFiles": "3", "numOutputRows": "1200", "numOutputBytes": "90"}),
+               commit("older", "CREATE OR REPLACE TABLE AS SELECT", {"numOutputRows": "0"})]
+    assert rows_written(history, "ours") == 1200
+    assert rows_written(history, "older") == 0
+    with pytest.raises(RuntimeError, match="no commit tagged"):
+        rows_written(history, "missing")
     with pytest.raises(RuntimeError, match="numOutputRows"):
-        rows_written("OPTIMIZE", {"numRemovedFiles": "2"})
+        rows_written([commit("ours", "OPTIMIZE", {"numRemovedFiles": "2"})], "ours")

@@ -21,10 +21,19 @@ def _shown(value) -> str:
     return repr(value) if isinstance(value, str) else str(value.item() if hasattr(value, "item") else value)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _as_number(series: pd.Series) -> pd.Series:
-    if series.dtype == bool or series.dtype == object and series.map(lambda v: isinstance(v, bool)).any():
-        return pd.Series(np.nan, index=series.index)
-    return pd.to_numeric(series, errors="coerce")
+    """The values as floats, NaN where a value is not a number.
+
+    A numeric column (a batch's) converts at once. Otherwise (a JSON request's) each value
+    is judged alone: text such as "35" and booleans are not numbers, and one bad value does
+    not spoil the rest of the column."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return pd.to_numeric(series, errors="coerce")
+    return series.map(lambda v: float(v) if _is_number(v) else np.nan).astype(float)
 
 
 def row_problems(frame: pd.DataFrame) -> pd.Series:

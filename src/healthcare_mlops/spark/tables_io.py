@@ -6,10 +6,14 @@ Databricks the same call is a Unity Catalog Delta write with ``replaceWhere``.
 
 from __future__ import annotations
 
+import uuid
+
 from pyspark.sql import DataFrame, SparkSession
 
 from healthcare_mlops.runtime.storage import LocalTableStore, partition_predicate
 from healthcare_mlops.settings import Settings
+
+HISTORY_LOOKBACK = 20       # commits searched for this write's own (other jobs may commit meanwhile)
 
 
 def read_table(spark: SparkSession, settings: Settings, name: str) -> DataFrame:
@@ -41,7 +45,10 @@ def write_table(df: DataFrame, settings: Settings, name: str, mode: str = "overw
         LocalTableStore(settings).write_arrow(data, name, mode=mode, partition=partition,
                                               partition_by=partition_by)
         return data.num_rows
-    writer = df.write.format("delta")
+    # The commit is tagged so that its row count is read from this write's own history entry,
+    # not from whichever job committed to the table last (the quarantine has three writers).
+    tag = f"healthcare-mlops:{uuid.uuid4().hex}"
+    writer = df.write.format("delta").option("userMetadata", tag)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     if mode == "replace_partition":
@@ -52,13 +59,18 @@ def write_table(df: DataFrame, settings: Settings, name: str, mode: str = "overw
         writer = writer.mode("overwrite").option("overwriteSchema", "true")
     writer.saveAsTable(settings.tables.fqn(name))
     # Counting the frame before writing would evaluate it twice (scoring twice, for predictions).
-    commit = df.sparkSession.sql(f"DESCRIBE HISTORY {settings.tables.fqn(name)} LIMIT 1").first()
-    return rows_written(commit["operation"], commit["operationMetrics"])
+    history = df.sparkSession.sql(f"DESCRIBE HISTORY {settings.tables.fqn(name)} LIMIT {HISTORY_LOOKBACK}")
+    return rows_written(history.select("userMetadata", "operation", "operationMetrics").collect(), tag)
 
 
-def rows_written(operation: str, metrics: dict | None) -> int:
-    """The rows a Delta commit wrote, from its ``operationMetrics`` (``DESCRIBE HISTORY``)."""
-    value = (metrics or {}).get("numOutputRows")
+def rows_written(history: list, tag: str) -> int:
+    """The rows the commit tagged ``tag`` wrote, from its ``operationMetrics`` in ``DESCRIBE HISTORY`` rows."""
+    commit = next((row for row in history if row["userMetadata"] == tag), None)
+    if commit is None:
+        raise RuntimeError(f"no commit tagged {tag} in the table's last {HISTORY_LOOKBACK} commits: "
+                           "cannot reconcile row counts")
+    value = (commit["operationMetrics"] or {}).get("numOutputRows")
     if value is None:
-        raise RuntimeError(f"the Delta commit ({operation}) reports no numOutputRows: cannot reconcile row counts")
+        raise RuntimeError(f"the Delta commit ({commit['operation']}) reports no numOutputRows: "
+                           "cannot reconcile row counts")
     return int(value)
