@@ -66,7 +66,9 @@ def render() -> None:
                                     "interval_upper": st.column_config.NumberColumn(format="dollar")})
 
     settings = data.console_settings()
-    st.download_button(f"Download the filtered view ({members:,} rows, CSV)",
+    rows = f"{members:,} rows" if members <= data.MAX_CSV_ROWS else \
+        f"the first {data.MAX_CSV_ROWS:,} of {members:,} rows; narrow the filters for the rest"
+    st.download_button(f"Download the filtered view ({rows}, CSV)",
                        data=_csv(settings, data.user_token(), params),
                        file_name=f"risk_{scoring_date}.csv", mime="text/csv", on_click="ignore",
                        key="risk_download", icon=":material/download:")

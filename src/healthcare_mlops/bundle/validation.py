@@ -288,13 +288,18 @@ def python_file_location(resolved: ResolvedBundle, job_key: str, python_file: st
     return (bundle.source_dir(f"resources.jobs.{job_key}") / candidate).resolve()
 
 
+def _check_typed(kind: str, value: dict, path: str, out: "_Collector") -> None:
+    """The first field the typed databricks-bundles model of ``kind`` refuses, if any."""
+    cls = model_class(kind)
+    found = locate_model_error(cls, value, path) if cls else None
+    if found:
+        out.add(*found)
+
+
 def _check_job(resolved: ResolvedBundle, job_key: str, job: dict, out: _Collector, typed: bool) -> None:
     path = f"resources.jobs.{job_key}"
     if typed:
-        cls = model_class("jobs")
-        found = locate_model_error(cls, job, path) if cls else None
-        if found:
-            out.add(*found)
+        _check_typed("jobs", job, path, out)
     tasks = job.get("tasks")
     if not isinstance(tasks, list) or not tasks:
         out.add(path, f"job '{job_key}' has no tasks")
@@ -392,10 +397,7 @@ def _check_app(resolved: ResolvedBundle, app_key: str, app: dict, out: _Collecto
     bundle = resolved.bundle
     path = f"resources.apps.{app_key}"
     if typed:
-        cls = model_class("apps")
-        found = locate_model_error(cls, app, path) if cls else None
-        if found:
-            out.add(*found)
+        _check_typed("apps", app, path, out)
     resources = [r for r in app.get("resources") or [] if isinstance(r, dict)]
     names = [r.get("name") for r in resources]
     for name in {n for n in names if names.count(n) > 1}:

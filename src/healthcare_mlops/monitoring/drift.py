@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.monitoring.evaluation import (ALL_GROUP, CATEGORICAL, COUNT_COLUMNS, CURRENT_SIDE,
                                                     FAIRNESS_GROUPS, NUMERIC, REFERENCE_SIDE, SUM_COLUMNS,
@@ -261,7 +262,7 @@ def performance_sums(predictions: DataFrame, labels: DataFrame, prediction_refer
         F.abs(error).alias("abs_error"), (error * error).alias("sq_error"),
         risk_error_column(predicted, actual, prediction_reference, actual_reference).alias("risk_abs_error"),
         predicted.alias("predicted"), actual.alias("actual"),
-        (F.col("risk_category") == F.lit("critical")).cast("int").alias("critical"),
+        (F.col("risk_category") == F.lit(HIGH_RISK_CATEGORY)).cast("int").alias("critical"),
         F.explode(F.array(
             F.struct(F.lit(ALL_GROUP).alias("group_column"), F.lit(ALL_GROUP).alias("group_value")),
             *[F.struct(F.lit(g).alias("group_column"), F.col(g).cast("string").alias("group_value"))
