@@ -15,21 +15,13 @@ from __future__ import annotations
 import hashlib
 
 import streamlit as st
+from databricks.sdk.errors import DatabricksError
 
 from app import data
+from app.data import EMAIL_HEADER, TOKEN_HEADER
 from healthcare_mlops.identity import ALLOWED, VIEWER, Identity, local_identity, role_for
 
-EMAIL_HEADER = "X-Forwarded-Email"
-TOKEN_HEADER = "X-Forwarded-Access-Token"
 ANONYMOUS = "anonymous"
-
-
-def _header(name: str) -> str | None:
-    try:
-        headers = st.context.headers
-    except Exception:   # outside a browser session (a script, a test harness)
-        return None
-    return headers.get(name) if headers else None
 
 
 @st.cache_data(ttl=300, show_spinner=False, max_entries=256)
@@ -44,7 +36,7 @@ def _groups(email: str, token_hash: str, _token: str | None) -> tuple[str, ...]:
             return tuple(g.display for g in me.groups or [] if g.display)
         users = data.workspace_client().users.list(filter=f'userName eq "{email}"', attributes="groups")
         return tuple(g.display for user in users for g in (user.groups or []) if g.display)
-    except Exception:   # no permission to read groups: the role then follows the e-mail alone
+    except DatabricksError:   # no permission to read groups: the role then follows the e-mail alone
         return ()
 
 
@@ -52,10 +44,10 @@ def current_identity() -> Identity:
     """The user of this browser session and their role."""
     if not data.on_databricks():
         return local_identity()
-    email = _header(EMAIL_HEADER)
+    email = data.request_header(EMAIL_HEADER)
     if not email:
         return Identity(ANONYMOUS, VIEWER)
-    token = _header(TOKEN_HEADER)
+    token = data.request_header(TOKEN_HEADER)
     digest = hashlib.sha256(token.encode()).hexdigest()[:16] if token else ""
     groups = list(_groups(email, digest, token))
     return Identity(email, role_for(email, groups, data.console_settings()))

@@ -55,6 +55,8 @@ APP_NAME_ENV = "DATABRICKS_APP_NAME"                 # set by Databricks Apps
 RUNTIME_ENV = "HEALTHCARE_MLOPS_RUNTIME"              # app.yaml: databricks
 SCORING_URL_ENV = "HEALTHCARE_MLOPS_SCORING_URL"      # `healthcare-mlops serve`: http://host:port[/invocations]
 SERVING_ENDPOINT_ENV = "HEALTHCARE_MLOPS_SERVING_ENDPOINT"   # optional; default: the target's serving_endpoint_name
+EMAIL_HEADER = "X-Forwarded-Email"                    # set by Databricks Apps: the signed-in user
+TOKEN_HEADER = "X-Forwarded-Access-Token"            # ... and their token, when the app asks for it
 SQL_AS_USER_ENV = "HEALTHCARE_MLOPS_SQL_AS_USER"     # true: queries run with the user's token
 JOB_ID_ENV_PREFIX = "HEALTHCARE_MLOPS_JOB_ID_"        # app.yaml valueFrom: job-<key>
 QUERY_TTL_SECONDS = 30
@@ -319,6 +321,8 @@ def native_parquet_view(connection, store, name: str, view: str) -> bool:
     """
     import urllib.parse
 
+    import duckdb
+
     table = store.delta_table(name)
     actions = pa.table(table.get_add_actions(flatten=True))
     if actions.num_rows == 0:
@@ -344,7 +348,7 @@ def native_parquet_view(connection, store, name: str, view: str) -> bool:
     select = f"SELECT {', '.join(chr(34) + c + chr(34) for c, *_ in expected)} FROM {source}"
     try:
         native = connection.execute(f"DESCRIBE {select}").fetchall()
-    except Exception:   # a file DuckDB cannot read the same way: keep the dataset view
+    except duckdb.Error:   # a file DuckDB cannot read the same way: keep the dataset view
         return False
     if [(c, k) for c, k, *_ in native] != [(c, k) for c, k, *_ in expected]:
         return False
@@ -365,10 +369,7 @@ class LocalConsoleEngine:
         schema = f'"{settings.catalog}"."{settings.schema}"'
         for name in PERSONAL_TABLES:
             self.connection.execute(f'DROP VIEW IF EXISTS {schema}."{name}"')
-            try:
-                self.connection.unregister(f"__delta_{name}")
-            except Exception:  # not registered: the table does not exist
-                pass
+            self.connection.unregister(f"__delta_{name}")       # a no-op when it was never registered
         self.native = {name for name in CONSOLE_TABLES if engine.store.exists(name)
                        and native_parquet_view(self.connection, engine.store, name, f'{schema}."{name}"')}
         self.lock = threading.Lock()
@@ -397,6 +398,8 @@ class WarehouseConsoleEngine:
         self.lock = threading.Lock()
 
     def _run(self, work):
+        from databricks.sql.exc import Error as DatabricksSqlError
+
         with self.lock:
             for attempt in (1, 2):
                 try:
@@ -410,8 +413,8 @@ class WarehouseConsoleEngine:
                     try:
                         if self.connection is not None:
                             self.connection.close()
-                    except Exception:
-                        pass
+                    except DatabricksSqlError:
+                        pass   # the connection is already broken; a new one follows
                     self.connection = None
                     if attempt == 2:
                         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -440,11 +443,9 @@ def _warehouse_engine(key: tuple, token_hash: str, _settings: Settings, _token: 
     return WarehouseConsoleEngine(_settings, _token)
 
 
-def _header(name: str) -> str | None:
-    try:
-        headers = st.context.headers
-    except Exception:   # outside a browser session
-        return None
+def request_header(name: str) -> str | None:
+    """A header of the browser's request (Databricks Apps forwards the user's); None outside a session."""
+    headers = st.context.headers          # empty outside a browser session (a script, AppTest)
     return headers.get(name) if headers else None
 
 
@@ -452,7 +453,7 @@ def user_token() -> str | None:
     """The user's token when queries run on behalf of the user (Databricks Apps OBO)."""
     if os.environ.get(SQL_AS_USER_ENV, "").lower() not in ("1", "true", "yes"):
         return None
-    return _header("X-Forwarded-Access-Token")
+    return request_header(TOKEN_HEADER)
 
 
 def _digest(value: str | None) -> str:
@@ -523,7 +524,7 @@ def query(name: str, **params) -> pd.DataFrame:
     else:
         if not set(q.tables) <= existing_tables():
             return pd.DataFrame()
-        fingerprint = (_digest(_header("X-Forwarded-Email")),)
+        fingerprint = (_digest(request_header(EMAIL_HEADER)),)
     bound = q.bind(params)
     return _cached_frame(_key(settings), name, tuple(sorted(bound.items())), fingerprint, settings)
 
@@ -651,13 +652,12 @@ def _mlflow_client(key: tuple, _settings: Settings):
 
 @st.cache_data(ttl=QUERY_TTL_SECONDS, show_spinner=False, max_entries=32)
 def _registry_cached(key: tuple, fingerprint, _settings: Settings) -> dict:
-    from mlflow.exceptions import MlflowException
+    from healthcare_mlops.runtime.mlflow_setup import find_in_registry
 
     client = _mlflow_client(key, _settings)
     name = _settings.model_name
-    try:
-        model = client.get_registered_model(name)
-    except MlflowException:
+    model = find_in_registry(client.get_registered_model, name)
+    if model is None:
         return {"model_name": name, "exists": False, "champion": None, "challenger": None,
                 "versions": pd.DataFrame()}
     aliases = dict(getattr(model, "aliases", None) or {})
@@ -695,12 +695,10 @@ def registry() -> dict:
 
 @st.cache_data(ttl=QUERY_TTL_SECONDS, show_spinner=False, max_entries=32)
 def _model_card_cached(key: tuple, version: str, fingerprint, _settings: Settings) -> str:
-    from mlflow.exceptions import MlflowException
+    from healthcare_mlops.runtime.mlflow_setup import find_in_registry
 
-    try:
-        return _mlflow_client(key, _settings).get_model_version(_settings.model_name, version).description or ""
-    except MlflowException:
-        return ""
+    found = find_in_registry(_mlflow_client(key, _settings).get_model_version, _settings.model_name, version)
+    return (found.description or "") if found is not None else ""
 
 
 def model_card(version) -> str:
@@ -870,7 +868,7 @@ def score_member(record: dict) -> dict:
             try:
                 detail = json.loads(detail).get("message", detail)
             except (ValueError, AttributeError):
-                pass
+                pass   # not JSON: the body as it is
             raise UserError(f"the scoring server refused the request ({exc.code}): {detail}") from exc
         except urllib.error.URLError as exc:
             raise UserError(f"the scoring server at {url} is not reachable: {exc.reason}") from exc

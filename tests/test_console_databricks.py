@@ -113,7 +113,7 @@ def test_a_missing_app_is_a_clear_error(monkeypatch):
     ("someone@example.com", ["users"], VIEWER),
 ])
 def test_the_forwarded_user_gets_the_role_of_their_groups(workspace, monkeypatch, email, groups, role):
-    monkeypatch.setattr(auth, "_header", lambda name: email if name == auth.EMAIL_HEADER else None)
+    monkeypatch.setattr(data, "request_header", lambda name: email if name == auth.EMAIL_HEADER else None)
     monkeypatch.setattr(auth, "_groups", lambda *args: tuple(groups))
     identity = auth.current_identity()
     assert (identity.user, identity.role) == (email, role)

@@ -270,3 +270,26 @@ def test_a_promotion_killed_half_way_is_rolled_back_on_the_next_run(home, point)
     events = audit.history(resolve_settings("local", home), "1")
     assert audit.ROLLED_BACK not in set(events["action"])
     assert repaired.rollback(1) == "1"
+
+
+def test_only_a_missing_model_version_or_alias_reads_as_absent(tmp_path):
+    """A registry that refuses access must not look like a registry without a champion."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
+
+    from healthcare_mlops.runtime.mlflow_setup import find_in_registry
+
+    database = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=database, registry_uri=database)
+    client.create_registered_model("m")
+    assert find_in_registry(client.get_model_version_by_alias, "m", "champion") is None     # no such alias
+    assert find_in_registry(client.get_model_version, "m", "7") is None                      # no such version
+    assert find_in_registry(client.get_registered_model, "nope") is None                     # no such model
+    assert find_in_registry(client.get_registered_model, "m").name == "m"
+
+    def refused(*args):
+        raise MlflowException("User does not have EXECUTE on the model", error_code=PERMISSION_DENIED)
+
+    with pytest.raises(MlflowException, match="does not have EXECUTE"):
+        find_in_registry(refused, "m", "champion")

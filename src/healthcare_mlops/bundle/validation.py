@@ -142,7 +142,7 @@ def _unwrap(tp):
 def _field_types(cls) -> dict:
     try:
         hints = typing.get_type_hints(cls)
-    except Exception:  # a model whose hints cannot be evaluated: no locating below it
+    except (NameError, TypeError, AttributeError):  # hints that cannot be evaluated: no locating below it
         return {}
     return {f.name: _unwrap(hints.get(f.name)) for f in dataclasses.fields(cls)}
 
@@ -178,7 +178,7 @@ def locate_model_error(cls, data, path: str):
     try:
         cls.from_dict(data)
         return None
-    except Exception as exc:  # from_dict raises ValueError/TypeError/KeyError
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # what from_dict raises on bad input
         message = str(exc)
     if isinstance(data, dict):
         types = _field_types(cls)

@@ -14,7 +14,6 @@ import json
 from dataclasses import dataclass
 
 import mlflow
-from mlflow.exceptions import MlflowException
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
@@ -24,7 +23,7 @@ from healthcare_mlops.governance.evaluation import gather_evidence
 from healthcare_mlops.governance.model_card import render_model_card
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import Identity
-from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tasks.model_training import EVALUATION_ARTIFACT_DIR
 
@@ -66,16 +65,14 @@ class Governance:
 
     # -- registry state -------------------------------------------------------------
     def alias(self, name: str) -> str | None:
-        try:
-            return str(self.client.get_model_version_by_alias(self.model_name, name).version)
-        except MlflowException:
-            return None
+        found = find_in_registry(self.client.get_model_version_by_alias, self.model_name, name)
+        return None if found is None else str(found.version)
 
     def _require_version(self, version) -> str:
-        try:
-            return str(self.client.get_model_version(self.model_name, str(version)).version)
-        except MlflowException:
-            raise UserError(f"{self.model_name} has no version {version}") from None
+        found = find_in_registry(self.client.get_model_version, self.model_name, str(version))
+        if found is None:
+            raise UserError(f"{self.model_name} has no version {version}")
+        return str(found.version)
 
     def _event(self, version: str, action: str, checks=None, comment=None, override_reason=None,
                passed=None, event_id=None) -> dict:
@@ -85,10 +82,10 @@ class Governance:
     # -- recovery -------------------------------------------------------------------
     def recover(self) -> str | None:
         """Finish or undo a promotion that a killed process left half-done."""
-        try:
-            tags = self.client.get_registered_model(self.model_name).tags
-        except MlflowException:
+        model = find_in_registry(self.client.get_registered_model, self.model_name)
+        if model is None:
             return None
+        tags = model.tags
         if INTENT_TAG not in tags:
             return None
         intent = json.loads(tags[INTENT_TAG])

@@ -17,6 +17,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.runtime.mlflow_setup import find_in_registry
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tasks.model_training import (REFERENCE_ARTIFACT_DIR, REFERENCE_SAMPLE_FILE,
                                                    TRAINING_REFERENCE_FILE)
@@ -36,11 +37,8 @@ class ModelReference:
 
 def resolve_version(client, model_name: str, alias: str) -> tuple[str, str] | None:
     """(version, run id) of the version behind ``alias``, or None when no version has it."""
-    try:
-        mv = client.get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
-    return str(mv.version), mv.run_id
+    mv = find_in_registry(client.get_model_version_by_alias, model_name, alias)
+    return None if mv is None else (str(mv.version), mv.run_id)
 
 
 def check_reference(reference: dict, where: str) -> dict:
@@ -64,10 +62,10 @@ def load_reference(settings: Settings, alias: str = CHAMPION, version: str | Non
             raise UserError(f"{name} has no {alias}: run the ml_training_pipeline job first")
         version, run_id = resolved
     else:
-        try:
-            run_id = client.get_model_version(name, str(version)).run_id
-        except MlflowException:
-            raise UserError(f"{name} has no version {version}") from None
+        mv = find_in_registry(client.get_model_version, name, str(version))
+        if mv is None:
+            raise UserError(f"{name} has no version {version}")
+        run_id = mv.run_id
     where = f"{name} version {version}"
     try:
         json_path = mlflow.artifacts.download_artifacts(

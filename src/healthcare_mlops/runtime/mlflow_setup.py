@@ -34,3 +34,22 @@ def use_experiment(settings: Settings) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+# What a registry answers when the model, version or alias does not exist (SQLite and UC).
+NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
+def find_in_registry(call, *args):
+    """``call(*args)``, or None when what it asks for does not exist.
+
+    Any other registry failure (no permission, the workspace unreachable) is raised: it
+    must not read as "there is no champion"."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return call(*args)
+    except MlflowException as exc:
+        if exc.error_code not in NOT_FOUND_CODES:
+            raise
+        return None

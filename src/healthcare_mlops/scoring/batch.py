@@ -184,9 +184,11 @@ def model_output(model, inputs: pd.DataFrame, input_names: list[str]) -> pd.Data
     contract check (``pyfunc.score`` on the typed inputs): the check just ran on the same
     rows, so it is not run twice. Any other pyfunc is called through ``predict``.
     """
+    from mlflow.exceptions import MlflowException
+
     try:
         python_model = model.unwrap_python_model()
-    except Exception:  # not a PythonModel pyfunc
+    except MlflowException:  # not a PythonModel pyfunc
         python_model = None
     if isinstance(python_model, InsuranceRiskModel):
         missing = [c for c in python_model.extra_inputs if c not in inputs.columns]
@@ -285,10 +287,12 @@ def model_source(spark, uri: str, local_path: str, shared_filesystem: bool, run_
     if shared_filesystem:
         return ModelSource(uri=uri, local_path=local_path, run_id=run_id)
     archive = zip_folder(local_path)
+    from pyspark.errors import PySparkAttributeError, PySparkNotImplementedError
+
     try:
         archive = spark.sparkContext.broadcast(archive)
-    except Exception:   # Spark Connect (serverless) has no SparkContext: ship the bytes with the function
-        pass
+    except (PySparkAttributeError, PySparkNotImplementedError):
+        pass   # Spark Connect (serverless) has no SparkContext: the bytes travel with the function
     return ModelSource(uri=uri, local_path=None, archive=archive, run_id=run_id)
 
 

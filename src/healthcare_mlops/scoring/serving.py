@@ -40,16 +40,14 @@ WORKLOAD_SIZE = "Small"
 
 def champion_version(settings: Settings, client=None) -> str:
     """The registered version at alias ``champion``, or a UserError saying how to get one."""
-    from mlflow.exceptions import MlflowException
-
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
 
     client = client or configure_mlflow(settings)
-    try:
-        return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
-    except MlflowException:
+    found = find_in_registry(client.get_model_version_by_alias, settings.model_name, CHAMPION)
+    if found is None:
         raise UserError(f"{settings.model_name} has no champion: run the training pipeline first "
-                        "(healthcare-mlops jobs run ml_training_pipeline)") from None
+                        "(healthcare-mlops jobs run ml_training_pipeline)")
+    return str(found.version)
 
 
 def local_server_command(settings: Settings, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,

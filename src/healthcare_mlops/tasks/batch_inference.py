@@ -57,17 +57,16 @@ def resolve_model(settings: Settings, alias: str) -> dict:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
 
     client = configure_mlflow(settings)
-    try:
-        version = client.get_model_version_by_alias(settings.model_name, alias)
-    except MlflowException:
+    version = find_in_registry(client.get_model_version_by_alias, settings.model_name, alias)
+    if version is None:
         raise UserError(f"{settings.model_name} has no '{alias}' version: run the training pipeline first "
-                        "(healthcare-mlops jobs run ml_training_pipeline)") from None
+                        "(healthcare-mlops jobs run ml_training_pipeline)")
     try:
         reference = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/{REFERENCE_ARTIFACT}")
-    except Exception as exc:
+    except (MlflowException, OSError, ValueError) as exc:      # missing, unreadable, not JSON
         raise UserError(f"{settings.model_name} version {version.version} has no training reference "
                         f"({REFERENCE_ARTIFACT} in run {version.run_id}): {exc}") from None
     return {"name": settings.model_name, "version": str(version.version), "run_id": version.run_id,
