@@ -42,7 +42,7 @@ def _groups(email: str, token_hash: str, _token: str | None) -> tuple[str, ...]:
 
 def current_identity() -> Identity:
     """The user of this browser session and their role."""
-    if not data.on_databricks():
+    if not data.facts().forwarded_identity:
         return local_identity()
     email = data.request_header(EMAIL_HEADER)
     if not email:

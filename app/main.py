@@ -52,8 +52,7 @@ def main() -> None:
         return
     with st.sidebar:
         st.markdown(f"**{identity.user}**  \nrole: `{identity.role}`")
-        where = "local" if settings.is_local else f"Databricks ({settings.target})"
-        st.caption(f"{where} · `{settings.catalog}.{settings.schema}`")
+        st.caption(f"{data.facts().where} · `{settings.catalog}.{settings.schema}`")
     navigation.run()
 
 

@@ -12,7 +12,6 @@ from app import auth, data
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.identity import Identity
 
-DEMO_HINT = "`healthcare-mlops demo` builds the whole local loop (data, pipeline, scoring, monitoring)"
 
 
 def identity() -> Identity:
@@ -22,11 +21,11 @@ def identity() -> Identity:
 
 def empty_state(what: str, job_key: str, params: dict | None = None, extra: str = "") -> None:
     """A page without data: say what is missing and what to run to produce it."""
-    settings = data.console_settings()
     hint = data.run_hint(job_key, params)
     text = f"**No {what} yet.** Run {hint} to produce it."
-    if settings.is_local:
-        text += f" Or {DEMO_HINT}."
+    demo = data.facts().demo_command
+    if demo:
+        text += f" Or {demo} builds the whole local loop (data, pipeline, scoring, monitoring)."
     if extra:
         text += f" {extra}"
     st.info(text)

@@ -104,11 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
-    from healthcare_mlops.runtime.storage import LocalTableStore
+    from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
     from healthcare_mlops.scoring.batch import CARRIED, model_input_names, model_source, score_features
     from healthcare_mlops.scoring.rules import BusinessRules
     from healthcare_mlops.settings import resolve_settings
-    from healthcare_mlops.spark.session import get_spark
+    from healthcare_mlops.runtime.spark_session import get_spark
     from healthcare_mlops.tables import ML_INSURANCE_FEATURES
     from healthcare_mlops.tasks.batch_inference import resolve_model
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     rules = BusinessRules.from_variables(settings.variables, model["reference"])
     source = model_source(spark, model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"])
 
-    features = LocalTableStore(settings).read_arrow(ML_INSURANCE_FEATURES).to_pandas()
+    features = DeltaCatalog(settings).read_arrow(ML_INSURANCE_FEATURES).to_pandas()
     frame = million_rows(features, args.rows, args.seed)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     df = spark.createDataFrame(table).repartition(args.partitions).cache()

@@ -2,7 +2,7 @@
 
 Goal (issue 8): each page under 1 s locally with 1M predictions. For each size the script
 builds a local lakehouse in a temporary home: ``ml_patient_predictions`` written directly
-with ``LocalTableStore`` as synthetic rows that follow ``scoring/contract.py`` (the latest
+with ``DeltaCatalog`` as synthetic rows that follow ``scoring/contract.py`` (the latest
 scoring date holds 80 % of the rows, two earlier dates 10 % each), 30 monitoring runs of
 drift, fairness and alerts rows (``monitoring/contract.py``), job runs (``job_runs``), and a
 real registered model: a small model trained on synthetic members, validated and promoted
@@ -45,7 +45,7 @@ from healthcare_mlops.data.contract import REGIONS  # noqa: E402
 from healthcare_mlops.features.definitions import AGE_BANDS, band  # noqa: E402
 from healthcare_mlops.modeling.risk import risk_category  # noqa: E402
 from healthcare_mlops.monitoring.contract import ALERT_SCHEMA_DDL, DRIFT_SCHEMA_DDL, FAIRNESS_SCHEMA_DDL  # noqa: E402
-from healthcare_mlops.runtime.storage import LocalTableStore  # noqa: E402
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog  # noqa: E402
 from healthcare_mlops.scoring.contract import PARTITION_COLUMN, PREDICTION_SCHEMA_DDL, REASON_SEPARATOR  # noqa: E402
 from healthcare_mlops.scoring.rules import (CRITICAL_RISK, DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO, LOW_CONFIDENCE,  # noqa: E402
                                            outside_range_reason)
@@ -67,7 +67,7 @@ def arrow_schema(ddl: str) -> pa.Schema:
 # -- synthetic members ------------------------------------------------------------------------
 
 def synthetic_members(n: int, rng: np.random.Generator) -> dict:
-    """Model inputs, sex, age band and charges following DESIGN.md section 6."""
+    """Model inputs, sex, age band and charges following docs/definitions.md (the public table)."""
     young = rng.random(n) < pop.AGE_YOUNG_SHARE
     age = np.where(young, rng.integers(pop.AGE_YOUNG[0], pop.AGE_YOUNG[1] + 1, n),
                    rng.integers(pop.AGE_MAIN[0], pop.AGE_MAIN[1] + 1, n)).astype(np.int32)
@@ -117,12 +117,12 @@ def prediction_rows(n: int, scoring_date: dt.date, offset: int, rng: np.random.G
 
 def write_predictions(settings: Settings, total: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    store = LocalTableStore(settings)
+    store = DeltaCatalog(settings)
     sizes = [total // 10, total // 10, total - 2 * (total // 10)]
     offset = 0
     for days_back, size in zip((2, 1, 0), sizes):
         day = SCORING_DAY - dt.timedelta(days=days_back)
-        store.write_arrow(prediction_rows(size, day, offset, rng), T.ML_PATIENT_PREDICTIONS, mode="replace_partition",
+        store.write(prediction_rows(size, day, offset, rng), T.ML_PATIENT_PREDICTIONS, mode="replace_partition",
                           partition={PARTITION_COLUMN: day})
         offset += size
 
@@ -187,10 +187,10 @@ def write_monitoring(settings: Settings, seed: int) -> None:
                            "created_at": at})
     for index, alert in enumerate(alerts[:-2]):
         alert.update(acknowledged_by="ops@example.com", acknowledged_at=alert["created_at"] + dt.timedelta(hours=2))
-    store = LocalTableStore(settings)
-    store.write_arrow(_table(DRIFT_SCHEMA_DDL, drift), T.ML_DRIFT_METRICS, mode="overwrite")
-    store.write_arrow(_table(FAIRNESS_SCHEMA_DDL, fairness), T.ML_FAIRNESS_METRICS, mode="overwrite")
-    store.write_arrow(_table(ALERT_SCHEMA_DDL, alerts), T.ML_MODEL_ALERTS, mode="overwrite")
+    store = DeltaCatalog(settings)
+    store.write(_table(DRIFT_SCHEMA_DDL, drift), T.ML_DRIFT_METRICS, mode="overwrite")
+    store.write(_table(FAIRNESS_SCHEMA_DDL, fairness), T.ML_FAIRNESS_METRICS, mode="overwrite")
+    store.write(_table(ALERT_SCHEMA_DDL, alerts), T.ML_MODEL_ALERTS, mode="overwrite")
 
 
 def write_job_runs(settings: Settings) -> None:
@@ -268,7 +268,7 @@ def time_pages(repeat: int) -> dict:
                 if clear_engine is not None:
                     st.cache_data.clear()
                 if clear_engine:
-                    data._local_engine.clear()
+                    data._engine_cached.clear()
                 start = time.perf_counter()
                 at.run()
                 times.append(time.perf_counter() - start)

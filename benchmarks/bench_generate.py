@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from healthcare_mlops.settings import resolve_settings
     from healthcare_mlops.spark.patient_load import generate_patients
-    from healthcare_mlops.spark.session import get_spark
+    from healthcare_mlops.runtime.spark_session import get_spark
 
     started = time.perf_counter()
     spark = get_spark()

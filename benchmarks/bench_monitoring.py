@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-evidently", action="store_true")
     args = parser.parse_args(argv)
 
-    from healthcare_mlops.spark.session import get_spark
+    from healthcare_mlops.runtime.spark_session import get_spark
 
     os.environ.setdefault("HEALTHCARE_MLOPS_DRIVER_MEMORY", "8g")
     started = time.perf_counter()

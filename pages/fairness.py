@@ -9,8 +9,7 @@ never disagree.
 import streamlit as st
 
 from app import charts, data, ui
-from healthcare_mlops.governance.checks import FAIRNESS_GROUPS
-from healthcare_mlops.monitoring.evaluation import ALERT, OK, MonitoringThresholds
+from app.vocabulary import ALERT, FAIRNESS_GROUPS, OK, MonitoringThresholds
 
 METRICS = {"calibration_ratio": "mean predicted / mean actual", "mae": "MAE (USD)",
            "critical_share": "share flagged critical", "risk_score_mae": "risk-score MAE"}

@@ -49,8 +49,8 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
     if approve.button("Approve", key="gov_approve", type="primary"):
         with ui.guard():
             promoted = actions.approve(identity, challenger, comment, override or None)
-            endpoint = "" if data.console_settings().is_local else (
-                f" A {actions.ENDPOINT_JOB} run now points the serving endpoint at it (see Jobs).")
+            endpoint = (f" A {actions.ENDPOINT_JOB} run now points the serving endpoint at it (see Jobs)."
+                        if data.facts().serving_endpoint else "")
             st.session_state["gov_message"] = f"Approved by {identity.user}: version {promoted} is the champion.{endpoint}"
             st.rerun()
     if reject.button("Reject", key="gov_reject"):

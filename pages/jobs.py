@@ -45,22 +45,23 @@ def _run_now(identity, jobs: list[dict]) -> None:
 
 def render() -> None:
     st.title("Jobs")
-    settings = data.console_settings()
+    facts = data.facts()
     jobs = data.bundle_jobs()
-    st.caption("The jobs of the bundle (databricks.yml, resources/jobs.yml), the same definitions "
-               + ("the local runner executes." if settings.is_local else "Databricks runs."))
+    st.caption(f"The jobs of the bundle (databricks.yml, resources/jobs.yml), the same definitions "
+               f"{facts.jobs_run_by} executes.")
     st.dataframe(_jobs_table(jobs), hide_index=True, key="jobs_table")
 
     started = actions.started_runs()
     if started:
         st.caption("Started from this console: " + "; ".join(
-            f"{run.job_key} by {run.started_by} at {run.started_at:%H:%M:%S} UTC: {run.state}" for run in started))
+            f"{run.job_key} by {run.trigger.removeprefix('console:')} at {run.started_at:%H:%M:%S} UTC: {run.state}"
+            for run in started))
 
     st.subheader("Recent runs")
     runs = data.job_runs()
     if runs.empty:
-        st.info("No job runs yet." + (" Start one below, or `healthcare-mlops jobs run JOB`."
-                                      if settings.is_local else " Start one below."))
+        st.info("No job runs yet. Start one below" + (", or `healthcare-mlops jobs run JOB`." if facts.task_history
+                                                      else "."))
     else:
         succeeded = int((runs["status"] == "SUCCEEDED").sum())
         c1, c2, c3 = st.columns(3)
@@ -72,7 +73,7 @@ def render() -> None:
         shown = runs.assign(error=runs["error"].map(
             lambda e: e.strip().splitlines()[0][:160] if isinstance(e, str) and e.strip() else ""))
         st.dataframe(shown, hide_index=True, key="jobs_runs")
-        if settings.is_local:
+        if facts.task_history:
             labels = {int(r.run_id): f"{r.job_key} · {r.start_time:%Y-%m-%d %H:%M:%S} · {r.status}"
                       for r in runs.head(50).itertuples()}
             run_id = st.selectbox("Tasks of run", list(labels), format_func=labels.get, key="jobs_run_detail")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import charts, data, ui
-from healthcare_mlops import tables as T
+from app.vocabulary import tables as T
 
 
 def render() -> None:
@@ -52,7 +52,7 @@ def render() -> None:
     st.subheader("Last job runs")
     runs = data.job_runs()
     if runs.empty:
-        if data.console_settings().is_local and not data.has_table(T.JOB_RUNS):
+        if data.facts().task_history and not data.has_table(T.JOB_RUNS):
             st.info("No job has run on this lakehouse yet. Jobs page: Run now, or `healthcare-mlops jobs run JOB`.")
         else:
             st.info("No job runs yet.")

@@ -3,8 +3,7 @@
 import streamlit as st
 
 from app import charts, data, ui
-from healthcare_mlops.data.contract import REGIONS
-from healthcare_mlops.features.definitions import AGE_BANDS
+from app.vocabulary import AGE_BANDS, REGIONS
 
 ALL_LABEL = "All"
 SMOKER_CHOICES = {ALL_LABEL: data.ALL, "Smokers": "yes", "Non-smokers": "no"}

@@ -3,17 +3,16 @@
 import streamlit as st
 
 from app import data, ui
-from healthcare_mlops.data.contract import AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS
+from app.vocabulary import AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS
 
 
 def render() -> None:
     st.title("Score")
-    settings = data.console_settings()
-    local_model = settings.is_local and not data.scoring_route().startswith("local scoring server")
-    if local_model and data.registry()["champion"] is None:
+    scorer = data.scorer()
+    if scorer.needs_registered_champion and data.registry()["champion"] is None:
         ui.empty_state("champion model to score with", "ml_training_pipeline")
         return
-    st.caption(f"Scores with {data.scoring_route()}. Only the model's inputs are sent: no name, no identifier, "
+    st.caption(f"Scores with {scorer.route}. Only the model's inputs are sent: no name, no identifier, "
                "and not sex (not an allowed rating factor).")
 
     c1, c2, c3 = st.columns(3)

@@ -14,7 +14,7 @@ os.environ.setdefault("HEALTHCARE_MLOPS_SHUFFLE_PARTITIONS", "4")
 
 @pytest.fixture(scope="session")
 def spark():
-    from healthcare_mlops.spark.session import get_spark
+    from healthcare_mlops.runtime.spark_session import get_spark
 
     session = get_spark()
     session.sparkContext.setLogLevel("ERROR")

@@ -18,7 +18,7 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import FAILPOINT_ENV, KILLED_EXIT_CODE
 from healthcare_mlops.modeling.risk import risk_category
 from healthcare_mlops.privacy import IDENTIFIER_COLUMN_PATTERNS
-from healthcare_mlops.runtime.storage import LocalTableStore
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.scoring.contract import PREDICTION_COLUMNS, PREDICTION_SCHEMA_DDL, REASON_SEPARATOR
 from healthcare_mlops.scoring.rules import (BELOW_MINIMUM, CRITICAL_RISK, LOW_CONFIDENCE, BusinessRules,
                                             TrainingRange, apply_rules, join_reasons, outside_range_reason)
@@ -143,7 +143,7 @@ def _settings(home) -> object:
 
 
 def _table(settings, name: str) -> pd.DataFrame:
-    return LocalTableStore(settings).read_arrow(name).to_pandas()
+    return DeltaCatalog(settings).read_arrow(name).to_pandas()
 
 
 def _partition(settings, name: str, day: dt.date) -> pd.DataFrame:
@@ -164,7 +164,7 @@ def test_scoring_writes_the_contract_reruns_idempotently_and_replaces_only_its_d
 
     day1 = _partition(settings, ML_PATIENT_PREDICTIONS, DAY1)
     assert tuple(day1.columns) == PREDICTION_COLUMNS
-    arrow = LocalTableStore(settings).read_arrow(ML_PATIENT_PREDICTIONS).schema
+    arrow = DeltaCatalog(settings).read_arrow(ML_PATIENT_PREDICTIONS).schema
     types = dict(part.split() for part in PREDICTION_SCHEMA_DDL.split(", "))
     kinds = {"STRING": "string", "DATE": "date32[day]", "DOUBLE": "double", "BOOLEAN": "bool", "INT": "int32",
              "TIMESTAMP": "timestamp[us, tz=UTC]"}
@@ -185,11 +185,11 @@ def test_scoring_writes_the_contract_reruns_idempotently_and_replaces_only_its_d
 
     batch_inference.run(settings, DAY2.isoformat())
     day2 = _partition(settings, ML_PATIENT_PREDICTIONS, DAY2)
-    version = LocalTableStore(settings).version(ML_PATIENT_PREDICTIONS)
+    version = DeltaCatalog(settings).version(ML_PATIENT_PREDICTIONS)
 
     again = batch_inference.run(settings, DAY1)                     # rerun day 1
     assert again["predictions"] == first["predictions"]
-    assert LocalTableStore(settings).version(ML_PATIENT_PREDICTIONS) == version + 1
+    assert DeltaCatalog(settings).version(ML_PATIENT_PREDICTIONS) == version + 1
     rerun = _partition(settings, ML_PATIENT_PREDICTIONS, DAY1)
     pd.testing.assert_frame_equal(rerun.drop(columns=["scored_at"]), day1.drop(columns=["scored_at"]))
     assert rerun["scored_at"].iloc[0] > day1["scored_at"].iloc[0]
@@ -228,7 +228,7 @@ def test_no_personal_data_in_the_predictions(spark, copy_home):
 def test_validation_mode_scores_the_challenger_and_leaves_production_untouched(spark, copy_home):
     settings = _settings(copy_home)
     batch_inference.run(settings, DAY1, mode="production")
-    store = LocalTableStore(settings)
+    store = DeltaCatalog(settings)
     version, before = store.version(ML_PATIENT_PREDICTIONS), _table(settings, ML_PATIENT_PREDICTIONS)
     quarantine = _table(settings, DATA_QUALITY_QUARANTINE)
     production_quarantine = quarantine[quarantine["stage"] != "batch_inference_validation"]
@@ -251,7 +251,7 @@ def test_the_output_contract_check_names_what_is_broken(spark, copy_home):
 
     settings = _settings(copy_home)
     batch_inference.run(settings, DAY1, mode="validation")
-    good = spark.createDataFrame(LocalTableStore(settings).read_arrow(ML_PATIENT_PREDICTIONS_VALIDATION))
+    good = spark.createDataFrame(DeltaCatalog(settings).read_arrow(ML_PATIENT_PREDICTIONS_VALIDATION))
     assert output_contract_problems(good, 1000.0) == []
     first = F.col("patient_natural_key") == F.lit(good.first()["patient_natural_key"])
     broken = (good.withColumn("interval_lower", F.when(first, F.lit(1e9)).otherwise(F.col("interval_lower")))
@@ -270,7 +270,7 @@ def test_the_output_contract_check_names_what_is_broken(spark, copy_home):
 
 def test_members_breaking_the_input_contract_are_quarantined_and_counts_reconcile(spark, copy_home):
     settings = _settings(copy_home)
-    store = LocalTableStore(settings)
+    store = DeltaCatalog(settings)
     features = _features(settings)
     broken = {0: ("bmi", None, "missing value"), 1: ("region", "atlantis", "'atlantis' is not one of"),
               2: ("children", 11, "11 outside 0-10"), 3: ("age", 150, "150 outside 18-100"),
@@ -284,7 +284,7 @@ def test_members_breaking_the_input_contract_are_quarantined_and_counts_reconcil
     schema = store.read_arrow(ML_INSURANCE_FEATURES).schema
     features["children"] = features["children"].astype("int32")
     features["age"] = features["age"].astype("int32")
-    store.write_arrow(pa.Table.from_pandas(features, schema=schema, preserve_index=False), ML_INSURANCE_FEATURES,
+    store.write(pa.Table.from_pandas(features, schema=schema, preserve_index=False), ML_INSURANCE_FEATURES,
                       mode="replace_partition", partition={"as_of_date": dt.date(2026, 1, 1)})
 
     result = batch_inference.run(settings, DAY1)
@@ -318,7 +318,7 @@ def test_clear_errors_without_features_or_champion(spark, copy_home):
     configure_mlflow(settings).delete_registered_model_alias(settings.model_name, "champion")
     with pytest.raises(UserError, match="has no 'champion' version: run the training pipeline first"):
         batch_inference.run(settings, DAY1)
-    assert not LocalTableStore(settings).exists(ML_PATIENT_PREDICTIONS)
+    assert not DeltaCatalog(settings).exists(ML_PATIENT_PREDICTIONS)
 
 
 def test_workers_get_the_model_as_a_path_or_as_shipped_files_and_score_alike(spark, pipeline_home):
@@ -326,14 +326,14 @@ def test_workers_get_the_model_as_a_path_or_as_shipped_files_and_score_alike(spa
     import mlflow
 
     from healthcare_mlops.scoring import batch
-    from healthcare_mlops.spark.tables_io import read_table
+    from healthcare_mlops.runtime.catalog import table_catalog
 
     settings = _settings(pipeline_home)
     model = batch_inference.resolve_model(settings, "champion")
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     rules = BusinessRules.from_variables(settings.variables, model["reference"])
     inputs = batch.model_input_names(mlflow.models.Model.load(local_path))
-    features = read_table(spark, settings, ML_INSURANCE_FEATURES).limit(300)
+    features = table_catalog(settings, spark).read(ML_INSURANCE_FEATURES).limit(300)
     results = []
     for shared in (True, False):
         source = batch.model_source(spark, model["uri"], local_path, shared_filesystem=shared,
@@ -391,7 +391,7 @@ def _job(home, day: dt.date, failpoint: str | None = None) -> subprocess.Complet
 @pytest.mark.parametrize("point", [batch_inference.BEFORE_WRITE, batch_inference.BETWEEN_WRITES])
 def test_a_job_killed_mid_write_leaves_the_previous_state(spark, copy_home, point):
     settings = _settings(copy_home)
-    store = LocalTableStore(settings)
+    store = DeltaCatalog(settings)
     batch_inference.run(settings, DAY1)
     version, before = store.version(ML_PATIENT_PREDICTIONS), _table(settings, ML_PATIENT_PREDICTIONS)
 

@@ -123,10 +123,12 @@ def test_dynamic_references():
 
 
 def test_target_for_app_name(bundle):
-    assert bundle.target_for_app_name("hc-mlops-console") == "prod"
-    assert bundle.target_for_app_name("hc-mlops-console-staging") == "staging"
-    assert bundle.target_for_app_name("hc-mlops-console-dev") == "dev"
-    assert bundle.target_for_app_name("someone-else") is None
+    from healthcare_mlops.bundle.interpolation import target_for_app_name
+
+    assert target_for_app_name(bundle, "hc-mlops-console") == "prod"
+    assert target_for_app_name(bundle, "hc-mlops-console-staging") == "staging"
+    assert target_for_app_name(bundle, "hc-mlops-console-dev") == "dev"
+    assert target_for_app_name(bundle, "someone-else") is None
 
 
 def test_app_names_fit_databricks_apps_limits(bundle):

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 JOBS = ("feature_engineering", "model_training", "model_governance", "batch_inference", "model_monitoring",
         "ml_training_pipeline")
 
-# DESIGN.md section 5: the single place for these values is the bundle's variables
+# docs/definitions.md: the single place for these values is the bundle's variables
 THRESHOLDS = {
     "r2_min": 0.70, "risk_score_mae_max": 15.0, "high_risk_capture_min": 0.60, "fairness_mae_ratio_max": 1.25,
     "calibration_ratio_min": 0.9, "calibration_ratio_max": 1.1, "fairness_min_group_size": 30,

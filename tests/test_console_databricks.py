@@ -72,14 +72,16 @@ def workspace(monkeypatch):
     monkeypatch.delenv("HEALTHCARE_MLOPS_TARGET", raising=False)
     monkeypatch.setattr(databricks_sql.DatabricksSqlEngine, "connect", lambda self: FakeConnection(log, tables))
     data.clear_caches()
-    data._warehouse_engine.clear()
+    data._engine_cached.clear()
+    data._target.clear()
     yield log
     data.clear_caches()
-    data._warehouse_engine.clear()
+    data._engine_cached.clear()
+    data._target.clear()
 
 
 def test_the_app_name_selects_the_bundle_target_and_its_catalog(workspace):
-    assert data.on_databricks()
+    assert data.facts().forwarded_identity
     assert data.console_target() == "dev"
     settings = data.console_settings()
     assert (settings.catalog, settings.schema) == ("healthcare_dev", "insurance_ml")
@@ -103,6 +105,7 @@ def test_queries_go_to_the_warehouse_as_the_same_parameterised_text(workspace):
 def test_a_missing_app_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("DATABRICKS_APP_NAME", "someone-elses-app")
     monkeypatch.delenv("HEALTHCARE_MLOPS_TARGET", raising=False)
+    data._target.clear()
     with pytest.raises(UserError, match="not the console of any bundle target"):
         data.console_target()
 
@@ -140,12 +143,12 @@ def test_run_now_uses_the_job_id_that_app_yaml_maps(workspace, monkeypatch):
     monkeypatch.setenv("HEALTHCARE_MLOPS_JOB_ID_MODEL_MONITORING", "4242")
     started = actions.run_job_now(Identity("ops@example.com", OPERATOR), "model_monitoring",
                                   {"window_start": "2026-01-02"})
-    assert calls == [(4242, {"window_start": "2026-01-02"})] and started.run_id == 777
+    assert calls == [(4242, {"window_start": "2026-01-02"})] and started.run_id == "777"
     [event] = audited
     assert (event["action"], event["actor"], event["role"], event["version"]) == ("ran job", "ops@example.com",
                                                                                    OPERATOR, "")
     assert event["comment"] == 'model_monitoring run 777 with {"window_start": "2026-01-02"}'
-    with pytest.raises(UserError, match="no job resource"):
+    with pytest.raises(UserError, match="no deployed job id for 'batch_inference'"):
         actions.run_job_now(Identity("ops@example.com", OPERATOR), "batch_inference")
     with pytest.raises(UserError, match="run_job needs the operator role"):
         actions.run_job_now(Identity("viewer@example.com", VIEWER), "model_monitoring")
@@ -157,7 +160,9 @@ def test_app_yaml_maps_a_job_id_for_every_bundle_job():
     from healthcare_mlops.bundle.definition import load_bundle
 
     env = {e["name"] for e in yaml.safe_load((REPO / "app.yaml").read_text())["env"]}
-    assert {data.job_id_env(key) for key in load_bundle().jobs()} <= env
+    from healthcare_mlops.bundle.launchers import job_id_env
+
+    assert {job_id_env(key) for key in load_bundle().jobs()} <= env
     assert "DATABRICKS_WAREHOUSE_ID" in env
 
 
@@ -165,14 +170,16 @@ def test_databricks_run_states_read_as_the_runners():
     """The Jobs page counts and colours by the runner's names on both runtimes."""
     from databricks.sdk.service.jobs import RunLifeCycleState, RunResultState, RunState
 
+    from healthcare_mlops.runtime.workspace_runs import databricks_status
+
     def status(**state):
-        return data.databricks_status(RunState(**state))
+        return databricks_status(RunState(**state))
 
     assert status(life_cycle_state=RunLifeCycleState.TERMINATED, result_state=RunResultState.SUCCESS) == "SUCCEEDED"
     assert status(life_cycle_state=RunLifeCycleState.TERMINATED, result_state=RunResultState.FAILED) == "FAILED"
     assert status(result_state=RunResultState.TIMEDOUT) == "TIMED_OUT"
     assert status(life_cycle_state=RunLifeCycleState.RUNNING) == "RUNNING"
-    assert data.databricks_status(None) == ""
+    assert databricks_status(None) == ""
 
 
 def test_the_score_page_turns_workspace_errors_into_messages():
@@ -196,23 +203,27 @@ def test_the_score_page_turns_workspace_errors_into_messages():
     record = {"age": 45, "bmi": 31.0, "children": 2, "smoker": False, "region": "southeast"}
     answer = {"predicted_annual_charges": 9000.0, "risk_score": 55.0, "risk_category": "medium",
               "interval_lower": 5000.0, "interval_upper": 14000.0}
+    from healthcare_mlops.scoring.realtime import ServingEndpointScorer
+
+    def score(client, name="insurance-risk"):
+        return ServingEndpointScorer(lambda: client, name).score(record)
+
     ok = Client(QueryEndpointResponse(predictions=[answer]))
-    assert data.query_serving_endpoint(ok, "insurance-risk", record) == answer
+    assert score(ok) == answer
     assert ok.serving_endpoints.calls == [("insurance-risk", [record])]
     with pytest.raises(UserError, match="does not exist yet"):
-        data.query_serving_endpoint(Client(NotFound("no such endpoint")), "insurance-risk", record)
+        score(Client(NotFound("no such endpoint")))
     with pytest.raises(UserError, match="refused the request: invalid input in record 0: age"):
-        data.query_serving_endpoint(Client(BadRequest("invalid input in record 0: age: 130 outside 18-100")),
-                                    "insurance-risk", record)
+        score(Client(BadRequest("invalid input in record 0: age: 130 outside 18-100")))
     with pytest.raises(UserError, match="no serving endpoint"):
-        data.query_serving_endpoint(Client(None), "", record)
+        score(Client(None), "")
 
 
 def test_the_cli_against_a_workspace_acts_as_the_signed_in_user(monkeypatch):
     """Not $HEALTHCARE_MLOPS_USER / _ROLE: those configure a laptop, they cannot raise a role in prod."""
     from databricks.sdk.service.iam import ComplexValue, User
 
-    from healthcare_mlops.identity import cli_identity
+    from healthcare_mlops.composition import cli_identity
     from healthcare_mlops.settings import resolve_settings
 
     class Me:

@@ -35,6 +35,7 @@ from conftest import PIPELINE_AS_OF, PIPELINE_MEMBERS  # noqa: E402
 from app import actions, data  # noqa: E402
 from healthcare_mlops import tables as T  # noqa: E402
 from healthcare_mlops.errors import UserError  # noqa: E402
+from healthcare_mlops.scoring.realtime import SCORING_URL_ENV  # noqa: E402
 from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity  # noqa: E402
 from healthcare_mlops.settings import resolve_settings  # noqa: E402
 
@@ -334,7 +335,7 @@ def test_score_page_matches_the_champion(home):
 
 
 def test_score_page_reports_a_scoring_server_problem(home, monkeypatch):
-    monkeypatch.setenv(data.SCORING_URL_ENV, "http://127.0.0.1:9")     # nothing listens there
+    monkeypatch.setenv(SCORING_URL_ENV, "http://127.0.0.1:9")     # nothing listens there
     at = open_page("score")
     at.button(key="score_button").click().run()
     assert not at.exception
@@ -620,7 +621,7 @@ def test_score_page_through_the_local_scoring_server(home, monkeypatch, tmp_path
                 if server.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the scoring server did not start:\n{log.read_text()[-3000:]}")
                 time.sleep(1)
-        monkeypatch.setenv(data.SCORING_URL_ENV, f"http://127.0.0.1:{port}/invocations")
+        monkeypatch.setenv(SCORING_URL_ENV, f"http://127.0.0.1:{port}/invocations")
         at = open_page("score")
         assert "local scoring server" in texts(at)
         at.number_input(key="score_age").set_value(33)

@@ -1,7 +1,7 @@
 """Every console query runs on DuckDB and on Spark SQL with the same text, and both agree.
 
 A Databricks SQL warehouse speaks Spark SQL (ANSI mode on), the laptop speaks DuckDB:
-``app.data`` keeps one SQL text per query, with table names from the table registry. Here
+``app.queries`` keeps one SQL text per query, with table names from the table registry. Here
 each query runs on DuckDB over the local Delta tables (the console's local engine) and on
 local Spark SQL over the same rows registered as temporary views under the same table
 names (``system.session.<table>``, ANSI on), and the two results must be equal. A dialect
@@ -27,7 +27,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from app import data  # noqa: E402
 from healthcare_mlops import tables as T  # noqa: E402
 from healthcare_mlops.governance import audit  # noqa: E402
-from healthcare_mlops.runtime.storage import LocalTableStore  # noqa: E402
+from healthcare_mlops.runtime.console_sql import CONSOLE_TABLES, LocalConsoleEngine  # noqa: E402
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog  # noqa: E402
 from healthcare_mlops.settings import Settings, resolve_settings  # noqa: E402
 
 
@@ -55,8 +56,8 @@ def lakehouse(tmp_path_factory):
 @pytest.fixture(scope="module")
 def spark_settings(spark, lakehouse) -> Settings:
     """The same tables as Spark temporary views; their fully qualified names are system.session.<table>."""
-    store = LocalTableStore(lakehouse)
-    for name in data.CONSOLE_TABLES:
+    store = DeltaCatalog(lakehouse)
+    for name in CONSOLE_TABLES:
         spark.createDataFrame(store.read_arrow(name)).createOrReplaceTempView(name)
     return Settings(target=lakehouse.target, catalog="system", schema="session", home=lakehouse.home,
                     variables=lakehouse.variables)
@@ -64,7 +65,7 @@ def spark_settings(spark, lakehouse) -> Settings:
 
 def _parameters(settings: Settings) -> list[tuple[str, dict]]:
     """Every query with realistic parameters (the risk filters both open and set)."""
-    store = LocalTableStore(settings)
+    store = DeltaCatalog(settings)
     predictions = store.read_arrow(T.ML_PATIENT_PREDICTIONS, columns=["scoring_date"]).to_pandas()
     drift = store.read_arrow(T.ML_DRIFT_METRICS, columns=["run_id", "computed_at"]).to_pandas()
     runs = store.read_arrow(T.JOB_RUNS).to_pandas()
@@ -116,8 +117,8 @@ def test_every_query_runs_on_duckdb_and_spark_and_they_agree(spark, lakehouse, s
     spark.conf.set("spark.sql.ansi.enabled", "true")     # as on a Databricks SQL warehouse
     try:
         checked = set()
-        duck = data.LocalConsoleEngine(lakehouse)
-        assert duck.native == set(data.CONSOLE_TABLES)     # DuckDB's own Parquet reader over every table
+        duck = LocalConsoleEngine(lakehouse)
+        assert duck.native == set(CONSOLE_TABLES)     # DuckDB's own Parquet reader over every table
         for name, params in _parameters(lakehouse):
             query = data.QUERIES[name]
             bound = query.bind(params)
@@ -135,7 +136,7 @@ def test_every_query_runs_on_duckdb_and_spark_and_they_agree(spark, lakehouse, s
 
 def test_the_queries_return_rows_on_the_synthetic_lakehouse(lakehouse):
     """The agreement above is not vacuous: each query returns rows here."""
-    duck = data.LocalConsoleEngine(lakehouse)
+    duck = LocalConsoleEngine(lakehouse)
     empty = [name for name, params in _parameters(lakehouse)
              if duck.arrow(data.QUERIES[name].sql(lakehouse), data.QUERIES[name].bind(params)).num_rows == 0]
     assert empty == []
@@ -143,9 +144,9 @@ def test_the_queries_return_rows_on_the_synthetic_lakehouse(lakehouse):
 
 def test_native_parquet_views_equal_the_delta_snapshot(lakehouse):
     """The faster native views hold exactly the rows of each table's current Delta version."""
-    duck = data.LocalConsoleEngine(lakehouse)
-    store = LocalTableStore(lakehouse)
-    for name in data.CONSOLE_TABLES:
+    duck = LocalConsoleEngine(lakehouse)
+    store = DeltaCatalog(lakehouse)
+    for name in CONSOLE_TABLES:
         expected = store.read_arrow(name).to_pandas()
         shown = duck.arrow(f"SELECT * FROM {lakehouse.tables.fqn(name)}", {}).to_pandas(date_as_object=True)
         assert list(shown.columns) == list(expected.columns), name
@@ -155,14 +156,14 @@ def test_native_parquet_views_equal_the_delta_snapshot(lakehouse):
 def test_table_names_come_from_the_registry_and_never_name_personal_tables():
     settings = resolve_settings("local", "/nonexistent")
     for query in data.QUERIES.values():
-        assert set(query.tables) <= set(data.CONSOLE_TABLES)
+        assert set(query.tables) <= set(CONSOLE_TABLES)
         sql = query.sql(settings)
         named = set(re.findall(r"hc_local\.insurance\.(\w+)", sql))
         assert named == set(query.tables), query.name
         assert "{" not in sql and "}" not in sql
-    # data.py names them only to drop their views (tested below); nothing else in the console does
-    sources = [p for p in (*(REPO / "app").glob("*.py"), *(REPO / "pages").glob("*.py")) if p.name != "data.py"]
-    assert len(sources) >= 10
+    # runtime/console_sql.py names them only to drop their views (tested below); nothing in app/ or pages/ does
+    sources = [*(REPO / "app").glob("*.py"), *(REPO / "pages").glob("*.py")]
+    assert len(sources) >= 14
     for path in sources:
         text = path.read_text()
         for personal in ("silver_patients", "dim_patients", "SILVER_PATIENTS", "DIM_PATIENTS"):
@@ -175,10 +176,10 @@ def test_the_console_engine_cannot_read_the_personal_tables(settings):
 
     from healthcare_mlops.errors import UserError
 
-    store = LocalTableStore(settings)
-    store.write_arrow(pa.table({"patient_natural_key": ["P1"], "ssn": ["900-01-0001"]}), T.SILVER_PATIENTS)
-    store.write_arrow(pa.table({"patient_natural_key": ["P1"], "first_name": ["Mary"]}), T.DIM_PATIENTS)
-    engine = data.LocalConsoleEngine(settings)
+    store = DeltaCatalog(settings)
+    store.write(pa.table({"patient_natural_key": ["P1"], "ssn": ["900-01-0001"]}), T.SILVER_PATIENTS)
+    store.write(pa.table({"patient_natural_key": ["P1"], "first_name": ["Mary"]}), T.DIM_PATIENTS)
+    engine = LocalConsoleEngine(settings)
     for name in (T.SILVER_PATIENTS, T.DIM_PATIENTS):
         with pytest.raises(UserError):
             engine.arrow(f"SELECT * FROM {settings.tables.fqn(name)}", {})
@@ -196,8 +197,8 @@ def test_named_parameters_are_bound_exactly():
 
 def test_the_risk_cube_gives_the_same_numbers_as_the_rows(lakehouse):
     """Filters applied to the cube (the Risk page) equal the same filters applied to the rows."""
-    duck = data.LocalConsoleEngine(lakehouse)
-    rows = LocalTableStore(lakehouse).read_arrow(T.ML_PATIENT_PREDICTIONS).to_pandas()
+    duck = LocalConsoleEngine(lakehouse)
+    rows = DeltaCatalog(lakehouse).read_arrow(T.ML_PATIENT_PREDICTIONS).to_pandas()
     day = rows["scoring_date"].max()
     rows = rows[rows["scoring_date"] == day]
     query = data.QUERIES["risk_cube"]

@@ -23,12 +23,12 @@ from healthcare_mlops.features.definitions import (AGE_BANDS, BMI_CATEGORIES, FA
                                                    FEATURE_COLUMNS, FEATURE_SCHEMA_DDL, LABEL_COLUMN,
                                                    RESTRICTED_ZIP3, age_risk_score, band,
                                                    deidentified_zip3, engineer_features)
-from healthcare_mlops.runtime.storage import LocalTableStore
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.spark.features import QUARANTINE_RECORD, band_column, build_features
 from healthcare_mlops.spark.patient_load import generate_patients
 from healthcare_mlops.spark.scd2 import build_dim_patients
-from healthcare_mlops.spark.tables_io import read_table, write_table
+from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, ML_INSURANCE_FEATURES, SILVER_PATIENTS
 from healthcare_mlops.tasks import entrypoint
 from healthcare_mlops.tasks import feature_engineering
@@ -85,7 +85,7 @@ def loaded(spark, tmp_path_factory):
 @pytest.fixture(scope="module")
 def generated(spark, loaded):
     """The generated silver_patients and dim_patients of the task tests' home, as DataFrames."""
-    return (read_table(spark, loaded, SILVER_PATIENTS).cache(), read_table(spark, loaded, DIM_PATIENTS).cache())
+    return (table_catalog(loaded, spark).read(SILVER_PATIENTS).cache(), table_catalog(loaded, spark).read(DIM_PATIENTS).cache())
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def generated_features(generated):
 
 
 def read_local(settings, name: str) -> pd.DataFrame:
-    return LocalTableStore(settings).read_arrow(name).to_pandas()
+    return DeltaCatalog(settings).read_arrow(name).to_pandas()
 
 
 # ----------------------------------------------------------------------------- formulas
@@ -288,12 +288,12 @@ def test_rerun_of_a_date_replaces_that_date_only(loaded):
     assert second["as_of_date"] == NEXT.isoformat()
     assert second["delivered"] == MEMBERS + JOINERS == second["features"] + second["quarantined"]
     before = read_local(loaded, ML_INSURANCE_FEATURES)
-    version = LocalTableStore(loaded).version(ML_INSURANCE_FEATURES)
+    version = DeltaCatalog(loaded).version(ML_INSURANCE_FEATURES)
 
     again = feature_engineering.run(loaded, "2026-01-01")
     after = read_local(loaded, ML_INSURANCE_FEATURES)
     assert again == first
-    assert LocalTableStore(loaded).version(ML_INSURANCE_FEATURES) == version + 1
+    assert DeltaCatalog(loaded).version(ML_INSURANCE_FEATURES) == version + 1
     assert after.groupby("as_of_date").size().to_dict() == before.groupby("as_of_date").size().to_dict()
     untouched = [frame[frame["as_of_date"] == NEXT].sort_values("patient_natural_key").reset_index(drop=True)
                  for frame in (before, after)]
@@ -381,13 +381,13 @@ def test_unfeaturizable_rows_are_quarantined_and_counts_reconcile(spark, setting
     silver = silver.unionByName(earlier).unionByName(
         silver_rows(spark, [{}] * 24).where(F.col("source_row") == 0).withColumn("source", F.lit("zz-ingest")))
     dim = build_dim_patients(silver).where(F.col("patient_natural_key") != "PNK-000000021")
-    write_table(silver, settings, SILVER_PATIENTS, mode="overwrite", partition_by=["as_of_date"])
-    write_table(dim, settings, DIM_PATIENTS, mode="overwrite")
+    table_catalog(settings, spark).write(silver, SILVER_PATIENTS, mode="overwrite", partition_by=["as_of_date"])
+    table_catalog(settings, spark).write(dim, DIM_PATIENTS, mode="overwrite")
     generate_stage = silver_rows(spark, [{}]).select(
         F.lit("generate").alias("stage"), "source", "source_row", F.col("patient_natural_key").alias("record_key"),
         F.lit("bmi").alias("column_name"), F.lit("earlier stage").alias("reason"), F.lit("{}").alias("raw_record"),
         "as_of_date")
-    write_table(generate_stage, settings, DATA_QUALITY_QUARANTINE, mode="overwrite", partition_by=["as_of_date"])
+    table_catalog(settings, spark).write(generate_stage, DATA_QUALITY_QUARANTINE, mode="overwrite", partition_by=["as_of_date"])
 
     result = feature_engineering.run(settings, AS_OF)
     assert result["delivered"] == 22 == result["features"] + result["quarantined"]

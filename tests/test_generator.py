@@ -2,7 +2,7 @@
 
 Statistics are checked on one 20,000-member load written through the real path
 (``generate_patients``: Spark, validation, Delta) against the public insurance-charges
-table (DESIGN.md section 6). Each tolerance is stated next to its check and is the sum of
+table (docs/definitions.md (the public table)). Each tolerance is stated next to its check and is the sum of
 
 * the sampling error of 20,000 rows, at about 4 standard errors (so a correct generator
   fails about once in 15,000 runs per check; the seed is fixed, so in practice never), and
@@ -23,7 +23,7 @@ import pytest
 from healthcare_mlops.data import population as pop
 from healthcare_mlops.data.contract import REGIONS, SILVER_COLUMNS
 from healthcare_mlops.data.population import Shape
-from healthcare_mlops.runtime.storage import LocalTableStore
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVER_PATIENTS
 
@@ -38,7 +38,7 @@ def sorted_frame(frame: pd.DataFrame, key=SORT_KEY) -> pd.DataFrame:
 
 
 def read(settings, name: str) -> pd.DataFrame:
-    return LocalTableStore(settings).read_arrow(name).to_pandas()
+    return DeltaCatalog(settings).read_arrow(name).to_pandas()
 
 
 def se_share(p: float, n: int = N) -> float:
@@ -91,7 +91,7 @@ def test_every_value_is_in_the_contract(members):
     assert (members["annual_charges"].dropna() >= pop.CHARGE_FLOOR).all()
 
 
-# --- marginals (DESIGN.md section 6) --------------------------------------------------------
+# --- marginals (docs/definitions.md (the public table)) --------------------------------------------------------
 
 def test_age(members):
     age = members["age"]

@@ -19,7 +19,7 @@ import pytest
 
 from healthcare_mlops.data.contract import SILVER_COLUMNS
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.runtime.storage import LocalTableStore
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVER_PATIENTS
 
@@ -108,7 +108,7 @@ def write_csv(path, lines, bom=True, newline="\r\n"):
 
 
 def frame(settings, name) -> pd.DataFrame:
-    return LocalTableStore(settings).read_arrow(name).to_pandas()
+    return DeltaCatalog(settings).read_arrow(name).to_pandas()
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ from healthcare_mlops.monitoring import evaluation as ev
 from healthcare_mlops.monitoring import retrain
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.monitoring.contract import ALERT_TYPES, SEVERITIES
-from healthcare_mlops.runtime.storage import LocalTableStore
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_MODEL_ALERTS
 
@@ -154,7 +154,7 @@ def write_alerts(settings, verdicts, window=(DAY2, DAY2), previous=None):
 
     rows = al.alert_rows(settings, verdicts, "run-1", window[0], window[1],
                          dt.datetime(2026, 1, 2, 6, tzinfo=dt.timezone.utc), previous)
-    LocalTableStore(settings).write_arrow(pa.Table.from_pylist(rows, schema=al.alert_arrow_schema()),
+    DeltaCatalog(settings).write(pa.Table.from_pylist(rows, schema=al.alert_arrow_schema()),
                                           ML_MODEL_ALERTS, mode="replace_partition",
                                           partition={"window_start": window[0], "window_end": window[1]},
                                           partition_by=["window_start", "window_end"])
@@ -202,7 +202,7 @@ def test_a_rerun_keeps_the_acknowledgement_and_the_retrain_link(settings):
     rows = write_alerts(settings, VERDICTS)
     al.acknowledge(settings, rows[1]["alert_id"], OPERATOR)
     al.record_retrain(settings, [rows[0]["alert_id"]], "12345")
-    previous = LocalTableStore(settings).read_arrow(ML_MODEL_ALERTS).to_pandas()
+    previous = DeltaCatalog(settings).read_arrow(ML_MODEL_ALERTS).to_pandas()
     again = al.alert_rows(settings, VERDICTS, "run-2", DAY2, DAY2, dt.datetime.now(dt.timezone.utc), previous)
     by_id = {row["alert_id"]: row for row in again}
     assert by_id[rows[0]["alert_id"]]["retrain_run_id"] == "12345"
@@ -254,37 +254,41 @@ class RecordingJobs:
 
 
 def test_databricks_retrain_request(settings):
+    from healthcare_mlops.composition import launcher
+
     workspace = resolve_settings("prod")
     client = SimpleNamespace(jobs=RecordingJobs())
-    run = retrain.trigger_retrain(workspace, "123456", DAY2, DAY2, ["b", "a"], client=client)
-    assert run.run_id == "9002" and run.where == "databricks"
+    jobs = launcher(workspace, client_factory=lambda: client)
+    run = retrain.trigger_retrain(workspace, jobs, "123456", DAY2, DAY2, ["b", "a"])
+    assert run.run_id == "9002" and run.where == "databricks" and run.status == "QUEUED"
     call = client.jobs.calls[0]
     assert call["job_id"] == 123456
     assert call["job_parameters"] == {"as_of": "", "scoring_date": "2026-01-02"}
     assert call["idempotency_token"] == retrain.idempotency_token(workspace, DAY2, DAY2, ["a", "b"])
     assert len(call["idempotency_token"]) <= 64
-    assert retrain.trigger_retrain(workspace, "", DAY2, DAY2, ["a"], client=client) is None
+    assert retrain.trigger_retrain(workspace, jobs, "", DAY2, DAY2, ["a"]) is None
     with pytest.raises(UserError, match="numeric id"):
-        retrain.trigger_retrain(workspace, "ml_training_pipeline", DAY2, DAY2, ["a"], client=client)
+        retrain.trigger_retrain(workspace, jobs, "ml_training_pipeline", DAY2, DAY2, ["a"])
 
 
 def test_local_retrain_runs_the_job_through_the_runner(settings):
     from healthcare_mlops.bundle.definition import load_bundle
     from healthcare_mlops.bundle.run_history import read_runs
+    from healthcare_mlops.composition import launcher
 
-    run = retrain.trigger_retrain(settings, "chain", DAY2, DAY2, ["a"], bundle=load_bundle(FIXTURE_BUNDLE),
-                                  echo=False)
+    jobs = launcher(settings, load_bundle(FIXTURE_BUNDLE))
+    run = retrain.trigger_retrain(settings, jobs, "retrain", DAY2, DAY2, ["a"], echo=False)
     assert run.where == "local" and run.status == "SUCCEEDED"
-    history = read_runs(settings, job_key="chain")
+    history = read_runs(settings, job_key="retrain")
     job = history[history["parent_run_id"].isna()].iloc[0]
     assert str(job["run_id"]) == run.run_id and job["trigger"] == "monitoring"
-    with pytest.raises(UserError, match="not a job of the bundle"):
-        retrain.trigger_retrain(settings, "nope", DAY2, DAY2, ["a"], bundle=load_bundle(FIXTURE_BUNDLE))
+    with pytest.raises(UserError, match="no job 'nope' in the bundle"):
+        retrain.trigger_retrain(settings, jobs, "nope", DAY2, DAY2, ["a"])
 
 
 # -- the job ------------------------------------------------------------------------------------
 def table(settings, name: str) -> pd.DataFrame:
-    return LocalTableStore(settings).read_arrow(name).to_pandas()
+    return DeltaCatalog(settings).read_arrow(name).to_pandas()
 
 
 def test_monitoring_without_predictions_says_what_to_run(copy_home):
@@ -378,13 +382,13 @@ def test_a_killed_run_is_repaired_by_the_rerun(scored_day1, tmp_path):
     assert killed.returncode == KILLED_EXIT_CODE, killed.stderr
     settings = resolve_settings("local", root)
     assert set(table(settings, ML_DRIFT_METRICS)["run_id"]) == {"killed"}
-    assert not LocalTableStore(settings).exists(ML_MODEL_ALERTS)
+    assert not DeltaCatalog(settings).exists(ML_MODEL_ALERTS)
     env.pop(FAILPOINT_ENV)
     rerun = subprocess.run(command("rerun"), env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert set(table(settings, ML_DRIFT_METRICS)["run_id"]) == {"rerun"}
     assert set(table(settings, ML_FAIRNESS_METRICS)["run_id"]) <= {"rerun"}
-    assert LocalTableStore(settings).exists(ML_MODEL_ALERTS)
+    assert DeltaCatalog(settings).exists(ML_MODEL_ALERTS)
 
 
 # -- scenarios, end to end ----------------------------------------------------------------------

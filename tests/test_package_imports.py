@@ -28,7 +28,8 @@ LIGHT_MODULES = (
     "healthcare_mlops.data.contract",
     "healthcare_mlops.data.csv_source",
     "healthcare_mlops.data.scenarios",
-    "healthcare_mlops.runtime.storage",
+    "healthcare_mlops.runtime.catalog",
+    "healthcare_mlops.runtime.delta_catalog",
     "healthcare_mlops.runtime.sql_engine",
     "healthcare_mlops.cli.main",
 )

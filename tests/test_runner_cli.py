@@ -110,20 +110,19 @@ def test_demo_steps_are_one_list_in_loop_order():
     assert DEMO_STEPS[1].requires == ("data",)
 
 
-def test_demo_skips_jobs_whose_entry_points_are_missing(tmp_path, home):
-    root = tmp_path / "bundle"
-    root.mkdir()
-    (root / "databricks.yml").write_text((REPO / "databricks.yml").read_text())
-    (root / "resources").mkdir()
-    for path in (REPO / "resources").glob("*.yml"):
-        (root / "resources" / path.name).write_text(path.read_text())
-    context = demo_context(home, 100, bundle=load_bundle(root), no_app=True, echo=False)
+def test_a_skipped_demo_step_skips_the_steps_that_need_it(home):
+    context = demo_context(home, 100, bundle=load_bundle(FIXTURE), no_app=True, echo=False)
     calls = []
-    steps = [DemoStep("data", "fake data", lambda c: calls.append("data")), *DEMO_STEPS[1:]]
+    steps = [DemoStep("data", "fake data", lambda c: calls.append("data")),
+             DemoStep("pipeline", "not wanted", lambda c: calls.append("pipeline"), skip_if=lambda c: "not today",
+                      requires=("data",)),
+             DemoStep("inference", "needs pipeline", lambda c: calls.append("inference"), requires=("pipeline",)),
+             DemoStep("monitoring", "needs inference", lambda c: calls.append("monitoring"), requires=("inference",)),
+             DEMO_STEPS[-1]]
     outcome = run_demo(context, steps)
     assert calls == ["data"]
     assert outcome["data"] == "ok"
-    assert outcome["pipeline"].startswith("skipped: entry points not written yet: jobs/feature_engineering.py")
+    assert outcome["pipeline"] == "skipped: not today"
     assert outcome["inference"] == "skipped: needs step pipeline"
     assert outcome["monitoring"] == "skipped: needs step inference"
     assert outcome["console"] == "skipped: --no-app"
@@ -131,8 +130,7 @@ def test_demo_skips_jobs_whose_entry_points_are_missing(tmp_path, home):
 
 def test_demo_runs_jobs_through_the_runner(home, monkeypatch):
     context = demo_context(home, 100, bundle=load_bundle(FIXTURE), echo=False)
-    steps = [DemoStep("chain", "a job", demo_module.job_step("chain", lambda c: {"day": c.first_day.isoformat()}),
-                      demo_module.entry_points_of("chain")),
+    steps = [DemoStep("chain", "a job", demo_module.job_step("chain", lambda c: {"day": c.first_day.isoformat()})),
              DemoStep("after", "needs chain", lambda c: None, requires=("chain",)),
              DemoStep("console", "console", demo_module._console, demo_module._console_skip)]
     outcome = run_demo(context, steps)

@@ -17,7 +17,7 @@ import pytest
 from healthcare_mlops.data.contract import DIM_ATTRIBUTE_COLUMNS, SCD2_TRACKED, SILVER_COLUMNS
 from healthcare_mlops.data.scenarios import AGING_MIN_AGE, SCENARIOS, get_scenario
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.runtime.storage import LocalTableStore
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import DIM_PATIENTS, SILVER_PATIENTS
 
@@ -29,7 +29,7 @@ IDENTITY = ("member_id", "first_name", "last_name", "ssn", "date_of_birth", "sex
 
 
 def read(settings, name: str) -> pd.DataFrame:
-    frame = LocalTableStore(settings).read_arrow(name).to_pandas()
+    frame = DeltaCatalog(settings).read_arrow(name).to_pandas()
     key = [KEY, "scd_version"] if name == DIM_PATIENTS else [KEY, "as_of_date"]
     return frame.sort_values(key).reset_index(drop=True)
 
@@ -48,7 +48,7 @@ def history(spark, tmp_path_factory):
         report = generate_patients(settings, count, SEED, day, scenario)
         snapshots[label] = {"report": report, "silver": read(settings, SILVER_PATIENTS),
                             "dim": read(settings, DIM_PATIENTS),
-                            "silver_version": LocalTableStore(settings).version(SILVER_PATIENTS)}
+                            "silver_version": DeltaCatalog(settings).version(SILVER_PATIENTS)}
     return snapshots
 
 

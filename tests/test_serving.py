@@ -22,7 +22,7 @@ from databricks.sdk.service.serving import EndpointCoreConfigOutput, ServedEntit
 
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
-from healthcare_mlops.runtime.storage import LocalTableStore
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.scoring.serving import deploy_champion_endpoint, local_server_command
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import ML_PATIENT_PREDICTIONS
@@ -84,7 +84,7 @@ def test_http_scoring_matches_batch_scoring_and_refuses_bad_payloads(spark, serv
 
     settings = resolve_settings("local", server["home"])
     batch_inference.run(settings, DAY)
-    batch = LocalTableStore(settings).read_arrow(ML_PATIENT_PREDICTIONS).to_pandas()
+    batch = DeltaCatalog(settings).read_arrow(ML_PATIENT_PREDICTIONS).to_pandas()
     members = batch[batch["predicted_annual_charges"] > settings.variables["min_predicted_charges"]]
     members = pd.concat([members[members["smoker"]].head(2), members[~members["smoker"]].head(2)])
     records = [{"age": int(r.age), "bmi": float(r.bmi), "children": int(r.children), "smoker": bool(r.smoker),

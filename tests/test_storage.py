@@ -15,7 +15,8 @@ from deltalake import DeltaTable
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.runtime.sql_engine import LocalSqlEngine, sql_engine
-from healthcare_mlops.runtime.storage import LocalTableStore, partition_predicate
+from healthcare_mlops.runtime.catalog import partition_predicate
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, JOB_RUNS, SILVER_PATIENTS
 
 D1, D2, D3 = dt.date(2025, 1, 1), dt.date(2025, 2, 1), dt.date(2025, 3, 1)
@@ -31,18 +32,18 @@ def rows(day: dt.date, keys: list[str], source: str = "generator", value: float 
     })
 
 
-def content(store: LocalTableStore, name: str = TABLE) -> list[tuple]:
+def content(store: DeltaCatalog, name: str = TABLE) -> list[tuple]:
     table = store.read_arrow(name)
     return sorted(zip(*[table.column(c).to_pylist() for c in table.column_names]))
 
 
-def commits(store: LocalTableStore, name: str = TABLE) -> int:
+def commits(store: DeltaCatalog, name: str = TABLE) -> int:
     return len(store.delta_table(name).history())
 
 
 @pytest.fixture
-def store(settings) -> LocalTableStore:
-    return LocalTableStore(settings)
+def store(settings) -> DeltaCatalog:
+    return DeltaCatalog(settings)
 
 
 def test_missing_table(store, settings):
@@ -53,10 +54,11 @@ def test_missing_table(store, settings):
 
 
 def test_overwrite_is_one_commit_and_keeps_history(store):
-    assert store.write_arrow(rows(D1, ["a", "b", "c"]), TABLE) == 0
-    assert store.path(TABLE).is_dir()
+    assert store.write(rows(D1, ["a", "b", "c"]), TABLE) == 3      # the rows written
+    assert store.path(TABLE).is_dir() and store.version(TABLE) == 0
     replacement = pa.table({"patient_natural_key": ["x"], "other": [7]})   # another schema
-    assert store.write_arrow(replacement, TABLE, mode="overwrite") == 1
+    assert store.write(replacement, TABLE, mode="overwrite") == 1
+    assert store.version(TABLE) == 1
     assert commits(store) == 2
     assert store.read_arrow(TABLE).to_pylist() == [{"patient_natural_key": "x", "other": 7}]
     # Time travel: version 0 is still the first write, untouched.
@@ -65,9 +67,10 @@ def test_overwrite_is_one_commit_and_keeps_history(store):
 
 
 def test_append_adds_rows_and_merges_new_columns(store):
-    store.write_arrow(rows(D1, ["a", "b"]), TABLE, mode="append")
+    store.write(rows(D1, ["a", "b"]), TABLE, mode="append")
     extra = rows(D2, ["c"]).append_column("note", pa.array(["new"], pa.string()))
-    assert store.write_arrow(extra, TABLE, mode="append") == 1
+    assert store.write(extra, TABLE, mode="append") == 1
+    assert store.version(TABLE) == 1
     table = store.read_arrow(TABLE)
     assert table.num_rows == 3
     notes = dict(zip(table.column("patient_natural_key").to_pylist(), table.column("note").to_pylist()))
@@ -76,16 +79,16 @@ def test_append_adds_rows_and_merges_new_columns(store):
 
 
 def test_replace_partition_leaves_other_partitions(store):
-    store.write_arrow(rows(D1, ["a", "b"]), TABLE, mode="replace_partition",
+    store.write(rows(D1, ["a", "b"]), TABLE, mode="replace_partition",
                       partition={"as_of_date": D1}, partition_by=["as_of_date"])
-    store.write_arrow(rows(D2, ["a", "b", "c"]), TABLE, mode="replace_partition",
+    store.write(rows(D2, ["a", "b", "c"]), TABLE, mode="replace_partition",
                       partition={"as_of_date": D2}, partition_by=["as_of_date"])
-    store.write_arrow(rows(D3, ["a"]), TABLE, mode="replace_partition",
+    store.write(rows(D3, ["a"]), TABLE, mode="replace_partition",
                       partition={"as_of_date": D3}, partition_by=["as_of_date"])
     before = content(store)
-    version = store.write_arrow(rows(D2, ["z"], value=2.0), TABLE, mode="replace_partition",
-                                partition={"as_of_date": D2}, partition_by=["as_of_date"])
-    assert version == 3 and commits(store) == 4
+    written = store.write(rows(D2, ["z"], value=2.0), TABLE, mode="replace_partition",
+                          partition={"as_of_date": D2}, partition_by=["as_of_date"])
+    assert written == 1 and store.version(TABLE) == 3 and commits(store) == 4
     after = content(store)
     assert [r for r in after if r[2] != D2] == [r for r in before if r[2] != D2]
     assert [r for r in after if r[2] == D2] == [("z", 2.0, D2, "generator")]
@@ -95,29 +98,29 @@ def test_replace_partition_leaves_other_partitions(store):
 
 
 def test_replace_partition_on_two_columns_keeps_the_other_source(store):
-    store.write_arrow(rows(D1, ["a", "b"], source="generator"), TABLE, mode="replace_partition",
+    store.write(rows(D1, ["a", "b"], source="generator"), TABLE, mode="replace_partition",
                       partition={"as_of_date": D1, "source": "generator"}, partition_by=["as_of_date"])
-    store.write_arrow(rows(D1, ["ING-1"], source="file.csv"), TABLE, mode="replace_partition",
+    store.write(rows(D1, ["ING-1"], source="file.csv"), TABLE, mode="replace_partition",
                       partition={"as_of_date": D1, "source": "file.csv"}, partition_by=["as_of_date"])
-    store.write_arrow(rows(D1, ["c"], source="generator"), TABLE, mode="replace_partition",
+    store.write(rows(D1, ["c"], source="generator"), TABLE, mode="replace_partition",
                       partition={"as_of_date": D1, "source": "generator"}, partition_by=["as_of_date"])
     assert [(r[0], r[3]) for r in content(store)] == [("ING-1", "file.csv"), ("c", "generator")]
 
 
 def test_replace_partition_refuses_rows_outside_the_partition(store):
-    store.write_arrow(rows(D1, ["a"]), TABLE, mode="replace_partition",
+    store.write(rows(D1, ["a"]), TABLE, mode="replace_partition",
                       partition={"as_of_date": D1}, partition_by=["as_of_date"])
     mixed = pa.concat_tables([rows(D1, ["b"]), rows(D2, ["c"])])
     with pytest.raises(ValueError, match=r"as_of_date=datetime.date\(2025, 2, 1\).*cannot replace"):
-        store.write_arrow(mixed, TABLE, mode="replace_partition",
+        store.write(mixed, TABLE, mode="replace_partition",
                           partition={"as_of_date": D1}, partition_by=["as_of_date"])
     with pytest.raises(ValueError, match="partition column 'scoring_date' is not in the data"):
-        store.write_arrow(rows(D1, ["b"]), TABLE, mode="replace_partition",
+        store.write(rows(D1, ["b"]), TABLE, mode="replace_partition",
                           partition={"scoring_date": D1})
     with pytest.raises(ValueError, match="needs the partition"):
-        store.write_arrow(rows(D1, ["b"]), TABLE, mode="replace_partition")
+        store.write(rows(D1, ["b"]), TABLE, mode="replace_partition")
     with pytest.raises(ValueError, match="mode must be one of"):
-        store.write_arrow(rows(D1, ["b"]), TABLE, mode="upsert")
+        store.write(rows(D1, ["b"]), TABLE, mode="upsert")
     # Nothing was committed by the refused writes.
     assert store.version(TABLE) == 0
     assert content(store) == [("a", 1.0, D1, "generator")]
@@ -125,11 +128,11 @@ def test_replace_partition_refuses_rows_outside_the_partition(store):
 
 def test_replace_partition_of_an_empty_partition_set(store):
     """Replacing a partition with no rows empties it (a load that delivered nothing)."""
-    store.write_arrow(rows(D1, ["a"]), TABLE, mode="replace_partition",
+    store.write(rows(D1, ["a"]), TABLE, mode="replace_partition",
                       partition={"as_of_date": D1}, partition_by=["as_of_date"])
-    store.write_arrow(rows(D2, ["b"]), TABLE, mode="replace_partition",
+    store.write(rows(D2, ["b"]), TABLE, mode="replace_partition",
                       partition={"as_of_date": D2}, partition_by=["as_of_date"])
-    store.write_arrow(rows(D1, []), TABLE, mode="replace_partition",
+    store.write(rows(D1, []), TABLE, mode="replace_partition",
                       partition={"as_of_date": D1}, partition_by=["as_of_date"])
     assert [r[0] for r in content(store)] == ["b"]
     assert store.version(TABLE) == 2
@@ -141,10 +144,10 @@ def test_non_nullable_first_write_accepts_nulls_later(store):
                         pa.field("source_row", pa.int64(), nullable=False),
                         pa.field("as_of_date", pa.date32(), nullable=False)])
     first = pa.table({"stage": ["generate"], "source_row": [1], "as_of_date": [D1]}, schema=strict)
-    store.write_arrow(first, DATA_QUALITY_QUARANTINE, mode="replace_partition",
+    store.write(first, DATA_QUALITY_QUARANTINE, mode="replace_partition",
                       partition={"as_of_date": D1}, partition_by=["as_of_date"])
     later = pa.table({"stage": ["ingest"], "source_row": pa.array([None], pa.int64()), "as_of_date": [D2]})
-    store.write_arrow(later, DATA_QUALITY_QUARANTINE, mode="replace_partition",
+    store.write(later, DATA_QUALITY_QUARANTINE, mode="replace_partition",
                       partition={"as_of_date": D2}, partition_by=["as_of_date"])
     assert content(store, DATA_QUALITY_QUARANTINE) == [("generate", 1, D1), ("ingest", None, D2)]
 
@@ -155,7 +158,7 @@ def test_partition_predicate_quotes_values():
 
 
 def test_sql_engine_resolves_qualified_and_unqualified_names(store, settings):
-    store.write_arrow(rows(D1, ["a", "b"]), TABLE)
+    store.write(rows(D1, ["a", "b"]), TABLE)
     engine = sql_engine(settings)
     assert isinstance(engine, LocalSqlEngine)
     fqn = settings.tables.fqn(TABLE)
@@ -166,7 +169,7 @@ def test_sql_engine_resolves_qualified_and_unqualified_names(store, settings):
     # Dates come back as dates (the CLI prints them as YYYY-MM-DD), not as timestamps.
     assert engine.query(f"select distinct as_of_date from {TABLE}")["as_of_date"].tolist() == [D1]
     # A new connection sees the latest committed version.
-    store.write_arrow(rows(D1, ["c"]), TABLE, mode="append")
+    store.write(rows(D1, ["c"]), TABLE, mode="append")
     assert engine.query(f"select count(*) as n from {TABLE}")["n"].tolist() == [3]
     # Tables not written yet are simply absent; a failing query is a UserError with one line.
     with pytest.raises(UserError, match=rf"^query failed: .*{JOB_RUNS}") as failure:
@@ -176,7 +179,7 @@ def test_sql_engine_resolves_qualified_and_unqualified_names(store, settings):
 
 def test_a_databricks_write_reports_the_rows_its_delta_commit_wrote():
     """On Databricks the count comes from the commit, so the frame (e.g. scoring) is evaluated once."""
-    from healthcare_mlops.spark.tables_io import rows_written
+    from healthcare_mlops.runtime.unity_catalog import rows_written
 
     def commit(tag, operation, metrics):      # a DESCRIBE HISTORY row, newest first
         return {"userMetadata": tag, "operation": operation, "operationMetrics": metrics}

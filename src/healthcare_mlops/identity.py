@@ -56,21 +56,6 @@ def local_identity() -> Identity:
     return Identity(user=user, role=role)
 
 
-def cli_identity(settings: Settings, client=None) -> Identity:
-    """Who runs a CLI command: locally the configured user and role; against a workspace the
-    signed-in Databricks user (``current_user.me``), with the role their groups give, so that
-    the audit names the real person and an environment variable cannot raise the role."""
-    if settings.is_local:
-        return local_identity()
-    if client is None:
-        from databricks.sdk import WorkspaceClient
-
-        client = WorkspaceClient()
-    me = client.current_user.me()
-    groups = [g.display for g in (me.groups or []) if g.display]
-    return Identity(user=me.user_name, role=role_for(me.user_name, groups, settings))
-
-
 def job_identity(settings: Settings) -> Identity:
     """A scheduled job acts as the pipeline itself; it may validate and auto-promote only."""
     return Identity(user=f"job:{settings.target}", role="system")

@@ -11,21 +11,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from healthcare_mlops.bundle.definition import load_bundle
+from healthcare_mlops.bundle.local_target import LOCAL_OVERRIDES, LOCAL_TARGET
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.tables import TableRegistry
 
-LOCAL_TARGET = "local"
 HOME_ENV = "HEALTHCARE_MLOPS_HOME"
 DEFAULT_HOME = ".lakehouse"
 MODEL_BASENAME = "insurance_model"
-
-# The local target is not a bundle target (those are workspaces). Its values override
-# the bundle's variable defaults; this is the only place they are written.
-LOCAL_OVERRIDES = {
-    "catalog": "hc_local",
-    "schema": "insurance",
-    "approval_mode": "auto",
-}
+REQUIRED_TASK_PARAMETERS = ("target", "catalog", "schema")     # every job task receives these
 
 
 @dataclass(frozen=True)
@@ -41,6 +35,12 @@ class Settings:
     @property
     def is_local(self) -> bool:
         return self.target == LOCAL_TARGET
+
+    @property
+    def executors_share_filesystem(self) -> bool:
+        """Whether Spark's workers see the driver's files (local[*]), so a model folder can be
+        read in place instead of being shipped to them."""
+        return self.is_local
 
     @property
     def tables(self) -> TableRegistry:
@@ -100,8 +100,6 @@ def resolve_settings(target: str = LOCAL_TARGET, home: str | os.PathLike | None 
     Job entry points pass their task parameters as ``overrides`` so that catalog, schema
     and thresholds always come from the bundle, never from code.
     """
-    from healthcare_mlops.bundle.definition import load_bundle
-
     bundle = load_bundle()
     if target == LOCAL_TARGET:
         variables = {**bundle.variable_defaults(), **LOCAL_OVERRIDES}
@@ -114,6 +112,17 @@ def resolve_settings(target: str = LOCAL_TARGET, home: str | os.PathLike | None 
     return Settings(target=target, catalog=str(variables["catalog"]),
                     schema=str(variables["schema"]), home=resolve_home(home),
                     variables=variables)
+
+
+def task_settings(params: dict[str, str]) -> Settings:
+    """Settings built only from a job task's parameters (the bundle is not read at run time).
+
+    Locally the runner substitutes ``local`` for the target and the home comes from
+    $HEALTHCARE_MLOPS_HOME."""
+    target = params["target"]
+    home = resolve_home(os.environ.get(HOME_ENV)) if target == LOCAL_TARGET else resolve_home(None)
+    return Settings(target=target, catalog=params["catalog"], schema=params["schema"], home=home,
+                    variables=dict(params))
 
 
 def numbers_from_variables(cls, variables: dict, kind: str):

@@ -256,21 +256,6 @@ class Bundle:
                 return folder / name
         return None
 
-    def target_for_app_name(self, app_name: str) -> str | None:
-        """The target whose console app is called ``app_name`` (Databricks Apps set DATABRICKS_APP_NAME).
-
-        The console's app.yaml cannot differ per target; this is how the console, started
-        by Databricks Apps, finds its target and from it its catalog and schema.
-        """
-        from healthcare_mlops.bundle.interpolation import resolve_target
-
-        for target in self.target_names():
-            resolved = resolve_target(self, target)
-            for app in (resolved.document.get("resources", {}).get("apps") or {}).values():
-                if isinstance(app, dict) and app.get("name") == app_name:
-                    return target
-        return None
-
 
 def relative_display(path: str | os.PathLike, root: Path) -> str:
     """``path`` relative to the bundle root when inside it, POSIX style."""

@@ -1,9 +1,9 @@
 """``healthcare-mlops demo``: the whole local loop, step by step, through the local runner.
 
 The steps are the list ``DEMO_STEPS``, run in order; to extend the demo, add a
-``DemoStep`` to it. A step can say why it cannot run yet (``skip_reason``: e.g. a job
-whose entry points are not written yet) and which earlier steps it needs (``requires``);
-a skipped step skips the steps that need it, and a failing step stops the demo.
+``DemoStep`` to it. A step can say when it is not wanted (``skip_if``: the console under
+``--no-app``) and which earlier steps it needs (``requires``); a skipped step skips the
+steps that need it, and a failing step stops the demo.
 Jobs run through ``runner.run_job`` (trigger ``demo``), so every run is in ``job_runs``.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bundle
-from healthcare_mlops.bundle.runner import entry_points_missing, run_job
+from healthcare_mlops.bundle.runner import run_job
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import HOME_ENV
 
@@ -52,7 +52,7 @@ class DemoStep:
     name: str
     description: str
     run: Callable[[DemoContext], None]
-    skip_reason: Callable[[DemoContext], str | None] = lambda context: None
+    skip_if: Callable[[DemoContext], str | None] = lambda context: None
     requires: tuple = ()
 
 
@@ -72,16 +72,6 @@ def job_step(job_key: str, params: Callable[[DemoContext], dict]) -> Callable[[D
         run_job(job_key, params(context), home=context.home, bundle=context.bundle, trigger="demo",
                 echo=context.echo).raise_for_status()
     return run
-
-
-def entry_points_of(*job_keys: str) -> Callable[[DemoContext], str | None]:
-    """A skip reason: the jobs' entry points that do not exist yet."""
-    def reason(context: DemoContext) -> str | None:
-        missing: list = []
-        for job_key in job_keys:
-            missing += [m for m in entry_points_missing(job_key, context.bundle) if m not in missing]
-        return f"entry points not written yet: {', '.join(missing)}" if missing else None
-    return reason
 
 
 def _generate_first_day(context: DemoContext) -> None:
@@ -164,13 +154,13 @@ DEMO_STEPS: list[DemoStep] = [
     DemoStep("pipeline", "features, training, governance, validation scoring, monitoring set-up "
                          "(job ml_training_pipeline)",
              job_step("ml_training_pipeline", lambda c: {"as_of": _day1(c), "scoring_date": _day1(c)}),
-             entry_points_of("ml_training_pipeline"), requires=("data",)),
+             requires=("data",)),
     DemoStep("inference", "score the first day with the champion (job batch_inference)",
              job_step("batch_inference", lambda c: {"scoring_date": _day1(c), "mode": "production"}),
-             entry_points_of("batch_inference"), requires=("pipeline",)),
+             requires=("pipeline",)),
     DemoStep("monitoring", "drift, fairness and alerts for the first day (job model_monitoring)",
              job_step("model_monitoring", lambda c: {"window_start": _day1(c), "window_end": _day1(c)}),
-             entry_points_of("model_monitoring"), requires=("inference",)),
+             requires=("inference",)),
     DemoStep("drifted day", "the second day's load with a population shift (data generate --scenario)",
              _generate_second_day, requires=("monitoring",)),
     DemoStep("features 2", "features of the second day (job feature_engineering)",
@@ -193,7 +183,7 @@ def run_demo(context: DemoContext, steps: list[DemoStep] | None = None) -> dict:
     for number, step in enumerate(steps, start=1):
         context.say(f"\n== {number}/{len(steps)} {step.name}: {step.description}")
         unmet = [name for name in step.requires if context.done.get(name) != "ok"]
-        reason = f"needs step {', '.join(unmet)}" if unmet else step.skip_reason(context)
+        reason = f"needs step {', '.join(unmet)}" if unmet else step.skip_if(context)
         if reason:
             context.done[step.name] = f"skipped: {reason}"
             context.say(f"skipped: {reason}")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from healthcare_mlops.bundle.definition import Bundle
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.settings import LOCAL_OVERRIDES, LOCAL_TARGET
+from healthcare_mlops.bundle.local_target import LOCAL_OVERRIDES, LOCAL_TARGET
 
 REFERENCE = re.compile(r"\$\{([A-Za-z_][\w-]*(?:\.[\w-]+|\[\d+\])*)\}")
 DYNAMIC = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
@@ -407,3 +407,17 @@ def _unique(problems: list) -> list:
             seen.add(problem)
             unique.append(problem)
     return unique
+
+
+def target_for_app_name(bundle: Bundle, app_name: str) -> str | None:
+    """The target whose console app is called ``app_name`` (Databricks Apps set DATABRICKS_APP_NAME).
+
+    The console's app.yaml cannot differ per target; this is how the console, started
+    by Databricks Apps, finds its target and from it its catalog and schema.
+    """
+    for target in bundle.target_names():
+        resolved = resolve_target(bundle, target)
+        for app in (resolved.document.get("resources", {}).get("apps") or {}).values():
+            if isinstance(app, dict) and app.get("name") == app_name:
+                return target
+    return None

@@ -100,22 +100,24 @@ def append_runs(settings: Settings, records: list[RunRecord]) -> int | None:
     """Append ``records`` to ``job_runs`` in one commit; the new table version."""
     if not records:
         return None
-    from healthcare_mlops.runtime.storage import LocalTableStore
+    from healthcare_mlops.runtime.catalog import table_catalog
 
-    return LocalTableStore(settings).write_arrow(to_arrow(records), JOB_RUNS, mode="append")
+    catalog = table_catalog(settings)
+    catalog.write(to_arrow(records), JOB_RUNS, mode="append")
+    return catalog.version(JOB_RUNS)
 
 
 def read_runs(settings: Settings, job_key: str | None = None, limit: int | None = None):
     """The run history as a pandas DataFrame, newest job run first, each followed by its tasks."""
     import pandas as pd
 
-    from healthcare_mlops.runtime.storage import LocalTableStore
+    from healthcare_mlops.runtime.catalog import table_catalog
 
-    store = LocalTableStore(settings)
+    catalog = table_catalog(settings)
     columns = list(JOB_RUNS_COLUMNS)
-    if not store.exists(JOB_RUNS):
+    if not catalog.exists(JOB_RUNS):
         return pd.DataFrame(columns=columns)
-    frame = store.read_arrow(JOB_RUNS).to_pandas()
+    frame = catalog.read_arrow(JOB_RUNS).to_pandas()
     for column in ("run_id", "parent_run_id"):
         frame[column] = frame[column].astype("Int64")
     if job_key:

@@ -439,23 +439,6 @@ def parse_param_overrides(items: list[str] | None) -> dict:
     return values
 
 
-def entry_points_missing(job_key: str, bundle: Bundle | None = None) -> list[str]:
-    """The python files of ``job_key``'s tasks that do not exist (relative to the bundle root)."""
-    from healthcare_mlops.bundle.validation import python_file_location
-
-    bundle = bundle or load_bundle()
-    resolved = resolve_target(bundle, LOCAL_TARGET)
-    missing = []
-    for task in resolved.job(job_key).get("tasks") or []:
-        python_file = str((task.get("spark_python_task") or {}).get("python_file", ""))
-        location = python_file_location(resolved, job_key, python_file)
-        if location is None or not location.is_file():
-            shown = relative_display(location, bundle.root) if location else python_file
-            if shown not in missing:
-                missing.append(shown)
-    return missing
-
-
 def describe_jobs(bundle: Bundle | None = None, target: str = LOCAL_TARGET) -> list[dict]:
     """Every job with its schedule, parameters and tasks (``healthcare-mlops jobs list``)."""
     from healthcare_mlops.bundle.validation import python_file_location
@@ -467,8 +450,7 @@ def describe_jobs(bundle: Bundle | None = None, target: str = LOCAL_TARGET) -> l
     def entry_point(job_key: str, task: dict) -> dict:
         python_file = str((task.get("spark_python_task") or {}).get("python_file", ""))
         location = python_file_location(resolved, job_key, python_file) if python_file else None
-        return {"entry_point": relative_display(location, bundle.root) if location else python_file,
-                "entry_point_exists": bool(location and location.is_file())}
+        return {"entry_point": relative_display(location, bundle.root) if location else python_file}
 
     for job_key, job in resolved.jobs().items():
         schedule = job.get("schedule")

@@ -38,8 +38,8 @@ from healthcare_mlops.bundle.interpolation import (ResolvedBundle, dynamic_refer
                                                    is_known_dynamic_reference, resolve_target)
 from healthcare_mlops.bundle.quartz import quartz_errors
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.settings import LOCAL_OVERRIDES, LOCAL_TARGET
-from healthcare_mlops.tasks.arguments import REQUIRED as REQUIRED_TASK_PARAMETERS
+from healthcare_mlops.bundle.local_target import LOCAL_OVERRIDES, LOCAL_TARGET
+from healthcare_mlops.settings import REQUIRED_TASK_PARAMETERS
 
 TOP_LEVEL_KEYS = {"artifacts", "bundle", "experimental", "include", "permissions", "presets", "python",
                   "resources", "run_as", "scripts", "sync", "targets", "variables", "workspace"}

@@ -39,7 +39,7 @@ def ack(ctx: typer.Context,
     """Acknowledge an alert (operator role); records who and when."""
     import pandas as pd
 
-    from healthcare_mlops.identity import cli_identity
+    from healthcare_mlops.composition import cli_identity
     from healthcare_mlops.monitoring.alerts import acknowledge
 
     settings = state(ctx).settings()

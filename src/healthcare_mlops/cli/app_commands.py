@@ -64,17 +64,16 @@ def console(ctx: typer.Context,
                                         help="Interface to listen on (default: every interface)."),
             ) -> None:
     """Start the operations console (Streamlit) on this machine and print its address."""
-    cli_state = state(ctx)
-    settings = cli_state.settings()
+    from healthcare_mlops.composition import facts
+
+    settings = state(ctx).settings()
     entry = console_entry()
     if not port_is_free(port, address or "0.0.0.0"):
         raise UserError(f"port {port} is in use: choose another with --port")
     env = {**os.environ, HOME_ENV: str(settings.home.resolve()), TARGET_ENV: settings.target,
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     host = address if address and address not in ("0.0.0.0", "::") else "localhost"
-    typer.echo(f"console: http://{host}:{port}  (target {settings.target}, "
-               f"{'home ' + str(settings.home.resolve()) if settings.is_local else settings.catalog + '.' + settings.schema})"
-               "; Ctrl+C stops it")
+    typer.echo(f"console: http://{host}:{port}  (target {settings.target}, {facts(settings).data}); Ctrl+C stops it")
     sys.stdout.flush()
     process = subprocess.Popen(streamlit_command(entry, port, address), cwd=str(entry.parents[1]), env=env)
     for stop in (signal.SIGINT, signal.SIGTERM):    # stopping this command stops the server too

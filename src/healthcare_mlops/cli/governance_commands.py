@@ -15,10 +15,10 @@ FORMAT = typer.Option(Format.table, "--format", help="table or json.")
 
 def _governance(ctx: typer.Context):
     from healthcare_mlops.governance.service import Governance
-    from healthcare_mlops.identity import cli_identity
+    from healthcare_mlops.composition import champion_endpoint, cli_identity
 
     settings = state(ctx).settings()
-    return Governance(settings, cli_identity(settings))
+    return Governance(settings, cli_identity(settings), champion_endpoint(settings))
 
 
 def _print_checks(checks: list[dict]) -> None:

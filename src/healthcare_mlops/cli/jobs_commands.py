@@ -8,7 +8,6 @@ import typer
 
 from healthcare_mlops.cli.context import state
 from healthcare_mlops.cli.output import Format, print_frame, print_json
-from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import LOCAL_TARGET
 
 app = typer.Typer(help="List, run (locally) and validate the bundle's jobs; see their run history.",
@@ -35,8 +34,7 @@ def list_jobs(ctx: typer.Context,
             typer.echo("  parameters: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in job["parameters"].items()))
         for task in job["tasks"]:
             after = ", ".join(task["depends_on"]) or "-"
-            missing = "" if task["entry_point_exists"] else "  (not written yet)"
-            typer.echo(f"  {task['task_key']:28} after {after:28} {task['entry_point']}{missing}")
+            typer.echo(f"  {task['task_key']:28} after {after:28} {task['entry_point']}")
 
 
 @app.command("run")
@@ -45,15 +43,17 @@ def run(ctx: typer.Context,
         param: list[str] = typer.Option(None, "--param", "-p",
                                         help="Override a job parameter: name=value (repeatable)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only progress, not the tasks' own output.")) -> None:
-    """Run a job locally: its tasks in dependency order, each in its own process, recorded in job_runs."""
-    from healthcare_mlops.bundle.runner import parse_param_overrides, run_job
+    """Run a job: locally its tasks in dependency order, each in its own process, recorded in job_runs;
+    against a workspace target, the deployed job (by $HEALTHCARE_MLOPS_JOB_ID_<KEY> or its numeric id)."""
+    from healthcare_mlops.bundle.runner import parse_param_overrides
+    from healthcare_mlops.bundle.launchers import QUEUED
+    from healthcare_mlops.composition import launcher
 
-    cli_state = state(ctx)
-    if cli_state.target != LOCAL_TARGET:
-        raise UserError(f"jobs run executes on this machine (target local); on Databricks run "
-                        f"`databricks bundle run -t {cli_state.target} {job_key}`")
-    result = run_job(job_key, parse_param_overrides(param), home=cli_state.home, task_output=not quiet)
-    result.raise_for_status()
+    settings = state(ctx).settings()
+    run = launcher(settings).run_now(job_key, parse_param_overrides(param), wait=True, task_output=not quiet)
+    if run.status == QUEUED:              # a workspace run: it goes on there
+        typer.echo(f"started {job_key}: run {run.run_id} ({run.status})")
+    run.raise_for_status()
 
 
 @app.command("runs")

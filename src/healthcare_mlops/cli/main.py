@@ -7,7 +7,8 @@ import sys
 
 import typer
 
-from healthcare_mlops.cli import app_commands, data_commands, governance_commands, jobs_commands, serve_commands
+from healthcare_mlops.cli import (alerts_commands, app_commands, data_commands, governance_commands, jobs_commands,
+                                  serve_commands)
 from healthcare_mlops.cli.context import CliState, state
 from healthcare_mlops.cli.output import Format, print_frame, print_mapping
 from healthcare_mlops.errors import UserError
@@ -19,7 +20,7 @@ app = typer.Typer(help="Healthcare-insurance risk MLOps on a laptop or Databrick
 app.add_typer(data_commands.app, name="data")
 app.add_typer(jobs_commands.app, name="jobs")
 app.add_typer(governance_commands.app, name="governance")
-app.add_typer(__import__("healthcare_mlops.cli.alerts_commands", fromlist=["app"]).app, name="alerts")
+app.add_typer(alerts_commands.app, name="alerts")
 app.command("app")(app_commands.console)
 app.command("serve")(serve_commands.serve)
 
@@ -48,9 +49,9 @@ def sql(ctx: typer.Context,
         query: str = typer.Argument(..., help="A read query; unqualified tables resolve in the target's schema."),
         fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json.")) -> None:
     """Run a read query through the console's read path (DuckDB over the local tables)."""
-    from healthcare_mlops.runtime.sql_engine import sql_engine
+    from healthcare_mlops.composition import sql
 
-    print_frame(sql_engine(state(ctx).settings()).query(query), fmt)
+    print_frame(sql(state(ctx).settings()).query(query), fmt)
 
 
 @app.command()
@@ -64,10 +65,10 @@ def demo(ctx: typer.Context,
          seed: int = typer.Option(42, "--seed", help="Random seed of the generated members.")) -> None:
     """The whole local loop through the local runner: data, the pipeline's jobs, then the console."""
     from healthcare_mlops.bundle.demo import demo_context, run_demo
+    from healthcare_mlops.composition import require_this_machine
 
     cli_state = state(ctx)
-    if cli_state.target != LOCAL_TARGET:
-        raise UserError("the demo runs locally (target local)")
+    require_this_machine(cli_state.settings(), "the demo", "deploy the bundle and run ml_training_pipeline")
     run_demo(demo_context(cli_state.home, patients, seed=seed, no_app=no_app, scenario=scenario))
 
 

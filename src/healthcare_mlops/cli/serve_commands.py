@@ -8,20 +8,18 @@ import sys
 import typer
 
 from healthcare_mlops.cli.context import state
-from healthcare_mlops.errors import UserError
 
 
 def serve(ctx: typer.Context,
           port: int = typer.Option(5000, "--port", min=1, max=65535, help="Port to listen on."),
           host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: every interface).")) -> None:
     """Serve the champion over HTTP (POST /invocations, GET /ping), as Model Serving does on Databricks."""
+    from healthcare_mlops.composition import require_this_machine
     from healthcare_mlops.scoring.serving import endpoint_name, local_server_command
 
     settings = state(ctx).settings()
-    if not settings.is_local:
-        raise UserError(f"serve runs the scoring server on this machine (target local); on {settings.target} "
-                        f"the champion is served by the Model Serving endpoint "
-                        f"'{endpoint_name(settings) or '(serving_endpoint_name not set)'}'")
+    require_this_machine(settings, "serve (the scoring server)", "the champion is served by the Model Serving "
+                         f"endpoint '{endpoint_name(settings) or '(serving_endpoint_name not set)'}'")
     argv, env, version = local_server_command(settings, port, host)
     url = f"http://{host}:{port}"
     typer.echo(f"serving {settings.model_name} version {version} (champion) at {url}/invocations "

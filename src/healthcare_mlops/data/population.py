@@ -1,6 +1,6 @@
 """Parameters of the synthetic membership, fitted to the public insurance-charges table.
 
-Targets (DESIGN.md section 6): age 18-64 with extra weight on 18-19 (mean 39.2, sd 14.0);
+Targets (docs/definitions.md (the public table)): age 18-64 with extra weight on 18-19 (mean 39.2, sd 14.0);
 sex 50/50; regions about 24 % each with southeast 27 %; smokers 20.5 %; children
 43/24/18/12/2/1 %; bmi mean 30.7, sd 6.1, range 16-53; charges = group base + 265 x age
 + 500 x children + right-skewed noise (residual sd about 4,500, about 6 % above +10,000).

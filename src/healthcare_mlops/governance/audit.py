@@ -9,9 +9,7 @@ import uuid
 import pandas as pd
 import pyarrow as pa
 
-from healthcare_mlops.runtime.sql_engine import sql_engine
-from healthcare_mlops.runtime.storage import LocalTableStore
-from healthcare_mlops.runtime.table_append import append_rows
+from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import MODEL_GOVERNANCE_LOG
 
@@ -47,17 +45,17 @@ def audit_event(model_name: str, version: str, action: str, actor: str, role: st
 
 
 def record(settings: Settings, event: dict) -> None:
-    append_rows(settings, MODEL_GOVERNANCE_LOG, [event], AUDIT_SCHEMA)
+    table_catalog(settings).append_rows(MODEL_GOVERNANCE_LOG, [event], AUDIT_SCHEMA)
 
 
 def history(settings: Settings, version: str | None = None) -> pd.DataFrame:
     """The model's audit events, oldest first (optionally of one version)."""
-    if settings.is_local and not LocalTableStore(settings).exists(MODEL_GOVERNANCE_LOG):
+    catalog = table_catalog(settings)
+    if not catalog.exists(MODEL_GOVERNANCE_LOG):
         return pd.DataFrame(columns=AUDIT_SCHEMA.names)
-    sql = (f"SELECT * FROM {settings.tables.fqn(MODEL_GOVERNANCE_LOG)} WHERE model_name = :model"
-           + (" AND version = :version" if version is not None else "") + " ORDER BY event_time, event_id")
-    params = {"model": settings.model_name, **({"version": str(version)} if version is not None else {})}
-    return sql_engine(settings).query(sql, params)
+    where = [("model_name", "=", settings.model_name)] + ([("version", "=", str(version))] if version is not None else [])
+    frame = catalog.read_pandas(MODEL_GOVERNANCE_LOG, where)
+    return frame.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
 
 
 def decoded_checks(event: pd.Series) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The governance checks: numbers in, verdicts out (DESIGN.md section 5).
+"""The governance checks: numbers in, verdicts out (docs/definitions.md).
 
 Every check has a value, a threshold, a verdict (pass / fail / warn) and whether it is
 hard (blocks promotion) or soft. A value that could not be computed is None, and a

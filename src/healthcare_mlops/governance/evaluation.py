@@ -7,8 +7,6 @@ computed again. Whatever fails is recorded as the reason, and the check then fai
 
 from __future__ import annotations
 
-import json
-
 import mlflow
 import pandas as pd
 from mlflow.models import Model
@@ -17,7 +15,7 @@ from healthcare_mlops.features.definitions import LABEL_COLUMN
 from healthcare_mlops.governance.checks import Evidence
 from healthcare_mlops.modeling import metrics as m
 from healthcare_mlops.modeling.training import group_metrics
-from healthcare_mlops.tasks.model_training import EVALUATION_ARTIFACT_DIR, TEST_SET_FILE
+from healthcare_mlops.modeling.artifacts import EVALUATION_ARTIFACT_DIR, TEST_SET_FILE
 
 REPORTING_COLUMNS = ("sex", "region", "age_band")
 
@@ -92,6 +90,3 @@ def gather_evidence(client, model_name: str, version: str, champion: str | None)
     return Evidence(metrics=metrics, groups=groups, inputs=inputs, model_loads=True,
                     champion_mae=champion_mae, lineage=lineage)
 
-
-def checks_json(checks) -> str:
-    return json.dumps([c.as_dict() for c in checks])

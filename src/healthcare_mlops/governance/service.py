@@ -11,6 +11,7 @@ are put back as they were. A killed promotion is therefore undone on the next ru
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mlflow
@@ -23,11 +24,10 @@ from healthcare_mlops.governance.evaluation import gather_evidence
 from healthcare_mlops.governance.model_card import render_model_card
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import Identity
+from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, EVALUATION_ARTIFACT_DIR, GROUP_METRICS_FILE
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
 from healthcare_mlops.settings import Settings
-from healthcare_mlops.tasks.model_training import EVALUATION_ARTIFACT_DIR
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 INTENT_TAG = "promotion_in_progress"
 STATUS_TAG = "governance_status"
 MODEL_CARD_FILE = "model_card.md"
@@ -51,12 +51,15 @@ class Validation:
 class Governance:
     """Governance actions for the target's registered model, on behalf of ``identity``."""
 
-    def __init__(self, settings: Settings, identity: Identity, serve_endpoint: bool = True):
+    def __init__(self, settings: Settings, identity: Identity,
+                 champion_endpoint: Callable[[str], object] | None = None):
         self.settings = settings
         self.identity = identity
-        # False in the console: updating an endpoint waits for minutes and needs rights the
-        # app does not have; the console starts a model_governance run instead.
-        self.serve_endpoint = serve_endpoint
+        # Points the serving endpoint at a new champion (Databricks; composition.champion_endpoint).
+        # None locally, where `serve` reads the alias, and in the console: updating an endpoint
+        # waits for minutes and needs rights the app does not have, so it starts a
+        # model_governance run instead.
+        self.champion_endpoint = champion_endpoint
         self.client = configure_mlflow(settings)
         self.model_name = settings.model_name
         self.thresholds = GovernanceThresholds.from_variables(settings.variables)
@@ -246,10 +249,9 @@ class Governance:
         self.serve_champion(version)
 
     def serve_champion(self, version: str) -> None:
-        """On Databricks the serving endpoint follows the champion (locally ``serve`` reads the alias)."""
-        if self.serve_endpoint and not self.settings.is_local:
-            from healthcare_mlops.scoring.serving import deploy_champion_endpoint
-            deploy_champion_endpoint(self.settings, version)
+        """The serving endpoint follows the champion, where this governance has one to move."""
+        if self.champion_endpoint is not None:
+            self.champion_endpoint(version)
 
     # -- reporting ------------------------------------------------------------------
     def pending(self) -> list[int]:
@@ -281,7 +283,7 @@ class Governance:
         """Re-render the card after a decision, with the training run's group metrics."""
         validation = self.latest_validation(version)
         run_id = self.client.get_model_version(self.model_name, version).run_id
-        groups = mlflow.artifacts.load_dict(f"runs:/{run_id}/{EVALUATION_ARTIFACT_DIR}/group_metrics.json")
+        groups = mlflow.artifacts.load_dict(f"runs:/{run_id}/{EVALUATION_ARTIFACT_DIR}/{GROUP_METRICS_FILE}")
         return self.attach_model_card(version, validation.checks if validation else [], groups)
 
     def attach_model_card(self, version: str, checks: list[Check], groups: list[dict]) -> str:

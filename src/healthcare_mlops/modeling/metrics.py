@@ -1,4 +1,4 @@
-"""Model metrics shared by training, governance and monitoring (DESIGN.md section 5)."""
+"""Model metrics shared by training, governance and monitoring (docs/definitions.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The risk score and its categories (DESIGN.md section 5), defined once.
+"""The risk score and its categories (docs/definitions.md), defined once.
 
 Risk score (0-100): 100 x the percentile rank of a member's predicted annual charges
 within the reference distribution of predictions on the training set. A reference is

@@ -5,17 +5,11 @@ window raises the same alert under the same id, and the run carries the earlier 
 ``created_at``, acknowledgement and ``retrain_run_id`` over, so acknowledging survives a
 rerun and a rerun does not trigger a second retrain.
 
-Acknowledging is an atomic conditional update of one row (``... WHERE alert_id = X AND
-acknowledged_at IS NULL``). On Databricks it is an ``UPDATE`` through the SQL warehouse
-with named parameters. Locally it is one delta-rs commit that replaces the alert's window
-partition with the same rows, the one alert acknowledged (``_update_local``): not
-``DeltaTable.update``, because delta-rs 1.x rewrites the file it updates with Arrow
-``string_view`` columns, and a filter on a string column then fails in every reader of the
-table's pyarrow dataset (DuckDB, the console: "Function 'equal' has no kernel matching
-input types (string, string_view)"). The rewrite checks the table version it read and
-retries when another writer committed in between; whoever comes second is told who
-acknowledged first. ``acknowledged_by`` / ``acknowledged_at`` (and the
-optional comment) are the audit record; the table's Delta history keeps every change.
+Acknowledging is one conditional update through the table catalog (``... WHERE alert_id
+= X AND acknowledged_at IS NULL``): an ``UPDATE`` on Databricks, one delta-rs commit
+locally that checks the version it read; whoever comes second is told who acknowledged
+first. ``acknowledged_by`` / ``acknowledged_at`` (and the optional comment) are the audit
+record; the table's Delta history keeps every change.
 Callers: the CLI (``healthcare-mlops alerts``) and the console, each with its identity.
 """
 
@@ -30,6 +24,7 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS, ALERT_SCHEMA_DDL
 from healthcare_mlops.monitoring.evaluation import Verdict, details_json
+from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_MODEL_ALERTS
 
@@ -111,41 +106,24 @@ def _number(value) -> float | None:
 
 
 # -- reading -----------------------------------------------------------------------------------
-def _engine(settings: Settings, engine=None):
-    if engine is not None:
-        return engine
-    from healthcare_mlops.runtime.sql_engine import sql_engine
-
-    return sql_engine(settings)
-
-
-def _table_missing(settings: Settings) -> bool:
-    if not settings.is_local:
-        return False
-    from healthcare_mlops.runtime.storage import LocalTableStore
-
-    return not LocalTableStore(settings).exists(ML_MODEL_ALERTS)
+def _alerts(settings: Settings, where: list[tuple]) -> pd.DataFrame:
+    """The alert rows matching ``where`` (none when the table does not exist yet)."""
+    catalog = table_catalog(settings)
+    if not catalog.exists(ML_MODEL_ALERTS):
+        return pd.DataFrame(columns=list(ALERT_COLUMNS))
+    return catalog.read_pandas(ML_MODEL_ALERTS, where, list(ALERT_COLUMNS))
 
 
-def list_alerts(settings: Settings, include_acknowledged: bool = False, limit: int | None = None,
-                engine=None) -> pd.DataFrame:
+def list_alerts(settings: Settings, include_acknowledged: bool = False, limit: int | None = None) -> pd.DataFrame:
     """Alerts, newest first; by default only those nobody has acknowledged yet."""
-    if _table_missing(settings):
-        return pd.DataFrame(columns=list(LIST_COLUMNS))
-    where = "" if include_acknowledged else "WHERE acknowledged_at IS NULL "
-    sql = (f"SELECT {', '.join(LIST_COLUMNS)} FROM {ML_MODEL_ALERTS} {where}"
-           "ORDER BY created_at DESC, window_end DESC, severity, type, column_name")
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    return _engine(settings, engine).query(sql)
+    frame = _alerts(settings, [] if include_acknowledged else [("acknowledged_at", "is null", None)])
+    frame = frame.sort_values(["created_at", "window_end", "severity", "type", "column_name"],
+                              ascending=[False, False, True, True, True], kind="stable")
+    return frame[list(LIST_COLUMNS)].head(limit or len(frame)).reset_index(drop=True)
 
 
-def get_alert(settings: Settings, identifier: str, engine=None) -> dict | None:
-    if _table_missing(settings):
-        return None
-    frame = _engine(settings, engine).query(
-        f"SELECT {', '.join(ALERT_COLUMNS)} FROM {ML_MODEL_ALERTS} WHERE alert_id = :alert_id",
-        {"alert_id": identifier})
+def get_alert(settings: Settings, identifier: str) -> dict | None:
+    frame = _alerts(settings, [("alert_id", "=", identifier)])
     return None if frame.empty else frame.iloc[0].to_dict()
 
 
@@ -154,97 +132,26 @@ def _is_set(value) -> bool:
     return value is not None and not (isinstance(value, float) and pd.isna(value)) and value is not pd.NaT
 
 
-def acknowledge(settings: Settings, identifier: str, identity: Identity, comment: str | None = None,
-                engine=None) -> dict:
+def acknowledge(settings: Settings, identifier: str, identity: Identity, comment: str | None = None) -> dict:
     """Record that ``identity`` acknowledged the alert (operator role); return the updated alert."""
     identity.require("acknowledge")
     identifier = normalise_alert_id(identifier)
-    alert = get_alert(settings, identifier, engine)
+    alert = get_alert(settings, identifier)
     if alert is None:
         raise UserError(f"no alert {identifier} in {settings.tables.fqn(ML_MODEL_ALERTS)}")
     if _is_set(alert.get("acknowledged_at")):
         raise UserError(f"alert {identifier} was already acknowledged by {alert['acknowledged_by']} "
                         f"at {alert['acknowledged_at']}")
     comment = (comment or "").strip() or None
-    if settings.is_local:
-        updated = _acknowledge_local(settings, identifier, identity.user, comment)
-    else:
-        _engine(settings, engine).execute(
-            f"UPDATE {settings.tables.fqn(ML_MODEL_ALERTS)} SET acknowledged_by = :user, "
-            "acknowledged_at = current_timestamp(), acknowledged_comment = :comment "
-            "WHERE alert_id = :alert_id AND acknowledged_at IS NULL",
-            {"user": identity.user, "comment": comment, "alert_id": identifier})
-        updated = None
-    after = get_alert(settings, identifier, engine) or {}
+    updated = table_catalog(settings).update(
+        ML_MODEL_ALERTS, {"acknowledged_by": identity.user, "acknowledged_at": dt.datetime.now(dt.timezone.utc),
+                          "acknowledged_comment": comment},
+        [("alert_id", "=", identifier), ("acknowledged_at", "is null", None)])
+    after = get_alert(settings, identifier) or {}
     if updated == 0 or after.get("acknowledged_by") != identity.user:
         raise UserError(f"alert {identifier} was acknowledged meanwhile by {after.get('acknowledged_by')} "
                         f"at {after.get('acknowledged_at')}")
     return after
-
-
-def _update_local(settings: Settings, identifiers: list[str], change, attempts: int = 5) -> int:
-    """Apply ``change(row) -> bool`` to the local alerts with these ids, one commit per window.
-
-    Each affected window partition is rewritten whole (same rows, changed values) by an
-    overwrite whose predicate is the partition, so delta-rs removes whole files and writes
-    plain Arrow types. Returns how many rows ``change`` changed.
-    """
-    import pyarrow as pa
-
-    from healthcare_mlops.runtime.storage import LocalTableStore
-
-    store = LocalTableStore(settings)
-    wanted = set(identifiers)
-    for _ in range(attempts):
-        table = store.delta_table(ML_MODEL_ALERTS)
-        version = table.version()
-        arrow = table.to_pyarrow_table()
-        schema = pa.schema([pa.field(f.name, pa.string() if pa.types.is_string_view(f.type) else f.type)
-                            for f in arrow.schema])
-        frame = arrow.to_pandas()
-        target = frame[frame["alert_id"].isin(wanted)]
-        if target.empty:
-            return 0
-        changed = 0
-        writes = []
-        for (start, end), _ in target.groupby(["window_start", "window_end"]):
-            part = frame[(frame["window_start"] == start) & (frame["window_end"] == end)].copy()
-            rows = part.to_dict(orient="records")
-            for row in rows:
-                if row["alert_id"] in wanted and change(row):
-                    changed += 1
-            writes.append(((start, end), pd.DataFrame(rows, columns=part.columns)))
-        if changed == 0:
-            return 0
-        if store.delta_table(ML_MODEL_ALERTS).version() != version:
-            continue            # someone wrote meanwhile: read again
-        for (start, end), rows in writes:
-            data = pa.Table.from_pandas(rows[[f.name for f in schema]], schema=schema, preserve_index=False)
-            store.write_arrow(data, ML_MODEL_ALERTS, mode="replace_partition",
-                              partition={"window_start": _date(start), "window_end": _date(end)},
-                              partition_by=["window_start", "window_end"])
-        return changed
-    raise UserError("the alerts table kept changing while updating it; try again")
-
-
-def _date(value) -> dt.date:
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    if isinstance(value, dt.datetime):
-        return value.date()
-    return value
-
-
-def _acknowledge_local(settings: Settings, identifier: str, user: str, comment: str | None) -> int:
-    now = dt.datetime.now(dt.timezone.utc)
-
-    def change(row: dict) -> bool:
-        if _is_set(row.get("acknowledged_at")):
-            return False
-        row.update(acknowledged_by=user, acknowledged_at=now, acknowledged_comment=comment)
-        return True
-
-    return _update_local(settings, [identifier], change)
 
 
 # -- the retrain link ----------------------------------------------------------------------------
@@ -253,20 +160,5 @@ def record_retrain(settings: Settings, identifiers: list[str], retrain_run_id: s
     identifiers = [normalise_alert_id(i) for i in identifiers]
     if not identifiers:
         return
-    if settings.is_local:
-        def change(row: dict) -> bool:
-            row["retrain_run_id"] = str(retrain_run_id)
-            return True
-
-        _update_local(settings, identifiers, change)
-        return
-    names = {f"alert_{n}": value for n, value in enumerate(identifiers)}
-    statement = (f"UPDATE {settings.tables.fqn(ML_MODEL_ALERTS)} SET retrain_run_id = :retrain_run_id "
-                 f"WHERE alert_id IN ({', '.join(':' + n for n in names)})")
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.getActiveSession()
-    if spark is not None:
-        spark.sql(statement, args={"retrain_run_id": str(retrain_run_id), **names})
-    else:
-        _engine(settings).execute(statement, {"retrain_run_id": str(retrain_run_id), **names})
+    table_catalog(settings).update(ML_MODEL_ALERTS, {"retrain_run_id": str(retrain_run_id)},
+                                   [("alert_id", "in", identifiers)])

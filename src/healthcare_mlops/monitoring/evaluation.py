@@ -5,7 +5,7 @@ per-value counts and the labelled batch to per-group sums; everything here works
 those few hundred numbers, with no Spark and no I/O, so the console and the tests can
 use it as well.
 
-Verdicts (DESIGN.md section 5; thresholds are the bundle's variables):
+Verdicts (docs/definitions.md; thresholds are the bundle's variables):
 
 | alert | when | severity |
 |---|---|---|
@@ -223,7 +223,8 @@ class Verdict:
     details: dict = field(default_factory=dict)
 
 
-def _row(column_name: str, metric: str, value, threshold=None, status: str = INFO, group_value=None) -> dict:
+def metric_row(column_name: str, metric: str, value, threshold=None, status: str = INFO, group_value=None) -> dict:
+    """One row of ml_drift_metrics (without the run columns); NaN is stored as null."""
     value = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
     return {"column_name": column_name, "group_value": group_value, "metric": metric, "value": value,
             "threshold": None if threshold is None else float(threshold), "status": status}
@@ -236,7 +237,7 @@ def evaluate_drift(specs: list[ColumnSpec], counts: pd.DataFrame,
     prediction = drifts[PREDICTION]
     volume = int(round(prediction.current_n))
     judged = volume >= t.low_volume_min_predictions
-    rows: list[dict] = [_row(BATCH, "volume", volume, t.low_volume_min_predictions, OK if judged else ALERT)]
+    rows: list[dict] = [metric_row(BATCH, "volume", volume, t.low_volume_min_predictions, OK if judged else ALERT)]
     verdicts: list[Verdict] = []
     if not judged:
         verdicts.append(Verdict(
@@ -257,21 +258,21 @@ def evaluate_drift(specs: list[ColumnSpec], counts: pd.DataFrame,
         if "psi" in m:
             band = st.psi_band(m["psi"], t.psi_moderate, t.psi_significant)
             threshold = t.prediction_psi_alert if spec.name == PREDICTION else t.psi_moderate
-            rows.append(_row(spec.name, "psi", m["psi"], threshold, judged_status(band)))
+            rows.append(metric_row(spec.name, "psi", m["psi"], threshold, judged_status(band)))
             if spec.is_input and m["psi"] >= t.psi_moderate:
                 drifted.append(spec.name)
                 importance_of[spec.name] = spec.importance
         for metric in ("js_distance", "ks_statistic", "ks_pvalue", "wasserstein_norm", "chi2_statistic",
                        "chi2_pvalue"):
             if metric in m:
-                rows.append(_row(spec.name, metric, m[metric]))
+                rows.append(metric_row(spec.name, metric, m[metric]))
         if spec.is_input:
-            rows.append(_row(spec.name, "importance", spec.importance))
+            rows.append(metric_row(spec.name, "importance", spec.importance))
 
     composite = float(sum(importance_of.values()))
     psi_of = {s.name: drifts[s.name].metrics.get("psi") for s in specs if s.is_input}
     composite_alert = composite > t.composite_drift_alert
-    rows.append(_row(BATCH, "composite_drift", composite, t.composite_drift_alert,
+    rows.append(metric_row(BATCH, "composite_drift", composite, t.composite_drift_alert,
                      judged_status(ALERT if composite_alert else OK)))
     if judged and drifted:
         names = ", ".join(f"{n} (PSI {psi_of[n]:.3f}, importance {importance_of[n]:.2f})" for n in drifted)
@@ -309,9 +310,9 @@ def evaluate_drift(specs: list[ColumnSpec], counts: pd.DataFrame,
             delta = float(now[index] - before[index])
             deltas[label] = delta
             shifted = abs(delta) > t.group_share_shift_alert
-            rows.append(_row(spec.name, "group_share", now[index], group_value=label))
-            rows.append(_row(spec.name, "group_share_reference", before[index], group_value=label))
-            rows.append(_row(spec.name, "group_share_delta", delta, t.group_share_shift_alert,
+            rows.append(metric_row(spec.name, "group_share", now[index], group_value=label))
+            rows.append(metric_row(spec.name, "group_share_reference", before[index], group_value=label))
+            rows.append(metric_row(spec.name, "group_share_delta", delta, t.group_share_shift_alert,
                              judged_status(ALERT if shifted else OK), group_value=label))
         moved = {k: v for k, v in deltas.items() if abs(v) > t.group_share_shift_alert}
         if judged and moved:
@@ -363,7 +364,7 @@ def evaluate_performance(sums: pd.DataFrame, t: MonitoringThresholds,
         pd.Series({c: 0 for c in SUM_COLUMNS}))
     labelled = overall["n"]
     judged = labelled >= t.low_volume_min_predictions
-    rows = [_row(BATCH, "labelled_predictions", labelled, t.low_volume_min_predictions, OK if judged else INSUFFICIENT)]
+    rows = [metric_row(BATCH, "labelled_predictions", labelled, t.low_volume_min_predictions, OK if judged else INSUFFICIENT)]
     verdicts: list[Verdict] = []
     fairness: list[dict] = []
     if labelled == 0:
@@ -375,10 +376,10 @@ def evaluate_performance(sums: pd.DataFrame, t: MonitoringThresholds,
     rs_mae, calibration = overall["risk_score_mae"], overall["calibration_ratio"]
     rs_breach = rs_mae is not None and rs_mae > t.performance_risk_score_mae_alert
     cal_breach = calibration is not None and not (t.calibration_ratio_min <= calibration <= t.calibration_ratio_max)
-    rows += [_row(PREDICTION, "mae", overall["mae"]), _row(PREDICTION, "rmse", overall["rmse"]),
-             _row(PREDICTION, "r2", overall["r2"]),
-             _row(PREDICTION, "risk_score_mae", rs_mae, t.performance_risk_score_mae_alert, status(rs_breach)),
-             _row(PREDICTION, "calibration_ratio", calibration, None, status(cal_breach))]
+    rows += [metric_row(PREDICTION, "mae", overall["mae"]), metric_row(PREDICTION, "rmse", overall["rmse"]),
+             metric_row(PREDICTION, "r2", overall["r2"]),
+             metric_row(PREDICTION, "risk_score_mae", rs_mae, t.performance_risk_score_mae_alert, status(rs_breach)),
+             metric_row(PREDICTION, "calibration_ratio", calibration, None, status(cal_breach))]
     if judged and (rs_breach or cal_breach):
         reasons = []
         if rs_breach:
@@ -415,11 +416,11 @@ def evaluate_performance(sums: pd.DataFrame, t: MonitoringThresholds,
         ratio_breach = ratio is not None and ratio > t.fairness_mae_ratio_max
         outside = [g for g in eligible if g["calibration_ratio"] is not None
                    and not (t.calibration_ratio_min <= g["calibration_ratio"] <= t.calibration_ratio_max)]
-        rows.append(_row(column, "fairness_mae_ratio", ratio, t.fairness_mae_ratio_max,
+        rows.append(metric_row(column, "fairness_mae_ratio", ratio, t.fairness_mae_ratio_max,
                          INSUFFICIENT if ratio is None else (ALERT if ratio_breach else OK)))
         if eligible:
             worst = max(eligible, key=lambda g: abs((g["calibration_ratio"] or 1.0) - 1.0))
-            rows.append(_row(column, "calibration_ratio_worst", worst["calibration_ratio"], None,
+            rows.append(metric_row(column, "calibration_ratio_worst", worst["calibration_ratio"], None,
                              ALERT if outside else OK, group_value=worst["group_value"]))
         if ratio_breach or outside:
             reasons = []
@@ -439,7 +440,7 @@ def evaluate_performance(sums: pd.DataFrame, t: MonitoringThresholds,
     shares = [g["critical_share"] for g in sexes]
     if len(shares) >= 2 and max(shares) > 0:
         four_fifths = min(shares) / max(shares)
-        rows.append(_row("sex", "critical_share_four_fifths", four_fifths, t.four_fifths_min,
+        rows.append(metric_row("sex", "critical_share_four_fifths", four_fifths, t.four_fifths_min,
                          OK if four_fifths >= t.four_fifths_min else FLAG))
     return rows, fairness, verdicts
 

@@ -1,6 +1,6 @@
 """A registered model version's training reference, as monitoring reads it from MLflow.
 
-Training logs two artifacts per version (tasks/model_training.py): ``reference/
+Training logs two artifacts per version (modeling/artifacts.py names them): ``reference/
 training_reference.json`` (deciles, shares, prediction deciles, feature importances) and
 ``reference/reference_sample.parquet`` (up to 100k training rows: the model inputs, sex,
 age band and the out-of-fold prediction). The risk score's reference quantiles travel
@@ -19,10 +19,8 @@ from mlflow.exceptions import MlflowException
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.runtime.mlflow_setup import find_in_registry
 from healthcare_mlops.settings import Settings
-from healthcare_mlops.tasks.model_training import (REFERENCE_ARTIFACT_DIR, REFERENCE_SAMPLE_FILE,
-                                                   TRAINING_REFERENCE_FILE)
-
-CHAMPION, CHALLENGER = "champion", "challenger"
+from healthcare_mlops.modeling.artifacts import (CHAMPION, REFERENCE_ARTIFACT_DIR, REFERENCE_SAMPLE_FILE,
+                                                 TRAINING_REFERENCE_FILE)
 REFERENCE_KEYS = ("numeric", "categorical", "feature_importances", "prediction")
 
 

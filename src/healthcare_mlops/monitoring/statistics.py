@@ -1,7 +1,7 @@
 """The small final arithmetic of monitoring: numbers in, numbers out (numpy and scipy, no Spark).
 
 Spark reduces a batch of any size to a few hundred counts (per bin, per distinct value);
-these functions turn those counts into the statistics of DESIGN.md section 5:
+these functions turn those counts into the statistics of docs/definitions.md:
 
 - ``psi``: population stability index over bins, both share vectors floored at 1e-4
   (not renormalised, the usual convention and Evidently's), ``sum((a - e) * ln(a / e))``.

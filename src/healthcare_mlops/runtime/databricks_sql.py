@@ -58,12 +58,12 @@ class DatabricksSqlEngine:
             columns = [d[0] for d in cursor.description or []]
             return pd.DataFrame(cursor.fetchall(), columns=columns)
 
+    def arrow(self, statement: str, params: dict | None = None):
+        """The rows of a read statement as an Arrow table."""
+        with self.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(statement, params or {})
+            return cursor.fetchall_arrow()
+
     def execute(self, statement: str, params: dict | None = None) -> None:
         with self.connect() as connection, connection.cursor() as cursor:
             cursor.execute(statement, params or {})
-
-
-def insert_statement(table_fqn: str, columns: list[str]) -> str:
-    """``INSERT INTO t (a, b) VALUES (:a, :b)``: named parameters, never formatted values."""
-    return (f"INSERT INTO {table_fqn} ({', '.join(columns)}) "
-            f"VALUES ({', '.join(':' + c for c in columns)})")

@@ -53,3 +53,14 @@ def find_in_registry(call, *args):
         if exc.error_code not in NOT_FOUND_CODES:
             raise
         return None
+
+
+def registry_fingerprint(settings: Settings):
+    """What changes when the registry changes, for caching: the local SQLite file's modification
+    time (None before the first run created it); on a workspace a constant (results expire by time)."""
+    if not settings.is_local:
+        return "workspace"
+    try:
+        return (settings.mlflow_dir / "mlflow.db").stat().st_mtime_ns
+    except FileNotFoundError:
+        return None

@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.runtime.storage import LocalTableStore
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import Settings
 
 _NAMED_MARKER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -30,7 +30,7 @@ class LocalSqlEngine:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.store = LocalTableStore(settings)
+        self.store = DeltaCatalog(settings)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A fresh connection whose views point at each table's latest Delta version."""

@@ -28,9 +28,9 @@ import os
 import sys
 
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.modeling.artifacts import CHAMPION
 from healthcare_mlops.settings import Settings
 
-CHAMPION = "champion"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 ENDPOINT_VARIABLE = "serving_endpoint_name"

@@ -23,8 +23,8 @@ from healthcare_mlops.data.scenarios import get_scenario
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.spark.generator import GENERATOR_SOURCE, generate_load
 from healthcare_mlops.spark.scd2 import build_dim_patients, state_before
-from healthcare_mlops.spark.session import get_spark
-from healthcare_mlops.spark.tables_io import read_table, table_exists, write_table
+from healthcare_mlops.runtime.catalog import TableCatalog, table_catalog
+from healthcare_mlops.runtime.spark_session import get_spark
 from healthcare_mlops.spark.validation import parse_source_columns, validate
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVER_PATIENTS
 
@@ -47,17 +47,16 @@ class LoadReport:
         return asdict(self)
 
 
-def _store_load(spark: SparkSession, settings: Settings, valid: DataFrame, rejected: DataFrame,
+def _store_load(catalog: TableCatalog, valid: DataFrame, rejected: DataFrame,
                 as_of: dt.date, source: str, stage: str) -> LoadReport:
-    n_loaded = write_table(valid.select(*SILVER_COLUMNS), settings, SILVER_PATIENTS,
-                           mode="replace_partition", partition={"as_of_date": as_of, "source": source},
-                           partition_by=["as_of_date"])
-    n_quarantined = write_table(rejected.select(*QUARANTINE_COLUMNS), settings, DATA_QUALITY_QUARANTINE,
-                                mode="replace_partition",
-                                partition={"stage": stage, "source": source, "as_of_date": as_of},
-                                partition_by=["as_of_date"])
-    dim = build_dim_patients(read_table(spark, settings, SILVER_PATIENTS)).cache()
-    write_table(dim, settings, DIM_PATIENTS, mode="overwrite")
+    n_loaded = catalog.write(valid.select(*SILVER_COLUMNS), SILVER_PATIENTS, mode="replace_partition",
+                             partition={"as_of_date": as_of, "source": source}, partition_by=["as_of_date"])
+    n_quarantined = catalog.write(rejected.select(*QUARANTINE_COLUMNS), DATA_QUALITY_QUARANTINE,
+                                  mode="replace_partition",
+                                  partition={"stage": stage, "source": source, "as_of_date": as_of},
+                                  partition_by=["as_of_date"])
+    dim = build_dim_patients(catalog.read(SILVER_PATIENTS)).cache()
+    catalog.write(dim, DIM_PATIENTS, mode="overwrite")
     counts = dim.agg(F.count("*").alias("versions"),
                      F.sum(F.col("is_current_record").cast("int")).alias("current")).first()
     dim.unpersist()
@@ -66,15 +65,14 @@ def _store_load(spark: SparkSession, settings: Settings, valid: DataFrame, rejec
                       current_members=int(counts["current"] or 0), dim_versions=int(counts["versions"]))
 
 
-def _previous_generated_load(spark: SparkSession, settings: Settings, as_of: dt.date):
+def _previous_generated_load(catalog: TableCatalog, as_of: dt.date):
     """The generated members' state before ``as_of`` and the date of the load before it."""
-    if not table_exists(spark, settings, DIM_PATIENTS):
+    if not catalog.exists(DIM_PATIENTS):
         return None, None
-    dim = read_table(spark, settings, DIM_PATIENTS).where(F.col("source") == GENERATOR_SOURCE)
-    silver = read_table(spark, settings, SILVER_PATIENTS)
-    previous = silver.where((F.col("source") == GENERATOR_SOURCE) & (F.col("as_of_date") < F.lit(as_of))) \
-        .agg(F.max("as_of_date")).first()[0]
-    return state_before(dim, as_of), previous
+    dim = catalog.read(DIM_PATIENTS, [("source", "=", GENERATOR_SOURCE)])
+    earlier = catalog.distinct_values(SILVER_PATIENTS, "as_of_date",
+                                      [("source", "=", GENERATOR_SOURCE), ("as_of_date", "<", as_of)])
+    return state_before(dim, as_of), (earlier[-1] if earlier else None)
 
 
 def generate_patients(settings: Settings, patients: int, seed: int, as_of: dt.date,
@@ -82,12 +80,12 @@ def generate_patients(settings: Settings, patients: int, seed: int, as_of: dt.da
     """Generate one as-of date's member load (first load: the population) and store it."""
     shape = get_scenario(scenario).shape
     spark = get_spark(settings)
-    existing, previous_as_of = _previous_generated_load(spark, settings, as_of)
+    catalog = table_catalog(settings, spark)
+    existing, previous_as_of = _previous_generated_load(catalog, as_of)
     load = generate_load(spark, seed, as_of, patients, shape, existing, previous_as_of)
     records = load.withColumn("raw_record", F.to_json(F.struct(*SOURCE_COLUMNS[:-1], "annual_charges")))
     validated = validate(records, ["patient_natural_key"], from_raw=False, stage="generate")
-    return _store_load(spark, settings, validated.valid, validated.rejected, as_of, GENERATOR_SOURCE,
-                       stage="generate")
+    return _store_load(catalog, validated.valid, validated.rejected, as_of, GENERATOR_SOURCE, stage="generate")
 
 
 def _malformed_rows(spark: SparkSession, rows: list[dict], source: str, key_prefix: str,
@@ -128,4 +126,5 @@ def ingest_csv(settings: Settings, path: str | Path, as_of: dt.date) -> LoadRepo
     validated = validate(parsed, duplicate_key, from_raw=True, stage="ingest", duplicate_column="row")
     rejected = validated.rejected.unionByName(
         _malformed_rows(spark, csv_rows.malformed, csv_rows.source, key_prefix, as_of))
-    return _store_load(spark, settings, validated.valid, rejected, as_of, csv_rows.source, stage="ingest")
+    return _store_load(table_catalog(settings, spark), validated.valid, rejected, as_of, csv_rows.source,
+                       stage="ingest")

@@ -1,19 +1,14 @@
 """Task parameters as the bundle passes them: ``--name value`` pairs in ``spark_python_task``.
 
 Every job receives ``--target ${bundle.target}``, ``--catalog ${var.catalog}`` and
-``--schema ${var.schema}`` plus its own parameters, so no job hard-codes where it runs.
-Locally the runner substitutes ``local`` for the target and the home comes from
-$HEALTHCARE_MLOPS_HOME.
+``--schema ${var.schema}`` plus its own parameters (``settings.REQUIRED_TASK_PARAMETERS``),
+so no job hard-codes where it runs; ``settings.task_settings`` turns them into settings.
 """
 
 from __future__ import annotations
 
-import os
-
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.settings import LOCAL_TARGET, Settings, resolve_home
-
-REQUIRED = ("target", "catalog", "schema")
+from healthcare_mlops.settings import REQUIRED_TASK_PARAMETERS
 
 
 def parse_task_arguments(argv: list[str]) -> dict[str, str]:
@@ -31,16 +26,8 @@ def parse_task_arguments(argv: list[str]) -> dict[str, str]:
             params[name] = items.pop(0)
         else:
             params[name] = ""
-    missing = [name for name in REQUIRED if not params.get(name)]
+    missing = [name for name in REQUIRED_TASK_PARAMETERS if not params.get(name)]
     if missing:
         raise UserError(f"missing task parameters: {', '.join('--' + m for m in missing)}")
     return params
 
-
-def task_settings(params: dict[str, str]) -> Settings:
-    """Settings built only from the task's parameters (the bundle is not read at run time)."""
-    target = params["target"]
-    home = resolve_home(os.environ.get("HEALTHCARE_MLOPS_HOME")) if target == LOCAL_TARGET \
-        else resolve_home(None)
-    return Settings(target=target, catalog=params["catalog"], schema=params["schema"], home=home,
-                    variables=dict(params))

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.settings import Settings
-from healthcare_mlops.tasks.arguments import parse_task_arguments, task_settings
+from healthcare_mlops.settings import Settings, task_settings
+from healthcare_mlops.tasks.arguments import parse_task_arguments
 
 
 def main(run: Callable[[dict, Settings], object], argv: Sequence[str] | None = None) -> None:

@@ -33,33 +33,30 @@ def resolve_load_date(load_dates: list[dt.date], as_of: dt.date | None) -> dt.da
 
 def run(settings: Settings, as_of: dt.date | str | None = None) -> dict:
     """Featurize the members delivered on ``as_of`` (default: the latest load); return the counts."""
+    from healthcare_mlops.runtime.catalog import table_catalog
+    from healthcare_mlops.runtime.spark_session import get_spark
     from healthcare_mlops.spark.features import QUARANTINE_SOURCE, STAGE, build_features, delivered_members
-    from healthcare_mlops.spark.session import get_spark
-    from healthcare_mlops.spark.tables_io import read_table, table_exists, write_table
 
     requested = parse_optional_date(as_of, "as-of date")
-    spark = get_spark(settings)
+    catalog = table_catalog(settings, get_spark(settings))
     for name in (SILVER_PATIENTS, DIM_PATIENTS):
-        if not table_exists(spark, settings, name):
-            raise UserError(f"table {settings.tables.fqn(name)} does not exist yet; load members first "
+        if not catalog.exists(name):
+            raise UserError(f"table {catalog.fqn(name)} does not exist yet; load members first "
                             f"(healthcare-mlops data generate or data ingest)")
-    silver = read_table(spark, settings, SILVER_PATIENTS)
-    load_dates = [row[0] for row in silver.select("as_of_date").distinct().collect() if row[0] is not None]
-    day = resolve_load_date(load_dates, requested)
-    dim = read_table(spark, settings, DIM_PATIENTS)
-
-    features, rejected = build_features(dim, silver, day)
+    day = resolve_load_date(catalog.distinct_values(SILVER_PATIENTS, "as_of_date"), requested)
+    silver = catalog.read(SILVER_PATIENTS)
+    features, rejected = build_features(catalog.read(DIM_PATIENTS), silver, day)
     delivered = delivered_members(silver, day).count()
-    n_features = write_table(features, settings, ML_INSURANCE_FEATURES, mode="replace_partition",
-                             partition={"as_of_date": day}, partition_by=["as_of_date"])
-    n_quarantined = write_table(rejected, settings, DATA_QUALITY_QUARANTINE, mode="replace_partition",
-                                partition={"stage": STAGE, "source": QUARANTINE_SOURCE, "as_of_date": day},
-                                partition_by=["as_of_date"])
+    n_features = catalog.write(features, ML_INSURANCE_FEATURES, mode="replace_partition",
+                               partition={"as_of_date": day}, partition_by=["as_of_date"])
+    n_quarantined = catalog.write(rejected, DATA_QUALITY_QUARANTINE, mode="replace_partition",
+                                  partition={"stage": STAGE, "source": QUARANTINE_SOURCE, "as_of_date": day},
+                                  partition_by=["as_of_date"])
     if delivered != n_features + n_quarantined:
         raise RuntimeError(f"feature engineering lost rows on {day}: delivered {delivered} != "
                            f"features {n_features} + quarantined {n_quarantined}")
     result = {"as_of_date": day.isoformat(), "delivered": delivered, "features": n_features,
-              "quarantined": n_quarantined, "table": settings.tables.fqn(ML_INSURANCE_FEATURES)}
+              "quarantined": n_quarantined, "table": catalog.fqn(ML_INSURANCE_FEATURES)}
     print(f"feature_engineering as of {result['as_of_date']}: delivered {delivered} = "
           f"features {n_features} + quarantined {n_quarantined} -> {result['table']}")
     return result

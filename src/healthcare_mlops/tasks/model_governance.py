@@ -7,7 +7,9 @@ successful state that the task prints and ``governance status`` shows.
 
 from __future__ import annotations
 
+from healthcare_mlops.composition import champion_endpoint
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.modeling.artifacts import CHAMPION
 from healthcare_mlops.governance.service import Governance
 from healthcare_mlops.identity import job_identity
 from healthcare_mlops.settings import Settings
@@ -28,12 +30,12 @@ def format_checks(checks) -> str:
 
 
 def run(settings: Settings) -> str:
-    governance = Governance(settings, job_identity(settings))
+    governance = Governance(settings, job_identity(settings), champion_endpoint(settings))
     validation = governance.validate()
     version = validation.version
     print(f"{settings.model_name} version {version} (challenger), approval mode {governance.approval_mode}")
     print(format_checks(validation.checks))
-    if governance.alias("champion") == version:
+    if governance.alias(CHAMPION) == version:
         print(f"version {version} is already the champion")
         governance.serve_champion(version)    # e.g. approved in the console, which leaves the endpoint to this job
         return ALREADY_CHAMPION

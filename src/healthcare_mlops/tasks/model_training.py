@@ -12,6 +12,9 @@ import pandas as pd
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.modeling.artifacts import (CHALLENGER, EVALUATION_ARTIFACT_DIR, GROUP_METRICS_FILE,
+                                                 REFERENCE_ARTIFACT_DIR, REFERENCE_SAMPLE_FILE, TEST_SET_FILE,
+                                                 TRAINING_REFERENCE_FILE)
 from healthcare_mlops.modeling.estimators import CANDIDATES
 from healthcare_mlops.modeling.input_contract import typed_model_input
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel, input_signature
@@ -21,37 +24,26 @@ from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, use_experime
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_INSURANCE_FEATURES
 
-CHALLENGER = "challenger"
-REFERENCE_ARTIFACT_DIR = "reference"
-EVALUATION_ARTIFACT_DIR = "evaluation"
-TRAINING_REFERENCE_FILE = "training_reference.json"
-REFERENCE_SAMPLE_FILE = "reference_sample.parquet"
-TEST_SET_FILE = "test_set.parquet"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def load_training_frame(settings: Settings, as_of: dt.date | None) -> tuple[pd.DataFrame, dict]:
     """The features of one as-of date (default: the latest) and the data version they came from."""
-    from pyspark.sql import functions as F
+    from healthcare_mlops.runtime.catalog import table_catalog
 
-    from healthcare_mlops.spark.session import get_spark
-    from healthcare_mlops.spark.tables_io import read_table, table_exists, table_version
-
-    spark = get_spark(settings)
-    if not table_exists(spark, settings, ML_INSURANCE_FEATURES):
-        raise UserError(f"{settings.tables.fqn(ML_INSURANCE_FEATURES)} does not exist: "
-                        "run the feature_engineering job first")
-    features = read_table(spark, settings, ML_INSURANCE_FEATURES)
+    catalog = table_catalog(settings)
+    if not catalog.exists(ML_INSURANCE_FEATURES):
+        raise UserError(f"{catalog.fqn(ML_INSURANCE_FEATURES)} does not exist: run the feature_engineering job first")
+    version = catalog.version(ML_INSURANCE_FEATURES)
     if as_of is None:
-        as_of = features.agg(F.max("as_of_date")).first()[0]
-        if as_of is None:
-            raise UserError(f"{settings.tables.fqn(ML_INSURANCE_FEATURES)} is empty")
-    frame = features.where(F.col("as_of_date") == F.lit(as_of)).toPandas()
+        dates = catalog.distinct_values(ML_INSURANCE_FEATURES, "as_of_date")
+        if not dates:
+            raise UserError(f"{catalog.fqn(ML_INSURANCE_FEATURES)} is empty")
+        as_of = dates[-1]
+    frame = catalog.read_arrow(ML_INSURANCE_FEATURES, [("as_of_date", "=", as_of)]).to_pandas(date_as_object=True)
     if frame.empty:
         raise UserError(f"no features for as-of date {as_of}")
-    version = {"table": settings.tables.fqn(ML_INSURANCE_FEATURES), "as_of_date": str(as_of),
-               "delta_version": table_version(spark, settings, ML_INSURANCE_FEATURES)}
-    return frame, version
+    return frame, {"table": catalog.fqn(ML_INSURANCE_FEATURES), "as_of_date": str(as_of), "delta_version": version}
 
 
 def _input_example(result: TrainingResult, inputs) -> pd.DataFrame:
@@ -90,7 +82,7 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
             mlflow.log_artifact(str(folder / REFERENCE_SAMPLE_FILE), REFERENCE_ARTIFACT_DIR)
             result.test_frame.to_parquet(folder / TEST_SET_FILE, index=False)
             mlflow.log_artifact(str(folder / TEST_SET_FILE), EVALUATION_ARTIFACT_DIR)
-            mlflow.log_dict(result.group_metrics, f"{EVALUATION_ARTIFACT_DIR}/group_metrics.json")
+            mlflow.log_dict(result.group_metrics, f"{EVALUATION_ARTIFACT_DIR}/{GROUP_METRICS_FILE}")
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature, input_example=example,
             code_paths=[str(PACKAGE_DIR)], registered_model_name=settings.model_name)

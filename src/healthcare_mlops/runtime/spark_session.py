@@ -6,15 +6,18 @@ import os
 import sys
 from pathlib import Path
 
-from pyspark.sql import SparkSession
-
 from healthcare_mlops.settings import Settings
 
 LOCAL_LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
-def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlops") -> SparkSession:
-    """Return the active session, or build a local one tuned for a small machine."""
+def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlops"):
+    """Return the active session, or build a local one tuned for a small machine.
+
+    pyspark is imported here, not with the module: the console and the light CLI commands
+    import ``runtime`` without a JVM."""
+    from pyspark.sql import SparkSession
+
     active = SparkSession.getActiveSession()
     if active is not None:
         return active

@@ -1,0 +1,47 @@
+"""The registered model as the console shows it: champion, challenger, every version's status, model cards.
+
+Plain functions of an ``MlflowClient`` (the caching layer, app/data.py, holds the client
+and caches the results).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION
+from healthcare_mlops.runtime.mlflow_setup import find_in_registry
+
+
+def no_model(name: str) -> dict:
+    """What ``read_registry`` returns before any version is registered."""
+    return {"model_name": name, "exists": False, CHAMPION: None, CHALLENGER: None, "versions": pd.DataFrame()}
+
+
+def read_registry(client, name: str) -> dict:
+    """Champion and challenger versions and one row per version (aliases, governance status, registered)."""
+    model = find_in_registry(client.get_registered_model, name)
+    if model is None:
+        return no_model(name)
+    aliases = dict(getattr(model, "aliases", None) or {})
+    by_version: dict = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    rows = [{
+        "version": int(v.version),
+        "aliases": ", ".join(sorted(by_version.get(str(v.version), []))),
+        "status": (v.tags or {}).get("governance_status", ""),
+        "registered": pd.Timestamp(int(v.creation_timestamp), unit="ms", tz="UTC") if v.creation_timestamp else pd.NaT,
+        "run_id": v.run_id,
+    } for v in client.search_model_versions(f"name = '{name}'")]
+    frame = pd.DataFrame(rows).sort_values("version", ascending=False).reset_index(drop=True) if rows \
+        else pd.DataFrame()
+    return {"model_name": name, "exists": True,
+            CHAMPION: int(aliases[CHAMPION]) if CHAMPION in aliases else None,
+            CHALLENGER: int(aliases[CHALLENGER]) if CHALLENGER in aliases else None,
+            "versions": frame}
+
+
+def read_model_card(client, name: str, version) -> str:
+    """The model card (Markdown) stored in the version's description ('' when there is none)."""
+    found = find_in_registry(client.get_model_version, name, str(version))
+    return (found.description or "") if found is not None else ""

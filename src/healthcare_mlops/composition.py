@@ -1,0 +1,137 @@
+"""Where the runtime's edges are built: the one place, with ``runtime/`` and ``settings.py``, that asks
+whether a target is local or a Databricks workspace (docs/architecture.md).
+
+The CLI, the console and the job tasks build their table catalog, job launcher, SQL
+engine and identity here and hand them to code that never asks where it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from healthcare_mlops.bundle.launchers import DatabricksJobsLauncher, JobLauncher, LocalRunnerLauncher
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.identity import Identity, local_identity, role_for
+from healthcare_mlops.runtime.catalog import table_catalog
+from healthcare_mlops.runtime.sql_engine import sql_engine
+from healthcare_mlops.settings import LOCAL_TARGET, Settings
+
+catalog = table_catalog          # the target's TableCatalog (the decision is in runtime/catalog.py)
+sql = sql_engine                 # the target's read-only SQL engine (runtime/sql_engine.py)
+
+
+@dataclass(frozen=True)
+class RuntimeFacts:
+    """What the console and the CLI tell a person about the target's runtime, and what it offers."""
+
+    where: str                  # "local" or "Databricks (prod)"
+    data: str                   # the home folder, or catalog.schema
+    jobs_run_by: str            # who executes the bundle's jobs
+    task_history: bool          # job runs are the runner's job_runs table, one row per task too
+    forwarded_identity: bool    # the console's user comes from the headers Databricks Apps forwards
+    serving_endpoint: bool      # real-time scoring is a Model Serving endpoint that model_governance moves
+    demo_command: str           # what builds the whole loop here ("" on a workspace)
+
+
+def workspace_client():
+    """databricks-sdk with the credentials of the environment (a job, an app, a CLI profile)."""
+    from databricks.sdk import WorkspaceClient
+
+    return WorkspaceClient()
+
+
+def launcher(settings: Settings, bundle=None, client_factory=workspace_client) -> JobLauncher:
+    """The job launcher of the target: the local runner, or Databricks Jobs."""
+    if settings.is_local:
+        return LocalRunnerLauncher(settings, bundle)
+    return DatabricksJobsLauncher(client_factory, settings.target)
+
+
+def champion_endpoint(settings: Settings):
+    """What points real-time scoring at a new champion: the Model Serving endpoint on Databricks;
+    None locally (``healthcare-mlops serve`` reads the champion alias when it starts)."""
+    if settings.is_local:
+        return None
+    from functools import partial
+
+    from healthcare_mlops.scoring.serving import deploy_champion_endpoint
+
+    return partial(deploy_champion_endpoint, settings)
+
+
+def cli_identity(settings: Settings, client=None) -> Identity:
+    """Who runs a CLI command: locally the configured user and role; against a workspace the
+    signed-in Databricks user (``current_user.me``), with the role their groups give, so that
+    the audit names the real person and an environment variable cannot raise the role."""
+    if settings.is_local:
+        return local_identity()
+    me = (client or workspace_client()).current_user.me()
+    groups = [g.display for g in (me.groups or []) if g.display]
+    return Identity(user=me.user_name, role=role_for(me.user_name, groups, settings))
+
+
+def require_this_machine(settings: Settings, what: str, instead: str) -> None:
+    """Refuse ``what`` for a workspace target: it runs on this machine; ``instead`` says what serves there."""
+    if not settings.is_local:
+        raise UserError(f"{what} runs on this machine (target local); on {settings.target} {instead}")
+
+
+def facts(settings: Settings) -> RuntimeFacts:
+    """The target's runtime in words (see ``RuntimeFacts``)."""
+    if settings.is_local:
+        return RuntimeFacts("local", f"home {settings.home.resolve()}", "the local runner", True, False,
+                            False, "`healthcare-mlops demo`")
+    return RuntimeFacts(f"Databricks ({settings.target})", f"{settings.catalog}.{settings.schema}", "Databricks Jobs",
+                        False, True, True, "")
+
+
+def run_hint(settings: Settings, job_key: str, params: dict | None = None) -> str:
+    """The command (locally) or the job (on Databricks) that produces what a page is missing."""
+    if settings.is_local:
+        extra = "".join(f" --param {k}={v}" for k, v in (params or {}).items())
+        return f"`healthcare-mlops jobs run {job_key}{extra}`"
+    return (f"the `{job_key}` job (Jobs page, Run now; or `databricks bundle run -t {settings.target} "
+            f"{job_key}`)")
+
+
+
+# -- the console ----------------------------------------------------------------------------------
+TARGET_ENV = "HEALTHCARE_MLOPS_TARGET"
+APP_NAME_ENV = "DATABRICKS_APP_NAME"                 # set by Databricks Apps
+
+
+def console_target(environ: dict) -> str:
+    """$HEALTHCARE_MLOPS_TARGET, else the target whose app is $DATABRICKS_APP_NAME, else local."""
+    from healthcare_mlops.bundle.definition import load_bundle
+    from healthcare_mlops.bundle.interpolation import target_for_app_name
+
+    explicit = environ.get(TARGET_ENV)
+    if explicit:
+        return explicit
+    app_name = environ.get(APP_NAME_ENV)
+    if not app_name:
+        return LOCAL_TARGET
+    target = target_for_app_name(load_bundle(), app_name)
+    if target is None:
+        raise UserError(f"the app '{app_name}' is not the console of any bundle target "
+                        f"(databricks.yml app_name); set {TARGET_ENV} in app.yaml")
+    return target
+
+
+def console_sql_engine(settings: Settings) -> type:
+    """The console's SQL engine class: DuckDB over the local tables, or the SQL warehouse."""
+    from healthcare_mlops.runtime.console_sql import LocalConsoleEngine, WarehouseConsoleEngine
+
+    return LocalConsoleEngine if settings.is_local else WarehouseConsoleEngine
+
+
+def realtime_scorer(settings: Settings, environ: dict, load_champion, client_factory=workspace_client):
+    """How the Score page scores: the serving endpoint, a local scoring server, or the champion in-process."""
+    from healthcare_mlops.scoring import realtime
+
+    if not settings.is_local:
+        name = (environ.get(realtime.SERVING_ENDPOINT_ENV)
+                or str(settings.variables.get("serving_endpoint_name") or "")).strip()
+        return realtime.ServingEndpointScorer(client_factory, name)
+    url = environ.get(realtime.SCORING_URL_ENV)
+    return realtime.ScoringServerScorer(url) if url else realtime.InProcessScorer(load_champion)

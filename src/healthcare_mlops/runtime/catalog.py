@@ -1,0 +1,27 @@
+"""The table catalog of a target: ``table_catalog(settings)``, the one way code reaches a table.
+
+The interface is ``TableCatalog`` (runtime/catalog_base.py); the laptop's implementation is
+``DeltaCatalog`` (runtime/delta_catalog.py), Databricks' is ``UnityCatalog``
+(runtime/unity_catalog.py). Which one serves a target is decided here, once.
+"""
+
+from __future__ import annotations
+
+from healthcare_mlops.runtime.catalog_base import TableCatalog, partition_predicate
+from healthcare_mlops.settings import Settings
+
+__all__ = ["TableCatalog", "partition_predicate", "table_catalog"]
+
+
+def table_catalog(settings: Settings, spark=None) -> TableCatalog:
+    """The catalog of the target: Delta folders under the home locally, Unity Catalog on Databricks.
+
+    ``spark`` is the session the job already has (None: the catalog starts one locally when a
+    Spark read is asked for; on Databricks without Spark, the SQL warehouse serves it)."""
+    if settings.is_local:
+        from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+
+        return DeltaCatalog(settings, spark)
+    from healthcare_mlops.runtime.unity_catalog import UnityCatalog
+
+    return UnityCatalog(settings, spark)

@@ -1,0 +1,146 @@
+"""The table catalog's interface: every read and write of the product's tables goes through it.
+
+Kedro's DataCatalog is the model: the pipeline's nodes (features, training, scoring,
+monitoring maths) take and return frames and never know where a table lives; the
+catalog is the I/O edge. Two implementations, chosen once from the settings by
+``table_catalog`` (runtime/catalog.py):
+
+- ``DeltaCatalog`` (runtime/delta_catalog.py): the laptop. Delta tables written and
+  read with delta-rs, one folder per ``<catalog>.<schema>.<table>`` under the home.
+- ``UnityCatalog`` (runtime/unity_catalog.py): Databricks. Unity Catalog Delta tables
+  through Spark (``saveAsTable`` / ``replaceWhere`` / ``UPDATE``), or through the SQL
+  warehouse for the console, which has no Spark.
+
+Both pass the same contract tests (tests/test_catalog.py). Filters are one small
+language for both: a list of ``(column, op, value)`` with op in ``= != < <= > >= in``
+and ``is null`` / ``is not null`` (value ignored).
+
+Every write is one atomic commit: ``overwrite`` (the whole table), ``append``, and
+``replace_partition`` (the rows matching ``partition`` swapped for the data, other
+rows untouched), so a reader sees the old table or the new one and a rerun of a date
+replaces that date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from healthcare_mlops.settings import Settings
+
+WRITE_MODES = ("overwrite", "append", "replace_partition")
+COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+FILTER_OPS = (*COMPARISONS, "in", "is null", "is not null")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One commit of a table: its version, when, and what wrote it."""
+
+    version: int
+    timestamp: dt.datetime | None
+    operation: str
+
+
+def check_filters(where: list[tuple] | None) -> list[tuple]:
+    """The filter triples, or a ValueError naming the first one the catalog cannot express."""
+    for item in where or []:
+        if len(item) != 3 or item[1] not in FILTER_OPS:
+            raise ValueError(f"a filter is (column, op, value) with op in {FILTER_OPS}, not {item!r}")
+    return list(where or [])
+
+
+def check_write(mode: str, partition: dict | None) -> None:
+    if mode not in WRITE_MODES:
+        raise ValueError(f"mode must be one of {WRITE_MODES}, not {mode!r}")
+    if mode == "replace_partition" and not partition:
+        raise ValueError("replace_partition needs the partition to replace")
+
+
+def sql_literal(value) -> str:
+    """A SQL literal for a predicate: dates and strings quoted, quotes doubled."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return f"'{value.isoformat()}'"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if value is None:
+        return "NULL"
+    return str(value)
+
+
+def partition_predicate(partition: dict) -> str:
+    """``{"scoring_date": date(2026,1,1)}`` -> ``scoring_date = '2026-01-01'``."""
+    return " AND ".join(f"{column} = {sql_literal(value)}" for column, value in partition.items())
+
+
+def is_spark_frame(data) -> bool:
+    """Whether ``data`` is a Spark DataFrame (without importing pyspark when it is not)."""
+    return type(data).__module__.startswith("pyspark.")
+
+
+class TableCatalog(ABC):
+    """Reads and writes the target's tables by logical name (``tables.py``)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def fqn(self, name: str) -> str:
+        """The table's three-level name (also what errors and reports show)."""
+        return self.settings.tables.fqn(name)
+
+    @abstractmethod
+    def exists(self, name: str) -> bool:
+        """Whether the table exists."""
+
+    @abstractmethod
+    def version(self, name: str) -> int | None:
+        """The table's current Delta version (None when it does not exist), for lineage."""
+
+    @abstractmethod
+    def history(self, name: str, limit: int = 20) -> list[HistoryEntry]:
+        """The table's latest commits, newest first."""
+
+    @abstractmethod
+    def read_arrow(self, name: str, where: list[tuple] | None = None,
+                   columns: list[str] | None = None) -> pa.Table:
+        """The table's rows (matching ``where``, only ``columns``) as Arrow: for code without Spark."""
+
+    @abstractmethod
+    def read(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None):
+        """The table's rows as a Spark DataFrame, filters pushed down to the storage."""
+
+    @abstractmethod
+    def write(self, data, name: str, mode: str = "overwrite", partition: dict | None = None,
+              partition_by: list[str] | None = None) -> int:
+        """Write ``data`` (a Spark DataFrame or Arrow table) in one commit; the rows written."""
+
+    @abstractmethod
+    def update(self, name: str, values: dict, where: list[tuple]) -> int:
+        """Set ``values`` on the rows matching ``where`` in one commit; how many rows changed.
+
+        The condition is evaluated inside the commit, so ``where`` may hold the guard of a
+        conditional update (``("acknowledged_at", "is null", None)``): of two concurrent
+        updates, the second changes nothing.
+        """
+
+    def append_rows(self, name: str, rows: list[dict], schema: pa.Schema) -> int:
+        """Append a few rows (audit events, alerts, run history) with exactly ``schema``'s fields."""
+        if not rows:
+            return 0
+        return self.write(pa.Table.from_pylist(rows, schema=schema), name, mode="append")
+
+    def read_pandas(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None):
+        """``read_arrow`` as pandas, dates as ``datetime.date``."""
+        return self.read_arrow(name, where, columns).to_pandas(date_as_object=True)
+
+    def distinct_values(self, name: str, column: str, where: list[tuple] | None = None,
+                        not_null: str | None = None) -> list:
+        """The sorted distinct non-null values of ``column`` (rows where ``not_null`` is set)."""
+        import pyarrow.compute as pc
+
+        conditions = check_filters(where) + ([(not_null, "is not null", None)] if not_null else [])
+        table = self.read_arrow(name, conditions, [column])
+        return sorted(v for v in pc.unique(table.column(column)).to_pylist() if v is not None)

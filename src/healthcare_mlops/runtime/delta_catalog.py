@@ -1,0 +1,205 @@
+"""The laptop's table catalog: Delta tables through delta-rs, one folder per ``<catalog>.<schema>.<table>``.
+
+Every write is one Delta commit, so a reader sees the old version or the new one, never
+a half-written table, and re-running a job for the same date replaces that date's rows
+in a single ``overwrite`` with a predicate. Spark never touches the files (no Delta jars
+without Maven): a Spark DataFrame crosses to delta-rs as Arrow, and a Spark read is an
+Arrow read handed to Spark.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, check_filters, check_write,
+                                              is_spark_frame, partition_predicate)
+from healthcare_mlops.settings import Settings
+
+UPDATE_ATTEMPTS = 5
+
+
+def arrow_filter(where: list[tuple] | None):
+    """The filter triples as one pyarrow dataset expression (None: every row)."""
+    import pyarrow.dataset as ds
+
+    expression = None
+    for column, op, value in check_filters(where):
+        field = ds.field(column)
+        term = {"=": lambda: field == value, "!=": lambda: field != value, "<": lambda: field < value,
+                "<=": lambda: field <= value, ">": lambda: field > value, ">=": lambda: field >= value,
+                "in": lambda: field.isin(list(value)), "is null": field.is_null,
+                "is not null": field.is_valid}[op]()
+        expression = term if expression is None else expression & term
+    return expression
+
+
+class DeltaCatalog(TableCatalog):
+    """Reads and writes the target's tables as Delta folders under the local home."""
+
+    def __init__(self, settings: Settings, spark=None):
+        super().__init__(settings)
+        self._spark = spark
+
+    def path(self, name: str) -> Path:
+        return Path(self.settings.table_location(name))
+
+    def exists(self, name: str) -> bool:
+        try:
+            DeltaTable(str(self.path(name)))
+        except TableNotFoundError:
+            return False
+        return True
+
+    def delta_table(self, name: str) -> DeltaTable:
+        try:
+            return DeltaTable(str(self.path(name)))
+        except TableNotFoundError as exc:
+            raise UserError(f"table {self.fqn(name)} does not exist yet "
+                            f"(looked in {self.path(name)})") from exc
+
+    def version(self, name: str) -> int | None:
+        return self.delta_table(name).version() if self.exists(name) else None
+
+    def history(self, name: str, limit: int = 20) -> list[HistoryEntry]:
+        import datetime as dt
+
+        entries = []
+        for commit in self.delta_table(name).history(limit):
+            millis = commit.get("timestamp")
+            when = dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc) if millis else None
+            entries.append(HistoryEntry(int(commit["version"]), when, str(commit.get("operation") or "")))
+        return entries
+
+    def read_arrow(self, name: str, where: list[tuple] | None = None,
+                   columns: list[str] | None = None) -> pa.Table:
+        dataset = self.delta_table(name).to_pyarrow_dataset()
+        return dataset.to_table(columns=columns, filter=arrow_filter(where))
+
+    @property
+    def spark(self):
+        if self._spark is None:
+            from healthcare_mlops.runtime.spark_session import get_spark
+
+            self._spark = get_spark(self.settings)
+        return self._spark
+
+    def read(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None):
+        return self.spark.createDataFrame(self.read_arrow(name, where, columns))
+
+    def write(self, data, name: str, mode: str = "overwrite", partition: dict | None = None,
+              partition_by: list[str] | None = None) -> int:
+        check_write(mode, partition)
+        data = _nullable(data.toArrow() if is_spark_frame(data) else data)
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if mode == "replace_partition":
+            _check_partition_values(data, partition)
+            write_deltalake(str(path), data, mode="overwrite",
+                            predicate=partition_predicate(partition) if self.exists(name) else None,
+                            partition_by=partition_by or list(partition))
+        elif mode == "append":
+            write_deltalake(str(path), data, mode="append", schema_mode="merge", partition_by=partition_by)
+        else:
+            write_deltalake(str(path), data, mode="overwrite", schema_mode="overwrite",
+                            partition_by=partition_by)
+        return data.num_rows
+
+    def update(self, name: str, values: dict, where: list[tuple]) -> int:
+        """Rewrite the partitions holding matching rows, the rows changed, in one commit.
+
+        Not ``DeltaTable.update``: delta-rs 1.x rewrites the file it updates with Arrow
+        ``string_view`` columns, and a filter on a string column then fails in every reader
+        of the table's pyarrow dataset (DuckDB, the console). The table version read is
+        checked before the commit and the update retried when another writer came first.
+        """
+        for _ in range(UPDATE_ATTEMPTS):
+            table = self.delta_table(name)
+            version = table.version()
+            arrow = _plain_strings(table.to_pyarrow_table())
+            matched = arrow.append_column("__row", pa.array(np.arange(arrow.num_rows)))
+            rows = matched.filter(arrow_filter(where)).column("__row").to_numpy() \
+                if where else np.arange(arrow.num_rows)
+            if len(rows) == 0:
+                return 0
+            mask = np.zeros(arrow.num_rows, dtype=bool)
+            mask[rows] = True
+            partitions = list(table.metadata().partition_columns)
+            keys = _touched_partitions(arrow, mask, partitions)
+            changed = _with_values(arrow, pa.array(mask), values)
+            if keys:
+                changed = changed.filter(_partitions_expression(keys))
+            if self.delta_table(name).version() != version:
+                continue
+            predicate = " OR ".join(f"({partition_predicate(key)})" for key in keys) or None
+            write_deltalake(str(self.path(name)), changed, mode="overwrite", predicate=predicate,
+                            partition_by=partitions or None)
+            return int(mask.sum())
+        raise UserError(f"{self.fqn(name)} kept changing while updating it; try again")
+
+
+def _with_values(table: pa.Table, mask: pa.Array, values: dict) -> pa.Table:
+    """``table`` with ``values`` set where ``mask`` is true."""
+    for column, value in values.items():
+        index = table.schema.get_field_index(column)
+        if index < 0:
+            raise ValueError(f"no column '{column}' to update")
+        kind = table.schema.field(index).type
+        replacement = pa.scalar(value, type=kind)
+        table = table.set_column(index, table.schema.field(index),
+                                 pc.if_else(mask, replacement, table.column(index)))
+    return table
+
+
+def _touched_partitions(table: pa.Table, mask: np.ndarray, partitions: list[str]) -> list[dict]:
+    """The partition values of the rows under ``mask`` (empty: the table is not partitioned)."""
+    if not partitions:
+        return []
+    return table.filter(pa.array(mask)).select(partitions).group_by(partitions).aggregate([]).to_pylist()
+
+
+def _partitions_expression(keys: list[dict]):
+    """A dataset expression selecting the rows of these partitions."""
+    import pyarrow.dataset as ds
+
+    scope = None
+    for key in keys:
+        term = None
+        for column, value in key.items():
+            condition = ds.field(column) == value
+            term = condition if term is None else term & condition
+        scope = term if scope is None else scope | term
+    return scope
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    """``string_view`` columns as plain strings (what every reader of the table expects)."""
+    schema = pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in table.schema])
+    return table if schema.equals(table.schema) else table.cast(schema)
+
+
+def _nullable(data: pa.Table) -> pa.Table:
+    """``data`` with every column nullable, as Delta on Databricks stores a DataFrame's columns.
+
+    Spark marks a literal or a key column non-nullable; a table created with that schema
+    would refuse every later null (for example a quarantine row without a source row).
+    """
+    schema = pa.schema([field.with_nullable(True) for field in data.schema], metadata=data.schema.metadata)
+    return data if schema.equals(data.schema) else data.cast(schema)
+
+
+def _check_partition_values(data: pa.Table, partition: dict) -> None:
+    """Refuse a partition replace whose rows fall outside the partition it replaces."""
+    for column, value in partition.items():
+        if column not in data.column_names:
+            raise ValueError(f"partition column '{column}' is not in the data")
+        outside = [v for v in data.column(column).unique().to_pylist() if v != value]
+        if outside:
+            raise ValueError(f"rows with {column}={outside[0]!r} cannot replace partition "
+                             f"{column}={value!r}")

@@ -1,0 +1,115 @@
+"""Real-time scoring of one member's model inputs, as the console's Score page asks for it.
+
+Three routes, one interface (``score(record) -> dict`` and ``route``, the words the page
+shows): the Model Serving endpoint of a workspace, a local scoring server
+(``healthcare-mlops serve``, $HEALTHCARE_MLOPS_SCORING_URL), or the champion loaded from
+the local registry in-process. ``healthcare_mlops.composition.realtime_scorer`` picks one.
+All three send only the five model inputs and turn every refusal into a ``UserError`` that
+names the cause.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from healthcare_mlops.errors import UserError
+
+SCORING_URL_ENV = "HEALTHCARE_MLOPS_SCORING_URL"      # `healthcare-mlops serve`: http://host:port[/invocations]
+SERVING_ENDPOINT_ENV = "HEALTHCARE_MLOPS_SERVING_ENDPOINT"   # optional; default: the target's serving_endpoint_name
+REQUEST_TIMEOUT_SECONDS = 30
+
+
+def first_prediction(payload) -> dict:
+    """The first record of a scoring response (records, or column -> values)."""
+    predictions = payload.get("predictions") if isinstance(payload, dict) else payload
+    if isinstance(predictions, dict):                 # column -> values (dataframe "split"/"columns")
+        return {k: (v[0] if isinstance(v, list) else v) for k, v in predictions.items()}
+    if isinstance(predictions, list) and predictions:
+        return dict(predictions[0])
+    raise UserError(f"the scoring response has no prediction: {str(payload)[:200]}")
+
+
+class ServingEndpointScorer:
+    """A Databricks Model Serving endpoint, queried with databricks-sdk."""
+
+    needs_registered_champion = False
+
+    def __init__(self, client_factory: Callable[[], object], name: str):
+        self._client_factory = client_factory
+        self.name = name
+
+    @property
+    def route(self) -> str:
+        return f"Model Serving endpoint {self.name}"
+
+    def score(self, record: dict) -> dict:
+        from databricks.sdk.errors import DatabricksError, NotFound
+
+        if not self.name:
+            raise UserError("this target has no serving endpoint (the bundle variable serving_endpoint_name is empty)")
+        try:
+            response = self._client_factory().serving_endpoints.query(name=self.name, dataframe_records=[record])
+        except NotFound:
+            raise UserError(f"serving endpoint {self.name} does not exist yet: it is created when a model version "
+                            "first becomes champion (run ml_training_pipeline, or approve a challenger)") from None
+        except DatabricksError as exc:       # 400 names the field (the model's input contract), 403, 503 ...
+            raise UserError(f"serving endpoint {self.name} refused the request: {exc}") from None
+        return first_prediction({"predictions": response.predictions})
+
+
+class ScoringServerScorer:
+    """The MLflow scoring server ``healthcare-mlops serve`` runs, over HTTP."""
+
+    needs_registered_champion = False
+
+    def __init__(self, url: str):
+        self.url = url
+
+    @property
+    def route(self) -> str:
+        return f"local scoring server {self.url}"
+
+    @property
+    def endpoint(self) -> str:
+        """The server's ``/invocations`` (the address may be the server's or the endpoint's)."""
+        endpoint = self.url.rstrip("/")
+        return endpoint if endpoint.endswith("/invocations") else endpoint + "/invocations"
+
+    def score(self, record: dict) -> dict:
+        body = json.dumps({"dataframe_records": [record]}).encode()
+        request = urllib.request.Request(self.endpoint, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # nosec B310: http(s) URL the operator configured
+                return first_prediction(json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            try:
+                detail = json.loads(detail).get("message", detail)
+            except (ValueError, AttributeError):
+                pass   # not JSON: the body as it is
+            raise UserError(f"the scoring server refused the request ({exc.code}): {detail}") from exc
+        except urllib.error.URLError as exc:
+            raise UserError(f"the scoring server at {self.url} is not reachable: {exc.reason}") from exc
+
+
+class InProcessScorer:
+    """The champion loaded from the local registry into this process (no server running)."""
+
+    needs_registered_champion = True
+    route = "the champion loaded from the local registry"
+
+    def __init__(self, load_champion: Callable[[], object]):
+        self._load_champion = load_champion       # the loaded pyfunc (cached by the caller)
+
+    def score(self, record: dict) -> dict:
+        import pandas as pd
+        from mlflow.exceptions import MlflowException
+
+        try:
+            result = self._load_champion().predict(pd.DataFrame([record]))
+        except MlflowException as exc:
+            raise UserError(str(exc.message if hasattr(exc, "message") else exc)) from exc
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in result.iloc[0].to_dict().items()}
