@@ -68,7 +68,6 @@ def workspace(monkeypatch):
     log: list = []
     tables = ["ml_patient_predictions", "ml_model_alerts"]
     monkeypatch.setenv("DATABRICKS_APP_NAME", "hc-mlops-console-dev")
-    monkeypatch.setenv("HEALTHCARE_MLOPS_RUNTIME", "databricks")
     monkeypatch.delenv("HEALTHCARE_MLOPS_TARGET", raising=False)
     monkeypatch.setattr(databricks_sql.DatabricksSqlEngine, "connect", lambda self: FakeConnection(log, tables))
     data.clear_caches()
