@@ -16,7 +16,7 @@ from healthcare_mlops.bundle.runner import describe_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = ("feature_engineering", "model_training", "model_governance", "batch_inference", "model_monitoring",
-        "ml_training_pipeline")
+        "load_members", "ml_training_pipeline")
 
 # DESIGN.md section 5: the single place for these values is the bundle's variables
 THRESHOLDS = {
@@ -97,6 +97,8 @@ def test_job_parameters(bundle):
         "batch_inference": {"scoring_date": "", "mode": "production"},
         "model_monitoring": {"window_start": "", "window_end": ""},
         "ml_training_pipeline": {"as_of": "", "scoring_date": ""},
+        "load_members": {"source": "${var.member_source}", "path": "/Volumes/${var.catalog}/${var.schema}/landing/insurance.csv",
+                         "patients": "20000", "seed": "42", "scenario": "baseline", "as_of": ""},
     }
 
 
@@ -128,7 +130,7 @@ def test_promotion_knows_its_endpoint_and_the_console_to_grant(bundle, target):
     for job_key in ("model_governance", "ml_training_pipeline"):
         params = _params(resolved.jobs()[job_key], "model_governance")
         assert params["serving_endpoint_name"] == resolved.variables["serving_endpoint_name"]
-        assert params["app_name"] == resolved.resources("apps")["console"]["name"]
+        assert params["app_name"] == "${resources.apps.console.name}"   # the deployed name, whatever it is
 
 
 def test_every_task_gets_target_catalog_schema_from_the_bundle(bundle):
@@ -173,6 +175,11 @@ def test_jobs_have_timeouts_notifications_and_the_wheel(bundle):
                 assert task["job_cluster_key"] == "inference_cluster"
                 assert {"whl": "../dist/*.whl"} in task["libraries"]
     assert bundle.document["artifacts"]["healthcare_mlops_wheel"]["type"] == "whl"
+
+
+def test_the_pipeline_passes_its_own_id_at_run_time_not_a_self_reference(bundle):
+    params = _params(resolve_target(bundle, "prod").jobs()["ml_training_pipeline"], "monitoring_setup")
+    assert params["retrain_job_id"] == "{{job.id}}"
 
 
 def test_monitoring_can_trigger_the_retrain_job(bundle):

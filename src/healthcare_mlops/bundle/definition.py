@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import glob
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -260,16 +261,31 @@ class Bundle:
         """The target whose console app is called ``app_name`` (Databricks Apps set DATABRICKS_APP_NAME).
 
         The console's app.yaml cannot differ per target; this is how the console, started
-        by Databricks Apps, finds its target and from it its catalog and schema.
+        by Databricks Apps, finds its target and from it its catalog and schema. A name made
+        per user (``${workspace.current_user.domain_friendly_name}`` in it) matches any user's.
         """
         from healthcare_mlops.bundle.interpolation import resolve_target
 
         for target in self.target_names():
             resolved = resolve_target(self, target)
             for app in (resolved.document.get("resources", {}).get("apps") or {}).values():
-                if isinstance(app, dict) and app.get("name") == app_name:
+                if isinstance(app, dict) and _app_name_matches(str(app.get("name")), app_name):
                     return target
         return None
+
+
+def _app_name_matches(resolved: str, app_name: str) -> bool:
+    """``app_name`` is ``resolved`` (an app name resolved for the placeholder user) for some user."""
+    from healthcare_mlops.bundle.interpolation import PLACEHOLDER_USER
+    from healthcare_mlops.bundle.naming import domain_friendly_name
+
+    if resolved == app_name:
+        return True
+    placeholder = domain_friendly_name(PLACEHOLDER_USER)
+    if placeholder not in resolved:
+        return False
+    any_user = "[a-z0-9]+(?:-[a-z0-9]+)*"     # a domain-friendly name: what Apps allow
+    return re.fullmatch(any_user.join(re.escape(part) for part in resolved.split(placeholder)), app_name) is not None
 
 
 def relative_display(path: str | os.PathLike, root: Path) -> str:
