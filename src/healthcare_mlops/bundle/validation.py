@@ -11,7 +11,9 @@ For every bundle target and for ``local``, after variable substitution:
   tasks of each job form a DAG, ``{{job.parameters.X}}`` names a parameter of the job;
 - every schedule is a valid Quartz cron expression in a known time zone;
 - the console's ``app.yaml`` has an argv ``command`` and its ``valueFrom`` names are
-  resources of the app.
+  resources of the app;
+- the deploy-time rules of ``deploy_rules`` (self-references, ``run_as`` and apps, empty
+  identities in production paths, parameters that must name what the target deploys).
 
 Each problem names the file it comes from and the key path, e.g.
 ``resources/jobs.yml: resources.jobs.batch_inference.tasks[0].depends_on: task 'nope' is
@@ -29,6 +31,7 @@ import yaml
 
 from healthcare_mlops.bundle.dag import find_cycle, task_graph
 from healthcare_mlops.bundle.definition import Bundle, relative_display
+from healthcare_mlops.bundle.deploy_rules import deploy_problems
 from healthcare_mlops.bundle.interpolation import (ResolvedBundle, dynamic_references,
                                                    is_known_dynamic_reference, resolve_target)
 from healthcare_mlops.bundle.quartz import quartz_errors
@@ -328,6 +331,8 @@ def _check_app(resolved: ResolvedBundle, app_key: str, app: dict, out: _Collecto
 
 def _validate_target(resolved: ResolvedBundle, out: _Collector, typed: bool) -> None:
     for path, message in resolved.problems:
+        out.add(path, message)
+    for path, message in deploy_problems(resolved.bundle, resolved):
         out.add(path, message)
     for job_key, job in resolved.jobs().items():
         if isinstance(job, dict):
