@@ -30,31 +30,38 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.settings import HOME_ENV, Settings
 
-ENDPOINT_JOB = "model_governance"       # points the serving endpoint at the champion (Databricks)
+ENDPOINT_JOB = "model_governance"       # moves the alias and the serving endpoint (Databricks)
 
 
 def approve(identity: Identity, version, comment: str, override_reason: str | None = None,
             settings: Settings | None = None) -> str:
-    """Approve ``version`` (an override when hard checks fail) and promote it to champion.
+    """Approve ``version`` (an override when hard checks fail); locally it is promoted at once.
 
-    On Databricks the serving endpoint is then moved by a ``model_governance`` run that
-    this starts (the job's identity manages the endpoint; the app only queries it), so the
-    click returns at once; the run id is in the Jobs page.
+    On Databricks the app records the decision only (audit row, version tags, status
+    "approved, promotion running") and starts a ``model_governance`` run: moving the alias
+    needs the model's owner, which the job runs as, and the job also moves the endpoint.
+    The click returns at once; the run is in the Jobs page.
     """
     identity.require("approve")
     from healthcare_mlops.governance.service import Governance
 
     settings = settings or data.console_settings()
     try:
-        promoted = Governance(settings, identity, serve_endpoint=settings.is_local).approve(
-            str(version), comment, override_reason or None)
+        approved = Governance(settings, identity, serve_endpoint=settings.is_local).approve(
+            str(version), comment, override_reason or None, promote=settings.is_local)
         if not settings.is_local:
-            started = _start_databricks(identity, ENDPOINT_JOB, {}, dt.datetime.now(dt.timezone.utc))
-            with _started_lock:
-                _started.append(started)
-        return promoted
+            start_promotion(identity)
+        return approved
     finally:
         data.clear_caches()
+
+
+def start_promotion(identity: Identity) -> StartedRun:
+    """Start the ``model_governance`` job, which promotes the approved challenger as the model's owner."""
+    started = _start_databricks(identity, ENDPOINT_JOB, {}, dt.datetime.now(dt.timezone.utc))
+    with _started_lock:
+        _started.append(started)
+    return started
 
 
 def reject(identity: Identity, version, comment: str, settings: Settings | None = None) -> None:

@@ -30,6 +30,7 @@ from healthcare_mlops.tasks.model_training import EVALUATION_ARTIFACT_DIR
 CHAMPION, CHALLENGER = "champion", "challenger"
 INTENT_TAG = "promotion_in_progress"
 STATUS_TAG = "governance_status"
+PROMOTION_PENDING = "approved, promotion running"   # approved; the model_governance job moves the alias
 MODEL_CARD_FILE = "model_card.md"
 DECISIONS = (audit.APPROVED, audit.OVERRIDDEN, audit.REJECTED, audit.PROMOTED)
 
@@ -145,8 +146,13 @@ class Governance:
         return self.latest_validation(version) or self.validate(version)
 
     # -- decisions ------------------------------------------------------------------
-    def approve(self, version, comment: str, override_reason: str | None = None) -> str:
-        """Record an approval (an override when hard checks fail) and promote the version."""
+    def approve(self, version, comment: str, override_reason: str | None = None, promote: bool = True) -> str:
+        """Record an approval (an override when hard checks fail) and promote the version.
+
+        ``promote=False`` records the decision only (audit row, version tags, status
+        ``PROMOTION_PENDING``): on Databricks moving the alias needs the model's owner, so the
+        console leaves the promotion to the model_governance job, which runs as the owner.
+        """
         self.identity.require("approve")
         version = self._require_version(version)
         if not comment or not comment.strip():
@@ -163,6 +169,10 @@ class Governance:
         self.client.set_model_version_tag(self.model_name, version, "approval",
                                           json.dumps({"by": self.identity.user, "action": action,
                                                       "comment": comment, "override_reason": override_reason}))
+        if not promote:
+            self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, PROMOTION_PENDING)
+            self.refresh_model_card(version)
+            return version
         promoted = self.promote(version, comment=comment)
         self.refresh_model_card(version)
         return promoted
