@@ -40,7 +40,7 @@ def registry(spark, tmp_path_factory):
 
     home = tmp_path_factory.mktemp("approval") / "lakehouse"
     settings = resolve_settings("local", home)
-    frame = generate_load(spark, 3, dt.date(2026, 1, 1), 4000, Shape()).toPandas()
+    frame = generate_load(spark, 3, dt.date(2026, 1, 1), 2000, Shape()).toPandas()
     frame = frame[frame["annual_charges"].notna()].reset_index(drop=True)
     frame["age_band"] = band(frame["age"], AGE_BANDS)
     log_and_register(settings, train(frame, seed=1, candidates=("hist_gradient_boosting_poisson",)),
@@ -50,6 +50,7 @@ def registry(spark, tmp_path_factory):
     return home
 
 
+@pytest.mark.slow
 def test_a_recorded_approval_waits_for_the_job_which_promotes_it(registry, private_home):
     from healthcare_mlops.tasks import model_governance
 
