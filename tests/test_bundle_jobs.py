@@ -168,12 +168,8 @@ def test_jobs_have_timeouts_notifications_and_the_wheel(bundle):
         assert job["email_notifications"]["on_failure"] == "${var.notification_emails}"
         for task in job["tasks"]:
             assert task["timeout_seconds"] > 0
-            if "environment_key" in task:
-                environment = next(e for e in job["environments"] if e["environment_key"] == task["environment_key"])
-                assert "../dist/*.whl" in environment["spec"]["dependencies"]
-            else:
-                assert task["job_cluster_key"] == "inference_cluster"
-                assert {"whl": "../dist/*.whl"} in task["libraries"]
+            environment = next(e for e in job["environments"] if e["environment_key"] == task["environment_key"])
+            assert "../dist/*.whl" in environment["spec"]["dependencies"]
     assert bundle.document["artifacts"]["healthcare_mlops_wheel"]["type"] == "whl"
 
 
