@@ -120,3 +120,13 @@ def test_a_job_that_only_one_target_deploys_cannot_be_passed_in_the_others(copy)
     message = _one(_problems(copy), "resources.jobs.model_monitoring.tasks[0].spark_python_task.parameters[",
                    "no jobs resource 'retrain_dev' is declared")
     assert message.endswith("(targets staging, prod, local)")     # dev deploys it
+
+
+def test_an_endpoint_the_bundle_deploys_must_be_passed_by_reference(copy):
+    (copy / "resources" / "serving.yml").write_text(
+        "resources:\n  model_serving_endpoints:\n    risk:\n      name: ${var.serving_endpoint_name}\n"
+        "      config:\n        served_entities:\n          - entity_name: ${var.catalog}.${var.schema}.insurance_model\n"
+        "            entity_version: \"1\"\n            workload_size: Small\n            scale_to_zero_enabled: true\n")
+    message = _one(_problems(copy), "--serving_endpoint_name must name the model_serving_endpoints resource")
+    assert message.startswith("resources/jobs.yml: resources.jobs.model_governance.tasks[0].spark_python_task.parameters[")
+    assert "(declared: risk)" in message

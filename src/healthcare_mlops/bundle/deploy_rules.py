@@ -10,9 +10,11 @@
   user that is different from the owner");
 - a production target's workspace paths must not have an empty segment (an empty variable);
 - task parameters that name a deployed thing (``--model_name``, ``--experiment_name``,
-  ``--app_name``, ``--*_job_id``) must refer to the resource this target deploys
-  (``${resources.<type>.<key>.<field>}``, or ``{{job.id}}`` for the job itself), never a
-  literal or a variable: in development mode the deployed name differs from the variable.
+  ``--app_name``, ``--*_job_id``, and ``--serving_endpoint_name`` when the bundle deploys
+  endpoints) must refer to the resource this target deploys (``${resources.<type>.<key>.<field>}``,
+  or ``{{job.id}}`` for the job itself), never a literal or a variable: in development mode
+  the deployed name differs from the variable. (Without an endpoint resource the endpoint
+  is the one the promotion creates from ``serving_endpoint_name``: nothing to refer to.)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ NAMED_PARAMETERS = {
     "app_name": ("apps", "name"),
 }
 JOB_ID_PARAMETER = re.compile(r"(?:\w+_)?job_id")
+ENDPOINT_PARAMETER = "serving_endpoint_name"
 OWN_JOB_ID = "{{job.id}}"
 APPS_RUN_AS = ("run_as cannot be combined with apps: Databricks Apps do not support a run_as identity "
                "different from the deployer (the CLI: \"apps do not support a setting a run_as user that is "
@@ -123,6 +126,8 @@ def parameter_targets(resolved: ResolvedBundle) -> list[tuple[str, str]]:
     for path, flag, value in _task_parameters(resolved):
         if flag in NAMED_PARAMETERS:
             rtype, field_name = NAMED_PARAMETERS[flag]
+        elif flag == ENDPOINT_PARAMETER and resolved.resources("model_serving_endpoints"):
+            rtype, field_name = "model_serving_endpoints", "name"
         elif JOB_ID_PARAMETER.fullmatch(flag):
             rtype, field_name = "jobs", "id"
             if value == OWN_JOB_ID:
