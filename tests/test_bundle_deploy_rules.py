@@ -130,3 +130,12 @@ def test_an_endpoint_the_bundle_deploys_must_be_passed_by_reference(copy):
     message = _one(_problems(copy), "--serving_endpoint_name must name the model_serving_endpoints resource")
     assert message.startswith("resources/jobs.yml: resources.jobs.model_governance.tasks[0].spark_python_task.parameters[")
     assert "(declared: risk)" in message
+
+
+def test_a_required_variable_given_empty_at_deploy_time_is_refused(copy, monkeypatch):
+    """The CLI takes BUNDLE_VAR_<name> as the value, empty or not; so does the offline check."""
+    monkeypatch.setenv("BUNDLE_VAR_service_principal_id", "")
+    _one(_problems(copy), "databricks.yml: targets.staging.workspace.root_path: ",
+         "var.service_principal_id is empty for target 'staging'")
+    monkeypatch.setenv("BUNDLE_VAR_service_principal_id", "6f1c2b0e-0000-4000-8000-000000000000")
+    assert _problems(copy) == []

@@ -294,7 +294,7 @@ def resolve_variables(bundle: Bundle, target: str, base_lookup, problems: list) 
             raw[name] = _lookup_placeholder({"lookup": spec["lookup"]})
         elif raw.get(name) is None and isinstance(spec, dict) and "default" not in spec:
             # required: the CLI takes BUNDLE_VAR_<name> (or --var) and refuses to deploy without it
-            raw[name] = os.environ.get(BUNDLE_VAR_PREFIX + name) or required_placeholder(name)
+            raw[name] = os.environ.get(BUNDLE_VAR_PREFIX + name, required_placeholder(name))
     resolved: dict = {}
     resolving: set = set()
 
