@@ -166,3 +166,18 @@ def test_required_variables_have_no_value_in_the_bundle(bundle):
         spec = bundle.variables()[name]
         assert "default" not in spec and "lookup" not in spec
     assert not REFERENCE.search(str(bundle.target("dev").get("variables", {}).get("service_principal_id")))
+
+
+def test_an_explicit_name_prefix_preset_is_applied_as_the_cli_applies_it(tmp_path):
+    (tmp_path / "databricks.yml").write_text(
+        "bundle: {name: b}\n"
+        "resources:\n  jobs:\n    j: {name: job}\n"
+        "  registered_models:\n    m: {name: model, catalog_name: c, schema_name: s}\n"
+        "targets:\n  dev:\n    mode: development\n"
+        "  qa:\n    presets: {name_prefix: '[qa ${workspace.current_user.short_name}] '}\n")
+    bundle = load_bundle(tmp_path)
+    dev, qa = (render_target(bundle, target, DEVELOPER) for target in ("dev", "qa"))
+    assert (dev.resources("jobs")["j"]["name"], dev.resources("registered_models")["m"]["name"]) == \
+        ("[dev jane_doe] job", "dev_jane_doe_model")
+    assert (qa.resources("jobs")["j"]["name"], qa.resources("registered_models")["m"]["name"]) == \
+        ("[qa jane_doe] job", "qa_jane_doe_model")

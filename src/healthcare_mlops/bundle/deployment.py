@@ -35,12 +35,12 @@ class RenderedTarget:
         return (self.document.get("resources") or {}).get(rtype) or {}
 
 
-def apply_development_names(resources: dict, mode: str | None, user: str) -> None:
-    """Rename resources in place as development mode does (jobs ``[dev u] x``, models ``dev_u_x`` ...)."""
+def apply_development_names(resources: dict, mode: str | None, user: str, name_prefix: str | None = None) -> None:
+    """Rename resources in place as the presets do (development: jobs ``[dev u] x``, models ``dev_u_x`` ...)."""
     for rtype, (name_field, _) in naming.PREFIXED_NAMES.items():
         for definition in (resources.get(rtype) or {}).values():
             if isinstance(definition, dict) and isinstance(definition.get(name_field), str):
-                definition[name_field] = naming.deployed_name(rtype, definition[name_field], mode, user)
+                definition[name_field] = naming.deployed_name(rtype, definition[name_field], mode, user, name_prefix)
     if mode == naming.DEVELOPMENT:
         for job in (resources.get("jobs") or {}).values():
             schedule = job.get("schedule") if isinstance(job, dict) else None
@@ -75,7 +75,7 @@ def render_target(bundle: Bundle, target: str, user: str = PLACEHOLDER_USER) -> 
     mode = bundle.target(target).get("mode")
     document = copy.deepcopy(resolved.document)
     resources = document.setdefault("resources", {})
-    apply_development_names(resources, mode, user)
+    apply_development_names(resources, mode, user, (document.get("presets") or {}).get("name_prefix"))
     problems = list(resolved.problems)
     lookup = _resource_lookup(resources)
     for _ in range(3):          # a resource field that itself refers to a resource: one more pass

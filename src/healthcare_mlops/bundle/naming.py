@@ -52,22 +52,29 @@ def display_prefix(user_name: str) -> str:
     return f"[dev {short_name(user_name)}] "
 
 
-def normalized_prefix(user_name: str) -> str:
-    """The development-mode prefix of Unity Catalog and endpoint names: ``dev_jane_doe_``."""
-    return normalize(display_prefix(user_name)) + "_"
+def normalized_prefix(user_name: str, prefix: str | None = None) -> str:
+    """A display prefix as Unity Catalog and endpoint names take it: ``[dev jane_doe] `` -> ``dev_jane_doe_``."""
+    prefix = display_prefix(user_name) if prefix is None else prefix
+    text = prefix.replace("[", "").strip(" ")
+    return normalize(text) + ("_" if text.endswith("]") else "")
 
 
-def deployed_name(rtype: str, name: str, mode: str | None, user_name: str) -> str:
-    """The name a resource of ``rtype`` called ``name`` gets when ``user_name`` deploys it in ``mode``."""
-    if mode != DEVELOPMENT or rtype not in PREFIXED_NAMES:
+def deployed_name(rtype: str, name: str, mode: str | None, user_name: str, name_prefix: str | None = None) -> str:
+    """The name a resource of ``rtype`` called ``name`` gets when ``user_name`` deploys it in ``mode``.
+
+    ``name_prefix`` is the bundle's ``presets.name_prefix`` when it sets one (in any mode);
+    development mode's default is ``[dev <short name>] ``.
+    """
+    prefix = name_prefix if name_prefix is not None else (display_prefix(user_name) if mode == DEVELOPMENT else "")
+    if not prefix or rtype not in PREFIXED_NAMES:
         return name
     kind = PREFIXED_NAMES[rtype][1]
     if kind == "normalized":
-        return normalized_prefix(user_name) + name
+        return normalized_prefix(user_name, prefix) + name
     if kind == "basename":
         folder, slash, base = name.rpartition("/")
-        return f"{folder}{slash}{display_prefix(user_name)}{base}"
-    return display_prefix(user_name) + name
+        return f"{folder}{slash}{prefix}{base}"
+    return prefix + name
 
 
 def deployed_model_name(model_name: str, mode: str | None, user_name: str | None) -> str:
