@@ -181,3 +181,22 @@ def test_an_explicit_name_prefix_preset_is_applied_as_the_cli_applies_it(tmp_pat
         ("[dev jane_doe] job", "dev_jane_doe_model")
     assert (qa.resources("jobs")["j"]["name"], qa.resources("registered_models")["m"]["name"]) == \
         ("[qa jane_doe] job", "qa_jane_doe_model")
+
+
+def test_the_console_never_guesses_the_model_name_from_its_own_identity(monkeypatch):
+    from databricks.sdk.service.jobs import Job
+
+    from healthcare_mlops.errors import UserError
+
+    class Workspace:
+        class jobs:
+            @staticmethod
+            def get(job_id):
+                return Job.from_dict({"job_id": job_id, "settings": {"tasks": [{"task_key": "t"}]}})
+
+    monkeypatch.setattr(settings_module, "_workspace_client", Workspace)
+    monkeypatch.setattr(settings_module, "_development_names", {})
+    monkeypatch.delenv(MODEL_NAME_ENV, raising=False)
+    monkeypatch.setenv(GOVERNANCE_JOB_ID_ENV, "5")
+    with pytest.raises(UserError, match="passes no --model_name"):
+        resolve_settings("dev").model_name

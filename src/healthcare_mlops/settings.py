@@ -122,7 +122,7 @@ def model_name_of_job(client, job_id: int) -> str | None:
 _development_names: dict = {}
 
 
-def development_model_name(name: str, client_factory=None) -> str:
+def development_model_name(name: str) -> str:
     """The deployed name of model ``name`` in a development deployment, found the same way by every consumer.
 
     In order: $HEALTHCARE_MLOPS_MODEL_NAME (said explicitly); the ``--model_name`` of the
@@ -135,9 +135,13 @@ def development_model_name(name: str, client_factory=None) -> str:
     job_id = os.environ.get(GOVERNANCE_JOB_ID_ENV, "")
     key = (name, job_id)
     if key not in _development_names:
-        client = (client_factory or _workspace_client)()
-        deployed = model_name_of_job(client, int(job_id)) if job_id.isdigit() else None
-        if deployed is None:
+        client = _workspace_client()
+        if job_id.isdigit():
+            deployed = model_name_of_job(client, int(job_id))
+            if deployed is None:      # never guess: the app's own identity is not the deployer
+                raise UserError(f"the model_governance job ({GOVERNANCE_JOB_ID_ENV}={job_id}) passes no "
+                                f"{MODEL_NAME_FLAG}; set {MODEL_NAME_ENV} to the deployed model's name")
+        else:
             deployed = naming.deployed_model_name(name, naming.DEVELOPMENT, client.current_user.me().user_name)
         _development_names[key] = deployed
     return _development_names[key]
