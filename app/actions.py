@@ -26,7 +26,7 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.settings import Settings
 
-ENDPOINT_JOB = "model_governance"       # points the serving endpoint at the champion (Databricks)
+ENDPOINT_JOB = "model_governance"       # moves the alias and the serving endpoint (Databricks)
 
 
 def _launcher(settings: Settings):
@@ -35,23 +35,34 @@ def _launcher(settings: Settings):
 
 def approve(identity: Identity, version, comment: str, override_reason: str | None = None,
             settings: Settings | None = None) -> str:
-    """Approve ``version`` (an override when hard checks fail) and promote it to champion.
+    """Approve ``version`` (an override when hard checks fail); locally it is promoted at once.
 
-    Where real-time scoring is a serving endpoint, a ``model_governance`` run that this
-    starts moves it (the job's identity manages the endpoint; the app only queries it), so
-    the click returns at once; the run id is in the Jobs page.
+    Where the registry alias needs the model's owner (Databricks), the app records the
+    decision only (audit row, version tags, status "approved, promotion running") and starts
+    a ``model_governance`` run, which runs as the owner and moves the alias and the serving
+    endpoint. The click returns at once; the run is in the Jobs page. Locally the version is
+    promoted at once.
     """
     identity.require("approve")
     from healthcare_mlops.governance.service import Governance
 
     settings = settings or data.console_settings()
     try:
-        promoted = Governance(settings, identity).approve(str(version), comment, override_reason or None)
-        if composition.facts(settings).serving_endpoint:
-            _remember(_launcher(settings).run_now(ENDPOINT_JOB, {}, trigger=f"console:{identity.user}"))
-        return promoted
+        by_job = composition.facts(settings).promoted_by_job
+        approved = Governance(settings, identity).approve(str(version), comment, override_reason or None,
+                                                           promote=not by_job)
+        if by_job:
+            start_promotion(identity, settings)
+        return approved
     finally:
         data.clear_caches()
+
+
+def start_promotion(identity: Identity, settings: Settings) -> LaunchedRun:
+    """Start the ``model_governance`` job, which promotes the approved challenger as the model's owner."""
+    started = _launcher(settings).run_now(ENDPOINT_JOB, {}, trigger=f"console:{identity.user}")
+    _remember(started)
+    return started
 
 
 def reject(identity: Identity, version, comment: str, settings: Settings | None = None) -> None:

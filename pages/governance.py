@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app import actions, auth, data, ui
+from app.vocabulary import PROMOTION_PENDING
 
 
 def _checklist(champion_checks: list, challenger_checks: list) -> pd.DataFrame:
@@ -30,6 +31,10 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
     st.subheader(f"Decision on version {challenger}")
     if status:
         st.caption(f"Registry status of version {challenger}: `{status}`")
+    if status == PROMOTION_PENDING:      # approved in the console; the job run has not promoted it yet
+        st.info(f"Version {challenger} is {PROMOTION_PENDING}: the {actions.ENDPOINT_JOB} job moves the "
+                "champion alias and the serving endpoint (see Jobs).")
+        return
     if hard_failures:
         st.warning(f"Version {challenger} fails hard checks: {', '.join(hard_failures)}. Approving it is an "
                    "override and needs a reason, which is recorded.")
@@ -49,9 +54,9 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
     if approve.button("Approve", key="gov_approve", type="primary"):
         with ui.guard():
             promoted = actions.approve(identity, challenger, comment, override or None)
-            endpoint = (f" A {actions.ENDPOINT_JOB} run now points the serving endpoint at it (see Jobs)."
-                        if data.facts().serving_endpoint else "")
-            st.session_state["gov_message"] = f"Approved by {identity.user}: version {promoted} is the champion.{endpoint}"
+            outcome = (f"approved, promotion running: a {actions.ENDPOINT_JOB} run moves the champion alias and "
+                       "the serving endpoint (see Jobs)." if data.facts().promoted_by_job else "is the champion.")
+            st.session_state["gov_message"] = f"Approved by {identity.user}: version {promoted} {outcome}"
             st.rerun()
     if reject.button("Reject", key="gov_reject"):
         with ui.guard():

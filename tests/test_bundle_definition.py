@@ -41,31 +41,33 @@ def test_target_variables_override_defaults(bundle):
         bundle.target_variables("qa")
 
 
-def test_target_overrides_merge_job_clusters_by_key(bundle):
-    clusters = bundle.target_document("prod")["resources"]["jobs"]["batch_inference"]["job_clusters"]
+def test_target_overrides_merge_job_clusters_by_key(tmp_path):
+    (tmp_path / "databricks.yml").write_text(
+        "bundle: {name: b}\n"
+        "resources:\n  jobs:\n    j:\n      job_clusters:\n        - job_cluster_key: c\n"
+        "          new_cluster: {spark_version: v, autoscale: {min_workers: 1, max_workers: 2}}\n"
+        "targets:\n  prod:\n    resources:\n      jobs:\n        j:\n          job_clusters:\n"
+        "            - job_cluster_key: c\n              new_cluster: {autoscale: {max_workers: 8}}\n")
+    clusters = load_bundle(tmp_path).target_document("prod")["resources"]["jobs"]["j"]["job_clusters"]
     assert len(clusters) == 1                    # merged by job_cluster_key, not appended
-    cluster = clusters[0]["new_cluster"]
-    assert cluster["autoscale"] == {"min_workers": 2, "max_workers": 8}
-    assert cluster["spark_version"] == "${var.spark_version}"      # kept from the top level
-    staging = bundle.target_document("staging")["resources"]["jobs"]["batch_inference"]["job_clusters"][0]
-    assert staging["new_cluster"]["autoscale"] == {"min_workers": 1, "max_workers": 4}
-    dev = bundle.target_document("dev")["resources"]["jobs"]["batch_inference"]["job_clusters"][0]
-    assert dev["new_cluster"]["autoscale"] == {"min_workers": 1, "max_workers": 2}
+    assert clusters[0]["new_cluster"] == {"spark_version": "v", "autoscale": {"min_workers": 1, "max_workers": 8}}
 
 
-def test_dev_cluster_exists_only_in_dev(bundle):
-    dev = bundle.target_document("dev")["resources"]
-    assert dev["clusters"]["dev_cluster"]["autotermination_minutes"] > 0
-    assert dev["clusters"]["dev_cluster"]["num_workers"] == 0
-    for target in ("staging", "prod"):
-        assert "clusters" not in bundle.target_document(target)["resources"]
-    assert "clusters" not in resolve_target(bundle, "local").document["resources"]
+def test_every_job_runs_on_serverless_and_no_node_type_is_assumed(bundle):
+    for target in ("dev", "staging", "prod"):
+        document = bundle.target_document(target)
+        assert "clusters" not in document["resources"]
+        for job in document["resources"]["jobs"].values():
+            assert "job_clusters" not in job
+            assert all("environment_key" in task for task in job["tasks"])
+    assert not {"node_type_id", "spark_version"} & set(bundle.variables())
 
 
-def test_production_targets_run_as_the_service_principal(bundle):
+def test_production_targets_are_deployed_by_the_service_principal_without_run_as(bundle):
     for target in ("staging", "prod"):
         document = bundle.target_document(target)
-        assert document["run_as"] == {"service_principal_name": "${var.service_principal_id}"}
+        assert "run_as" not in document            # apps refuse a run_as other than the deployer
+        assert document["workspace"]["root_path"].startswith("/Workspace/Users/${var.service_principal_id}/")
         assert bundle.target(target)["mode"] == "production"
     assert bundle.target("dev")["mode"] == "development"
     assert bundle.default_target() == "dev"
@@ -93,8 +95,9 @@ def test_bundle_targets_keep_resource_references_for_deploy_time(bundle):
     assert params[:6] == ["--target", "prod", "--catalog", "healthcare_prod", "--schema", "insurance_ml"]
     assert params[params.index("--retrain_job_id") + 1] == "${resources.jobs.ml_training_pipeline.id}"
     assert "{{job.parameters.window_start}}" in params
-    assert resolved.variables["warehouse_id"].startswith("<warehouse id of")   # a lookup
-    assert resolved.document["run_as"]["service_principal_name"] == ""        # given at deploy time
+    # required variables: given at deploy time (--var or BUNDLE_VAR_<name>)
+    assert resolved.variables["warehouse_id"] == "<warehouse_id: --var warehouse_id=... or BUNDLE_VAR_warehouse_id>"
+    assert "run_as" not in resolved.document
 
 
 def test_interpolate_whole_and_partial_references():
@@ -127,7 +130,8 @@ def test_target_for_app_name(bundle):
 
     assert target_for_app_name(bundle, "hc-mlops-console") == "prod"
     assert target_for_app_name(bundle, "hc-mlops-console-staging") == "staging"
-    assert target_for_app_name(bundle, "hc-mlops-console-dev") == "dev"
+    assert target_for_app_name(bundle, "hc-dev-jane-doe") == "dev"      # one console per developer
+    assert target_for_app_name(bundle, "hc-mlops-console-dev") is None
     assert target_for_app_name(bundle, "someone-else") is None
 
 

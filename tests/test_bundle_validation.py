@@ -16,24 +16,12 @@ FIXTURE = REPO / "tests" / "fixtures" / "bundles" / "runner"
 
 
 def _copy_real_bundle(destination: Path) -> Path:
-    """databricks.yml, resources/ and app.yaml of the checkout, with stub entry points.
-
-    The stubs stand in for jobs/*.py that are not written yet, so that these tests
-    exercise validation, not the progress of the jobs.
-    """
+    """databricks.yml, resources/, app.yaml and the jobs/*.py entry points of the checkout."""
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "databricks.yml", destination / "databricks.yml")
     shutil.copy(REPO / "app.yaml", destination / "app.yaml")
     shutil.copytree(REPO / "resources", destination / "resources")
-    (destination / "jobs").mkdir()
-    for name in ("feature_engineering", "model_training", "model_governance", "batch_inference",
-                 "model_monitoring"):
-        source = REPO / "jobs" / f"{name}.py"
-        target = destination / "jobs" / f"{name}.py"
-        if source.is_file():
-            shutil.copy(source, target)
-        else:
-            target.write_text("print('stub')\n")
+    shutil.copytree(REPO / "jobs", destination / "jobs")
     return destination
 
 
@@ -231,10 +219,11 @@ def test_unquoted_number_parameter_is_reported(real_copy):
 
 
 def test_target_override_problem_names_the_target(real_copy):
-    _replace(real_copy / "databricks.yml", "                  max_workers: 8", "                  max_worker: 8")
-    message = _one_matching(_messages(real_copy), "max_worker'")
-    assert message.startswith("resources/jobs.yml: resources.jobs.batch_inference.job_clusters[0].new_cluster"
-                              ".autoscale.max_worker: ")
+    _replace(real_copy / "databricks.yml", "      member_source: csv\n",
+             "      member_source: csv\n    resources:\n      jobs:\n        batch_inference:\n"
+             "          max_concurent_runs: 2\n")
+    message = _one_matching(_messages(real_copy), "max_concurent_runs")
+    assert message.startswith("resources/jobs.yml: resources.jobs.batch_inference.max_concurent_runs: ")
     assert message.endswith("(target prod)")
 
 

@@ -67,7 +67,8 @@ def workspace(monkeypatch):
 
     log: list = []
     tables = ["ml_patient_predictions", "ml_model_alerts"]
-    monkeypatch.setenv("DATABRICKS_APP_NAME", "hc-mlops-console-dev")
+    monkeypatch.setenv("DATABRICKS_APP_NAME", "hc-dev-jane-doe")          # the dev app is per developer
+    monkeypatch.setenv("HEALTHCARE_MLOPS_MODEL_NAME", "dev_jane_doe_insurance_model")
     monkeypatch.delenv("HEALTHCARE_MLOPS_TARGET", raising=False)
     monkeypatch.setattr(databricks_sql.DatabricksSqlEngine, "connect", lambda self: FakeConnection(log, tables))
     data.clear_caches()

@@ -198,8 +198,12 @@ def changes(client, since: int = 0) -> list:
     return [c for c in client.serving_endpoints.calls[since:] if c[0] != "get"]
 
 
+# The deployed names the model_governance task receives in dev (its --model_name and --app_name).
+AS_THE_DEV_JOB_PASSES = {"model_name": "insurance_model", "app_name": "hc-mlops-console-dev"}
+
+
 def test_the_first_promotion_creates_the_endpoint_and_later_ones_update_it():
-    settings = resolve_settings("dev")
+    settings = resolve_settings("dev", overrides=AS_THE_DEV_JOB_PASSES)
     client = FakeWorkspaceClient()
     created = deploy_champion_endpoint(settings, 1, client=client)
     (action, name, kwargs), (grant, endpoint_id, acl) = changes(client)
@@ -240,12 +244,12 @@ def test_each_target_serves_from_its_own_endpoint_and_none_without_a_name():
     assert kwargs["served_entities"][0].entity_name == "healthcare_prod.insurance_ml.insurance_model"
     assert result["console_principal"] == "sp-of-hc-mlops-console"
 
-    no_console = resolve_settings("dev", overrides={"app_name": ""})
+    no_console = resolve_settings("dev", overrides={**AS_THE_DEV_JOB_PASSES, "app_name": ""})
     quiet = FakeWorkspaceClient()
     assert deploy_champion_endpoint(no_console, 1, client=quiet)["console_principal"] is None
     assert [c[0] for c in changes(quiet)] == ["create_and_wait"]
 
-    unnamed = resolve_settings("dev", overrides={"serving_endpoint_name": ""})
+    unnamed = resolve_settings("dev", overrides={**AS_THE_DEV_JOB_PASSES, "serving_endpoint_name": ""})
     silent = FakeWorkspaceClient()
     assert deploy_champion_endpoint(unnamed, 1, client=silent) is None
     assert silent.serving_endpoints.calls == []

@@ -29,7 +29,8 @@ class RuntimeFacts:
     jobs_run_by: str            # who executes the bundle's jobs
     task_history: bool          # job runs are the runner's job_runs table, one row per task too
     forwarded_identity: bool    # the console's user comes from the headers Databricks Apps forwards
-    serving_endpoint: bool      # real-time scoring is a Model Serving endpoint that model_governance moves
+    promoted_by_job: bool       # an approval is applied by a model_governance run (the model's owner):
+                                # the alias and the Model Serving endpoint
     demo_command: str           # what builds the whole loop here ("" on a workspace)
 
 

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from healthcare_mlops.bundle import naming
 from healthcare_mlops.bundle.definition import load_bundle
 from healthcare_mlops.bundle.local_target import LOCAL_OVERRIDES, LOCAL_TARGET
 from healthcare_mlops.errors import UserError
@@ -19,6 +20,11 @@ from healthcare_mlops.tables import TableRegistry
 HOME_ENV = "HEALTHCARE_MLOPS_HOME"
 DEFAULT_HOME = ".lakehouse"
 MODEL_BASENAME = "insurance_model"
+# The registered model's deployed name (without catalog and schema), when a consumer is told it.
+MODEL_NAME_ENV = "HEALTHCARE_MLOPS_MODEL_NAME"
+# The console's id of the model_governance job (app.yaml); its --model_name is the deployed name.
+GOVERNANCE_JOB_ID_ENV = "HEALTHCARE_MLOPS_JOB_ID_MODEL_GOVERNANCE"
+MODEL_NAME_FLAG = "--model_name"
 REQUIRED_TASK_PARAMETERS = ("target", "catalog", "schema")     # every job task receives these
 
 
@@ -31,6 +37,10 @@ class Settings:
     schema: str
     home: Path
     variables: dict = field(default_factory=dict)
+    # True when ``variables["model_name"]`` is the bundle's name in a development-mode target:
+    # the deployed model then carries its deployer's ``dev_<user>_`` prefix (resolved on use).
+    # Jobs get the deployed name as a task parameter and leave this False.
+    development_model: bool = False
 
     @property
     def is_local(self) -> bool:
@@ -48,7 +58,11 @@ class Settings:
 
     @property
     def model_name(self) -> str:
-        return f"{self.catalog}.{self.schema}.{self.variables.get('model_name') or MODEL_BASENAME}"
+        """``<catalog>.<schema>.<name>`` of the registered model as deployed for this target."""
+        name = str(self.variables.get("model_name") or MODEL_BASENAME)
+        if self.development_model:
+            name = development_model_name(name)
+        return f"{self.catalog}.{self.schema}.{name}"
 
     @property
     def mlflow_dir(self) -> Path:
@@ -88,6 +102,51 @@ class Settings:
         }
 
 
+def _workspace_client():
+    """databricks-sdk's client, authenticated from the environment (a user's profile, an app, a job)."""
+    from databricks.sdk import WorkspaceClient
+
+    return WorkspaceClient()
+
+
+def model_name_of_job(client, job_id: int) -> str | None:
+    """The ``--model_name`` a deployed job passes to its tasks (the bundle put the deployed name there)."""
+    job = client.jobs.get(job_id=job_id)
+    for task in (job.settings.tasks if job.settings else None) or []:
+        params = list((task.spark_python_task.parameters if task.spark_python_task else None) or [])
+        if MODEL_NAME_FLAG in params[:-1]:
+            return params[params.index(MODEL_NAME_FLAG) + 1]
+    return None
+
+
+_development_names: dict = {}
+
+
+def development_model_name(name: str) -> str:
+    """The deployed name of model ``name`` in a development deployment, found the same way by every consumer.
+
+    In order: $HEALTHCARE_MLOPS_MODEL_NAME (said explicitly); the ``--model_name`` of the
+    deployed ``model_governance`` job when its id is known (the console: app.yaml maps it);
+    else the current user's ``dev_<short name>_`` prefix (the CLI run by the developer who
+    deployed). Resolved once per process.
+    """
+    if os.environ.get(MODEL_NAME_ENV):
+        return os.environ[MODEL_NAME_ENV]
+    job_id = os.environ.get(GOVERNANCE_JOB_ID_ENV, "")
+    key = (name, job_id)
+    if key not in _development_names:
+        client = _workspace_client()
+        if job_id.isdigit():
+            deployed = model_name_of_job(client, int(job_id))
+            if deployed is None:      # never guess: the app's own identity is not the deployer
+                raise UserError(f"the model_governance job ({GOVERNANCE_JOB_ID_ENV}={job_id}) passes no "
+                                f"{MODEL_NAME_FLAG}; set {MODEL_NAME_ENV} to the deployed model's name")
+        else:
+            deployed = naming.deployed_model_name(name, naming.DEVELOPMENT, client.current_user.me().user_name)
+        _development_names[key] = deployed
+    return _development_names[key]
+
+
 def resolve_home(home: str | os.PathLike | None) -> Path:
     """The local runtime's root: the argument, else $HEALTHCARE_MLOPS_HOME, else ./.lakehouse."""
     return Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME)
@@ -108,10 +167,13 @@ def resolve_settings(target: str = LOCAL_TARGET, home: str | os.PathLike | None 
     else:
         known = ", ".join([LOCAL_TARGET, *bundle.target_names()])
         raise UserError(f"unknown target '{target}' (known: {known})")
-    variables.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    variables.update(overrides)
+    development = (target != LOCAL_TARGET and bundle.target(target).get("mode") == naming.DEVELOPMENT
+                   and "model_name" not in overrides)
     return Settings(target=target, catalog=str(variables["catalog"]),
                     schema=str(variables["schema"]), home=resolve_home(home),
-                    variables=variables)
+                    variables=variables, development_model=development)
 
 
 def task_settings(params: dict[str, str]) -> Settings:

@@ -8,7 +8,7 @@ Two executors read the same bundle:
   stays as written, because Databricks fills it in at deploy time from the deployed
   resource; it must name a declared resource, which is checked.
 - ``local`` (the laptop): variables take their bundle defaults overridden by
-  ``settings.LOCAL_OVERRIDES``; ``${bundle.target}`` is ``local``; ``${workspace.file_path}``
+  ``bundle/local_target.LOCAL_OVERRIDES``; ``${bundle.target}`` is ``local``; ``${workspace.file_path}``
   is the bundle root; a job's id is its key (``${resources.jobs.x.id}`` -> ``x``, which is
   what the local runner accepts as a job id), and any other resource field is read from the
   resource's own (resolved) configuration.
@@ -23,10 +23,12 @@ from __future__ import annotations
 import copy
 import functools
 import getpass
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
 
+from healthcare_mlops.bundle import naming
 from healthcare_mlops.bundle.definition import Bundle
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.bundle.local_target import LOCAL_OVERRIDES, LOCAL_TARGET
@@ -36,6 +38,7 @@ DYNAMIC = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 # Placeholder identity used to resolve ${workspace.*} for a target when no workspace is reached.
 PLACEHOLDER_USER = "deployer@example.com"
+BUNDLE_VAR_PREFIX = "BUNDLE_VAR_"   # the CLI reads a variable's value from BUNDLE_VAR_<name>
 
 # Fields Databricks computes for a deployed resource (besides ``id``), by resource type.
 COMPUTED_FIELDS = {
@@ -84,8 +87,9 @@ class ResolvedBundle:
     workspace: dict = field(default_factory=dict)  # the ${workspace.*} values used
 
     @property
-    def is_local(self) -> bool:
-        return self.target == LOCAL_TARGET
+    def deployed(self) -> bool:
+        """Whether this target is deployed to a workspace (the local pseudo-target is not)."""
+        return self.target != LOCAL_TARGET
 
     def resources(self, rtype: str) -> dict:
         return (self.document.get("resources") or {}).get(rtype) or {}
@@ -213,22 +217,26 @@ def substitute_dynamic(text: str, values: dict) -> str:
 
 # -- the contexts ----------------------------------------------------------------------
 
-def _workspace_context(bundle: Bundle, document: dict, target: str) -> dict:
+def _current_user(user_name: str) -> dict:
+    """``${workspace.current_user.*}`` of ``user_name``, named as the CLI names them."""
+    return {"userName": user_name, "user_name": user_name, "short_name": naming.short_name(user_name),
+            "domain_friendly_name": naming.domain_friendly_name(user_name)}
+
+
+def _workspace_context(bundle: Bundle, document: dict, target: str, user: str = PLACEHOLDER_USER) -> dict:
     name = (document.get("bundle") or {}).get("name", "bundle")
     if target == LOCAL_TARGET:
         try:
-            user = getpass.getuser()
+            local_user = getpass.getuser()
         except (KeyError, OSError):   # a container user without a name
-            user = "local-user"
+            local_user = "local-user"
         root = str(bundle.root.resolve())
-        return {"current_user": {"userName": user, "short_name": user, "user_name": user},
+        return {"current_user": {**_current_user(local_user), "short_name": local_user},
                 "root_path": root, "file_path": root, "artifact_path": f"{root}/dist",
                 "state_path": f"{root}/.databricks", "resource_path": root, "host": "local"}
-    short = PLACEHOLDER_USER.split("@")[0]
     workspace = document.get("workspace") or {}
-    root = workspace.get("root_path") or f"/Workspace/Users/{PLACEHOLDER_USER}/.bundle/{name}/{target}"
-    context = {"current_user": {"userName": PLACEHOLDER_USER, "short_name": short,
-                                "user_name": PLACEHOLDER_USER},
+    root = workspace.get("root_path") or f"/Workspace/Users/{user}/.bundle/{name}/{target}"
+    context = {"current_user": _current_user(user),
                "root_path": root, "file_path": f"{root}/files", "artifact_path": f"{root}/artifacts",
                "state_path": f"{root}/state", "resource_path": f"{root}/resources",
                "host": workspace.get("host") or "https://workspace.example.com"}
@@ -261,6 +269,11 @@ def _variable_values(bundle: Bundle, target: str) -> dict:
     return bundle.target_variables(target)
 
 
+def required_placeholder(name: str) -> str:
+    """What a variable without default or lookup stands for offline: the value a deploy must pass."""
+    return f"<{name}: --var {name}=... or {BUNDLE_VAR_PREFIX}{name}>"
+
+
 def _lookup_placeholder(value):
     """A variable that only has a ``lookup`` (resolved on a workspace) gets a readable placeholder."""
     if isinstance(value, dict) and set(value) == {"lookup"} and isinstance(value["lookup"], dict):
@@ -280,6 +293,9 @@ def resolve_variables(bundle: Bundle, target: str, base_lookup, problems: list) 
     for name, spec in bundle.variables().items():
         if raw.get(name) is None and isinstance(spec, dict) and "lookup" in spec:
             raw[name] = _lookup_placeholder({"lookup": spec["lookup"]})
+        elif raw.get(name) is None and isinstance(spec, dict) and "default" not in spec:
+            # required: the CLI takes BUNDLE_VAR_<name> (or --var) and refuses to deploy without it
+            raw[name] = os.environ.get(BUNDLE_VAR_PREFIX + name, required_placeholder(name))
     resolved: dict = {}
     resolving: set = set()
 
@@ -314,15 +330,19 @@ def resolve_variables(bundle: Bundle, target: str, base_lookup, problems: list) 
     return resolved
 
 
-def resolve_target(bundle: Bundle, target: str) -> ResolvedBundle:
-    """The bundle as ``target`` sees it (``local`` or a bundle target), references substituted."""
+def resolve_target(bundle: Bundle, target: str, user: str = PLACEHOLDER_USER) -> ResolvedBundle:
+    """The bundle as ``target`` sees it (``local`` or a bundle target), references substituted.
+
+    ``user`` is the deploying identity ``${workspace.current_user.*}`` stands for (a placeholder
+    unless the caller renders the bundle for a particular user).
+    """
     if target == LOCAL_TARGET:
         document = copy.deepcopy({k: v for k, v in bundle.document.items() if k != "targets"})
     else:
         document = bundle.target_document(target)
     problems: list = []
     bundle_context = {"name": (document.get("bundle") or {}).get("name"), "target": target}
-    workspace_context = _workspace_context(bundle, document, target)
+    workspace_context = _workspace_context(bundle, document, target, user)
 
     def base_lookup(reference: str):
         parts = _split_reference(reference)
@@ -413,11 +433,26 @@ def target_for_app_name(bundle: Bundle, app_name: str) -> str | None:
     """The target whose console app is called ``app_name`` (Databricks Apps set DATABRICKS_APP_NAME).
 
     The console's app.yaml cannot differ per target; this is how the console, started
-    by Databricks Apps, finds its target and from it its catalog and schema.
+    by Databricks Apps, finds its target and from it its catalog and schema. A name made
+    per user (``${workspace.current_user.domain_friendly_name}`` in it) matches any user's.
     """
     for target in bundle.target_names():
         resolved = resolve_target(bundle, target)
         for app in (resolved.document.get("resources", {}).get("apps") or {}).values():
-            if isinstance(app, dict) and app.get("name") == app_name:
+            if isinstance(app, dict) and _app_name_matches(str(app.get("name")), app_name):
                 return target
     return None
+
+
+def _app_name_matches(resolved: str, app_name: str) -> bool:
+    """``app_name`` is ``resolved`` (an app name resolved for the placeholder user) for some user."""
+    from healthcare_mlops.bundle.naming import domain_friendly_name
+
+    if resolved == app_name:
+        return True
+    placeholder = domain_friendly_name(PLACEHOLDER_USER)
+    if placeholder not in resolved:
+        return False
+    any_user = "[a-z0-9]+(?:-[a-z0-9]+)*"     # a domain-friendly name: what Apps allow
+    return re.fullmatch(any_user.join(re.escape(part) for part in resolved.split(placeholder)), app_name) is not None
+

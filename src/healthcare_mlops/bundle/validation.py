@@ -11,7 +11,9 @@ For every bundle target and for ``local``, after variable substitution:
   tasks of each job form a DAG, ``{{job.parameters.X}}`` names a parameter of the job;
 - every schedule is a valid Quartz cron expression in a known time zone;
 - the console's ``app.yaml`` has an argv ``command`` and its ``valueFrom`` names are
-  resources of the app.
+  resources of the app;
+- the deploy-time rules of ``deploy_rules`` (self-references, ``run_as`` and apps, empty
+  identities in production paths, parameters that must name what the target deploys).
 
 Each problem names the file it comes from and the key path, e.g.
 ``resources/jobs.yml: resources.jobs.batch_inference.tasks[0].depends_on: task 'nope' is
@@ -20,12 +22,7 @@ not a task of job 'batch_inference'``.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import enum
-import importlib
-import re
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,9 +31,12 @@ import yaml
 
 from healthcare_mlops.bundle.dag import find_cycle, task_graph
 from healthcare_mlops.bundle.definition import Bundle, relative_display
+from healthcare_mlops.bundle.deploy_rules import deploy_problems
 from healthcare_mlops.bundle.interpolation import (ResolvedBundle, dynamic_references,
                                                    is_known_dynamic_reference, resolve_target)
 from healthcare_mlops.bundle.quartz import quartz_errors
+from healthcare_mlops.bundle.typed_models import (MODEL_CLASSES, locate_model_error, model_class,
+                                                  typed_models_available)
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.bundle.local_target import LOCAL_OVERRIDES, LOCAL_TARGET
 from healthcare_mlops.settings import REQUIRED_TASK_PARAMETERS
@@ -56,17 +56,6 @@ TARGET_KEYS = {"artifacts", "bundle", "cluster_id", "compute_id", "default", "gi
 TARGET_MODES = {"development", "production"}
 VARIABLE_KEYS = {"default", "description", "lookup", "type"}
 
-# resource type -> (module, class) of its typed model in databricks-bundles
-MODEL_CLASSES = {
-    "jobs": ("databricks.bundles.jobs", "Job"),
-    "apps": ("databricks.bundles.apps", "App"),
-    "experiments": ("databricks.bundles.experiments", "MlflowExperiment"),
-    "registered_models": ("databricks.bundles.registered_models", "RegisteredModel"),
-    "clusters": ("databricks.bundles.clusters", "Cluster"),
-    "pipelines": ("databricks.bundles.pipelines", "Pipeline"),
-    "schemas": ("databricks.bundles.schemas", "Schema"),
-    "volumes": ("databricks.bundles.volumes", "Volume"),
-}
 COMPUTE_KEYS = ("environment_key", "job_cluster_key", "new_cluster", "existing_cluster_id")
 
 
@@ -98,101 +87,6 @@ def _join(path: str, key) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else str(key)
-
-
-# -- typed models ---------------------------------------------------------------------------
-
-def model_class(rtype: str):
-    """The databricks-bundles class of a resource type, or None when unknown or not installed."""
-    module_name, class_name = MODEL_CLASSES.get(rtype, (None, None))
-    if module_name is None:
-        return None
-    try:
-        return getattr(importlib.import_module(module_name), class_name, None)
-    except ImportError:
-        return None
-
-
-def typed_models_available() -> bool:
-    return model_class("jobs") is not None
-
-
-def _unwrap(tp):
-    """The dataclass, enum, ("list", inner) or ("dict", inner) inside a field's type hint."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or str(origin) == "types.UnionType":
-        for arg in typing.get_args(tp):
-            inner = _unwrap(arg)
-            if inner is not None:
-                return inner
-        return None
-    if origin is list:
-        inner = _unwrap(typing.get_args(tp)[0])
-        return ("list", inner) if inner is not None else None
-    if origin is dict:
-        inner = _unwrap(typing.get_args(tp)[1])
-        return ("dict", inner) if inner is not None else None
-    if isinstance(tp, type) and (dataclasses.is_dataclass(tp) or issubclass(tp, enum.Enum)):
-        if tp.__name__ == "Variable":
-            return None
-        return tp
-    return None
-
-
-def _field_types(cls) -> dict:
-    try:
-        hints = typing.get_type_hints(cls)
-    except (NameError, TypeError, AttributeError):  # hints that cannot be evaluated: no locating below it
-        return {}
-    return {f.name: _unwrap(hints.get(f.name)) for f in dataclasses.fields(cls)}
-
-
-def _locate_in(tp, value, path: str):
-    if tp is None:
-        return None
-    if isinstance(tp, tuple):
-        kind, inner = tp
-        if kind == "list" and isinstance(value, list):
-            for i, item in enumerate(value):
-                found = _locate_in(inner, item, _join(path, i))
-                if found:
-                    return found
-        if kind == "dict" and isinstance(value, dict):
-            for key, item in value.items():
-                found = _locate_in(inner, item, _join(path, key))
-                if found:
-                    return found
-        return None
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        if isinstance(value, str) and "${" not in value and value not in {m.value for m in tp}:
-            allowed = ", ".join(str(m.value) for m in tp)
-            return path, f"'{value}' is not a valid {tp.__name__} (allowed: {allowed})"
-        return None
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return locate_model_error(tp, value, path)
-    return None
-
-
-def locate_model_error(cls, data, path: str):
-    """(key path, message) of the first thing ``cls.from_dict(data)`` rejects, or None."""
-    try:
-        cls.from_dict(data)
-        return None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # what from_dict raises on bad input
-        message = str(exc)
-    if isinstance(data, dict):
-        types = _field_types(cls)
-        for key, value in data.items():
-            found = _locate_in(types.get(key), value, _join(path, key))
-            if found:
-                return found
-        unknown = re.search(r"Unexpected field '([^']+)'", message)
-        if unknown:
-            name = unknown.group(1)
-            close = difflib.get_close_matches(name, list(types), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            return _join(path, name), f"unknown field '{name}' for {cls.__name__}{hint}"
-    return path, message
 
 
 # -- the checks -------------------------------------------------------------------------------
@@ -236,12 +130,6 @@ def _check_structure(bundle: Bundle, out: _Collector) -> None:
             out.add(_join(path, "type"), f"variable type must be 'complex', not '{spec['type']}'")
         if isinstance(spec.get("default"), (dict, list)) and spec.get("type") != "complex":
             out.add(_join(path, "default"), "a list or mapping default needs 'type: complex'")
-        if "default" not in spec and "lookup" not in spec:
-            missing = [t for t in bundle.target_names()
-                       if name not in ((bundle.target(t).get("variables") or {}))]
-            if missing:
-                out.add(path, f"variable '{name}' has no default and no value in target(s) "
-                              f"{', '.join(missing)}")
     defaults = 0
     for target, spec in (document.get("targets") or {}).items():
         path = f"targets.{target}"
@@ -443,6 +331,8 @@ def _check_app(resolved: ResolvedBundle, app_key: str, app: dict, out: _Collecto
 
 def _validate_target(resolved: ResolvedBundle, out: _Collector, typed: bool) -> None:
     for path, message in resolved.problems:
+        out.add(path, message)
+    for path, message in deploy_problems(resolved.bundle, resolved):
         out.add(path, message)
     for job_key, job in resolved.jobs().items():
         if isinstance(job, dict):

@@ -24,7 +24,8 @@ from healthcare_mlops.governance.evaluation import gather_evidence
 from healthcare_mlops.governance.model_card import render_model_card
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import Identity
-from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, EVALUATION_ARTIFACT_DIR, GROUP_METRICS_FILE
+from healthcare_mlops.modeling.artifacts import (CHALLENGER, CHAMPION, EVALUATION_ARTIFACT_DIR, GROUP_METRICS_FILE,
+                                                 PROMOTION_PENDING)
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
 from healthcare_mlops.settings import Settings
 
@@ -148,8 +149,13 @@ class Governance:
         return self.latest_validation(version) or self.validate(version)
 
     # -- decisions ------------------------------------------------------------------
-    def approve(self, version, comment: str, override_reason: str | None = None) -> str:
-        """Record an approval (an override when hard checks fail) and promote the version."""
+    def approve(self, version, comment: str, override_reason: str | None = None, promote: bool = True) -> str:
+        """Record an approval (an override when hard checks fail) and promote the version.
+
+        ``promote=False`` records the decision only (audit row, version tags, status
+        ``PROMOTION_PENDING``): on Databricks moving the alias needs the model's owner, so the
+        console leaves the promotion to the model_governance job, which runs as the owner.
+        """
         self.identity.require("approve")
         version = self._require_version(version)
         if not comment or not comment.strip():
@@ -166,6 +172,10 @@ class Governance:
         self.client.set_model_version_tag(self.model_name, version, "approval",
                                           json.dumps({"by": self.identity.user, "action": action,
                                                       "comment": comment, "override_reason": override_reason}))
+        if not promote:
+            self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, PROMOTION_PENDING)
+            self.refresh_model_card(version)
+            return version
         promoted = self.promote(version, comment=comment)
         self.refresh_model_card(version)
         return promoted

@@ -5,6 +5,7 @@ read them. The risk score's reference quantiles travel inside the pyfunc itself.
 """
 
 CHAMPION, CHALLENGER = "champion", "challenger"      # the registry aliases governance moves
+PROMOTION_PENDING = "approved, promotion running"    # a version's status: approved; model_governance moves the alias
 
 REFERENCE_ARTIFACT_DIR = "reference"
 EVALUATION_ARTIFACT_DIR = "evaluation"

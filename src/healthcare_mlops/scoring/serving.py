@@ -24,6 +24,7 @@ version exists, does not fail.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 
@@ -36,6 +37,9 @@ DEFAULT_PORT = 5000
 ENDPOINT_VARIABLE = "serving_endpoint_name"
 APP_VARIABLE = "app_name"
 WORKLOAD_SIZE = "Small"
+# How long a promotion waits for the endpoint to be ready: the SDK's default is 20 minutes, said
+# here so that the model_governance task timeout (resources/jobs.yml) can leave room for it.
+ENDPOINT_WAIT = dt.timedelta(minutes=20)
 
 
 def champion_version(settings: Settings, client=None) -> str:
@@ -106,13 +110,14 @@ def deploy_champion_endpoint(settings: Settings, version, client=None) -> dict |
         existing = client.serving_endpoints.get(name)
     except NotFound:
         client.serving_endpoints.create_and_wait(
-            name=name, config=EndpointCoreConfigInput(name=name, served_entities=[entity]))
+            name=name, config=EndpointCoreConfigInput(name=name, served_entities=[entity]), timeout=ENDPOINT_WAIT)
         action = "created"
     else:
         if served_versions(existing) == {(settings.model_name, str(version))}:
             action = "unchanged"
         else:
-            client.serving_endpoints.update_config_and_wait(name=name, served_entities=[entity])
+            client.serving_endpoints.update_config_and_wait(name=name, served_entities=[entity],
+                                                            timeout=ENDPOINT_WAIT)
             action = "updated"
     print(f"serving endpoint {name} {action}: {settings.model_name} version {version}")
     console = grant_console_query(settings, client, client.serving_endpoints.get(name).id)

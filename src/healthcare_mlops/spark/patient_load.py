@@ -110,7 +110,8 @@ def ingest_csv(settings: Settings, path: str | Path, as_of: dt.date) -> LoadRepo
     # The whole stem: a cut-off prefix would give two files' members the same keys.
     stem = "".join(ch for ch in Path(path).stem if ch.isalnum()) or "file"
     key_prefix = f"{INGEST_KEY_PREFIX}{stem}-"
-    raw = spark.createDataFrame(csv_rows.rows) if csv_rows.rows.num_rows else spark.createDataFrame(
+    # via pandas: createDataFrame(pyarrow.Table) exists from Spark 4.0, the jobs' runtime has 3.5
+    raw = spark.createDataFrame(csv_rows.rows.to_pandas()) if csv_rows.rows.num_rows else spark.createDataFrame(
         [], ", ".join([f"raw_{c} STRING" for c in SOURCE_COLUMNS] + ["source_row BIGINT", "raw_record STRING"]))
     silver_types = dict(part.split() for part in SILVER_SCHEMA_DDL.split(", "))
     parsed = parse_source_columns(raw)

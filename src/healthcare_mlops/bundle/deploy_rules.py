@@ -1,0 +1,154 @@
+"""Deploy-time rules: what ``databricks bundle deploy`` (or the first run) refuses, found offline.
+
+``databricks bundle validate`` passes all of these; a deploy does not. Each rule returns
+(dotted path, message) pairs for one bundle target; ``validation`` adds the file.
+
+- a resource must not refer to its own id or any field of itself (Terraform: "Self-referential
+  block", the direct engine: "cycle detected"): inside a job, ``{{job.id}}`` is its id;
+- ``run_as`` must name exactly one, non-empty identity, and it cannot be combined with
+  ``apps`` (Databricks Apps run as their deployer: "apps do not support a setting a run_as
+  user that is different from the owner");
+- a production target's workspace paths must not have an empty segment (an empty variable);
+- task parameters that name a deployed thing (``--model_name``, ``--experiment_name``,
+  ``--app_name``, ``--*_job_id``, and ``--serving_endpoint_name`` when the bundle deploys
+  endpoints) must refer to the resource this target deploys (``${resources.<type>.<key>.<field>}``,
+  or ``{{job.id}}`` for the job itself), never a literal or a variable: in development mode
+  the deployed name differs from the variable. (Without an endpoint resource the endpoint
+  is the one the promotion creates from ``serving_endpoint_name``: nothing to refer to.)
+"""
+
+from __future__ import annotations
+
+import re
+
+from healthcare_mlops.bundle import naming
+from healthcare_mlops.bundle.definition import Bundle
+from healthcare_mlops.bundle.interpolation import PLACEHOLDER_USER, REFERENCE, ResolvedBundle, references
+
+# task parameter -> (resource type, field) of the deployed thing it must name
+NAMED_PARAMETERS = {
+    "model_name": ("registered_models", "name"),
+    "experiment_name": ("experiments", "name"),
+    "app_name": ("apps", "name"),
+}
+JOB_ID_PARAMETER = re.compile(r"(?:\w+_)?job_id")
+ENDPOINT_PARAMETER = "serving_endpoint_name"
+OWN_JOB_ID = "{{job.id}}"
+APPS_RUN_AS = ("run_as cannot be combined with apps: Databricks Apps do not support a run_as identity "
+               "different from the deployer (the CLI: \"apps do not support a setting a run_as user that is "
+               "different from the owner\"); deploy the target as the identity its jobs should run as")
+
+
+def self_references(resolved: ResolvedBundle) -> list[tuple[str, str]]:
+    """Every ``${resources.T.K...}`` inside resource T.K itself."""
+    found = []
+    for rtype, group in (resolved.document.get("resources") or {}).items():
+        for key, definition in (group or {}).items() if isinstance(group, dict) else []:
+            path = f"resources.{rtype}.{key}"
+            for ref_path, reference in references(definition, path):
+                parts = reference.split(".")
+                if parts[:3] == ["resources", rtype, key]:
+                    hint = f"; use {OWN_JOB_ID} for its own id at run time" if rtype == "jobs" else ""
+                    found.append((ref_path, f"${{{reference}}} refers to {rtype}.{key} itself: a deploy fails "
+                                            f"(Terraform: Self-referential block; direct engine: cycle detected){hint}"))
+    return found
+
+
+def _run_as_path(bundle: Bundle, target: str) -> str:
+    return f"targets.{target}.run_as" if "run_as" in bundle.target(target) else "run_as"
+
+
+def run_as_problems(bundle: Bundle, resolved: ResolvedBundle) -> list[tuple[str, str]]:
+    """``run_as`` with no identity, with two, or together with apps."""
+    run_as = resolved.document.get("run_as")
+    if "run_as" not in resolved.document:
+        return []
+    path = _run_as_path(bundle, resolved.target)
+    run_as = run_as if isinstance(run_as, dict) else {}
+    identities = {k: str(run_as.get(k) or "").strip() for k in ("service_principal_name", "user_name")}
+    named = [k for k, v in identities.items() if v]
+    found = []
+    if not named:
+        found.append((path, "run_as must name exactly one identity, and service_principal_name and user_name "
+                            "are both empty (the CLI: \"run_as section must specify exactly one identity\"); "
+                            "is the variable it uses empty for this target?"))
+    elif len(named) > 1:
+        found.append((path, "run_as names both service_principal_name and user_name; name exactly one"))
+    if resolved.resources("apps"):
+        found.append((path, APPS_RUN_AS + f" (apps: {', '.join(sorted(resolved.resources('apps')))})"))
+    return found
+
+
+def empty_path_segments(bundle: Bundle, resolved: ResolvedBundle) -> list[tuple[str, str]]:
+    """A production target's workspace path with ``//`` in it: a variable it uses is empty."""
+    if bundle.target(resolved.target).get("mode") != "production":
+        return []
+    found = []
+    for key, value in (resolved.document.get("workspace") or {}).items():
+        if isinstance(value, str) and "//" in value.replace("://", ""):
+            raw = str(((bundle.target(resolved.target).get("workspace") or {}).get(key))
+                      or (bundle.document.get("workspace") or {}).get(key) or value)
+            empty = [ref for ref in REFERENCE.findall(raw)
+                     if ref.startswith("var.") and str(resolved.variables.get(ref[4:]) or "") == ""]
+            used = ", ".join(empty) or "a value it uses"
+            found.append((f"targets.{resolved.target}.workspace.{key}",
+                          f"'{value}' has an empty segment: {used} is empty for target '{resolved.target}'"))
+    return found
+
+
+def _task_parameters(resolved: ResolvedBundle):
+    """(path of the value, flag name, value) of every ``--flag value`` pair of every spark_python_task."""
+    for job_key, job in resolved.jobs().items():
+        for i, task in enumerate((job or {}).get("tasks") or []):
+            params = ((task or {}).get("spark_python_task") or {}).get("parameters") or []
+            path = f"resources.jobs.{job_key}.tasks[{i}].spark_python_task.parameters"
+            for j, flag in enumerate(params[:-1]):
+                if isinstance(flag, str) and flag.startswith("--") and isinstance(params[j + 1], str):
+                    yield f"{path}[{j + 1}]", flag[2:], params[j + 1]
+
+
+def _development_hint(resolved: ResolvedBundle, rtype: str, value: str) -> str:
+    """`` (development mode deploys it as 'x')`` when ``value`` is the unrenamed name of a resource."""
+    if resolved.bundle.target(resolved.target).get("mode") != naming.DEVELOPMENT:
+        return ""
+    field_name = naming.PREFIXED_NAMES.get(rtype, ("name",))[0]
+    for definition in resolved.resources(rtype).values():
+        if isinstance(definition, dict) and definition.get(field_name) == value:
+            deployed = naming.deployed_name(rtype, value, naming.DEVELOPMENT, PLACEHOLDER_USER)
+            if deployed != value:
+                return f" (it is the name before development mode renames it: deployed as '{deployed}')"
+    return ""
+
+
+def parameter_targets(resolved: ResolvedBundle) -> list[tuple[str, str]]:
+    """Parameters naming a model, experiment, app or job must refer to what this target deploys."""
+    found = []
+    for path, flag, value in _task_parameters(resolved):
+        if flag in NAMED_PARAMETERS:
+            rtype, field_name = NAMED_PARAMETERS[flag]
+        elif flag == ENDPOINT_PARAMETER and resolved.resources("model_serving_endpoints"):
+            rtype, field_name = "model_serving_endpoints", "name"
+        elif JOB_ID_PARAMETER.fullmatch(flag):
+            rtype, field_name = "jobs", "id"
+            if value == OWN_JOB_ID:
+                continue
+        else:
+            continue
+        whole = REFERENCE.fullmatch(value)
+        parts = whole.group(1).split(".") if whole else []
+        if parts[:2] == ["resources", rtype] and len(parts) >= 4 and parts[3] == field_name:
+            continue      # a reference to an undeclared key is reported where references are resolved
+        declared = ", ".join(sorted(resolved.resources(rtype))) or "none"
+        own = f" or {OWN_JOB_ID} for the job itself" if rtype == "jobs" else ""
+        found.append((path, f"--{flag} must name the {rtype} resource this target deploys, "
+                            f"${{resources.{rtype}.<key>.{field_name}}}{own} (declared: {declared}), "
+                            f"not '{value}'{_development_hint(resolved, rtype, value)}"))
+    return found
+
+
+def deploy_problems(bundle: Bundle, resolved: ResolvedBundle) -> list[tuple[str, str]]:
+    """Every deploy-time rule for one bundle target (the local target has none: nothing is deployed)."""
+    if not resolved.deployed:
+        return []
+    return [*self_references(resolved), *run_as_problems(bundle, resolved),
+            *empty_path_segments(bundle, resolved), *parameter_targets(resolved)]
