@@ -135,6 +135,9 @@ def test_replace_partition_and_history_locally(settings):
     assert catalog.version(TABLE) == 2
     history = catalog.history(TABLE)
     assert [h.version for h in history] == [2, 1, 0] and all(h.timestamp for h in history)
+    # time travel: the table as a version recorded in a model's lineage saw it
+    assert sorted(catalog.read_arrow(TABLE, version=1).column("patient_natural_key").to_pylist()) == ["a", "b", "c"]
+    assert catalog.read_arrow(TABLE, [("as_of_date", "=", D2)], version=2).num_rows == 1
 
 
 def test_a_conditional_update_changes_a_row_once(settings):

@@ -104,12 +104,15 @@ class TableCatalog(ABC):
         """The table's latest commits, newest first."""
 
     @abstractmethod
-    def read_arrow(self, name: str, where: list[tuple] | None = None,
-                   columns: list[str] | None = None) -> pa.Table:
-        """The table's rows (matching ``where``, only ``columns``) as Arrow: for code without Spark."""
+    def read_arrow(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None,
+                   version: int | None = None) -> pa.Table:
+        """The table's rows (matching ``where``, only ``columns``) as Arrow: for code without Spark.
+
+        ``version`` reads the table as it was at that Delta version (time travel: lineage)."""
 
     @abstractmethod
-    def read(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None):
+    def read(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None,
+             version: int | None = None):
         """The table's rows as a Spark DataFrame, filters pushed down to the storage."""
 
     @abstractmethod
@@ -132,9 +135,10 @@ class TableCatalog(ABC):
             return 0
         return self.write(pa.Table.from_pylist(rows, schema=schema), name, mode="append")
 
-    def read_pandas(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None):
+    def read_pandas(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None,
+                    version: int | None = None):
         """``read_arrow`` as pandas, dates as ``datetime.date``."""
-        return self.read_arrow(name, where, columns).to_pandas(date_as_object=True)
+        return self.read_arrow(name, where, columns, version).to_pandas(date_as_object=True)
 
     def distinct_values(self, name: str, column: str, where: list[tuple] | None = None,
                         not_null: str | None = None) -> list:

@@ -57,9 +57,9 @@ class DeltaCatalog(TableCatalog):
             return False
         return True
 
-    def delta_table(self, name: str) -> DeltaTable:
+    def delta_table(self, name: str, version: int | None = None) -> DeltaTable:
         try:
-            return DeltaTable(str(self.path(name)))
+            return DeltaTable(str(self.path(name)), version=version)
         except TableNotFoundError as exc:
             raise UserError(f"table {self.fqn(name)} does not exist yet "
                             f"(looked in {self.path(name)})") from exc
@@ -77,9 +77,9 @@ class DeltaCatalog(TableCatalog):
             entries.append(HistoryEntry(int(commit["version"]), when, str(commit.get("operation") or "")))
         return entries
 
-    def read_arrow(self, name: str, where: list[tuple] | None = None,
-                   columns: list[str] | None = None) -> pa.Table:
-        dataset = self.delta_table(name).to_pyarrow_dataset()
+    def read_arrow(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None,
+                   version: int | None = None) -> pa.Table:
+        dataset = self.delta_table(name, version).to_pyarrow_dataset()
         return dataset.to_table(columns=columns, filter=arrow_filter(where))
 
     @property
@@ -90,8 +90,9 @@ class DeltaCatalog(TableCatalog):
             self._spark = get_spark(self.settings)
         return self._spark
 
-    def read(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None):
-        return self.spark.createDataFrame(self.read_arrow(name, where, columns))
+    def read(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None,
+             version: int | None = None):
+        return self.spark.createDataFrame(self.read_arrow(name, where, columns, version))
 
     def write(self, data, name: str, mode: str = "overwrite", partition: dict | None = None,
               partition_by: list[str] | None = None) -> int:

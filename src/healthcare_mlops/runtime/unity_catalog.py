@@ -141,25 +141,29 @@ class UnityCatalog(TableCatalog):
         latest = self.history(name, 1)
         return latest[0].version if latest else None
 
-    def read(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None):
+    def read(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None,
+             version: int | None = None):
         from pyspark.sql import functions as F
 
         if self.spark is None:
             raise UserError("a Spark read needs a Spark session (run inside a Databricks job)")
         if not self.exists(name):
             raise UserError(f"table {self.fqn(name)} does not exist yet")
-        frame = self.spark.table(self.fqn(name))
+        reader = self.spark.read.format(self.table_format)
+        frame = (reader.option("versionAsOf", int(version)).table(self.fqn(name)) if version is not None
+                 else self.spark.table(self.fqn(name)))
         for column, op, value in check_filters(where):
             frame = frame.where(spark_condition(F.col(column), op, value))
         return frame.select(*columns) if columns else frame
 
-    def read_arrow(self, name: str, where: list[tuple] | None = None,
-                   columns: list[str] | None = None) -> pa.Table:
+    def read_arrow(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None,
+                   version: int | None = None) -> pa.Table:
         if self.spark is not None:
-            return self.read(name, where, columns).toArrow()
+            return self.read(name, where, columns, version).toArrow()
         condition, params = sql_condition(where)
         selected = ", ".join(columns) if columns else "*"
-        return self.warehouse.arrow(f"SELECT {selected} FROM {self.fqn(name)} WHERE {condition}", params)
+        as_of = f" VERSION AS OF {int(version)}" if version is not None else ""
+        return self.warehouse.arrow(f"SELECT {selected} FROM {self.fqn(name)}{as_of} WHERE {condition}", params)
 
     def distinct_values(self, name: str, column: str, where: list[tuple] | None = None,
                         not_null: str | None = None) -> list:
