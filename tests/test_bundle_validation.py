@@ -186,12 +186,12 @@ def test_undeclared_job_parameter_reference_is_reported(real_copy):
 def test_app_yaml_value_from_must_name_an_app_resource(real_copy):
     _replace(real_copy / "app.yaml", "valueFrom: sql-warehouse", "valueFrom: warehouse")
     message = _one_matching(_messages(real_copy), "'warehouse'")
-    assert message.startswith("app.yaml: env[2].valueFrom: 'warehouse' is not a resource of app 'console'")
+    assert message.startswith("app.yaml: env[1].valueFrom: 'warehouse' is not a resource of app 'console'")
 
 
 def test_app_yaml_renamed_resource_breaks_the_match(real_copy):
     _replace(real_copy / "resources" / "console.yml", "- name: mlflow-experiment", "- name: experiment")
-    _one_matching(_messages(real_copy), "app.yaml: env[3].valueFrom: 'mlflow-experiment' is not a resource")
+    _one_matching(_messages(real_copy), "app.yaml: env[2].valueFrom: 'mlflow-experiment' is not a resource")
 
 
 def test_app_yaml_command_must_be_an_argv_list(real_copy):
