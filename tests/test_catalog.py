@@ -193,6 +193,7 @@ def test_unity_catalog_without_spark_reads_and_writes_through_the_warehouse():
     prod = resolve_settings("prod")
     catalog = UnityCatalog(prod, spark=False, sql=warehouse)
     catalog.read_arrow(ML_MODEL_ALERTS, [("alert_id", "=", "a1")], ["alert_id"])
+    catalog.read_arrow(ML_MODEL_ALERTS, version=3)
     catalog.append_rows(ML_MODEL_ALERTS, [{"alert_id": "a2"}], pa.schema([("alert_id", pa.string())]))
     assert catalog.update(ML_MODEL_ALERTS, {"retrain_run_id": "9"}, [("alert_id", "in", ["a1"])]) == 1
     with pytest.raises(UserError, match="needs Spark"):
@@ -200,6 +201,7 @@ def test_unity_catalog_without_spark_reads_and_writes_through_the_warehouse():
     fqn = prod.tables.fqn(ML_MODEL_ALERTS)
     assert warehouse.sent == [
         (f"SELECT alert_id FROM {fqn} WHERE alert_id = :w0", {"w0": "a1"}),
+        (f"SELECT * FROM {fqn} VERSION AS OF 3 WHERE TRUE", {}),
         (f"INSERT INTO {fqn} (alert_id) VALUES (:alert_id)", {"alert_id": "a2"}),
         (f"UPDATE {fqn} SET retrain_run_id = :set_retrain_run_id WHERE alert_id IN (:w0_0)",
          {"w0_0": "a1", "set_retrain_run_id": "9"}),
