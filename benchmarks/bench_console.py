@@ -79,7 +79,7 @@ def synthetic_members(n: int, rng: np.random.Generator) -> dict:
     base = np.where(~smoker, pop.CHARGE_BASE_NON_SMOKER,
                     np.where(bmi >= pop.OBESE_BMI, pop.CHARGE_BASE_SMOKER_OBESE, pop.CHARGE_BASE_SMOKER))
     noise = rng.normal(pop.NOISE_BODY_MEAN, pop.NOISE_BODY_SD, n) * np.where(smoker, pop.NOISE_SMOKER_SPREAD, 1.0)
-    tail = rng.random(n) < pop.NOISE_TAIL_SHARE
+    tail = ~smoker & (rng.random(n) < pop.NOISE_TAIL_SHARE_NON_SMOKER)
     noise = np.where(tail, pop.NOISE_TAIL_OFFSET + rng.exponential(pop.NOISE_TAIL_MEAN_EXCESS, n), noise)
     charges = np.maximum(base + pop.CHARGE_PER_YEAR_OF_AGE * age + pop.CHARGE_PER_CHILD * children + noise,
                          pop.CHARGE_FLOOR)
