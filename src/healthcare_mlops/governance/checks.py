@@ -237,3 +237,27 @@ def hard_failures(checks: list[Check]) -> list[Check]:
 def referrals(checks: list[Check]) -> list[Check]:
     """Hard floors the champion misses too on the same rows: an approver decides."""
     return [c for c in checks if c.hard and c.verdict == REFER]
+
+
+def in_words(check: dict) -> str:
+    """A check's verdict as a model owner reads it: which group, how far, how sure."""
+    verdict, threshold, detail = check.get("verdict"), check.get("threshold") or "the threshold", check.get("detail")
+    interval = check.get("interval")
+    blocks = "blocks promotion" if check.get("hard") else "reported only, never blocks"
+    if verdict == TOO_FEW:
+        return f"Not judged: {detail or 'too few members'}."
+    if verdict == REFER:
+        return f"Below the floor ({threshold}), but so is the champion on the same rows: an approver decides. {detail}."
+    prefix = f"{detail}. " if detail else ""
+    if interval:
+        sure = {PASS: f"Within {threshold}.",
+                WARN: f"The estimate is beyond {threshold} but its interval reaches back inside: it may be "
+                      f"chance; watch it ({'a warning' if check.get('hard') else blocks}).",
+                FAIL: f"The whole interval lies beyond {threshold}: a real difference, not chance "
+                      f"({blocks})."}.get(verdict, "")
+        return prefix + sure
+    if verdict == PASS:
+        return prefix + f"Meets {threshold}."
+    if verdict == WARN:
+        return prefix + f"Outside {threshold} ({blocks})."
+    return prefix + f"Does not meet {threshold} ({blocks})."
