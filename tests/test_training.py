@@ -17,7 +17,7 @@ from healthcare_mlops.features.definitions import AGE_BANDS, band
 from healthcare_mlops.modeling import metrics as m
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
 from healthcare_mlops.modeling.risk import RISK_CATEGORIES, reference_quantiles, risk_category, risk_score
-from healthcare_mlops.modeling.splits import DEFAULT_SALT, fold_ids, test_mask
+from healthcare_mlops.modeling.splits import DEFAULT_SALT, fold_ids, held_out_mask
 from healthcare_mlops.modeling.training import MIN_LABELLED_ROWS, R2_TOLERANCE, select_candidate, train
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
 from healthcare_mlops.tasks.model_training import CHALLENGER, log_and_register
@@ -126,11 +126,11 @@ def test_select_candidate_prefers_lower_mae_within_the_r2_tolerance():
 def test_members_keep_their_split_and_fold_when_members_are_added():
     keys = [f"member-{i}" for i in range(5000)]
     more = keys + [f"member-{i}" for i in range(5000, 7000)]
-    assert (test_mask(keys, "salt", 0.2) == test_mask(more, "salt", 0.2)[:5000]).all()
+    assert (held_out_mask(keys, "salt", 0.2) == held_out_mask(more, "salt", 0.2)[:5000]).all()
     assert (fold_ids(keys, "salt", 5) == fold_ids(more, "salt", 5)[:5000]).all()
-    assert 0.18 <= test_mask(keys, "salt", 0.2).mean() <= 0.22
+    assert 0.18 <= held_out_mask(keys, "salt", 0.2).mean() <= 0.22
     assert set(np.bincount(fold_ids(keys, "salt", 5)) // 100) <= {9, 10}
-    assert (test_mask(keys, "other salt", 0.2) != test_mask(keys, "salt", 0.2)).any()
+    assert (held_out_mask(keys, "other salt", 0.2) != held_out_mask(keys, "salt", 0.2)).any()
 
 
 def test_reference_holds_what_monitoring_needs(trained):

@@ -24,7 +24,7 @@ from mlflow.models import Model
 from healthcare_mlops.features.definitions import LABEL_COLUMN
 from healthcare_mlops.governance.checks import Evidence
 from healthcare_mlops.modeling import metrics as m
-from healthcare_mlops.modeling.splits import DEFAULT_SALT, test_mask
+from healthcare_mlops.modeling.splits import DEFAULT_SALT, held_out_mask
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_INSURANCE_FEATURES
 from healthcare_mlops.tasks.model_training import EVALUATION_ARTIFACT_DIR, OOF_EVIDENCE_FILE
@@ -66,7 +66,7 @@ def evaluation_rows(settings: Settings, data_version: dict, params: dict) -> pd.
     frame = _features_at(settings, data_version)
     frame = frame[frame[LABEL_COLUMN].notna()]
     salt = params.get("split_salt", DEFAULT_SALT)
-    held_out = test_mask(frame[params.get("split_key", "patient_natural_key")].astype(str).to_numpy(), salt,
+    held_out = held_out_mask(frame[params.get("split_key", "patient_natural_key")].astype(str).to_numpy(), salt,
                          float(params["test_share"]))
     rows = frame[held_out]
     if rows.empty:

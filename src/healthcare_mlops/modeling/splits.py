@@ -25,7 +25,7 @@ def _unit(keys, salt: str, purpose: str) -> np.ndarray:
                         / _BUCKETS for k in keys), dtype=float, count=len(keys))
 
 
-def test_mask(keys, salt: str, test_share: float) -> np.ndarray:
+def held_out_mask(keys, salt: str, test_share: float) -> np.ndarray:
     """True for members in the held-out test split (about ``test_share`` of them)."""
     return _unit(keys, salt, "test") < test_share
 

@@ -32,7 +32,7 @@ from healthcare_mlops.modeling.intervals import (AdaptiveIntervals, calibrate_in
                                                 cross_validated_interval_quality)
 from healthcare_mlops.modeling.pyfunc import score
 from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY, reference_quantiles, risk_category, risk_score
-from healthcare_mlops.modeling.splits import DEFAULT_SALT, MEMBER_KEY, fold_ids, member_keys, test_mask
+from healthcare_mlops.modeling.splits import DEFAULT_SALT, MEMBER_KEY, fold_ids, held_out_mask, member_keys
 
 MIN_LABELLED_ROWS = 200
 INTERVAL_COVERAGE = 0.90
@@ -156,7 +156,7 @@ def split_by_member(labelled: pd.DataFrame, salt: str) -> tuple[pd.DataFrame, pd
     in which the rows arrived either."""
     keys = member_keys(labelled)
     ordered = labelled.assign(_key=keys.to_numpy()).sort_values("_key", kind="stable").drop(columns="_key")
-    held_out = test_mask(member_keys(ordered), salt, TEST_SHARE)
+    held_out = held_out_mask(member_keys(ordered), salt, TEST_SHARE)
     train_rows = ordered[~held_out].reset_index(drop=True)
     test_rows = ordered[held_out].reset_index(drop=True)
     return train_rows, test_rows, fold_ids(member_keys(train_rows), salt, FOLDS)
