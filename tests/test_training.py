@@ -22,7 +22,7 @@ from healthcare_mlops.modeling.training import MIN_LABELLED_ROWS, R2_TOLERANCE, 
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
 from healthcare_mlops.tasks.model_training import CHALLENGER, log_and_register
 
-FAST = ("hist_gradient_boosting_poisson",)
+FAST = ("linear_huber",)          # the fastest candidate, and the one usually selected
 
 
 @pytest.fixture(scope="module")
