@@ -75,7 +75,8 @@ def render() -> None:
                                            ("" if pd.isna(v) else f"{v:g}")
                                            for m, v in zip(verdicts["metric"], verdicts["threshold"])])
         st.dataframe(shown, hide_index=True, key="fairness_checks")
-        st.caption("alert: a fairness alert was raised; flag: the four-fifths ratio is low (a flag, not a "
+        st.caption("alert: a fairness alert was raised (sex, the protected attribute); flag: a rating factor "
+                   "(age band, region) beyond its threshold, or the four-fifths ratio is low (reported, not a "
                    "verdict); insufficient_data: fewer than two groups large enough to compare.")
 
     st.subheader("Per group")

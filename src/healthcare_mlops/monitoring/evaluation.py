@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.features.definitions import GROUP_COLUMNS, MODEL_INPUT_COLUMNS
+from healthcare_mlops.features.definitions import GROUP_COLUMNS, MODEL_INPUT_COLUMNS, PROTECTED_ATTRIBUTES
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.settings import numbers_from_variables
 
@@ -429,13 +429,16 @@ def evaluate_performance(sums: pd.DataFrame, t: MonitoringThresholds,
         ratio_breach = ratio is not None and ratio > t.fairness_mae_ratio_max
         outside = [g for g in eligible if g["relative_calibration"] is not None
                    and not (t.calibration_ratio_min <= g["relative_calibration"] <= t.calibration_ratio_max)]
+        # Only the protected attribute raises an alert; rating factors (age band, region) the
+        # ACA allows are flagged on the Fairness page, as governance reports them.
+        breach = ALERT if column in PROTECTED_ATTRIBUTES else FLAG
         rows.append(_row(column, "fairness_mae_ratio", ratio, t.fairness_mae_ratio_max,
-                         INSUFFICIENT if ratio is None else (ALERT if ratio_breach else OK)))
+                         INSUFFICIENT if ratio is None else (breach if ratio_breach else OK)))
         if eligible:
             worst = max(eligible, key=lambda g: abs((g["relative_calibration"] or 1.0) - 1.0))
             rows.append(_row(column, "calibration_ratio_worst", worst["relative_calibration"], None,
-                             ALERT if outside else OK, group_value=worst["group_value"]))
-        if ratio_breach or outside:
+                             breach if outside else OK, group_value=worst["group_value"]))
+        if (ratio_breach or outside) and breach == ALERT:
             reasons = []
             if ratio_breach:
                 reasons.append(f"ratio of MAE / mean actual, max/min {ratio:.2f} > {t.fairness_mae_ratio_max:g}")
