@@ -156,9 +156,13 @@ def governance_outcome(settings) -> list[str]:
 
     status = Governance(settings, job_identity(settings)).status()
     challenger, champion = status["challenger"], status["champion"]
-    if challenger is None or challenger == champion:
-        return [f"governance: version {champion} is the champion" if champion else "governance: no champion"]
     checks = status["checks"]
+    if challenger is None or challenger == champion:
+        if not champion:
+            return ["governance: no champion"]
+        compared = next((c for c in status["champion_checks"] if c["name"] == "champion_comparison"), None)
+        why = f" ({compared['detail']})" if compared and compared.get("detail") else ""
+        return [f"governance: version {champion} is the champion{why}"]
     if status["referred"]:
         lines = [f"governance: version {challenger} was referred to an approver, not refused: "
                  + "; ".join(f"{c['name']} {c['threshold']}: {c['detail']}" for c in status["referred"])]
