@@ -62,6 +62,7 @@ class Evidence:
     champion_metrics: dict | None = None
     lineage: dict = field(default_factory=dict)
     failure: str = ""                  # why the metrics could not be computed, if they could not
+    oof_failure: str = ""              # why the out-of-fold evidence could not be read, if it could not
 
 
 def _missing(value) -> bool:
@@ -139,7 +140,8 @@ def _group_check(name: str, column: str, result, threshold: str, hard: bool, sma
                  interval=[round(result.ci_low, 4), round(result.ci_high, 4)], group=result.group, kind=kind)
 
 
-def fairness_checks(oof: pd.DataFrame | None, t: GovernanceThresholds, columns=FAIRNESS_GROUPS) -> list[Check]:
+def fairness_checks(oof: pd.DataFrame | None, t: GovernanceThresholds, columns=FAIRNESS_GROUPS,
+                    missing_reason: str = "") -> list[Check]:
     """Per group column: calibration relative to the rest and scale-aware error parity, with intervals."""
     checks = []
     level = f"{t.fairness_ci_level:.0%}"
@@ -148,7 +150,7 @@ def fairness_checks(oof: pd.DataFrame | None, t: GovernanceThresholds, columns=F
         names = (f"calibration_{column}", f"fairness_mae_ratio_{column}")
         band = f"{t.calibration_ratio_min}-{t.calibration_ratio_max}"
         if oof is None or column not in oof.columns:
-            reason = "no out-of-fold evidence" if oof is None else f"no '{column}' in the evidence"
+            reason = (missing_reason or "no out-of-fold evidence") if oof is None else f"no '{column}' in the evidence"
             checks += [Check(n, None, th, FAIL if hard else WARN, hard, f"not computed: {reason}")
                        for n, th in zip(names, (band, f"<= {t.fairness_mae_ratio_max}"))]
             continue
@@ -220,7 +222,7 @@ def run_checks(evidence: Evidence, thresholds: GovernanceThresholds) -> list[Che
         *metric_checks(evidence, thresholds),
         overall_calibration_check(evidence, thresholds),
         prohibited_inputs_check(evidence.inputs),
-        *fairness_checks(evidence.oof, thresholds),
+        *fairness_checks(evidence.oof, thresholds, missing_reason=evidence.oof_failure),
         four_fifths_check(evidence.oof, thresholds),
         champion_check(evidence.metrics.get("mae"), (evidence.champion_metrics or {}).get("mae"), thresholds,
                        evidence.metrics.get("test_rows")),

@@ -125,23 +125,24 @@ def gather_evidence(settings: Settings, client, model_name: str, version: str, c
         return Evidence(metrics={}, oof=None, inputs=inputs, model_loads=False,
                         load_error=f"{type(exc).__name__}: {exc}", lineage=lineage,
                         failure="the model does not load or predict")
+    oof, oof_failure = None, ""
     try:
         oof = load_oof_evidence(mv.run_id)
-    except Exception as exc:
-        oof = None
-        print(f"version {version}: no out-of-fold evidence ({type(exc).__name__}: {exc}); group checks fail")
+    except Exception as exc:  # recorded on the group checks, which then fail
+        oof_failure = f"the run's out-of-fold evidence is unreadable: {type(exc).__name__}: {exc}"
     try:
         params = client.get_run(mv.run_id).data.params
         rows = evaluation_rows(settings, json.loads(lineage["training_data_version"] or "{}"), params)
         metrics = scored_metrics(model, inputs, rows)
     except Exception as exc:
         return Evidence(metrics={}, oof=oof, inputs=inputs, model_loads=True, lineage=lineage,
-                        failure=f"re-scoring the held-out rows failed: {type(exc).__name__}: {exc}")
+                        failure=f"re-scoring the held-out rows failed: {type(exc).__name__}: {exc}",
+                        oof_failure=oof_failure)
     champion_values = None
     if champion is not None and str(champion) != str(version):
         champion_values = champion_metrics(model_name, champion, rows)
     return Evidence(metrics=metrics, oof=oof, inputs=inputs, model_loads=True,
-                    champion_metrics=champion_values, lineage=lineage)
+                    champion_metrics=champion_values, lineage=lineage, oof_failure=oof_failure)
 
 
 def checks_json(checks) -> str:
