@@ -92,8 +92,21 @@ def metric_over_time(history: pd.DataFrame, metric: str, title: str, low: float 
     for bound in (low, high):
         if bound is not None:
             fig.add_hline(y=bound, line_dash="dash", line_color="#c62828", annotation_text=f"{bound:g}")
-    fig.update_layout(title=title, xaxis_title="window end", yaxis_title=metric.replace("_", " "), **_LAYOUT)
+    fig.update_layout(title=title, yaxis_title=metric.replace("_", " "), xaxis=date_axis(history["window_end"]),
+                      **_LAYOUT)
     return fig
+
+
+def date_axis(dates: pd.Series, title: str = "window end") -> dict:
+    """An x axis of whole days: with one or few dates plotly would otherwise zoom to milliseconds."""
+    days = pd.to_datetime(pd.Series(dates)).dt.normalize().dropna()
+    axis = dict(title=title, type="date", tickformat="%Y-%m-%d", dtick=86_400_000)
+    if len(days):
+        low, high = days.min() - pd.Timedelta(days=1), days.max() + pd.Timedelta(days=1)
+        axis["range"] = [low.strftime("%Y-%m-%d"), high.strftime("%Y-%m-%d")]
+        if (high - low).days > 14:
+            axis.pop("dtick")
+    return axis
 
 
 def composite_drift(history: pd.DataFrame, threshold: float) -> go.Figure:

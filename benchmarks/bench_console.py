@@ -42,6 +42,7 @@ from healthcare_mlops import tables as T  # noqa: E402
 from healthcare_mlops.bundle.run_history import SUCCEEDED, RunRecord, append_runs  # noqa: E402
 from healthcare_mlops.data import population as pop  # noqa: E402
 from healthcare_mlops.data.contract import REGIONS  # noqa: E402
+from healthcare_mlops.data.synthetic import synthetic_members  # noqa: E402
 from healthcare_mlops.features.definitions import AGE_BANDS, band  # noqa: E402
 from healthcare_mlops.modeling.risk import risk_category  # noqa: E402
 from healthcare_mlops.monitoring.contract import ALERT_SCHEMA_DDL, DRIFT_SCHEMA_DDL, FAIRNESS_SCHEMA_DDL  # noqa: E402
@@ -62,29 +63,6 @@ _ARROW_TYPES = {"STRING": pa.string(), "DATE": pa.date32(), "DOUBLE": pa.float64
 def arrow_schema(ddl: str) -> pa.Schema:
     """A contract's Spark DDL (``name TYPE, ...``) as an Arrow schema."""
     return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in (part.split()[:2] for part in ddl.split(", "))])
-
-
-# -- synthetic members ------------------------------------------------------------------------
-
-def synthetic_members(n: int, rng: np.random.Generator) -> dict:
-    """Model inputs, sex, age band and charges following docs/definitions.md (the public table)."""
-    young = rng.random(n) < pop.AGE_YOUNG_SHARE
-    age = np.where(young, rng.integers(pop.AGE_YOUNG[0], pop.AGE_YOUNG[1] + 1, n),
-                   rng.integers(pop.AGE_MAIN[0], pop.AGE_MAIN[1] + 1, n)).astype(np.int32)
-    bmi = np.round(np.clip(rng.normal(pop.BMI_MEAN, pop.BMI_SD, n), *pop.BMI_CLIP), 2)
-    children = rng.choice(len(pop.CHILDREN_SHARES), n, p=pop.CHILDREN_SHARES).astype(np.int32)
-    smoker = rng.random(n) < pop.SMOKER_SHARE
-    region = rng.choice(list(REGIONS), n, p=[pop.REGION_SHARES[r] for r in REGIONS])
-    sex = np.where(rng.random(n) < 0.5, "female", "male")
-    base = np.where(~smoker, pop.CHARGE_BASE_NON_SMOKER,
-                    np.where(bmi >= pop.OBESE_BMI, pop.CHARGE_BASE_SMOKER_OBESE, pop.CHARGE_BASE_SMOKER))
-    noise = rng.normal(pop.NOISE_BODY_MEAN, pop.NOISE_BODY_SD, n) * np.where(smoker, pop.NOISE_SMOKER_SPREAD, 1.0)
-    tail = rng.random(n) < pop.NOISE_TAIL_SHARE
-    noise = np.where(tail, pop.NOISE_TAIL_OFFSET + rng.exponential(pop.NOISE_TAIL_MEAN_EXCESS, n), noise)
-    charges = np.maximum(base + pop.CHARGE_PER_YEAR_OF_AGE * age + pop.CHARGE_PER_CHILD * children + noise,
-                         pop.CHARGE_FLOOR)
-    return {"age": age, "bmi": bmi, "children": children, "smoker": smoker, "region": region, "sex": sex,
-            "age_band": band(age, AGE_BANDS), "annual_charges": charges}
 
 
 # -- tables -----------------------------------------------------------------------------------

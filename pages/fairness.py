@@ -1,25 +1,52 @@
-"""Fairness: per-group metrics of the monitored batches against the thresholds, latest and over time.
+"""Fairness: the champion's governance verdicts, then the monitored batches' group metrics over time.
 
-The verdicts are the ones the model_monitoring run recorded (``ml_drift_metrics``: MAE
-ratio, worst calibration and the four-fifths ratio per group column, judged in
-``monitoring/evaluation.py`` with the bundle's thresholds), so this page and the alerts
+The champion's checks come from governance (out-of-fold predictions of every training
+member, bootstrap intervals, verdicts in words). The batch verdicts are the ones the
+model_monitoring run recorded (``ml_drift_metrics``: scale-aware error ratio, worst
+calibration relative to everyone else and the four-fifths ratio per group column, judged
+in ``monitoring/evaluation.py`` with the bundle's thresholds), so this page and the alerts
 never disagree.
 """
 
+import pandas as pd
 import streamlit as st
 
 from app import charts, data, ui
-from app.vocabulary import ALERT, FAIRNESS_GROUPS, OK, MonitoringThresholds
+from app.vocabulary import ALERT, FAIRNESS_GROUPS, OK, MonitoringThresholds, in_words
 
 METRICS = {"calibration_ratio": "mean predicted / mean actual", "mae": "MAE (USD)",
            "critical_share": "share flagged critical", "risk_score_mae": "risk-score MAE"}
+
+
+def _champion_checks() -> None:
+    """The champion's fairness verdicts from governance, each with its interval and in words."""
+    registry = data.registry()
+    champion = registry.get("champion")
+    if not registry["exists"] or champion is None:
+        return
+    checks = [c for c in data.checks_by_version(registry["model_name"]).get(str(champion), [])
+              if c["name"].startswith(("calibration_", "fairness_", "critical_share"))]
+    if not checks:
+        return
+    st.subheader(f"Champion (version {champion}): governance checks")
+    st.caption("Out-of-fold predictions of every training member; sex is protected (hard checks), the rest are "
+               "rating factors (reported, never blocking). A check fails only when its whole interval is beyond "
+               "the threshold.")
+    st.dataframe(pd.DataFrame([{
+        "check": c["name"], "group": c.get("group") or "", "value": c["value"],
+        "interval": f"{c['interval'][0]:.3g} - {c['interval'][1]:.3g}" if c.get("interval") else "",
+        "threshold": c.get("threshold") or "", "verdict": c["verdict"], "what it means": in_words(c)}
+        for c in checks]), hide_index=True, key="fairness_champion_checks")
+    st.subheader("Monitored batches")
 
 
 def render() -> None:
     st.title("Fairness")
     settings = data.console_settings()
     t = MonitoringThresholds.from_variables(settings.variables)
-    st.caption(f"Thresholds (bundle variables): MAE ratio max/min <= {t.fairness_mae_ratio_max:g}; calibration "
+    _champion_checks()
+    st.caption(f"Thresholds (bundle variables): error relative to mean charges, max/min <= "
+               f"{t.fairness_mae_ratio_max:g}; mean predicted / mean actual relative to everyone else "
                f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g}; groups judged from n >= "
                f"{t.fairness_min_group_size}; four-fifths ratio of the share flagged critical by sex >= "
                f"{t.four_fifths_min:g} (a flag, not a verdict).")
@@ -42,8 +69,13 @@ def render() -> None:
         passed, failed = st.columns(2)
         passed.metric("Checks passed", f"{int((verdicts['status'] == OK).sum())} of {len(verdicts)}")
         failed.metric("Checks failed", f"{int((verdicts['status'] == ALERT).sum())}")
-        st.dataframe(verdicts, hide_index=True, key="fairness_checks")
-        st.caption("alert: a fairness alert was raised; flag: the four-fifths ratio is low (a flag, not a "
+        band = f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g}"
+        shown = verdicts.assign(threshold=[band if m == "calibration_ratio_worst" else
+                                           ("" if pd.isna(v) else f"{v:g}")
+                                           for m, v in zip(verdicts["metric"], verdicts["threshold"])])
+        st.dataframe(shown, hide_index=True, key="fairness_checks")
+        st.caption("alert: a fairness alert was raised (sex, the protected attribute); flag: a rating factor "
+                   "(age band, region) beyond its threshold, or the four-fifths ratio is low (reported, not a "
                    "verdict); insufficient_data: fewer than two groups large enough to compare.")
 
     st.subheader("Per group")

@@ -4,30 +4,37 @@ import pandas as pd
 import streamlit as st
 
 from app import actions, auth, data, ui
-from app.vocabulary import PROMOTION_PENDING
+from app.vocabulary import PROMOTION_PENDING, in_words
+
+
+def _interval(check: dict | None) -> str:
+    interval = (check or {}).get("interval")
+    return f"{interval[0]:.3g} - {interval[1]:.3g}" if interval else ""
 
 
 def _checklist(champion_checks: list, challenger_checks: list) -> pd.DataFrame:
-    """One row per check: threshold, hard/soft, then each version's value and verdict."""
+    """One row per check: threshold, hard/soft, each version's value, interval and verdict, and in words."""
     names = list(dict.fromkeys([c["name"] for c in challenger_checks] + [c["name"] for c in champion_checks]))
     by_name = {"champion": {c["name"]: c for c in champion_checks},
                "challenger": {c["name"]: c for c in challenger_checks}}
     rows = []
     for name in names:
         any_check = by_name["challenger"].get(name) or by_name["champion"][name]
-        row = {"check": name, "threshold": any_check["threshold"],
+        row = {"check": name, "threshold": any_check.get("threshold") or "",
                "kind": "hard" if any_check["hard"] else "soft"}
         for role in ("champion", "challenger"):
             check = by_name[role].get(name)
             row[f"{role} value"] = "" if check is None or check["value"] is None else str(check["value"])
+            row[f"{role} interval"] = _interval(check)
             row[f"{role} verdict"] = "" if check is None else check["verdict"]
-        row["detail"] = any_check.get("detail", "")
+        row["what it means"] = in_words(any_check)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _decision(identity, challenger: int, checks: list, approval_mode: str, status: str) -> None:
     hard_failures = [c["name"] for c in checks if c["hard"] and c["verdict"] == "fail"]
+    referred = [c for c in checks if c["hard"] and c["verdict"] == "refer"]
     st.subheader(f"Decision on version {challenger}")
     if status:
         st.caption(f"Registry status of version {challenger}: `{status}`")
@@ -35,7 +42,10 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
         st.info(f"Version {challenger} is {PROMOTION_PENDING}: the {actions.ENDPOINT_JOB} job moves the "
                 "champion alias and the serving endpoint (see Jobs).")
         return
-    if hard_failures:
+    if referred and not hard_failures:
+        st.warning(f"Version {challenger} was referred to you: " + " ".join(in_words(c) for c in referred)
+                   + " Approve (with a comment) or reject.")
+    elif hard_failures:
         st.warning(f"Version {challenger} fails hard checks: {', '.join(hard_failures)}. Approving it is an "
                    "override and needs a reason, which is recorded.")
     elif not checks:

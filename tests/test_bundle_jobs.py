@@ -25,11 +25,11 @@ THRESHOLDS = {
     "four_fifths_min": 0.8, "champion_mae_tolerance": 0.05, "psi_moderate": 0.1, "psi_significant": 0.25,
     "composite_drift_alert": 0.3, "prediction_psi_alert": 0.25, "group_share_shift_alert": 0.10,
     "low_volume_min_predictions": 50, "performance_risk_score_mae_alert": 15.0, "min_predicted_charges": 1000,
-    "review_interval_width_ratio": 2.0,
+    "review_interval_width_ratio": 2.0, "fairness_bootstrap_samples": 400, "fairness_ci_level": 0.9,
 }
 GOVERNANCE = ("r2_min", "risk_score_mae_max", "high_risk_capture_min", "fairness_mae_ratio_max",
               "calibration_ratio_min", "calibration_ratio_max", "fairness_min_group_size", "four_fifths_min",
-              "champion_mae_tolerance")
+              "champion_mae_tolerance", "fairness_bootstrap_samples", "fairness_ci_level")
 MONITORING = ("psi_moderate", "psi_significant", "composite_drift_alert", "prediction_psi_alert",
               "group_share_shift_alert", "low_volume_min_predictions", "performance_risk_score_mae_alert")
 INFERENCE = ("min_predicted_charges", "review_interval_width_ratio")

@@ -312,18 +312,31 @@ def test_risk_score_mae_above_the_threshold_is_a_performance_alert():
     assert verdicts[0].threshold == 15.0
 
 
-def test_fairness_uses_groups_of_at_least_the_minimum_size():
+def test_fairness_alerts_on_the_protected_attribute_flags_rating_factors_and_skips_small_groups():
+    frame = labelled()
+    worse = frame["sex"] == "female"
+    noise = np.random.default_rng(5).normal(0.0, 5000.0, int(worse.sum()))
+    frame.loc[worse, "predicted"] = frame.loc[worse, "actual"] + noise     # one sex predicted much worse
+    rows, _, verdicts = ev.evaluate_performance(sums_of(frame), THRESHOLDS, {})
+    fairness = [v for v in verdicts if v.type == "fairness"]
+    assert [v.column_name for v in fairness] == ["sex"]
+    assert fairness[0].severity == "warning"
     frame = labelled()
     worse = frame["region"] == "southwest"
-    noise = np.random.default_rng(5).normal(0.0, 5000.0, int(worse.sum()))
-    frame.loc[worse, "predicted"] = frame.loc[worse, "actual"] + noise     # one region predicted much worse
-    _, _, verdicts = ev.evaluate_performance(sums_of(frame), THRESHOLDS, {})
-    fairness = [v for v in verdicts if v.type == "fairness"]
-    assert [v.column_name for v in fairness] == ["region"]
-    assert fairness[0].severity == "warning"
+    frame.loc[worse, "predicted"] = frame.loc[worse, "actual"] + np.random.default_rng(5).normal(
+        0.0, 5000.0, int(worse.sum()))                                    # a rating factor: flagged, no alert
+    rows, _, verdicts = ev.evaluate_performance(sums_of(frame), THRESHOLDS, {})
+    assert [v for v in verdicts if v.type == "fairness"] == []
+    region = {r["metric"]: r["status"] for r in rows if r["column_name"] == "region"}
+    assert region["fairness_mae_ratio"] == ev.FLAG
     small = sums_of(labelled(n=100))
     _, _, verdicts = ev.evaluate_performance(small, THRESHOLDS, {})
     assert verdicts == []                              # 100 labelled rows: groups under 30 are not judged
+
+
+def test_an_overall_shift_is_performance_not_unfairness():
+    _, _, verdicts = ev.evaluate_performance(sums_of(labelled(inflation=1.3)), THRESHOLDS, {})
+    assert [v.type for v in verdicts] == ["performance"]
 
 
 def test_too_few_labels_are_not_judged():

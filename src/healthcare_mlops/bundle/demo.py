@@ -135,6 +135,35 @@ def _report(context: DemoContext) -> None:
     client = configure_mlflow(settings)
     aliases = client.get_registered_model(settings.model_name).aliases or {}
     context.say("model: " + ", ".join(f"{alias} = version {version}" for alias, version in sorted(aliases.items())))
+    for line in governance_outcome(settings):
+        context.say(line)
+
+
+def governance_outcome(settings) -> list[str]:
+    """What governance decided about the latest challenger, and why, in a model owner's words."""
+    from healthcare_mlops.governance.service import Governance
+    from healthcare_mlops.identity import job_identity
+
+    status = Governance(settings, job_identity(settings)).status()
+    challenger, champion = status["challenger"], status["champion"]
+    checks = status["checks"]
+    if challenger is None or challenger == champion:
+        if not champion:
+            return ["governance: no champion"]
+        compared = next((c for c in status["champion_checks"] if c["name"] == "champion_comparison"), None)
+        why = f" ({compared['detail']})" if compared and compared.get("detail") else ""
+        return [f"governance: version {champion} is the champion{why}"]
+    if status["referred"]:
+        lines = [f"governance: version {challenger} was referred to an approver, not refused: "
+                 + "; ".join(f"{c['name']} {c['threshold']}: {c['detail']}" for c in status["referred"])]
+        lines.append(f"  decide with: healthcare-mlops governance approve --version {challenger} --comment ... "
+                     f"(or reject); version {champion} stays champion until then")
+        return lines
+    failed = [c for c in checks if c["hard"] and c["verdict"] == "fail"]
+    if failed:
+        return [f"governance: version {challenger} was refused; version {champion} stays champion: "
+                + "; ".join(f"{c['name']} = {c['value']} (needs {c['threshold']})" for c in failed)]
+    return [f"governance: version {challenger} is waiting for an approver (approval mode {status['approval_mode']})"]
 
 
 def _console_skip(context: DemoContext) -> str | None:

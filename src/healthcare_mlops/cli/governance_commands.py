@@ -55,7 +55,10 @@ def validate(ctx: typer.Context, version: int = typer.Option(None, "--version", 
         return
     _print_checks([c.as_dict() for c in result.checks])
     typer.echo(f"version {result.version}: " + ("all hard checks pass" if result.passed else
-               "fails " + ", ".join(c.name for c in result.failures)))
+               "; ".join(part for part in (
+                   "fails " + ", ".join(c.name for c in result.failures) if result.failures else "",
+                   "referred to an approver: " + ", ".join(c.name for c in result.referrals)
+                   if result.referrals else "") if part)))
 
 
 @app.command()

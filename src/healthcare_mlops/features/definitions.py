@@ -67,6 +67,11 @@ LABEL_COLUMN = "annual_charges"
 
 # Group columns for fairness and demographic-shift reporting.
 GROUP_COLUMNS = ("sex", "region", "age_band", "smoker")
+# Governance fairness (DESIGN.md section 5): ``sex`` is protected (never an input, hard
+# checks); the rest are rating factors the ACA allows (reported and warned on, never hard).
+PROTECTED_ATTRIBUTES = ("sex",)
+RATING_FACTORS = ("age_band", "region", "smoker", "family_size_category")
+FAIRNESS_GROUP_COLUMNS = (*PROTECTED_ATTRIBUTES, *RATING_FACTORS)
 
 # ZIP3 prefixes with 20,000 people or fewer (Census 2000), reported as 000 under Safe Harbor.
 RESTRICTED_ZIP3 = frozenset({"036", "059", "063", "102", "203", "556", "692", "790", "821",

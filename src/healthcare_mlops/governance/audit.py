@@ -15,6 +15,7 @@ from healthcare_mlops.tables import MODEL_GOVERNANCE_LOG
 
 VALIDATED, APPROVED, REJECTED, PROMOTED, ROLLED_BACK, OVERRIDDEN = (
     "validated", "approved", "rejected", "promoted", "rolled back", "overridden")
+REFERRED = "referred"      # a floor the champion misses too: the decision went to an approver
 RAN_JOB = "ran job"        # a person started a job from the console (version is empty)
 
 AUDIT_SCHEMA = pa.schema([

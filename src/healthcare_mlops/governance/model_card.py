@@ -55,15 +55,19 @@ def render_model_card(model_name: str, version: str, run, checks: list[dict], gr
         f"Inputs: {', '.join(inputs)}; engineered inside the model: age band score, bmi category, "
         "smoker x obesity, family size category.",
         f"Deliberately excluded: {', '.join(excluded)} (HIPAA identifiers and sex, not an allowed rating factor).",
-        "", f"## Model\nSelected candidate: `{params.get('candidate', '?')}` by 5-fold CV MAE.",
+        "", f"## Model\nSelected candidate: `{params.get('candidate', '?')}` "
+        f"({params.get('selection_rule', 'by 5-fold CV')}); split and folds by a salted hash of "
+        f"`{params.get('split_key', '?')}` (salt `{params.get('split_salt', '?')}`).",
         "", "## Metrics (held-out test set)", _table(overall, ["metric", "value"]),
-        "## Metrics per group", _table(groups, ["group_column", "group_value", "n", "mae", "calibration_ratio",
-                                                "critical_share"]),
+        "## Metrics per group (out-of-fold, every training member)",
+        _table(groups, ["group_column", "group_value", "n", "mae", "relative_mae", "calibration_ratio",
+                        "critical_share"]),
         "## Prediction intervals",
-        f"90 % intervals, normalised split conformal; held-out coverage "
+        f"90 % intervals, {params.get('interval_method', 'split conformal')}; held-out coverage "
         f"{metrics.get('test_interval_coverage', float('nan')):.3f}, mean width "
         f"{metrics.get('test_interval_width_ratio', float('nan')):.2f} x a constant-width interval.",
-        "", "## Governance checks", _table(checks, ["name", "value", "threshold", "verdict", "hard"]),
+        "", "## Governance checks", _table(checks, ["name", "value", "interval", "threshold", "verdict", "hard",
+                                                    "detail"]),
         "## Limitations", LIMITATIONS,
         "", "## Governance history",
         _table(events, ["event_time", "action", "actor", "role", "comment", "override_reason"]),

@@ -19,8 +19,10 @@ import mlflow
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.governance import audit
-from healthcare_mlops.governance.checks import Check, hard_failures, run_checks
+from healthcare_mlops.governance.checks import Check, hard_failures, referrals, run_checks
+from healthcare_mlops.governance.checks import FAIRNESS_GROUPS
 from healthcare_mlops.governance.evaluation import gather_evidence
+from healthcare_mlops.modeling.training import group_metrics
 from healthcare_mlops.governance.model_card import render_model_card
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import Identity
@@ -33,6 +35,7 @@ INTENT_TAG = "promotion_in_progress"
 STATUS_TAG = "governance_status"
 MODEL_CARD_FILE = "model_card.md"
 DECISIONS = (audit.APPROVED, audit.OVERRIDDEN, audit.REJECTED, audit.PROMOTED)
+REFERRED_BLOCKER = "referred to an approver (the champion misses the same floor on the same rows)"
 
 
 @dataclass
@@ -45,8 +48,13 @@ class Validation:
         return hard_failures(self.checks)
 
     @property
+    def referrals(self) -> list[Check]:
+        """Floors the champion misses too on the same rows: the decision goes to an approver."""
+        return referrals(self.checks)
+
+    @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not self.referrals
 
 
 class Governance:
@@ -123,7 +131,7 @@ class Governance:
         """Run every check on ``version`` (default: the challenger) and record the result."""
         version = self._require_version(version or self._challenger_or_fail())
         champion = self.alias(CHAMPION)
-        evidence = gather_evidence(self.client, self.model_name, version, champion)
+        evidence = gather_evidence(self.settings, self.client, self.model_name, version, champion)
         checks = run_checks(evidence, self.thresholds)
         result = Validation(version=version, checks=checks)
         previous = self.latest_validation(version)
@@ -136,7 +144,9 @@ class Governance:
         if self.client.get_model_version(self.model_name, version).tags.get(STATUS_TAG) != CHAMPION:
             self.client.set_model_version_tag(self.model_name, version, STATUS_TAG,
                                               "validated" if result.passed else "failed_checks")
-        self.attach_model_card(version, checks, evidence.groups)
+        groups = group_metrics(evidence.oof, [c for c in FAIRNESS_GROUPS if c in evidence.oof.columns]) \
+            if evidence.oof is not None else []
+        self.attach_model_card(version, checks, groups)
         return result
 
     def _challenger_or_fail(self) -> str:
@@ -147,6 +157,22 @@ class Governance:
 
     def _validation_for_decision(self, version: str) -> Validation:
         return self.latest_validation(version) or self.validate(version)
+
+    def refer(self, version: str) -> str | None:
+        """Record, once per validation, that ``version``'s decision went to an approver, and why.
+
+        Returns the reason (None when nothing is referred)."""
+        validation = self._validation_for_decision(version)
+        if not validation.referrals:
+            return None
+        reason = "; ".join(f"{c.name} {c.threshold}: {c.detail}" for c in validation.referrals)
+        history = audit.history(self.settings, version)
+        last = history.iloc[-1] if not history.empty else None
+        if last is None or last["action"] != audit.REFERRED or last["comment"] != reason:
+            audit.record(self.settings, self._event(version, audit.REFERRED, validation.checks, reason,
+                                                    passed=False))
+        self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, "pending_approval")
+        return reason
 
     # -- decisions ------------------------------------------------------------------
     def approve(self, version, comment: str, override_reason: str | None = None, promote: bool = True) -> str:
@@ -161,11 +187,12 @@ class Governance:
         if not comment or not comment.strip():
             raise UserError("approve needs a --comment saying why")
         validation = self._validation_for_decision(version)
-        if not validation.passed and not (override_reason and override_reason.strip()):
+        if validation.failures and not (override_reason and override_reason.strip()):
             names = ", ".join(c.name for c in validation.failures)
             raise UserError(f"version {version} fails hard checks ({names}); approving it needs "
                             "--override-reason, which is recorded")
-        action = audit.APPROVED if validation.passed else audit.OVERRIDDEN
+        # A referred floor (the champion misses it too) is the approver's to decide: no override.
+        action = audit.OVERRIDDEN if validation.failures else audit.APPROVED
         audit.record(self.settings, self._event(version, action, validation.checks, comment,
                                                 override_reason if action == audit.OVERRIDDEN else None,
                                                 validation.passed))
@@ -200,9 +227,11 @@ class Governance:
         blockers = []
         if last == audit.REJECTED:
             blockers.append("it was rejected")
-        if not validation.passed and last != audit.OVERRIDDEN:
+        if validation.failures and last != audit.OVERRIDDEN:
             blockers.append("hard checks fail: " + ", ".join(f"{c.name} ({c.value} vs {c.threshold})"
                                                              for c in validation.failures))
+        if validation.referrals and last not in (audit.APPROVED, audit.OVERRIDDEN):
+            blockers.append(REFERRED_BLOCKER + ": " + "; ".join(f"{c.name}: {c.detail}" for c in validation.referrals))
         if self.approval_mode != "auto" and last not in (audit.APPROVED, audit.OVERRIDDEN):
             blockers.append("waiting for approval (approval mode is manual)")
         return blockers
@@ -240,7 +269,7 @@ class Governance:
 
     def _move_champion(self, version: str, previous: str | None, action: str, comment: str | None) -> None:
         checks = (self.latest_validation(version) or Validation(version, [])).checks
-        event = self._event(version, action, checks, comment, passed=not hard_failures(checks))
+        event = self._event(version, action, checks, comment, passed=not hard_failures(checks) and not referrals(checks))
         status = self.client.get_model_version(self.model_name, version).tags.get(STATUS_TAG)
         intent = {"event_id": event["event_id"], "version": version, "previous_champion": previous,
                   "previous_status": status}
@@ -265,16 +294,18 @@ class Governance:
 
     # -- reporting ------------------------------------------------------------------
     def pending(self) -> list[int]:
-        """Validated versions still waiting for an approver's decision (manual mode)."""
-        if self.approval_mode == "auto":
-            return []
+        """Validated versions waiting for an approver: manual mode, or a referral in any mode."""
         challenger = self.alias(CHALLENGER)
         if challenger is None or challenger == self.alias(CHAMPION):
             return []
         history = audit.history(self.settings, challenger)
         decided = not history.empty and bool(set(history["action"]) & set(DECISIONS))
         validated = not history.empty and audit.VALIDATED in set(history["action"])
-        return [] if decided or not validated else [int(challenger)]
+        if decided or not validated:
+            return []
+        if self.approval_mode == "auto" and not (self.latest_validation(challenger) or Validation("", [])).referrals:
+            return []
+        return [int(challenger)]
 
     def status(self) -> dict:
         champion, challenger = self.alias(CHAMPION), self.alias(CHALLENGER)
@@ -287,6 +318,7 @@ class Governance:
                 "champion": int(champion) if champion else None,
                 "challenger": int(challenger) if challenger else None,
                 "pending": self.pending(), "checks": checks_of(challenger),
+                "referred": [c for c in checks_of(challenger) if c["hard"] and c["verdict"] == "refer"],
                 "champion_checks": checks_of(champion)}
 
     def refresh_model_card(self, version: str) -> str:

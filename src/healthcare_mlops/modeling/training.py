@@ -1,9 +1,14 @@
 """Model training as a pure function: a labelled features frame in, a trained model and its evidence out.
 
-Candidates are compared by 5-fold cross-validated MAE on the training split; the
-winner is refit on the whole training split and judged once on the held-out test
-split. Out-of-fold predictions are also the reference distribution of the risk score
-(predictions for members the model did not fit) and calibrate the intervals.
+Members are assigned to the held-out test split and to the 5 cross-validation folds by a
+salted hash of their member key (``splits.py``), never by row order. Candidates are
+compared by their out-of-fold (OOF) predictions on the training split. Selection rule:
+among the candidates whose CV R2 is within ``R2_TOLERANCE`` (0.01) of the best CV R2, the
+lowest CV MAE wins (ties: by name). R2 guards the ranking of costly members and MAE the
+typical dollar error, the two things governance judges. The winner is refit on the whole
+training split and judged once on the held-out test split. Its OOF predictions are the
+reference distribution of the risk score, calibrate the intervals, and are the evidence
+governance's group checks judge (every training member, group columns only).
 """
 
 from __future__ import annotations
@@ -15,22 +20,30 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
-from sklearn.model_selection import KFold, cross_val_predict, train_test_split
+from sklearn.model_selection import PredefinedSplit, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.features.definitions import LABEL_COLUMN, MODEL_INPUT_COLUMNS, engineer_features
+from healthcare_mlops.features.definitions import (FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN, MODEL_INPUT_COLUMNS,
+                                                   engineer_features)
 from healthcare_mlops.modeling import metrics as m
 from healthcare_mlops.modeling.estimators import CANDIDATES, make_pipeline
-from healthcare_mlops.modeling.intervals import AdaptiveIntervals, calibrate_intervals
+from healthcare_mlops.modeling.intervals import (AdaptiveIntervals, calibrate_intervals,
+                                                cross_validated_interval_quality)
 from healthcare_mlops.modeling.pyfunc import score
-from healthcare_mlops.modeling.risk import reference_quantiles
+from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY, reference_quantiles, risk_category, risk_score
+from healthcare_mlops.modeling.splits import DEFAULT_SALT, MEMBER_KEY, fold_ids, held_out_mask, member_keys
 
 MIN_LABELLED_ROWS = 200
 INTERVAL_COVERAGE = 0.90
 TEST_SHARE = 0.2
 FOLDS = 5
+R2_TOLERANCE = 0.01
 REPORTING_GROUPS = ("sex", "region", "age_band")
+PREDICTED_COLUMN = "predicted_annual_charges"
+# The OOF evidence governance judges: group columns, actual, predicted, critical flag; no
+# member key, zip, exact age or name (it is stored as an MLflow artifact).
+EVIDENCE_COLUMNS = (*FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN, PREDICTED_COLUMN, "critical")
 REFERENCE_SAMPLE_ROWS = 100_000
 NUMERIC_INPUTS = ("age", "bmi", "children")
 CATEGORICAL_INPUTS = ("smoker", "region")
@@ -47,6 +60,7 @@ class TrainingResult:
     metrics: dict
     group_metrics: list
     test_frame: pd.DataFrame
+    oof_evidence: pd.DataFrame
     reference: dict
     reference_sample: pd.DataFrame
     params: dict = field(default_factory=dict)
@@ -74,16 +88,22 @@ def metric_key(*parts: str) -> str:
     return "_".join(re.sub(r"[^A-Za-z0-9_]+", "", str(p).replace("+", "plus")) for p in parts)
 
 
-def group_metrics(test: pd.DataFrame, groups=REPORTING_GROUPS) -> list[dict]:
-    """MAE, mean predicted / mean actual and size per group of the test split."""
+def group_metrics(frame: pd.DataFrame, groups=REPORTING_GROUPS) -> list[dict]:
+    """Size, MAE, MAE / mean actual, mean predicted / mean actual and share critical per group.
+
+    ``frame`` holds actual and predicted charges and either a ``critical`` flag or a
+    ``risk_category`` (the OOF evidence, or a re-scored batch)."""
+    critical = frame["critical"] if "critical" in frame.columns else frame["risk_category"] == HIGH_RISK_CATEGORY
+    scored = frame.assign(_critical=critical.astype(bool))
     rows = []
     for column in groups:
-        for value, part in test.groupby(column, observed=True):
+        for value, part in scored.groupby(column, observed=True):
+            actual, predicted = part[LABEL_COLUMN], part[PREDICTED_COLUMN]
             rows.append({
-                "group_column": column, "group_value": str(value), "n": int(len(part)),
-                "mae": m.mae(part[LABEL_COLUMN], part["predicted_annual_charges"]),
-                "calibration_ratio": float(part["predicted_annual_charges"].mean() / part[LABEL_COLUMN].mean()),
-                "critical_share": float((part["risk_category"] == "critical").mean()),
+                "group_column": column, "group_value": str(value).lower(), "n": int(len(part)),
+                "mae": m.mae(actual, predicted), "relative_mae": m.mae(actual, predicted) / float(actual.mean()),
+                "calibration_ratio": float(predicted.mean() / actual.mean()),
+                "critical_share": float(part["_critical"].mean()),
             })
     return rows
 
@@ -117,59 +137,92 @@ def _permutation_importances(pipeline, inputs: pd.DataFrame, actual: np.ndarray,
     return {column: float(w) for column, w in zip(inputs.columns, weights)}
 
 
-def calibration_range(frame: pd.DataFrame, predicted: np.ndarray, groups=REPORTING_GROUPS) -> tuple[float, float]:
-    """Lowest and highest mean predicted / mean actual over the reporting groups."""
-    scored = frame.assign(_predicted=predicted)
-    ratios = [part["_predicted"].mean() / part[LABEL_COLUMN].mean()
-              for column in groups if column in scored.columns
-              for _, part in scored.groupby(column, observed=True)]
-    return float(min(ratios)), float(max(ratios))
+def with_derived_groups(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with ``age_band`` and ``family_size_category`` (the feature job's), when missing."""
+    engineered = None
+    if "age_band" not in frame.columns or "family_size_category" not in frame.columns:
+        from healthcare_mlops.features.definitions import AGE_BANDS, band
+        engineered = engineer_features(frame)
+        frame = frame.assign(**({} if "age_band" in frame.columns else {"age_band": band(frame["age"], AGE_BANDS)}),
+                             **({} if "family_size_category" in frame.columns
+                                else {"family_size_category": engineered["family_size_category"]}))
+    return frame
+
+
+def split_by_member(labelled: pd.DataFrame, salt: str) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Training rows, held-out test rows and each training row's fold, all from the member-key hash.
+
+    Rows are first sorted by member key, so the fitted models do not depend on the order
+    in which the rows arrived either."""
+    keys = member_keys(labelled)
+    ordered = labelled.assign(_key=keys.to_numpy()).sort_values("_key", kind="stable").drop(columns="_key")
+    held_out = held_out_mask(member_keys(ordered), salt, TEST_SHARE)
+    train_rows = ordered[~held_out].reset_index(drop=True)
+    test_rows = ordered[held_out].reset_index(drop=True)
+    return train_rows, test_rows, fold_ids(member_keys(train_rows), salt, FOLDS)
+
+
+def select_candidate(cv_results: dict) -> str:
+    """Lowest CV MAE among the candidates within R2_TOLERANCE of the best CV R2 (ties: by name)."""
+    best_r2 = max(values["cv_r2"] for values in cv_results.values())
+    eligible = [name for name, values in cv_results.items() if values["cv_r2"] >= best_r2 - R2_TOLERANCE]
+    return min(eligible, key=lambda name: (round(cv_results[name]["cv_mae"], 6), name))
+
+
+def oof_evidence(train_rows: pd.DataFrame, oof: np.ndarray, prediction_reference: np.ndarray) -> pd.DataFrame:
+    """Every training member's group columns, actual and out-of-fold predicted charges."""
+    critical = risk_category(risk_score(oof, prediction_reference)) == HIGH_RISK_CATEGORY
+    frame = train_rows.assign(**{PREDICTED_COLUMN: oof, "critical": critical})
+    return frame[[c for c in EVIDENCE_COLUMNS if c in frame.columns]].reset_index(drop=True)
+
+
+def _cross_validate(candidates, x_train, y_train, folds: np.ndarray, seed: int, extra: tuple):
+    """OOF predictions and CV metrics per candidate (folds fixed by the member hash)."""
+    cv_results, out_of_fold = {}, {}
+    for name in candidates:
+        oof = cross_val_predict(make_pipeline(name, seed, extra), x_train, y_train, cv=PredefinedSplit(folds))
+        out_of_fold[name] = np.maximum(oof, 0.0)
+        cv_results[name] = {"cv_mae": m.mae(y_train, oof), "cv_r2": m.r2(y_train, oof),
+                            "cv_calibration": float(np.mean(oof) / np.mean(y_train))}
+    return cv_results, out_of_fold
 
 
 def train(frame: pd.DataFrame, seed: int = 42, candidates=tuple(CANDIDATES),
-          inputs=MODEL_INPUT_COLUMNS, calibration_band: tuple[float, float] = (0.9, 1.1)) -> TrainingResult:
+          inputs=MODEL_INPUT_COLUMNS, salt: str = DEFAULT_SALT) -> TrainingResult:
     """Select, fit and evaluate the model on a features frame (labelled rows are used).
 
-    The winner has the lowest CV MAE among the candidates whose out-of-fold predictions
-    are calibrated in every reporting group (mean predicted / mean actual inside
-    ``calibration_band``, the governance band); if none is, the lowest CV MAE overall.
-    """
-    labelled = check_training_frame(frame, inputs)
+    ``salt`` draws the member-hash split and folds (recorded in the run's params)."""
+    labelled = with_derived_groups(check_training_frame(frame, inputs))
+    try:
+        train_rows, test_rows, folds = split_by_member(labelled, salt)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     # One BLAS/OpenMP thread per core pair: on a small machine Spark and other jobs share
     # the cores, and oversubscribed OpenMP spins (seen 10x slower on 2 cores).
     limiter = threadpool_limits(max(1, (os.cpu_count() or 2) // 2))
-    if "age_band" not in labelled.columns:
-        labelled = labelled.assign(age_band=engineer_features(labelled)["age_risk_score"].astype(int).astype(str))
-    train_rows, test_rows = train_test_split(labelled, test_size=TEST_SHARE, random_state=seed)
     x_train, y_train = train_rows[list(inputs)], train_rows[LABEL_COLUMN].to_numpy(float)
     x_test, y_test = test_rows[list(inputs)], test_rows[LABEL_COLUMN].to_numpy(float)
-    folds = KFold(n_splits=FOLDS, shuffle=True, random_state=seed)
-
-    cv_results, out_of_fold = {}, {}
     extra = tuple(c for c in inputs if c not in MODEL_INPUT_COLUMNS)
-    for name in candidates:
-        oof = cross_val_predict(make_pipeline(name, seed, extra), x_train, y_train, cv=folds)
-        out_of_fold[name] = oof
-        low, high = calibration_range(train_rows, oof)
-        cv_results[name] = {"cv_mae": m.mae(y_train, oof), "cv_r2": m.r2(y_train, oof),
-                            "cv_calibration_min": low, "cv_calibration_max": high}
-    calibrated = [name for name in candidates
-                  if calibration_band[0] <= cv_results[name]["cv_calibration_min"]
-                  and cv_results[name]["cv_calibration_max"] <= calibration_band[1]]
-    best = min(calibrated or candidates, key=lambda name: (round(cv_results[name]["cv_mae"], 6), name))
+    cv_results, out_of_fold = _cross_validate(candidates, x_train, y_train, folds, seed, extra)
+    best = select_candidate(cv_results)
 
     pipeline = make_pipeline(best, seed, extra).fit(x_train, y_train)
-    oof = np.maximum(out_of_fold[best], 0.0)
+    oof = out_of_fold[best]
     prediction_reference = reference_quantiles(oof)
     actual_reference = reference_quantiles(y_train)
-    intervals = calibrate_intervals(x_train, y_train, oof, INTERVAL_COVERAGE, seed, extra)
+    intervals = calibrate_intervals(x_train, y_train, oof, INTERVAL_COVERAGE)
+    cv_coverage, cv_width_ratio = cross_validated_interval_quality(x_train, y_train, oof, folds, INTERVAL_COVERAGE)
 
     scored = score(pipeline, intervals, prediction_reference, x_test)
     test_frame = pd.concat([test_rows.reset_index(drop=True), scored.reset_index(drop=True)], axis=1)
-    predicted = scored["predicted_annual_charges"].to_numpy()
+    predicted = scored[PREDICTED_COLUMN].to_numpy()
     width = m.mean_width(scored["interval_lower"], scored["interval_upper"])
     metrics = {
         "cv_mae": cv_results[best]["cv_mae"], "cv_r2": cv_results[best]["cv_r2"],
+        "cv_risk_score_mae": m.risk_score_mae(y_train, oof, prediction_reference, actual_reference),
+        "cv_high_risk_capture": m.high_risk_capture(y_train, oof),
+        "cv_calibration": cv_results[best]["cv_calibration"],
+        "cv_interval_coverage": cv_coverage, "cv_interval_width_ratio": cv_width_ratio,
         "test_r2": m.r2(y_test, predicted),
         "test_mae": m.mae(y_test, predicted),
         "test_rmse": m.rmse(y_test, predicted),
@@ -178,20 +231,22 @@ def train(frame: pd.DataFrame, seed: int = 42, candidates=tuple(CANDIDATES),
         "test_interval_coverage": m.interval_coverage(y_test, scored["interval_lower"], scored["interval_upper"]),
         "test_interval_width_ratio": width / (2.0 * intervals.constant_half_width),
     }
-    groups = group_metrics(test_frame, [g for g in REPORTING_GROUPS if g in test_frame.columns])
+    evidence = oof_evidence(train_rows, oof, prediction_reference)
+    groups = group_metrics(evidence, [g for g in FAIRNESS_GROUP_COLUMNS if g in evidence.columns])
     importances = _permutation_importances(pipeline, x_test, y_test, seed)
-    sample = train_rows.assign(predicted_annual_charges=oof)
+    sample = train_rows.assign(**{PREDICTED_COLUMN: oof})
     sample = sample.sample(n=min(len(sample), REFERENCE_SAMPLE_ROWS), random_state=seed)
     limiter.restore_original_limits()
     return TrainingResult(
         candidate=best, pipeline=pipeline, intervals=intervals,
         prediction_reference=prediction_reference, actual_reference=actual_reference,
         cv_results=cv_results, metrics=metrics, group_metrics=groups, test_frame=test_frame,
-        reference=training_reference(train_rows, oof, importances),
-        reference_sample=sample[[c for c in dict.fromkeys((*inputs, "sex", "age_band", "predicted_annual_charges"))
-                                 if c in sample.columns]].reset_index(drop=True),
+        oof_evidence=evidence, reference=training_reference(train_rows, oof, importances),
+        reference_sample=sample[[c for c in dict.fromkeys((*inputs, "sex", "age_band", PREDICTED_COLUMN))
+                                 if c in sample.columns and c != MEMBER_KEY]].reset_index(drop=True),
         params={"candidate": best, "seed": seed, "folds": FOLDS, "test_share": TEST_SHARE,
-                "interval_coverage": INTERVAL_COVERAGE, "train_rows": len(train_rows),
-                "test_rows": len(test_rows), "inputs": ",".join(inputs),
+                "split_salt": salt, "split_key": MEMBER_KEY, "selection_rule":
+                f"lowest CV MAE within {R2_TOLERANCE} of the best CV R2",
+                "interval_coverage": INTERVAL_COVERAGE, "interval_method": "Mondrian split conformal by smoker",
+                "train_rows": len(train_rows), "test_rows": len(test_rows), "inputs": ",".join(inputs),
                 "candidates": ",".join(candidates)})
-

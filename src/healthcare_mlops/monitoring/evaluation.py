@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.features.definitions import GROUP_COLUMNS, MODEL_INPUT_COLUMNS
+from healthcare_mlops.features.definitions import GROUP_COLUMNS, MODEL_INPUT_COLUMNS, PROTECTED_ATTRIBUTES
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.settings import numbers_from_variables
 
@@ -351,6 +351,18 @@ def group_performance(sums: pd.Series) -> dict:
     }
 
 
+def relative_group_metrics(group: pd.Series, overall: pd.Series) -> dict:
+    """A group's MAE / its mean actual, and its calibration divided by everyone else's."""
+    n, actual, predicted = float(group["n"]), float(group["sum_actual"]), float(group["sum_predicted"])
+    rest_actual = float(overall["sum_actual"]) - actual
+    rest_predicted = float(overall["sum_predicted"]) - predicted
+    relative_mae = float(group["sum_abs_error"]) / actual if n > 0 and actual > 0 else None
+    calibration = predicted / actual if actual > 0 else None
+    rest = rest_predicted / rest_actual if rest_actual > 0 and rest_predicted > 0 else None
+    return {"relative_mae": relative_mae,
+            "relative_calibration": calibration / rest if calibration is not None and rest else None}
+
+
 def evaluate_performance(sums: pd.DataFrame, t: MonitoringThresholds,
                          batch: dict) -> tuple[list[dict], list[dict], list[Verdict]]:
     """Metric rows, fairness rows and verdicts from per-group sums of the labelled batch.
@@ -398,42 +410,47 @@ def evaluate_performance(sums: pd.DataFrame, t: MonitoringThresholds,
     fairness.append({"group_column": ALL_GROUP, "group_value": ALL_GROUP,
                      **{k: overall[k] for k in ("n", "mae", "risk_score_mae", "calibration_ratio", "critical_share")}})
     by_column: dict[str, list[dict]] = {}
+    relative: dict[tuple, dict] = {}     # governance's definitions (DESIGN.md 5), from the same sums
     for _, group in sums[sums["group_column"] != ALL_GROUP].iterrows():
         metrics = group_performance(group)
         row = {"group_column": str(group["group_column"]), "group_value": str(group["group_value"]),
                **{k: metrics[k] for k in ("n", "mae", "risk_score_mae", "calibration_ratio", "critical_share")}}
         fairness.append(row)
         by_column.setdefault(row["group_column"], []).append(row)
+        relative[(row["group_column"], row["group_value"])] = relative_group_metrics(group, overall_rows.iloc[0])
 
     for column in FAIRNESS_GROUPS:
         groups = sorted(by_column.get(column, []), key=lambda g: g["group_value"])
-        eligible = [g for g in groups if g["n"] >= t.fairness_min_group_size and g["mae"] is not None]
-        if len(eligible) >= 2:
-            maes = [g["mae"] for g in eligible]
-            ratio = max(maes) / min(maes) if min(maes) > 0 else float("inf")
-        else:
-            ratio = None
+        eligible = [{**g, **relative[(column, g["group_value"])]} for g in groups
+                    if g["n"] >= t.fairness_min_group_size and g["mae"] is not None]
+        # Error parity is scale-aware (MAE / mean actual); calibration is relative to everyone
+        # else, so an overall shift (a performance matter, judged above) is not read as unfairness.
+        scaled = [g["relative_mae"] for g in eligible if g["relative_mae"] is not None]
+        ratio = (max(scaled) / min(scaled) if min(scaled) > 0 else float("inf")) if len(scaled) >= 2 else None
         ratio_breach = ratio is not None and ratio > t.fairness_mae_ratio_max
-        outside = [g for g in eligible if g["calibration_ratio"] is not None
-                   and not (t.calibration_ratio_min <= g["calibration_ratio"] <= t.calibration_ratio_max)]
+        outside = [g for g in eligible if g["relative_calibration"] is not None
+                   and not (t.calibration_ratio_min <= g["relative_calibration"] <= t.calibration_ratio_max)]
+        # Only the protected attribute raises an alert; rating factors (age band, region) the
+        # ACA allows are flagged on the Fairness page, as governance reports them.
+        breach = ALERT if column in PROTECTED_ATTRIBUTES else FLAG
         rows.append(metric_row(column, "fairness_mae_ratio", ratio, t.fairness_mae_ratio_max,
-                         INSUFFICIENT if ratio is None else (ALERT if ratio_breach else OK)))
+                         INSUFFICIENT if ratio is None else (breach if ratio_breach else OK)))
         if eligible:
-            worst = max(eligible, key=lambda g: abs((g["calibration_ratio"] or 1.0) - 1.0))
-            rows.append(metric_row(column, "calibration_ratio_worst", worst["calibration_ratio"], None,
-                             ALERT if outside else OK, group_value=worst["group_value"]))
-        if ratio_breach or outside:
+            worst = max(eligible, key=lambda g: abs((g["relative_calibration"] or 1.0) - 1.0))
+            rows.append(metric_row(column, "calibration_ratio_worst", worst["relative_calibration"], None,
+                             breach if outside else OK, group_value=worst["group_value"]))
+        if (ratio_breach or outside) and breach == ALERT:
             reasons = []
             if ratio_breach:
-                reasons.append(f"MAE ratio max/min {ratio:.2f} > {t.fairness_mae_ratio_max:g}")
+                reasons.append(f"ratio of MAE / mean actual, max/min {ratio:.2f} > {t.fairness_mae_ratio_max:g}")
             if outside:
-                reasons.append("mean predicted / mean actual outside "
+                reasons.append("mean predicted / mean actual relative to everyone else outside "
                                f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g} for "
-                               + ", ".join(f"{g['group_value']} ({g['calibration_ratio']:.2f})" for g in outside))
+                               + ", ".join(f"{g['group_value']} ({g['relative_calibration']:.2f})" for g in outside))
             verdicts.append(Verdict(
-                "fairness", WARNING, column, ratio if ratio_breach else outside[0]["calibration_ratio"],
+                "fairness", WARNING, column, ratio if ratio_breach else outside[0]["relative_calibration"],
                 t.fairness_mae_ratio_max if ratio_breach else t.calibration_ratio_min
-                if outside[0]["calibration_ratio"] < t.calibration_ratio_min else t.calibration_ratio_max,
+                if outside[0]["relative_calibration"] < t.calibration_ratio_min else t.calibration_ratio_max,
                 f"fairness by {column} on members scored {batch.get('scoring_date')}: " + "; ".join(reasons),
                 {**batch, "mae_ratio": ratio, "groups": eligible}))
     sexes = [g for g in by_column.get("sex", []) if g["n"] >= t.fairness_min_group_size]

@@ -164,7 +164,8 @@ def with_charges(df: DataFrame, seed: int, shape: Shape, period_start: dt.date) 
     tail = F.lit(pop.NOISE_TAIL_OFFSET) - F.lit(pop.NOISE_TAIL_MEAN_EXCESS) * F.log(uniform(seed, "noise-tail", idx))
     spread = F.when(smoker, F.lit(pop.NOISE_SMOKER_SPREAD)).otherwise(F.lit(1.0))
     body = F.lit(pop.NOISE_BODY_MEAN) + F.lit(pop.NOISE_BODY_SD) * spread * normal(seed, "noise-body", idx)
-    noise = F.when(uniform(seed, "noise-mix", idx) < pop.NOISE_TAIL_SHARE, tail).otherwise(body)
+    in_tail = ~smoker & (uniform(seed, "noise-mix", idx) < pop.NOISE_TAIL_SHARE_NON_SMOKER)
+    noise = F.when(in_tail, tail).otherwise(body)
     charges = base + F.lit(pop.CHARGE_PER_YEAR_OF_AGE) * F.col("age") \
         + F.lit(pop.CHARGE_PER_CHILD) * F.col("children") + noise
     charges = F.round(F.greatest(charges, F.lit(pop.CHARGE_FLOOR)) * F.lit(shape.charge_factor), 2)

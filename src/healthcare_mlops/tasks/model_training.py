@@ -13,17 +13,24 @@ import pandas as pd
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.artifacts import (CHALLENGER, EVALUATION_ARTIFACT_DIR, GROUP_METRICS_FILE,
-                                                 REFERENCE_ARTIFACT_DIR, REFERENCE_SAMPLE_FILE, TEST_SET_FILE,
+                                                 OOF_EVIDENCE_FILE, REFERENCE_ARTIFACT_DIR, REFERENCE_SAMPLE_FILE,
                                                  TRAINING_REFERENCE_FILE)
 from healthcare_mlops.modeling.estimators import CANDIDATES
 from healthcare_mlops.modeling.input_contract import typed_model_input
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel, input_signature
+from healthcare_mlops.modeling.splits import DEFAULT_SALT
 from healthcare_mlops.modeling.training import TrainingResult, metric_key, train
 from healthcare_mlops.runtime.lineage import git_commit
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, use_experiment
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_INSURANCE_FEATURES
 
+# The input example logged with the model: synthetic members, never a member's row.
+SYNTHETIC_INPUT_EXAMPLE = (
+    {"age": 35, "bmi": 28.5, "children": 1, "smoker": False, "region": "northeast"},
+    {"age": 52, "bmi": 33.0, "children": 2, "smoker": True, "region": "southeast"},
+    {"age": 23, "bmi": 21.7, "children": 0, "smoker": False, "region": "southwest"},
+)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -46,11 +53,11 @@ def load_training_frame(settings: Settings, as_of: dt.date | None) -> tuple[pd.D
     return frame, {"table": catalog.fqn(ML_INSURANCE_FEATURES), "as_of_date": str(as_of), "delta_version": version}
 
 
-def _input_example(result: TrainingResult, inputs) -> pd.DataFrame:
-    """Three test rows, typed as the model's contract says (int64 ages, not Spark's int32)."""
-    rows = result.test_frame.head(3).reset_index(drop=True)
-    extra = [c for c in inputs if c not in MODEL_INPUT_COLUMNS]
-    return typed_model_input(rows, tuple(extra))
+def _input_example(inputs) -> pd.DataFrame:
+    """Synthetic members typed as the model's contract says; extra inputs get a fixed value."""
+    rows = pd.DataFrame(list(SYNTHETIC_INPUT_EXAMPLE))
+    extra = tuple(c for c in inputs if c not in MODEL_INPUT_COLUMNS)
+    return typed_model_input(rows.assign(**{c: "unknown" for c in extra}), extra)
 
 
 def log_and_register(settings: Settings, result: TrainingResult, data_version: dict,
@@ -61,7 +68,7 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
     model = InsuranceRiskModel(result.pipeline, result.intervals, result.prediction_reference,
                                result.actual_reference,
                                extra_inputs=tuple(c for c in inputs if c not in MODEL_INPUT_COLUMNS))
-    example = _input_example(result, inputs)
+    example = _input_example(inputs)
     signature = input_signature(example, model.predict(None, example))
     tags = {"training_data_version": json.dumps(data_version), "git_commit": commit or "unknown",
             "model_inputs": ",".join(inputs)}
@@ -72,7 +79,7 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
             mlflow.log_metrics({f"candidate_{name}_{k}": v for k, v in values.items()})
         for group in result.group_metrics:
             for metric in ("mae", "calibration_ratio", "n"):
-                mlflow.log_metric(metric_key("test", metric, group["group_column"], group["group_value"]),
+                mlflow.log_metric(metric_key("oof", metric, group["group_column"], group["group_value"]),
                                   group[metric])
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch)
@@ -80,8 +87,8 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
             result.reference_sample.to_parquet(folder / REFERENCE_SAMPLE_FILE, index=False)
             mlflow.log_artifact(str(folder / TRAINING_REFERENCE_FILE), REFERENCE_ARTIFACT_DIR)
             mlflow.log_artifact(str(folder / REFERENCE_SAMPLE_FILE), REFERENCE_ARTIFACT_DIR)
-            result.test_frame.to_parquet(folder / TEST_SET_FILE, index=False)
-            mlflow.log_artifact(str(folder / TEST_SET_FILE), EVALUATION_ARTIFACT_DIR)
+            result.oof_evidence.to_parquet(folder / OOF_EVIDENCE_FILE, index=False)
+            mlflow.log_artifact(str(folder / OOF_EVIDENCE_FILE), EVALUATION_ARTIFACT_DIR)
             mlflow.log_dict(result.group_metrics, f"{EVALUATION_ARTIFACT_DIR}/{GROUP_METRICS_FILE}")
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature, input_example=example,
@@ -102,16 +109,14 @@ def run(settings: Settings, as_of: dt.date | None = None, seed: int = 42,
     ``candidates`` narrows the model search (default: every candidate in estimators.py).
     """
     frame, data_version = load_training_frame(settings, as_of)
-    band = (float(settings.variables.get("calibration_ratio_min", 0.9)),
-            float(settings.variables.get("calibration_ratio_max", 1.1)))
     unknown = sorted(set(candidates or ()) - set(CANDIDATES))
     if unknown:
         raise UserError(f"unknown candidates: {', '.join(unknown)} (known: {', '.join(CANDIDATES)})")
-    result = train(frame, seed=seed, candidates=tuple(candidates or CANDIDATES), calibration_band=band)
+    result = train(frame, seed=seed, candidates=tuple(candidates or CANDIDATES), salt=DEFAULT_SALT)
     summary = log_and_register(settings, result, data_version, commit=git_commit(settings.variables))
     print(f"registered {summary['model_name']} version {summary['version']} ({summary['candidate']}) "
           f"as '{CHALLENGER}'")
-    for key in ("cv_mae", "cv_r2", "test_r2", "test_mae", "test_risk_score_mae", "test_high_risk_capture",
+    for key in ("cv_mae", "cv_r2", "cv_high_risk_capture", "cv_interval_coverage", "cv_interval_width_ratio", "test_r2", "test_mae", "test_risk_score_mae", "test_high_risk_capture",
                 "test_interval_coverage", "test_interval_width_ratio"):
         print(f"  {key}: {summary['metrics'][key]:.4f}")
     return summary
