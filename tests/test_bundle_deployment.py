@@ -21,7 +21,7 @@ from healthcare_mlops import settings as settings_module
 from healthcare_mlops.bundle.definition import load_bundle
 from healthcare_mlops.bundle.deploy_rules import self_references
 from healthcare_mlops.bundle.deployment import render_target
-from healthcare_mlops.bundle.interpolation import REFERENCE, references, resolve_target
+from healthcare_mlops.bundle.interpolation import REFERENCE, references, resolve_target, target_for_app_name
 from healthcare_mlops.scoring.serving import ENDPOINT_WAIT
 from healthcare_mlops.settings import GOVERNANCE_JOB_ID_ENV, MODEL_NAME_ENV, resolve_settings
 
@@ -119,7 +119,7 @@ def test_the_console_and_the_cli_resolve_the_deployed_model_name(bundle, rendere
     assert resolve_settings(rendered.target).model_name == expected          # the CLI, as the developer
     monkeypatch.setenv(GOVERNANCE_JOB_ID_ENV, "917")
     assert resolve_settings(rendered.target).model_name == expected          # the console, as the app
-    assert bundle.target_for_app_name(rendered.resources("apps")["console"]["name"]) == rendered.target
+    assert target_for_app_name(bundle, rendered.resources("apps")["console"]["name"]) == rendered.target
 
 
 def test_every_entry_point_ships_and_imports_a_task_module_of_the_wheel(bundle, rendered):
