@@ -29,7 +29,7 @@ OBESE_BMI = 30.0
 CHARGE_PER_YEAR_OF_AGE = 265.0
 CHARGE_PER_CHILD = 500.0
 CHARGE_FLOOR = 1100.0
-# Residual: a tight normal body plus a right tail of unexplained high costs (DESIGN.md 6:
+# Residual: a tight normal body plus a right tail of unexplained high costs (docs/definitions.md 6:
 # residual sd about 4,500, about 6 % of members above +10,000). As in the public table, the
 # tail belongs to non-smokers (7.5 % of them, 6 % of everyone) and smokers' body spreads
 # wider: smokers' charges are high but closely tied to age and bmi. Simulated with the true

@@ -1,7 +1,7 @@
 """Members drawn with numpy from the generator's population parameters (no Spark).
 
 For fast tests and benchmarks that need many small populations (e.g. the fairness rule's
-40 seeds): the same shape as ``spark/generator.py`` (DESIGN.md section 6), without
+40 seeds): the same shape as ``spark/generator.py`` (docs/definitions.md (the public table)), without
 identities, dates or loads.
 """
 
@@ -15,7 +15,7 @@ from healthcare_mlops.features.definitions import AGE_BANDS, FAMILY_SIZE_CATEGOR
 
 
 def synthetic_members(n: int, rng: np.random.Generator) -> dict:
-    """Model inputs, sex, age band and charges following DESIGN.md section 6."""
+    """Model inputs, sex, age band and charges following docs/definitions.md (the public table)."""
     young = rng.random(n) < pop.AGE_YOUNG_SHARE
     age = np.where(young, rng.integers(pop.AGE_YOUNG[0], pop.AGE_YOUNG[1] + 1, n),
                    rng.integers(pop.AGE_MAIN[0], pop.AGE_MAIN[1] + 1, n)).astype(np.int32)

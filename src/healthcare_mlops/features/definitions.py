@@ -67,7 +67,7 @@ LABEL_COLUMN = "annual_charges"
 
 # Group columns for fairness and demographic-shift reporting.
 GROUP_COLUMNS = ("sex", "region", "age_band", "smoker")
-# Governance fairness (DESIGN.md section 5): ``sex`` is protected (never an input, hard
+# Governance fairness (docs/definitions.md): ``sex`` is protected (never an input, hard
 # checks); the rest are rating factors the ACA allows (reported and warned on, never hard).
 PROTECTED_ATTRIBUTES = ("sex",)
 RATING_FACTORS = ("age_band", "region", "smoker", "family_size_category")

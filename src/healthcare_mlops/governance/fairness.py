@@ -1,7 +1,7 @@
 """Group checks that tell bias from noise: numbers in, verdicts with confidence intervals out.
 
 Judged on the out-of-fold predictions of every training member (each group has all its
-members), per group column (DESIGN.md section 5):
+members), per group column (docs/definitions.md):
 
 - calibration relative to the rest: (group mean predicted / group mean actual) divided by
   the same ratio over every member outside the group; inside the calibration band. An

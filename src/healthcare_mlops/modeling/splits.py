@@ -1,6 +1,6 @@
 """Which members are held out and which fold each member is in: a salted hash of the member key.
 
-Splits and folds never depend on row order (DESIGN.md section 5): the same member with the
+Splits and folds never depend on row order (docs/definitions.md): the same member with the
 same salt always lands in the same place, whatever day the data was loaded or how Spark
 partitioned it, and adding members never moves an existing one. The salt is recorded with
 the run, so a version can be rebuilt from its lineage; a new salt draws a new split.

@@ -410,7 +410,7 @@ def evaluate_performance(sums: pd.DataFrame, t: MonitoringThresholds,
     fairness.append({"group_column": ALL_GROUP, "group_value": ALL_GROUP,
                      **{k: overall[k] for k in ("n", "mae", "risk_score_mae", "calibration_ratio", "critical_share")}})
     by_column: dict[str, list[dict]] = {}
-    relative: dict[tuple, dict] = {}     # governance's definitions (DESIGN.md 5), from the same sums
+    relative: dict[tuple, dict] = {}     # governance's definitions (docs/definitions.md 5), from the same sums
     for _, group in sums[sums["group_column"] != ALL_GROUP].iterrows():
         metrics = group_performance(group)
         row = {"group_column": str(group["group_column"]), "group_value": str(group["group_value"]),
