@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.validation import validate_bundle
+from bundle_editing import one_matching, problems, replace_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,93 +30,77 @@ def copy(tmp_path) -> Path:
     return root
 
 
-def _replace(path: Path, old: str, new: str, count: int = 1) -> None:
-    text = path.read_text()
-    assert text.count(old) >= count, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, count))
-
-
-def _problems(root: Path) -> list[str]:
-    return [str(p) for p in validate_bundle(load_bundle(root))]
-
-
-def _one(problems: list[str], *fragments: str) -> str:
-    matching = [p for p in problems if all(f in p for f in fragments)]
-    assert matching, f"no problem contains {fragments}: {problems}"
-    return matching[0]
-
-
 def test_the_real_bundle_passes_every_deploy_rule(copy):
-    assert _problems(copy) == []
+    assert problems(copy) == []
 
 
 def test_a_job_passing_its_own_resource_id_is_refused(copy):
-    _replace(copy / "resources" / "jobs.yml", '- "{{job.id}}"', "- ${resources.jobs.ml_training_pipeline.id}")
-    message = _one(_problems(copy), "refers to jobs.ml_training_pipeline itself")
+    replace_text(copy / "resources" / "jobs.yml", '- "{{job.id}}"', "- ${resources.jobs.ml_training_pipeline.id}")
+    message = one_matching(problems(copy), "refers to jobs.ml_training_pipeline itself")
     assert message.startswith("resources/jobs.yml: resources.jobs.ml_training_pipeline.tasks[4]"
                               ".spark_python_task.parameters[")
     assert "Self-referential block" in message and "{{job.id}}" in message
 
 
 def test_any_field_of_itself_counts_as_a_self_reference(copy):
-    _replace(copy / "resources" / "jobs.yml", "      description: One as-of date's member load",
-             "      description: ${resources.jobs.feature_engineering.name} - one as-of date's member load")
-    _one(_problems(copy), "resources/jobs.yml: resources.jobs.feature_engineering.description: ",
+    replace_text(copy / "resources" / "jobs.yml", "      description: One as-of date's member load",
+                 "      description: ${resources.jobs.feature_engineering.name} - one as-of date's member load")
+    one_matching(problems(copy), "resources/jobs.yml: resources.jobs.feature_engineering.description: ",
          "refers to jobs.feature_engineering itself")
 
 
 def test_run_as_next_to_an_app_is_refused(copy):
-    _replace(copy / "databricks.yml", "  staging:\n    mode: production\n",
-             "  staging:\n    mode: production\n    run_as:\n      service_principal_name: ${var.service_principal_id}\n")
-    message = _one(_problems(copy), "run_as cannot be combined with apps")
+    replace_text(copy / "databricks.yml", "  staging:\n    mode: production\n",
+                 "  staging:\n    mode: production\n    run_as:\n      service_principal_name: ${var.service_principal_id}\n")
+    message = one_matching(problems(copy), "run_as cannot be combined with apps")
     assert message.startswith("databricks.yml: targets.staging.run_as: ")
     assert message.endswith("(target staging)")
 
 
 def test_an_empty_run_as_identity_on_a_production_target_is_refused(copy):
-    _replace(copy / "databricks.yml", "  prod:\n    mode: production\n",
-             "  prod:\n    mode: production\n    run_as:\n      service_principal_name: ${var.approvers_group_sp}\n")
-    _replace(copy / "databricks.yml", "variables:\n", "variables:\n  approvers_group_sp:\n    default: \"\"\n")
-    message = _one(_problems(copy), "run_as must name exactly one identity")
+    replace_text(copy / "databricks.yml", "  prod:\n    mode: production\n",
+                 "  prod:\n    mode: production\n    run_as:\n      service_principal_name: ${var.approvers_group_sp}\n")
+    replace_text(copy / "databricks.yml", "variables:\n", "variables:\n  approvers_group_sp:\n    default: \"\"\n")
+    message = one_matching(problems(copy), "run_as must name exactly one identity")
     assert message.startswith("databricks.yml: targets.prod.run_as: ")
     assert "both empty" in message
 
 
 def test_an_empty_service_principal_in_the_production_root_path_is_refused(copy):
-    _replace(copy / "databricks.yml", "      member_source: csv\n", "      member_source: csv\n      service_principal_id: \"\"\n")
-    message = _one(_problems(copy), "targets.prod.workspace.root_path")
+    replace_text(copy / "databricks.yml", "      member_source: csv\n", "      member_source: csv\n      service_principal_id: \"\"\n")
+    message = one_matching(problems(copy), "targets.prod.workspace.root_path")
     assert message.startswith("databricks.yml: ")
     assert "var.service_principal_id is empty for target 'prod'" in message
 
 
 def test_a_consumer_using_the_name_development_mode_renames_is_refused(copy):
-    _replace(copy / "resources" / "jobs.yml", "${resources.registered_models.insurance_model.name}",
-             "${var.model_name}")
-    problems = _problems(copy)
-    dev = _one(problems, "resources.jobs.model_training.tasks[0].spark_python_task.parameters[7]",
-               "--model_name must name the registered_models resource", "(target dev)")
+    replace_text(copy / "resources" / "jobs.yml", "${resources.registered_models.insurance_model.name}",
+                 "${var.model_name}")
+    found = problems(copy)
+    dev = one_matching(found, "resources.jobs.model_training.tasks[0].spark_python_task.parameters[7]",
+                       "--model_name must name the registered_models resource", "(target dev)")
     assert "deployed as 'dev_deployer_insurance_model'" in dev
     # staging and prod deploy it unrenamed, but a variable is still not the deployed resource
-    _one(problems, "resources.jobs.model_training.tasks[0].spark_python_task.parameters[7]", "staging, prod")
+    one_matching(found, "resources.jobs.model_training.tasks[0].spark_python_task.parameters[7]", "staging, prod")
 
 
 def test_a_hard_coded_job_id_is_refused(copy):
-    _replace(copy / "resources" / "jobs.yml", "              - ${resources.jobs.ml_training_pipeline.id}",
-             "              - \"12345\"")
-    _one(_problems(copy), "resources/jobs.yml: resources.jobs.model_monitoring.tasks[0].spark_python_task.parameters[",
+    replace_text(copy / "resources" / "jobs.yml", "              - ${resources.jobs.ml_training_pipeline.id}",
+                 "              - \"12345\"")
+    one_matching(problems(copy), "resources/jobs.yml: resources.jobs.model_monitoring.tasks[0].spark_python_task.parameters[",
          "--retrain_job_id must name the jobs resource this target deploys", "not '12345'")
 
 
 def test_a_job_that_only_one_target_deploys_cannot_be_passed_in_the_others(copy):
-    _replace(copy / "databricks.yml", "  staging:\n",
-             "    resources:\n      jobs:\n        retrain_dev:\n          name: retrain\n          tasks:\n"
-             "            - task_key: t\n              environment_key: default\n              spark_python_task:\n"
-             "                python_file: ../jobs/load_members.py\n                parameters: [--target, x, --catalog, c, --schema, s]\n"
-             "          environments:\n            - environment_key: default\n              spec: {environment_version: \"2\"}\n"
-             "\n  staging:\n")
-    _replace(copy / "resources" / "jobs.yml", "              - ${resources.jobs.ml_training_pipeline.id}",
-             "              - ${resources.jobs.retrain_dev.id}")
-    message = _one(_problems(copy), "resources.jobs.model_monitoring.tasks[0].spark_python_task.parameters[",
+    replace_text(copy / "databricks.yml", "  staging:\n",
+                 "    resources:\n      jobs:\n        retrain_dev:\n          name: retrain\n          tasks:\n"
+                 "            - task_key: t\n              environment_key: default\n              spark_python_task:\n"
+                 "                python_file: ../jobs/load_members.py\n                parameters: [--target, x, --catalog, c, --schema, s]\n"
+                 "          environments:\n            - environment_key: default\n              spec: {environment_version: \"2\"}\n"
+                 "\n  staging:\n")
+    replace_text(copy / "resources" / "jobs.yml", "              - ${resources.jobs.ml_training_pipeline.id}",
+                 "              - ${resources.jobs.retrain_dev.id}")
+    message = one_matching(problems(copy), "resources.jobs.model_monitoring.tasks[0].spark_python_task.parameters[",
                    "no jobs resource 'retrain_dev' is declared")
     assert message.endswith("(targets staging, prod, local)")     # dev deploys it
 
@@ -127,7 +110,7 @@ def test_an_endpoint_the_bundle_deploys_must_be_passed_by_reference(copy):
         "resources:\n  model_serving_endpoints:\n    risk:\n      name: ${var.serving_endpoint_name}\n"
         "      config:\n        served_entities:\n          - entity_name: ${var.catalog}.${var.schema}.insurance_model\n"
         "            entity_version: \"1\"\n            workload_size: Small\n            scale_to_zero_enabled: true\n")
-    message = _one(_problems(copy), "--serving_endpoint_name must name the model_serving_endpoints resource")
+    message = one_matching(problems(copy), "--serving_endpoint_name must name the model_serving_endpoints resource")
     assert message.startswith("resources/jobs.yml: resources.jobs.model_governance.tasks[0].spark_python_task.parameters[")
     assert "(declared: risk)" in message
 
@@ -135,7 +118,7 @@ def test_an_endpoint_the_bundle_deploys_must_be_passed_by_reference(copy):
 def test_a_required_variable_given_empty_at_deploy_time_is_refused(copy, monkeypatch):
     """The CLI takes BUNDLE_VAR_<name> as the value, empty or not; so does the offline check."""
     monkeypatch.setenv("BUNDLE_VAR_service_principal_id", "")
-    _one(_problems(copy), "databricks.yml: targets.staging.workspace.root_path: ",
+    one_matching(problems(copy), "databricks.yml: targets.staging.workspace.root_path: ",
          "var.service_principal_id is empty for target 'staging'")
     monkeypatch.setenv("BUNDLE_VAR_service_principal_id", "6f1c2b0e-0000-4000-8000-000000000000")
-    assert _problems(copy) == []
+    assert problems(copy) == []

@@ -9,7 +9,9 @@ import pytest
 import yaml
 
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.validation import BundleInvalid, check_bundle, validate_bundle
+from healthcare_mlops.bundle.validation import BundleInvalid, check_bundle
+
+from bundle_editing import one_matching, problems, replace_text
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "bundles" / "runner"
@@ -36,22 +38,6 @@ def _edit_yaml(path: Path, edit) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def _replace(path: Path, old: str, new: str, count: int = 1) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, count))
-
-
-def _messages(root: Path) -> list[str]:
-    return [str(problem) for problem in validate_bundle(load_bundle(root))]
-
-
-def _one_matching(messages: list[str], *fragments: str) -> str:
-    matching = [m for m in messages if all(fragment in m for fragment in fragments)]
-    assert matching, f"no problem contains {fragments}; problems: {messages}"
-    return matching[0]
-
-
 # -- the real bundle ------------------------------------------------------------------------
 
 def test_real_bundle_is_valid_for_every_target():
@@ -60,7 +46,7 @@ def test_real_bundle_is_valid_for_every_target():
 
 
 def test_copy_of_real_bundle_is_valid(real_copy):
-    assert _messages(real_copy) == []
+    assert problems(real_copy) == []
 
 
 def test_fixture_bundle_is_valid():
@@ -70,77 +56,77 @@ def test_fixture_bundle_is_valid():
 # -- broken copies: each fails naming the file and the key -------------------------------------
 
 def test_misspelled_task_key_is_reported_with_file_and_path(real_copy):
-    _replace(real_copy / "resources" / "jobs.yml", "          max_retries: 2\n", "          max_retrys: 2\n")
-    message = _one_matching(_messages(real_copy), "max_retrys")
+    replace_text(real_copy / "resources" / "jobs.yml", "          max_retries: 2\n", "          max_retrys: 2\n")
+    message = one_matching(problems(real_copy), "max_retrys")
     assert message.startswith("resources/jobs.yml: resources.jobs.batch_inference.tasks[0].max_retrys: ")
     assert "did you mean 'max_retries'" in message
 
 
 def test_misspelled_depends_on_is_reported(real_copy):
-    _replace(real_copy / "resources" / "jobs.yml", "          depends_on:\n            - task_key: model_training",
+    replace_text(real_copy / "resources" / "jobs.yml", "          depends_on:\n            - task_key: model_training",
              "          dependson:\n            - task_key: model_training")
-    message = _one_matching(_messages(real_copy), "dependson")
+    message = one_matching(problems(real_copy), "dependson")
     assert message.startswith("resources/jobs.yml: resources.jobs.ml_training_pipeline.tasks[2].dependson: ")
 
 
 def test_misspelled_app_field_is_reported(real_copy):
-    _replace(real_copy / "resources" / "console.yml", "      source_code_path: ../", "      source_code_pth: ../")
-    message = _one_matching(_messages(real_copy), "source_code_pth")
+    replace_text(real_copy / "resources" / "console.yml", "      source_code_path: ../", "      source_code_pth: ../")
+    message = one_matching(problems(real_copy), "source_code_pth")
     assert message.startswith("resources/console.yml: resources.apps.console.source_code_pth: ")
 
 
 def test_bad_enum_value_is_reported(real_copy):
-    _replace(real_copy / "resources" / "console.yml", "permission: CAN_USE", "permission: CAN_USEE")
-    message = _one_matching(_messages(real_copy), "CAN_USEE")
+    replace_text(real_copy / "resources" / "console.yml", "permission: CAN_USE", "permission: CAN_USEE")
+    message = one_matching(problems(real_copy), "CAN_USEE")
     assert message.startswith("resources/console.yml: resources.apps.console.resources[0].sql_warehouse.permission: ")
 
 
 def test_misspelled_top_level_key_is_reported(real_copy):
-    _replace(real_copy / "databricks.yml", "\nvariables:\n", "\nvariabels:\n")
-    messages = _messages(real_copy)
-    message = _one_matching(messages, "unknown top-level key 'variabels'")
+    replace_text(real_copy / "databricks.yml", "\nvariables:\n", "\nvariabels:\n")
+    messages = problems(real_copy)
+    message = one_matching(messages, "unknown top-level key 'variabels'")
     assert message.startswith("databricks.yml: variabels: ")
     # and every ${var.*} is now undeclared
-    _one_matching(messages, "resources/jobs.yml: resources.jobs.feature_engineering.tasks[0]",
+    one_matching(messages, "resources/jobs.yml: resources.jobs.feature_engineering.tasks[0]",
                   "${var.catalog} is not a declared variable")
 
 
 def test_missing_python_file_is_reported(real_copy):
     (real_copy / "jobs" / "batch_inference.py").unlink()
-    messages = _messages(real_copy)
-    message = _one_matching(messages, "resources.jobs.batch_inference.tasks[0].spark_python_task.python_file")
+    messages = problems(real_copy)
+    message = one_matching(messages, "resources.jobs.batch_inference.tasks[0].spark_python_task.python_file")
     assert message.startswith("resources/jobs.yml: ")
     assert "../jobs/batch_inference.py: file not found" in message
     # the pipeline's validation task uses the same file
-    _one_matching(messages, "resources.jobs.ml_training_pipeline.tasks[3].spark_python_task.python_file")
+    one_matching(messages, "resources.jobs.ml_training_pipeline.tasks[3].spark_python_task.python_file")
 
 
 def test_dangling_job_reference_is_reported(real_copy):
-    _replace(real_copy / "resources" / "console.yml", "${resources.jobs.model_training.id}",
+    replace_text(real_copy / "resources" / "console.yml", "${resources.jobs.model_training.id}",
              "${resources.jobs.model_trainig.id}")
-    message = _one_matching(_messages(real_copy), "model_trainig")
+    message = one_matching(problems(real_copy), "model_trainig")
     assert message.startswith("resources/console.yml: resources.apps.console.resources[3].job.id: ")
     assert "no jobs resource 'model_trainig' is declared" in message
 
 
 def test_dangling_resource_field_is_reported(real_copy):
-    _replace(real_copy / "resources" / "jobs.yml", "${resources.experiments.insurance_risk.name}",
+    replace_text(real_copy / "resources" / "jobs.yml", "${resources.experiments.insurance_risk.name}",
              "${resources.experiments.insurance_risk.nmae}")
-    message = _one_matching(_messages(real_copy), "nmae")
+    message = one_matching(problems(real_copy), "nmae")
     assert message.startswith("resources/jobs.yml: resources.jobs.model_training.tasks[0].spark_python_task.parameters[9]: ")
 
 
 def test_undeclared_variable_is_reported(real_copy):
-    _replace(real_copy / "resources" / "jobs.yml", "${var.r2_min}", "${var.r2_minimum}")
-    message = _one_matching(_messages(real_copy), "r2_minimum")
+    replace_text(real_copy / "resources" / "jobs.yml", "${var.r2_min}", "${var.r2_minimum}")
+    message = one_matching(problems(real_copy), "r2_minimum")
     assert message.startswith("resources/jobs.yml: resources.jobs.model_governance.tasks[0].spark_python_task.parameters[")
     assert "${var.r2_minimum} is not a declared variable" in message
 
 
 def test_unknown_depends_on_is_reported(real_copy):
-    _replace(real_copy / "resources" / "jobs.yml", "            - task_key: model_governance",
+    replace_text(real_copy / "resources" / "jobs.yml", "            - task_key: model_governance",
              "            - task_key: nope")
-    message = _one_matching(_messages(real_copy), "'nope'")
+    message = one_matching(problems(real_copy), "'nope'")
     assert message == ("resources/jobs.yml: resources.jobs.ml_training_pipeline.tasks[3].depends_on: "
                        "task 'nope' is not a task of job 'ml_training_pipeline'")
 
@@ -150,54 +136,54 @@ def test_cycle_is_reported(real_copy):
         tasks = document["resources"]["jobs"]["ml_training_pipeline"]["tasks"]
         tasks[0]["depends_on"] = [{"task_key": "monitoring_setup"}]
     _edit_yaml(real_copy / "resources" / "jobs.yml", make_cycle)
-    message = _one_matching(_messages(real_copy), "cycle")
+    message = one_matching(problems(real_copy), "cycle")
     assert message.startswith("resources/jobs.yml: resources.jobs.ml_training_pipeline.tasks: ")
     assert ("feature_engineering -> model_training -> model_governance -> batch_inference_validation "
             "-> monitoring_setup -> feature_engineering") in message
 
 
 def test_bad_cron_is_reported(real_copy):
-    _replace(real_copy / "resources" / "jobs.yml", '"0 0 2 * * ?"', '"0 0 25 * * ?"')
-    message = _one_matching(_messages(real_copy), "quartz_cron_expression")
+    replace_text(real_copy / "resources" / "jobs.yml", '"0 0 2 * * ?"', '"0 0 25 * * ?"')
+    message = one_matching(problems(real_copy), "quartz_cron_expression")
     assert message.startswith("resources/jobs.yml: resources.jobs.batch_inference.schedule.quartz_cron_expression: ")
     assert "field 3 (hours): '25' is out of range 0-23" in message
 
 
 def test_five_field_unix_cron_is_reported(real_copy):
-    _replace(real_copy / "resources" / "jobs.yml", '"0 0 6 * * ?"', '"0 6 * * *"')
-    message = _one_matching(_messages(real_copy), "model_monitoring.schedule.quartz_cron_expression")
+    replace_text(real_copy / "resources" / "jobs.yml", '"0 0 6 * * ?"', '"0 6 * * *"')
+    message = one_matching(problems(real_copy), "model_monitoring.schedule.quartz_cron_expression")
     assert "has 5 fields" in message
 
 
 def test_unknown_time_zone_is_reported(real_copy):
-    _replace(real_copy / "resources" / "jobs.yml", "timezone_id: UTC", "timezone_id: Mars/Olympus")
-    _one_matching(_messages(real_copy), "resources/jobs.yml: resources.jobs.batch_inference.schedule.timezone_id",
+    replace_text(real_copy / "resources" / "jobs.yml", "timezone_id: UTC", "timezone_id: Mars/Olympus")
+    one_matching(problems(real_copy), "resources/jobs.yml: resources.jobs.batch_inference.schedule.timezone_id",
                   "'Mars/Olympus' is not a known time zone")
 
 
 def test_undeclared_job_parameter_reference_is_reported(real_copy):
-    _replace(real_copy / "resources" / "jobs.yml", '"{{job.parameters.scoring_date}}"',
+    replace_text(real_copy / "resources" / "jobs.yml", '"{{job.parameters.scoring_date}}"',
              '"{{job.parameters.scoring_day}}"')
-    message = _one_matching(_messages(real_copy), "scoring_day")
+    message = one_matching(problems(real_copy), "scoring_day")
     assert message.startswith("resources/jobs.yml: resources.jobs.batch_inference.tasks[0].spark_python_task.parameters[9]: ")
     assert "'scoring_day' is not a parameter of job 'batch_inference'" in message
 
 
 def test_app_yaml_value_from_must_name_an_app_resource(real_copy):
-    _replace(real_copy / "app.yaml", "valueFrom: sql-warehouse", "valueFrom: warehouse")
-    message = _one_matching(_messages(real_copy), "'warehouse'")
+    replace_text(real_copy / "app.yaml", "valueFrom: sql-warehouse", "valueFrom: warehouse")
+    message = one_matching(problems(real_copy), "'warehouse'")
     assert message.startswith("app.yaml: env[1].valueFrom: 'warehouse' is not a resource of app 'console'")
 
 
 def test_app_yaml_renamed_resource_breaks_the_match(real_copy):
-    _replace(real_copy / "resources" / "console.yml", "- name: mlflow-experiment", "- name: experiment")
-    _one_matching(_messages(real_copy), "app.yaml: env[2].valueFrom: 'mlflow-experiment' is not a resource")
+    replace_text(real_copy / "resources" / "console.yml", "- name: mlflow-experiment", "- name: experiment")
+    one_matching(problems(real_copy), "app.yaml: env[2].valueFrom: 'mlflow-experiment' is not a resource")
 
 
 def test_app_yaml_command_must_be_an_argv_list(real_copy):
-    _replace(real_copy / "app.yaml", 'command: ["streamlit", "run", "app/main.py"]',
+    replace_text(real_copy / "app.yaml", 'command: ["streamlit", "run", "app/main.py"]',
              "command: streamlit run app/main.py")
-    _one_matching(_messages(real_copy), "app.yaml: command: command must be a non-empty list of strings")
+    one_matching(problems(real_copy), "app.yaml: command: command must be a non-empty list of strings")
 
 
 def test_task_without_required_parameters_is_reported(real_copy):
@@ -206,7 +192,7 @@ def test_task_without_required_parameters_is_reported(real_copy):
         index = params.index("--schema")
         del params[index:index + 2]
     _edit_yaml(real_copy / "resources" / "jobs.yml", drop_schema)
-    _one_matching(_messages(real_copy), "resources/jobs.yml: resources.jobs.feature_engineering.tasks[0]"
+    one_matching(problems(real_copy), "resources/jobs.yml: resources.jobs.feature_engineering.tasks[0]"
                                         ".spark_python_task.parameters: ", "missing: --schema")
 
 
@@ -214,22 +200,22 @@ def test_unquoted_number_parameter_is_reported(real_copy):
     def add_number(document):
         document["resources"]["jobs"]["feature_engineering"]["tasks"][0]["spark_python_task"]["parameters"] += ["--n", 5]
     _edit_yaml(real_copy / "resources" / "jobs.yml", add_number)
-    _one_matching(_messages(real_copy), "resources.jobs.feature_engineering.tasks[0].spark_python_task.parameters[9]",
+    one_matching(problems(real_copy), "resources.jobs.feature_engineering.tasks[0].spark_python_task.parameters[9]",
                   "must be a string")
 
 
 def test_target_override_problem_names_the_target(real_copy):
-    _replace(real_copy / "databricks.yml", "      member_source: csv\n",
+    replace_text(real_copy / "databricks.yml", "      member_source: csv\n",
              "      member_source: csv\n    resources:\n      jobs:\n        batch_inference:\n"
              "          max_concurent_runs: 2\n")
-    message = _one_matching(_messages(real_copy), "max_concurent_runs")
+    message = one_matching(problems(real_copy), "max_concurent_runs")
     assert message.startswith("resources/jobs.yml: resources.jobs.batch_inference.max_concurent_runs: ")
     assert message.endswith("(target prod)")
 
 
 def test_target_setting_an_undeclared_variable_is_reported(real_copy):
-    _replace(real_copy / "databricks.yml", "      catalog: healthcare_staging", "      catalgo: healthcare_staging")
-    _one_matching(_messages(real_copy), "databricks.yml: targets.staging.variables.catalgo: ",
+    replace_text(real_copy / "databricks.yml", "      catalog: healthcare_staging", "      catalgo: healthcare_staging")
+    one_matching(problems(real_copy), "databricks.yml: targets.staging.variables.catalgo: ",
                   "not a declared variable")
 
 
@@ -244,7 +230,7 @@ def test_duplicate_resource_key_is_refused(real_copy):
 
 
 def test_check_bundle_lists_every_problem(real_copy):
-    _replace(real_copy / "resources" / "jobs.yml", '"0 0 2 * * ?"', '"0 0 2 * * *"')
+    replace_text(real_copy / "resources" / "jobs.yml", '"0 0 2 * * ?"', '"0 0 2 * * *"')
     (real_copy / "jobs" / "model_training.py").unlink()
     with pytest.raises(BundleInvalid) as excinfo:
         check_bundle(load_bundle(real_copy))
