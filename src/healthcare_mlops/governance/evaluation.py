@@ -14,6 +14,8 @@ the one piece read from the run. Whatever fails is recorded as the reason; the c
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import numpy as np
 import pandas as pd
