@@ -198,6 +198,7 @@ def register_models(settings: Settings, seed: int) -> None:
     from healthcare_mlops.tasks.model_training import log_and_register
 
     frame = pd.DataFrame(synthetic_members(6000, np.random.default_rng(seed + 2)))
+    frame["patient_natural_key"] = [f"BENCH-{i:07d}" for i in range(len(frame))]   # splits hash the member key
     result = train(frame, seed=seed, candidates=("hist_gradient_boosting_poisson",))
     version = {"table": settings.tables.fqn(T.ML_INSURANCE_FEATURES), "as_of_date": "2026-01-01", "delta_version": 0}
     log_and_register(settings, result, version, commit="benchmark")
