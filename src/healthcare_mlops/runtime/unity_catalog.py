@@ -102,7 +102,7 @@ class UnityCatalog(TableCatalog):
         if self._spark is None:
             try:
                 from pyspark.sql import SparkSession
-            except ImportError:
+            except ImportError:   # the console on Databricks Apps installs no pyspark: the warehouse serves it
                 return None
             self._spark = SparkSession.getActiveSession()
         return self._spark
