@@ -19,8 +19,13 @@ VIEWER, OPERATOR, APPROVER = "viewer", "operator", "approver"
 ROLES = (VIEWER, OPERATOR, APPROVER)
 USER_ENV, ROLE_ENV = "HEALTHCARE_MLOPS_USER", "HEALTHCARE_MLOPS_ROLE"
 # What each role may do; a higher role may do everything a lower one may.
-ALLOWED = {VIEWER: set(), OPERATOR: {"acknowledge", "run_job"},
-           APPROVER: {"acknowledge", "run_job", "approve", "reject", "promote", "rollback"}}
+ALLOWED = {VIEWER: set(), OPERATOR: {"acknowledge", "run_job", "read_identifiers"},
+           APPROVER: {"acknowledge", "run_job", "read_identifiers", "approve", "reject", "promote", "rollback"}}
+
+
+def roles_allowed(action: str) -> list[str]:
+    """The roles whose rights include ``action``, lowest first (for help texts and errors)."""
+    return [role for role in ROLES if action in ALLOWED[role]]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ ML_MODEL_ALERTS = "ml_model_alerts"
 MODEL_GOVERNANCE_LOG = "model_governance_log"
 JOB_RUNS = "job_runs"
 
+# The tables with direct identifiers (names, SSN, full ZIP, raw source rows): readable through
+# the `sql` command only when asked for and allowed (read_identifiers), never by the console.
+PERSONAL_TABLES = (SILVER_PATIENTS, DIM_PATIENTS, DATA_QUALITY_QUARANTINE)
+
 ALL_TABLES = (
     SILVER_PATIENTS,
     DIM_PATIENTS,
