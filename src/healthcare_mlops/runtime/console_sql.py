@@ -4,13 +4,13 @@ Both run the same parameterised SQL text (app/queries.py) and answer three quest
 console's caching layer asks: ``snapshot`` (what the data looks like now, a cache key:
 the local tables' Delta versions; nothing for the warehouse, whose results expire by
 time), ``table_names`` (which console tables exist) and ``arrow`` (a query's rows).
-Neither can read the personal-data tables: the local engine drops their views, and the
-console's queries never name them.
+Both accept one read statement only (``runtime/read_only.py``), and neither can read the
+tables with direct identifiers: the local engine's locked session holds only the console's
+tables, and the warehouse engine refuses a query that names an identifier table.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import threading
 from pathlib import Path
@@ -21,10 +21,9 @@ from healthcare_mlops import tables as T
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import Settings
 
-# The only tables the console reads; the personal-data tables are never queryable there.
+# The only tables the console reads; the identifier tables (T.PERSONAL_TABLES) are never queryable there.
 CONSOLE_TABLES = (T.ML_PATIENT_PREDICTIONS, T.ML_DRIFT_METRICS, T.ML_FAIRNESS_METRICS, T.ML_MODEL_ALERTS,
                   T.MODEL_GOVERNANCE_LOG, T.JOB_RUNS)
-PERSONAL_TABLES = (T.SILVER_PATIENTS, T.DIM_PATIENTS)
 
 
 def _arrow_of(relation) -> pa.Table:
@@ -32,63 +31,9 @@ def _arrow_of(relation) -> pa.Table:
     return relation.to_arrow_table() if hasattr(relation, "to_arrow_table") else relation.arrow()
 
 
-def _sql_string(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _partition_text(value) -> str:
-    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
-
-
-def native_parquet_view(connection, store, name: str, view: str) -> bool:
-    """Point ``view`` at DuckDB's own Parquet reader over the table's current files.
-
-    ``LocalSqlEngine`` exposes each Delta snapshot as a pyarrow dataset; DuckDB reads the same
-    files about three times faster natively (and prunes partitions by the hive-style folder
-    names). The native view replaces the dataset view only when it is provably the same table:
-    every file's folder names carry exactly its Delta partition values, and the columns and
-    their types are identical. Otherwise the dataset view stays. Returns whether it replaced it.
-    """
-    import urllib.parse
-
-    import duckdb
-
-    table = store.delta_table(name)
-    actions = pa.table(table.get_add_actions(flatten=True))
-    if actions.num_rows == 0:
-        return False
-    partitions = list(table.metadata().partition_columns)
-    root = urllib.parse.unquote(urllib.parse.urlparse(table.table_uri).path) \
-        if "://" in table.table_uri else table.table_uri
-    files = []
-    for row in actions.select(["path", *(f"partition.{c}" for c in partitions)]).to_pylist():
-        relative = urllib.parse.unquote(row["path"])
-        segments = relative.split("/")
-        for column in partitions:
-            value = row[f"partition.{column}"]
-            if value is None or f"{column}={_partition_text(value)}" not in segments:
-                return False
-        files.append(os.path.join(root, relative))
-    expected = connection.execute(f"DESCRIBE {view}").fetchall()
-    types = {column: kind for column, kind, *_ in expected}
-    hive = ", ".join(f"{_sql_string(c)}: {_sql_string(types[c])}" for c in partitions)
-    source = (f"read_parquet([{', '.join(_sql_string(f) for f in files)}], union_by_name = true"
-              + (f", hive_partitioning = true, hive_types = {{{hive}}}" if partitions else ", hive_partitioning = false")
-              + ")")
-    select = f"SELECT {', '.join(chr(34) + c + chr(34) for c, *_ in expected)} FROM {source}"
-    try:
-        native = connection.execute(f"DESCRIBE {select}").fetchall()
-    except duckdb.Error:   # a file DuckDB cannot read the same way: keep the dataset view
-        return False
-    if [(c, k) for c, k, *_ in native] != [(c, k) for c, k, *_ in expected]:
-        return False
-    connection.execute(f"CREATE OR REPLACE VIEW {view} AS {select}")
-    return True
-
-
 class LocalConsoleEngine:
-    """DuckDB over the console's tables (``LocalSqlEngine``'s views, read natively where the
-    same), without the personal-data tables; one query at a time."""
+    """The locked DuckDB session of ``LocalSqlEngine`` over the console's tables only (read
+    natively where the same), kept open; one query at a time."""
 
     @staticmethod
     def snapshot(settings: Settings) -> tuple:
@@ -99,14 +44,9 @@ class LocalConsoleEngine:
         from healthcare_mlops.runtime.sql_engine import LocalSqlEngine
 
         self.settings = settings
-        engine = LocalSqlEngine(settings)
+        engine = LocalSqlEngine(settings, CONSOLE_TABLES)
         self.connection = engine.connect()
-        schema = f'"{settings.catalog}"."{settings.schema}"'
-        for name in PERSONAL_TABLES:
-            self.connection.execute(f'DROP VIEW IF EXISTS {schema}."{name}"')
-            self.connection.unregister(f"__delta_{name}")       # a no-op when it was never registered
-        self.native = {name for name in CONSOLE_TABLES if engine.store.exists(name)
-                       and native_parquet_view(self.connection, engine.store, name, f'{schema}."{name}"')}
+        self.native = engine.native
         self.lock = threading.Lock()
 
     def table_names(self) -> set[str]:
@@ -115,11 +55,13 @@ class LocalConsoleEngine:
     def arrow(self, sql: str, params: dict) -> pa.Table:
         import duckdb
 
+        from healthcare_mlops.runtime.read_only import duckdb_read_statement
         from healthcare_mlops.runtime.sql_engine import duckdb_parameters
 
+        statement = duckdb_read_statement(duckdb_parameters(sql))
         with self.lock:
             try:
-                return _arrow_of(self.connection.sql(duckdb_parameters(sql), params=params or None))
+                return _arrow_of(self.connection.sql(statement, params=params or None))
             except duckdb.Error as exc:
                 raise UserError(f"query failed: {str(exc).splitlines()[0]}") from exc
 
@@ -164,6 +106,10 @@ class WarehouseConsoleEngine:
                         raise UserError(f"query failed on the SQL warehouse: {first}") from exc
 
     def arrow(self, sql: str, params: dict) -> pa.Table:
+        from healthcare_mlops.runtime.read_only import warehouse_read_statement
+
+        warehouse_read_statement(sql)
+
         def work(cursor):
             cursor.execute(sql, params)
             return cursor.fetchall_arrow()
