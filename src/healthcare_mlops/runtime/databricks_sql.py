@@ -3,6 +3,8 @@
 The app's service principal (or the user, with ``X-Forwarded-Access-Token`` on behalf
 of the user) is resolved by ``databricks.sdk.core.Config``; queries are always
 parameterised with named markers (``:name``) and run in the target's catalog and schema.
+``DatabricksSqlEngine`` runs the catalog's own statements; a person's SQL goes through
+``WarehouseReadPath``, which refuses anything but one read statement before connecting.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import os
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.runtime.read_only import warehouse_read_statement
 from healthcare_mlops.settings import Settings
+from healthcare_mlops.tables import PERSONAL_TABLES
 
 WAREHOUSE_ENV = "DATABRICKS_WAREHOUSE_ID"
 
@@ -67,3 +71,19 @@ class DatabricksSqlEngine:
     def execute(self, statement: str, params: dict | None = None) -> None:
         with self.connect() as connection, connection.cursor() as cursor:
             cursor.execute(statement, params or {})
+
+
+class WarehouseReadPath:
+    """A person's SQL on the SQL warehouse (``healthcare-mlops sql`` on a workspace target): one
+    read statement, the identifier tables only when asked for. The check is a courtesy in front
+    of the warehouse; what the user may read is enforced by the Unity Catalog grants
+    (docs/deployment.md)."""
+
+    def __init__(self, settings: Settings, identifiers: bool = False, user_token: str | None = None):
+        self.engine = DatabricksSqlEngine(settings, user_token)
+        self.hidden = () if identifiers else PERSONAL_TABLES
+
+    def query(self, statement: str, params: dict | None = None) -> pd.DataFrame:
+        """The rows of one read statement; anything else is refused before a connection opens."""
+        warehouse_read_statement(statement, self.hidden)
+        return self.engine.query(statement, params)
