@@ -57,7 +57,8 @@ def fails(result, message: str) -> str:
 
 
 def sql(home: Path, query: str, fmt: str = "json"):
-    out = ok(cli("sql", query, "--format", fmt, home=home))
+    """``sql --identifiers`` as an operator: these tests read the load step's identifier tables."""
+    out = ok(cli("sql", query, "--format", fmt, "--identifiers", home=home, env={"HEALTHCARE_MLOPS_ROLE": "operator"}))
     return json.loads(out) if fmt == "json" else out
 
 

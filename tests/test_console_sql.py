@@ -161,7 +161,7 @@ def test_table_names_come_from_the_registry_and_never_name_personal_tables():
         named = set(re.findall(r"hc_local\.insurance\.(\w+)", sql))
         assert named == set(query.tables), query.name
         assert "{" not in sql and "}" not in sql
-    # runtime/console_sql.py names them only to drop their views (tested below); nothing in app/ or pages/ does
+    # the console's local session never holds them (tested below); nothing in app/ or pages/ names them
     sources = [*(REPO / "app").glob("*.py"), *(REPO / "pages").glob("*.py")]
     assert len(sources) >= 14
     for path in sources:

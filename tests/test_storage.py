@@ -159,7 +159,7 @@ def test_partition_predicate_quotes_values():
 
 def test_sql_engine_resolves_qualified_and_unqualified_names(store, settings):
     store.write(rows(D1, ["a", "b"]), TABLE)
-    engine = sql_engine(settings)
+    engine = sql_engine(settings, identifiers=True)      # TABLE is silver_patients
     assert isinstance(engine, LocalSqlEngine)
     fqn = settings.tables.fqn(TABLE)
     assert engine.query(f"select count(*) as n from {TABLE}")["n"].tolist() == [2]

@@ -12,7 +12,10 @@ from healthcare_mlops.cli import (alerts_commands, app_commands, data_commands, 
 from healthcare_mlops.cli.context import CliState, state
 from healthcare_mlops.cli.output import Format, print_frame, print_mapping
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.identity import roles_allowed
+from healthcare_mlops.runtime.read_only import READS
 from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET
+from healthcare_mlops.tables import PERSONAL_TABLES
 
 app = typer.Typer(help="Healthcare-insurance risk MLOps on a laptop or Databricks.",
                   no_args_is_help=True, pretty_exceptions_enable=False,
@@ -46,12 +49,22 @@ def info(ctx: typer.Context,
 
 @app.command()
 def sql(ctx: typer.Context,
-        query: str = typer.Argument(..., help="A read query; unqualified tables resolve in the target's schema."),
-        fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json.")) -> None:
-    """Run a read query through the console's read path (DuckDB over the local tables)."""
-    from healthcare_mlops.composition import sql
+        query: str = typer.Argument(..., help=f"One read statement ({READS}); unqualified tables resolve in "
+                                              "the target's schema."),
+        fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json."),
+        identifiers: bool = typer.Option(False, "--identifiers",
+                                         help=f"Also expose the tables with direct identifiers "
+                                              f"({', '.join(PERSONAL_TABLES)}); needs a role allowed "
+                                              f"read_identifiers ({' or '.join(roles_allowed('read_identifiers'))}).")
+        ) -> None:
+    """Run one read statement through the read-only path (a locked DuckDB session over the local
+    tables, or the SQL warehouse); anything else is refused with `error: read-only: ...`."""
+    from healthcare_mlops.composition import cli_identity, sql
 
-    print_frame(sql(state(ctx).settings()).query(query), fmt)
+    settings = state(ctx).settings()
+    if identifiers:
+        cli_identity(settings).require("read_identifiers")
+    print_frame(sql(settings, identifiers).query(query), fmt)
 
 
 @app.command()
