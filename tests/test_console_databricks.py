@@ -81,7 +81,6 @@ def workspace(monkeypatch):
 
 
 def test_the_app_name_selects_the_bundle_target_and_its_catalog(workspace):
-    assert data.facts().forwarded_identity
     assert data.console_target() == "dev"
     settings = data.console_settings()
     assert (settings.catalog, settings.schema) == ("healthcare_dev", "insurance_ml")
