@@ -64,7 +64,7 @@ def _forwarded_identity() -> Identity:
 def _signed_in_identity(target: str) -> Identity:
     """The Databricks CLI's signed-in user and their role (one ``current_user.me()`` per 5 minutes)."""
     settings = data.console_settings()
-    return composition.cli_identity(settings, data.workspace_client())
+    return composition.cli_identity(settings, data.workspace_client)
 
 
 def current_identity() -> Identity:

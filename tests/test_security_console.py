@@ -492,3 +492,10 @@ def test_jobs_run_needs_the_operator_role_and_writes_one_row_naming_the_user(tmp
     ran = events(resolve_settings("local", root), audit.RAN_JOB)
     assert list(zip(ran["actor"], ran["role"])) == [(USER, OPERATOR)]
     assert ran["comment"].iloc[0].startswith("chain run ") and '"label": "x"' in ran["comment"].iloc[0]
+
+
+def test_a_workspace_command_without_credentials_says_so_in_one_line(tmp_path):
+    unsigned = {"DATABRICKS_CONFIG_FILE": str(tmp_path / "no.databrickscfg"), "DATABRICKS_HOST": "",
+                "DATABRICKS_TOKEN": ""}
+    refused = cli("--target", "prod", "governance", "status", home=tmp_path / "lakehouse", env=unsigned)
+    assert "cannot tell who you are on prod" in error_line(refused)

@@ -60,13 +60,20 @@ def champion_endpoint(settings: Settings):
     return partial(deploy_champion_endpoint, settings)
 
 
-def cli_identity(settings: Settings, client=None) -> Identity:
+def cli_identity(settings: Settings, client_factory=workspace_client) -> Identity:
     """Who runs a CLI command: locally the configured user and role; against a workspace the
     signed-in Databricks user (``current_user.me``), with the role their groups give, so that
     the audit names the real person and an environment variable cannot raise the role."""
     if settings.is_local:
         return local_identity()
-    me = (client or workspace_client()).current_user.me()
+    from databricks.sdk.errors import DatabricksError
+
+    try:
+        me = client_factory().current_user.me()
+    except (ValueError, DatabricksError) as exc:     # the SDK's "no credentials" is a ValueError
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"cannot tell who you are on {settings.target}: {first} (sign in with "
+                        "`databricks auth login`, or set DATABRICKS_HOST and a token)") from exc
     groups = [g.display for g in (me.groups or []) if g.display]
     return Identity(user=me.user_name, role=role_for(me.user_name, groups, settings))
 

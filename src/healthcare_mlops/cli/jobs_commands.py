@@ -52,11 +52,12 @@ def run(ctx: typer.Context,
     from healthcare_mlops.governance import audit
 
     settings = state(ctx).settings()
+    params = parse_param_overrides(param)
+    jobs = launcher(settings)
+    jobs.check(job_key)
     identity = cli_identity(settings)
     identity.require("run_job")
-    params = parse_param_overrides(param)
-    run = launcher(settings).run_now(job_key, params, trigger=f"cli:{identity.user}", wait=True,
-                                     task_output=not quiet)
+    run = jobs.run_now(job_key, params, trigger=f"cli:{identity.user}", wait=True, task_output=not quiet)
     audit.record_job_run(settings, identity, job_key, run.run_id, params)
     if run.status == QUEUED:              # a workspace run: it goes on there
         typer.echo(f"started {job_key}: run {run.run_id} ({run.status})")
