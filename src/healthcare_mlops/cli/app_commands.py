@@ -43,7 +43,8 @@ def console_entry() -> Path:
 
 
 def port_is_free(port: int, address: str) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((address, port))
         except OSError:

@@ -26,7 +26,7 @@ def is_loopback(host: str) -> bool:
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
     except socket.gaierror as exc:
-        raise UserError(f"--host {host} is not an address of this machine ({exc.strerror})") from exc
+        raise UserError(f"--host {host} does not resolve to an address ({exc.strerror})") from exc
     return all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
 
 
