@@ -12,8 +12,9 @@ tables are Delta. The one stand-in is the Databricks workspace: a local HTTP ser
 the SCIM requests the real databricks-sdk builds.
 
 The lakehouse (module-scoped, copied per test that writes): benchmarks/bench_console.py's
-contract-shaped predictions and alerts, and a small real model (version 1 champion, version 2
-the validated challenger).
+contract-shaped predictions and alerts, and a small real model (version 1 the champion,
+version 2 the validated challenger). It has no features table, so both versions' performance
+checks cannot be computed and fail: decisions on them need override reasons, as in the tests.
 """
 
 from __future__ import annotations
@@ -453,6 +454,21 @@ def test_acknowledging_writes_one_audit_row_on_the_cli_and_in_the_console(home):
         [("console@example.com", OPERATOR), (USER, OPERATOR)]
     assert sum(first in comment for comment in acknowledged["comment"]) == 1
     assert sum(second in comment for comment in acknowledged["comment"]) == 1
+
+
+def test_console_decisions_write_one_row_each_naming_the_approver(home):
+    from app import actions
+
+    settings = resolve_settings("local", home)
+    approver = Identity("owner@example.com", APPROVER)
+    actions.approve(approver, 2, "new registration", "small synthetic sample")
+    actions.reject(approver, 1, "retired for good")
+    mine = audit.history(settings)
+    mine = mine[mine["actor"] == approver.user]
+    decided = [(audit.APPROVED if action == audit.OVERRIDDEN else action, version)     # fails hard checks here
+               for action, version in zip(mine["action"], mine["version"])]
+    assert sorted(decided) == [(audit.APPROVED, "2"), (audit.PROMOTED, "2"), (audit.REJECTED, "1")]
+    assert set(mine["role"]) == {APPROVER}
 
 
 def test_repairing_an_interrupted_promotion_writes_one_row_and_a_viewer_does_not_repair(home):
