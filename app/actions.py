@@ -1,4 +1,4 @@
-"""The console's actions: approve, reject, acknowledge, run now.
+"""The console's actions: approve, reject, acknowledge, run now, and the Risk page's CSV export.
 
 Each action first calls ``Identity.require`` (the server-side refusal behind every
 button; a hidden button is not a permission check), then does the work through the
@@ -6,17 +6,18 @@ product's own code, and records who did it:
 
 - approve / reject: ``Governance`` (the MLflow registry) writes the audit row itself;
 - acknowledge: ``monitoring.alerts.acknowledge`` sets ``acknowledged_by`` / ``acknowledged_at`` (and
-  the comment) on the alert row in one conditional update;
+  the comment) on the alert row in one conditional update, and writes the audit row;
 - run now: the target's job launcher (bundle/launchers.py): locally the bundle's runner in
   a background process, which appends the run to ``job_runs`` (trigger ``console:<user>``);
-  on Databricks ``jobs.run_now`` through databricks-sdk (the workspace records the run).
+  on Databricks ``jobs.run_now`` through databricks-sdk (the workspace records the run);
+  then one audit row names the user;
+- export: reads nothing before the role is checked (it changes nothing, so no audit row).
 
 Cached query results are cleared after each action, so the page shows its effect at once.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 
 from app import data
@@ -63,6 +64,12 @@ def start_promotion(identity: Identity, settings: Settings) -> LaunchedRun:
     started = _launcher(settings).run_now(ENDPOINT_JOB, {}, trigger=f"console:{identity.user}")
     _remember(started)
     return started
+
+
+def export_risk_csv(identity: Identity, settings: Settings, user_token: str | None, params: dict) -> bytes:
+    """The Risk page's filtered view as CSV bytes (analyst role): refused before a row is read."""
+    identity.require("export")
+    return data.export_csv("risk_export", settings, user_token, **params)
 
 
 def reject(identity: Identity, version, comment: str, settings: Settings | None = None) -> None:
@@ -127,16 +134,7 @@ def run_job_now(identity: Identity, job_key: str, params: dict | None = None,
     finally:
         data.clear_caches()
     _remember(run)
-    _audit_run(settings, identity, run, params)
-    return run
-
-
-def _audit_run(settings: Settings, identity: Identity, run: LaunchedRun, params: dict) -> None:
-    """Who started which run, in the audit table (on Databricks the run itself shows only the app)."""
     from healthcare_mlops.governance import audit
 
-    comment = f"{run.job_key}" + (f" run {run.run_id}" if run.run_id else "") + \
-        (f" with {json.dumps(params, sort_keys=True)}" if params else "")
-    audit.record(settings, audit.audit_event(settings.model_name, "", audit.RAN_JOB, identity.user, identity.role,
-                                             str(settings.variables.get("approval_mode") or "auto"),
-                                             comment=comment))
+    audit.record_job_run(settings, identity, run.job_key, run.run_id, params)
+    return run

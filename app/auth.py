@@ -1,10 +1,15 @@
-"""Who is using the console and what they may do.
+"""Who is using the console and what they may do (the roles matrix is ``healthcare_mlops.identity``).
 
-On Databricks Apps the user is the ``X-Forwarded-Email`` header and their role comes
-from the bundle variables ``approvers_group`` / ``operators_group`` (groups or e-mails,
-``identity.role_for``); the user's groups are read with their forwarded token
-(``X-Forwarded-Access-Token``, scope ``iam.current-user:read``). Locally the user and
-role are ``identity.local_identity()`` ($HEALTHCARE_MLOPS_USER, $HEALTHCARE_MLOPS_ROLE).
+Which source names the user is decided in ``composition.console_identity``:
+
+- on Databricks Apps the user is the ``X-Forwarded-Email`` header and their role comes from the
+  bundle variables ``approvers_group`` / ``operators_group`` / ``analysts_group`` (groups or
+  e-mails, ``identity.role_for``); the user's groups are read with their forwarded token
+  (``X-Forwarded-Access-Token``, scope ``iam.current-user:read``);
+- against a workspace target off Databricks (``healthcare-mlops --target prod app`` on a
+  laptop), the user signed in with the Databricks CLI's auth (``current_user.me()``) and the
+  role of their groups; request headers are not trusted there;
+- locally ``identity.local_identity()`` ($HEALTHCARE_MLOPS_USER, $HEALTHCARE_MLOPS_ROLE).
 
 Pages hide a button the role may not use (``can``); ``app.actions`` refuses the action
 server-side all the same (``Identity.require``).
@@ -13,13 +18,17 @@ server-side all the same (``Identity.require``).
 from __future__ import annotations
 
 import hashlib
+import os
 
 import streamlit as st
 from databricks.sdk.errors import DatabricksError
 
 from app import data
 from app.data import EMAIL_HEADER, TOKEN_HEADER
-from healthcare_mlops.identity import ALLOWED, VIEWER, Identity, local_identity, role_for
+from healthcare_mlops import composition
+from healthcare_mlops.identity import VIEWER, Identity, role_for, role_needed
+
+__all__ = ["can", "current_identity", "role_needed"]
 
 ANONYMOUS = "anonymous"
 
@@ -40,10 +49,8 @@ def _groups(email: str, token_hash: str, _token: str | None) -> tuple[str, ...]:
         return ()
 
 
-def current_identity() -> Identity:
-    """The user of this browser session and their role."""
-    if not data.facts().forwarded_identity:
-        return local_identity()
+def _forwarded_identity() -> Identity:
+    """The user Databricks Apps forwards in the request's headers, with the role of their groups."""
     email = data.request_header(EMAIL_HEADER)
     if not email:
         return Identity(ANONYMOUS, VIEWER)
@@ -53,6 +60,20 @@ def current_identity() -> Identity:
     return Identity(email, role_for(email, groups, data.console_settings()))
 
 
+@st.cache_data(ttl=300, show_spinner=False, max_entries=8)
+def _signed_in_identity(target: str) -> Identity:
+    """The Databricks CLI's signed-in user and their role (one ``current_user.me()`` per 5 minutes)."""
+    settings = data.console_settings()
+    return composition.cli_identity(settings, data.workspace_client)
+
+
+def current_identity() -> Identity:
+    """The user of this browser session and their role (see the module's docstring)."""
+    settings = data.console_settings()
+    return composition.console_identity(settings, os.environ, _forwarded_identity,
+                                        lambda: _signed_in_identity(settings.target))
+
+
 def can(identity: Identity, action: str) -> bool:
     """Whether to show the button for ``action`` (the action checks again on the server)."""
-    return action in ALLOWED.get(identity.role, set())
+    return identity.may(action)

@@ -2,16 +2,27 @@
 
 import streamlit as st
 
-from app import charts, data, ui
+from app import actions, auth, charts, data, ui
 from app.vocabulary import AGE_BANDS, REGIONS
 
 ALL_LABEL = "All"
 SMOKER_CHOICES = {ALL_LABEL: data.ALL, "Smokers": "yes", "Non-smokers": "no"}
 
 
-def _csv(settings, token, params):
-    """The filtered view as CSV bytes, built when the user clicks Download (on its own thread)."""
-    return lambda: data.export_csv("risk_export", settings, token, **params)
+def _download(identity, scoring_date, members: int, params: dict) -> None:
+    """The CSV download of the filtered view, for a role that may export; nothing is built for others."""
+    if not auth.can(identity, "export"):
+        st.caption(f"Downloading the filtered view needs the {auth.role_needed('export')} role; "
+                   f"you are {identity.role}.")
+        return
+    settings, token = data.console_settings(), data.user_token()
+    rows = f"{members:,} rows" if members <= data.MAX_CSV_ROWS else \
+        f"the first {data.MAX_CSV_ROWS:,} of {members:,} rows; narrow the filters for the rest"
+    # the bytes are built when the user clicks Download (on its own thread), checked again there
+    st.download_button(f"Download the filtered view ({rows}, CSV)",
+                       data=lambda: actions.export_risk_csv(identity, settings, token, params),
+                       file_name=f"risk_{scoring_date}.csv", mime="text/csv", on_click="ignore",
+                       key="risk_download", icon=":material/download:")
 
 
 def render() -> None:
@@ -64,13 +75,7 @@ def render() -> None:
                                     "interval_lower": st.column_config.NumberColumn(format="dollar"),
                                     "interval_upper": st.column_config.NumberColumn(format="dollar")})
 
-    settings = data.console_settings()
-    rows = f"{members:,} rows" if members <= data.MAX_CSV_ROWS else \
-        f"the first {data.MAX_CSV_ROWS:,} of {members:,} rows; narrow the filters for the rest"
-    st.download_button(f"Download the filtered view ({rows}, CSV)",
-                       data=_csv(settings, data.user_token(), params),
-                       file_name=f"risk_{scoring_date}.csv", mime="text/csv", on_click="ignore",
-                       key="risk_download", icon=":material/download:")
+    _download(ui.identity(), scoring_date, members, params)
 
 
 with ui.guard():

@@ -81,7 +81,6 @@ def workspace(monkeypatch):
 
 
 def test_the_app_name_selects_the_bundle_target_and_its_catalog(workspace):
-    assert data.facts().forwarded_identity
     assert data.console_target() == "dev"
     settings = data.console_settings()
     assert (settings.catalog, settings.schema) == ("healthcare_dev", "insurance_ml")
@@ -242,6 +241,6 @@ def test_the_cli_against_a_workspace_acts_as_the_signed_in_user(monkeypatch):
     prod = resolve_settings("prod")
     owner = User(user_name="owner@example.com", groups=[ComplexValue(display="healthcare-mlops-approvers")])
     analyst = User(user_name="analyst@example.com", groups=[ComplexValue(display="analysts")])
-    assert cli_identity(prod, Client(owner)) == Identity("owner@example.com", APPROVER)
-    assert cli_identity(prod, Client(analyst)) == Identity("analyst@example.com", VIEWER)
+    assert cli_identity(prod, lambda: Client(owner)) == Identity("owner@example.com", APPROVER)
+    assert cli_identity(prod, lambda: Client(analyst)) == Identity("analyst@example.com", VIEWER)
     assert cli_identity(resolve_settings("local")) == Identity("someone@example.com", APPROVER)

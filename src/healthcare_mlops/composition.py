@@ -7,6 +7,7 @@ engine and identity here and hand them to code that never asks where it runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from healthcare_mlops.bundle.launchers import DatabricksJobsLauncher, JobLauncher, LocalRunnerLauncher
@@ -28,7 +29,6 @@ class RuntimeFacts:
     data: str                   # the home folder, or catalog.schema
     jobs_run_by: str            # who executes the bundle's jobs
     task_history: bool          # job runs are the runner's job_runs table, one row per task too
-    forwarded_identity: bool    # the console's user comes from the headers Databricks Apps forwards
     promoted_by_job: bool       # an approval is applied by a model_governance run (the model's owner):
                                 # the alias and the Model Serving endpoint
     demo_command: str           # what builds the whole loop here ("" on a workspace)
@@ -60,13 +60,20 @@ def champion_endpoint(settings: Settings):
     return partial(deploy_champion_endpoint, settings)
 
 
-def cli_identity(settings: Settings, client=None) -> Identity:
+def cli_identity(settings: Settings, client_factory=workspace_client) -> Identity:
     """Who runs a CLI command: locally the configured user and role; against a workspace the
     signed-in Databricks user (``current_user.me``), with the role their groups give, so that
     the audit names the real person and an environment variable cannot raise the role."""
     if settings.is_local:
         return local_identity()
-    me = (client or workspace_client()).current_user.me()
+    from databricks.sdk.errors import DatabricksError
+
+    try:
+        me = client_factory().current_user.me()
+    except (ValueError, DatabricksError) as exc:     # the SDK's "no credentials" is a ValueError
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"cannot tell who you are on {settings.target}: {first} (sign in with "
+                        "`databricks auth login`, or set DATABRICKS_HOST and a token)") from exc
     groups = [g.display for g in (me.groups or []) if g.display]
     return Identity(user=me.user_name, role=role_for(me.user_name, groups, settings))
 
@@ -80,10 +87,10 @@ def require_this_machine(settings: Settings, what: str, instead: str) -> None:
 def facts(settings: Settings) -> RuntimeFacts:
     """The target's runtime in words (see ``RuntimeFacts``)."""
     if settings.is_local:
-        return RuntimeFacts("local", f"home {settings.home.resolve()}", "the local runner", True, False,
+        return RuntimeFacts("local", f"home {settings.home.resolve()}", "the local runner", True,
                             False, "`healthcare-mlops demo`")
     return RuntimeFacts(f"Databricks ({settings.target})", f"{settings.catalog}.{settings.schema}", "Databricks Jobs",
-                        False, True, True, "")
+                        False, True, "")
 
 
 def run_hint(settings: Settings, job_key: str, params: dict | None = None) -> str:
@@ -117,6 +124,20 @@ def console_target(environ: dict) -> str:
         raise UserError(f"the app '{app_name}' is not the console of any bundle target "
                         f"(databricks.yml app_name); set {TARGET_ENV} in app.yaml")
     return target
+
+
+def console_identity(settings: Settings, environ: dict, forwarded: Callable[[], Identity],
+                     signed_in: Callable[[], Identity]) -> Identity:
+    """Who uses the console: locally the configured user and role; inside Databricks Apps
+    (``$DATABRICKS_APP_NAME``) ``forwarded()``, the user the Apps proxy puts in the request's
+    headers; against a workspace target anywhere else ``signed_in()``, the user of the Databricks
+    CLI's auth with the role of their groups (``cli_identity``). Off Databricks nobody vouches for
+    a request's headers, and an environment variable must not choose the role."""
+    if settings.is_local:
+        return local_identity()
+    if environ.get(APP_NAME_ENV):
+        return forwarded()
+    return signed_in()
 
 
 def console_sql_engine(settings: Settings) -> type:

@@ -1,9 +1,24 @@
-"""Who is acting and in which role: viewer, operator (acknowledge, run now), approver.
+"""Who is acting and in which role: the roles matrix, decided here and nowhere else.
 
-On Databricks Apps the user comes from the ``X-Forwarded-Email`` header; locally from
-$HEALTHCARE_MLOPS_USER. A deployer maps emails or groups to roles with the bundle
-variables ``approvers_group`` and ``operators_group`` (comma-separated groups or emails); locally the configured
-role is $HEALTHCARE_MLOPS_ROLE (default ``approver``: the developer owns the laptop).
+Roles, lowest first; each may do everything the ones below it may:
+
+| role     | adds                                                                     |
+|----------|--------------------------------------------------------------------------|
+| viewer   | reading the console's pages                                              |
+| analyst  | ``export`` (the Risk page's CSV download)                                |
+| operator | ``acknowledge``, ``run_job``, ``validate``, ``repair``, ``read_identifiers`` |
+| approver | ``approve``, ``reject``, ``promote``, ``rollback``                       |
+
+A scheduled job acts as ``system``: it validates, repairs and promotes (auto approval) only.
+
+On Databricks Apps the user comes from the ``X-Forwarded-Email`` header; against a workspace
+target from anywhere else, the user signed in with the Databricks CLI's auth. Either way the
+role comes from the bundle variables ``approvers_group``, ``operators_group`` and
+``analysts_group`` (comma-separated groups or e-mails, ``role_for``). Locally the user is
+$HEALTHCARE_MLOPS_USER and the role $HEALTHCARE_MLOPS_ROLE, by default ``approver`` (the
+developer owns the laptop), but ``viewer`` when the console is exposed to the network
+(``healthcare-mlops app --expose`` sets $HEALTHCARE_MLOPS_EXPOSED): whoever reaches it then is
+not the laptop's owner.
 """
 
 from __future__ import annotations
@@ -15,17 +30,24 @@ from dataclasses import dataclass
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import Settings
 
-VIEWER, OPERATOR, APPROVER = "viewer", "operator", "approver"
-ROLES = (VIEWER, OPERATOR, APPROVER)
+VIEWER, ANALYST, OPERATOR, APPROVER = "viewer", "analyst", "operator", "approver"
+ROLES = (VIEWER, ANALYST, OPERATOR, APPROVER)          # lowest first
+SYSTEM = "system"                                      # a scheduled job (job_identity)
 USER_ENV, ROLE_ENV = "HEALTHCARE_MLOPS_USER", "HEALTHCARE_MLOPS_ROLE"
-# What each role may do; a higher role may do everything a lower one may.
-ALLOWED = {VIEWER: set(), OPERATOR: {"acknowledge", "run_job", "read_identifiers"},
-           APPROVER: {"acknowledge", "run_job", "read_identifiers", "approve", "reject", "promote", "rollback"}}
-
-
-def roles_allowed(action: str) -> list[str]:
-    """The roles whose rights include ``action``, lowest first (for help texts and errors)."""
-    return [role for role in ROLES if action in ALLOWED[role]]
+EXPOSED_ENV = "HEALTHCARE_MLOPS_EXPOSED"               # "1": the local console listens beyond loopback
+# What each role adds to the role below it.
+GRANTS = {
+    VIEWER: (),
+    ANALYST: ("export",),
+    OPERATOR: ("acknowledge", "run_job", "validate", "repair", "read_identifiers"),
+    APPROVER: ("approve", "reject", "promote", "rollback"),
+}
+# What each identity may do: a role's own grants and those of every role below it.
+ALLOWED = {role: {action for lower in ROLES[: index + 1] for action in GRANTS[lower]}
+           for index, role in enumerate(ROLES)}
+ALLOWED[SYSTEM] = {"validate", "repair", "promote"}
+# The bundle variable naming each role's members, highest role first (role_for takes the first match).
+ROLE_GROUPS = ((APPROVER, "approvers_group"), (OPERATOR, "operators_group"), (ANALYST, "analysts_group"))
 
 
 @dataclass(frozen=True)
@@ -33,11 +55,19 @@ class Identity:
     user: str
     role: str
 
+    def may(self, action: str) -> bool:
+        """Whether the role allows ``action`` (what a page asks before it shows a button)."""
+        return action in ALLOWED.get(self.role, set())
+
     def require(self, action: str) -> None:
         """Refuse ``action`` unless the role allows it (the server-side check behind every button)."""
-        if action not in ALLOWED.get(self.role, set()):
-            needed = next(role for role in ROLES if action in ALLOWED[role])
-            raise UserError(f"{action} needs the {needed} role; {self.user} has the {self.role} role")
+        if not self.may(action):
+            raise UserError(f"{action} needs the {role_needed(action)} role; {self.user} has the {self.role} role")
+
+
+def role_needed(action: str) -> str:
+    """The lowest role that may do ``action``."""
+    return next(role for role in ROLES if action in ALLOWED[role])
 
 
 def _members(value) -> set[str]:
@@ -47,20 +77,22 @@ def _members(value) -> set[str]:
 def role_for(user: str, groups: list[str], settings: Settings) -> str:
     """The highest role whose configured members include the user or one of their groups."""
     names = {user.lower(), *(g.lower() for g in groups)}
-    for role, variable in ((APPROVER, "approvers_group"), (OPERATOR, "operators_group")):
+    for role, variable in ROLE_GROUPS:
         if names & _members(settings.variables.get(variable)):
             return role
     return VIEWER
 
 
 def local_identity() -> Identity:
+    """The configured user and role on this machine (see the module's docstring for the defaults)."""
     user = os.environ.get(USER_ENV) or f"{getpass.getuser()}@localhost"
-    role = os.environ.get(ROLE_ENV, APPROVER)
+    exposed = os.environ.get(EXPOSED_ENV) == "1"
+    role = os.environ.get(ROLE_ENV) or (VIEWER if exposed else APPROVER)
     if role not in ROLES:
         raise UserError(f"${ROLE_ENV} must be one of {', '.join(ROLES)}, not '{role}'")
     return Identity(user=user, role=role)
 
 
 def job_identity(settings: Settings) -> Identity:
-    """A scheduled job acts as the pipeline itself; it may validate and auto-promote only."""
-    return Identity(user=f"job:{settings.target}", role="system")
+    """A scheduled job acts as the pipeline itself; it may validate, repair and auto-promote only."""
+    return Identity(user=f"job:{settings.target}", role=SYSTEM)

@@ -85,6 +85,9 @@ class JobLauncher(ABC):
                 task_output: bool | None = None) -> LaunchedRun:
         """Start ``job`` with ``params``; wait for its end when ``wait`` (where the runtime can)."""
 
+    def check(self, job: str) -> None:
+        """Refuse a job this launcher cannot start, offline: before a caller asks who the user is."""
+
 
 class LocalRunnerLauncher(JobLauncher):
     """The bundle's own job definitions, executed by the local runner."""
@@ -162,6 +165,9 @@ class DatabricksJobsLauncher(JobLauncher):
         raise UserError(f"no deployed job id for '{text}': set ${job_id_env(text)} (app.yaml valueFrom: "
                         f"job-{text}) or pass the job's numeric id; from a terminal, run "
                         f"`databricks bundle run -t {self.target} {text}`")
+
+    def check(self, job: str) -> None:
+        self.job_id(job)
 
     def run_now(self, job: str, params: dict | None = None, trigger: str = "manual", wait: bool = False,
                 idempotency_token: str | None = None, echo: bool = True,

@@ -2,7 +2,10 @@
 
 It runs ``streamlit run app/main.py`` from the checkout (the same command Databricks Apps
 runs, see app.yaml) with $HEALTHCARE_MLOPS_HOME and $HEALTHCARE_MLOPS_TARGET set from the
-global options, prints the console's address and serves until interrupted.
+global options, prints the console's address and serves until interrupted. It listens on
+loopback only unless ``--host`` and ``--expose`` say otherwise (``cli/listen.py``); an exposed
+console gets $HEALTHCARE_MLOPS_EXPOSED, so ``identity.local_identity`` makes its default role
+``viewer``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from pathlib import Path
 import typer
 
 from healthcare_mlops.cli.context import state
+from healthcare_mlops.cli.listen import EXPOSE_OPTION, HOST_OPTION, LOOPBACK, checked_host
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.identity import EXPOSED_ENV
 from healthcare_mlops.settings import HOME_ENV
 
 CONSOLE_ENTRY = Path("app") / "main.py"
@@ -37,8 +42,9 @@ def console_entry() -> Path:
     return entry
 
 
-def port_is_free(port: int, address: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+def port_is_free(port: int, address: str) -> bool:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((address, port))
         except OSError:
@@ -46,12 +52,20 @@ def port_is_free(port: int, address: str = "127.0.0.1") -> bool:
     return True
 
 
-def streamlit_command(entry: Path, port: int, address: str | None = None) -> list[str]:
-    command = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(port),
-               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    if address:
-        command += ["--server.address", address]
-    return command
+def streamlit_command(entry: Path, port: int, address: str) -> list[str]:
+    """Always with ``--server.address``: without it Streamlit listens on every interface."""
+    return [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(port),
+            "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+
+
+def console_environment(settings, exposed: bool) -> dict:
+    """The Streamlit process's environment: the target, the home, and whether it is exposed (its default role)."""
+    env = {**os.environ, HOME_ENV: str(settings.home.resolve()), TARGET_ENV: settings.target,
+           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env.pop(EXPOSED_ENV, None)
+    if exposed:
+        env[EXPOSED_ENV] = "1"
+    return env
 
 
 def _interrupt(signum, frame) -> None:
@@ -60,22 +74,22 @@ def _interrupt(signum, frame) -> None:
 
 def console(ctx: typer.Context,
             port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port to serve on."),
-            address: str = typer.Option(None, "--address",
-                                        help="Interface to listen on (default: every interface)."),
-            ) -> None:
+            host: str = HOST_OPTION, expose: bool = EXPOSE_OPTION) -> None:
     """Start the operations console (Streamlit) on this machine and print its address."""
     from healthcare_mlops.composition import facts
 
+    exposed = checked_host(host, expose, "the console")
     settings = state(ctx).settings()
     entry = console_entry()
-    if not port_is_free(port, address or "0.0.0.0"):
+    if not port_is_free(port, host):
         raise UserError(f"port {port} is in use: choose another with --port")
-    env = {**os.environ, HOME_ENV: str(settings.home.resolve()), TARGET_ENV: settings.target,
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    host = address if address and address not in ("0.0.0.0", "::") else "localhost"
-    typer.echo(f"console: http://{host}:{port}  (target {settings.target}, {facts(settings).data}); Ctrl+C stops it")
+    shown = "localhost" if host == LOOPBACK else host
+    note = "; exposed: the local role defaults to viewer" if exposed else ""
+    typer.echo(f"console: http://{shown}:{port}  (target {settings.target}, {facts(settings).data}{note}); "
+               "Ctrl+C stops it")
     sys.stdout.flush()
-    process = subprocess.Popen(streamlit_command(entry, port, address), cwd=str(entry.parents[1]), env=env)
+    process = subprocess.Popen(streamlit_command(entry, port, host), cwd=str(entry.parents[1]),
+                               env=console_environment(settings, exposed))
     for stop in (signal.SIGINT, signal.SIGTERM):    # stopping this command stops the server too
         signal.signal(stop, _interrupt)
     try:

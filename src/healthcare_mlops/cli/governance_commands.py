@@ -47,7 +47,7 @@ def status(ctx: typer.Context, fmt: Format = FORMAT) -> None:
 @app.command()
 def validate(ctx: typer.Context, version: int = typer.Option(None, "--version", help="Default: the challenger."),
              fmt: Format = FORMAT) -> None:
-    """Run every governance check on a version and record the result in the audit log."""
+    """Run every governance check on a version (operator role) and record the result in the audit log."""
     result = _governance(ctx).validate(version)
     if fmt == Format.json:
         print_json({"version": int(result.version), "passed": result.passed,
@@ -91,9 +91,12 @@ def promote(ctx: typer.Context, version: int = typer.Option(None, "--version", h
 
 @app.command()
 def rollback(ctx: typer.Context, to_version: int = typer.Option(..., "--to-version"),
+             override_reason: str = typer.Option(None, "--override-reason",
+                                                 help="Required for a version that was rejected or fails hard "
+                                                      "checks; recorded."),
              fmt: Format = FORMAT) -> None:
-    """Move the champion back to an earlier version that passed its checks."""
-    champion = _governance(ctx).rollback(to_version)
+    """Move the champion back to an earlier version that passed its checks (approver role)."""
+    champion = _governance(ctx).rollback(to_version, override_reason=override_reason)
     _done(fmt, {"action": "rolled back", "champion": int(champion)}, f"champion is version {champion}")
 
 

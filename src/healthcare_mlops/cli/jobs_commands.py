@@ -43,14 +43,22 @@ def run(ctx: typer.Context,
         param: list[str] = typer.Option(None, "--param", "-p",
                                         help="Override a job parameter: name=value (repeatable)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only progress, not the tasks' own output.")) -> None:
-    """Run a job: locally its tasks in dependency order, each in its own process, recorded in job_runs;
-    against a workspace target, the deployed job (by $HEALTHCARE_MLOPS_JOB_ID_<KEY> or its numeric id)."""
+    """Run a job (operator role): locally its tasks in dependency order, each in its own process, recorded
+    in job_runs; against a workspace target, the deployed job (by $HEALTHCARE_MLOPS_JOB_ID_<KEY> or its
+    numeric id). The audit table records who started it."""
     from healthcare_mlops.bundle.runner import parse_param_overrides
     from healthcare_mlops.bundle.launchers import QUEUED
-    from healthcare_mlops.composition import launcher
+    from healthcare_mlops.composition import cli_identity, launcher
+    from healthcare_mlops.governance import audit
 
     settings = state(ctx).settings()
-    run = launcher(settings).run_now(job_key, parse_param_overrides(param), wait=True, task_output=not quiet)
+    params = parse_param_overrides(param)
+    jobs = launcher(settings)
+    jobs.check(job_key)
+    identity = cli_identity(settings)
+    identity.require("run_job")
+    run = jobs.run_now(job_key, params, trigger=f"cli:{identity.user}", wait=True, task_output=not quiet)
+    audit.record_job_run(settings, identity, job_key, run.run_id, params)
     if run.status == QUEUED:              # a workspace run: it goes on there
         typer.echo(f"started {job_key}: run {run.run_id} ({run.status})")
     run.raise_for_status()

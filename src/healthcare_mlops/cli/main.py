@@ -12,7 +12,7 @@ from healthcare_mlops.cli import (alerts_commands, app_commands, data_commands, 
 from healthcare_mlops.cli.context import CliState, state
 from healthcare_mlops.cli.output import Format, print_frame, print_mapping
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.identity import roles_allowed
+from healthcare_mlops.identity import role_needed
 from healthcare_mlops.runtime.read_only import READS
 from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET
 from healthcare_mlops.tables import PERSONAL_TABLES
@@ -55,7 +55,7 @@ def sql(ctx: typer.Context,
         identifiers: bool = typer.Option(False, "--identifiers",
                                          help=f"Also expose the tables with direct identifiers "
                                               f"({', '.join(PERSONAL_TABLES)}); needs a role allowed "
-                                              f"read_identifiers ({' or '.join(roles_allowed('read_identifiers'))}).")
+                                              f"read_identifiers ({role_needed('read_identifiers')} or higher).")
         ) -> None:
     """Run one read statement through the read-only path (a locked DuckDB session over the local
     tables, or the SQL warehouse); anything else is refused with `error: read-only: ...`."""

@@ -8,15 +8,17 @@ import sys
 import typer
 
 from healthcare_mlops.cli.context import state
+from healthcare_mlops.cli.listen import EXPOSE_OPTION, HOST_OPTION, checked_host
 
 
 def serve(ctx: typer.Context,
           port: int = typer.Option(5000, "--port", min=1, max=65535, help="Port to listen on."),
-          host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0: every interface).")) -> None:
+          host: str = HOST_OPTION, expose: bool = EXPOSE_OPTION) -> None:
     """Serve the champion over HTTP (POST /invocations, GET /ping), as Model Serving does on Databricks."""
     from healthcare_mlops.composition import require_this_machine
     from healthcare_mlops.scoring.serving import endpoint_name, local_server_command
 
+    checked_host(host, expose, "the scoring server")
     settings = state(ctx).settings()
     require_this_machine(settings, "serve (the scoring server)", "the champion is served by the Model Serving "
                          f"endpoint '{endpoint_name(settings) or '(serving_endpoint_name not set)'}'")

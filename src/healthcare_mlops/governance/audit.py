@@ -1,4 +1,9 @@
-"""The model_governance_log table: who decided what, when and why, with the checks as they were."""
+"""The model_governance_log table: who changed what, when and why, with the checks as they were.
+
+Every state change a person or a job makes writes one row with the actor and their role:
+validate, approve / override, reject, promote, roll back, refer, repair an interrupted
+promotion, acknowledge an alert, start a job. The action names are defined here, once.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import uuid
 import pandas as pd
 import pyarrow as pa
 
+from healthcare_mlops.identity import Identity
 from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import MODEL_GOVERNANCE_LOG
@@ -16,7 +22,9 @@ from healthcare_mlops.tables import MODEL_GOVERNANCE_LOG
 VALIDATED, APPROVED, REJECTED, PROMOTED, ROLLED_BACK, OVERRIDDEN = (
     "validated", "approved", "rejected", "promoted", "rolled back", "overridden")
 REFERRED = "referred"      # a floor the champion misses too: the decision went to an approver
-RAN_JOB = "ran job"        # a person started a job from the console (version is empty)
+RAN_JOB = "ran job"        # a person started a job, from the console or the CLI (version is empty)
+ACKNOWLEDGED = "acknowledged alert"   # a person acknowledged a monitoring alert (version is empty)
+REPAIRED = "repaired"      # an interrupted promotion was finished or undone
 
 AUDIT_SCHEMA = pa.schema([
     ("event_id", pa.string()),
@@ -47,6 +55,19 @@ def audit_event(model_name: str, version: str, action: str, actor: str, role: st
 
 def record(settings: Settings, event: dict) -> None:
     table_catalog(settings).append_rows(MODEL_GOVERNANCE_LOG, [event], AUDIT_SCHEMA)
+
+
+def record_action(settings: Settings, identity: Identity, action: str, comment: str) -> None:
+    """One row for a change that is not about a model version (an alert acknowledged, a job started)."""
+    record(settings, audit_event(settings.model_name, "", action, identity.user, identity.role,
+                                 str(settings.variables.get("approval_mode") or "auto"), comment=comment))
+
+
+def record_job_run(settings: Settings, identity: Identity, job_key: str, run_id: str | None, params: dict) -> None:
+    """Who started which run of ``job_key`` (the run itself names only its trigger, or on Databricks the app)."""
+    comment = job_key + (f" run {run_id}" if run_id else "") + \
+        (f" with {json.dumps(params, sort_keys=True)}" if params else "")
+    record_action(settings, identity, RAN_JOB, comment)
 
 
 def history(settings: Settings, version: str | None = None) -> pd.DataFrame:

@@ -73,7 +73,8 @@ class Governance:
         self.model_name = settings.model_name
         self.thresholds = GovernanceThresholds.from_variables(settings.variables)
         self.approval_mode = str(settings.variables.get("approval_mode") or "auto")
-        self.recover()
+        if identity.may("repair"):        # a viewer may read the registry, not change it
+            self.recover()
 
     # -- registry state -------------------------------------------------------------
     def alias(self, name: str) -> str | None:
@@ -93,13 +94,14 @@ class Governance:
 
     # -- recovery -------------------------------------------------------------------
     def recover(self) -> str | None:
-        """Finish or undo a promotion that a killed process left half-done."""
+        """Finish or undo a promotion that a killed process left half-done; the audit names who repaired it."""
         model = find_in_registry(self.client.get_registered_model, self.model_name)
         if model is None:
             return None
         tags = model.tags
         if INTENT_TAG not in tags:
             return None
+        self.identity.require("repair")
         intent = json.loads(tags[INTENT_TAG])
         history = audit.history(self.settings, intent["version"])
         if not history.empty and intent["event_id"] in set(history["event_id"]):
@@ -114,8 +116,11 @@ class Governance:
             self.client.set_model_version_tag(self.model_name, intent["version"], STATUS_TAG,
                                               intent.get("previous_status") or "validated")
             outcome = "rolled back"
+        message = f"repaired an interrupted promotion of version {intent['version']}: {outcome}"
+        # recorded before the intent is cleared: a repair killed here is repeated, never unrecorded
+        audit.record(self.settings, self._event(intent["version"], audit.REPAIRED, comment=message))
         self.client.delete_registered_model_tag(self.model_name, INTENT_TAG)
-        print(f"repaired an interrupted promotion of version {intent['version']}: {outcome}")
+        print(message)
         return outcome
 
     # -- validation -----------------------------------------------------------------
@@ -128,14 +133,17 @@ class Governance:
         return Validation(version=str(version), checks=checks)
 
     def validate(self, version=None) -> Validation:
-        """Run every check on ``version`` (default: the challenger) and record the result."""
+        """Run every check on ``version`` (default: the challenger) and record the result.
+
+        One audit row per validation, except a repeat by the same actor with the same result
+        (a rerun of the scheduled job changes nothing)."""
+        self.identity.require("validate")
         version = self._require_version(version or self._challenger_or_fail())
         champion = self.alias(CHAMPION)
         evidence = gather_evidence(self.settings, self.client, self.model_name, version, champion)
         checks = run_checks(evidence, self.thresholds)
         result = Validation(version=version, checks=checks)
-        previous = self.latest_validation(version)
-        if previous is None or [c.as_dict() for c in previous.checks] != [c.as_dict() for c in checks]:
+        if not self._same_validation(version, checks):
             audit.record(self.settings, self._event(version, audit.VALIDATED, checks, passed=result.passed))
         for check in checks:
             self.client.set_model_version_tag(self.model_name, version, f"check.{check.name}",
@@ -148,6 +156,16 @@ class Governance:
             if evidence.oof is not None else []
         self.attach_model_card(version, checks, groups)
         return result
+
+    def _same_validation(self, version: str, checks: list[Check]) -> bool:
+        """Whether the latest validation of ``version`` was this actor's, with these results."""
+        history = audit.history(self.settings, version)
+        validated = history[history["action"] == audit.VALIDATED]
+        if validated.empty:
+            return False
+        last = validated.iloc[-1]
+        return last["actor"] == self.identity.user and \
+            audit.decoded_checks(last) == [c.as_dict() for c in checks]
 
     def _challenger_or_fail(self) -> str:
         challenger = self.alias(CHALLENGER)
@@ -238,8 +256,7 @@ class Governance:
 
     def promote(self, version=None, comment: str | None = None) -> str:
         """Make ``version`` (default: the challenger) the champion, all or nothing."""
-        if self.identity.role != "system":
-            self.identity.require("promote")
+        self.identity.require("promote")
         version = self._require_version(version or self._challenger_or_fail())
         previous = self.alias(CHAMPION)
         if previous == version:
@@ -251,8 +268,11 @@ class Governance:
         self._move_champion(version, previous, audit.PROMOTED, comment)
         return version
 
-    def rollback(self, to_version, comment: str | None = None) -> str:
-        """Move ``champion`` back to an earlier version that passed its checks."""
+    def rollback(self, to_version, comment: str | None = None, override_reason: str | None = None) -> str:
+        """Move ``champion`` back to an earlier version that passed its checks.
+
+        A version that was rejected, or whose latest validation fails hard checks (say after a
+        threshold was raised), needs ``override_reason``, which the audit row keeps."""
         self.identity.require("rollback")
         version = self._require_version(to_version)
         previous = self.alias(CHAMPION)
@@ -264,12 +284,31 @@ class Governance:
         was_champion = not history.empty and audit.PROMOTED in set(history["action"])
         if validation is None or not (validation.passed or was_champion):
             raise UserError(f"version {version} cannot be rolled back to: it never passed its checks")
-        self._move_champion(version, previous, audit.ROLLED_BACK, comment or f"rolled back from {previous}")
+        concerns = self._rollback_concerns(version, validation)
+        reason = (override_reason or "").strip() or None
+        if concerns and reason is None:
+            raise UserError(f"rolling back to version {version} needs --override-reason, which is recorded: "
+                            + "; ".join(concerns))
+        self._move_champion(version, previous, audit.ROLLED_BACK, comment or f"rolled back from {previous}",
+                            reason if concerns else None)
         return version
 
-    def _move_champion(self, version: str, previous: str | None, action: str, comment: str | None) -> None:
+    def _rollback_concerns(self, version: str, validation: Validation) -> list[str]:
+        """Why rolling back to ``version`` needs an override reason (empty: it does not)."""
+        decisions = audit.history(self.settings, version)
+        decisions = decisions[decisions["action"].isin(DECISIONS)]
+        concerns = ["it was rejected"] if not decisions.empty and decisions.iloc[-1]["action"] == audit.REJECTED \
+            else []
+        if validation.failures:
+            concerns.append("hard checks fail: " + ", ".join(f"{c.name} ({c.value} vs {c.threshold})"
+                                                            for c in validation.failures))
+        return concerns
+
+    def _move_champion(self, version: str, previous: str | None, action: str, comment: str | None,
+                       override_reason: str | None = None) -> None:
         checks = (self.latest_validation(version) or Validation(version, [])).checks
-        event = self._event(version, action, checks, comment, passed=not hard_failures(checks) and not referrals(checks))
+        event = self._event(version, action, checks, comment, override_reason,
+                            passed=not hard_failures(checks) and not referrals(checks))
         status = self.client.get_model_version(self.model_name, version).tags.get(STATUS_TAG)
         intent = {"event_id": event["event_id"], "version": version, "previous_champion": previous,
                   "previous_status": status}

@@ -8,8 +8,9 @@ rerun and a rerun does not trigger a second retrain.
 Acknowledging is one conditional update through the table catalog (``... WHERE alert_id
 = X AND acknowledged_at IS NULL``): an ``UPDATE`` on Databricks, one delta-rs commit
 locally that checks the version it read; whoever comes second is told who acknowledged
-first. ``acknowledged_by`` / ``acknowledged_at`` (and the optional comment) are the audit
-record; the table's Delta history keeps every change.
+first. ``acknowledged_by`` / ``acknowledged_at`` (and the optional comment) are kept on the
+alert, and the acknowledgement is one row of the audit table (``governance/audit.py``) with
+the user and role; the table's Delta history keeps every change.
 Callers: the CLI (``healthcare-mlops alerts``) and the console, each with its identity.
 """
 
@@ -21,6 +22,7 @@ import uuid
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.governance import audit
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS, ALERT_SCHEMA_DDL
 from healthcare_mlops.monitoring.evaluation import Verdict, details_json
@@ -151,6 +153,8 @@ def acknowledge(settings: Settings, identifier: str, identity: Identity, comment
     if updated == 0 or after.get("acknowledged_by") != identity.user:
         raise UserError(f"alert {identifier} was acknowledged meanwhile by {after.get('acknowledged_by')} "
                         f"at {after.get('acknowledged_at')}")
+    audit.record_action(settings, identity, audit.ACKNOWLEDGED,
+                        f"{alert['type']} alert {identifier}" + (f": {comment}" if comment else ""))
     return after
 
 

@@ -32,8 +32,6 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.modeling.artifacts import CHAMPION
 from healthcare_mlops.settings import Settings
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5000
 ENDPOINT_VARIABLE = "serving_endpoint_name"
 APP_VARIABLE = "app_name"
 WORKLOAD_SIZE = "Small"
@@ -54,7 +52,7 @@ def champion_version(settings: Settings, client=None) -> str:
     return str(found.version)
 
 
-def local_server_command(settings: Settings, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
+def local_server_command(settings: Settings, port: int, host: str,
                          version: str | None = None) -> tuple[list[str], dict, str]:
     """(argv, environment, version) of the MLflow scoring server for the champion."""
     version = version or champion_version(settings)
