@@ -68,11 +68,11 @@ def console(ctx: typer.Context,
 
     settings = state(ctx).settings()
     entry = console_entry()
-    if not port_is_free(port, address or "0.0.0.0"):
+    if not port_is_free(port, address or "0.0.0.0"):  # nosec B104: checks the port is free on every interface; binds nothing
         raise UserError(f"port {port} is in use: choose another with --port")
     env = {**os.environ, HOME_ENV: str(settings.home.resolve()), TARGET_ENV: settings.target,
            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    host = address if address and address not in ("0.0.0.0", "::") else "localhost"
+    host = address if address and address not in ("0.0.0.0", "::") else "localhost"  # nosec B104: a comparison that picks the address to print; binds nothing
     typer.echo(f"console: http://{host}:{port}  (target {settings.target}, {facts(settings).data}); Ctrl+C stops it")
     sys.stdout.flush()
     process = subprocess.Popen(streamlit_command(entry, port, address), cwd=str(entry.parents[1]), env=env)

@@ -43,7 +43,7 @@ class LocalSqlEngine:
                 continue
             dataset = self.store.delta_table(name).to_pyarrow_dataset()
             con.register(f"__delta_{name}", dataset)
-            con.execute(f'CREATE VIEW "{catalog}"."{schema}"."{name}" AS SELECT * FROM "__delta_{name}"')
+            con.execute(f'CREATE VIEW "{catalog}"."{schema}"."{name}" AS SELECT * FROM "__delta_{name}"')  # nosec B608: catalog, schema and table names come from the settings and tables.py, not from a user
         con.execute(f'USE "{catalog}"."{schema}"')
         return con
 
