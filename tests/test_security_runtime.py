@@ -180,3 +180,75 @@ def test_a_run_whose_runner_still_works_is_left_alone(committing_bundle, home, t
     assert "INTERRUPTED" not in set(_history(home)["status"])
     runner.terminate()
     runner.wait(timeout=30)
+
+
+# -- numeric bounds -----------------------------------------------------------------------------------
+
+CHARGES_HEADER = "age,sex,bmi,children,smoker,region,charges"
+CHARGES_CASES = {  # the charges field -> the quarantine reason (None: the row loads)
+    "10000000": None,                                   # the upper bound itself
+    "63770.43": None,                                   # the public table's maximum
+    "10000000.01": r"charges above the upper bound 10,000,000 \(data/contract.py\), got 1\.000000001E7",
+    "1e308": r"charges above the upper bound 10,000,000 \(data/contract.py\), got 1\.0E308",
+    "1e309": r"charges above the upper bound 10,000,000 \(data/contract.py\), got Infinity",
+    "inf": r"not a finite number: 'inf'",
+    "-Infinity": r"not a finite number: '-Infinity'",
+    "nan": r"not a finite number: 'nan'",
+    "-5": r"charges must be > 0, got -5\.0",
+}
+
+
+def test_charges_out_of_bounds_are_quarantined_naming_the_bound(spark, settings, tmp_path):
+    import re
+
+    from healthcare_mlops.data.contract import CHARGES_RANGE
+    from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+    from healthcare_mlops.spark.patient_load import ingest_csv
+    from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, SILVER_PATIENTS
+
+    assert CHARGES_RANGE[1] > 63_770 * 100                         # generous: far above the public maximum
+    charges = list(CHARGES_CASES)
+    # each row differs in age too, so no row is a duplicate of another
+    lines = [CHARGES_HEADER] + [f"{20 + i},female,27.9,0,no,southwest,{c}" for i, c in enumerate(charges)]
+    path = tmp_path / "charges.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report = ingest_csv(settings, path, __import__("datetime").date(2025, 3, 1))
+    catalog = DeltaCatalog(settings)
+    quarantine = catalog.read_arrow(DATA_QUALITY_QUARANTINE).to_pandas()
+    loaded = catalog.read_arrow(SILVER_PATIENTS).to_pandas()
+    reasons = dict(zip(quarantine["source_row"], quarantine["reason"]))
+    for line, value in enumerate(charges, start=2):
+        expected = CHARGES_CASES[value]
+        if expected is None:
+            assert line not in reasons and (loaded["source_row"] == line).sum() == 1, value
+        else:
+            assert re.fullmatch(expected, reasons.get(line, "")), (value, reasons.get(line))
+            assert set(quarantine[quarantine["source_row"] == line]["column_name"]) == {"charges"}
+    assert report.rows_quarantined == sum(v is not None for v in CHARGES_CASES.values())
+    assert loaded["annual_charges"].max() <= CHARGES_RANGE[1]
+
+
+NON_FINITE_OR_OUT_OF_RANGE = [("bmi", 1e308), ("bmi", float("inf")), ("bmi", float("nan")),
+                              ("age", float("-inf")), ("children", 1e308), ("age", 1e308)]
+
+
+def test_real_time_scoring_refuses_non_finite_and_out_of_range_numbers(pipeline_home):
+    """The champion's pyfunc, as the scoring server runs it: a 400 naming the field."""
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from healthcare_mlops.modeling.artifacts import CHAMPION
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.settings import resolve_settings
+
+    settings = resolve_settings("local", pipeline_home)
+    configure_mlflow(settings)
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{CHAMPION}")
+    good = {"age": 40, "bmi": 30.0, "children": 1, "smoker": False, "region": "northeast"}
+    assert len(model.predict(pd.DataFrame([good]))) == 1
+    for field, value in NON_FINITE_OR_OUT_OF_RANGE:
+        with pytest.raises(MlflowException) as refused:
+            model.predict(pd.DataFrame([{**good, field: value}]))
+        assert refused.value.get_http_status_code() == 400, (field, value)
+        assert f"{field}: " in refused.value.message, (field, value, refused.value.message)
