@@ -6,8 +6,10 @@ Real processes, real Delta tables, the real MLflow registry of the session's tra
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -199,8 +201,6 @@ CHARGES_CASES = {  # the charges field -> the quarantine reason (None: the row l
 
 
 def test_charges_out_of_bounds_are_quarantined_naming_the_bound(spark, settings, tmp_path):
-    import re
-
     from healthcare_mlops.data.contract import CHARGES_RANGE
     from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
     from healthcare_mlops.spark.patient_load import ingest_csv
@@ -212,7 +212,7 @@ def test_charges_out_of_bounds_are_quarantined_naming_the_bound(spark, settings,
     lines = [CHARGES_HEADER] + [f"{20 + i},female,27.9,0,no,southwest,{c}" for i, c in enumerate(charges)]
     path = tmp_path / "charges.csv"
     path.write_text("\n".join(lines) + "\n")
-    report = ingest_csv(settings, path, __import__("datetime").date(2025, 3, 1))
+    report = ingest_csv(settings, path, dt.date(2025, 3, 1))
     catalog = DeltaCatalog(settings)
     quarantine = catalog.read_arrow(DATA_QUALITY_QUARANTINE).to_pandas()
     loaded = catalog.read_arrow(SILVER_PATIENTS).to_pandas()
@@ -252,3 +252,190 @@ def test_real_time_scoring_refuses_non_finite_and_out_of_range_numbers(pipeline_
             model.predict(pd.DataFrame([{**good, field: value}]))
         assert refused.value.get_http_status_code() == 400, (field, value)
         assert f"{field}: " in refused.value.message, (field, value, refused.value.message)
+
+
+# -- personal data in values ------------------------------------------------------------------------
+
+CLEAN = {"region": ["northeast", "southeast"], "age_band": ["18-29", "60+"], "model_name": ["m", "m"],
+         "review_reasons": ["critical_risk", ""], "scoring_date": ["2026-01-01", "2026-01-02"],
+         "patient_natural_key": ["PNK-000000001", "PNK-000000002"], "actor": ["owner@example.com", "ops"],
+         "predicted_annual_charges": [1234.5, 20000.0], "column_name": ["bmi", "age"]}
+PLANTED = {  # a value planted in a text column -> what the check must say
+    "123-45-6789": "holds what looks like an SSN",
+    "call 555-867-5309 after 5": "holds what looks like a phone number",
+    "(212) 555-0100": "holds what looks like a phone number",
+    "jane.doe@mail.example.org": "holds what looks like an e-mail address",
+    "M0123456789": "holds member keys of silver_patients",
+    "PNK-000000002": "holds member keys of silver_patients",
+}
+SILVER_KEYS = frozenset({"PNK-000000001", "PNK-000000002", "M0123456789"})
+
+
+def test_the_value_scan_passes_clean_data():
+    import pandas as pd
+
+    from healthcare_mlops.privacy import personal_data
+
+    assert personal_data(pd.DataFrame(CLEAN), "predictions", SILVER_KEYS, key_column="patient_natural_key") == []
+
+
+@pytest.mark.parametrize("value", list(PLANTED))
+def test_the_value_scan_refuses_each_planted_pattern(value):
+    import pandas as pd
+
+    from healthcare_mlops.privacy import personal_data
+
+    frame = pd.DataFrame({**CLEAN, "review_reasons": ["critical_risk", value]})
+    found = personal_data(frame, "predictions", SILVER_KEYS, key_column="patient_natural_key")
+    assert found == [f"predictions: column 'review_reasons' {PLANTED[value]}"]
+
+
+def test_the_scan_names_identifier_columns_and_keys_outside_the_key_column():
+    import pandas as pd
+
+    from healthcare_mlops.privacy import personal_data
+
+    frame = pd.DataFrame({"zip_code": ["10001"], "age": [40], "sex": ["female"], "member": ["PNK-000000001"]})
+    assert personal_data(frame, "artifact", SILVER_KEYS) == [
+        "artifact: column 'zip_code' names an identifier",
+        "artifact: column 'member' holds member keys of silver_patients"]
+
+
+def _silver(pipeline_home):
+    from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+    from healthcare_mlops.settings import resolve_settings
+    from healthcare_mlops.tables import SILVER_PATIENTS
+
+    return DeltaCatalog(resolve_settings("local", pipeline_home)).read_arrow(SILVER_PATIENTS).to_pandas()
+
+
+def test_tables_past_the_feature_step_hold_no_personal_data(pipeline_home):
+    from healthcare_mlops.privacy import MEMBER_KEY, member_keys, personal_data
+    from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+    from healthcare_mlops.settings import resolve_settings
+    from healthcare_mlops.tables import DEIDENTIFIED_TABLES, ML_INSURANCE_FEATURES, MODEL_GOVERNANCE_LOG
+
+    catalog = DeltaCatalog(resolve_settings("local", pipeline_home))
+    keys = member_keys(_silver(pipeline_home))
+    scanned = [name for name in DEIDENTIFIED_TABLES if catalog.exists(name)]
+    assert {ML_INSURANCE_FEATURES, MODEL_GOVERNANCE_LOG} <= set(scanned)
+    for name in scanned:
+        assert personal_data(catalog.read_arrow(name).to_pandas(), name, keys, key_column=MEMBER_KEY) == []
+
+
+# -- member rows in MLflow artifacts ----------------------------------------------------------------
+
+def _artifact_files(pipeline_home) -> dict:
+    """Every file the champion's training run and its registered model logged: {path: local file}."""
+    import mlflow
+
+    from healthcare_mlops.modeling.artifacts import CHAMPION
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.settings import resolve_settings
+
+    settings = resolve_settings("local", pipeline_home)
+    client = configure_mlflow(settings)
+    version = client.get_model_version_by_alias(settings.model_name, CHAMPION)
+    roots = {"run": Path(mlflow.artifacts.download_artifacts(run_id=version.run_id)),
+             "model": Path(mlflow.artifacts.download_artifacts(f"models:/{settings.model_name}/{version.version}"))}
+    return {f"{name}:{path.relative_to(root)}": path for name, root in roots.items()
+            for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def _as_frame(path: Path):
+    """A tabular artifact as a DataFrame (parquet, JSON records or pandas split), else None."""
+    import pandas as pd
+
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix != ".json":
+        return None
+    data = json.loads(path.read_text())
+    data = data.get("dataframe_split", data) if isinstance(data, dict) else data
+    if isinstance(data, dict) and {"columns", "data"} <= set(data):
+        return pd.DataFrame(data["data"], columns=data["columns"])
+    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
+        return pd.DataFrame(data)
+    return None
+
+
+def test_no_mlflow_artifact_holds_member_rows(pipeline_home):
+    from healthcare_mlops.privacy import VALUE_PATTERNS, member_keys, personal_data
+
+    silver = _silver(pipeline_home).rename(columns={"annual_charges": "charges"})
+    keys = member_keys(silver)
+    files = _artifact_files(pipeline_home)
+    assert any(p.endswith("input_example.json") for p in files) and any("reference" in p for p in files)
+    key_like = re.compile(r"(PNK-|ING-)[A-Za-z0-9-]+|M\d{10}")
+    tables = 0
+    for where, path in files.items():
+        text = path.read_bytes().decode("latin-1")
+        assert not {m.group(0) for m in key_like.finditer(text)} & keys, where
+        if path.suffix in (".json", ".md", ".txt", ".yaml", "") or path.name == "MLmodel":
+            assert not any(p.search(text) for p in (VALUE_PATTERNS["an SSN"], VALUE_PATTERNS["a phone number"])), where
+        frame = _as_frame(path)
+        if frame is None:
+            continue
+        tables += 1
+        assert personal_data(frame, where, keys) == []
+        assert not {"patient_natural_key", "member_id"} & set(frame.columns), where
+        assert not {"age", "sex"} <= set(frame.columns) or not {"zip3", "zip_code"} & set(frame.columns), where
+        shared = [c for c in frame.columns if c in silver.columns]
+        if len(shared) >= 2 and len(frame):
+            left = frame[shared].astype(str).drop_duplicates()
+            right = silver[shared].astype(str).drop_duplicates()
+            assert left.merge(right, on=shared).empty, f"{where}: rows equal silver rows on {shared}"
+    assert tables >= 4            # reference counts, group evidence, group metrics, input examples
+
+
+# -- the static security scan ------------------------------------------------------------------------
+
+def test_ci_runs_bandit_and_the_code_has_no_unjustified_medium_or_high_finding():
+    ci = (REPO / ".ci" / "run").read_text()
+    command = next(line for line in ci.splitlines() if "bandit" in line and not line.startswith("#"))
+    assert "-r src app pages jobs" in command and "--severity-level medium" in command
+    assert ci.index(command) < ci.index("./quickstart test -q")        # before the tests, so it gates CI
+    bandit = Path(sys.executable).with_name("bandit")
+    scan = subprocess.run([str(bandit), "-q", "-r", "src", "app", "pages", "jobs", "--severity-level", "medium",
+                           "-f", "json"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    report = json.loads(scan.stdout)
+    assert [f"{r['filename']}:{r['line_number']} {r['test_id']}" for r in report["results"]] == []
+    assert scan.returncode == 0
+    skipped = [line for path in (REPO / "src", REPO / "app") for f in path.rglob("*.py")
+               for line in f.read_text().splitlines() if "# nosec" in line]
+    assert skipped and all(re.search(r"# nosec B\d{3}: \S", line) for line in skipped)   # each with its reason
+
+
+def test_the_logged_group_evidence_gives_the_verdicts_the_member_rows_give():
+    """Governance judges sums, not rows: the same checks, intervals and group metrics."""
+    import numpy as np
+    import pandas as pd
+
+    from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS
+    from healthcare_mlops.governance.checks import fairness_checks, four_fifths_check
+    from healthcare_mlops.governance.group_evidence import GroupEvidence
+    from healthcare_mlops.governance.thresholds import GovernanceThresholds
+    from healthcare_mlops.modeling.training import group_metrics
+    from healthcare_mlops.settings import resolve_settings
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    actual = rng.gamma(2.0, 6000.0, n)
+    rows = pd.DataFrame({"sex": rng.choice(["female", "male"], n), "region": rng.choice(["northeast", "south"], n),
+                         "age_band": rng.choice(["18-29", "30-39", "60+"], n), "smoker": rng.random(n) < 0.2,
+                         "family_size_category": rng.choice(["individual", "large"], n),
+                         "annual_charges": actual, "predicted_annual_charges": actual * rng.normal(1.0, 0.2, n)})
+    rows.loc[rows["sex"] == "female", "predicted_annual_charges"] *= 1.15
+    rows["critical"] = rows["predicted_annual_charges"] >= rows["predicted_annual_charges"].quantile(0.95)
+    thresholds = GovernanceThresholds.from_variables(resolve_settings("local").variables)
+    logged = GroupEvidence.from_frame(GroupEvidence.from_rows(rows, FAIRNESS_GROUP_COLUMNS).to_frame())
+    assert logged.samples == 1000 >= thresholds.fairness_bootstrap_samples
+    assert [c.as_dict() for c in fairness_checks(logged, thresholds)] == \
+        [c.as_dict() for c in fairness_checks(rows, thresholds)]
+    assert four_fifths_check(logged, thresholds) == four_fifths_check(rows, thresholds)
+    expected = pd.DataFrame(group_metrics(rows, FAIRNESS_GROUP_COLUMNS)).sort_values(["group_column", "group_value"])
+    got = pd.DataFrame(logged.group_metrics()).sort_values(["group_column", "group_value"])
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True), rtol=1e-9)
+    too_many = GovernanceThresholds(**{**thresholds.__dict__, "fairness_bootstrap_samples": 1001})
+    refused = {c.name: c for c in fairness_checks(logged, too_many)}["calibration_sex"]
+    assert refused.verdict == "fail" and "holds 1000 bootstrap samples" in refused.detail
