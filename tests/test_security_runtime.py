@@ -186,7 +186,6 @@ def test_a_run_whose_runner_still_works_is_left_alone(committing_bundle, home, t
 
 # -- numeric bounds -----------------------------------------------------------------------------------
 
-CHARGES_HEADER = "age,sex,bmi,children,smoker,region,charges"
 CHARGES_CASES = {  # the charges field -> the quarantine reason (None: the row loads)
     "10000000": None,                                   # the upper bound itself
     "63770.43": None,                                   # the public table's maximum
@@ -200,31 +199,35 @@ CHARGES_CASES = {  # the charges field -> the quarantine reason (None: the row l
 }
 
 
-def test_charges_out_of_bounds_are_quarantined_naming_the_bound(spark, settings, tmp_path):
-    from healthcare_mlops.data.contract import CHARGES_RANGE
-    from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
-    from healthcare_mlops.spark.patient_load import ingest_csv
-    from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, SILVER_PATIENTS
+def test_charges_out_of_bounds_are_quarantined_naming_the_bound(spark):
+    """The ingest's own parsing and validation (Spark) on CSV fields, one charges value per row."""
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from healthcare_mlops.data.contract import CHARGES_RANGE, SOURCE_COLUMNS
+    from healthcare_mlops.spark.validation import parse_source_columns, validate
 
     assert CHARGES_RANGE[1] > 63_770 * 100                         # generous: far above the public maximum
     charges = list(CHARGES_CASES)
-    # each row differs in age too, so no row is a duplicate of another
-    lines = [CHARGES_HEADER] + [f"{20 + i},female,27.9,0,no,southwest,{c}" for i, c in enumerate(charges)]
-    path = tmp_path / "charges.csv"
-    path.write_text("\n".join(lines) + "\n")
-    report = ingest_csv(settings, path, dt.date(2025, 3, 1))
-    catalog = DeltaCatalog(settings)
-    quarantine = catalog.read_arrow(DATA_QUALITY_QUARANTINE).to_pandas()
-    loaded = catalog.read_arrow(SILVER_PATIENTS).to_pandas()
-    reasons = dict(zip(quarantine["source_row"], quarantine["reason"]))
+    fields = [[str(20 + i), "female", "27.9", "0", "no", "southwest", c] for i, c in enumerate(charges)]
+    raw = pd.DataFrame(fields, columns=[f"raw_{c}" for c in SOURCE_COLUMNS])
+    raw["source_row"] = range(2, len(fields) + 2)
+    raw["raw_record"] = [json.dumps(f) for f in fields]
+    parsed = (parse_source_columns(spark.createDataFrame(raw))
+              .withColumn("patient_natural_key", F.concat(F.lit("ING-charges-"), F.col("source_row").cast("string")))
+              .withColumn("source", F.lit("charges.csv")).withColumn("as_of_date", F.lit(dt.date(2025, 3, 1))))
+    validated = validate(parsed, ["source_row"], from_raw=True, stage="ingest", duplicate_column="row")
+    rejected = validated.rejected.toPandas()
+    loaded = validated.valid.select("source_row", "annual_charges").toPandas()
+    reasons = dict(zip(rejected["source_row"], rejected["reason"]))
     for line, value in enumerate(charges, start=2):
         expected = CHARGES_CASES[value]
         if expected is None:
             assert line not in reasons and (loaded["source_row"] == line).sum() == 1, value
         else:
             assert re.fullmatch(expected, reasons.get(line, "")), (value, reasons.get(line))
-            assert set(quarantine[quarantine["source_row"] == line]["column_name"]) == {"charges"}
-    assert report.rows_quarantined == sum(v is not None for v in CHARGES_CASES.values())
+            assert set(rejected[rejected["source_row"] == line]["column_name"]) == {"charges"}
+    assert len(rejected) + len(loaded) == len(charges)             # nothing silently lost
     assert loaded["annual_charges"].max() <= CHARGES_RANGE[1]
 
 
