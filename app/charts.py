@@ -10,7 +10,7 @@ from healthcare_mlops.modeling.risk import RISK_CATEGORIES
 CATEGORY_ORDER = [label for _, label in RISK_CATEGORIES]
 CATEGORY_COLORS = {"low": "#2e7d32", "medium": "#f9a825", "high": "#ef6c00", "critical": "#c62828"}
 STATUS_COLORS = {"SUCCEEDED": "#2e7d32", "FAILED": "#c62828", "TIMED_OUT": "#c62828", "CANCELED": "#757575",
-                 "UPSTREAM_FAILED": "#ef6c00", "EXCLUDED": "#9e9e9e"}
+                 "UPSTREAM_FAILED": "#ef6c00", "EXCLUDED": "#9e9e9e", "INTERRUPTED": "#c62828"}
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=340, template="plotly_white")
 
 

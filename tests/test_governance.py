@@ -18,6 +18,7 @@ from healthcare_mlops.governance import audit
 from healthcare_mlops.governance.checks import (FAIL, PASS, REFER, TOO_FEW, WARN, Evidence, champion_check,
                                                 fairness_checks, four_fifths_check, hard_failures, lineage_check,
                                                 prohibited_inputs_check, referrals, run_checks)
+from healthcare_mlops.governance.group_evidence import FRAME_COLUMNS
 from healthcare_mlops.governance.service import CHAMPION, CHALLENGER, INTENT_TAG, Governance
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity
@@ -399,12 +400,12 @@ def test_evaluation_artifacts_hold_no_member_rows(home):
     governance = _governance(home)
     run_id = governance.client.get_model_version(governance.model_name, "1").run_id
     artifacts = {a.path for a in governance.client.list_artifacts(run_id, "evaluation")}
-    assert "evaluation/test_set.parquet" not in artifacts
+    assert artifacts == {"evaluation/group_evidence.parquet", "evaluation/group_metrics.json"}
     evidence = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id,
-                                                                   artifact_path="evaluation/oof_evidence.parquet"))
-    assert set(evidence.columns) <= {"sex", "region", "age_band", "smoker", "family_size_category",
-                                     "annual_charges", "predicted_annual_charges", "critical"}
-    assert len(evidence) > 10000                     # every training member, not a 20 % split
+                                                                   artifact_path="evaluation/group_evidence.parquet"))
+    assert tuple(evidence.columns) == FRAME_COLUMNS      # sums per group and bootstrap sample, no member rows
+    members = evidence[evidence["sample"] == 0].groupby("group_column")["n"].sum()
+    assert (members > 10000).all()                   # every training member, not a 20 % split
     from mlflow.models import Model
 
     local = mlflow.artifacts.download_artifacts(f"models:/{governance.model_name}/1")

@@ -48,12 +48,12 @@ OPERATOR = Identity("ops@example.com", "operator")
 
 # -- the Spark reduction against numpy and scipy ----------------------------------------------
 def spark_counts(spark, current: pd.DataFrame, reference: pd.DataFrame, specs, partitions=None) -> pd.DataFrame:
-    from healthcare_mlops.monitoring.drift import value_counts
+    from healthcare_mlops.monitoring.drift import reference_counts, value_counts
 
     frame = spark.createDataFrame(current)
     if partitions:
         frame = frame.repartition(partitions)
-    return value_counts(frame, reference, specs)
+    return value_counts(frame, reference_counts(reference, specs), specs)
 
 
 def canonical(counts: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,9 @@
 """What counts as personal data: HIPAA Safe Harbor identifiers and prohibited rating factors.
 
-Used by the governance check "no prohibited inputs" and by the tests that scan every
-table past the feature step for identifiers.
+Used by the governance check "no prohibited inputs" (column names) and by the tests that
+scan every table past the feature step and every MLflow artifact: ``personal_data`` reads
+values too (SSN, phone and e-mail patterns, and values equal to a member key of
+silver_patients), not only column names.
 """
 
 from __future__ import annotations
@@ -29,4 +31,50 @@ def prohibited_inputs(columns) -> list[str]:
         name = str(column).strip().lower()
         if name in PROHIBITED_RATING_FACTORS or any(p.search(name) for p in IDENTIFIER_COLUMN_PATTERNS):
             found.append(str(column))
+    return found
+
+
+# -- values ----------------------------------------------------------------------------------------
+# What personal data looks like inside a value, wherever its column's name points.
+VALUE_PATTERNS = {
+    "an SSN": re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"),
+    "a phone number": re.compile(r"(?<![\w-])(\+?1[-. ])?(\(\d{3}\)\s?|\d{3}[-. ])\d{3}[-. ]\d{4}(?![\w-])"),
+    "an e-mail address": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+}
+# Columns that record which staff member acted (the audit trail needs them), not a member.
+STAFF_COLUMNS = ("actor", "acknowledged_by", "trigger")
+# Column names the identifier patterns match that name a thing, not a person.
+THING_NAMES = ("model_name", "column_name")
+# The de-identified member key: it may key rows past the feature step, in this column only.
+MEMBER_KEY = "patient_natural_key"
+SILVER_KEY_COLUMNS = (MEMBER_KEY, "member_id")
+
+
+def member_keys(silver) -> frozenset:
+    """Every ``patient_natural_key`` and ``member_id`` value of silver_patients (a pandas frame)."""
+    return frozenset(str(v) for column in SILVER_KEY_COLUMNS if column in silver.columns
+                     for v in silver[column].dropna())
+
+
+def _text_values(series) -> list[str]:
+    """A column's distinct non-null values as text; nested values (lists, dicts) as JSON-ish text."""
+    return [str(v) for v in series.dropna().astype(str).unique()]
+
+
+def personal_data(frame, where: str, keys: frozenset = frozenset(), key_column: str | None = None) -> list[str]:
+    """What in ``frame`` is personal data, one line each: an identifier column name, a value
+    that looks like an SSN, phone number or e-mail address, or a value that equals a member
+    key of silver (``keys``; ``key_column`` may hold the de-identified key by design)."""
+    found = [f"{where}: column '{c}' names an identifier" for c in prohibited_inputs(frame.columns)
+             if c != key_column and str(c).lower() not in (*PROHIBITED_RATING_FACTORS, *THING_NAMES)]
+    for column in frame.columns:
+        if column in STAFF_COLUMNS or frame[column].dtype.kind in "biufcmM":
+            continue                                   # numbers, dates and staff names carry no member text
+        values = _text_values(frame[column])
+        for kind, pattern in VALUE_PATTERNS.items():
+            hit = next((v for v in values if pattern.search(v)), None)
+            if hit is not None:
+                found.append(f"{where}: column '{column}' holds what looks like {kind}")
+        if keys and column != key_column and any(v in keys for v in values):
+            found.append(f"{where}: column '{column}' holds member keys of silver_patients")
     return found

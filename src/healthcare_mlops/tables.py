@@ -42,6 +42,9 @@ ALL_TABLES = (
     MODEL_GOVERNANCE_LOG,
     JOB_RUNS,
 )
+# Past the feature step: no direct identifiers (names, SSN, member id, full ZIP, full birth
+# date); rows of members carry only the de-identified patient_natural_key (privacy.py).
+DEIDENTIFIED_TABLES = ALL_TABLES[ALL_TABLES.index(ML_INSURANCE_FEATURES):]
 
 
 @dataclass(frozen=True)

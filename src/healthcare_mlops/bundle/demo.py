@@ -115,18 +115,18 @@ def _report(context: DemoContext) -> None:
 
     settings = resolve_settings("local", context.home)
     engine = sql_engine(settings)
-    days = engine.query(f"SELECT scoring_date, count(*) AS members, sum(CAST(high_risk AS INT)) AS critical, "
+    days = engine.query(f"SELECT scoring_date, count(*) AS members, sum(CAST(high_risk AS INT)) AS critical, "  # nosec B608  # table names are constants of tables.py
                         f"sum(CAST(requires_review AS INT)) AS review FROM {ML_PATIENT_PREDICTIONS} "
                         "GROUP BY scoring_date ORDER BY scoring_date")
     for day in days.itertuples():
         context.say(f"scored {day.scoring_date}: {int(day.members)} members, {int(day.critical)} critical, "
                     f"{int(day.review)} flagged for review")
-    alerts = engine.query(f"SELECT severity, type, retrain_run_id FROM {ML_MODEL_ALERTS} "
+    alerts = engine.query(f"SELECT severity, type, retrain_run_id FROM {ML_MODEL_ALERTS} "  # nosec B608  # table names are constants of tables.py; the day is a bound parameter
                           "WHERE window_end = :day ORDER BY severity, type", {"day": context.second_day})
     context.say(f"alerts on the drifted day: {len(alerts)} "
                 f"({', '.join(sorted(set(alerts['type'])))})" if len(alerts) else "alerts on the drifted day: none")
     for run_id in sorted(set(alerts["retrain_run_id"].dropna())):
-        run = engine.query(f"SELECT status, error FROM {JOB_RUNS} WHERE run_id = :run AND task_key IS NULL",
+        run = engine.query(f"SELECT status, error FROM {JOB_RUNS} WHERE run_id = :run AND task_key IS NULL",  # nosec B608  # table names are constants of tables.py; the run id is a bound parameter
                            {"run": int(run_id)})
         if len(run):
             cause = str(run["error"].iloc[0] or "").splitlines()[0] if run["status"].iloc[0] != "SUCCEEDED" else ""
@@ -222,7 +222,7 @@ def run_demo(context: DemoContext, steps: list[DemoStep] | None = None) -> dict:
     context.say("\n== demo summary")
     for name, outcome in context.done.items():
         context.say(f"  {name:12} {outcome}")
-    context.say(f"\nlocal home: {context.home}\n"
+    context.say(f"\nlocal home: {context.home}\n"  # nosec B608  # a message to the user, not a query
                 "next: healthcare-mlops jobs runs | healthcare-mlops jobs list | "
                 "healthcare-mlops sql \"select * from job_runs\"")
     return context.done

@@ -7,7 +7,9 @@ appended (one Delta commit per row batch), so the history is never rewritten. Th
 console's Jobs page and ``healthcare-mlops jobs runs`` read it.
 
 Status values follow the Databricks run result states: a task that could not run because
-a task it depends on failed is ``UPSTREAM_FAILED``.
+a task it depends on failed is ``UPSTREAM_FAILED``. ``CANCELED``: the runner was stopped
+(Ctrl+C, SIGTERM) and recorded it; ``INTERRUPTED``: the runner was killed outright and the
+next runner start recorded it (``run_guard.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ UPSTREAM_FAILED = "UPSTREAM_FAILED"
 TIMED_OUT = "TIMED_OUT"
 CANCELED = "CANCELED"
 EXCLUDED = "EXCLUDED"      # a task whose run_if condition was not met
-STATUSES = (SUCCEEDED, FAILED, UPSTREAM_FAILED, TIMED_OUT, CANCELED, EXCLUDED)
+INTERRUPTED = "INTERRUPTED"  # the runner died mid-run; recorded at its next start
+STATUSES = (SUCCEEDED, FAILED, UPSTREAM_FAILED, TIMED_OUT, CANCELED, EXCLUDED, INTERRUPTED)
 
 JOB_RUNS_SCHEMA = pa.schema([
     pa.field("run_id", pa.int64()),

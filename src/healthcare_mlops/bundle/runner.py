@@ -14,7 +14,9 @@ depends on succeeded); otherwise it is recorded as ``UPSTREAM_FAILED`` (or ``EXC
 Tasks run one at a time (Spark on a laptop has the cores to itself); the local runner does
 not retry a failed task (Databricks does, where ``max_retries`` says so), and enforces
 ``timeout_seconds``. Every job run and task run is appended to ``job_runs``; each task's
-output is kept in ``<home>/logs/job_runs/<run_id>/<task_key>.log``.
+output is kept in ``<home>/logs/job_runs/<run_id>/<task_key>.log``. Each task runs in its own
+process group, which ends with the runner; a run cut short by a killed runner is recorded
+as ``INTERRUPTED`` at the next start (``run_guard.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from healthcare_mlops.bundle import run_history
+from healthcare_mlops.bundle import run_guard, run_history
 from healthcare_mlops.bundle.dag import dependencies, run_order
 from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bundle, relative_display
 from healthcare_mlops.bundle.interpolation import ResolvedBundle, resolve_target, substitute_dynamic
@@ -256,8 +258,9 @@ class _Pump(threading.Thread):
 
 
 def _run_task(plan: JobPlan, task: TaskPlan, argv: list, env: dict, log_path: Path,
-              echo: bool, timeout: float | None) -> tuple[str, int | None, str | None]:
-    """Run one task process; (status, exit code, error)."""
+              echo: bool, timeout: float | None, started=None) -> tuple[str, int | None, str | None]:
+    """Run one task in its own process group; (status, exit code, error). ``started(pid)`` is
+    told the group's id; the group is ended on a timeout and when the runner is stopped."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(task.python_file), *argv]
     tail: collections.deque = collections.deque(maxlen=ERROR_TAIL_LINES)
@@ -265,24 +268,23 @@ def _run_task(plan: JobPlan, task: TaskPlan, argv: list, env: dict, log_path: Pa
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
-        process = subprocess.Popen(command, cwd=str(plan.bundle.root), env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, bufsize=1, errors="replace")
+        process = run_guard.start_task(command, str(plan.bundle.root), env)
         prefix = f"[{task.task_key}] "
         pumps = [_Pump(process.stdout, log, lock, sys.stdout if echo else None, prefix, None),
                  _Pump(process.stderr, log, lock, sys.stderr if echo else None, prefix, tail)]
         for pump in pumps:
             pump.start()
         try:
+            if started is not None:
+                started(process.pid)
             exit_code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            run_guard.end_group(process)
             for pump in pumps:
                 pump.join(timeout=5)
             return TIMED_OUT, None, f"timed out after {timeout:.0f} s (timeout_seconds)"
         except BaseException:
-            process.kill()
-            process.wait()
+            run_guard.end_group(process)
             raise
         for pump in pumps:
             pump.join(timeout=30)
@@ -344,8 +346,11 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
     home_path = settings.home.resolve()
     env = {**os.environ, HOME_ENV: str(home_path), BUNDLE_ROOT_ENV: str(bundle.root.resolve()),
            "PYTHONUNBUFFERED": "1"}
+    if record:
+        run_guard.reconcile(settings)       # runs a killed runner left behind, before this one
     run_id = run_history.new_run_id()
     start = _now()
+    marker = run_guard.RunMarker(home_path, run_id, job_key, trigger, start) if record else None
     # a parameter's value may itself hold {{job.start_time.iso_date}} ... (as Databricks allows)
     base = _dynamic_values(plan, run_id, start, trigger, "", 0, {})
     plan.parameters = {name: substitute_dynamic(value, {k: v for k, v in base.items()
@@ -367,45 +372,49 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
                 status=task_run.status, trigger=trigger, start_time=task_run.start_time or _now(),
                 end_time=task_run.end_time or _now(), error=task_run.error, parameters=task_run.argv)])
 
-    try:
-        for task_key in plan.order:
-            task = plan.tasks[task_key]
-            task_run_id = run_history.new_run_id()
-            runs_ok, reason = _should_run(task, runs)
-            if not runs_ok:
-                status = UPSTREAM_FAILED if task.run_if == "ALL_SUCCESS" else EXCLUDED
-                now = _now()
-                say(f"- {task_key}: {status} ({reason})")
-                finish(TaskRun(task_key, task_run_id, status, now, now, error=reason))
-                continue
-            values = _dynamic_values(plan, run_id, start, trigger, task_key, task_run_id, runs)
-            argv = [substitute_dynamic(p, values) for p in task.parameters]
-            timeout = task.timeout_seconds
-            if deadline is not None:
-                left = max(deadline - _now().timestamp(), 1.0)
-                timeout = min(timeout, left) if timeout else left
-            log_path = home_path / "logs" / "job_runs" / str(run_id) / f"{task_key}.log"
-            say(f"> {task_key}: {relative_display(task.python_file, bundle.root)} {shlex.join(argv)}")
-            task_start = _now()
-            try:
-                status, exit_code, error = _run_task(plan, task, argv, env, log_path,
-                                                     echo if task_output is None else task_output, timeout)
-            except KeyboardInterrupt:
-                finish(TaskRun(task_key, task_run_id, CANCELED, task_start, _now(), argv,
-                               error="interrupted", log_path=log_path))
-                raise
-            task_run = TaskRun(task_key, task_run_id, status, task_start, _now(), argv, exit_code, error, log_path)
-            say(f"{'+' if status == SUCCEEDED else 'x'} {task_key}: {status} in "
-                f"{task_run.duration_seconds:.1f} s")
-            finish(task_run)
-    except KeyboardInterrupt:
-        for task_key in plan.order:
-            if task_key not in runs:
-                now = _now()
-                finish(TaskRun(task_key, run_history.new_run_id(), CANCELED, now, now, error="interrupted"))
-        job_run.status, job_run.error = CANCELED, "interrupted"
-        _record_job(settings, job_run, trigger, record)
-        raise
+    with run_guard.stop_on_signals():
+        try:
+            for task_key in plan.order:
+                task = plan.tasks[task_key]
+                task_run_id = run_history.new_run_id()
+                runs_ok, reason = _should_run(task, runs)
+                if not runs_ok:
+                    status = UPSTREAM_FAILED if task.run_if == "ALL_SUCCESS" else EXCLUDED
+                    now = _now()
+                    say(f"- {task_key}: {status} ({reason})")
+                    finish(TaskRun(task_key, task_run_id, status, now, now, error=reason))
+                    continue
+                values = _dynamic_values(plan, run_id, start, trigger, task_key, task_run_id, runs)
+                argv = [substitute_dynamic(p, values) for p in task.parameters]
+                timeout = task.timeout_seconds
+                if deadline is not None:
+                    left = max(deadline - _now().timestamp(), 1.0)
+                    timeout = min(timeout, left) if timeout else left
+                log_path = home_path / "logs" / "job_runs" / str(run_id) / f"{task_key}.log"
+                say(f"> {task_key}: {relative_display(task.python_file, bundle.root)} {shlex.join(argv)}")
+                task_start = _now()
+                started = None if marker is None else (
+                    lambda pid, k=task_key, i=task_run_id, t=task_start, a=argv: marker.task_started(k, i, t, a, pid))
+                try:
+                    status, exit_code, error = _run_task(plan, task, argv, env, log_path,
+                                                         echo if task_output is None else task_output, timeout,
+                                                         started)
+                except KeyboardInterrupt as stop:
+                    finish(TaskRun(task_key, task_run_id, CANCELED, task_start, _now(), argv,
+                                   error=_interruption(stop), log_path=log_path))
+                    raise
+                task_run = TaskRun(task_key, task_run_id, status, task_start, _now(), argv, exit_code, error, log_path)
+                say(f"{'+' if status == SUCCEEDED else 'x'} {task_key}: {status} in "
+                    f"{task_run.duration_seconds:.1f} s")
+                finish(task_run)
+        except KeyboardInterrupt as stop:
+            for task_key in plan.order:
+                if task_key not in runs:
+                    now = _now()
+                    finish(TaskRun(task_key, run_history.new_run_id(), CANCELED, now, now, error=_interruption(stop)))
+            job_run.status, job_run.error = CANCELED, _interruption(stop)
+            _record_job(settings, job_run, trigger, record, marker)
+            raise
     failures = [t for t in job_run.tasks if t.status not in (SUCCEEDED, EXCLUDED)]
     first_failure = next((t for t in failures if t.status in (FAILED, TIMED_OUT)), None)
     if first_failure is not None:
@@ -413,19 +422,28 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
         job_run.error = _error_message(first_failure)
     elif failures:
         job_run.status, job_run.error = FAILED, _error_message(failures[0])
-    _record_job(settings, job_run, trigger, record)
+    _record_job(settings, job_run, trigger, record, marker)
     say(f"job {job_key} run {run_id}: {job_run.status} in "
         f"{(job_run.end_time - job_run.start_time).total_seconds():.1f} s")
     return job_run
 
 
-def _record_job(settings: Settings, job_run: JobRun, trigger: str, record: bool) -> None:
+def _interruption(stop: KeyboardInterrupt) -> str:
+    """Why a run stopped: ``interrupted (SIGTERM)``, or Ctrl+C's ``interrupted``."""
+    return f"interrupted ({stop.name})" if isinstance(stop, run_guard.RunnerStopped) else "interrupted"
+
+
+def _record_job(settings: Settings, job_run: JobRun, trigger: str, record: bool,
+                marker: run_guard.RunMarker | None = None) -> None:
+    """Append the job run's row; its marker goes once the row is written."""
     job_run.end_time = _now()
     if record:
         run_history.append_runs(settings, [RunRecord(
             run_id=job_run.run_id, job_key=job_run.job_key, status=job_run.status, trigger=trigger,
             start_time=job_run.start_time, end_time=job_run.end_time, error=job_run.error,
             parameters=json.dumps(job_run.parameters))])
+    if marker is not None:
+        marker.remove()
 
 
 def parse_param_overrides(items: list[str] | None) -> dict:

@@ -16,16 +16,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN, PROTECTED_ATTRIBUTES
+from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS, PROTECTED_ATTRIBUTES
 from healthcare_mlops.governance import fairness as fx
+from healthcare_mlops.governance.group_evidence import GroupEvidence, as_group_evidence
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.privacy import prohibited_inputs
 
 PASS, FAIL, WARN, REFER, TOO_FEW = "pass", "fail", "warn", "refer", fx.TOO_FEW
 FAIRNESS_GROUPS = FAIRNESS_GROUP_COLUMNS
 LINEAGE_KEYS = ("training_data_version", "git_commit", "run_id")
-PREDICTED = "predicted_annual_charges"
-BOOTSTRAP_SEED = 12    # fixed: the same evidence always gives the same intervals and verdicts
 FLOOR_CHECKS = ("r2", "risk_score_mae", "high_risk_capture")
 
 
@@ -50,12 +49,13 @@ class Evidence:
     """What the checks judge.
 
     ``metrics``: headline metrics of the held-out test split re-scored through the
-    registry. ``oof``: out-of-fold predictions of every training member (group columns,
-    actual, predicted, critical flag). ``champion_metrics``: the champion's metrics on the
+    registry. ``oof``: the out-of-fold evidence of every training member, as the training
+    run logged it (``GroupEvidence``: bootstrap sums per group, no member rows), or the
+    rows themselves (group columns, actual, predicted, critical flag). ``champion_metrics``: the champion's metrics on the
     same test rows (None without a champion)."""
 
     metrics: dict                      # r2, mae, risk_score_mae, high_risk_capture, calibration
-    oof: pd.DataFrame | None           # the group checks' evidence
+    oof: GroupEvidence | pd.DataFrame | None   # the group checks' evidence
     inputs: list                       # the model's input columns (its signature)
     model_loads: bool
     load_error: str = ""
@@ -140,9 +140,14 @@ def _group_check(name: str, column: str, result, threshold: str, hard: bool, sma
                  interval=[round(result.ci_low, 4), round(result.ci_high, 4)], group=result.group, kind=kind)
 
 
-def fairness_checks(oof: pd.DataFrame | None, t: GovernanceThresholds, columns=FAIRNESS_GROUPS,
+def fairness_checks(oof: GroupEvidence | pd.DataFrame | None, t: GovernanceThresholds, columns=FAIRNESS_GROUPS,
                     missing_reason: str = "") -> list[Check]:
     """Per group column: calibration relative to the rest and scale-aware error parity, with intervals."""
+    oof = as_group_evidence(oof, columns, t.fairness_bootstrap_samples)
+    if oof is not None and oof.samples < t.fairness_bootstrap_samples:
+        missing_reason = (f"the evidence holds {oof.samples} bootstrap samples, fewer than "
+                          f"fairness_bootstrap_samples = {t.fairness_bootstrap_samples}")
+        oof = None
     checks = []
     level = f"{t.fairness_ci_level:.0%}"
     for column in columns:
@@ -154,8 +159,7 @@ def fairness_checks(oof: pd.DataFrame | None, t: GovernanceThresholds, columns=F
             checks += [Check(n, None, th, FAIL if hard else WARN, hard, f"not computed: {reason}")
                        for n, th in zip(names, (band, f"<= {t.fairness_mae_ratio_max}"))]
             continue
-        stats = fx.column_statistics(oof, column, LABEL_COLUMN, PREDICTED, t.fairness_bootstrap_samples,
-                                     t.fairness_ci_level, BOOTSTRAP_SEED)
+        stats = oof.statistics(column, t.fairness_bootstrap_samples, t.fairness_ci_level)
         judged = stats["n"] >= t.fairness_min_group_size
         small = _small_groups(stats, judged)
         calibration = fx.calibration_verdict(stats, judged, t.calibration_ratio_min, t.calibration_ratio_max)
@@ -169,13 +173,14 @@ def fairness_checks(oof: pd.DataFrame | None, t: GovernanceThresholds, columns=F
     return checks
 
 
-def four_fifths_check(oof: pd.DataFrame | None, t: GovernanceThresholds) -> Check:
+def four_fifths_check(oof: GroupEvidence | pd.DataFrame | None, t: GovernanceThresholds) -> Check:
     """Share flagged critical per sex; the lower over the higher. A flag, not a verdict (soft)."""
     threshold = f">= {t.four_fifths_min}"
-    if oof is None or "sex" not in oof.columns or "critical" not in oof.columns:
+    evidence = as_group_evidence(oof, ("sex",), 0)
+    shares = None if evidence is None else evidence.critical_shares("sex")
+    if shares is None:
         return Check("critical_share_four_fifths_sex", None, threshold, WARN, False, "not computed: no evidence",
                      kind="fairness flag")
-    shares = oof.groupby(oof["sex"].astype(str).str.lower())["critical"].mean().to_dict()
     if len(shares) < 2 or max(shares.values()) == 0:
         return Check("critical_share_four_fifths_sex", None, threshold, WARN, False,
                      f"critical shares by sex: {shares}", kind="fairness flag")

@@ -6,10 +6,11 @@ with the run's recorded salt; the model is loaded from the registry and re-score
 Nothing is trusted from the training run's logged numbers, and no member rows are stored
 in MLflow. The champion is scored on the same rows (the comparison and the floors).
 
-Group checks: the run's out-of-fold evidence artifact (group columns, actual, OOF
-predicted, critical flag for every training member; no keys, zip, exact age or names).
-OOF predictions come from the fold models, which the registry does not hold, so this is
-the one piece read from the run. Whatever fails is recorded as the reason; the check fails.
+Group checks: the run's out-of-fold evidence artifact: every training member's actual
+and OOF predicted charges reduced to bootstrap sums per group (``group_evidence.py``; no
+member rows). OOF predictions come from the fold models, which the registry does not
+hold, so this is the one piece read from the run. Whatever fails is recorded as the
+reason; the check fails.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from mlflow.models import Model
 from healthcare_mlops.features.definitions import LABEL_COLUMN
 from healthcare_mlops.governance.checks import Evidence
 from healthcare_mlops.modeling import metrics as m
-from healthcare_mlops.modeling.artifacts import EVALUATION_ARTIFACT_DIR, OOF_EVIDENCE_FILE
+from healthcare_mlops.governance.group_evidence import GroupEvidence
+from healthcare_mlops.modeling.artifacts import EVALUATION_ARTIFACT_DIR, GROUP_EVIDENCE_FILE
 from healthcare_mlops.modeling.splits import DEFAULT_SALT, held_out_mask
 from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.settings import Settings
@@ -35,10 +37,11 @@ def model_uri(model_name: str, version: str) -> str:
     return f"models:/{model_name}/{version}"
 
 
-def load_oof_evidence(run_id: str) -> pd.DataFrame:
+def load_oof_evidence(run_id: str) -> GroupEvidence:
+    """The training run's out-of-fold evidence: bootstrap sums per group."""
     path = mlflow.artifacts.download_artifacts(run_id=run_id,
-                                               artifact_path=f"{EVALUATION_ARTIFACT_DIR}/{OOF_EVIDENCE_FILE}")
-    return pd.read_parquet(path)
+                                               artifact_path=f"{EVALUATION_ARTIFACT_DIR}/{GROUP_EVIDENCE_FILE}")
+    return GroupEvidence.from_frame(pd.read_parquet(path))
 
 
 def _features_at(settings: Settings, data_version: dict) -> pd.DataFrame:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 PASS, FAIL, WARN, TOO_FEW = "pass", "fail", "warn", "too few members"
+DRAWS_PER_CHUNK = 4_000_000    # resampled row indices held at once (32 MB): bounds the bootstrap's memory
 
 
 @dataclass(frozen=True)
@@ -59,29 +60,49 @@ def bootstrap_group_sums(codes: np.ndarray, groups: int, actual: np.ndarray, pre
     """Per sample and group: count, sum actual, sum predicted, sum |error| (arrays samples x groups).
 
     Sample 0 is the data itself (the point estimate); samples 1..n_boot resample each
-    group's members with replacement, so every sample keeps the group sizes."""
-    rng = np.random.default_rng(seed)
+    group's members with replacement, so every sample keeps the group sizes. Each group
+    draws from its own generator, so the first n samples of a longer draw are the n-sample
+    draw (training stores a long draw; governance judges the first ``n_boot`` of it).
+    Samples are drawn in chunks of about ``DRAWS_PER_CHUNK`` indices, so memory stays bounded
+    at any group size; a chunk's size depends on the group's size only, which keeps that
+    prefix property."""
     shape = (n_boot + 1, groups)
     count, total_actual, total_predicted, total_error = (np.zeros(shape) for _ in range(4))
     error = np.abs(actual - predicted)
     for code in range(groups):
+        rng = np.random.default_rng([seed, code])
         rows = np.flatnonzero(codes == code)
-        draws = np.vstack([np.arange(len(rows))[None, :], rng.integers(0, len(rows), size=(n_boot, len(rows)))])
-        picked = rows[draws]
         count[:, code] = len(rows)
-        total_actual[:, code] = actual[picked].sum(axis=1)
-        total_predicted[:, code] = predicted[picked].sum(axis=1)
-        total_error[:, code] = error[picked].sum(axis=1)
+        total_actual[0, code], total_predicted[0, code] = actual[rows].sum(), predicted[rows].sum()
+        total_error[0, code] = error[rows].sum()
+        chunk = max(1, DRAWS_PER_CHUNK // max(len(rows), 1))
+        for first in range(1, n_boot + 1, chunk):
+            last = min(first + chunk, n_boot + 1)
+            picked = rows[rng.integers(0, len(rows), size=(last - first, len(rows)))]
+            total_actual[first:last, code] = actual[picked].sum(axis=1)
+            total_predicted[first:last, code] = predicted[picked].sum(axis=1)
+            total_error[first:last, code] = error[picked].sum(axis=1)
     return count, total_actual, total_predicted, total_error
 
 
 def column_statistics(frame: pd.DataFrame, column: str, actual: str, predicted: str, n_boot: int,
                       ci_level: float, seed: int) -> dict:
     """Per group: n, relative calibration (value, interval) and relative MAE; plus the MAE ratio samples."""
-    values = frame[column].astype(str).str.lower()
-    labels, codes = np.unique(values.to_numpy(), return_inverse=True)
-    count, total_actual, total_predicted, total_error = bootstrap_group_sums(
-        codes, len(labels), frame[actual].to_numpy(float), frame[predicted].to_numpy(float), n_boot, seed)
+    labels, codes = group_codes(frame[column])
+    sums = bootstrap_group_sums(codes, len(labels), frame[actual].to_numpy(float), frame[predicted].to_numpy(float),
+                                n_boot, seed)
+    return statistics_from_sums(labels, *sums, ci_level)
+
+
+def group_codes(values: pd.Series) -> tuple[list[str], np.ndarray]:
+    """The groups (lower-case text, sorted) and each row's group index."""
+    labels, codes = np.unique(values.astype(str).str.lower().to_numpy(), return_inverse=True)
+    return [str(v) for v in labels], codes
+
+
+def statistics_from_sums(labels: list, count: np.ndarray, total_actual: np.ndarray, total_predicted: np.ndarray,
+                         total_error: np.ndarray, ci_level: float) -> dict:
+    """``column_statistics`` from the bootstrap sums alone (arrays samples x groups, sample 0 the data)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = total_predicted / total_actual
         rest = (total_predicted.sum(axis=1, keepdims=True) - total_predicted) / \
@@ -90,7 +111,7 @@ def column_statistics(frame: pd.DataFrame, column: str, actual: str, predicted: 
         relative_mae = total_error / total_actual           # (sum |e| / n) / (sum actual / n)
     tail = (1.0 - ci_level) / 2.0
     quantiles = lambda samples: np.quantile(samples[1:], [tail, 1.0 - tail], axis=0)  # noqa: E731
-    return {"labels": [str(v) for v in labels], "n": count[0].astype(int),
+    return {"labels": [str(v) for v in labels], "n": np.asarray(count[0]).astype(int),
             "calibration": relative_calibration[0], "calibration_ci": quantiles(relative_calibration),
             "relative_mae": relative_mae[0], "relative_mae_samples": relative_mae,
             "relative_mae_ci": quantiles(relative_mae), "calibration_ratio": ratio[0],

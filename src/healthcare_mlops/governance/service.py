@@ -20,9 +20,7 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.governance import audit
 from healthcare_mlops.governance.checks import Check, hard_failures, referrals, run_checks
-from healthcare_mlops.governance.checks import FAIRNESS_GROUPS
 from healthcare_mlops.governance.evaluation import gather_evidence
-from healthcare_mlops.modeling.training import group_metrics
 from healthcare_mlops.governance.model_card import render_model_card
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import Identity
@@ -152,8 +150,7 @@ class Governance:
         if self.client.get_model_version(self.model_name, version).tags.get(STATUS_TAG) != CHAMPION:
             self.client.set_model_version_tag(self.model_name, version, STATUS_TAG,
                                               "validated" if result.passed else "failed_checks")
-        groups = group_metrics(evidence.oof, [c for c in FAIRNESS_GROUPS if c in evidence.oof.columns]) \
-            if evidence.oof is not None else []
+        groups = evidence.oof.group_metrics() if evidence.oof is not None else []
         self.attach_model_card(version, checks, groups)
         return result
 

@@ -10,7 +10,9 @@ PROMOTION_PENDING = "approved, promotion running"    # a version's status: appro
 REFERENCE_ARTIFACT_DIR = "reference"
 EVALUATION_ARTIFACT_DIR = "evaluation"
 TRAINING_REFERENCE_FILE = "training_reference.json"
-REFERENCE_SAMPLE_FILE = "reference_sample.parquet"
-OOF_EVIDENCE_FILE = "oof_evidence.parquet"   # group columns, actual, OOF predicted: no member rows
+# No artifact holds member rows: the reference is counts per value and bin, the group
+# checks' evidence is bootstrap sums per group (governance/group_evidence.py).
+REFERENCE_COUNTS_FILE = "reference_counts.parquet"
+GROUP_EVIDENCE_FILE = "group_evidence.parquet"
 GROUP_METRICS_FILE = "group_metrics.json"
 TRAINING_REFERENCE_PATH = f"{REFERENCE_ARTIFACT_DIR}/{TRAINING_REFERENCE_FILE}"

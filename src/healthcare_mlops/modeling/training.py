@@ -42,7 +42,8 @@ R2_TOLERANCE = 0.01
 REPORTING_GROUPS = ("sex", "region", "age_band")
 PREDICTED_COLUMN = "predicted_annual_charges"
 # The OOF evidence governance judges: group columns, actual, predicted, critical flag; no
-# member key, zip, exact age or name (it is stored as an MLflow artifact).
+# member key, zip, exact age or name. Rows in memory only: MLflow gets their bootstrap sums
+# per group (governance/group_evidence.py).
 EVIDENCE_COLUMNS = (*FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN, PREDICTED_COLUMN, "critical")
 REFERENCE_SAMPLE_ROWS = 100_000
 NUMERIC_INPUTS = ("age", "bmi", "children")

@@ -7,9 +7,10 @@ children as whole numbers: a few thousand combinations whatever the batch size),
 per continuous column keyed by (rounded value, bin). The core (evaluation.py) reads all it
 needs from the counts: counts per bin (PSI, JS distance, chi-square), the sorted
 cumulative counts per distinct value (KS, Wasserstein), group shares and the volume. The
-reference side is the training reference sample (at most 100k rows), counted on the
-driver by the numpy twins of the same expressions (``reference_counts``); a test holds
-the two implementations to identical counts. ``performance_sums`` joins a scored batch
+reference side is counted once, when the model is trained, over (at most 100k of) its
+training rows by the numpy twins of the same expressions (``reference_counts``), and
+logged with the model as counts per column, value and bin: MLflow holds no member rows.
+A test holds the two implementations to identical counts. ``performance_sums`` joins a scored batch
 with later labels and returns per-group sums, again a handful of rows. Both run unchanged
 on a cluster; only their small results reach the driver.
 
@@ -26,7 +27,6 @@ unrounded data: below 5 USD / sd and 1e-3).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -200,7 +200,7 @@ def category_codes(values: pd.Series, categories) -> np.ndarray:
 
 
 def reference_counts(sample: pd.DataFrame, specs: list[ColumnSpec]) -> pd.DataFrame:
-    """The reference sample's counts (at most 100k rows, on the driver), in the long table's form."""
+    """The training rows' counts (at most 100k rows, on the driver), in the long table's form."""
     tables = []
     for spec in specs:
         column = sample[spec.source]
@@ -215,12 +215,10 @@ def reference_counts(sample: pd.DataFrame, specs: list[ColumnSpec]) -> pd.DataFr
     return _long_table(tables)
 
 
-def value_counts(current: DataFrame, reference_sample: pd.DataFrame, specs: list[ColumnSpec]) -> pd.DataFrame:
-    """Counts per (side, column, rounded value, bin): the batch's from Spark, the reference's from its sample."""
-    with ThreadPoolExecutor(max_workers=1) as pool:        # the driver counts the sample while Spark runs
-        batch = pool.submit(lambda: current_counts_frame(current, specs).toPandas())
-        reference = reference_counts(reference_sample, specs)
-        packed = batch.result()
+def value_counts(current: DataFrame, reference: pd.DataFrame, specs: list[ColumnSpec]) -> pd.DataFrame:
+    """Counts per (side, column, rounded value, bin): the batch's from Spark, the reference's as
+    training counted them (``reference_counts``)."""
+    packed = current_counts_frame(current, specs).toPandas()
     return _long_table([unpack_counts(packed, specs, CURRENT_SIDE), reference])
 
 

@@ -2,9 +2,11 @@
 
 Training logs two artifacts per version (modeling/artifacts.py names them): ``reference/
 training_reference.json`` (deciles, shares, prediction deciles, feature importances) and
-``reference/reference_sample.parquet`` (up to 100k training rows: the model inputs, sex,
-age band and the out-of-fold prediction). The risk score's reference quantiles travel
-inside the pyfunc (``prediction_reference`` / ``actual_reference``).
+``reference/reference_counts.parquet`` (up to 100k training rows counted per monitored
+column, rounded value and bin, ``drift.reference_counts``: the model inputs, sex, age band
+and the out-of-fold prediction, each on its own; no member rows). The risk score's
+reference quantiles travel inside the pyfunc (``prediction_reference`` /
+``actual_reference``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from mlflow.exceptions import MlflowException
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.runtime.mlflow_setup import find_in_registry
 from healthcare_mlops.settings import Settings
-from healthcare_mlops.modeling.artifacts import (CHAMPION, REFERENCE_ARTIFACT_DIR, REFERENCE_SAMPLE_FILE,
+from healthcare_mlops.modeling.artifacts import (CHAMPION, REFERENCE_ARTIFACT_DIR, REFERENCE_COUNTS_FILE,
                                                  TRAINING_REFERENCE_FILE)
 REFERENCE_KEYS = ("numeric", "categorical", "feature_importances", "prediction")
 
@@ -30,7 +32,7 @@ class ModelReference:
     version: str
     run_id: str
     reference: dict
-    sample: pd.DataFrame
+    counts: pd.DataFrame      # the training rows' counts per column, value and bin
 
 
 def resolve_version(client, model_name: str, alias: str) -> tuple[str, str] | None:
@@ -47,7 +49,7 @@ def check_reference(reference: dict, where: str) -> dict:
 
 
 def load_reference(settings: Settings, alias: str = CHAMPION, version: str | None = None) -> ModelReference:
-    """The training reference and reference sample of ``version`` (default: the version behind ``alias``)."""
+    """The training reference and reference counts of ``version`` (default: the version behind ``alias``)."""
     import mlflow
 
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
@@ -68,17 +70,18 @@ def load_reference(settings: Settings, alias: str = CHAMPION, version: str | Non
     try:
         json_path = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=f"{REFERENCE_ARTIFACT_DIR}/{TRAINING_REFERENCE_FILE}")
-        sample_path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"{REFERENCE_ARTIFACT_DIR}/{REFERENCE_SAMPLE_FILE}")
+        counts_path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{REFERENCE_ARTIFACT_DIR}/{REFERENCE_COUNTS_FILE}")
     except (MlflowException, OSError) as exc:
         raise UserError(f"{where} has no monitoring reference ({REFERENCE_ARTIFACT_DIR}/{TRAINING_REFERENCE_FILE}, "
-                        f"{REFERENCE_SAMPLE_FILE}): {str(exc).splitlines()[0]}") from None
+                        f"{REFERENCE_COUNTS_FILE}; a version trained before the counts replaced the "
+                        f"reference sample needs retraining): {str(exc).splitlines()[0]}") from None
     with open(json_path, encoding="utf-8") as handle:
         reference = check_reference(json.load(handle), where)
-    sample = pd.read_parquet(sample_path)
-    if sample.empty:
-        raise UserError(f"the reference sample of {where} is empty")
-    return ModelReference(name, str(version), run_id, reference, sample)
+    counts = pd.read_parquet(counts_path)
+    if counts.empty:
+        raise UserError(f"the reference counts of {where} are empty")
+    return ModelReference(name, str(version), run_id, reference, counts)
 
 
 def risk_references(settings: Settings, version: str) -> tuple[np.ndarray, np.ndarray]:

@@ -50,12 +50,12 @@ def update_statement(table: str, values: dict, where: list[tuple]) -> tuple[str,
     condition, params = sql_condition(where)
     assignments = ", ".join(f"{column} = :set_{column}" for column in values)
     params.update({f"set_{column}": value for column, value in values.items()})
-    return f"UPDATE {table} SET {assignments} WHERE {condition}", params
+    return f"UPDATE {table} SET {assignments} WHERE {condition}", params  # nosec B608  # table and column names come from the calling code; values are bound parameters
 
 
 def insert_statement(table: str, columns: list[str]) -> str:
     """``INSERT INTO t (a, b) VALUES (:a, :b)``: named parameters, never formatted values."""
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"  # nosec B608  # table and column names come from the calling code; values are bound parameters
 
 
 def rows_written(history: list, tag: str) -> int:
@@ -126,7 +126,7 @@ class UnityCatalog(TableCatalog):
         if self.spark is not None:
             return bool(self.spark.catalog.tableExists(self.fqn(name)))
         catalog, schema, table = self.fqn(name).split(".")
-        rows = self.warehouse.query(f"SELECT table_name FROM {catalog}.information_schema.tables "
+        rows = self.warehouse.query(f"SELECT table_name FROM {catalog}.information_schema.tables "  # nosec B608  # the catalog comes from the settings; schema and table are bound parameters
                                     "WHERE table_schema = :schema AND table_name = :table",
                                     {"schema": schema, "table": table})
         return not rows.empty
@@ -163,7 +163,7 @@ class UnityCatalog(TableCatalog):
         condition, params = sql_condition(where)
         selected = ", ".join(columns) if columns else "*"
         as_of = f" VERSION AS OF {int(version)}" if version is not None else ""
-        return self.warehouse.arrow(f"SELECT {selected} FROM {self.fqn(name)}{as_of} WHERE {condition}", params)
+        return self.warehouse.arrow(f"SELECT {selected} FROM {self.fqn(name)}{as_of} WHERE {condition}", params)  # nosec B608  # table and column names come from the calling code; filter values are bound parameters
 
     def distinct_values(self, name: str, column: str, where: list[tuple] | None = None,
                         not_null: str | None = None) -> list:

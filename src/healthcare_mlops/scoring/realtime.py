@@ -82,7 +82,7 @@ class ScoringServerScorer:
         body = json.dumps({"dataframe_records": [record]}).encode()
         request = urllib.request.Request(self.endpoint, data=body, headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # nosec B310: http(s) URL the operator configured
+            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # nosec B310  # http(s) URL the operator configured
                 return first_prediction(json.loads(response.read()))
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from healthcare_mlops.data.contract import (AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS, SEXES,
-                                            SMOKER_VALUES)
+from healthcare_mlops.data.contract import (AGE_RANGE, BMI_RANGE, CHARGES_RANGE, CHILDREN_RANGE, REGIONS,
+                                            SEXES, SMOKER_VALUES)
 
 INTEGER_PATTERN = r"^[+-]?\d+$"
 NUMBER_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
@@ -74,7 +74,10 @@ def _quote(raw_column: str | None, column: str) -> Column:
 
 
 def _number_checks(column: str, raw_column: str | None, low, high, whole: bool,
-                   required: bool = True) -> list[tuple[str, Column]]:
+                   required: bool = True, open_low: bool = False) -> list[tuple[str, Column]]:
+    """Missing, non-finite, unparsed and out-of-range checks of one number, in that order.
+
+    ``open_low``: the low end is excluded (``> low``, charges) rather than included."""
     kind = "a whole number" if whole else "a number"
     name = raw_column or column   # a CSV row's problem is named by the file's column
     checks = []
@@ -88,13 +91,15 @@ def _number_checks(column: str, raw_column: str | None, low, high, whole: bool,
     else:
         checks.append((F.lit("not a finite number"), F.isnan(F.col(column).cast("double"))))
     value = F.col(column)
-    if high is None:
-        out_of_range = value <= F.lit(low)
-        message = F.concat(F.lit(f"{name} must be > {low}, got "), value.cast("string"))
+    if open_low:
+        checks.append((F.concat(F.lit(f"{name} must be > {low:g}, got "), value.cast("string")),
+                       F.coalesce(value <= F.lit(low), F.lit(False))))
+        checks.append((F.concat(F.lit(f"{name} above the upper bound {high:,.0f} (data/contract.py), got "),
+                                value.cast("string")), F.coalesce(value > F.lit(high), F.lit(False))))
     else:
         out_of_range = (value < F.lit(low)) | (value > F.lit(high))
         message = F.concat(F.lit(f"{name} outside {low}-{high}: "), value.cast("string"))
-    checks.append((message, F.coalesce(out_of_range, F.lit(False))))
+        checks.append((message, F.coalesce(out_of_range, F.lit(False))))
     return [(name, reason, condition) for reason, condition in checks]
 
 
@@ -123,7 +128,8 @@ def record_checks(from_raw: bool) -> list[tuple[str, Column, Column]]:
         *_number_checks("children", raw("children"), *CHILDREN_RANGE, whole=True),
         *_category_checks("smoker", raw("smoker"), smoker_allowed),
         *_category_checks("region", raw("region"), REGIONS),
-        *_number_checks("annual_charges", raw("charges"), 0, None, whole=False, required=False),
+        *_number_checks("annual_charges", raw("charges"), *CHARGES_RANGE, whole=False, required=False,
+                        open_low=True),
     ]
 
 

@@ -3,7 +3,7 @@
 ``--mode monitor`` (daily, 06:00): the window is ``--window_start`` .. ``--window_end``
 (scoring dates, inclusive); empty means the latest scoring date in
 ``ml_patient_predictions``. It computes, for the window's predictions against the
-champion's reference sample, every drift metric of docs/definitions.md (Spark reduces the
+champion's reference counts, every drift metric of docs/definitions.md (Spark reduces the
 batch to counts, monitoring/drift.py; the verdicts are monitoring/evaluation.py), then
 performance and fairness of the latest *labelled* batch, and writes three tables:
 ``ml_drift_metrics``, ``ml_fairness_metrics`` and ``ml_model_alerts``, each replacing the
@@ -167,7 +167,7 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     missing = sorted({s.source for s in specs} - set(current.columns))
     if missing:
         raise UserError(f"ml_patient_predictions lacks the monitored columns {', '.join(missing)}")
-    counts = value_counts(current, champion.sample, specs)
+    counts = value_counts(current, champion.counts, specs)
     drift_rows, verdicts, volume = ev.evaluate_drift(specs, counts, t)
     drift_rows.append(ev.metric_row(ev.BATCH, "reference_model_version", float(champion.version)
                                     if champion.version.isdigit() else None))
@@ -222,7 +222,7 @@ def setup(settings: Settings) -> dict:
         ev.column_specs(reference.reference)      # the reference must describe every monitored column
         checked[alias] = version
         print(f"{alias}: version {version} has its monitoring reference "
-              f"({reference.reference.get('rows')} training rows, sample of {len(reference.sample)})")
+              f"({reference.reference.get('rows')} training rows, counted per value and bin)")
     if not checked:
         raise UserError(f"{settings.model_name} has neither a champion nor a challenger: run model_training first")
     spark = get_spark(settings)

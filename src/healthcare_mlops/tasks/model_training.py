@@ -11,15 +11,18 @@ import mlflow
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
-from healthcare_mlops.modeling.artifacts import (CHALLENGER, EVALUATION_ARTIFACT_DIR, GROUP_METRICS_FILE,
-                                                 OOF_EVIDENCE_FILE, REFERENCE_ARTIFACT_DIR, REFERENCE_SAMPLE_FILE,
+from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS, MODEL_INPUT_COLUMNS
+from healthcare_mlops.governance.group_evidence import GroupEvidence
+from healthcare_mlops.modeling.artifacts import (CHALLENGER, EVALUATION_ARTIFACT_DIR, GROUP_EVIDENCE_FILE,
+                                                 GROUP_METRICS_FILE, REFERENCE_ARTIFACT_DIR, REFERENCE_COUNTS_FILE,
                                                  TRAINING_REFERENCE_FILE)
 from healthcare_mlops.modeling.estimators import CANDIDATES
 from healthcare_mlops.modeling.input_contract import typed_model_input
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel, input_signature
 from healthcare_mlops.modeling.splits import DEFAULT_SALT
 from healthcare_mlops.modeling.training import TrainingResult, metric_key, train
+from healthcare_mlops.monitoring.drift import reference_counts
+from healthcare_mlops.monitoring.evaluation import column_specs
 from healthcare_mlops.runtime.lineage import git_commit
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, use_experiment
 from healthcare_mlops.settings import Settings
@@ -60,6 +63,22 @@ def _input_example(inputs) -> pd.DataFrame:
     return typed_model_input(rows.assign(**{c: "unknown" for c in extra}), extra)
 
 
+def _log_aggregates(result: TrainingResult) -> None:
+    """The monitoring reference and the group checks' evidence, reduced to counts and sums
+    before they reach MLflow: no artifact holds member rows."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        (folder / TRAINING_REFERENCE_FILE).write_text(json.dumps(result.reference, indent=2))
+        reference_counts(result.reference_sample, column_specs(result.reference)).to_parquet(
+            folder / REFERENCE_COUNTS_FILE, index=False)
+        GroupEvidence.from_rows(result.oof_evidence, FAIRNESS_GROUP_COLUMNS).to_frame().to_parquet(
+            folder / GROUP_EVIDENCE_FILE, index=False)
+        mlflow.log_artifact(str(folder / TRAINING_REFERENCE_FILE), REFERENCE_ARTIFACT_DIR)
+        mlflow.log_artifact(str(folder / REFERENCE_COUNTS_FILE), REFERENCE_ARTIFACT_DIR)
+        mlflow.log_artifact(str(folder / GROUP_EVIDENCE_FILE), EVALUATION_ARTIFACT_DIR)
+    mlflow.log_dict(result.group_metrics, f"{EVALUATION_ARTIFACT_DIR}/{GROUP_METRICS_FILE}")
+
+
 def log_and_register(settings: Settings, result: TrainingResult, data_version: dict,
                      inputs=MODEL_INPUT_COLUMNS, commit: str | None = None) -> dict:
     """Log params, metrics, artifacts and the pyfunc; register a version; alias it ``challenger``."""
@@ -81,15 +100,7 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
             for metric in ("mae", "calibration_ratio", "n"):
                 mlflow.log_metric(metric_key("oof", metric, group["group_column"], group["group_value"]),
                                   group[metric])
-        with tempfile.TemporaryDirectory() as scratch:
-            folder = Path(scratch)
-            (folder / TRAINING_REFERENCE_FILE).write_text(json.dumps(result.reference, indent=2))
-            result.reference_sample.to_parquet(folder / REFERENCE_SAMPLE_FILE, index=False)
-            mlflow.log_artifact(str(folder / TRAINING_REFERENCE_FILE), REFERENCE_ARTIFACT_DIR)
-            mlflow.log_artifact(str(folder / REFERENCE_SAMPLE_FILE), REFERENCE_ARTIFACT_DIR)
-            result.oof_evidence.to_parquet(folder / OOF_EVIDENCE_FILE, index=False)
-            mlflow.log_artifact(str(folder / OOF_EVIDENCE_FILE), EVALUATION_ARTIFACT_DIR)
-            mlflow.log_dict(result.group_metrics, f"{EVALUATION_ARTIFACT_DIR}/{GROUP_METRICS_FILE}")
+        _log_aggregates(result)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature, input_example=example,
             code_paths=[str(PACKAGE_DIR)], registered_model_name=settings.model_name)
