@@ -5,21 +5,30 @@ a half-written table, and re-running a job for the same date replaces that date'
 in a single ``overwrite`` with a predicate. Spark never touches the files (no Delta jars
 without Maven): a Spark DataFrame crosses to delta-rs as Arrow, and a Spark read is an
 Arrow read handed to Spark.
+
+Concurrent writers: a commit whose table moved on under it (delta-rs
+``CommitFailedError``) is refused as ``WriteConflict``, and ``exclusive`` is an
+``flock`` on a lock file beside the table folder, released by the kernel when its
+holder exits however it exits, so a killed load never leaves a stale lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import fcntl
+import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, check_filters, check_write,
-                                              is_spark_frame, partition_predicate)
+from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, WriteConflict, check_filters,
+                                              check_write, is_spark_frame, partition_predicate)
 from healthcare_mlops.settings import Settings
 
 UPDATE_ATTEMPTS = 5
@@ -68,8 +77,6 @@ class DeltaCatalog(TableCatalog):
         return self.delta_table(name).version() if self.exists(name) else None
 
     def history(self, name: str, limit: int = 20) -> list[HistoryEntry]:
-        import datetime as dt
-
         entries = []
         for commit in self.delta_table(name).history(limit):
             millis = commit.get("timestamp")
@@ -98,6 +105,15 @@ class DeltaCatalog(TableCatalog):
               partition_by: list[str] | None = None) -> int:
         check_write(mode, partition)
         data = _nullable(data.toArrow() if is_spark_frame(data) else data)
+        try:
+            self._commit(data, name, mode, partition, partition_by)
+        except CommitFailedError as exc:
+            raise WriteConflict(f"conflict: another writer committed to {self.fqn(name)} while this one wrote; "
+                                f"nothing of this write was committed ({str(exc).splitlines()[0]})") from exc
+        return data.num_rows
+
+    def _commit(self, data: pa.Table, name: str, mode: str, partition: dict | None,
+                partition_by: list[str] | None) -> None:
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         if mode == "replace_partition":
@@ -110,7 +126,23 @@ class DeltaCatalog(TableCatalog):
         else:
             write_deltalake(str(path), data, mode="overwrite", schema_mode="overwrite",
                             partition_by=partition_by)
-        return data.num_rows
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str, purpose: str):
+        lock = self.path(name).parent / f".{name}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(os.open(lock, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = handle.read().strip() or "another process"
+                raise WriteConflict(f"conflict: {self.fqn(name)} is being written by {holder}; "
+                                    "this run wrote nothing, run it again when that one has finished") from None
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()} ({purpose}, since "
+                         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC)")
+            handle.flush()
+            yield
 
     def update(self, name: str, values: dict, where: list[tuple]) -> int:
         """Rewrite the partitions holding matching rows, the rows changed, in one commit.
