@@ -94,8 +94,8 @@ def _roll_back(catalog: TableCatalog, load: Load) -> None:
         if not catalog.exists(name):
             continue
         where = [(column, "=", value) for column, value in partition.items()]
-        before = catalog.read_arrow(name, where, version=versions[name]) if versions[name] is not None \
-            else catalog.read_arrow(name, where).slice(0, 0)       # the table is this load's: empty it
+        before = catalog.read(name, where, version=versions[name]) if versions[name] is not None \
+            else catalog.read(name, where).limit(0)                # the table is this load's: empty it
         catalog.write(before, name, mode="replace_partition", partition=partition, partition_by=["as_of_date"])
     if catalog.exists(SILVER_PATIENTS):
         _rebuild_dim(catalog)
