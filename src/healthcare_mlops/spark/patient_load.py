@@ -120,8 +120,12 @@ def _check_source(catalog: TableCatalog, load: Load, replace: bool) -> None:
                     "members and quarantined rows")
 
 
-def _store(catalog: TableCatalog, load: Load, valid: DataFrame, rejected: DataFrame) -> LoadReport:
-    """Write the load's three tables between its journal's ``started`` and ``committed``."""
+def _store(catalog: TableCatalog, load: Load, valid: DataFrame, rejected: DataFrame,
+           rows_read: int | None) -> LoadReport:
+    """Write the load's three tables between its journal's ``started`` and ``committed``.
+
+    ``rows_read``: the records the source held; a load whose rows loaded + quarantined
+    differ is rolled back rather than committed (nothing silently lost)."""
     load = dataclasses.replace(load, silver_version=catalog.version(SILVER_PATIENTS),
                                quarantine_version=catalog.version(DATA_QUALITY_QUARANTINE))
     load.record(catalog, STARTED)
@@ -134,6 +138,9 @@ def _store(catalog: TableCatalog, load: Load, valid: DataFrame, rejected: DataFr
         n_loaded = catalog.write(valid.select(*SILVER_COLUMNS), SILVER_PATIENTS, mode="replace_partition",
                                  partition=partitions[SILVER_PATIENTS], partition_by=["as_of_date"])
         failpoint(AFTER_SILVER)
+        if rows_read is not None and n_loaded + n_quarantined != rows_read:
+            raise RuntimeError(f"{load.source}: read {rows_read} rows but loaded {n_loaded} + quarantined "
+                               f"{n_quarantined}; the load is rolled back")
         current, versions = _rebuild_dim(catalog)
         failpoint(AFTER_DIM)
         load.record(catalog, COMMITTED, (n_loaded + n_quarantined, n_loaded, n_quarantined))
@@ -146,7 +153,8 @@ def _store(catalog: TableCatalog, load: Load, valid: DataFrame, rejected: DataFr
 
 
 def _load(settings: Settings, load: Load, replace: bool,
-          frames: Callable[[SparkSession, TableCatalog], tuple[DataFrame, DataFrame]]) -> LoadReport:
+          frames: Callable[[SparkSession, TableCatalog], tuple[DataFrame, DataFrame]],
+          rows_read: int | None = None) -> LoadReport:
     """Holding the lock: heal, check the source, build (valid, rejected) with ``frames``, store them.
 
     The lock is taken before Spark starts, so a second load fails in a second, not after
@@ -157,7 +165,7 @@ def _load(settings: Settings, load: Load, replace: bool,
         heal(catalog)
         _check_source(catalog, load, replace)
         valid, rejected = frames(spark, catalog)
-        return _store(catalog, load, valid, rejected)
+        return _store(catalog, load, valid, rejected, rows_read)
 
 
 def _previous_generated_load(catalog: TableCatalog, as_of: dt.date):
@@ -222,4 +230,5 @@ def ingest_csv(settings: Settings, path: str | Path, as_of: dt.date, replace: bo
     """Load a CSV in the public insurance-charges format; members get generated keys only."""
     with staged_insurance_csv(path, settings.staging_dir(Path(path))) as staged:
         load = Load.new(str(staged.path), "ingest", as_of, f"sha256:{staged.fingerprint}")
-        return _load(settings, load, replace, lambda spark, _catalog: _ingest_frames(spark, staged, as_of))
+        return _load(settings, load, replace, lambda spark, _catalog: _ingest_frames(spark, staged, as_of),
+                     staged.rows)
