@@ -109,6 +109,7 @@ def main() -> None:
         report = json.loads(ours[2])
         assert report["rows_in"] == args.rows == report["rows_loaded"] + report["rows_quarantined"], report
         anchor_code = ("import duckdb, sys; con = duckdb.connect(sys.argv[2]); "
+                       "con.execute('SET enable_progress_bar = false'); "
                        "con.execute('CREATE TABLE members AS SELECT * FROM read_csv(?, ignore_errors=true)', "
                        "[sys.argv[1]]); print(con.execute('SELECT count(*) FROM members').fetchone()[0])")
         anchor = measure([sys.executable, "-c", anchor_code, str(csv_path), str(root / "anchor.duckdb")], env)

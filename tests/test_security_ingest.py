@@ -208,3 +208,18 @@ def test_two_concurrent_generates_for_one_date_one_wins_the_other_fails(spark, s
     generate_patients(alone, 30, 1, AS_OF)
     for name in MEMBER_TABLES:
         pd.testing.assert_frame_equal(table(settings, name), table(alone, name), obj=name)
+
+
+# --- 3. large files -------------------------------------------------------------------------------------
+
+def test_line_numbers_past_ten_million_keep_their_own_keys(spark):
+    """A 7-digit pad must not cut line 10,000,001 down to line 1,000,000's key."""
+    from pyspark.sql import functions as F
+
+    from healthcare_mlops.spark.patient_load import line_key
+
+    lines = [2, 1_000_000, 9_999_999, 10_000_000, 10_000_001, 123_456_789]
+    keys = [row.key for row in spark.createDataFrame([(n,) for n in lines], "line BIGINT")
+            .select(line_key("ING-x-", F.col("line")).alias("key")).collect()]
+    assert keys == ["ING-x-0000002", "ING-x-1000000", "ING-x-9999999", "ING-x-10000000", "ING-x-10000001",
+                    "ING-x-123456789"]

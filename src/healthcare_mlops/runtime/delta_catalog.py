@@ -37,6 +37,7 @@ from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, W
 from healthcare_mlops.settings import Settings
 
 UPDATE_ATTEMPTS = 5
+STREAM_BATCH_ROWS = 65_536
 
 
 def arrow_filter(where: list[tuple] | None):
@@ -149,7 +150,8 @@ class DeltaCatalog(TableCatalog):
                 partition_by: list[str] | None) -> None:
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        stream = rows.scanner().to_reader()
+        # A small read-ahead: the commit streams, it never holds more than a few batches.
+        stream = rows.scanner(batch_size=STREAM_BATCH_ROWS, batch_readahead=2, fragment_readahead=1).to_reader()
         if mode == "replace_partition":
             write_deltalake(str(path), stream, mode="overwrite",
                             predicate=partition_predicate(partition) if self.exists(name) else None,

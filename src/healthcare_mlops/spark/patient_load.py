@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from healthcare_mlops.data.contract import QUARANTINE_COLUMNS, SILVER_COLUMNS, SILVER_SCHEMA_DDL, SOURCE_COLUMNS
@@ -200,11 +200,18 @@ def source_key_prefix(staged: StagedCsv) -> str:
     return f"{INGEST_KEY_PREFIX}{identity}-"
 
 
+def line_key(key_prefix: str, line: Column) -> Column:
+    """A CSV member's key: the source's prefix and the line number, at least 7 digits.
+
+    Not ``lpad``: it cuts a longer value, so line 10,000,001 would get line 1,000,000's key."""
+    return F.concat(F.lit(key_prefix), F.format_string("%07d", line))
+
+
 def _ingest_frames(spark: SparkSession, staged: StagedCsv, as_of: dt.date) -> tuple[DataFrame, DataFrame]:
     """(valid, rejected) of a staged CSV: typed, validated, malformed rows quarantined as whole rows."""
     source, key_prefix = str(staged.path), source_key_prefix(staged)
     rows = (spark.read.parquet(str(staged.staged))
-            .withColumn("record_key", F.concat(F.lit(key_prefix), F.lpad(F.col("source_row").cast("string"), 7, "0")))
+            .withColumn("record_key", line_key(key_prefix, F.col("source_row")))
             .withColumn("as_of_date", F.lit(as_of))
             .withColumn("source", F.lit(source)))
     # The fields as read, in file order: what a quarantined row shows.
