@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -26,6 +27,7 @@ from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVE
 AS_OF = dt.date(2025, 3, 1)
 HEADER = "age,sex,bmi,children,smoker,region,charges"
 # Two file names whose first 24 letters and digits agree: their members must not share keys.
+# A file's source is its resolved path; these tests pick a file's rows by its name.
 GOOD_FILE = "insurance_charges_extract_2025_03_good.csv"
 BAD_FILE = "insurance_charges_extract_2025_03_bad_rows.csv"
 EMPTY_FILE = "header_only.csv"
@@ -111,6 +113,16 @@ def frame(settings, name) -> pd.DataFrame:
     return DeltaCatalog(settings).read_arrow(name).to_pandas()
 
 
+def of_file(rows: pd.DataFrame, file_name: str) -> pd.Series:
+    """Which ``rows`` came from the file named ``file_name`` (their source is its full path)."""
+    return rows["source"].map(lambda source: Path(source).name) == file_name
+
+
+def key_pattern(line: int) -> str:
+    """A CSV member's key: ING-, 16 hex digits of the source's identity, the line number."""
+    return rf"ING-[0-9a-f]{{16}}-{line:07d}"
+
+
 @pytest.fixture(scope="module")
 def ingested(spark, tmp_path_factory):
     """One home: the mapping file, the bad-rows file, a header-only file, then the mapping file again."""
@@ -141,12 +153,13 @@ def quarantine(ingested) -> pd.DataFrame:
 
 def test_good_file_loads_every_row(ingested):
     report = ingested[1]["good"]
-    assert (report.source, report.as_of_date) == (GOOD_FILE, AS_OF.isoformat())
+    assert (Path(report.source).name, report.as_of_date) == (GOOD_FILE, AS_OF.isoformat())
+    assert Path(report.source).is_absolute()
     assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (len(GOOD_EXPECTED), len(GOOD_EXPECTED), 0)
 
 
 def test_values_are_mapped(silver):
-    rows = silver[silver["source"] == GOOD_FILE].set_index("source_row").sort_index()
+    rows = silver[of_file(silver, GOOD_FILE)].set_index("source_row").sort_index()
     assert list(rows.index) == sorted(GOOD_EXPECTED)        # source_row is the file's line number
     columns = ["age", "sex", "bmi", "children", "smoker", "region", "annual_charges"]
     got = {line: tuple(None if pd.isna(v) else v for v in values)
@@ -157,9 +170,10 @@ def test_values_are_mapped(silver):
 
 
 def test_members_get_generated_keys_and_no_invented_identifiers(silver):
-    rows = silver[silver["source"] == GOOD_FILE]
-    assert sorted(rows["patient_natural_key"]) == [
-        f"ING-insurancechargesextract202503good-{line:07d}" for line in sorted(GOOD_EXPECTED)]
+    rows = silver[of_file(silver, GOOD_FILE)]
+    keys = rows.sort_values("source_row")["patient_natural_key"]
+    assert all(re.fullmatch(key_pattern(line), key) for line, key in zip(sorted(GOOD_EXPECTED), keys))
+    assert keys.str[:21].nunique() == 1                          # one prefix: the file's identity
     assert rows[list(IDENTIFIERS)].isna().all().all()
 
 
@@ -188,7 +202,7 @@ def test_rerunning_an_ingest_changes_nothing(ingested):
 def test_header_only_file_loads_nothing(ingested, silver, quarantine):
     report = ingested[1]["empty"]
     assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (0, 0, 0)
-    assert (silver["source"] == EMPTY_FILE).sum() == 0 and (quarantine["source"] == EMPTY_FILE).sum() == 0
+    assert of_file(silver, EMPTY_FILE).sum() == 0 and of_file(quarantine, EMPTY_FILE).sum() == 0
 
 
 # --- bad rows ----------------------------------------------------------------------------------------
@@ -197,9 +211,9 @@ def test_rows_in_equals_loaded_plus_quarantined(ingested, silver, quarantine):
     report = ingested[1]["bad"]
     data_rows = len(BAD_LINES) - 1
     assert report.rows_in == data_rows == report.rows_loaded + report.rows_quarantined
-    assert report.rows_quarantined == len(BAD_ROWS) == (quarantine["source"] == BAD_FILE).sum()
-    assert report.rows_loaded == 2 == (silver["source"] == BAD_FILE).sum()
-    assert sorted(silver.loc[silver["source"] == BAD_FILE, "source_row"]) == [2, len(BAD_LINES)]
+    assert report.rows_quarantined == len(BAD_ROWS) == of_file(quarantine, BAD_FILE).sum()
+    assert report.rows_loaded == 2 == of_file(silver, BAD_FILE).sum()
+    assert sorted(silver.loc[of_file(silver, BAD_FILE), "source_row"]) == [2, len(BAD_LINES)]
 
 
 def test_at_least_twelve_kinds_of_bad_rows():
@@ -210,12 +224,12 @@ def test_at_least_twelve_kinds_of_bad_rows():
 @pytest.mark.parametrize("position, bad", list(enumerate(BAD_ROWS)), ids=[row.kind for row in BAD_ROWS])
 def test_bad_row_is_quarantined_with_its_line_column_and_reason(quarantine, position, bad):
     line = BAD_FIRST_LINE + position
-    rows = quarantine[(quarantine["source"] == BAD_FILE) & (quarantine["source_row"] == line)]
+    rows = quarantine[of_file(quarantine, BAD_FILE) & (quarantine["source_row"] == line)]
     assert len(rows) == 1, f"line {line} ({bad.kind}) quarantined {len(rows)} times"
     row = rows.iloc[0]
     assert (row["stage"], row["column_name"], row["as_of_date"]) == ("ingest", bad.column, AS_OF)
     assert re.fullmatch(bad.reason, row["reason"]), row["reason"]
-    assert row["record_key"] == f"ING-insurancechargesextract202503badrows-{line:07d}"
+    assert re.fullmatch(key_pattern(line), row["record_key"])
     assert json.loads(row["raw_record"]) == next(csv.reader([bad.line]))   # the fields as read
 
 

@@ -34,8 +34,8 @@ def test_bad_parameters_are_refused_before_any_spark_work(argv, message):
 def test_empty_as_of_means_today_and_the_generator_keeps_its_options():
     plan = load_members.plan(parse_task_arguments(
         BASE + ["--source", "synthetic", "--patients", "300", "--seed", "7", "--scenario", "", "--as_of", ""]))
-    assert plan == {"source": "synthetic", "as_of": dt.datetime.now(dt.timezone.utc).date(), "patients": 300,
-                    "seed": 7, "scenario": "baseline"}
+    assert plan == {"source": "synthetic", "as_of": dt.datetime.now(dt.timezone.utc).date(), "replace": False,
+                    "patients": 300, "seed": 7, "scenario": "baseline"}
 
 
 def test_a_csv_from_a_volume_path_and_a_synthetic_load_fill_the_source_tables(spark, settings, tmp_path):

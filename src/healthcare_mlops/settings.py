@@ -88,6 +88,15 @@ class Settings:
             return str(self.home.resolve() / "tables" / self.catalog / self.schema / logical_name)
         return self.tables.fqn(logical_name)
 
+    def staging_dir(self, source: Path) -> Path:
+        """Where ingest stages ``source`` as Parquet for Spark: a folder every Spark worker reads.
+
+        Locally under the home; on Databricks beside the source in its volume (the driver's
+        own disk is not the workers')."""
+        if self.is_local:
+            return self.home / "staging"
+        return Path(source).parent / ".healthcare-mlops-staging"
+
     def as_dict(self) -> dict:
         """The settings as ``healthcare-mlops info --format json`` prints them."""
         return {

@@ -3,7 +3,8 @@
 Column contracts live next to the code that writes each table: data/contract.py
 (silver, dim, quarantine), features/definitions.py (features), scoring/contract.py
 (predictions), monitoring/contract.py (drift, fairness, alerts), governance/audit.py
-(governance log) and bundle/run_history.py (job runs).
+(governance log), bundle/run_history.py (job runs) and data/load_journal.py (member
+loads).
 
 A logical name becomes ``<catalog>.<schema>.<table>`` for the target; jobs, the CLI,
 the console and the tests all take table names from here.
@@ -24,6 +25,7 @@ ML_FAIRNESS_METRICS = "ml_fairness_metrics"
 ML_MODEL_ALERTS = "ml_model_alerts"
 MODEL_GOVERNANCE_LOG = "model_governance_log"
 JOB_RUNS = "job_runs"
+MEMBER_LOADS = "member_loads"
 
 # The tables with direct identifiers (names, SSN, full ZIP, raw source rows): readable through
 # the `sql` command only when asked for and allowed (read_identifiers), never by the console.
@@ -41,6 +43,7 @@ ALL_TABLES = (
     ML_MODEL_ALERTS,
     MODEL_GOVERNANCE_LOG,
     JOB_RUNS,
+    MEMBER_LOADS,
 )
 # Past the feature step: no direct identifiers (names, SSN, member id, full ZIP, full birth
 # date); rows of members carry only the de-identified patient_natural_key (privacy.py).

@@ -32,12 +32,14 @@ def generate(
     as_of: str = typer.Option(None, "--as-of", help="Load date YYYY-MM-DD (default: today, UTC)."),
     scenario: str = typer.Option("baseline", "--scenario",
                                  help="Population shift to apply: " + ", ".join(SCENARIOS) + "."),
+    replace: bool = typer.Option(False, "--replace",
+                                 help="Replace this date's generated load made with another seed, size or scenario."),
     fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
 ) -> None:
     """Generate synthetic members for one as-of date and load them (validated, SCD2)."""
     from healthcare_mlops.spark.patient_load import generate_patients
 
-    report = generate_patients(state(ctx).settings(), patients, seed, parse_date(as_of), scenario)
+    report = generate_patients(state(ctx).settings(), patients, seed, parse_date(as_of), scenario, replace)
     _report(report, fmt)
 
 
@@ -46,12 +48,17 @@ def ingest(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="CSV with header age,sex,bmi,children,smoker,region,charges."),
     as_of: str = typer.Option(None, "--as-of", help="Load date YYYY-MM-DD (default: today, UTC)."),
+    replace: bool = typer.Option(False, "--replace",
+                                 help="Replace this date's load of the same path made from other content."),
     fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
 ) -> None:
-    """Load a CSV in the public insurance-charges format; bad rows go to the quarantine."""
+    """Load a CSV in the public insurance-charges format; bad rows go to the quarantine.
+
+    Loading the same file again changes nothing; a changed file at the same path for the
+    same date needs --replace."""
     from healthcare_mlops.spark.patient_load import ingest_csv
 
-    report = ingest_csv(state(ctx).settings(), file, parse_date(as_of))
+    report = ingest_csv(state(ctx).settings(), file, parse_date(as_of), replace)
     _report(report, fmt)
 
 

@@ -18,22 +18,29 @@ and ``is null`` / ``is not null`` (value ignored).
 Every write is one atomic commit: ``overwrite`` (the whole table), ``append``, and
 ``replace_partition`` (the rows matching ``partition`` swapped for the data, other
 rows untouched), so a reader sees the old table or the new one and a rerun of a date
-replaces that date.
+replaces that date. A change of several commits (a member load) holds ``exclusive`` for
+its duration; two writers never both win: the other gets ``WriteConflict``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import pyarrow as pa
 
+from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import Settings
 
 WRITE_MODES = ("overwrite", "append", "replace_partition")
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 FILTER_OPS = (*COMPARISONS, "in", "is null", "is not null")
+
+
+class WriteConflict(UserError):
+    """Another writer holds or changed the table first; this write committed nothing."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,15 @@ class TableCatalog(ABC):
         The condition is evaluated inside the commit, so ``where`` may hold the guard of a
         conditional update (``("acknowledged_at", "is null", None)``): of two concurrent
         updates, the second changes nothing.
+        """
+
+    @abstractmethod
+    def exclusive(self, name: str, purpose: str) -> AbstractContextManager:
+        """Hold the sole right to write ``name`` (and the tables a change derives from it) until exit.
+
+        For a change that takes several commits (a member load writes three tables): a
+        second holder gets ``WriteConflict`` at once, naming the first, instead of waiting
+        or interleaving its commits with the first one's.
         """
 
     def append_rows(self, name: str, rows: list[dict], schema: pa.Schema) -> int:

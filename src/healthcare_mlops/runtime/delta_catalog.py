@@ -2,33 +2,46 @@
 
 Every write is one Delta commit, so a reader sees the old version or the new one, never
 a half-written table, and re-running a job for the same date replaces that date's rows
-in a single ``overwrite`` with a predicate. Spark never touches the files (no Delta jars
-without Maven): a Spark DataFrame crosses to delta-rs as Arrow, and a Spark read is an
-Arrow read handed to Spark.
+in a single ``overwrite`` with a predicate. Spark never writes the table (no Delta jars
+without Maven), and no row passes through the driver's memory: a Spark DataFrame is
+written by Spark as plain Parquet to a spool folder that delta-rs streams into the
+commit, and a Spark read is Spark reading the Parquet files of the table's version
+(delta-rs lists them; partition values come from the folder names).
+
+Concurrent writers: a commit whose table moved on under it (delta-rs
+``CommitFailedError``) is refused as ``WriteConflict``, and ``exclusive`` is an
+``flock`` on a lock file beside the table folder, released by the kernel when its
+holder exits however it exits, so a killed load never leaves a stale lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, check_filters, check_write,
-                                              is_spark_frame, partition_predicate)
+from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, WriteConflict, check_filters,
+                                              check_write, is_spark_frame, partition_predicate)
 from healthcare_mlops.settings import Settings
 
 UPDATE_ATTEMPTS = 5
+STREAM_BATCH_ROWS = 65_536
 
 
 def arrow_filter(where: list[tuple] | None):
     """The filter triples as one pyarrow dataset expression (None: every row)."""
-    import pyarrow.dataset as ds
-
     expression = None
     for column, op, value in check_filters(where):
         field = ds.field(column)
@@ -68,8 +81,6 @@ class DeltaCatalog(TableCatalog):
         return self.delta_table(name).version() if self.exists(name) else None
 
     def history(self, name: str, limit: int = 20) -> list[HistoryEntry]:
-        import datetime as dt
-
         entries = []
         for commit in self.delta_table(name).history(limit):
             millis = commit.get("timestamp")
@@ -92,25 +103,81 @@ class DeltaCatalog(TableCatalog):
 
     def read(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None,
              version: int | None = None):
-        return self.spark.createDataFrame(self.read_arrow(name, where, columns, version))
+        from pyspark.sql import functions as F
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        from healthcare_mlops.runtime.unity_catalog import spark_condition
+
+        table = self.delta_table(name, version)
+        schema = from_arrow_schema(_plain_schema(table.to_pyarrow_dataset().schema), prefer_timestamp_ntz=False)
+        files = table.file_uris()
+        frame = (self.spark.read.schema(schema).option("basePath", str(self.path(name))).parquet(*files)
+                 .select(*schema.fieldNames()) if files else self.spark.createDataFrame([], schema))
+        for column, op, value in check_filters(where):
+            frame = frame.where(spark_condition(F.col(column), op, value))
+        return frame.select(*columns) if columns else frame
 
     def write(self, data, name: str, mode: str = "overwrite", partition: dict | None = None,
               partition_by: list[str] | None = None) -> int:
         check_write(mode, partition)
-        data = _nullable(data.toArrow() if is_spark_frame(data) else data)
+        with self._rows(data) as rows:
+            if mode == "replace_partition":
+                _check_partition_values(rows, partition)
+            try:
+                self._commit(rows, name, mode, partition, partition_by)
+            except CommitFailedError as exc:
+                raise WriteConflict(f"conflict: another writer committed to {self.fqn(name)} while this one "
+                                    f"wrote; nothing of this write was committed ({str(exc).splitlines()[0]})") from exc
+            return rows.count_rows()
+
+    @contextlib.contextmanager
+    def _rows(self, data):
+        """``data`` as a pyarrow dataset, every column nullable; a Spark frame spooled to Parquet by Spark."""
+        if not is_spark_frame(data):
+            yield ds.dataset(_nullable(data))
+            return
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        spool = self.settings.home.resolve() / "spool" / uuid.uuid4().hex
+        try:
+            data.write.parquet(str(spool))
+            schema = _nullable_schema(to_arrow_schema(data.schema, timezone="UTC"))
+            yield ds.dataset(str(spool), format="parquet", schema=schema)
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+
+    def _commit(self, rows: ds.Dataset, name: str, mode: str, partition: dict | None,
+                partition_by: list[str] | None) -> None:
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # A small read-ahead: the commit streams, it never holds more than a few batches.
+        stream = rows.scanner(batch_size=STREAM_BATCH_ROWS, batch_readahead=2, fragment_readahead=1).to_reader()
         if mode == "replace_partition":
-            _check_partition_values(data, partition)
-            write_deltalake(str(path), data, mode="overwrite",
+            write_deltalake(str(path), stream, mode="overwrite",
                             predicate=partition_predicate(partition) if self.exists(name) else None,
                             partition_by=partition_by or list(partition))
         elif mode == "append":
-            write_deltalake(str(path), data, mode="append", schema_mode="merge", partition_by=partition_by)
+            write_deltalake(str(path), stream, mode="append", schema_mode="merge", partition_by=partition_by)
         else:
-            write_deltalake(str(path), data, mode="overwrite", schema_mode="overwrite",
+            write_deltalake(str(path), stream, mode="overwrite", schema_mode="overwrite",
                             partition_by=partition_by)
-        return data.num_rows
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str, purpose: str):
+        lock = self.path(name).parent / f".{name}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(os.open(lock, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = handle.read().strip() or "another process"
+                raise WriteConflict(f"conflict: {self.fqn(name)} is being written by {holder}; "
+                                    "this run wrote nothing, run it again when that one has finished") from None
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()} ({purpose}, since "
+                         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC)")
+            handle.flush()
+            yield
 
     def update(self, name: str, values: dict, where: list[tuple]) -> int:
         """Rewrite the partitions holding matching rows, the rows changed, in one commit.
@@ -167,8 +234,6 @@ def _touched_partitions(table: pa.Table, mask: np.ndarray, partitions: list[str]
 
 def _partitions_expression(keys: list[dict]):
     """A dataset expression selecting the rows of these partitions."""
-    import pyarrow.dataset as ds
-
     scope = None
     for key in keys:
         term = None
@@ -179,28 +244,39 @@ def _partitions_expression(keys: list[dict]):
     return scope
 
 
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    """``string_view`` fields as plain strings (what every reader of the table expects)."""
+    return pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in schema])
+
+
 def _plain_strings(table: pa.Table) -> pa.Table:
-    """``string_view`` columns as plain strings (what every reader of the table expects)."""
-    schema = pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in table.schema])
+    """``table`` with ``string_view`` columns cast to plain strings."""
+    schema = _plain_schema(table.schema)
     return table if schema.equals(table.schema) else table.cast(schema)
 
 
-def _nullable(data: pa.Table) -> pa.Table:
-    """``data`` with every column nullable, as Delta on Databricks stores a DataFrame's columns.
+def _nullable_schema(schema: pa.Schema) -> pa.Schema:
+    """Every field nullable, as Delta on Databricks stores a DataFrame's columns.
 
     Spark marks a literal or a key column non-nullable; a table created with that schema
     would refuse every later null (for example a quarantine row without a source row).
     """
-    schema = pa.schema([field.with_nullable(True) for field in data.schema], metadata=data.schema.metadata)
+    return pa.schema([field.with_nullable(True) for field in schema], metadata=schema.metadata)
+
+
+def _nullable(data: pa.Table) -> pa.Table:
+    """``data`` with every column nullable."""
+    schema = _nullable_schema(data.schema)
     return data if schema.equals(data.schema) else data.cast(schema)
 
 
-def _check_partition_values(data: pa.Table, partition: dict) -> None:
+def _check_partition_values(rows: ds.Dataset, partition: dict) -> None:
     """Refuse a partition replace whose rows fall outside the partition it replaces."""
     for column, value in partition.items():
-        if column not in data.column_names:
+        if column not in rows.schema.names:
             raise ValueError(f"partition column '{column}' is not in the data")
-        outside = [v for v in data.column(column).unique().to_pylist() if v != value]
-        if outside:
-            raise ValueError(f"rows with {column}={outside[0]!r} cannot replace partition "
+        field = ds.field(column)
+        outside = rows.head(1, columns=[column], filter=(field != value) | field.is_null())
+        if outside.num_rows:
+            raise ValueError(f"rows with {column}={outside.column(0)[0].as_py()!r} cannot replace partition "
                              f"{column}={value!r}")

@@ -1,0 +1,125 @@
+"""``data ingest`` against DuckDB's ``read_csv`` on the same CSV: rows per second and peak memory.
+
+Issue 13: a 10M-row CSV must load within a fixed driver memory. The script writes one CSV
+in the public insurance format (``--rows`` rows, one malformed line and one out-of-range
+age per 100,000 so the quarantine path runs too), then, one after the other in the same
+run, times two commands, each in its own process on a fresh folder:
+
+- ours: ``healthcare-mlops data ingest <file>`` (streaming parse to a staged Parquet,
+  Spark validation, the quarantine, silver_patients and dim_patients written to Delta);
+- anchor: DuckDB ``CREATE TABLE members AS SELECT * FROM read_csv(<file>)`` into a
+  database file (parse and store, no validation).
+
+Peak memory is the largest sum of resident set sizes over the command's whole process
+tree (Spark's JVM included), sampled from /proc every 0.1 s, so Linux only. Both times
+include the process start-up (the JVM for ours). The last lines print the ratios.
+
+    .venv/bin/python benchmarks/bench_ingest.py --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HEADER = "age,sex,bmi,children,smoker,region,charges"
+REGIONS = np.array(["northeast", "northwest", "southeast", "southwest"])
+CHUNK = 1_000_000
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def write_csv(path: Path, rows: int, seed: int = 13) -> None:
+    """``rows`` data lines, written a chunk at a time (the generator's memory stays small too)."""
+    rng = np.random.default_rng(seed)
+    with path.open("w", encoding="utf-8") as out:
+        out.write(HEADER + "\n")
+        for start in range(0, rows, CHUNK):
+            n = min(CHUNK, rows - start)
+            age = rng.integers(18, 65, n)
+            age[(np.arange(start, start + n) % 100_000) == 7] = 230            # quarantined: out of range
+            lines = [f"{a},{s},{b:.2f},{c},{m},{r},{ch:.2f}" for a, s, b, c, m, r, ch in zip(
+                age, np.where(rng.random(n) < 0.5, "female", "male"), rng.normal(30.7, 6.1, n).clip(16, 53),
+                rng.integers(0, 6, n), np.where(rng.random(n) < 0.2, "yes", "no"), REGIONS[rng.integers(0, 4, n)],
+                rng.lognormal(9.1, 0.9, n))]
+            for index in range(99_999, n, 100_000):
+                lines[index] = "1,2,3"                                          # quarantined: malformed
+            out.write("\n".join(lines) + "\n")
+
+
+def tree_rss(root: int) -> int:
+    """Bytes resident in ``root`` and all its descendants now (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            pages = int(Path(f"/proc/{entry}/statm").read_text().split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue                                   # the process ended while we looked
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+        rss[int(entry)] = pages * PAGE_BYTES
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def measure(command: list[str], env: dict) -> tuple[float, int, str]:
+    """(seconds, peak bytes of the process tree, stdout) of ``command``; fails loudly if it fails."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, tree_rss(process.pid))
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"{command[0]} ... failed (exit {process.returncode}):\n{stderr[-3000:]}")
+    return seconds, peak, stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
+        root = Path(folder)
+        csv_path = root / "members.csv"
+        write_csv(csv_path, args.rows)
+        size_mb = csv_path.stat().st_size / 1e6
+        print(f"{args.rows:,} rows, {size_mb:,.0f} MB CSV; driver memory "
+              f"{os.environ.get('HEALTHCARE_MLOPS_DRIVER_MEMORY', '4g')}; load average {os.getloadavg()[0]:.1f}")
+        env = {**os.environ, "HEALTHCARE_MLOPS_HOME": str(root / "home")}
+        ours = measure([sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()", "data", "ingest",
+                        str(csv_path), "--as-of", "2025-03-01", "--format", "json"], env)
+        report = json.loads(ours[2])
+        assert report["rows_in"] == args.rows == report["rows_loaded"] + report["rows_quarantined"], report
+        anchor_code = ("import duckdb, sys; con = duckdb.connect(sys.argv[2]); "
+                       "con.execute('SET enable_progress_bar = false'); "
+                       "con.execute('CREATE TABLE members AS SELECT * FROM read_csv(?, ignore_errors=true)', "
+                       "[sys.argv[1]]); print(con.execute('SELECT count(*) FROM members').fetchone()[0])")
+        anchor = measure([sys.executable, "-c", anchor_code, str(csv_path), str(root / "anchor.duckdb")], env)
+        print(f"{'':24}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>14}")
+        for name, (seconds, peak, _) in (("ours (data ingest)", ours), ("duckdb read_csv", anchor)):
+            print(f"{name:24}{seconds:>10.1f}{args.rows / seconds:>12,.0f}{peak / 1e6:>14,.0f}")
+        print(f"loaded {report['rows_loaded']:,}, quarantined {report['rows_quarantined']:,}; "
+              f"duckdb kept {int(anchor[2]):,} (it drops malformed lines)")
+        print(f"ratio ours/duckdb: time {ours[0] / anchor[0]:.1f}x, peak RSS {ours[1] / anchor[1]:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

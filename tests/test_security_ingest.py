@@ -1,0 +1,225 @@
+"""Attacks on member loads: colliding sources, a replaced file, a second generate, a killed load, a race.
+
+Each test is a probe from issue 13 (security and data safety) that lost or merged members
+on the main of commit c28552a: two files whose names reduce to the same letters shared
+member keys, a file in another folder replaced the first one's members, a second
+``data generate`` for a date silently replaced the first, a load killed after silver
+left dim_patients stale, and two concurrent loads both "succeeded". Real Spark, real
+Delta tables, real processes for the kill and the race.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.failpoints import FAILPOINT_ENV, KILLED_EXIT_CODE
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+from healthcare_mlops.settings import HOME_ENV, resolve_settings
+from healthcare_mlops.spark.patient_load import AFTER_SILVER
+from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, MEMBER_LOADS, SILVER_PATIENTS
+
+AS_OF = dt.date(2025, 3, 1)
+HEADER = "age,sex,bmi,children,smoker,region,charges"
+RUN = [sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()"]
+MEMBER_TABLES = (SILVER_PATIENTS, DATA_QUALITY_QUARANTINE, DIM_PATIENTS)
+
+
+def write_members(path: Path, first_age: int, count: int, bad_rows: int = 0) -> Path:
+    """A CSV of ``count`` distinct valid members (ages from ``first_age``) and ``bad_rows`` malformed lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [HEADER] + [f"{first_age + i},female,27.5,0,no,southwest,{1000 + i}.5" for i in range(count)]
+    path.write_text("\n".join(lines + ["1,2,3"] * bad_rows) + "\n")
+    return path
+
+
+def table(settings, name: str) -> pd.DataFrame:
+    """A table's rows in a stable order, for exact comparison."""
+    rows = DeltaCatalog(settings).read_arrow(name).to_pandas()
+    key = [c for c in ("source", "source_row", "patient_natural_key", "scd_version", "load_id") if c in rows]
+    return rows.sort_values(key).reset_index(drop=True)
+
+
+def member_tables(settings) -> dict[str, pd.DataFrame]:
+    return {name: table(settings, name) for name in MEMBER_TABLES}
+
+
+def assert_same_tables(settings, expected: dict[str, pd.DataFrame]) -> None:
+    for name, rows in expected.items():
+        pd.testing.assert_frame_equal(table(settings, name), rows, obj=name)
+
+
+def cli(home: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """Start ``healthcare-mlops --home home ...`` as its own process."""
+    environment = {k: v for k, v in os.environ.items() if k not in (HOME_ENV, FAILPOINT_ENV)}
+    return subprocess.Popen(RUN + ["--home", str(home), *args], env={**environment, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# --- 1. sources never merge or replace each other -------------------------------------------------
+
+@pytest.mark.parametrize("first, second", [("a-b.csv", "a_b.csv"), ("d1/claims.csv", "d2/claims.csv")],
+                         ids=["same letters", "same name, other folder"])
+def test_two_files_keep_every_member_under_their_own_keys(spark, settings, tmp_path, first, second):
+    from healthcare_mlops.spark.patient_load import ingest_csv
+
+    ingest_csv(settings, write_members(tmp_path / first, 20, 3), AS_OF)
+    report = ingest_csv(settings, write_members(tmp_path / second, 40, 2), AS_OF)
+
+    silver, dim = table(settings, SILVER_PATIENTS), table(settings, DIM_PATIENTS)
+    assert len(silver) == 5 and silver["source"].nunique() == 2
+    assert sorted(silver["age"]) == [20, 21, 22, 40, 41]
+    assert silver["patient_natural_key"].is_unique
+    assert len(dim) == 5 and dim["patient_natural_key"].is_unique and dim["is_current_record"].all()
+    assert report.current_members == 5
+
+
+def test_a_changed_file_at_the_same_path_is_refused_without_replace(spark, settings, tmp_path):
+    from healthcare_mlops.spark.patient_load import ingest_csv
+
+    path = write_members(tmp_path / "landing" / "members.csv", 20, 3, bad_rows=1)
+    ingest_csv(settings, path, AS_OF)
+    before = member_tables(settings)
+    ingest_csv(settings, path, AS_OF)                                    # the same file again: no change
+    assert_same_tables(settings, before)
+
+    write_members(path, 50, 2)
+    with pytest.raises(UserError, match=r"already loaded for 2025-03-01 with other content .*pass --replace"):
+        ingest_csv(settings, path, AS_OF)
+    assert_same_tables(settings, before)
+
+    report = ingest_csv(settings, path, AS_OF, replace=True)
+    silver = table(settings, SILVER_PATIENTS)
+    assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (2, 2, 0)
+    assert sorted(silver["age"]) == [50, 51] and table(settings, DATA_QUALITY_QUARANTINE).empty
+    assert not set(silver["patient_natural_key"]) & set(before[SILVER_PATIENTS]["patient_natural_key"])
+
+
+def test_a_second_generate_for_a_date_is_idempotent_or_needs_replace(spark, settings):
+    from healthcare_mlops.spark.patient_load import generate_patients
+
+    generate_patients(settings, 40, 1, AS_OF)
+    before = member_tables(settings)
+    generate_patients(settings, 40, 1, AS_OF)
+    assert_same_tables(settings, before)
+    for other in ({"patients": 40, "seed": 2}, {"patients": 41, "seed": 1}):
+        with pytest.raises(UserError, match=r"generator was already loaded .*seed=1 patients=40.*--replace"):
+            generate_patients(settings, other["patients"], other["seed"], AS_OF)
+        assert_same_tables(settings, before)
+
+    generate_patients(settings, 40, 2, AS_OF, replace=True)
+    replaced = table(settings, SILVER_PATIENTS)
+    assert len(replaced) == 40 and not replaced["ssn"].equals(before[SILVER_PATIENTS]["ssn"])
+
+
+# --- 2. a load is all or nothing --------------------------------------------------------------------
+
+def assert_consistent(settings) -> None:
+    """dim_patients holds exactly silver's members, each once current."""
+    silver, dim = table(settings, SILVER_PATIENTS), table(settings, DIM_PATIENTS)
+    assert set(dim["patient_natural_key"]) == set(silver["patient_natural_key"])
+    assert (dim.groupby("patient_natural_key")["is_current_record"].sum() == 1).all()
+
+
+@pytest.mark.parametrize("point", [AFTER_SILVER])
+def test_a_killed_load_is_rolled_back_before_the_next_load(spark, settings, home, tmp_path, point):
+    from healthcare_mlops.spark.patient_load import ingest_csv
+
+    ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
+    before = member_tables(settings)
+    killed_file = write_members(tmp_path / "killed.csv", 40, 4, bad_rows=2)
+    killed = cli(home, "data", "ingest", str(killed_file), "--as-of", AS_OF.isoformat(),
+                 env={FAILPOINT_ENV: point})
+    _, stderr = killed.communicate(timeout=300)
+    assert killed.returncode == KILLED_EXIT_CODE, stderr[-2000:]
+
+    ingest_csv(settings, write_members(tmp_path / "next.csv", 60, 1), AS_OF)     # the next load heals first
+    silver, quarantine = table(settings, SILVER_PATIENTS), table(settings, DATA_QUALITY_QUARANTINE)
+    assert str(killed_file.resolve()) not in set(silver["source"]) | set(quarantine["source"])
+    assert sorted(silver["age"]) == [20, 21, 22, 60]
+    pd.testing.assert_frame_equal(quarantine, before[DATA_QUALITY_QUARANTINE])
+    assert_consistent(settings)
+    journal = table(settings, MEMBER_LOADS).sort_values("recorded_at")
+    killed_events = journal[journal["source"] == str(killed_file.resolve())]["event"].tolist()
+    assert killed_events == ["started", "rolled_back"]
+    assert journal["event"].tolist()[-2:] == ["started", "committed"]
+
+
+def test_a_load_that_fails_in_process_puts_silver_and_the_quarantine_back(spark, settings, tmp_path):
+    """A real failure: dim_patients' folder is a file, so the dimension cannot be written."""
+    from healthcare_mlops.spark.patient_load import ingest_csv
+
+    ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
+    before = member_tables(settings)
+    dim_folder = DeltaCatalog(settings).path(DIM_PATIENTS)
+    shutil.move(dim_folder, tmp_path / "dim_aside")
+    dim_folder.write_text("not a table")
+    with pytest.raises(Exception) as failure:
+        ingest_csv(settings, write_members(tmp_path / "second.csv", 40, 2, bad_rows=1), AS_OF)
+    assert not isinstance(failure.value, UserError)                      # the real cause, not swallowed
+    for name in (SILVER_PATIENTS, DATA_QUALITY_QUARANTINE):
+        pd.testing.assert_frame_equal(table(settings, name), before[name], obj=name)
+
+    dim_folder.unlink()
+    shutil.move(tmp_path / "dim_aside", dim_folder)
+    ingest_csv(settings, write_members(tmp_path / "third.csv", 60, 1), AS_OF)
+    assert sorted(table(settings, SILVER_PATIENTS)["age"]) == [20, 21, 22, 60]
+    assert_consistent(settings)
+
+
+# --- 4. concurrent loads: one wins, the other is refused -----------------------------------------------
+
+def _wait_for_lock(settings, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Until ``process`` holds the member tables' load lock (or has ended)."""
+    lock = DeltaCatalog(settings).path(SILVER_PATIENTS).parent / f".{SILVER_PATIENTS}.lock"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if lock.exists() and f"pid {process.pid} " in lock.read_text():
+            return
+        time.sleep(0.1)
+
+
+def test_two_concurrent_generates_for_one_date_one_wins_the_other_fails(spark, settings, home, tmp_path):
+    from healthcare_mlops.spark.patient_load import generate_patients
+
+    day = ["--patients", "30", "--as-of", AS_OF.isoformat()]
+    first = cli(home, "data", "generate", "--seed", "1", *day)
+    _wait_for_lock(settings, first)
+    second = cli(home, "data", "generate", "--seed", "2", *day)
+    (_, first_err), (_, second_err) = first.communicate(timeout=300), second.communicate(timeout=300)
+
+    assert first.returncode == 0, first_err[-2000:]
+    assert second.returncode == 1, second_err[-2000:]
+    assert second_err.strip().splitlines()[-1].startswith(
+        f"error: conflict: {settings.tables.fqn(SILVER_PATIENTS)} is being written by pid {first.pid} ")
+    journal = table(settings, MEMBER_LOADS)
+    assert journal["fingerprint"].unique().tolist() == ["seed=1 patients=30 scenario=baseline"]
+
+    alone = resolve_settings("local", tmp_path / "alone")                  # the winner's load, on its own
+    generate_patients(alone, 30, 1, AS_OF)
+    for name in MEMBER_TABLES:
+        pd.testing.assert_frame_equal(table(settings, name), table(alone, name), obj=name)
+
+
+# --- 3. large files -------------------------------------------------------------------------------------
+
+def test_line_numbers_past_ten_million_keep_their_own_keys(spark):
+    """A 7-digit pad must not cut line 10,000,001 down to line 1,000,000's key."""
+    from pyspark.sql import functions as F
+
+    from healthcare_mlops.spark.patient_load import line_key
+
+    lines = [2, 1_000_000, 9_999_999, 10_000_000, 10_000_001, 123_456_789]
+    keys = [row.key for row in spark.createDataFrame([(n,) for n in lines], "line BIGINT")
+            .select(line_key("ING-x-", F.col("line")).alias("key")).collect()]
+    assert keys == ["ING-x-0000002", "ING-x-1000000", "ING-x-9999999", "ING-x-10000000", "ING-x-10000001",
+                    "ING-x-123456789"]
