@@ -128,12 +128,21 @@ def refuses_connection(address: str, port: int) -> bool:
 def console(home: Path, *args: str, health_host: str = "127.0.0.1", env: dict | None = None):
     """``healthcare-mlops --home H app --port N ARGS`` until it answers /_stcore/health; yields (port, log)."""
     port = free_port()
-    log_path = home.parent / f"console-{port}.log"
+    with serving(RUN + ["--home", str(home), "app", "--port", str(port), *args], port, home.parent,
+                 health_host, env) as log_path:
+        yield port, log_path
+
+
+@contextlib.contextmanager
+def serving(command: list[str], port: int, folder: Path, health_host: str = "127.0.0.1", env: dict | None = None):
+    """Run ``command`` from the checkout until it answers /_stcore/health on ``port``; yields its log."""
+    log_path = folder / f"console-{port}.log"
+    folder.mkdir(parents=True, exist_ok=True)
     environment = {k: v for k, v in os.environ.items()
-                   if k not in (HOME_ENV, identity.ROLE_ENV, EXPOSED_ENV)}
+                   if k not in (HOME_ENV, identity.ROLE_ENV, EXPOSED_ENV) and not k.startswith("STREAMLIT_SERVER")}
     environment.update(env or {})
     with open(log_path, "w") as log:
-        process = subprocess.Popen(RUN + ["--home", str(home), "app", "--port", str(port), *args], cwd=str(REPO),
+        process = subprocess.Popen(command, cwd=str(REPO),
                                    env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -145,7 +154,7 @@ def console(home: Path, *args: str, health_host: str = "127.0.0.1", env: dict | 
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the console did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.3)
-        yield port, log_path
+        yield log_path
     finally:
         process.terminate()
         try:
@@ -196,6 +205,21 @@ def test_the_console_listens_on_loopback_only_by_default(tmp_path):
         if outside:
             assert refuses_connection(outside, port)
         assert f"console: http://localhost:{port}" in log.read_text()
+
+
+def test_a_console_started_by_hand_from_the_checkout_listens_on_loopback(tmp_path):
+    """``streamlit run app/main.py`` (app.yaml's command) reads the checkout's .streamlit/config.toml;
+    the address Databricks Apps sets in the environment still wins behind its proxy."""
+    bare = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true"]
+    env = {HOME_ENV: str(tmp_path / "lakehouse"), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    port = free_port()
+    with serving(bare + ["--server.port", str(port)], port, tmp_path, env=env):
+        addresses = listening_addresses(port)
+        assert addresses and all(address.is_loopback for address in addresses), addresses
+    port = free_port()
+    with serving(bare + ["--server.port", str(port)], port, tmp_path,
+                 env={**env, "STREAMLIT_SERVER_ADDRESS": "0.0.0.0"}):   # nosec B104  # what Databricks Apps sets
+        assert ipaddress.ip_address("0.0.0.0") in listening_addresses(port)
 
 
 def test_a_host_beyond_loopback_is_refused_without_expose(tmp_path):
