@@ -122,13 +122,19 @@ def task_groups():
                 pass        # already gone, as it should be
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stopped_runner_ends_its_task_group_and_records_the_run(committing_bundle, home, task_groups, stop):
+def _runner_inside_its_task(bundle_root, home, task_groups):
+    """A runner started in the background, once its task has started; both groups are cleaned up."""
     home.mkdir(parents=True)
-    runner = _start_runner(committing_bundle, home)
+    runner = _start_runner(bundle_root, home)
     task_groups.append(runner.pid)
     task = _task_started(home, runner)
     task_groups.append(task["pgid"])
+    return runner, task
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_runner_ends_its_task_group_and_records_the_run(committing_bundle, home, task_groups, stop):
+    runner, task = _runner_inside_its_task(committing_bundle, home, task_groups)
     assert task["pgid"] != runner.pid                 # the task leads a process group of its own
     runner.send_signal(stop)
     runner.wait(timeout=30)
@@ -144,11 +150,7 @@ def test_a_stopped_runner_ends_its_task_group_and_records_the_run(committing_bun
 
 
 def test_a_killed_runner_is_recorded_as_interrupted_at_the_next_start(committing_bundle, home, task_groups):
-    home.mkdir(parents=True)
-    runner = _start_runner(committing_bundle, home)
-    task_groups.append(runner.pid)
-    task = _task_started(home, runner)
-    task_groups.append(task["pgid"])
+    runner, task = _runner_inside_its_task(committing_bundle, home, task_groups)
     runner.kill()                                             # SIGKILL: no cleanup is possible
     runner.wait(timeout=30)
     assert _group_alive(task["pgid"])                         # orphaned, on its way to commit
@@ -172,11 +174,7 @@ def test_a_killed_runner_is_recorded_as_interrupted_at_the_next_start(committing
 
 
 def test_a_run_whose_runner_still_works_is_left_alone(committing_bundle, home, task_groups):
-    home.mkdir(parents=True)
-    runner = _start_runner(committing_bundle, home)
-    task_groups.append(runner.pid)
-    task = _task_started(home, runner)
-    task_groups.append(task["pgid"])
+    runner, task = _runner_inside_its_task(committing_bundle, home, task_groups)
     run_job("chain", bundle=load_bundle(committing_bundle), home=home, echo=False)
     assert _group_alive(task["pgid"]) and runner.poll() is None
     assert "INTERRUPTED" not in set(_history(home)["status"])
