@@ -21,7 +21,6 @@ import hashlib
 import os
 
 import streamlit as st
-from databricks.sdk.errors import DatabricksError
 
 from app import data
 from app.data import EMAIL_HEADER, TOKEN_HEADER
@@ -36,6 +35,8 @@ ANONYMOUS = "anonymous"
 @st.cache_data(ttl=300, show_spinner=False, max_entries=256)
 def _groups(email: str, token_hash: str, _token: str | None) -> tuple[str, ...]:
     """The user's group names: with their own token when forwarded, else looked up by the app."""
+    from databricks.sdk.errors import DatabricksError   # here: databricks-sdk takes ~1 s to import
+
     try:
         if _token:
             from databricks.sdk import WorkspaceClient

@@ -1,7 +1,7 @@
 """``healthcare-mlops app``: the operations console (Streamlit), started on this machine.
 
-It runs ``streamlit run app/main.py`` from the checkout (the same command Databricks Apps
-runs, see app.yaml) with $HEALTHCARE_MLOPS_HOME and $HEALTHCARE_MLOPS_TARGET set from the
+It runs Streamlit on ``app/main.py`` from the checkout (the script Databricks Apps runs, see
+app.yaml), through ``app/serve.py`` so the pages' libraries are imported before the first visit, with $HEALTHCARE_MLOPS_HOME and $HEALTHCARE_MLOPS_TARGET set from the
 global options, prints the console's address and serves until interrupted. It listens on
 loopback only unless ``--host`` and ``--expose`` say otherwise (``cli/listen.py``); an exposed
 console gets $HEALTHCARE_MLOPS_EXPOSED, so ``identity.local_identity`` makes its default role
@@ -53,9 +53,11 @@ def port_is_free(port: int, address: str) -> bool:
 
 
 def streamlit_command(entry: Path, port: int, address: str) -> list[str]:
-    """Always with ``--server.address``: without it Streamlit listens on every interface."""
-    return [sys.executable, "-m", "streamlit", "run", str(entry), "--server.port", str(port),
-            "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    """Always with ``--server.address``: without it Streamlit listens on every interface. Through
+    ``app/serve.py`` (run from the checkout's root): Streamlit with the pages' libraries imported first."""
+    return [sys.executable, "-m", "app.serve", "run", str(entry), "--server.port", str(port),
+            "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer"]          # no "Deploy" button in the header
 
 
 def console_environment(settings, exposed: bool) -> dict:

@@ -34,9 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
-from scipy.stats import chi2 as chi2_distribution
-from scipy.stats import kstwo
 
 SHARE_FLOOR = 1e-4
 UNSEEN, MISSING = "unseen", "missing"
@@ -74,6 +71,8 @@ def js_distance(p, q) -> float:
     if p.sum() == 0 or q.sum() == 0:
         return float("nan")
     m = (p + q) / 2.0
+    from scipy import special   # scipy.stats takes ~0.4 s to import: only when a statistic is computed
+
     divergence = (np.sum(special.rel_entr(p, m)) + np.sum(special.rel_entr(q, m))) / 2.0
     return float(np.sqrt(max(divergence, 0.0) / np.log(2.0)))
 
@@ -110,6 +109,8 @@ def ks_from_counts(values, reference_counts, current_counts) -> KsResult:
     # as scipy.stats.ks_2samp(method="asymp"), two-sided
     m, n = sorted([float(n1), float(n2)], reverse=True)
     en = max(np.round(m * n / (m + n)), 1.0)
+    from scipy.stats import kstwo
+
     pvalue = float(np.clip(kstwo.sf(statistic, en), 0.0, 1.0))
     return KsResult(statistic, pvalue)
 
@@ -155,6 +156,8 @@ def chi_square(observed_counts, reference_shares, floor: float = SHARE_FLOOR) ->
     expected = total * expected_shares / expected_shares.sum()
     statistic = float(np.sum((observed - expected) ** 2 / expected))
     dof = len(observed) - 1
+    from scipy.stats import chi2 as chi2_distribution
+
     return ChiSquareResult(statistic, float(chi2_distribution.sf(statistic, dof)), dof)
 
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import mlflow
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from healthcare_mlops.settings import Settings
+
+if TYPE_CHECKING:                        # mlflow is imported where it is used: the console's pages that
+    from mlflow.tracking import MlflowClient    # only need the registry's fingerprint do not pay for it
 
 DEFAULT_EXPERIMENT = "/Shared/healthcare-mlops/insurance_model"
 
 
 def configure_mlflow(settings: Settings) -> MlflowClient:
     """Point MLflow's tracking and registry at the target and return a client for both."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     if settings.is_local:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
@@ -25,6 +30,8 @@ def experiment_name(settings: Settings) -> str:
 
 def use_experiment(settings: Settings) -> str:
     """Create the experiment if needed (local artifacts under the home) and make it active."""
+    import mlflow
+
     name = experiment_name(settings)
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
