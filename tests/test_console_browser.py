@@ -1,8 +1,15 @@
 """The console in a real browser: started as ``healthcare-mlops app --port N`` starts it.
 
 Headless Chromium (the Debian package) driven by Playwright's Python package opens every
-page through the sidebar navigation, finds the page's title and no error box
-(``stException``), and saves a screenshot per page under the test's temporary folder.
+page through the sidebar navigation, waits until the page is drawn to its last element
+(benchmarks/console_browser.py, the same definition the browser benchmark times), and fails on
+
+* an error box (``stException``),
+* a threshold shown as "None" (or blank) in a table's threshold column or in the page's text,
+* a plotly chart without a single data point on a page whose tables have rows,
+* Streamlit's "Deploy" button in the header.
+
+It saves a screenshot per page under the test's temporary folder.
 
 The lakehouse: contract-shaped synthetic predictions, monitoring and job runs, and a real
 trained, validated and promoted model (benchmarks/bench_console.py), so every page has
@@ -11,37 +18,39 @@ something to draw.
 
 from __future__ import annotations
 
-import os
+import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium")
-CONSOLE_SCRIPT = Path(sys.executable).with_name("healthcare-mlops")
-PAGES = ("Overview", "Risk", "Fairness", "Drift", "Governance", "Jobs", "Score")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import console_browser  # noqa: E402
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None,
+pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
                                 reason="chromium is not installed (Debian: apt-get install -y chromium)")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# Per table (the grid's accessible copy, which Streamlit renders next to its canvas): its
+# header, the cells of any threshold column that read None or nothing, and its row count.
+TABLES_JS = """() => [...document.querySelectorAll('[data-testid="stDataFrame"] table')].map(t => {
+  const rows = [...t.querySelectorAll('tr')].map(r => [...r.querySelectorAll('th, td')].map(c => c.textContent.trim()));
+  const header = rows[0] || [];
+  const columns = header.map((h, i) => /threshold/i.test(h) ? i : -1).filter(i => i >= 0);
+  const bad = rows.slice(1).flatMap(r => columns.map(i => r[i]).filter(v => v !== undefined && /^(None|nan|null|)$/.test(v)));
+  return {header: header.join(' | '), bad, rows: rows.length - 1};
+})"""
+# Per plotly chart: its title and how many points its traces hold.
+CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(p => ({
+  title: (p.layout && p.layout.title && (p.layout.title.text || p.layout.title)) || '(untitled)',
+  points: (p.data || []).reduce((n, t) => n + Math.max((t.x || []).length, (t.y || []).length, (t.z || []).length), 0),
+}))"""
+NONE_THRESHOLD = re.compile(r"threshold[^\n.]{0,40}\bNone\b", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
 def lakehouse(tmp_path_factory) -> Path:
-    sys.path.insert(0, str(REPO / "benchmarks"))
     import bench_console
 
     home = tmp_path_factory.mktemp("browser") / "lakehouse"
@@ -52,37 +61,24 @@ def lakehouse(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def console_url(lakehouse, tmp_path_factory):
     """``healthcare-mlops --home H app --port N`` in its own process; its address once it answers."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("browser-log") / "console.log"
-    env = {**os.environ, "HEALTHCARE_MLOPS_USER": "browser@example.com", "HEALTHCARE_MLOPS_ROLE": "approver"}
-    env.pop("HEALTHCARE_MLOPS_HOME", None)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([str(CONSOLE_SCRIPT), "--home", str(lakehouse), "app", "--port", str(port)],
-                                   cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the console did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with console_browser.running_console(lakehouse, log_path) as (url, _):
         printed = log_path.read_text()
         assert f"console: {url}" in printed, printed
         yield url
-    finally:
-        process.terminate()                 # the command stops its Streamlit server
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+
+
+def problems_on_page(page, title: str) -> list[str]:
+    """What a user must not see on a drawn page: errors, thresholds as None, charts without points."""
+    found = [f"{title}: error box: {text[:300]}" for text in console_browser.errors_on_page(page)]
+    tables = page.evaluate(TABLES_JS)
+    found += [f"{title}: table [{t['header'][:120]}] shows thresholds {t['bad']}" for t in tables if t["bad"]]
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    found += [f"{title}: text shows '{m.group(0)}'" for m in NONE_THRESHOLD.finditer(text)]
+    if any(t["rows"] for t in tables):
+        found += [f"{title}: chart '{c['title']}' has no data points while the page's tables have rows"
+                  for c in page.evaluate(CHARTS_JS) if c["points"] == 0]
+    return found
 
 
 def test_every_page_opens_in_chromium_without_an_error(console_url, tmp_path):
@@ -90,28 +86,53 @@ def test_every_page_opens_in_chromium_without_an_error(console_url, tmp_path):
 
     shots = tmp_path / "screenshots"
     shots.mkdir()
+    problems = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = console_browser.launch_chromium(playwright)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport=console_browser.VIEWPORT)
             page.goto(console_url)
             links = page.locator('[data-testid="stSidebarNav"] a')
             links.first.wait_for(timeout=120_000)
             titles = [links.nth(i).inner_text().strip().splitlines()[-1].strip() for i in range(links.count())]
-            assert titles == list(PAGES)
+            assert titles == list(console_browser.PAGES)
             for index, title in enumerate(titles):
-                page.locator('[data-testid="stSidebarNav"] a').nth(index).click()
-                page.locator("h1", has_text=title).first.wait_for(timeout=120_000)
-                page.wait_for_timeout(300)
-                page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=120_000)
-                page.wait_for_timeout(500)
-                assert page.locator('[data-testid="stException"]').count() == 0, \
-                    f"{title}: {page.locator('[data-testid=stException]').first.inner_text()}"
-                assert page.locator('[data-testid="stMain"] h1').first.inner_text().strip() == title
+                console_browser.sidebar_link(page, title).click()
+                console_browser.wait_rendered(page, title)
+                problems += problems_on_page(page, title)
                 page.screenshot(path=str(shots / f"{index + 1}-{title.lower()}.png"), full_page=True)
             assert page.get_by_text("browser@example.com").count() >= 1
+            assert page.locator('[data-testid="stAppDeployButton"]').count() == 0, "the header shows Deploy"
         finally:
             browser.close()
+    assert not problems, "\n".join(problems)
     saved = sorted(p.name for p in shots.iterdir())
-    assert len(saved) == len(PAGES), saved
+    assert len(saved) == len(console_browser.PAGES), saved
     print(f"screenshots: {shots}")
+
+
+def test_the_checks_catch_a_none_threshold_and_an_empty_chart(console_url):
+    """The checks above can fail: a page with a 'None' threshold and a chart without points is caught."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = console_browser.launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport=console_browser.VIEWPORT)
+            page.goto(f"{console_url}/drift")
+            console_browser.wait_rendered(page, "Drift")
+            assert problems_on_page(page, "Drift") == []
+            page.evaluate("""() => {
+              const cell = [...document.querySelectorAll('[data-testid="stDataFrame"] table')].map(t => {
+                const [header, row] = [...t.querySelectorAll('tr')].map(r => [...r.querySelectorAll('th, td')]);
+                const i = (header || []).findIndex(c => /threshold/i.test(c.textContent));
+                return i >= 0 && row ? row[i] : null; }).find(c => c);
+              cell.textContent = 'None';
+              const chart = document.querySelector('.js-plotly-plot');
+              chart.data = chart.data.map(t => ({...t, x: [], y: [], z: []}));
+            }""")
+            found = problems_on_page(page, "Drift")
+            assert any("shows thresholds ['None']" in p for p in found), found
+            assert any("has no data points" in p for p in found), found
+        finally:
+            browser.close()

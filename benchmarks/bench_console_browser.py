@@ -1,0 +1,190 @@
+"""Console speed as a person meets it: every page in headless Chromium against 1M predictions.
+
+Goal (issue 15): every page drawn in < 2 s on the first visit after the server starts and
+< 1 s on later visits. The lakehouse is bench_console.py's (contract-shaped predictions,
+30 monitoring runs, job runs, a real registered champion and challenger); the console is
+started the way a user starts it, ``healthcare-mlops --home H app --port N``, and driven by
+Playwright with the system Chromium (``/usr/bin/chromium``).
+
+"Drawn" (benchmarks/console_browser.py, ``wait_rendered``): the page's title is shown, the
+element the page script draws LAST is visible (``PAGES``: Overview the job-runs table, Risk
+the CSV download button, Fairness the "over time" chart, Drift the Acknowledge button,
+Governance the model card, Jobs the Run now button, Score the Score button), every plotly
+chart has drawn its SVG, no element is stale and Streamlit's running indicator is gone.
+The clock starts when the browser is told to navigate (or the sidebar link is clicked).
+
+Per page it reports:
+
+* first visit: a FRESH server per page (started, answering ``/_stcore/health``), then one
+  new browser tab opened on the page's URL: imports, connections and caches all cold;
+* later visit by URL: a new tab on the page's URL, the server warm (median and worst of
+  ``--repeat``); a new tab is a new Streamlit session, so it includes the websocket set-up;
+* sidebar click: from the previous page in the list, a click on the page's sidebar link;
+* the baseline side by side: bench_console.py's AppTest time of the same page (no browser,
+  warm process, query caches cleared), and which heavy libraries a fresh process imports
+  to draw the page (AppTest in a new interpreter, ``sys.modules`` after the run).
+
+    .venv/bin/python benchmarks/bench_console_browser.py                     # builds 1M in a temp dir
+    .venv/bin/python benchmarks/bench_console_browser.py --home /tmp/lh --repeat 5
+    .venv/bin/python benchmarks/bench_console_browser.py --predictions 10000 --no-baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from console_browser import PAGES, REPO, errors_on_page, lakehouse, lakehouse_arguments, launch_chromium, \
+    running_console, sidebar_link, wait_rendered  # noqa: E402
+
+FIRST_GOAL, LATER_GOAL = 2.0, 1.0
+HEAVY = ("mlflow", "pyspark", "sklearn", "scipy", "plotly", "databricks")
+IMPORT_PROBE = """
+import json, os, sys, time
+sys.path.insert(0, {repo!r})
+os.environ["STREAMLIT_LOGGER_LEVEL"] = "error"
+from streamlit.testing.v1 import AppTest
+before = set(sys.modules)
+at = AppTest.from_file({main!r}, default_timeout=600)
+at.switch_page("../pages/{page}.py")
+start = time.perf_counter()
+at.run()
+seconds = time.perf_counter() - start
+assert not at.exception, at.exception[0].value
+loaded = sorted({{m.split(".")[0] for m in set(sys.modules) - before}} & set({heavy!r}))
+print(json.dumps({{"seconds": seconds, "heavy": loaded}}))
+"""
+
+
+def _rendered_after(page, title: str, action) -> float:
+    """Seconds from ``action()`` (navigate or click) until ``title``'s page is drawn."""
+    start = time.perf_counter()
+    action()
+    wait_rendered(page, title)
+    seconds = time.perf_counter() - start
+    if errors := errors_on_page(page):
+        raise RuntimeError(f"{title}: {errors[0]}")
+    return seconds
+
+
+def first_visits(browser, home: Path, logs: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """Per page, a fresh server and one new tab on the page's URL; and each server's start (command to
+    ``/_stcore/health`` answering)."""
+    result, starts = {}, {}
+    for title, (path, _) in PAGES.items():
+        start = time.perf_counter()
+        with running_console(home, logs / f"first-{path}.log") as (url, _):
+            starts[title] = time.perf_counter() - start
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            result[title] = _rendered_after(page, title, lambda: page.goto(f"{url}/{path}"))
+            context.close()
+        print(f"  server start {starts[title]:.2f} s, first visit {title}: {result[title]:.2f} s", flush=True)
+    return result, starts
+
+
+def warm_visits(browser, home: Path, logs: Path, repeat: int) -> tuple[dict, dict]:
+    """One server: each page once to warm up, then ``repeat`` rounds of URL visits and sidebar clicks."""
+    by_url: dict[str, list[float]] = {title: [] for title in PAGES}
+    by_click: dict[str, list[float]] = {title: [] for title in PAGES}
+    with running_console(home, logs / "warm.log") as (url, _):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        for title, (path, _) in PAGES.items():          # warm-up, not counted
+            page = context.new_page()
+            _rendered_after(page, title, lambda: page.goto(f"{url}/{path}"))
+            page.close()
+        for _ in range(repeat):
+            for title, (path, _) in PAGES.items():
+                page = context.new_page()
+                by_url[title].append(_rendered_after(page, title, lambda: page.goto(f"{url}/{path}")))
+                page.close()
+            titles = list(PAGES)
+            page = context.new_page()
+            _rendered_after(page, titles[-1], lambda: page.goto(f"{url}/{PAGES[titles[-1]][0]}"))
+            for title in titles:
+                by_click[title].append(_rendered_after(page, title, lambda: sidebar_link(page, title).click()))
+            page.close()
+        context.close()
+    return by_url, by_click
+
+
+def import_probe(home: Path, page: str) -> dict:
+    """AppTest of one page in a new interpreter: seconds and the heavy libraries it imported."""
+    code = IMPORT_PROBE.format(repo=str(REPO), main=str(REPO / "app" / "main.py"), page=page, heavy=HEAVY)
+    env = {**os.environ, "HEALTHCARE_MLOPS_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,  # nosec B603
+                          timeout=600, cwd=str(REPO))
+    if done.returncode != 0:
+        raise RuntimeError(f"import probe of {page} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def apptest_baseline(home: Path) -> dict[str, float]:
+    """bench_console.py's AppTest times of each page (query caches cleared, warm process)."""
+    import bench_console
+
+    os.environ["HEALTHCARE_MLOPS_HOME"] = str(home)
+    return {page: r["cold_median"] for page, r in bench_console.time_pages(1).items() if page in
+            {path for path, _ in PAGES.values()}}
+
+
+def _cell(times: list[float]) -> str:
+    return f"{statistics.median(times):.2f} / {max(times):.2f}"
+
+
+def report(first: dict, starts: dict, by_url: dict, by_click: dict, probes: dict, baseline: dict) -> bool:
+    print("\n| page | drawn when visible | server start (s) | first visit, fresh server (s) | later visit by URL, median / worst (s) "
+          "| sidebar click, median / worst (s) | AppTest, bench_console (s) | fresh-process AppTest (s) "
+          "| heavy libraries imported |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for title, (path, last) in PAGES.items():
+        probe = probes.get(title)
+        cells = [title, f"`{last}`", f"{starts[title]:.2f}", f"{first[title]:.2f}", _cell(by_url[title]), _cell(by_click[title]),
+                 f"{baseline[path]:.3f}" if path in baseline else "-",
+                 f"{probe['seconds']:.2f}" if probe else "-", ", ".join(probe["heavy"]) or "none" if probe else "-"]
+        print("| " + " | ".join(cells) + " |")
+    worst_first = max(first.values())
+    worst_later = max(max(by_url[t] + by_click[t]) for t in PAGES)
+    met = worst_first < FIRST_GOAL and worst_later < LATER_GOAL
+    print(f"\nslowest first visit {worst_first:.2f} s (goal < {FIRST_GOAL:g} s); slowest later visit "
+          f"{worst_later:.2f} s (goal < {LATER_GOAL:g} s): {'met' if met else 'NOT met'}")
+    return met
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    lakehouse_arguments(parser)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of later visits and sidebar clicks")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the AppTest columns")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    os.environ.setdefault("HEALTHCARE_MLOPS_ROLE", "approver")
+    with tempfile.TemporaryDirectory() as scratch:
+        home = lakehouse(args, scratch)
+        logs = Path(scratch) / "logs"
+        logs.mkdir()
+        with sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            try:
+                first, starts = first_visits(browser, home, logs)
+                by_url, by_click = warm_visits(browser, home, logs, args.repeat)
+            finally:
+                browser.close()
+        probes, baseline = {}, {}
+        if not args.no_baseline:
+            probes = {title: import_probe(home, path) for title, (path, _) in PAGES.items()}
+            baseline = apptest_baseline(home)
+        return 0 if report(first, starts, by_url, by_click, probes, baseline) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

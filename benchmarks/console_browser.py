@@ -1,0 +1,167 @@
+"""The console in headless Chromium: start ``healthcare-mlops app``, know when a page is drawn.
+
+Shared by the browser benchmark (bench_console_browser.py), the load test (load_console.py)
+and the browser test (tests/test_console_browser.py), so the three agree on how the console
+is started (the command a user types) and on what "the page is rendered" means:
+
+* the page's title (``h1``) is shown,
+* the page's LAST element (``LAST_ELEMENT``: the key of what the page script draws last) is
+  visible, and every plotly chart on the page has drawn its SVG,
+* Streamlit's running indicator (``stStatusWidget``) is gone: the script run has finished.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CONSOLE_SCRIPT = Path(sys.executable).with_name("healthcare-mlops")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 1400, "height": 1000}
+# page title -> (url path, the key of the element the page script draws last, for an approver)
+PAGES = {
+    "Overview": ("overview", "overview_runs"),
+    "Risk": ("risk", "risk_download"),
+    "Fairness": ("fairness", "fairness_over_time"),
+    "Drift": ("drift", "ack_button"),
+    "Governance": ("governance", "gov_model_card"),
+    "Jobs": ("jobs", "run_now"),
+    "Score": ("score", "score_button"),
+}
+RENDERED_JS = """([title, key]) => {
+  const h1 = [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.innerText.trim() === title);
+  const last = document.querySelector('.st-key-' + key);
+  if (!h1 || !last || last.getBoundingClientRect().height === 0) return false;
+  if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
+  if (document.querySelector('[data-stale="true"]')) return false;
+  const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
+  return charts.every(c => c.querySelector('.js-plotly-plot .main-svg'));
+}"""
+
+
+def lakehouse_arguments(parser) -> None:
+    """The options every browser script takes: a lakehouse to use, or how many predictions to build."""
+    parser.add_argument("--home", type=Path, help="an existing lakehouse (bench_console.build_lakehouse) to use")
+    parser.add_argument("--predictions", type=int, default=1_000_000, help="rows to build without --home")
+
+
+def lakehouse(args, scratch: str) -> Path:
+    """``--home``, or a lakehouse of ``--predictions`` rows built under ``scratch`` (bench_console.py)."""
+    if args.home is not None:
+        return args.home
+    import bench_console
+
+    home = Path(scratch) / "lakehouse"
+    start = time.perf_counter()
+    bench_console.build_lakehouse(home, args.predictions)
+    print(f"built a lakehouse with {args.predictions:,} predictions in {time.perf_counter() - start:.1f} s",
+          flush=True)
+    return home
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def console_env(user: str = "browser@example.com", role: str = "approver") -> dict:
+    env = {**os.environ, "HEALTHCARE_MLOPS_USER": user, "HEALTHCARE_MLOPS_ROLE": role}
+    env.pop("HEALTHCARE_MLOPS_HOME", None)
+    return env
+
+
+@contextmanager
+def running_console(home: Path, log_path: Path, timeout: float = 120.0, env: dict | None = None):
+    """``healthcare-mlops --home H app --port N`` in its own process group; yields (url, process).
+
+    Ready when ``/_stcore/health`` answers; stopped (terminate, then kill) on exit.
+    """
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([str(CONSOLE_SCRIPT), "--home", str(home), "app", "--port", str(port)],
+                                   cwd=str(REPO), env=env or console_env(), stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:  # nosec B310  # loopback
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the console did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url, process
+    finally:
+        process.terminate()                 # the command stops its Streamlit server
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def wait_rendered(page, title: str, timeout_ms: float = 120_000) -> None:
+    """Block until ``title``'s page is drawn to its last element and its script run has ended."""
+    page.wait_for_function(RENDERED_JS, arg=[title, PAGES[title][1]], timeout=timeout_ms, polling=50)
+
+
+def errors_on_page(page) -> list[str]:
+    """The text of every Streamlit error box (``stException``) on the page."""
+    boxes = page.locator('[data-testid="stException"]')
+    return [boxes.nth(i).inner_text() for i in range(boxes.count())]
+
+
+def sidebar_link(page, title: str):
+    return page.locator('[data-testid="stSidebarNav"] a', has_text=title).first
+
+
+def _process_table() -> dict[int, tuple[int, int, float]]:
+    """pid -> (parent pid, resident bytes, CPU seconds used) of every process, from /proc."""
+    table = {}
+    ticks, page_size = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            resident = int((entry / "statm").read_text().split()[1])
+        except OSError:                     # the process ended meanwhile
+            continue
+        table[int(entry.name)] = (int(fields[1]), resident * page_size, (int(fields[11]) + int(fields[12])) / ticks)
+    return table
+
+
+def process_tree(pid: int) -> tuple[int, float]:
+    """Resident memory (bytes) and CPU seconds used so far by ``pid`` and all its descendants."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    memory, cpu, todo = 0, 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        if current in table:
+            memory += table[current][1]
+            cpu += table[current][2]
+        todo += children.get(current, [])
+    return memory, cpu

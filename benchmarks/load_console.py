@@ -1,0 +1,176 @@
+"""Load test of the console: concurrent browser sessions clicking through every page.
+
+Goal (issue 15): with 10 sessions for 2 minutes, every page's p95 < 2 s and no error. The
+console is started as a user starts it (``healthcare-mlops --home H app --port N``, loopback
+only) on bench_console.py's lakehouse (1M predictions by default, or ``--home``). Each
+session is a Playwright browser context (its own cookies and Streamlit session) in headless
+Chromium; ``--browsers`` Chromium processes share the sessions (on a small machine fewer
+processes with several contexts each cost less than one process per session). A session
+opens the Overview, then clicks the sidebar links in page order, round and round, until
+``--duration`` is over (a click in flight finishes). Each click is timed until the page is
+drawn to its last element (benchmarks/console_browser.py, the browser benchmark's
+definition); an error box, a timeout (``--timeout``) or a failed navigation is an error.
+
+It reports p50 / p95 / worst per page, errors, the server's memory (resident, the whole
+process tree) at start, after the first round and at the end, and the CPU seconds the
+server and the client (Playwright and Chromium) used: when the client's share is large, the
+latencies include the client's own waiting for CPU (read them as upper bounds).
+
+    .venv/bin/python benchmarks/load_console.py                               # 10 sessions, 120 s, 1M rows
+    .venv/bin/python benchmarks/load_console.py --home /tmp/lh --sessions 10 --duration 60 --browsers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from console_browser import CHROMIUM, CHROMIUM_ARGS, PAGES, RENDERED_JS, VIEWPORT, lakehouse, \
+    lakehouse_arguments, process_tree, running_console  # noqa: E402
+
+P95_GOAL = 2.0
+MIB = 1024 * 1024
+
+
+class Tally:
+    """Click timings and errors per page, shared by the sessions (one event loop: no locks)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {title: [] for title in PAGES}
+        self.errors: dict[str, list[str]] = {title: [] for title in PAGES}
+        self.first_round_done = asyncio.Event()
+        self.rounds = 0
+
+
+async def _drawn(page, title: str, timeout_s: float) -> None:
+    await page.wait_for_function(RENDERED_JS, arg=[title, PAGES[title][1]], timeout=timeout_s * 1000, polling=50)
+    boxes = page.locator('[data-testid="stException"]')
+    if await boxes.count():
+        raise RuntimeError(f"error box: {(await boxes.first.inner_text())[:200]}")
+
+
+async def session(browser, url: str, deadline: float, timeout_s: float, tally: Tally) -> None:
+    """One user: the Overview by URL, then sidebar clicks through the pages until the deadline."""
+    context = await browser.new_context(viewport=VIEWPORT)
+    page = await context.new_page()
+    titles = list(PAGES)
+    try:
+        start = time.perf_counter()
+        await page.goto(f"{url}/{PAGES[titles[0]][0]}")
+        await _drawn(page, titles[0], timeout_s)
+        tally.seconds[titles[0]].append(time.perf_counter() - start)
+        index = 1
+        while time.monotonic() < deadline:
+            title = titles[index % len(titles)]
+            start = time.perf_counter()
+            try:
+                await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+                await _drawn(page, title, timeout_s)
+                tally.seconds[title].append(time.perf_counter() - start)
+            except Exception as exc:  # noqa: BLE001  # any failure is counted and reported as an error
+                tally.errors[title].append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                await page.goto(f"{url}/{PAGES[title][0]}")       # start the next click from a fresh page
+            index += 1
+            if index % len(titles) == 0:
+                tally.rounds += 1
+                tally.first_round_done.set()
+    finally:
+        await context.close()
+
+
+async def run_load(url: str, server_pid: int, sessions: int, browsers: int, duration: float,
+                   timeout_s: float) -> dict:
+    from playwright.async_api import async_playwright
+
+    tally = Tally()
+    memory = {"start": process_tree(server_pid)[0]}
+    async with async_playwright() as playwright:
+        launched = [await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                    for _ in range(browsers)]
+        server_cpu, client_cpu = process_tree(server_pid)[1], process_tree(os.getpid())[1]
+        started = time.monotonic()
+        deadline = started + duration
+        tasks = [asyncio.create_task(session(launched[i % browsers], url, deadline, timeout_s, tally))
+                 for i in range(sessions)]
+
+        async def after_first_round() -> None:
+            await tally.first_round_done.wait()
+            memory["after first round"] = process_tree(server_pid)[0]
+
+        watcher = asyncio.create_task(after_first_round())
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        watcher.cancel()
+        elapsed = time.monotonic() - started
+        cpu = {"server": process_tree(server_pid)[1] - server_cpu, "client": process_tree(os.getpid())[1] - client_cpu}
+        for browser in launched:
+            await browser.close()
+    memory["end"] = process_tree(server_pid)[0]
+    failed_sessions = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
+    return {"tally": tally, "memory": memory, "cpu": cpu, "elapsed": elapsed, "failed_sessions": failed_sessions}
+
+
+def _p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else values[0]
+
+
+def report(result: dict, sessions: int, browsers: int) -> bool:
+    tally = result["tally"]
+    print(f"\n{sessions} sessions in {browsers} Chromium process(es), {result['elapsed']:.0f} s, "
+          f"{tally.rounds} rounds through the {len(PAGES)} pages in all\n")
+    print("| page | clicks | p50 (s) | p95 (s) | worst (s) | errors |")
+    print("|---|---|---|---|---|---|")
+    worst_p95, errors = 0.0, 0
+    for title in PAGES:
+        times, failed = tally.seconds[title], tally.errors[title]
+        errors += len(failed)
+        if times:
+            worst_p95 = max(worst_p95, _p95(times))
+            print(f"| {title} | {len(times)} | {statistics.median(times):.2f} | {_p95(times):.2f} | "
+                  f"{max(times):.2f} | {len(failed)} |")
+        else:
+            print(f"| {title} | 0 | - | - | - | {len(failed)} |")
+    for title in PAGES:
+        for message in tally.errors[title][:3]:
+            print(f"error on {title}: {message}")
+    for message in result["failed_sessions"]:
+        print(f"a session stopped: {message}")
+    memory = result["memory"]
+    print("\nserver memory (resident, process tree): " + ", ".join(f"{k} {v / MIB:,.0f} MiB" for k, v in memory.items())
+          + f"; growth {(memory['end'] - memory['start']) / MIB:+,.0f} MiB")
+    cpu, cores = result["cpu"], os.cpu_count() or 1
+    print(f"CPU seconds used: server {cpu['server']:.0f} s, client (Playwright and Chromium) {cpu['client']:.0f} s, "
+          f"of {result['elapsed'] * cores:.0f} s on {cores} cores: the client used "
+          f"{cpu['client'] / max(cpu['server'] + cpu['client'], 1e-9):.0%} of the CPU the test took")
+    met = worst_p95 < P95_GOAL and errors == 0 and not result["failed_sessions"]
+    print(f"\nslowest page p95 {worst_p95:.2f} s (goal < {P95_GOAL:g} s), {errors} errors (goal 0): "
+          f"{'met' if met else 'NOT met'}")
+    return met
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    lakehouse_arguments(parser)
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--browsers", type=int, default=2, help="Chromium processes the sessions share")
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds of clicking")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a click counts as an error")
+    args = parser.parse_args()
+    os.environ.setdefault("HEALTHCARE_MLOPS_ROLE", "approver")
+    with tempfile.TemporaryDirectory() as scratch:
+        home = lakehouse(args, scratch)
+        with running_console(home, Path(scratch) / "console.log") as (url, process):
+            print(f"console {url} (pid {process.pid}); {args.sessions} sessions for {args.duration:g} s", flush=True)
+            result = asyncio.run(run_load(url, process.pid, args.sessions, max(1, args.browsers), args.duration,
+                                          args.timeout))
+    return 0 if report(result, args.sessions, max(1, args.browsers)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
