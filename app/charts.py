@@ -88,7 +88,8 @@ def metric_over_time(history: pd.DataFrame, metric: str, title: str, low: float 
     """``window_end, group_value, <metric>`` -> one line per group."""
     fig = go.Figure()
     for value, part in history.sort_values("window_end").groupby("group_value", sort=True):
-        fig.add_trace(go.Scatter(x=part["window_end"], y=part[metric], mode="lines+markers", name=str(value)))
+        fig.add_trace(go.Scatter(x=part["window_end"], y=part[metric], mode="lines+markers", name=str(value),
+                                 marker=dict(size=9)))          # a single run still reads as a point
     for bound in (low, high):
         if bound is not None:
             fig.add_hline(y=bound, line_dash="dash", line_color="#c62828", annotation_text=f"{bound:g}")

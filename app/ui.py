@@ -12,6 +12,10 @@ from app import auth, data
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.identity import Identity
 
+# app/vocabulary.COLUMNS' formats as Streamlit number formats
+_NUMBER_FORMATS = {"usd": "dollar", "percent": "percent", "count": "localized", "score": "%.1f",
+                   "seconds": "%.1f", "ratio": "%.3f"}
+_LINE_PIXELS, _ROW_PADDING = 21, 14
 
 
 def identity() -> Identity:
@@ -74,3 +78,40 @@ def reasons(text) -> str:
     if not isinstance(text, str) or not text:
         return ""
     return ", ".join(part.replace("_", " ") for part in text.split(REASON_SEPARATOR) if part)
+
+
+def column_config(frame: pd.DataFrame, wide: tuple[str, ...] = ()) -> dict:
+    """Headers in words with units for every column of ``frame`` (app/vocabulary.py), numbers formatted."""
+    from app.vocabulary import column_words
+
+    config = {}
+    for name in frame.columns:
+        header, kind = column_words(str(name))
+        width = "large" if name in wide else None
+        if kind in _NUMBER_FORMATS and pd.api.types.is_numeric_dtype(frame[name]):
+            config[name] = st.column_config.NumberColumn(header, format=_NUMBER_FORMATS[kind], width=width)
+        else:
+            config[name] = st.column_config.Column(header, width=width)
+    return config
+
+
+def table(frame: pd.DataFrame, key: str, wide: tuple[str, ...] = (), lines: int = 1, height=None) -> None:
+    """A table with headers in words; the ``wide`` columns are wide and every row shows ``lines`` lines
+    of text (long values wrap instead of being cut). In a container keyed ``key`` (the browser tests
+    find it by its class ``st-key-<key>``)."""
+    options = {"row_height": _ROW_PADDING + _LINE_PIXELS * lines} if lines > 1 else {}
+    if height is not None:
+        options["height"] = height
+    with st.container(key=key):
+        st.dataframe(frame, hide_index=True, column_config=column_config(frame, wide), **options)
+
+
+def thresholds_in_words(names: pd.Series, values: pd.Series, missing: str = "none (information only)") -> list[str]:
+    """Monitoring thresholds as a person reads them: a number, the calibration band (monitoring records
+    no single number for it), or ``missing`` where no threshold applies; never 'None'."""
+    from app.vocabulary import MonitoringThresholds
+
+    t = MonitoringThresholds.from_variables(data.console_settings().variables)
+    band = f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g} (band)"
+    return [band if str(name).startswith("calibration") else missing if value is None or pd.isna(value)
+            else f"{float(value):g}" for name, value in zip(names, values)]

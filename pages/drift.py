@@ -13,9 +13,11 @@ def _alerts(identity) -> None:
     if alerts.empty:
         st.success("No open alerts." if state == "open" else "No alerts so far.")
         return
-    st.dataframe(alerts[["created_at", "severity", "alert_type", "message", "column_name", "value", "threshold",
-                         "acknowledged_by", "acknowledged_at", "acknowledged_comment", "retrain_run_id", "alert_id"]],
-                 hide_index=True, key="alerts_table")
+    shown = alerts.assign(threshold=ui.thresholds_in_words(alerts["alert_type"], alerts["threshold"],
+                                                            missing="see the message"))
+    ui.table(shown[["created_at", "severity", "alert_type", "message", "column_name", "value", "threshold",
+                    "acknowledged_by", "acknowledged_at", "acknowledged_comment", "retrain_run_id", "alert_id"]],
+             key="alerts_table", wide=("message",), lines=3)
     open_alerts = alerts[alerts["acknowledged_at"].isna()]
     if open_alerts.empty:
         return
@@ -25,6 +27,7 @@ def _alerts(identity) -> None:
     labels = {r.alert_id: f"{r.severity} · {r.alert_type} · {r.message}" for r in open_alerts.itertuples()}
     pick, note = st.columns([3, 2])
     chosen = pick.selectbox("Alert", list(labels), format_func=labels.get, key="ack_alert")
+    pick.caption(labels[chosen])                        # the whole message: the box above may cut it
     comment = note.text_input("Comment (optional)", key="ack_comment")
     if st.button("Acknowledge", key="ack_button", type="primary"):
         with ui.guard():
@@ -65,8 +68,9 @@ def render() -> None:
             psi = psi.merge(labels[["run_id", "run_label"]], on="run_id")
             st.plotly_chart(charts.psi_heatmap(psi, moderate, significant), key="drift_psi")
         with st.expander("Every metric of the latest run"):
-            st.dataframe(data.query("drift_run_metrics", run_id=str(latest["run_id"])), hide_index=True,
-                         key="drift_latest_metrics")
+            metrics = data.query("drift_run_metrics", run_id=str(latest["run_id"]))
+            ui.table(metrics.assign(threshold=ui.thresholds_in_words(metrics["metric"], metrics["threshold"])),
+                     key="drift_latest_metrics")
     _alerts(ui.identity())
 
 

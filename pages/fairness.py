@@ -32,11 +32,11 @@ def _champion_checks() -> None:
     st.caption("Out-of-fold predictions of every training member; sex is protected (hard checks), the rest are "
                "rating factors (reported, never blocking). A check fails only when its whole interval is beyond "
                "the threshold.")
-    st.dataframe(pd.DataFrame([{
+    ui.table(pd.DataFrame([{
         "check": c["name"], "group": c.get("group") or "", "value": c["value"],
         "interval": f"{c['interval'][0]:.3g} - {c['interval'][1]:.3g}" if c.get("interval") else "",
-        "threshold": c.get("threshold") or "", "verdict": c["verdict"], "what it means": in_words(c)}
-        for c in checks]), hide_index=True, key="fairness_champion_checks")
+        "threshold": c.get("threshold") or "not set", "verdict": c["verdict"], "what it means": in_words(c)}
+        for c in checks]), key="fairness_champion_checks", wide=("what it means",), lines=3)
     st.subheader("Monitored batches")
 
 
@@ -69,11 +69,8 @@ def render() -> None:
         passed, failed = st.columns(2)
         passed.metric("Checks passed", f"{int((verdicts['status'] == OK).sum())} of {len(verdicts)}")
         failed.metric("Checks failed", f"{int((verdicts['status'] == ALERT).sum())}")
-        band = f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g}"
-        shown = verdicts.assign(threshold=[band if m == "calibration_ratio_worst" else
-                                           ("" if pd.isna(v) else f"{v:g}")
-                                           for m, v in zip(verdicts["metric"], verdicts["threshold"])])
-        st.dataframe(shown, hide_index=True, key="fairness_checks")
+        ui.table(verdicts.assign(threshold=ui.thresholds_in_words(verdicts["metric"], verdicts["threshold"])),
+                 key="fairness_checks")
         st.caption("alert: a fairness alert was raised (sex, the protected attribute); flag: a rating factor "
                    "(age band, region) beyond its threshold, or the four-fifths ratio is low (reported, not a "
                    "verdict); insufficient_data: fewer than two groups large enough to compare.")
@@ -82,10 +79,7 @@ def render() -> None:
     table = latest.assign(judged=latest["n"] >= t.fairness_min_group_size,
                           calibration_ok=latest["calibration_ratio"].between(t.calibration_ratio_min,
                                                                              t.calibration_ratio_max))
-    st.dataframe(table, hide_index=True, key="fairness_groups",
-                 column_config={"n": st.column_config.NumberColumn(format="localized"),
-                                "mae": st.column_config.NumberColumn(format="dollar"),
-                                "critical_share": st.column_config.NumberColumn(format="percent")})
+    ui.table(table, key="fairness_groups")
     columns = [c for c in FAIRNESS_GROUPS if c in set(latest["group_column"])] + \
         sorted(set(latest["group_column"]) - set(FAIRNESS_GROUPS))
     if not columns:
@@ -106,6 +100,9 @@ def render() -> None:
                       key="fairness_history_metric")
     part = history[history["group_column"] == column]
     band = (t.calibration_ratio_min, t.calibration_ratio_max) if metric == "calibration_ratio" else (None, None)
+    if part["window_end"].nunique() == 1:
+        st.caption(f"One monitoring run so far ({part['window_end'].iloc[0]}): one point per group; the lines "
+                   "start with the second run.")
     if part[metric].notna().any():
         st.plotly_chart(charts.metric_over_time(part, metric, f"{METRICS[metric]} by {column}", *band),
                         key="fairness_over_time")

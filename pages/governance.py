@@ -12,6 +12,13 @@ def _interval(check: dict | None) -> str:
     return f"{interval[0]:.3g} - {interval[1]:.3g}" if interval else ""
 
 
+def _value(check: dict | None) -> str:
+    """A check's value as read: the champion comparison is an MAE in USD, the rest plain numbers or words."""
+    if check is None or check["value"] is None:
+        return ""
+    return ui.usd(check["value"]) + " MAE" if check["name"] == "champion_comparison" else str(check["value"])
+
+
 def _checklist(champion_checks: list, challenger_checks: list) -> pd.DataFrame:
     """One row per check: threshold, hard/soft, each version's value, interval and verdict, and in words."""
     names = list(dict.fromkeys([c["name"] for c in challenger_checks] + [c["name"] for c in champion_checks]))
@@ -20,11 +27,11 @@ def _checklist(champion_checks: list, challenger_checks: list) -> pd.DataFrame:
     rows = []
     for name in names:
         any_check = by_name["challenger"].get(name) or by_name["champion"][name]
-        row = {"check": name, "threshold": any_check.get("threshold") or "",
+        row = {"check": name, "threshold": any_check.get("threshold") or "not set",
                "kind": "hard" if any_check["hard"] else "soft"}
         for role in ("champion", "challenger"):
             check = by_name[role].get(name)
-            row[f"{role} value"] = "" if check is None or check["value"] is None else str(check["value"])
+            row[f"{role} value"] = _value(check)
             row[f"{role} interval"] = _interval(check)
             row[f"{role} verdict"] = "" if check is None else check["verdict"]
         row["what it means"] = in_words(any_check)
@@ -60,15 +67,19 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
     comment = st.text_area("Comment (why)", key="gov_comment")
     override = st.text_input("Override reason (required to approve despite failing hard checks)",
                              key="gov_override") if hard_failures else ""
-    approve, reject, _ = st.columns([1, 1, 4])
-    if approve.button("Approve", key="gov_approve", type="primary"):
+    approve, reject, _ = st.columns([1, 1, 3])
+    # failing a hard check, approving is an override: not the suggested action, and only with a reason
+    label, kind = ("Approve (override)", "secondary") if hard_failures else ("Approve", "primary")
+    if approve.button(label, key="gov_approve", type=kind, disabled=bool(hard_failures) and not override.strip(),
+                      help="Enter an override reason first: this version fails hard checks." if hard_failures
+                      else None):
         with ui.guard():
             promoted = actions.approve(identity, challenger, comment, override or None)
             outcome = (f"approved, promotion running: a {actions.ENDPOINT_JOB} run moves the champion alias and "
                        "the serving endpoint (see Jobs)." if data.facts().promoted_by_job else "is the champion.")
             st.session_state["gov_message"] = f"Approved by {identity.user}: version {promoted} {outcome}"
             st.rerun()
-    if reject.button("Reject", key="gov_reject"):
+    if reject.button("Reject", key="gov_reject", type="primary" if hard_failures else "secondary"):
         with ui.guard():
             actions.reject(identity, challenger, comment)
             st.session_state["gov_message"] = f"Rejected by {identity.user}: version {challenger}."
@@ -105,7 +116,7 @@ def render() -> None:
         st.caption(f"The challenger (version {challenger}) is the champion: nothing is waiting for a decision.")
     if champion_checks or challenger_checks:
         checklist = _checklist(champion_checks, challenger_checks if challenger != champion else [])
-        st.dataframe(checklist, hide_index=True, key="gov_checklist", height=36 * (len(checklist) + 1) + 4)
+        ui.table(checklist, key="gov_checklist", wide=("threshold", "what it means"), lines=3)
     else:
         st.info("No checks recorded yet: " + data.run_hint("model_governance") + " validates the challenger.")
 
@@ -118,7 +129,7 @@ def render() -> None:
     st.subheader("Versions")
     versions = registry["versions"].copy()
     since = data.query("champion_since", model_name=registry["model_name"])
-    st.dataframe(versions, hide_index=True, key="gov_versions")
+    ui.table(versions, key="gov_versions")
     if champion is not None and not since.empty:
         row = since[since["version"].astype(str) == str(champion)]
         if not row.empty:
@@ -129,14 +140,14 @@ def render() -> None:
     if audit.empty:
         st.info("No governance events yet.")
     else:
-        st.dataframe(audit.drop(columns=["event_id"]), hide_index=True, key="gov_audit")
+        ui.table(audit.drop(columns=["event_id"]), key="gov_audit", wide=("comment", "override_reason"), lines=2)
 
     st.subheader("Model card")
     choices = list(versions["version"])
     default = choices.index(champion) if champion in choices else 0
     version = st.selectbox("Version", choices, index=default, key="gov_card_version")
     card = data.model_card(version)
-    with st.container(border=True):
+    with st.container(border=True, key="gov_model_card"):
         st.markdown(card or f"_Version {version} has no model card yet (governance writes it when it validates)._")
 
 

@@ -49,7 +49,7 @@ def render() -> None:
     jobs = data.bundle_jobs()
     st.caption(f"The jobs of the bundle (databricks.yml, resources/jobs.yml), the same definitions "
                f"{facts.jobs_run_by} executes.")
-    st.dataframe(_jobs_table(jobs), hide_index=True, key="jobs_table")
+    ui.table(_jobs_table(jobs), key="jobs_table", wide=("schedule", "tasks", "parameters"), lines=2)
 
     started = actions.started_runs()
     if started:
@@ -72,12 +72,12 @@ def render() -> None:
             st.plotly_chart(charts.job_durations(runs.dropna(subset=["duration_seconds"])), key="jobs_durations")
         shown = runs.assign(error=runs["error"].map(
             lambda e: e.strip().splitlines()[0][:160] if isinstance(e, str) and e.strip() else ""))
-        st.dataframe(shown, hide_index=True, key="jobs_runs")
+        ui.table(shown, key="jobs_runs", wide=("error",))
         if facts.task_history:
             labels = {int(r.run_id): f"{r.job_key} · {r.start_time:%Y-%m-%d %H:%M:%S} · {r.status}"
                       for r in runs.head(50).itertuples()}
             run_id = st.selectbox("Tasks of run", list(labels), format_func=labels.get, key="jobs_run_detail")
-            st.dataframe(data.task_runs(run_id), hide_index=True, key="jobs_tasks")
+            ui.table(data.task_runs(run_id), key="jobs_tasks", wide=("error",))
     _run_now(ui.identity(), jobs)
 
 

@@ -44,10 +44,8 @@ def render() -> None:
         counts = data.category_counts(scoring_date)
         left, right = st.columns([3, 2])
         left.plotly_chart(charts.category_bar(counts), key="overview_categories")
-        table = counts.rename(columns={"risk_category": "category"})
-        right.dataframe(table, hide_index=True, key="overview_category_table",
-                        column_config={"members": st.column_config.NumberColumn(format="localized"),
-                                       "share": st.column_config.NumberColumn(format="percent")})
+        with right:
+            ui.table(counts.rename(columns={"risk_category": "category"}), key="overview_category_table")
 
     st.subheader("Last job runs")
     runs = data.job_runs()
@@ -58,8 +56,7 @@ def render() -> None:
             st.info("No job runs yet.")
     else:
         latest = runs.drop_duplicates("job_key").head(10)
-        st.dataframe(latest[["job_key", "status", "trigger", "start_time", "duration_seconds"]],
-                     hide_index=True, key="overview_runs")
+        ui.table(latest[["job_key", "status", "trigger", "start_time", "duration_seconds"]], key="overview_runs")
 
 
 with ui.guard():

@@ -69,11 +69,7 @@ def render() -> None:
         st.info("Nobody in this view is flagged for review.")
     else:
         queue = queue.assign(review_reasons=queue["review_reasons"].map(ui.reasons))
-        st.dataframe(queue, hide_index=True, key="risk_review_queue",
-                     column_config={"risk_score": st.column_config.NumberColumn(format="%.1f"),
-                                    "predicted_annual_charges": st.column_config.NumberColumn(format="dollar"),
-                                    "interval_lower": st.column_config.NumberColumn(format="dollar"),
-                                    "interval_upper": st.column_config.NumberColumn(format="dollar")})
+        ui.table(queue, key="risk_review_queue", wide=("review_reasons",))
 
     _download(ui.identity(), scoring_date, members, params)
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import data, ui
-from app.vocabulary import AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS
+from app.vocabulary import AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS, plural
 
 
 def render() -> None:
@@ -36,13 +36,14 @@ def render() -> None:
     if scored_record != record:
         st.caption("The inputs changed since this result: press Score again.")
     st.subheader("Result")
-    m1, m2, m3, m4 = st.columns(4)
+    m1, m2, m3, m4 = st.columns([1, 1, 1, 2])          # the interval is two amounts: room to show both
     m1.metric("Predicted annual charges", ui.usd(prediction["predicted_annual_charges"]))
     m2.metric("Risk score", f"{float(prediction['risk_score']):.1f}")
     m3.metric("Risk category", str(prediction["risk_category"]))
     m4.metric("90 % interval", f"{ui.usd(prediction['interval_lower'])} – {ui.usd(prediction['interval_upper'])}")
-    st.caption(f"For {scored_record['age']} years, BMI {scored_record['bmi']:g}, {scored_record['children']} "
-               f"children, {'smoker' if scored_record['smoker'] else 'non-smoker'}, {scored_record['region']}.")
+    st.caption(f"For {scored_record['age']} years, BMI {scored_record['bmi']:g}, "
+               f"{plural(scored_record['children'], 'child', 'children')}, "
+               f"{'smoker' if scored_record['smoker'] else 'non-smoker'}, {scored_record['region']}.")
 
 
 with ui.guard():

@@ -164,6 +164,7 @@ def test_champion_comparison_is_in_usd_on_the_same_rows_and_lineage(thresholds):
     worse = champion_check(2200.0, 2000.0, thresholds, rows=250)           # 10 % worse: not
     assert worse.verdict == FAIL and worse.value == 2200.0
     assert "2,100 USD" in worse.threshold and "challenger 2,200 USD, champion 2,000 USD" in worse.detail
+    assert "ratio challenger / champion 1.100 (limit 1.05)" in worse.detail      # a ratio, labelled, not a MAE
     assert lineage_check({"training_data_version": "{}", "git_commit": "unknown", "run_id": "r"}).verdict == FAIL
     assert lineage_check({"training_data_version": "{}", "git_commit": "abc", "run_id": "r"}).verdict == PASS
 

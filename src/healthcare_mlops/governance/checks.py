@@ -206,7 +206,8 @@ def champion_check(mae: float | None, champion_mae: float | None, t: GovernanceT
                      kind="performance")
     return Check("champion_comparison", round(mae, 2), threshold, PASS if mae <= limit else FAIL, True,
                  f"MAE on the same {rows} held-out rows: challenger {mae:,.0f} USD, champion "
-                 f"{champion_mae:,.0f} USD ({mae / champion_mae - 1:+.1%})", kind="performance")
+                 f"{champion_mae:,.0f} USD; ratio challenger / champion {mae / champion_mae:.3f} (limit "
+                 f"{1 + t.champion_mae_tolerance:g})", kind="performance")
 
 
 def loads_check(evidence: Evidence) -> Check:

@@ -1,8 +1,15 @@
-"""The model card: a Markdown page attached to every registered version."""
+"""The model card: a short Markdown document attached to every registered version.
+
+Built from the version's recorded numbers (its training run's parameters, metrics and tags,
+the governance checks, the out-of-fold group metrics and the audit history) by
+``render_model_card``; governance stores it as the version's description (which the
+console's Governance page shows) and as the run's artifact ``model_card.md``.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 
@@ -18,57 +25,91 @@ LIMITATIONS = (
     "- Charges are right-skewed: rare very large claims are under-predicted; the 90 % interval "
     "says how uncertain each estimate is.\n"
     "- Not for pricing or eligibility decisions about an individual; a person reviews every "
-    "member flagged `requires_review`.\n"
+    "member flagged for review.\n"
     "- Sex is excluded as an input (not an ACA rating factor) but fairness by sex is reported.")
+# metric (without its cv_ / test_ prefix) -> (words, format)
+METRICS = (
+    ("mae", "Mean absolute error (USD)", "usd"),
+    ("rmse", "Root mean squared error (USD)", "usd"),
+    ("r2", "R² (share of variance explained)", "number"),
+    ("risk_score_mae", "Risk-score mean absolute error (points of 100)", "number"),
+    ("high_risk_capture", "Share of the truly high-cost members flagged high risk", "percent"),
+    ("calibration", "Mean predicted / mean actual", "number"),
+    ("interval_coverage", "Members inside their 90 % interval", "percent"),
+    ("interval_width_ratio", "Interval width / a constant-width interval", "number"),
+)
+SPLITS = (("cv_", "Cross-validation (5 folds, training members)"), ("test_", "Held-out test set"))
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
+def _format(value, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return {"usd": f"${value:,.0f}", "percent": f"{value:.1%}"}.get(kind, f"{value:.3g}")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
     if not rows:
-        return "_none_\n"
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        lines.append("| " + " | ".join("" if row.get(c) is None else
-                                        (f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]))
-                                        for c in columns) + " |")
+        return "_none recorded_\n"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def metrics_table(metrics: dict) -> str:
+    """One row per metric, one column per split (cross-validation, held-out test), in words with units."""
+    rows = [[words, *(_format(metrics.get(prefix + name), kind) for prefix, _ in SPLITS)]
+            for name, words, kind in METRICS if any(prefix + name in metrics for prefix, _ in SPLITS)]
+    return _table(["Metric", *(label for _, label in SPLITS)], rows)
+
+
+def groups_table(groups: list[dict]) -> str:
+    """Out-of-fold metrics per group: members, MAE, calibration, share flagged critical."""
+    rows = [[f"{g.get('group_column', '').replace('_', ' ')}: {g.get('group_value', '')}",
+             f"{int(g['n']):,}" if g.get("n") is not None else "—", _format(g.get("mae"), "usd"),
+             _format(g.get("calibration_ratio"), "number"), _format(g.get("critical_share"), "percent")]
+            for g in groups]
+    return _table(["Group", "Members", "Mean absolute error (USD)", "Mean predicted / mean actual",
+                   "Share flagged critical"], rows)
+
+
+def checks_summary(checks: list[dict]) -> str:
+    """How many checks pass, which hard checks fail, then one short row per check."""
+    failing = [c["name"] for c in checks if c.get("hard") and c.get("verdict") == "fail"]
+    passed = sum(c.get("verdict") == "pass" for c in checks)
+    head = (f"{passed} of {len(checks)} checks pass; "
+            + (f"hard checks failing (block promotion unless an approver overrides): {', '.join(failing)}."
+               if failing else "no hard check fails.")) if checks else "Not validated yet."
+    rows = [[c["name"].replace("_", " "), "" if c.get("value") is None else str(c["value"]),
+             str(c.get("threshold") or "not set"), f"{c.get('verdict', '')}{' (hard)' if c.get('hard') else ''}"]
+            for c in checks]
+    return head + "\n\n" + _table(["Check", "Value", "Threshold", "Verdict"], rows)
 
 
 def render_model_card(model_name: str, version: str, run, checks: list[dict], groups: list[dict],
                       history: pd.DataFrame) -> str:
-    """Markdown with intended use, data, features, metrics overall and per group, checks, history."""
+    """Markdown: intended use, data, model, metrics by split, groups, checks, limitations, history."""
     params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
     inputs = tags.get("model_inputs", ",".join(MODEL_INPUT_COLUMNS)).split(",")
     excluded = sorted(set(PROHIBITED_RATING_FACTORS) | {"name", "ssn", "member_id", "zip_code", "date_of_birth"})
     data_version = json.loads(tags.get("training_data_version", "{}") or "{}")
-    overall = [{"metric": k, "value": v} for k, v in sorted(metrics.items())
-               if k.startswith(("cv_", "test_")) and k.count("_") <= 4 and not k.startswith("test_mae_")]
-    events = history.to_dict("records") if not history.empty else []
+    events = [[str(e.get("event_time", ""))[:16], str(e.get("action", "")), str(e.get("actor", "")),
+               str(e.get("comment") or "")] for e in (history.to_dict("records") if not history.empty else [])]
     return "\n".join([
-        f"# Model card: {model_name} version {version}",
-        "", "## Intended use", INTENDED_USE,
-        "", "## Training data",
+        f"### Model card: `{model_name}` version {version}",
+        "", "#### Intended use", INTENDED_USE,
+        "", "#### Data",
         f"Table `{data_version.get('table', '?')}` as of {data_version.get('as_of_date', '?')} "
-        f"(Delta version {data_version.get('delta_version', '?')}); {params.get('train_rows', '?')} training and "
-        f"{params.get('test_rows', '?')} held-out test rows; git commit `{tags.get('git_commit', '?')}`; "
-        f"run `{run.info.run_id}`.",
-        "", "## Features",
-        f"Inputs: {', '.join(inputs)}; engineered inside the model: age band score, bmi category, "
-        "smoker x obesity, family size category.",
-        f"Deliberately excluded: {', '.join(excluded)} (HIPAA identifiers and sex, not an allowed rating factor).",
-        "", f"## Model\nSelected candidate: `{params.get('candidate', '?')}` "
-        f"({params.get('selection_rule', 'by 5-fold CV')}); split and folds by a salted hash of "
-        f"`{params.get('split_key', '?')}` (salt `{params.get('split_salt', '?')}`).",
-        "", "## Metrics (held-out test set)", _table(overall, ["metric", "value"]),
-        "## Metrics per group (out-of-fold, every training member)",
-        _table(groups, ["group_column", "group_value", "n", "mae", "relative_mae", "calibration_ratio",
-                        "critical_share"]),
-        "## Prediction intervals",
-        f"90 % intervals, {params.get('interval_method', 'split conformal')}; held-out coverage "
-        f"{metrics.get('test_interval_coverage', float('nan')):.3f}, mean width "
-        f"{metrics.get('test_interval_width_ratio', float('nan')):.2f} x a constant-width interval.",
-        "", "## Governance checks", _table(checks, ["name", "value", "interval", "threshold", "verdict", "hard",
-                                                    "detail"]),
-        "## Limitations", LIMITATIONS,
-        "", "## Governance history",
-        _table(events, ["event_time", "action", "actor", "role", "comment", "override_reason"]),
+        f"(Delta version {data_version.get('delta_version', '?')}): {params.get('train_rows', '?')} training "
+        f"members, {params.get('test_rows', '?')} held out for testing, split by a salted hash of "
+        f"`{params.get('split_key', '?')}`. Inputs: {', '.join(inputs)}. Deliberately excluded: "
+        f"{', '.join(excluded)} (HIPAA identifiers, and sex: not an allowed rating factor).",
+        "", "#### Model",
+        f"`{params.get('candidate', '?')}` ({params.get('selection_rule', 'chosen by 5-fold cross-validation')}); "
+        f"90 % prediction intervals by {params.get('interval_method', 'split conformal')}. Training run "
+        f"`{run.info.run_id}`, git commit `{tags.get('git_commit', '?')}`.",
+        "", "#### Metrics", metrics_table(metrics),
+        "#### Groups (out-of-fold predictions of every training member)", groups_table(groups),
+        "#### Governance checks", checks_summary(checks),
+        "#### Limitations", LIMITATIONS,
+        "", "#### Governance history", _table(["When (UTC)", "Action", "Who", "Comment"], events),
     ])
