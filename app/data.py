@@ -8,9 +8,11 @@ registry in ``app/registry.py``, the workspace's job runs in
 console's target is decided in ``healthcare_mlops.composition``; this module only caches.
 
 Caching: engines, clients and loaded models with ``st.cache_resource``; results with
-``st.cache_data`` for ``QUERY_TTL_SECONDS``, keyed locally also on the tables' Delta
-versions and the registry file, so a new commit shows at once. ``clear_caches()`` runs
-after every action.
+``st.cache_data``. Locally results are keyed on the tables' Delta versions and the registry
+file, so a new commit shows at once and a result stays valid until then (kept up to
+``KEYED_TTL_SECONDS``: a visit after a quiet half hour does not rerun every query); with
+nothing to key on (a warehouse, the workspace registry) on the current ``QUERY_TTL_SECONDS``
+window instead. ``clear_caches()`` runs after every action.
 
 Target and home: $HEALTHCARE_MLOPS_TARGET (default ``local``) and $HEALTHCARE_MLOPS_HOME; on
 Databricks Apps, $DATABRICKS_APP_NAME names the bundle target whose console app this is.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import time
 
 import pandas as pd
 import pyarrow as pa
@@ -42,7 +45,8 @@ __all__ = ["ALL", "HISTOGRAM_BIN_WIDTH", "MAX_CSV_ROWS", "QUERIES", "REVIEW_QUEU
 EMAIL_HEADER = "X-Forwarded-Email"                    # set by Databricks Apps: the signed-in user
 TOKEN_HEADER = "X-Forwarded-Access-Token"            # ... and their token, when the app asks for it
 SQL_AS_USER_ENV = "HEALTHCARE_MLOPS_SQL_AS_USER"     # true: queries run with the user's token
-QUERY_TTL_SECONDS = 30
+QUERY_TTL_SECONDS = 30             # results with no version to key on are this fresh
+KEYED_TTL_SECONDS = 3600           # results keyed on versions: bounded memory, not freshness
 
 
 # -- target, settings, the request ----------------------------------------------------------------
@@ -69,6 +73,12 @@ def console_settings() -> Settings:
 
 def facts() -> composition.RuntimeFacts:
     return composition.facts(console_settings())
+
+
+def _freshness(version) -> tuple:
+    """What a cached result is keyed on: the data's version when there is one, else the current
+    ``QUERY_TTL_SECONDS`` window (the result is recomputed in the next one)."""
+    return ("version", version) if version else ("window", int(time.time() // QUERY_TTL_SECONDS))
 
 
 def _key(settings: Settings) -> tuple:
@@ -112,7 +122,7 @@ def _engine(settings: Settings):
     return _engine_cached(_key(settings), kind, kind.snapshot(settings), _digest(token), settings, token)
 
 
-@st.cache_data(ttl=QUERY_TTL_SECONDS, show_spinner=False)
+@st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=64)
 def _tables_cached(key: tuple, snapshot: tuple, token_hash: str) -> frozenset:
     return frozenset(_engine(console_settings()).table_names())
 
@@ -121,14 +131,14 @@ def existing_tables() -> set[str]:
     """The console tables that exist now."""
     settings = console_settings()
     snapshot = composition.console_sql_engine(settings).snapshot(settings)
-    return set(_tables_cached(_key(settings), snapshot, _digest(user_token())))
+    return set(_tables_cached(_key(settings), _freshness(snapshot), _digest(user_token())))
 
 
 def has_table(name: str) -> bool:
     return name in existing_tables()
 
 
-@st.cache_data(ttl=QUERY_TTL_SECONDS, show_spinner=False, max_entries=512)
+@st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=512)
 def _cached_frame(key: tuple, name: str, params: tuple, fingerprint: tuple, _settings: Settings) -> pd.DataFrame:
     query_ = QUERIES[name]
     table = _engine(_settings).arrow(query_.sql(_settings), dict(params))
@@ -142,7 +152,7 @@ def query(name: str, **params) -> pd.DataFrame:
     if not set(q.tables) <= existing_tables():
         return pd.DataFrame()
     snapshot = composition.console_sql_engine(settings).snapshot(settings)
-    fingerprint = (snapshot, _digest(request_header(EMAIL_HEADER)))
+    fingerprint = (_freshness(snapshot), _digest(request_header(EMAIL_HEADER)))
     bound = q.bind(params)
     return _cached_frame(_key(settings), name, tuple(sorted(bound.items())), fingerprint, settings)
 
@@ -216,7 +226,12 @@ def _mlflow_client(key: tuple, _settings: Settings):
     return MlflowClient(tracking_uri=_settings.tracking_uri, registry_uri=_settings.registry_uri)
 
 
-@st.cache_data(ttl=QUERY_TTL_SECONDS, show_spinner=False, max_entries=32)
+def _registry_freshness(settings: Settings, fingerprint) -> tuple:
+    """Locally the registry file's modification time; a workspace registry has none (a time window)."""
+    return _freshness(fingerprint if settings.is_local else None)
+
+
+@st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=32)
 def _registry_cached(key: tuple, fingerprint, _settings: Settings) -> dict:
     return read_registry(_mlflow_client(key, _settings), _settings.model_name)
 
@@ -232,10 +247,10 @@ def registry() -> dict:
     fingerprint = registry_fingerprint(settings)
     if fingerprint is None:
         return no_model(settings.model_name)
-    return _registry_cached(_key(settings), fingerprint, settings)
+    return _registry_cached(_key(settings), _registry_freshness(settings, fingerprint), settings)
 
 
-@st.cache_data(ttl=QUERY_TTL_SECONDS, show_spinner=False, max_entries=32)
+@st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=32)
 def _model_card_cached(key: tuple, version: str, fingerprint, _settings: Settings) -> str:
     return read_model_card(_mlflow_client(key, _settings), _settings.model_name, version)
 
@@ -245,7 +260,8 @@ def model_card(version) -> str:
     from healthcare_mlops.runtime.mlflow_setup import registry_fingerprint
 
     settings = console_settings()
-    return _model_card_cached(_key(settings), str(version), registry_fingerprint(settings), settings)
+    return _model_card_cached(_key(settings), str(version),
+                              _registry_freshness(settings, registry_fingerprint(settings)), settings)
 
 
 # -- the bundle's jobs and their runs ------------------------------------------------------------

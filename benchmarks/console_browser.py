@@ -5,9 +5,12 @@ and the browser test (tests/test_console_browser.py), so the three agree on how 
 is started (the command a user types) and on what "the page is rendered" means:
 
 * the page's title (``h1``) is shown,
-* the page's LAST element (``LAST_ELEMENT``: the key of what the page script draws last) is
+* the page's LAST element (``PAGES``: the key of what the page script draws last) is
   visible, and every plotly chart on the page has drawn its SVG,
-* Streamlit's running indicator (``stStatusWidget``) is gone: the script run has finished.
+* the script run has finished: the app's ``data-test-script-state`` (which Streamlit keeps for
+  its own browser tests) is ``notRunning`` and the running indicator (``stStatusWidget``) is
+  gone; no element is stale, and no element is still a placeholder (``stSkeleton``: Streamlit
+  loads a widget's code on first use and shows a placeholder meanwhile).
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ RENDERED_JS = """([title, key]) => {
   const h1 = [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.innerText.trim() === title);
   const last = document.querySelector('.st-key-' + key);
   if (!h1 || !last || last.getBoundingClientRect().height === 0) return false;
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.dataset.testScriptState !== 'notRunning') return false;
   if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
   if (document.querySelector('[data-stale="true"]')) return false;
+  if (document.querySelector('[data-testid="stMain"] [data-testid="stSkeleton"]')) return false;
   const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
   return charts.every(c => c.querySelector('.js-plotly-plot .main-svg'));
 }"""

@@ -5,9 +5,12 @@ page through the sidebar navigation, waits until the page is drawn to its last e
 (benchmarks/console_browser.py, the same definition the browser benchmark times), and fails on
 
 * an error box (``stException``),
+* a metric tile whose value is cut off,
 * a threshold shown as "None" (or blank) in a table's threshold column or in the page's text,
 * a plotly chart without a single data point on a page whose tables have rows,
-* Streamlit's "Deploy" button in the header.
+* Streamlit's "Deploy" button in the header,
+* Approve as the primary button (or enabled without an override reason) on a version that fails
+  a hard check.
 
 It saves a screenshot per page under the test's temporary folder.
 
@@ -32,9 +35,9 @@ import console_browser  # noqa: E402
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
                                 reason="chromium is not installed (Debian: apt-get install -y chromium)")
 
-# Per table (the grid's accessible copy, which Streamlit renders next to its canvas): its
+# Per table (for a dataframe, the grid's accessible copy that it renders after its canvas): its
 # header, the cells of any threshold column that read None or nothing, and its row count.
-TABLES_JS = """() => [...document.querySelectorAll('[data-testid="stDataFrame"] table')].map(t => {
+TABLES_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] table')].map(t => {
   const rows = [...t.querySelectorAll('tr')].map(r => [...r.querySelectorAll('th, td')].map(c => c.textContent.trim()));
   const header = rows[0] || [];
   const columns = header.map((h, i) => /threshold/i.test(h) ? i : -1).filter(i => i >= 0);
@@ -46,6 +49,10 @@ CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(p => 
   title: (p.layout && p.layout.title && (p.layout.title.text || p.layout.title)) || '(untitled)',
   points: (p.data || []).reduce((n, t) => n + Math.max((t.x || []).length, (t.y || []).length, (t.z || []).length), 0),
 }))"""
+# Metric tiles whose value does not fit (the browser cuts it with an ellipsis).
+CUT_METRICS_JS = """() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+  .filter(m => [m, ...m.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1))
+  .map(m => m.textContent.trim())"""
 NONE_THRESHOLD = re.compile(r"threshold[^\n.]{0,40}\bNone\b", re.IGNORECASE)
 
 
@@ -68,17 +75,39 @@ def console_url(lakehouse, tmp_path_factory):
         yield url
 
 
+def show_every_table(page) -> None:
+    """Open the expanders and wait until every dataframe has drawn its accessible table."""
+    for summary in page.locator('[data-testid="stExpander"] details:not([open]) summary').all():
+        summary.click()
+    page.wait_for_function("""() => document.querySelectorAll('[data-testid="stMain"] table').length >=
+        document.querySelectorAll('[data-testid="stDataFrame"]').length""", timeout=30_000)
+
+
 def problems_on_page(page, title: str) -> list[str]:
     """What a user must not see on a drawn page: errors, thresholds as None, charts without points."""
+    show_every_table(page)
     found = [f"{title}: error box: {text[:300]}" for text in console_browser.errors_on_page(page)]
     tables = page.evaluate(TABLES_JS)
     found += [f"{title}: table [{t['header'][:120]}] shows thresholds {t['bad']}" for t in tables if t["bad"]]
     text = page.locator('[data-testid="stMain"]').inner_text()
     found += [f"{title}: text shows '{m.group(0)}'" for m in NONE_THRESHOLD.finditer(text)]
+    found += [f"{title}: the tile '{value}' is cut off" for value in page.evaluate(CUT_METRICS_JS)]
     if any(t["rows"] for t in tables):
         found += [f"{title}: chart '{c['title']}' has no data points while the page's tables have rows"
                   for c in page.evaluate(CHARTS_JS) if c["points"] == 0]
     return found
+
+
+def approve_is_an_override(page) -> list[str]:
+    """The lakehouse's challenger fails hard checks (benchmarks/bench_console.py registers it without
+    the features table governance re-scores): Approve must not be the primary button, and waits for a reason."""
+    buttons = page.locator(".st-key-gov_approve button")
+    if not buttons.count():
+        return ["Governance: no Approve button for the challenger that fails hard checks"]
+    button = buttons.first
+    kind = button.get_attribute("data-testid")
+    found = [] if kind == "stBaseButton-secondary" else [f"Governance: Approve is {kind} on a failing version"]
+    return found + ([] if button.is_disabled() else ["Governance: Approve is enabled without an override reason"])
 
 
 def test_every_page_opens_in_chromium_without_an_error(console_url, tmp_path):
@@ -100,6 +129,13 @@ def test_every_page_opens_in_chromium_without_an_error(console_url, tmp_path):
                 console_browser.sidebar_link(page, title).click()
                 console_browser.wait_rendered(page, title)
                 problems += problems_on_page(page, title)
+                if title == "Governance":
+                    problems += approve_is_an_override(page)
+                if title == "Score":                  # the result's tiles, the interval's two amounts among them
+                    page.locator(".st-key-score_button button").click()
+                    page.locator('[data-testid="stMetricValue"]').nth(3).wait_for(timeout=120_000)
+                    console_browser.wait_rendered(page, title)
+                    problems += problems_on_page(page, title)
                 page.screenshot(path=str(shots / f"{index + 1}-{title.lower()}.png"), full_page=True)
             assert page.get_by_text("browser@example.com").count() >= 1
             assert page.locator('[data-testid="stAppDeployButton"]').count() == 0, "the header shows Deploy"
@@ -123,7 +159,7 @@ def test_the_checks_catch_a_none_threshold_and_an_empty_chart(console_url):
             console_browser.wait_rendered(page, "Drift")
             assert problems_on_page(page, "Drift") == []
             page.evaluate("""() => {
-              const cell = [...document.querySelectorAll('[data-testid="stDataFrame"] table')].map(t => {
+              const cell = [...document.querySelectorAll('[data-testid="stMain"] table')].map(t => {
                 const [header, row] = [...t.querySelectorAll('tr')].map(r => [...r.querySelectorAll('th, td')]);
                 const i = (header || []).findIndex(c => /threshold/i.test(c.textContent));
                 return i >= 0 && row ? row[i] : null; }).find(c => c);
