@@ -303,6 +303,21 @@ def task_runs(run_id: int) -> pd.DataFrame:
     return query("task_runs", run_id=int(run_id)) if facts().task_history else pd.DataFrame()
 
 
+# -- before the first visit -----------------------------------------------------------------------
+
+def warm_up() -> None:
+    """Build what most pages share before anyone asks (``app/serve.py`` calls this on a background
+    thread at start): the SQL engine and the registry client (importing MLflow, opening its store).
+    Resources only (``st.cache_resource`` is one per process); no query runs, and the registry client
+    only where a registry exists (it would create a local MLflow database)."""
+    from healthcare_mlops.runtime.mlflow_setup import registry_fingerprint
+
+    settings = console_settings()
+    _engine(settings)
+    if registry_fingerprint(settings) is not None:
+        _mlflow_client(_key(settings), settings)
+
+
 # -- real-time scoring ------------------------------------------------------------------------------
 
 @st.cache_resource(show_spinner="Loading the champion model ...", max_entries=2)

@@ -4,8 +4,9 @@ Streamlit imports what a page uses when the first visitor's script run reaches i
 first visit after a start paid for pandas, pyarrow, DuckDB, delta-rs, plotly and the
 console's own modules (seconds on a small machine). ``healthcare-mlops app`` starts the
 console through this module instead: those imports happen before the server answers, and
-the MLflow client (the registry: Overview, Fairness, Governance and Score read it) is
-imported on a background thread while the server starts. The arguments are Streamlit's own
+what most pages share (the SQL engine, and the MLflow registry client that Overview,
+Fairness, Governance and Score read: ~2 s of imports) is built on a background thread while
+the server starts (``data.warm_up``). The arguments are Streamlit's own
 command line (``streamlit.web.cli``).
 """
 
@@ -18,19 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _import_registry_client() -> None:
-    from mlflow.tracking import MlflowClient  # noqa: F401  # ~2 s of imports, off the first visit's path
-
-
 def preload() -> None:
-    """Import what every page uses; start importing the registry client on a background thread."""
+    """Import what every page uses; build what most pages share on a background thread."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    threading.Thread(target=_import_registry_client, name="import-mlflow", daemon=True).start()
     import plotly.graph_objects  # noqa: F401
     import streamlit.elements.plotly_chart  # noqa: F401
 
     from app import auth, charts, data, queries, ui, vocabulary  # noqa: F401
+    threading.Thread(target=data.warm_up, name="console-warm-up", daemon=True).start()
 
 
 def main() -> None:

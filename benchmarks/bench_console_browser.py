@@ -20,6 +20,9 @@ Per page it reports:
 * later visit by URL: a new tab on the page's URL, the server warm (median and worst of
   ``--repeat``); a new tab is a new Streamlit session, so it includes the websocket set-up;
 * sidebar click: from the previous page in the list, a click on the page's sidebar link;
+* with each time, the CPU seconds the server's processes and the browser (Playwright and
+  Chromium) used meanwhile (from /proc): other load on the machine stretches the wall time,
+  not these, and they say how much of the time is the browser's;
 * the baseline side by side: bench_console.py's AppTest time of the same page (no browser,
   warm process, query caches cleared), and which heavy libraries a fresh process imports
   to draw the page (AppTest in a new interpreter, ``sys.modules`` after the run).
@@ -42,8 +45,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from console_browser import PAGES, REPO, errors_on_page, lakehouse, lakehouse_arguments, launch_chromium, \
-    running_console, sidebar_link, wait_rendered  # noqa: E402
+from console_browser import PAGES, REPO, VIEWPORT, errors_on_page, lakehouse, lakehouse_arguments, \
+    launch_chromium, process_tree, running_console, sidebar_link, wait_rendered  # noqa: E402
 
 FIRST_GOAL, LATER_GOAL = 2.0, 1.0
 HEAVY = ("mlflow", "pyspark", "sklearn", "scipy", "plotly", "databricks")
@@ -64,53 +67,60 @@ print(json.dumps({{"seconds": seconds, "heavy": loaded}}))
 """
 
 
-def _rendered_after(page, title: str, action) -> float:
-    """Seconds from ``action()`` (navigate or click) until ``title``'s page is drawn."""
+def _rendered_after(page, title: str, action, server_pid: int) -> tuple[float, float, float]:
+    """Seconds from ``action()`` (navigate or click) until ``title``'s page is drawn, and the CPU
+    seconds the server's processes and the browser's (Playwright and Chromium, this process's
+    children) used meanwhile: other load on the machine stretches the wall time, not these."""
+    server, client = process_tree(server_pid)[1], process_tree(os.getpid())[1]
     start = time.perf_counter()
     action()
     wait_rendered(page, title)
     seconds = time.perf_counter() - start
     if errors := errors_on_page(page):
         raise RuntimeError(f"{title}: {errors[0]}")
-    return seconds
+    return seconds, process_tree(server_pid)[1] - server, process_tree(os.getpid())[1] - client
 
 
-def first_visits(browser, home: Path, logs: Path) -> tuple[dict[str, float], dict[str, float]]:
+def first_visits(browser, home: Path, logs: Path) -> tuple[dict[str, tuple], dict[str, float]]:
     """Per page, a fresh server and one new tab on the page's URL; and each server's start (command to
     ``/_stcore/health`` answering)."""
     result, starts = {}, {}
     for title, (path, _) in PAGES.items():
         start = time.perf_counter()
-        with running_console(home, logs / f"first-{path}.log") as (url, _):
+        with running_console(home, logs / f"first-{path}.log") as (url, server):
             starts[title] = time.perf_counter() - start
-            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            context = browser.new_context(viewport=VIEWPORT)
             page = context.new_page()
-            result[title] = _rendered_after(page, title, lambda: page.goto(f"{url}/{path}"))
+            result[title] = _rendered_after(page, title, lambda: page.goto(f"{url}/{path}"), server.pid)
             context.close()
-        print(f"  server start {starts[title]:.2f} s, first visit {title}: {result[title]:.2f} s", flush=True)
+        print(f"  server start {starts[title]:.2f} s, first visit {title}: {_cell([result[title]])}", flush=True)
     return result, starts
 
 
 def warm_visits(browser, home: Path, logs: Path, repeat: int) -> tuple[dict, dict]:
     """One server: each page once to warm up, then ``repeat`` rounds of URL visits and sidebar clicks."""
-    by_url: dict[str, list[float]] = {title: [] for title in PAGES}
-    by_click: dict[str, list[float]] = {title: [] for title in PAGES}
-    with running_console(home, logs / "warm.log") as (url, _):
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    by_url: dict[str, list[tuple]] = {title: [] for title in PAGES}
+    by_click: dict[str, list[tuple]] = {title: [] for title in PAGES}
+    with running_console(home, logs / "warm.log") as (url, server):
+        context = browser.new_context(viewport=VIEWPORT)
+
+        def visit(page, title: str, action) -> tuple[float, float, float]:
+            return _rendered_after(page, title, action, server.pid)
+
         for title, (path, _) in PAGES.items():          # warm-up, not counted
             page = context.new_page()
-            _rendered_after(page, title, lambda: page.goto(f"{url}/{path}"))
+            visit(page, title, lambda: page.goto(f"{url}/{path}"))
             page.close()
         for _ in range(repeat):
             for title, (path, _) in PAGES.items():
                 page = context.new_page()
-                by_url[title].append(_rendered_after(page, title, lambda: page.goto(f"{url}/{path}")))
+                by_url[title].append(visit(page, title, lambda: page.goto(f"{url}/{path}")))
                 page.close()
             titles = list(PAGES)
             page = context.new_page()
-            _rendered_after(page, titles[-1], lambda: page.goto(f"{url}/{PAGES[titles[-1]][0]}"))
+            visit(page, titles[-1], lambda: page.goto(f"{url}/{PAGES[titles[-1]][0]}"))
             for title in titles:
-                by_click[title].append(_rendered_after(page, title, lambda: sidebar_link(page, title).click()))
+                by_click[title].append(visit(page, title, lambda: sidebar_link(page, title).click()))
             page.close()
         context.close()
     return by_url, by_click
@@ -136,23 +146,29 @@ def apptest_baseline(home: Path) -> dict[str, float]:
             {path for path, _ in PAGES.values()}}
 
 
-def _cell(times: list[float]) -> str:
-    return f"{statistics.median(times):.2f} / {max(times):.2f}"
+def _cell(samples: list[tuple]) -> str:
+    """Wall seconds median / worst; in brackets the CPU seconds (medians) of the server and the browser."""
+    walls = [wall for wall, _, _ in samples]
+    server, browser = (statistics.median(sample[i] for sample in samples) for i in (1, 2))
+    wall = f"{walls[0]:.2f}" if len(walls) == 1 else f"{statistics.median(walls):.2f} / {max(walls):.2f}"
+    return f"{wall} ({server:.2f} + {browser:.2f})"
 
 
 def report(first: dict, starts: dict, by_url: dict, by_click: dict, probes: dict, baseline: dict) -> bool:
-    print("\n| page | drawn when visible | server start (s) | first visit, fresh server (s) | later visit by URL, median / worst (s) "
-          "| sidebar click, median / worst (s) | AppTest, bench_console (s) | fresh-process AppTest (s) "
-          "| heavy libraries imported |")
+    print("\nSeconds from navigation (or click) to the page drawn; in brackets the CPU seconds the server "
+          "+ the browser used meanwhile (other load on the machine stretches the wall time, not these).\n")
+    print("| page | drawn when visible | server start (s) | first visit, fresh server (s) | later visit by URL, "
+          "median / worst (s) | sidebar click, median / worst (s) | AppTest, bench_console (s) "
+          "| fresh-process AppTest (s) | heavy libraries imported |")
     print("|---|---|---|---|---|---|---|---|---|")
     for title, (path, last) in PAGES.items():
         probe = probes.get(title)
-        cells = [title, f"`{last}`", f"{starts[title]:.2f}", f"{first[title]:.2f}", _cell(by_url[title]), _cell(by_click[title]),
+        cells = [title, f"`{last}`", f"{starts[title]:.2f}", _cell([first[title]]), _cell(by_url[title]), _cell(by_click[title]),
                  f"{baseline[path]:.3f}" if path in baseline else "-",
                  f"{probe['seconds']:.2f}" if probe else "-", ", ".join(probe["heavy"]) or "none" if probe else "-"]
         print("| " + " | ".join(cells) + " |")
-    worst_first = max(first.values())
-    worst_later = max(max(by_url[t] + by_click[t]) for t in PAGES)
+    worst_first = max(sample[0] for sample in first.values())
+    worst_later = max(sample[0] for t in PAGES for sample in by_url[t] + by_click[t])
     met = worst_first < FIRST_GOAL and worst_later < LATER_GOAL
     print(f"\nslowest first visit {worst_first:.2f} s (goal < {FIRST_GOAL:g} s); slowest later visit "
           f"{worst_later:.2f} s (goal < {LATER_GOAL:g} s): {'met' if met else 'NOT met'}")
