@@ -71,14 +71,15 @@ def _rendered_after(page, title: str, action, server_pid: int) -> tuple[float, f
     """Seconds from ``action()`` (navigate or click) until ``title``'s page is drawn, and the CPU
     seconds the server's processes and the browser's (Playwright and Chromium, this process's
     children) used meanwhile: other load on the machine stretches the wall time, not these."""
-    server, client = process_tree(server_pid)[1], process_tree(os.getpid())[1]
+    server, client = process_tree(server_pid)[1], process_tree(os.getpid(), without=server_pid)[1]
     start = time.perf_counter()
     action()
     wait_rendered(page, title)
     seconds = time.perf_counter() - start
     if errors := errors_on_page(page):
         raise RuntimeError(f"{title}: {errors[0]}")
-    return seconds, process_tree(server_pid)[1] - server, process_tree(os.getpid())[1] - client
+    return (seconds, process_tree(server_pid)[1] - server,
+            process_tree(os.getpid(), without=server_pid)[1] - client)
 
 
 def first_visits(browser, home: Path, logs: Path) -> tuple[dict[str, tuple], dict[str, float]]:

@@ -157,8 +157,9 @@ def _process_table() -> dict[int, tuple[int, int, float]]:
     return table
 
 
-def process_tree(pid: int) -> tuple[int, float]:
-    """Resident memory (bytes) and CPU seconds used so far by ``pid`` and all its descendants."""
+def process_tree(pid: int, without: int | None = None) -> tuple[int, float]:
+    """Resident memory (bytes) and CPU seconds used so far by ``pid`` and all its descendants, leaving
+    out the tree of ``without`` (the console a script started is its child, not its browser)."""
     table = _process_table()
     children: dict[int, list[int]] = {}
     for child, (parent, _, _) in table.items():
@@ -166,6 +167,8 @@ def process_tree(pid: int) -> tuple[int, float]:
     memory, cpu, todo = 0, 0.0, [pid]
     while todo:
         current = todo.pop()
+        if current == without:
+            continue
         if current in table:
             memory += table[current][1]
             cpu += table[current][2]

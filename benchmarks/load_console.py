@@ -6,10 +6,12 @@ only) on bench_console.py's lakehouse (1M predictions by default, or ``--home``)
 session is a Playwright browser context (its own cookies and Streamlit session) in headless
 Chromium; ``--browsers`` Chromium processes share the sessions (on a small machine fewer
 processes with several contexts each cost less than one process per session). A session
-opens the Overview, then clicks the sidebar links in page order, round and round, until
-``--duration`` is over (a click in flight finishes). Each click is timed until the page is
-drawn to its last element (benchmarks/console_browser.py, the browser benchmark's
-definition); an error box, a timeout (``--timeout``) or a failed navigation is an error.
+starts ``--ramp`` seconds after the previous one, opens the Overview by URL, then clicks the
+sidebar links in page order, round and round, until ``--duration`` is over (a click in
+flight finishes). Each click is timed until the page is drawn to its last element
+(benchmarks/console_browser.py, the browser benchmark's definition); an error box, a
+timeout (``--timeout``) or a failed navigation is an error, after which the session opens
+the next page by URL (those loads are reported on their own row).
 
 It reports p50 / p95 / worst per page, errors, the server's memory (resident, the whole
 process tree) at start, after the first round and at the end, and the CPU seconds the
@@ -45,6 +47,7 @@ class Tally:
     def __init__(self) -> None:
         self.seconds: dict[str, list[float]] = {title: [] for title in PAGES}
         self.errors: dict[str, list[str]] = {title: [] for title in PAGES}
+        self.loads: list[float] = []        # a page opened by URL: a session's start, or after an error
         self.first_round_done = asyncio.Event()
         self.rounds = 0
 
@@ -56,27 +59,29 @@ async def _drawn(page, title: str, timeout_s: float) -> None:
         raise RuntimeError(f"error box: {(await boxes.first.inner_text())[:200]}")
 
 
-async def session(browser, url: str, deadline: float, timeout_s: float, tally: Tally) -> None:
-    """One user: the Overview by URL, then sidebar clicks through the pages until the deadline."""
+async def session(browser, url: str, deadline: float, timeout_s: float, tally: Tally, delay: float) -> None:
+    """One user, starting after ``delay`` s: a page by URL, then sidebar clicks through the pages until
+    the deadline. A failed click counts as an error and the next page is loaded by URL again."""
+    await asyncio.sleep(delay)
     context = await browser.new_context(viewport=VIEWPORT)
     page = await context.new_page()
-    titles = list(PAGES)
+    page.set_default_timeout(timeout_s * 1000)
+    titles, index, loaded = list(PAGES), 0, False
     try:
-        start = time.perf_counter()
-        await page.goto(f"{url}/{PAGES[titles[0]][0]}")
-        await _drawn(page, titles[0], timeout_s)
-        tally.seconds[titles[0]].append(time.perf_counter() - start)
-        index = 1
         while time.monotonic() < deadline:
             title = titles[index % len(titles)]
             start = time.perf_counter()
             try:
-                await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+                if loaded:
+                    await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+                else:
+                    await page.goto(f"{url}/{PAGES[title][0]}")
                 await _drawn(page, title, timeout_s)
-                tally.seconds[title].append(time.perf_counter() - start)
+                (tally.seconds[title] if loaded else tally.loads).append(time.perf_counter() - start)
+                loaded = True
             except Exception as exc:  # noqa: BLE001  # any failure is counted and reported as an error
                 tally.errors[title].append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-                await page.goto(f"{url}/{PAGES[title][0]}")       # start the next click from a fresh page
+                loaded = False
             index += 1
             if index % len(titles) == 0:
                 tally.rounds += 1
@@ -86,7 +91,7 @@ async def session(browser, url: str, deadline: float, timeout_s: float, tally: T
 
 
 async def run_load(url: str, server_pid: int, sessions: int, browsers: int, duration: float,
-                   timeout_s: float) -> dict:
+                   timeout_s: float, ramp: float) -> dict:
     from playwright.async_api import async_playwright
 
     tally = Tally()
@@ -94,10 +99,10 @@ async def run_load(url: str, server_pid: int, sessions: int, browsers: int, dura
     async with async_playwright() as playwright:
         launched = [await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                     for _ in range(browsers)]
-        server_cpu, client_cpu = process_tree(server_pid)[1], process_tree(os.getpid())[1]
+        server_cpu, client_cpu = process_tree(server_pid)[1], process_tree(os.getpid(), without=server_pid)[1]
         started = time.monotonic()
         deadline = started + duration
-        tasks = [asyncio.create_task(session(launched[i % browsers], url, deadline, timeout_s, tally))
+        tasks = [asyncio.create_task(session(launched[i % browsers], url, deadline, timeout_s, tally, i * ramp))
                  for i in range(sessions)]
 
         async def after_first_round() -> None:
@@ -108,7 +113,8 @@ async def run_load(url: str, server_pid: int, sessions: int, browsers: int, dura
         results = await asyncio.gather(*tasks, return_exceptions=True)
         watcher.cancel()
         elapsed = time.monotonic() - started
-        cpu = {"server": process_tree(server_pid)[1] - server_cpu, "client": process_tree(os.getpid())[1] - client_cpu}
+        cpu = {"server": process_tree(server_pid)[1] - server_cpu,
+               "client": process_tree(os.getpid(), without=server_pid)[1] - client_cpu}
         for browser in launched:
             await browser.close()
     memory["end"] = process_tree(server_pid)[0]
@@ -117,7 +123,7 @@ async def run_load(url: str, server_pid: int, sessions: int, browsers: int, dura
 
 
 def _p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else values[0]
+    return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) >= 2 else values[0]
 
 
 def report(result: dict, sessions: int, browsers: int) -> bool:
@@ -136,6 +142,9 @@ def report(result: dict, sessions: int, browsers: int) -> bool:
                   f"{max(times):.2f} | {len(failed)} |")
         else:
             print(f"| {title} | 0 | - | - | - | {len(failed)} |")
+    if tally.loads:
+        print(f"| (a page opened by URL) | {len(tally.loads)} | {statistics.median(tally.loads):.2f} | "
+              f"{_p95(tally.loads):.2f} | {max(tally.loads):.2f} | |")
     for title in PAGES:
         for message in tally.errors[title][:3]:
             print(f"error on {title}: {message}")
@@ -160,7 +169,8 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--browsers", type=int, default=2, help="Chromium processes the sessions share")
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of clicking")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a click counts as an error")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a click counts as an error")
+    parser.add_argument("--ramp", type=float, default=2.0, help="seconds between the sessions' starts")
     args = parser.parse_args()
     os.environ.setdefault("HEALTHCARE_MLOPS_ROLE", "approver")
     with tempfile.TemporaryDirectory() as scratch:
@@ -168,7 +178,7 @@ def main() -> int:
         with running_console(home, Path(scratch) / "console.log") as (url, process):
             print(f"console {url} (pid {process.pid}); {args.sessions} sessions for {args.duration:g} s", flush=True)
             result = asyncio.run(run_load(url, process.pid, args.sessions, max(1, args.browsers), args.duration,
-                                          args.timeout))
+                                          args.timeout, args.ramp))
     return 0 if report(result, args.sessions, max(1, args.browsers)) else 1
 
 
