@@ -226,11 +226,6 @@ def _mlflow_client(key: tuple, _settings: Settings):
     return MlflowClient(tracking_uri=_settings.tracking_uri, registry_uri=_settings.registry_uri)
 
 
-def _registry_freshness(settings: Settings, fingerprint) -> tuple:
-    """Locally the registry file's modification time; a workspace registry has none (a time window)."""
-    return _freshness(fingerprint if settings.is_local else None)
-
-
 @st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=32)
 def _registry_cached(key: tuple, fingerprint, _settings: Settings) -> dict:
     return read_registry(_mlflow_client(key, _settings), _settings.model_name)
@@ -247,7 +242,7 @@ def registry() -> dict:
     fingerprint = registry_fingerprint(settings)
     if fingerprint is None:
         return no_model(settings.model_name)
-    return _registry_cached(_key(settings), _registry_freshness(settings, fingerprint), settings)
+    return _registry_cached(_key(settings), _freshness(fingerprint), settings)
 
 
 @st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=32)
@@ -260,8 +255,8 @@ def model_card(version) -> str:
     from healthcare_mlops.runtime.mlflow_setup import registry_fingerprint
 
     settings = console_settings()
-    return _model_card_cached(_key(settings), str(version),
-                              _registry_freshness(settings, registry_fingerprint(settings)), settings)
+    fingerprint = _freshness(registry_fingerprint(settings))
+    return _model_card_cached(_key(settings), str(version), fingerprint, settings)
 
 
 # -- the bundle's jobs and their runs ------------------------------------------------------------

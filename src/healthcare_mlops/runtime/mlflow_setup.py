@@ -64,9 +64,10 @@ def find_in_registry(call, *args):
 
 def registry_fingerprint(settings: Settings):
     """What changes when the registry changes, for caching: the local SQLite file's modification
-    time (None before the first run created it); on a workspace a constant (results expire by time)."""
+    time (None before the first run created it); on a workspace ``()``: nothing to key on (the
+    console keeps such results for a time window instead)."""
     if not settings.is_local:
-        return "workspace"
+        return ()
     try:
         return (settings.mlflow_dir / "mlflow.db").stat().st_mtime_ns
     except FileNotFoundError:
