@@ -13,6 +13,11 @@ flight finishes). Each click is timed until the page is drawn to its last elemen
 timeout (``--timeout``) or a failed navigation is an error, after which the session opens
 the next page by URL (those loads are reported on their own row).
 
+With ``--client websocket`` the sessions are not browsers but Streamlit's own protocol on
+its websocket (what a sidebar click sends, timed until the server reports the script run
+finished; a run must draw the page's title and no error box): the server's work alone, for
+a machine where Chromium would take most of the CPU itself.
+
 It reports p50 / p95 / worst per page, errors, the server's memory (resident, the whole
 process tree) at start, after the first round and at the end, and the CPU seconds the
 server and the client (Playwright and Chromium) used: when the client's share is large, the
@@ -20,6 +25,7 @@ latencies include the client's own waiting for CPU (read them as upper bounds).
 
     .venv/bin/python benchmarks/load_console.py                               # 10 sessions, 120 s, 1M rows
     .venv/bin/python benchmarks/load_console.py --home /tmp/lh --sessions 10 --duration 60 --browsers 2
+    .venv/bin/python benchmarks/load_console.py --home /tmp/lh --client websocket      # no browser
 """
 
 from __future__ import annotations
@@ -90,20 +96,72 @@ async def session(browser, url: str, deadline: float, timeout_s: float, tally: T
         await context.close()
 
 
+async def _script_run(socket, title: str, timeout_s: float) -> None:
+    """Read the server's messages until the script run finishes; an error box, or a run that did not
+    draw ``title``'s page, is an error."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    async def until_finished() -> None:
+        drawn = False
+        while True:
+            message = ForwardMsg.FromString(await socket.recv())
+            kind = message.WhichOneof("type")
+            element = message.delta.new_element if kind == "delta" else None
+            if element is not None and element.WhichOneof("type") == "exception":
+                raise RuntimeError(f"error box: {element.exception.message[:200]}")
+            if element is not None and element.WhichOneof("type") == "heading":
+                drawn = drawn or element.heading.body == title
+            if kind == "script_finished":
+                if not drawn:
+                    raise RuntimeError(f"the run did not draw the {title} page")
+                return
+
+    await asyncio.wait_for(until_finished(), timeout_s)
+
+
+async def websocket_session(url: str, deadline: float, timeout_s: float, tally: Tally, delay: float) -> None:
+    """One user without a browser: Streamlit's own protocol on its websocket, asking for each page in
+    turn (what a sidebar click sends) and timing until the server reports the script run finished.
+    The server does the same work as for a browser; nothing is drawn."""
+    import websockets
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    await asyncio.sleep(delay)
+    titles, index = list(PAGES), 0
+    async with websockets.connect(url.replace("http://", "ws://") + "/_stcore/stream", origin=url,
+                                  subprotocols=["streamlit"], max_size=None) as socket:
+        while time.monotonic() < deadline:
+            title = titles[index % len(titles)]
+            request = BackMsg()
+            request.rerun_script.page_name = PAGES[title][0]
+            start = time.perf_counter()
+            try:
+                await socket.send(request.SerializeToString())
+                await _script_run(socket, title, timeout_s)
+                tally.seconds[title].append(time.perf_counter() - start)
+            except (RuntimeError, asyncio.TimeoutError) as exc:
+                tally.errors[title].append(f"{type(exc).__name__}: {str(exc)[:200]}")
+            index += 1
+            if index % len(titles) == 0:
+                tally.rounds += 1
+                tally.first_round_done.set()
+
+
 async def run_load(url: str, server_pid: int, sessions: int, browsers: int, duration: float,
-                   timeout_s: float, ramp: float) -> dict:
+                   timeout_s: float, ramp: float, client: str) -> dict:
     from playwright.async_api import async_playwright
 
     tally = Tally()
     memory = {"start": process_tree(server_pid)[0]}
     async with async_playwright() as playwright:
         launched = [await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                    for _ in range(browsers)]
+                    for _ in range(browsers if client == "browser" else 0)]
         server_cpu, client_cpu = process_tree(server_pid)[1], process_tree(os.getpid(), without=server_pid)[1]
         started = time.monotonic()
         deadline = started + duration
-        tasks = [asyncio.create_task(session(launched[i % browsers], url, deadline, timeout_s, tally, i * ramp))
-                 for i in range(sessions)]
+        tasks = [asyncio.create_task(
+            session(launched[i % browsers], url, deadline, timeout_s, tally, i * ramp) if client == "browser"
+            else websocket_session(url, deadline, timeout_s, tally, i * ramp)) for i in range(sessions)]
 
         async def after_first_round() -> None:
             await tally.first_round_done.wait()
@@ -126,9 +184,9 @@ def _p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20, method="inclusive")[-1] if len(values) >= 2 else values[0]
 
 
-def report(result: dict, sessions: int, browsers: int) -> bool:
+def report(result: dict, sessions: int, clients: str) -> bool:
     tally = result["tally"]
-    print(f"\n{sessions} sessions in {browsers} Chromium process(es), {result['elapsed']:.0f} s, "
+    print(f"\n{sessions} sessions as {clients}, {result['elapsed']:.0f} s, "
           f"{tally.rounds} rounds through the {len(PAGES)} pages in all\n")
     print("| page | clicks | p50 (s) | p95 (s) | worst (s) | errors |")
     print("|---|---|---|---|---|---|")
@@ -171,6 +229,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of clicking")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a click counts as an error")
     parser.add_argument("--ramp", type=float, default=2.0, help="seconds between the sessions' starts")
+    parser.add_argument("--client", choices=("browser", "websocket"), default="browser",
+                        help="browser: Chromium contexts; websocket: Streamlit's protocol without a browser "
+                             "(the server's work alone, when browsers would load the machine more than the server)")
     args = parser.parse_args()
     os.environ.setdefault("HEALTHCARE_MLOPS_ROLE", "approver")
     with tempfile.TemporaryDirectory() as scratch:
@@ -178,8 +239,9 @@ def main() -> int:
         with running_console(home, Path(scratch) / "console.log") as (url, process):
             print(f"console {url} (pid {process.pid}); {args.sessions} sessions for {args.duration:g} s", flush=True)
             result = asyncio.run(run_load(url, process.pid, args.sessions, max(1, args.browsers), args.duration,
-                                          args.timeout, args.ramp))
-    return 0 if report(result, args.sessions, max(1, args.browsers)) else 1
+                                          args.timeout, args.ramp, args.client))
+    clients = f"{max(1, args.browsers)} Chromium process(es)" if args.client == "browser" else "websocket clients"
+    return 0 if report(result, args.sessions, clients) else 1
 
 
 if __name__ == "__main__":
