@@ -50,7 +50,8 @@ MIB = 1024 * 1024
 class Tally:
     """Click timings and errors per page, shared by the sessions (one event loop: no locks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, think: float) -> None:
+        self.think = think                  # seconds a session waits after each page, as a reader would
         self.seconds: dict[str, list[float]] = {title: [] for title in PAGES}
         self.errors: dict[str, list[str]] = {title: [] for title in PAGES}
         self.loads: list[float] = []        # a page opened by URL: a session's start, or after an error
@@ -79,7 +80,9 @@ async def session(browser, url: str, deadline: float, timeout_s: float, tally: T
             start = time.perf_counter()
             try:
                 if loaded:
-                    await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+                    # a DOM click: Playwright's mouse click waits for animation frames, which a browser
+                    # drawing several contexts at once may not give a page in the background
+                    await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.dispatch_event("click")
                 else:
                     await page.goto(f"{url}/{PAGES[title][0]}")
                 await _drawn(page, title, timeout_s)
@@ -89,6 +92,7 @@ async def session(browser, url: str, deadline: float, timeout_s: float, tally: T
                 tally.errors[title].append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
                 loaded = False
             index += 1
+            await asyncio.sleep(tally.think)
             if index % len(titles) == 0:
                 tally.rounds += 1
                 tally.first_round_done.set()
@@ -142,16 +146,17 @@ async def websocket_session(url: str, deadline: float, timeout_s: float, tally: 
             except (RuntimeError, asyncio.TimeoutError) as exc:
                 tally.errors[title].append(f"{type(exc).__name__}: {str(exc)[:200]}")
             index += 1
+            await asyncio.sleep(tally.think)
             if index % len(titles) == 0:
                 tally.rounds += 1
                 tally.first_round_done.set()
 
 
 async def run_load(url: str, server_pid: int, sessions: int, browsers: int, duration: float,
-                   timeout_s: float, ramp: float, client: str) -> dict:
+                   timeout_s: float, ramp: float, client: str, think: float) -> dict:
     from playwright.async_api import async_playwright
 
-    tally = Tally()
+    tally = Tally(think)
     memory = {"start": process_tree(server_pid)[0]}
     async with async_playwright() as playwright:
         launched = [await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -186,7 +191,7 @@ def _p95(values: list[float]) -> float:
 
 def report(result: dict, sessions: int, clients: str) -> bool:
     tally = result["tally"]
-    print(f"\n{sessions} sessions as {clients}, {result['elapsed']:.0f} s, "
+    print(f"\n{sessions} sessions as {clients}, {tally.think:g} s between pages, {result['elapsed']:.0f} s, "
           f"{tally.rounds} rounds through the {len(PAGES)} pages in all\n")
     print("| page | clicks | p50 (s) | p95 (s) | worst (s) | errors |")
     print("|---|---|---|---|---|---|")
@@ -229,6 +234,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of clicking")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a click counts as an error")
     parser.add_argument("--ramp", type=float, default=2.0, help="seconds between the sessions' starts")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds a session waits after each page (0: click as soon as the page is drawn)")
     parser.add_argument("--client", choices=("browser", "websocket"), default="browser",
                         help="browser: Chromium contexts; websocket: Streamlit's protocol without a browser "
                              "(the server's work alone, when browsers would load the machine more than the server)")
@@ -239,7 +246,7 @@ def main() -> int:
         with running_console(home, Path(scratch) / "console.log") as (url, process):
             print(f"console {url} (pid {process.pid}); {args.sessions} sessions for {args.duration:g} s", flush=True)
             result = asyncio.run(run_load(url, process.pid, args.sessions, max(1, args.browsers), args.duration,
-                                          args.timeout, args.ramp, args.client))
+                                          args.timeout, args.ramp, args.client, args.think))
     clients = f"{max(1, args.browsers)} Chromium process(es)" if args.client == "browser" else "websocket clients"
     return 0 if report(result, args.sessions, clients) else 1
 
