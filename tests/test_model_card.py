@@ -32,7 +32,9 @@ def test_the_card_names_each_split_and_shows_money_in_usd():
     assert "| Root mean squared error (USD) | — | $4,226 |" in metrics
     assert "cv_" not in metrics and "test_" not in metrics and "female" not in metrics
     assert len(metrics.strip().splitlines()) <= 10                             # short, not ~30 raw rows
-    assert "| age band: 18-29 | 1,458 | $2,455 | 1 | 0.3% |" in card
+    assert "| age band: 18-29 | 1,458 | $2,455 | 1.001 | 0.3% |" in card
+    assert "| champion comparison | $2,433 MAE | <= 2,555 USD | pass (hard) |" in card
+    assert "4,781 training members, 1,219 held out for testing" in card
     assert "2 of 2 checks pass; no hard check fails." in card
     assert "None" not in card and "#### Intended use" in card and "#### Limitations" in card
     assert not any(line.startswith(("# ", "## ")) for line in card.splitlines())   # no huge headings

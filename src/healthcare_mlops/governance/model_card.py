@@ -44,7 +44,7 @@ SPLITS = (("cv_", "Cross-validation (5 folds, training members)"), ("test_", "He
 def _format(value, kind: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return {"usd": f"${value:,.0f}", "percent": f"{value:.1%}"}.get(kind, f"{value:.3g}")
+    return {"usd": f"${value:,.0f}", "percent": f"{value:.1%}"}.get(kind, f"{value:.3f}")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -72,6 +72,18 @@ def groups_table(groups: list[dict]) -> str:
                    "Share flagged critical"], rows)
 
 
+def _check_value(check: dict) -> str:
+    """The champion comparison is an MAE in USD (its threshold says the champion's); the rest as recorded."""
+    value = check.get("value")
+    if value is None:
+        return "—"
+    return f"${value:,.0f} MAE" if check["name"] == "champion_comparison" else str(value)
+
+
+def _count(text) -> str:
+    return f"{int(text):,}" if str(text).isdigit() else str(text)
+
+
 def checks_summary(checks: list[dict]) -> str:
     """How many checks pass, which hard checks fail, then one short row per check."""
     failing = [c["name"] for c in checks if c.get("hard") and c.get("verdict") == "fail"]
@@ -79,7 +91,7 @@ def checks_summary(checks: list[dict]) -> str:
     head = (f"{passed} of {len(checks)} checks pass; "
             + (f"hard checks failing (block promotion unless an approver overrides): {', '.join(failing)}."
                if failing else "no hard check fails.")) if checks else "Not validated yet."
-    rows = [[c["name"].replace("_", " "), "" if c.get("value") is None else str(c["value"]),
+    rows = [[c["name"].replace("_", " "), _check_value(c),
              str(c.get("threshold") or "not set"), f"{c.get('verdict', '')}{' (hard)' if c.get('hard') else ''}"]
             for c in checks]
     return head + "\n\n" + _table(["Check", "Value", "Threshold", "Verdict"], rows)
@@ -99,8 +111,8 @@ def render_model_card(model_name: str, version: str, run, checks: list[dict], gr
         "", "#### Intended use", INTENDED_USE,
         "", "#### Data",
         f"Table `{data_version.get('table', '?')}` as of {data_version.get('as_of_date', '?')} "
-        f"(Delta version {data_version.get('delta_version', '?')}): {params.get('train_rows', '?')} training "
-        f"members, {params.get('test_rows', '?')} held out for testing, split by a salted hash of "
+        f"(Delta version {data_version.get('delta_version', '?')}): {_count(params.get('train_rows', '?'))} "
+        f"training members, {_count(params.get('test_rows', '?'))} held out for testing, split by a salted hash of "
         f"`{params.get('split_key', '?')}`. Inputs: {', '.join(inputs)}. Deliberately excluded: "
         f"{', '.join(excluded)} (HIPAA identifiers, and sex: not an allowed rating factor).",
         "", "#### Model",
