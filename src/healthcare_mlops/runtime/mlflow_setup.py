@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 from mlflow.tracking import MlflowClient
 
@@ -12,6 +14,9 @@ DEFAULT_EXPERIMENT = "/Shared/healthcare-mlops/insurance_model"
 
 def configure_mlflow(settings: Settings) -> MlflowClient:
     """Point MLflow's tracking and registry at the target and return a client for both."""
+    # A job's log is not a terminal: MLflow's per-download progress bars are three lines of
+    # noise each time a model or an artifact is read (the operator can set it back to true).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.is_local:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
