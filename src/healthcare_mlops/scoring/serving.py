@@ -32,6 +32,8 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.modeling.artifacts import CHAMPION
 from healthcare_mlops.settings import Settings
 
+# `serve`'s port and the demo's: not MLflow's 5000, which macOS's AirPlay receiver holds.
+DEFAULT_SCORING_PORT = 5001
 ENDPOINT_VARIABLE = "serving_endpoint_name"
 APP_VARIABLE = "app_name"
 WORKLOAD_SIZE = "Small"
