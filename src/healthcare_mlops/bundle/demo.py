@@ -33,6 +33,7 @@ CONSOLE_ENTRY = "app/main.py"
 CONSOLE_PORT, SCORING_PORT = 8501, DEFAULT_SCORING_PORT
 SECOND_DAY_JOINERS = 1000
 SUMMARY_WIDTH = 100
+ERROR_SHOWN = 160          # characters of a failed retrain's error in the summary (the governance line has the checks)
 
 
 @dataclass
@@ -152,7 +153,7 @@ def _report(context: DemoContext) -> None:
                     f"{int(day.review)} flagged for review")
     alerts = engine.query(f"SELECT severity, type FROM {ML_MODEL_ALERTS} "  # nosec B608  # table names are constants of tables.py; the day is a bound parameter
                           "WHERE window_end = :day ORDER BY severity, type", {"day": context.second_day})
-    context.say(f"alerts on the drifted day: {len(alerts)} "
+    context.say(f"alerts on the drifted day: {len(alerts)}: "
                 + ", ".join(f"{a.type} ({a.severity})" for a in alerts.itertuples()) if len(alerts)
                 else "alerts on the drifted day: none")
     settings = resolve_settings("local", context.home)
@@ -189,7 +190,9 @@ def _retrain(context: DemoContext) -> Outcome:
     failed = tasks[tasks["task_key"].notna() & (tasks["status"] != "SUCCEEDED")]
     where = f" at task {failed['task_key'].iloc[0]}" if len(failed) else ""
     error = str((failed["error"].iloc[0] if len(failed) else job["error"].iloc[0]) or "").strip()
-    return Outcome("failed", f"{name} {status}{where}" + (f": {error.splitlines()[-1]}" if error else ""))
+    error = error.splitlines()[-1] if error else ""
+    shown = error if len(error) <= ERROR_SHOWN else error[:ERROR_SHOWN] + " ... (healthcare-mlops jobs runs)"
+    return Outcome("failed", f"{name} {status}{where}" + (f": {shown}" if shown else ""))
 
 
 def _governance(context: DemoContext) -> Outcome:
