@@ -9,8 +9,10 @@ fields (the model's output: ``predicted_annual_charges``, ``risk_score``,
                         {"dataframe_split": {"columns": [...], "data": [[...]]}}
     -> {"predictions": [{"predicted_annual_charges": ..., "risk_score": ..., ...}]}
 
-A bad request (a missing field, a wrong type, a value outside the input contract) gets
-HTTP 400 with a message naming the field. The batch job's business rules (floor, review
+A bad request (a missing field, a wrong type, a value outside the input contract, a
+prohibited field such as ``sex``) gets HTTP 400 with JSON naming each refused record and
+field; ``"params": {"on_error": "skip"}`` scores the valid records and returns each refused
+one's error in its place (``modeling/scoring_request.py``). The batch job's business rules (floor, review
 flags) are not applied here; see ``scoring/rules.py``.
 
 Locally, ``healthcare-mlops serve`` runs ``mlflow models serve`` for the version at alias
