@@ -23,6 +23,7 @@ from healthcare_mlops.governance.service import CHAMPION, CHALLENGER, INTENT_TAG
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity
 from healthcare_mlops.modeling.training import train
+from healthcare_mlops.privacy import PROHIBITED_FIELD_NAMES, prohibited_inputs
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tasks import model_governance
 from healthcare_mlops.tasks.model_training import log_and_register
@@ -122,6 +123,8 @@ def test_prohibited_inputs(thresholds):
         check = prohibited_inputs_check([*MODEL_INPUT_COLUMNS, bad])
         assert check.verdict == FAIL and bad in check.value
     assert prohibited_inputs_check([]).verdict == FAIL
+    # every field name the model's signature declares so that scoring refuses it is one the check refuses
+    assert prohibited_inputs(PROHIBITED_FIELD_NAMES) == list(PROHIBITED_FIELD_NAMES)
 
 
 def test_rating_factors_warn_the_protected_attribute_fails_and_small_groups_are_not_judged(thresholds):

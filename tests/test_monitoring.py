@@ -241,6 +241,22 @@ def test_alerts_cli_lists_and_acknowledges(settings, monkeypatch):
     assert refused.exit_code != 0 and "operator role" in str(refused.exception)
 
 
+def test_alerts_list_fits_100_columns_and_keeps_the_whole_message(settings):
+    from healthcare_mlops.cli.main import app
+
+    message = "composite drift 0.61 > 0.3: " + ", ".join(f"input_{i} moved by PSI 0.{i}2" for i in range(12))
+    rows = write_alerts(settings, [ev.Verdict("composite_drift", "critical", "", 0.61, 0.3, message, {}),
+                                   *VERDICTS[1:]])
+    al.record_retrain(settings, [rows[0]["alert_id"]], "1796224086223374")
+    listed = CliRunner().invoke(app, ["--home", str(settings.home), "alerts", "list"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert max(len(line) for line in lines) <= 100, listed.output
+    assert " ".join(line.strip() for line in lines).count(message) == 1          # wrapped, never cut
+    assert all(row["alert_id"] in listed.output for row in rows)
+    assert "started retrain run 1796224086223374" in listed.output
+
+
 # -- retraining --------------------------------------------------------------------------------
 class RecordingJobs:
     """The only fake: a workspace client that records ``jobs.run_now`` requests."""
@@ -259,11 +275,12 @@ def test_databricks_retrain_request(settings):
     workspace = resolve_settings("prod")
     client = SimpleNamespace(jobs=RecordingJobs())
     jobs = launcher(workspace, client_factory=lambda: client)
-    run = retrain.trigger_retrain(workspace, jobs, "123456", DAY2, DAY2, ["b", "a"])
+    run = retrain.trigger_retrain(workspace, jobs, "123456", DAY2, DAY2, ["b", "a"], latest_load=DAY2)
     assert run.run_id == "9002" and run.where == "databricks" and run.status == "QUEUED"
     call = client.jobs.calls[0]
     assert call["job_id"] == 123456
-    assert call["job_parameters"] == {"as_of": "", "scoring_date": "2026-01-02"}
+    assert call["job_parameters"] == {"as_of": "2026-01-02", "scoring_date": "2026-01-02"}
+    assert retrain.retrain_parameters(DAY2, None) == {"scoring_date": "2026-01-02"}    # no load known: the job's default
     assert call["idempotency_token"] == retrain.idempotency_token(workspace, DAY2, DAY2, ["a", "b"])
     assert len(call["idempotency_token"]) <= 64
     assert retrain.trigger_retrain(workspace, jobs, "", DAY2, DAY2, ["a"]) is None

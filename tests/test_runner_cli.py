@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -97,6 +98,11 @@ def test_jobs_validate(home):
     assert "valid for dev, local" in result.stdout
 
 
+def test_the_home_option_shows_its_default(home):
+    result = cli_process(home, "--help")
+    assert result.returncode == 0 and "[default: (./.lakehouse)]" in result.stdout, result.stdout
+
+
 def test_jobs_runs_without_history(home):
     result = cli(home, "jobs", "runs")
     assert result.returncode == 0 and "(no rows)" in result.stdout
@@ -106,7 +112,8 @@ def test_jobs_runs_without_history(home):
 
 def test_demo_steps_are_one_list_in_loop_order():
     assert [step.name for step in DEMO_STEPS] == ["data", "pipeline", "inference", "monitoring", "drifted day",
-                                                  "features 2", "inference 2", "monitoring 2", "report", "console"]
+                                                  "features 2", "inference 2", "monitoring 2", "retrain",
+                                                  "governance", "report", "summary", "console"]
     assert DEMO_STEPS[1].requires == ("data",)
 
 
@@ -138,6 +145,38 @@ def test_demo_runs_jobs_through_the_runner(home, monkeypatch):
     marker = json.loads((home / "markers" / "first.json").read_text())
     assert marker["params"]["day"] == context.first_day.isoformat()
     assert context.second_day > context.first_day
+
+
+def test_the_summary_says_the_retrain_failed_where_and_why(home, capsys):
+    """The retrain a critical alert started is read from job_runs, as the console reads it: a failed
+    run is `failed` in the summary, with its task and error, and the demo goes on to the next step."""
+    import pyarrow as pa
+
+    from healthcare_mlops.bundle.runner import run_job
+    from healthcare_mlops.monitoring import alerts as al
+    from healthcare_mlops.monitoring.evaluation import Verdict
+    from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+    from healthcare_mlops.settings import resolve_settings
+    from healthcare_mlops.tables import ML_MODEL_ALERTS
+
+    context = demo_context(home, 100, bundle=load_bundle(FIXTURE))
+    settings = resolve_settings("local", home)
+    assert demo_module._retrain(context).status == "none"         # no alert table yet: nothing started
+    retrain = run_job("failing", {}, home=home, bundle=context.bundle, trigger="monitoring", echo=False)
+    day = context.second_day
+    rows = al.alert_rows(settings, [Verdict("composite_drift", "critical", "", 0.6, 0.3, "moved", {})], "r1",
+                         day, day, dt.datetime.now(dt.timezone.utc), None)
+    rows[0]["retrain_run_id"] = str(retrain.run_id)
+    DeltaCatalog(settings).write(pa.Table.from_pylist(rows, schema=al.alert_arrow_schema()), ML_MODEL_ALERTS,
+                                 mode="replace_partition", partition={"window_start": day, "window_end": day},
+                                 partition_by=["window_start", "window_end"])
+    steps = [DemoStep("retrain", "the retrain", demo_module._retrain), DemoStep("after", "next", lambda c: None),
+             DemoStep("summary", "outcomes", demo_module._summary)]
+    outcome = run_demo(context, steps)
+    assert outcome["retrain"].startswith(f"failed: failing run {retrain.run_id} FAILED at task explode: ")
+    assert outcome["after"] == "ok"
+    summary = capsys.readouterr().out.split("== demo summary")[1]
+    assert "retrain      failed" in summary and all(len(line) <= 100 for line in summary.splitlines())
 
 
 def test_demo_stops_on_a_failing_job(home):

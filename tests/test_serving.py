@@ -22,6 +22,7 @@ from databricks.sdk.service.serving import EndpointCoreConfigOutput, ServedEntit
 
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
+from healthcare_mlops.modeling.risk import RISK_CATEGORIES
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.scoring.serving import deploy_champion_endpoint, local_server_command
 from healthcare_mlops.settings import resolve_settings
@@ -123,6 +124,67 @@ def test_http_scoring_matches_batch_scoring_and_refuses_bad_payloads(spark, serv
         assert re.search(rf"\b{field}\b", message.split("Error:")[-1]), (payload, message)
     status, body = _post(invocations, {"dataframe_records": [{**good, "age": 150}]})
     assert "age: 150 outside 18-100" in body["message"]
+
+
+GOOD = {"age": 35, "bmi": 28.5, "children": 1, "smoker": False, "region": "northeast"}
+
+
+def _refusal(body: dict) -> str:
+    """A 400's message, after checking it is the model's own JSON and not MLflow's DataFrame dump."""
+    message = body["message"]
+    assert "Failed to predict data" not in message and "DataFrame" not in message, message
+    assert "\n" not in message and len(message) < 600, message
+    for column in ("smoker", "region"):     # a pandas dump has a header line naming every column
+        assert not re.search(rf"\bage\b.*\b{column}\b", message), message
+    return message
+
+
+def test_the_scoring_server_names_the_record_and_field_of_each_refusal(server):
+    """Each refusal is JSON naming the record and the field; `on_error: skip` scores the rest."""
+    invocations = f"{server['url']}/invocations"
+    records = [GOOD, {**GOOD, "age": "35"}, {**GOOD, "sex": "female"}, {**GOOD, "bmi": 95.0}, {**GOOD, "ssn": "1"}]
+
+    status, body = _post(invocations, {"dataframe_records": records})
+    assert status == 400
+    assert _refusal(body).startswith("4 of 5 records refused: record 1, age: expected a number, got the text '35'")
+    assert body["errors"] == [
+        {"record": 1, "field": "age", "message": "expected a number, got the text '35'"},
+        {"record": 2, "field": "sex", "message": body["errors"][1]["message"]},
+        {"record": 3, "field": "bmi", "message": "95.0 outside 10.0-80.0"},
+        {"record": 4, "field": "ssn", "message": body["errors"][3]["message"]}]
+    assert all("prohibited input" in body["errors"][i]["message"] for i in (1, 3))
+
+    status, body = _post(invocations, {"dataframe_records": [{**GOOD, "sex": "male"}]})     # one record
+    assert status == 400 and _refusal(body).startswith("sex: a prohibited input")
+
+    status, body = _post(invocations, {"dataframe_records": records, "params": {"on_error": "skip"}})
+    assert status == 200, body
+    predictions = body["predictions"]
+    assert len(predictions) == 5
+    assert [p["error"] for p in predictions][0] is None and predictions[0]["risk_category"] in {name for _, name in RISK_CATEGORIES}
+    assert [p["error"]["field"] if p["error"] else None for p in predictions] == [None, "age", "sex", "bmi", "ssn"]
+    assert all(p[c] is None for p in predictions[1:] for c in OUTPUT_COLUMNS)
+
+    status, body = _post(invocations, {"dataframe_records": [GOOD], "params": {"on_error": "ignore"}})
+    assert status == 400 and _refusal(body) == 'params.on_error: expected one of fail, skip, got "ignore"'
+
+
+def test_a_large_request_with_one_bad_record(server):
+    """10,000 records, one bad: the refusal names it without echoing the request; skip scores 9,999."""
+    invocations = f"{server['url']}/invocations"
+    records = [{**GOOD, "age": 18 + i % 47} for i in range(10_000)]
+    records[7_321] = {**records[7_321], "children": "two"}
+
+    status, body = _post(invocations, {"dataframe_records": records})
+    assert status == 400
+    assert _refusal(body) == "1 of 10000 records refused: record 7321, children: expected a number, got the text 'two'"
+    assert body["errors"] == [{"record": 7321, "field": "children", "message": "expected a number, got the text 'two'"}]
+
+    status, body = _post(invocations, {"dataframe_records": records, "params": {"on_error": "skip"}})
+    assert status == 200
+    errors = [(i, p["error"]) for i, p in enumerate(body["predictions"]) if p["error"] is not None]
+    assert errors == [(7321, {"record": 7321, "field": "children", "message": "expected a number, got the text 'two'"})]
+    assert sum(p["predicted_annual_charges"] is not None for p in body["predictions"]) == 9_999
 
 
 def test_serve_without_a_champion_says_what_to_do(home):

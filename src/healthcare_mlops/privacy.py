@@ -24,6 +24,15 @@ IDENTIFIER_COLUMN_PATTERNS = tuple(re.compile(p) for p in (
 PROHIBITED_RATING_FACTORS = ("sex", "gender")
 
 
+# Field names a caller may send for those identifiers and factors (each one matched by
+# ``prohibited_inputs``). The model's signature declares them as optional inputs: MLflow's
+# schema enforcement drops undeclared fields before the model sees them, so a declared
+# one is the only kind the model can refuse by name.
+PROHIBITED_FIELD_NAMES = (*PROHIBITED_RATING_FACTORS, "name", "first_name", "last_name", "ssn", "member_id",
+                          "mrn", "zip", "zip_code", "address", "city", "phone", "email", "date_of_birth",
+                          "dob", "birth_date")
+
+
 def prohibited_inputs(columns) -> list[str]:
     """The input columns a model must not use: identifiers and prohibited rating factors."""
     found = []

@@ -3,7 +3,11 @@
 The steps are the list ``DEMO_STEPS``, run in order; to extend the demo, add a
 ``DemoStep`` to it. A step can say when it is not wanted (``skip_if``: the console under
 ``--no-app``) and which earlier steps it needs (``requires``); a skipped step skips the
-steps that need it, and a failing step stops the demo.
+steps that need it, and a failing step stops the demo. A step's body may return an
+``Outcome`` (default ``ok``); the ``summary`` step, just before the console, lists every
+earlier step's outcome, so a step that reports on something the loop did by itself (the
+retrain a critical alert started, governance's decision on it) says ``failed`` or
+``refused`` there, with why. A new step goes before ``summary`` to be in it.
 Jobs run through ``runner.run_job`` (trigger ``demo``), so every run is in ``job_runs``.
 """
 
@@ -13,6 +17,8 @@ import datetime as dt
 import os
 import sys
 import subprocess
+import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +26,14 @@ from pathlib import Path
 from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bundle
 from healthcare_mlops.bundle.runner import run_job
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.scoring.serving import DEFAULT_SCORING_PORT
 from healthcare_mlops.settings import HOME_ENV
 
 CONSOLE_ENTRY = "app/main.py"
-CONSOLE_PORT, SCORING_PORT = 8501, 5001
+CONSOLE_PORT, SCORING_PORT = 8501, DEFAULT_SCORING_PORT
 SECOND_DAY_JOINERS = 1000
+SUMMARY_WIDTH = 100
+ERROR_SHOWN = 160          # characters of a failed retrain's error in the summary (the governance line has the checks)
 
 
 @dataclass
@@ -40,7 +49,8 @@ class DemoContext:
     bundle: Bundle
     scenario: str = "smoker_surge"
     echo: bool = True
-    done: dict = field(default_factory=dict)    # step name -> "ok" | "skipped: why"
+    done: dict = field(default_factory=dict)    # step name -> Outcome
+    started: float = field(default_factory=time.monotonic)
 
     def say(self, text: str) -> None:
         if self.echo:
@@ -48,10 +58,25 @@ class DemoContext:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What a step came to: ``ok``, ``skipped``, or the loop's own verdict (``failed``,
+    ``refused``, ``referred``, ``promoted``, ``none``), and why in a few words."""
+
+    status: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.detail}" if self.detail else self.status
+
+
+OK = Outcome("ok")
+
+
+@dataclass(frozen=True)
 class DemoStep:
     name: str
     description: str
-    run: Callable[[DemoContext], None]
+    run: Callable[[DemoContext], Outcome | None]
     skip_if: Callable[[DemoContext], str | None] = lambda context: None
     requires: tuple = ()
 
@@ -106,64 +131,114 @@ def _console(context: DemoContext) -> None:
             server.wait(timeout=30)
 
 
+def _engine(context: DemoContext):
+    from healthcare_mlops.runtime.sql_engine import sql_engine
+    from healthcare_mlops.settings import resolve_settings
+
+    return sql_engine(resolve_settings("local", context.home))
+
+
 def _report(context: DemoContext) -> None:
     """Say what the loop produced, from the tables and the registry, before the console opens."""
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
-    from healthcare_mlops.runtime.sql_engine import sql_engine
     from healthcare_mlops.settings import resolve_settings
-    from healthcare_mlops.tables import JOB_RUNS, ML_MODEL_ALERTS, ML_PATIENT_PREDICTIONS
+    from healthcare_mlops.tables import ML_MODEL_ALERTS, ML_PATIENT_PREDICTIONS
 
-    settings = resolve_settings("local", context.home)
-    engine = sql_engine(settings)
+    engine = _engine(context)
     days = engine.query(f"SELECT scoring_date, count(*) AS members, sum(CAST(high_risk AS INT)) AS critical, "  # nosec B608  # table names are constants of tables.py
                         f"sum(CAST(requires_review AS INT)) AS review FROM {ML_PATIENT_PREDICTIONS} "
                         "GROUP BY scoring_date ORDER BY scoring_date")
     for day in days.itertuples():
         context.say(f"scored {day.scoring_date}: {int(day.members)} members, {int(day.critical)} critical, "
                     f"{int(day.review)} flagged for review")
-    alerts = engine.query(f"SELECT severity, type, retrain_run_id FROM {ML_MODEL_ALERTS} "  # nosec B608  # table names are constants of tables.py; the day is a bound parameter
+    alerts = engine.query(f"SELECT severity, type FROM {ML_MODEL_ALERTS} "  # nosec B608  # table names are constants of tables.py; the day is a bound parameter
                           "WHERE window_end = :day ORDER BY severity, type", {"day": context.second_day})
-    context.say(f"alerts on the drifted day: {len(alerts)} "
-                f"({', '.join(sorted(set(alerts['type'])))})" if len(alerts) else "alerts on the drifted day: none")
-    for run_id in sorted(set(alerts["retrain_run_id"].dropna())):
-        run = engine.query(f"SELECT status, error FROM {JOB_RUNS} WHERE run_id = :run AND task_key IS NULL",  # nosec B608  # table names are constants of tables.py; the run id is a bound parameter
-                           {"run": int(run_id)})
-        if len(run):
-            cause = str(run["error"].iloc[0] or "").splitlines()[0] if run["status"].iloc[0] != "SUCCEEDED" else ""
-            context.say(f"retrain (ml_training_pipeline run {run_id}): {run['status'].iloc[0]}"
-                        + (f": {cause}" if cause else ""))
-    client = configure_mlflow(settings)
-    aliases = client.get_registered_model(settings.model_name).aliases or {}
+    context.say(f"alerts on the drifted day: {len(alerts)}: "
+                + ", ".join(f"{a.type} ({a.severity})" for a in alerts.itertuples()) if len(alerts)
+                else "alerts on the drifted day: none")
+    settings = resolve_settings("local", context.home)
+    aliases = configure_mlflow(settings).get_registered_model(settings.model_name).aliases or {}
     context.say("model: " + ", ".join(f"{alias} = version {version}" for alias, version in sorted(aliases.items())))
-    for line in governance_outcome(settings):
-        context.say(line)
 
 
-def governance_outcome(settings) -> list[str]:
+def _retrain(context: DemoContext) -> Outcome:
+    """The retrain the drifted day's critical alert started: its run and how it ended.
+
+    The run is the one monitoring wrote on the alert, read from ``job_runs`` as the
+    console's Jobs and Overview read it, so the summary and the console tell the same story.
+    """
+    from healthcare_mlops.runtime.catalog import table_catalog
+    from healthcare_mlops.settings import resolve_settings
+    from healthcare_mlops.tables import JOB_RUNS, ML_MODEL_ALERTS
+
+    if not table_catalog(resolve_settings("local", context.home)).exists(ML_MODEL_ALERTS):
+        return Outcome("none", "monitoring raised no alert, so no retrain")
+    engine = _engine(context)
+    runs = engine.query(f"SELECT DISTINCT retrain_run_id FROM {ML_MODEL_ALERTS} "  # nosec B608  # table names are constants of tables.py; the day is a bound parameter
+                        "WHERE window_end = :day AND retrain_run_id IS NOT NULL", {"day": context.second_day})
+    if not len(runs):
+        return Outcome("none", "no critical alert on the drifted day, so no retrain")
+    run_id = str(runs["retrain_run_id"].iloc[0])
+    tasks = engine.query(f"SELECT job_key, task_key, status, error FROM {JOB_RUNS} "  # nosec B608  # table names are constants of tables.py; the run id is a bound parameter
+                         "WHERE run_id = :run OR parent_run_id = :run ORDER BY start_time", {"run": int(run_id)})
+    job = tasks[tasks["task_key"].isna()]
+    if not len(job):
+        return Outcome("failed", f"retrain run {run_id} is not in {JOB_RUNS}")
+    name, status = f"{job['job_key'].iloc[0]} run {run_id}", str(job["status"].iloc[0])
+    if status == "SUCCEEDED":
+        return Outcome("ok", f"{name} SUCCEEDED")
+    failed = tasks[tasks["task_key"].notna() & (tasks["status"] != "SUCCEEDED")]
+    where = f" at task {failed['task_key'].iloc[0]}" if len(failed) else ""
+    error = str((failed["error"].iloc[0] if len(failed) else job["error"].iloc[0]) or "").strip()
+    error = error.splitlines()[-1] if error else ""
+    shown = error if len(error) <= ERROR_SHOWN else error[:ERROR_SHOWN] + " ... (healthcare-mlops jobs runs)"
+    return Outcome("failed", f"{name} {status}{where}" + (f": {shown}" if shown else ""))
+
+
+def _governance(context: DemoContext) -> Outcome:
+    from healthcare_mlops.settings import resolve_settings
+
+    return governance_outcome(resolve_settings("local", context.home))
+
+
+def _checks(checks: list[dict]) -> str:
+    return "; ".join(f"{c['name']} = {c['value']} (needs {c['threshold']})" for c in checks)
+
+
+def governance_outcome(settings) -> Outcome:
     """What governance decided about the latest challenger, and why, in a model owner's words."""
     from healthcare_mlops.governance.service import Governance
     from healthcare_mlops.identity import job_identity
 
     status = Governance(settings, job_identity(settings)).status()
     challenger, champion = status["challenger"], status["champion"]
-    checks = status["checks"]
     if challenger is None or challenger == champion:
         if not champion:
-            return ["governance: no champion"]
+            return Outcome("none", "no champion")
         compared = next((c for c in status["champion_checks"] if c["name"] == "champion_comparison"), None)
         why = f" ({compared['detail']})" if compared and compared.get("detail") else ""
-        return [f"governance: version {champion} is the champion{why}"]
+        return Outcome("promoted", f"version {champion} is the champion{why}")
     if status["referred"]:
-        lines = [f"governance: version {challenger} was referred to an approver, not refused: "
-                 + "; ".join(f"{c['name']} {c['threshold']}: {c['detail']}" for c in status["referred"])]
-        lines.append(f"  decide with: healthcare-mlops governance approve --version {challenger} --comment ... "
-                     f"(or reject); version {champion} stays champion until then")
-        return lines
-    failed = [c for c in checks if c["hard"] and c["verdict"] == "fail"]
+        referred = "; ".join(f"{c['name']} {c['threshold']}: {c['detail']}" for c in status["referred"])
+        return Outcome("referred", f"version {challenger} waits for an approver ({referred}); version {champion} "
+                                   f"stays champion until then: healthcare-mlops governance approve --version "
+                                   f"{challenger} --comment ... (or reject)")
+    failed = [c for c in status["checks"] if c["hard"] and c["verdict"] == "fail"]
     if failed:
-        return [f"governance: version {challenger} was refused; version {champion} stays champion: "
-                + "; ".join(f"{c['name']} = {c['value']} (needs {c['threshold']})" for c in failed)]
-    return [f"governance: version {challenger} is waiting for an approver (approval mode {status['approval_mode']})"]
+        return Outcome("refused", f"version {challenger}, failed {_checks(failed)}; version {champion} stays champion")
+    return Outcome("waiting", f"version {challenger} waits for an approver (approval mode {status['approval_mode']})")
+
+
+def _summary(context: DemoContext) -> None:
+    """Every earlier step's outcome, before the console starts serving (and blocks)."""
+    minutes, seconds = divmod(round(time.monotonic() - context.started), 60)
+    context.say(f"\n== demo summary ({minutes} min {seconds} s since the demo started)")
+    for name, outcome in context.done.items():
+        context.say(textwrap.fill(f"{name:13}{outcome.status:10}{outcome.detail}", width=SUMMARY_WIDTH,
+                                  initial_indent="  ", subsequent_indent=" " * 25))
+    context.say(f"\nlocal home: {context.home}\n"
+                "next: healthcare-mlops jobs runs | healthcare-mlops alerts list | "
+                "healthcare-mlops governance status")
 
 
 def _console_skip(context: DemoContext) -> str | None:
@@ -201,31 +276,29 @@ DEMO_STEPS: list[DemoStep] = [
                              "(job model_monitoring)",
              job_step("model_monitoring", lambda c: {"window_start": _day2(c), "window_end": _day2(c)}),
              requires=("inference 2",)),
+    DemoStep("retrain", "the retrain the drifted day's critical alert started (job runs)", _retrain,
+             requires=("monitoring 2",)),
+    DemoStep("governance", "governance's decision on the latest version, and why", _governance,
+             requires=("pipeline",)),
     DemoStep("report", "what the loop produced (tables and registry)", _report, requires=("monitoring 2",)),
+    DemoStep("summary", "every step's outcome", _summary),
     DemoStep("console", "the scoring server and the operations console", _console, _console_skip),
 ]
 
 
 def run_demo(context: DemoContext, steps: list[DemoStep] | None = None) -> dict:
-    """Run ``steps`` (default ``DEMO_STEPS``) in order; returns step name -> outcome."""
+    """Run ``steps`` (default ``DEMO_STEPS``) in order; returns step name -> outcome as text
+    ("ok", "skipped: why", "failed: why" ...)."""
     steps = DEMO_STEPS if steps is None else steps
     for number, step in enumerate(steps, start=1):
         context.say(f"\n== {number}/{len(steps)} {step.name}: {step.description}")
-        unmet = [name for name in step.requires if context.done.get(name) != "ok"]
+        unmet = [name for name in step.requires if context.done.get(name, Outcome("")).status != "ok"]
         reason = f"needs step {', '.join(unmet)}" if unmet else step.skip_if(context)
-        if reason:
-            context.done[step.name] = f"skipped: {reason}"
-            context.say(f"skipped: {reason}")
-            continue
-        step.run(context)
-        context.done[step.name] = "ok"
-    context.say("\n== demo summary")
-    for name, outcome in context.done.items():
-        context.say(f"  {name:12} {outcome}")
-    context.say(f"\nlocal home: {context.home}\n"  # nosec B608  # a message to the user, not a query
-                "next: healthcare-mlops jobs runs | healthcare-mlops jobs list | "
-                "healthcare-mlops sql \"select * from job_runs\"")
-    return context.done
+        outcome = Outcome("skipped", reason) if reason else (step.run(context) or OK)
+        context.done[step.name] = outcome
+        if outcome != OK:
+            context.say(str(outcome))
+    return {name: str(outcome) for name, outcome in context.done.items()}
 
 
 def demo_context(home: str | os.PathLike | None, patients: int, seed: int = 42, no_app: bool = False,

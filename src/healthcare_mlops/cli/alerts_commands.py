@@ -19,16 +19,46 @@ def list_alerts(ctx: typer.Context,
     from healthcare_mlops.monitoring.alerts import list_alerts as read_alerts
 
     frame = read_alerts(state(ctx).settings(), include_acknowledged=all_alerts, limit=limit)
-    if fmt == Format.table and not frame.empty:
-        frame = frame.drop(columns=["threshold"]).copy()
-        frame["value"] = frame["value"].map(lambda v: "" if v is None or v != v else f"{v:.4g}")
-        frame["message"] = frame["message"].map(lambda m: m if len(str(m)) <= 90 else str(m)[:87] + "...")
-        for column in ("column_name", "acknowledged_by", "acknowledged_at", "retrain_run_id"):
-            frame[column] = frame[column].map(lambda v: "" if v is None or v != v else v)
     if fmt == Format.table and frame.empty:
         typer.echo("no alerts" if all_alerts else "no unacknowledged alerts")
         return
+    if fmt == Format.table:
+        typer.echo("\n".join(alert_table(frame)))
+        return
     print_frame(frame, fmt)
+
+
+TABLE_WIDTH = 100
+# (header, width) of each alert's first line; the message and what was done follow, wrapped.
+ALERT_FIELDS = (("alert_id", 36), ("window_end", 10), ("severity", 8), ("type", 17), ("column_name", 12),
+                ("value", 7))
+
+
+def _shown(value) -> str:
+    if value is None or value != value:           # None, NaN, NaT
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def alert_table(frame) -> list[str]:
+    """Alerts in at most ``TABLE_WIDTH`` columns: one line of fields, then the whole message and
+    who acknowledged / which retrain it started, wrapped and indented (``--format json`` has every column)."""
+    import textwrap
+
+    def line(values) -> str:
+        return "  ".join(str(v).ljust(w) for v, (_, w) in zip(values, ALERT_FIELDS)).rstrip()
+
+    lines = [line(name for name, _ in ALERT_FIELDS)]
+    for alert in frame.to_dict(orient="records"):
+        lines.append(line(_shown(alert[name]) for name, _ in ALERT_FIELDS))
+        notes = [alert["message"]]
+        if _shown(alert["acknowledged_by"]):
+            notes.append(f"acknowledged by {alert['acknowledged_by']} at {_shown(alert['acknowledged_at'])}")
+        if _shown(alert["retrain_run_id"]):
+            notes.append(f"started retrain run {alert['retrain_run_id']}")
+        for note in notes:
+            lines += textwrap.wrap(str(note), TABLE_WIDTH, initial_indent="    ", subsequent_indent="    ")
+    return lines
 
 
 @app.command("ack")

@@ -14,7 +14,7 @@ from healthcare_mlops.cli.output import Format, print_frame, print_mapping
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.identity import role_needed
 from healthcare_mlops.runtime.read_only import READS
-from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET
+from healthcare_mlops.settings import DEFAULT_HOME, HOME_ENV, LOCAL_TARGET
 from healthcare_mlops.tables import PERSONAL_TABLES
 
 app = typer.Typer(help="Healthcare-insurance risk MLOps on a laptop or Databricks.",
@@ -31,8 +31,8 @@ app.command("serve")(serve_commands.serve)
 @app.callback()
 def main(
     ctx: typer.Context,
-    home: str = typer.Option(None, "--home", envvar=HOME_ENV, show_envvar=True,
-                             help="Local runtime root: tables, MLflow, console files [default: ./.lakehouse]."),
+    home: str = typer.Option(None, "--home", envvar=HOME_ENV, show_envvar=True, show_default=f"./{DEFAULT_HOME}",
+                             help="Local runtime root: tables, MLflow, console files."),
     target: str = typer.Option(LOCAL_TARGET, "--target",
                                help="local, or a bundle target (dev, staging, prod)."),
 ) -> None:

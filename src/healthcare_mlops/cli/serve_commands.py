@@ -9,10 +9,11 @@ import typer
 
 from healthcare_mlops.cli.context import state
 from healthcare_mlops.cli.listen import EXPOSE_OPTION, HOST_OPTION, checked_host
+from healthcare_mlops.scoring.serving import DEFAULT_SCORING_PORT
 
 
 def serve(ctx: typer.Context,
-          port: int = typer.Option(5000, "--port", min=1, max=65535, help="Port to listen on."),
+          port: int = typer.Option(DEFAULT_SCORING_PORT, "--port", min=1, max=65535, help="Port to listen on."),
           host: str = HOST_OPTION, expose: bool = EXPOSE_OPTION) -> None:
     """Serve the champion over HTTP (POST /invocations, GET /ping), as Model Serving does on Databricks."""
     from healthcare_mlops.composition import require_this_machine

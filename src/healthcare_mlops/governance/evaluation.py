@@ -27,6 +27,7 @@ from healthcare_mlops.governance.checks import Evidence
 from healthcare_mlops.modeling import metrics as m
 from healthcare_mlops.governance.group_evidence import GroupEvidence
 from healthcare_mlops.modeling.artifacts import EVALUATION_ARTIFACT_DIR, GROUP_EVIDENCE_FILE
+from healthcare_mlops.modeling.pyfunc import model_inputs as declared_inputs
 from healthcare_mlops.modeling.splits import DEFAULT_SALT, held_out_mask
 from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.settings import Settings
@@ -69,8 +70,9 @@ def evaluation_rows(settings: Settings, data_version: dict, params: dict) -> pd.
 
 
 def model_inputs(uri: str) -> list[str]:
+    """The columns the registered model takes (not the prohibited fields it declares to refuse them)."""
     info = mlflow.models.get_model_info(uri)
-    return list(info.signature.inputs.input_names()) if info.signature is not None else []
+    return declared_inputs(info.signature.inputs if info.signature else None, info.metadata) or []
 
 
 def _loads_and_predicts(uri: str):

@@ -11,6 +11,7 @@ import pandas as pd
 
 from healthcare_mlops.data.contract import AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.privacy import prohibited_inputs
 
 NUMERIC_RANGES = {"age": AGE_RANGE, "bmi": BMI_RANGE, "children": CHILDREN_RANGE}
 WHOLE_NUMBERS = ("age", "children")
@@ -19,6 +20,15 @@ WHOLE_NUMBERS = ("age", "children")
 def _shown(value) -> str:
     """A value as a person reads it in an error: text quoted, numbers plain."""
     return repr(value) if isinstance(value, str) else str(value.item() if hasattr(value, "item") else value)
+
+
+def _shown_json(value) -> str:
+    """A wrong value as the caller wrote it in JSON: "the text '35'" (a number sent as text), true, 2.5."""
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value)).lower()
+    return _shown(value)
 
 
 def _is_number(value) -> bool:
@@ -53,7 +63,7 @@ def row_problems(frame: pd.DataFrame) -> pd.Series:
         raw = frame[column]
         value = _as_number(raw)
         flag(raw.isna(), f"{column}: missing value")
-        flag(value.isna(), lambda i, c=column: f"{c}: not a number: {_shown(frame.at[i, c])}")
+        flag(value.isna(), lambda i, c=column: f"{c}: expected a number, got {_shown_json(frame.at[i, c])}")
         flag(~np.isfinite(value.fillna(0.0)), f"{column}: not a finite number")
         if column in WHOLE_NUMBERS:
             flag(value.notna() & (value != np.floor(value.fillna(0.0))),
@@ -63,10 +73,22 @@ def row_problems(frame: pd.DataFrame) -> pd.Series:
     smoker = frame["smoker"]
     flag(smoker.isna(), "smoker: missing value")
     flag(~smoker.map(lambda v: isinstance(v, (bool, np.bool_))),
-         lambda i: f"smoker: expected true or false, got {_shown(frame.at[i, 'smoker'])}")
+         lambda i: f"smoker: expected true or false, got {_shown_json(frame.at[i, 'smoker'])}")
     region = frame["region"]
     flag(region.isna(), "region: missing value")
     flag(~region.isin(REGIONS), lambda i: f"region: {_shown(frame.at[i, 'region'])} is not one of {', '.join(REGIONS)}")
+    return problems
+
+
+def prohibited_field_problems(frame: pd.DataFrame, allowed: tuple = ()) -> pd.Series:
+    """For each row, the first prohibited field it carries a value for (personal data or a
+    rating factor the ACA does not allow; ``privacy.prohibited_inputs``), as ``row_problems``
+    words it; ``allowed`` are fields the model was trained on."""
+    problems = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    for column in prohibited_inputs(c for c in frame.columns if c not in allowed):
+        fresh = frame[column].notna() & problems.isna()
+        problems[fresh] = (f"{column}: a prohibited input (personal data, or a rating factor the ACA "
+                           "does not allow): remove the field")
     return problems
 
 

@@ -4,12 +4,16 @@ Per member it returns ``predicted_annual_charges``, ``risk_score``, ``risk_categ
 ``interval_lower`` and ``interval_upper``, so batch scoring and real-time scoring
 return the same thing. It carries the reference distributions the risk score needs.
 
-Its signature names the inputs but types them ``Any`` (``input_signature``): MLflow casts
-a request to the declared types before ``predict`` runs, and that cast is lossy (the
-scoring server turns ``"smoker": "no"`` into ``True`` and ``"age": 35.5`` into ``35``).
-Untyped, the caller's values reach ``predict`` as sent, and the input contract
-(``input_contract.row_problems``) refuses a wrong type with a message naming the field; a
-missing field is still refused by MLflow itself ("Model is missing inputs ['age']").
+Its signature names the inputs but types them ``Any`` and makes them optional
+(``input_signature``): MLflow casts a request to the declared types before ``predict``
+runs, and that cast is lossy (the scoring server turns ``"smoker": "no"`` into ``True``
+and ``"age": 35.5`` into ``35``), and a field MLflow itself finds missing is refused in its
+own words, after a dump of the whole request. Untyped and optional, the caller's values
+reach ``predict`` as sent, and the input contract (``input_contract.row_problems``) refuses
+a missing field or a wrong type with a message naming the record and the field
+(``scoring_request.RequestRefused``). The signature also declares the prohibited fields
+(``privacy.PROHIBITED_FIELD_NAMES``) so that a request carrying one is refused by name, and
+the request params (``scoring_request.SCORING_PARAMS``).
 """
 
 from __future__ import annotations
@@ -17,14 +21,16 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from healthcare_mlops.modeling.input_contract import row_problems, typed_model_input
+from healthcare_mlops.modeling.input_contract import prohibited_field_problems, row_problems, typed_model_input
 from healthcare_mlops.modeling.intervals import AdaptiveIntervals
 from healthcare_mlops.modeling.risk import risk_category, risk_score
+from healthcare_mlops.modeling.scoring_request import (
+    ERROR_COLUMN, FAIL, ON_ERROR, RequestRefused, params_schema, record_errors, resolve_params)
+from healthcare_mlops.privacy import PROHIBITED_FIELD_NAMES
 
+REFUSED_FIELDS = "refused_fields"
 OUTPUT_COLUMNS = ("predicted_annual_charges", "risk_score", "risk_category", "interval_lower", "interval_upper")
 
 
@@ -43,13 +49,44 @@ def score(pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarr
     }, index=inputs.index)
 
 
+def refused_fields(inputs) -> list[str]:
+    """The prohibited fields the signature declares only so that the model can refuse them."""
+    return [c for c in PROHIBITED_FIELD_NAMES if c not in list(inputs)]
+
+
+def model_metadata(example: pd.DataFrame) -> dict:
+    """The MLmodel's metadata: which declared fields are refused, not inputs (``model_inputs``)."""
+    return {REFUSED_FIELDS: refused_fields(example.columns)}
+
+
+def model_inputs(schema, metadata: dict | None) -> list[str] | None:
+    """The columns a model takes: its signature's names minus the fields it refuses (None
+    without named inputs). ``metadata`` is the MLmodel's (``ModelInfo.metadata``)."""
+    if schema is None or not schema.has_input_names():
+        return None
+    refused = set((metadata or {}).get(REFUSED_FIELDS, ()))
+    return [name for name in schema.input_names() if name not in refused]
+
+
 def input_signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignature:
-    """The model's signature: inputs named and required but untyped (see the module docstring)."""
+    """The model's signature: inputs named, optional and untyped, the prohibited fields
+    declared so they reach the model, and the request params (see the module docstring)."""
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    inferred = infer_signature(example, output)
-    inputs = Schema([ColSpec(AnyType(), name, required=True) for name in example.columns])
-    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
+    inferred = infer_signature(None, output)      # the outputs only: the inputs are declared here
+    names = [*example.columns, *refused_fields(example.columns)]
+    inputs = Schema([ColSpec(AnyType(), name, required=False) for name in names])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=params_schema())
+
+
+def scored_or_refused(scored: pd.DataFrame, errors: list[dict], index: pd.Index) -> pd.DataFrame:
+    """One output record per request record, in order: the scored ones with ``error`` None,
+    the refused ones with every output None and their error (``on_error: skip``)."""
+    output = scored.astype(object).reindex(index)
+    output = output.astype(object).where(output.notna(), None)
+    refused = dict(zip(index[[e["record"] for e in errors]], errors))
+    output[ERROR_COLUMN] = [refused.get(i) for i in index]
+    return output
 
 
 class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
@@ -63,14 +100,28 @@ class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
         self.prediction_reference = np.asarray(prediction_reference, dtype=float)
         self.actual_reference = np.asarray(actual_reference, dtype=float)
 
-    def predict(self, context, model_input, params=None):
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        missing = [c for c in self.extra_inputs if c not in frame.columns]
-        if missing:
-            raise MlflowException(f"{missing[0]}: missing field", error_code=INVALID_PARAMETER_VALUE)
+    def request_problems(self, frame: pd.DataFrame) -> pd.Series:
+        """Per record, the first thing wrong with it (``input_contract`` words), or None."""
         problems = row_problems(frame)
-        if problems.notna().any():
-            position = int(np.flatnonzero(problems.notna().to_numpy())[0])
-            raise MlflowException(f"invalid input in record {position}: {problems.iloc[position]}",
-                                  error_code=INVALID_PARAMETER_VALUE)
-        return score(self.pipeline, self.intervals, self.prediction_reference, typed_model_input(frame, self.extra_inputs))
+        problems = problems.where(problems.notna(), prohibited_field_problems(frame, self.extra_inputs))
+        for column in self.extra_inputs:          # inputs beyond the contract this model was trained on
+            if column not in frame.columns:
+                problems = problems.where(problems.notna(), f"{column}: missing field")
+        return problems
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        options = resolve_params(params)
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        problems = self.request_problems(frame)
+        bad = problems.notna().to_numpy()
+        if not bad.any():
+            return score(self.pipeline, self.intervals, self.prediction_reference,
+                         typed_model_input(frame, self.extra_inputs))
+        errors = record_errors(problems)
+        if options[ON_ERROR] == FAIL:
+            raise RequestRefused(errors, records=len(frame))
+        valid = frame[~bad]
+        scored = score(self.pipeline, self.intervals, self.prediction_reference,
+                       typed_model_input(valid, self.extra_inputs)) if len(valid) else pd.DataFrame(
+            columns=list(OUTPUT_COLUMNS))
+        return scored_or_refused(scored, errors, frame.index)

@@ -28,27 +28,31 @@ def idempotency_token(settings: Settings, window_start: dt.date, window_end: dt.
     return "hc-retrain-" + hashlib.sha256(key.encode()).hexdigest()[:48]
 
 
-def retrain_parameters(window_end: dt.date) -> dict[str, str]:
-    """Train on the latest load (``as_of`` empty), validate by scoring the window's end.
+def retrain_parameters(window_end: dt.date, latest_load: dt.date | None) -> dict[str, str]:
+    """Train on the latest load, validate by scoring the window's end.
 
     Not ``as_of = window_end``: scoring dates are daily while loads need not be, and the
-    feature step accepts only a date that has a load.
+    feature step accepts only a date that has a load. The load's date is named, so the
+    retrain's tasks say which load they train on; with none known (no silver table), the
+    job's default (its latest load) decides.
     """
-    return {"as_of": "", "scoring_date": window_end.isoformat()}
+    named = {"as_of": latest_load.isoformat()} if latest_load else {}
+    return {**named, "scoring_date": window_end.isoformat()}
 
 
 def trigger_retrain(settings: Settings, launcher, retrain_job_id: str, window_start: dt.date,
-                    window_end: dt.date, alert_ids: list[str], echo: bool = True):
+                    window_end: dt.date, alert_ids: list[str], echo: bool = True,
+                    latest_load: dt.date | None = None):
     """Start the retrain job (None when ``retrain_job_id`` is empty: retraining is switched off)."""
     if not str(retrain_job_id or "").strip():
         return None
-    return launcher.run_now(str(retrain_job_id).strip(), retrain_parameters(window_end), trigger=TRIGGER, wait=True,
+    return launcher.run_now(str(retrain_job_id).strip(), retrain_parameters(window_end, latest_load), trigger=TRIGGER, wait=True,
                             idempotency_token=idempotency_token(settings, window_start, window_end, alert_ids),
                             echo=echo, task_output=False)
 
 
 def retrain_once(settings: Settings, launcher, retrain_job_id: str | None, window: tuple[dt.date, dt.date],
-                 critical: list[dict], previous) -> tuple[str | None, str]:
+                 critical: list[dict], previous, latest_load: dt.date | None = None) -> tuple[str | None, str]:
     """Start one retrain for the window's critical alerts, unless the window already has one.
 
     ``critical`` are this run's critical alert rows (their ``retrain_run_id`` is set here),
@@ -67,7 +71,8 @@ def retrain_once(settings: Settings, launcher, retrain_job_id: str | None, windo
         if unlinked:
             record_retrain(settings, unlinked, linked[0])
         return linked[0], f"retrain for this window was already triggered: run {linked[0]}"
-    run = trigger_retrain(settings, launcher, retrain_job_id or "", window[0], window[1], ids)
+    run = trigger_retrain(settings, launcher, retrain_job_id or "", window[0], window[1], ids,
+                          latest_load=latest_load)
     if run is None:
         return None, "critical alert, but no --retrain_job_id: no retrain triggered"
     record_retrain(settings, ids, run.run_id)

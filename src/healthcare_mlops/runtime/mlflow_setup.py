@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from healthcare_mlops.settings import Settings
@@ -17,6 +18,9 @@ def configure_mlflow(settings: Settings) -> MlflowClient:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    # A job's log is not a terminal: MLflow's per-download progress bars are three lines of
+    # noise each time a model or an artifact is read (the operator can set it back to true).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.is_local:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)

@@ -41,7 +41,7 @@ import pyarrow as pa
 from healthcare_mlops.data.contract import QUARANTINE_SCHEMA_DDL
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.input_contract import row_problems, typed_model_input
-from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS, InsuranceRiskModel, score
+from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS, InsuranceRiskModel, model_inputs, score
 from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY, RISK_CATEGORIES
 from healthcare_mlops.scoring.contract import PARTITION_COLUMN, PREDICTION_SCHEMA_DDL
 from healthcare_mlops.scoring.rules import RULE_COLUMNS, BusinessRules, apply_rules
@@ -147,9 +147,8 @@ def one_thread():
 
 def model_input_names(model) -> list[str]:
     """The input columns of a pyfunc or an MLmodel (its signature), or the contract's without one."""
-    metadata = model if hasattr(model, "get_input_schema") else model.metadata
-    schema = metadata.get_input_schema()
-    return list(schema.input_names()) if schema is not None and schema.has_input_names() else list(MODEL_INPUT_COLUMNS)
+    mlmodel = model if hasattr(model, "get_input_schema") else model.metadata
+    return model_inputs(mlmodel.get_input_schema(), mlmodel.metadata) or list(MODEL_INPUT_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- the functional core

@@ -9,8 +9,10 @@ fields (the model's output: ``predicted_annual_charges``, ``risk_score``,
                         {"dataframe_split": {"columns": [...], "data": [[...]]}}
     -> {"predictions": [{"predicted_annual_charges": ..., "risk_score": ..., ...}]}
 
-A bad request (a missing field, a wrong type, a value outside the input contract) gets
-HTTP 400 with a message naming the field. The batch job's business rules (floor, review
+A bad request (a missing field, a wrong type, a value outside the input contract, a
+prohibited field such as ``sex``) gets HTTP 400 with JSON naming each refused record and
+field; ``"params": {"on_error": "skip"}`` scores the valid records and returns each refused
+one's error in its place (``modeling/scoring_request.py``). The batch job's business rules (floor, review
 flags) are not applied here; see ``scoring/rules.py``.
 
 Locally, ``healthcare-mlops serve`` runs ``mlflow models serve`` for the version at alias
@@ -32,6 +34,8 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.modeling.artifacts import CHAMPION
 from healthcare_mlops.settings import Settings
 
+# `serve`'s port and the demo's: not MLflow's 5000, which macOS's AirPlay receiver holds.
+DEFAULT_SCORING_PORT = 5001
 ENDPOINT_VARIABLE = "serving_endpoint_name"
 APP_VARIABLE = "app_name"
 WORKLOAD_SIZE = "Small"

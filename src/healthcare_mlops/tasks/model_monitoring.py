@@ -40,7 +40,7 @@ from healthcare_mlops.monitoring.contract import (ALERT_COLUMNS, ALERT_SCHEMA_DD
                                                   FAIRNESS_SCHEMA_DDL, WINDOW_COLUMNS)
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_INSURANCE_FEATURES, ML_MODEL_ALERTS,
-                                     ML_PATIENT_PREDICTIONS)
+                                     ML_PATIENT_PREDICTIONS, SILVER_PATIENTS)
 
 MONITOR, SETUP = "monitor", "setup"
 MODES = (MONITOR, SETUP)
@@ -140,6 +140,12 @@ def _performance(catalog, settings: Settings, window_end: dt.date, champion_vers
     return rows, fairness, verdicts, described
 
 
+def latest_load(catalog) -> dt.date | None:
+    """The date of silver's latest load (what a retrain trains on), None without a silver table."""
+    return max(catalog.distinct_values(SILVER_PATIENTS, "as_of_date"), default=None) \
+        if catalog.exists(SILVER_PATIENTS) else None
+
+
 def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_id: str | None = None,
             run_id: str | None = None, launcher=None) -> dict:
     from healthcare_mlops.composition import launcher as launcher_for
@@ -190,7 +196,7 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
 
     critical = [a for a in alert_table if a["severity"] == ev.CRITICAL and a["run_id"] == run_id]
     retrain_run_id, note = retrain_once(settings, launcher or launcher_for(settings), retrain_job_id, window,
-                                        critical, previous)
+                                        critical, previous, latest_load(catalog) if critical else None)
     summary = {"run_id": run_id, "window_start": window[0].isoformat(), "window_end": window[1].isoformat(),
                "volume": volume, "reference_version": champion.version,
                "performance_batch": {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in batch.items()},

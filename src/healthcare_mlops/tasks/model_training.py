@@ -18,7 +18,7 @@ from healthcare_mlops.modeling.artifacts import (CHALLENGER, EVALUATION_ARTIFACT
                                                  TRAINING_REFERENCE_FILE)
 from healthcare_mlops.modeling.estimators import CANDIDATES
 from healthcare_mlops.modeling.input_contract import typed_model_input
-from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel, input_signature
+from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel, input_signature, model_metadata
 from healthcare_mlops.modeling.splits import DEFAULT_SALT
 from healthcare_mlops.modeling.training import TrainingResult, metric_key, train
 from healthcare_mlops.monitoring.drift import reference_counts
@@ -103,7 +103,8 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
         _log_aggregates(result)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature, input_example=example,
-            code_paths=[str(PACKAGE_DIR)], registered_model_name=settings.model_name)
+            metadata=model_metadata(example), code_paths=[str(PACKAGE_DIR)],
+            registered_model_name=settings.model_name)
         version = str(info.registered_model_version)
         client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
         for key, value in tags.items():

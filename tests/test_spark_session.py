@@ -1,0 +1,21 @@
+"""The local Spark session as a job meets it: its log on stderr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_a_local_spark_job_prints_spark_warnings_but_not_the_jdk_incubator_notice():
+    """The JDK's 'Using incubator modules' line (Spark's launcher always adds the module) is
+    the one line of the JVM's stderr the local session drops; Spark's own warnings still show."""
+    script = ("from healthcare_mlops.runtime.spark_session import get_spark\n"
+              "s = get_spark()\n"
+              "s.sparkContext._jvm.org.apache.logging.log4j.LogManager.getLogger('check').warn('still relayed')\n"
+              "print(s.range(3).count())\n"
+              "import time; time.sleep(1)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"
+    assert "WARN check: still relayed" in result.stderr
+    assert "incubator" not in result.stderr
