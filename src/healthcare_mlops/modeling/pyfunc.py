@@ -10,6 +10,11 @@ scoring server turns ``"smoker": "no"`` into ``True`` and ``"age": 35.5`` into `
 Untyped, the caller's values reach ``predict`` as sent, and the input contract
 (``input_contract.row_problems``) refuses a wrong type with a message naming the field; a
 missing field is still refused by MLflow itself ("Model is missing inputs ['age']").
+
+A request with ``{"params": {"reasons": true}}`` also gets each member's explanation (base
+value, one contribution per input, the floor line, ``top_reasons`` in words and
+``outside_training_range``; ``explanations/answer.py``); without it the output is as above.
+The signature declares the parameter, so the MLflow scoring server and Model Serving pass it.
 """
 
 from __future__ import annotations
@@ -26,12 +31,18 @@ from healthcare_mlops.modeling.intervals import AdaptiveIntervals
 from healthcare_mlops.modeling.risk import risk_category, risk_score
 
 OUTPUT_COLUMNS = ("predicted_annual_charges", "risk_score", "risk_category", "interval_lower", "interval_upper")
+# The request parameter that adds the member's explanation to the output (see explanations/answer.py).
+REASONS_PARAM = "reasons"
 
 
 def score(pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarray,
-          inputs: pd.DataFrame) -> pd.DataFrame:
-    """Predictions, risk scores, categories and intervals for valid, typed model inputs."""
-    predicted = np.maximum(pipeline.predict(inputs), 0.0)
+          inputs: pd.DataFrame, explainer=None) -> pd.DataFrame:
+    """Predictions, risk scores, categories and intervals for valid, typed model inputs.
+
+    With an ``explainer`` (``explanations.contributions.Explainer``) the prediction comes
+    from the same encoded rows as its explanation, whose ``EXPLANATION_COLUMNS`` are added."""
+    explanation = None if explainer is None else explainer.explain(pipeline, inputs)
+    predicted = np.maximum(pipeline.predict(inputs) if explanation is None else explanation.raw, 0.0)
     scores = risk_score(predicted, prediction_reference)
     lower, upper = intervals.bounds(inputs, predicted)
     return pd.DataFrame({
@@ -40,6 +51,7 @@ def score(pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarr
         "risk_category": risk_category(scores).astype(str),
         "interval_lower": lower,
         "interval_upper": upper,
+        **({} if explanation is None else explanation.columns(predicted)),
     }, index=inputs.index)
 
 
@@ -47,21 +59,22 @@ def input_signature(example: pd.DataFrame, output: pd.DataFrame) -> ModelSignatu
     """The model's signature: inputs named and required but untyped (see the module docstring)."""
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    inferred = infer_signature(example, output)
+    inferred = infer_signature(example, output, params={REASONS_PARAM: False})
     inputs = Schema([ColSpec(AnyType(), name, required=True) for name in example.columns])
-    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs, params=inferred.params)
 
 
 class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
     """The fitted pipeline, its intervals and the training reference distributions."""
 
     def __init__(self, pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarray,
-                 actual_reference: np.ndarray, extra_inputs: tuple = ()):
+                 actual_reference: np.ndarray, extra_inputs: tuple = (), explainer=None):
         self.pipeline = pipeline
         self.extra_inputs = tuple(extra_inputs)
         self.intervals = intervals
         self.prediction_reference = np.asarray(prediction_reference, dtype=float)
         self.actual_reference = np.asarray(actual_reference, dtype=float)
+        self.explainer = explainer          # explanations.contributions.Explainer, None when unavailable
 
     def predict(self, context, model_input, params=None):
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
@@ -73,4 +86,16 @@ class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
             position = int(np.flatnonzero(problems.notna().to_numpy())[0])
             raise MlflowException(f"invalid input in record {position}: {problems.iloc[position]}",
                                   error_code=INVALID_PARAMETER_VALUE)
-        return score(self.pipeline, self.intervals, self.prediction_reference, typed_model_input(frame, self.extra_inputs))
+        typed = typed_model_input(frame, self.extra_inputs)
+        if wants_reasons(params):
+            from healthcare_mlops.explanations.answer import with_reasons
+
+            return with_reasons(self, typed)
+        return score(self.pipeline, self.intervals, self.prediction_reference, typed)
+
+
+def wants_reasons(params) -> bool:
+    """Whether a request asked for the reasons (``{"params": {"reasons": true}}``)."""
+    value = (params or {}).get(REASONS_PARAM, False)
+    return value is True or str(value).strip().lower() in ("true", "1", "yes")
+
