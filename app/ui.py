@@ -73,4 +73,4 @@ def reasons(text) -> str:
 
     if not isinstance(text, str) or not text:
         return ""
-    return ", ".join(part.replace("_", " ") for part in text.split(REASON_SEPARATOR) if part)
+    return ", ".join(part.strip().replace("_", " ") for part in text.split(REASON_SEPARATOR) if part.strip())

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import actions, auth, data, ui
+from app import actions, auth, data, explanation, ui
 from app.vocabulary import PROMOTION_PENDING, in_words
 
 
@@ -108,6 +108,9 @@ def render() -> None:
         st.dataframe(checklist, hide_index=True, key="gov_checklist", height=36 * (len(checklist) + 1) + 4)
     else:
         st.info("No checks recorded yet: " + data.run_hint("model_governance") + " validates the challenger.")
+
+    st.subheader("What drives each version")
+    explanation.show_importance(data.global_importance())
 
     if challenger is not None and challenger != champion:
         versions = registry["versions"]

@@ -2,11 +2,14 @@
 
 import streamlit as st
 
-from app import actions, auth, charts, data, ui
+from app import actions, auth, charts, data, explanation, ui
 from app.vocabulary import AGE_BANDS, REGIONS
 
 ALL_LABEL = "All"
 SMOKER_CHOICES = {ALL_LABEL: data.ALL, "Smokers": "yes", "Non-smokers": "no"}
+# The queue's columns on screen; the rest of each row (inputs, explanation) feeds the selected member's waterfall.
+QUEUE_COLUMNS = ("patient_natural_key", "risk_score", "risk_category", "predicted_annual_charges", "interval_lower",
+                 "interval_upper", "review_reasons", "region", "age_band", "smoker")
 
 
 def _download(identity, scoring_date, members: int, params: dict) -> None:
@@ -68,12 +71,20 @@ def render() -> None:
     if queue.empty:
         st.info("Nobody in this view is flagged for review.")
     else:
-        queue = queue.assign(review_reasons=queue["review_reasons"].map(ui.reasons))
-        st.dataframe(queue, hide_index=True, key="risk_review_queue",
-                     column_config={"risk_score": st.column_config.NumberColumn(format="%.1f"),
-                                    "predicted_annual_charges": st.column_config.NumberColumn(format="dollar"),
-                                    "interval_lower": st.column_config.NumberColumn(format="dollar"),
-                                    "interval_upper": st.column_config.NumberColumn(format="dollar")})
+        shown = queue.assign(review_reasons=queue["review_reasons"].map(ui.reasons))
+        picked = st.dataframe(shown, hide_index=True, key="risk_review_queue", column_order=QUEUE_COLUMNS,
+                              on_select="rerun", selection_mode="single-row",
+                              column_config={"risk_score": st.column_config.NumberColumn(format="%.1f"),
+                                             "predicted_annual_charges": st.column_config.NumberColumn(format="dollar"),
+                                             "interval_lower": st.column_config.NumberColumn(format="dollar"),
+                                             "interval_upper": st.column_config.NumberColumn(format="dollar")})
+        rows = picked.selection.rows
+        if rows:
+            member = queue.iloc[rows[0]]
+            st.markdown(f"**Member {member['patient_natural_key']}**")
+            explanation.show_member(member.to_dict(), key="risk_waterfall")
+        else:
+            st.caption("Select a member in the queue to see why: each input's effect on the prediction.")
 
     _download(ui.identity(), scoring_date, members, params)
 

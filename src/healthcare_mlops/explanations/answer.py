@@ -14,12 +14,10 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from healthcare_mlops.explanations.contributions import CONTRIBUTION_PREFIX, ExplanationUnavailable
+from healthcare_mlops.explanations.contributions import (CONTRIBUTION_PREFIX, OUTSIDE_COLUMN, TOP_REASONS_COLUMN,
+                                                         ExplanationUnavailable)
 from healthcare_mlops.explanations.reasons import outside_matrix, top_reasons
 from healthcare_mlops.modeling.pyfunc import score
-
-TOP_REASONS_COLUMN = "top_reasons"
-OUTSIDE_COLUMN = "outside_training_range"
 
 
 def with_reasons(model, typed: pd.DataFrame) -> pd.DataFrame:

@@ -28,14 +28,14 @@ is shared equally between them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import FEATURE_SOURCES, MODEL_INPUT_COLUMNS
-from healthcare_mlops.scoring.rules import TrainingRange
+
 
 BASE_COLUMN = "base_charges"
 FLOOR_COLUMN = "floor_adjustment"
@@ -43,7 +43,11 @@ FLOOR_LABEL = "minimum charge floor"
 CONTRIBUTION_PREFIX = "contribution_"
 CONTRIBUTION_COLUMNS = tuple(f"{CONTRIBUTION_PREFIX}{c}" for c in MODEL_INPUT_COLUMNS)
 EXPLANATION_COLUMNS = (BASE_COLUMN, *CONTRIBUTION_COLUMNS, FLOOR_COLUMN)
+TOP_REASONS_COLUMN = "top_reasons"                 # the largest contributions in words (reasons.py)
+OUTSIDE_COLUMN = "outside_training_range"          # real-time: the inputs outside the training range
 ADDITIVITY_TOLERANCE_USD = 1.0
+# The scoring request parameter that asks for the explanation: {"params": {"reasons": true}}.
+REASONS_PARAM = "reasons"
 LINEAR, TREE = "linear", "tree"
 LOG_LINK_LOSSES = ("poisson", "gamma")
 # Global importance at training: every training row for the linear model; TreeSHAP costs
@@ -119,7 +123,7 @@ class Explainer:
     weights: np.ndarray | None = None
     means: np.ndarray | None = None
     log_link: bool = False
-    training_range: TrainingRange = field(default_factory=TrainingRange)
+    training_range: object = None        # scoring.rules.TrainingRange, set by training
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -181,15 +185,14 @@ def _linear_parts(regressor) -> tuple[np.ndarray, np.ndarray, float] | None:
     return weights, np.asarray(scale.mean_, dtype=float), float(np.ravel(linear.intercept_)[0])
 
 
-def build_explainer(pipeline, candidate: str, training_range: TrainingRange | None = None,
-                    inputs: tuple = MODEL_INPUT_COLUMNS) -> Explainer:
+def build_explainer(pipeline, candidate: str, inputs: tuple = MODEL_INPUT_COLUMNS) -> Explainer:
     """The explainer of a fitted ``estimators.make_pipeline`` model, or ExplanationUnavailable."""
     from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor, RandomForestRegressor
 
     encode = pipeline.named_steps["preprocess"].named_steps["encode"]
     regressor = pipeline.named_steps["regressor"]
     fold = fold_matrix(encoded_sources(encode), tuple(inputs))
-    common = dict(candidate=candidate, inputs=tuple(inputs), fold=fold, training_range=training_range or TrainingRange())
+    common = dict(candidate=candidate, inputs=tuple(inputs), fold=fold)
     linear = _linear_parts(regressor)
     if linear is not None:
         weights, means, base = linear

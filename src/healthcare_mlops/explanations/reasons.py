@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from healthcare_mlops.explanations.contributions import (BASE_COLUMN, CONTRIBUTION_PREFIX, FLOOR_COLUMN,
-                                                         FLOOR_LABEL)
+                                                         FLOOR_LABEL, OUTSIDE_COLUMN, TOP_REASONS_COLUMN)
 from healthcare_mlops.scoring.rules import TrainingRange, outside_training_range, outside_range_reason
 
 TOP_REASONS = 3
@@ -93,9 +93,10 @@ def top_reasons(inputs: pd.DataFrame, contributions: np.ndarray, names: tuple,
     return np.array(spelled, dtype=object)[combined]
 
 
-def outside_matrix(inputs: pd.DataFrame, training_range: TrainingRange, names: tuple) -> np.ndarray:
+def outside_matrix(inputs: pd.DataFrame, training_range: TrainingRange | None, names: tuple) -> np.ndarray:
     """(rows x inputs) True where the input lies outside the training range (the rule's own test)."""
-    masks = dict(outside_training_range(inputs[[n for n in names if n in inputs.columns]], training_range))
+    masks = dict(outside_training_range(inputs[[n for n in names if n in inputs.columns]],
+                                        training_range or TrainingRange()))
     empty = np.zeros(len(inputs), dtype=bool)
     return np.column_stack([np.asarray(masks.get(outside_range_reason(n), empty), dtype=bool) for n in names]) \
         if names else np.zeros((len(inputs), 0), dtype=bool)

@@ -26,13 +26,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from healthcare_mlops.explanations.contributions import REASONS_PARAM
 from healthcare_mlops.modeling.input_contract import row_problems, typed_model_input
 from healthcare_mlops.modeling.intervals import AdaptiveIntervals
 from healthcare_mlops.modeling.risk import risk_category, risk_score
 
 OUTPUT_COLUMNS = ("predicted_annual_charges", "risk_score", "risk_category", "interval_lower", "interval_upper")
-# The request parameter that adds the member's explanation to the output (see explanations/answer.py).
-REASONS_PARAM = "reasons"
 
 
 def score(pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarray,
