@@ -45,7 +45,7 @@ from healthcare_mlops.data import population as pop  # noqa: E402
 from healthcare_mlops.data.contract import REGIONS  # noqa: E402
 from healthcare_mlops.data.synthetic import synthetic_members  # noqa: E402
 from healthcare_mlops.explanations.contributions import TOP_REASONS_COLUMN  # noqa: E402
-from healthcare_mlops.explanations.reasons import REASONS_JOINER, top_reasons  # noqa: E402
+from healthcare_mlops.explanations.reasons import join_words, top_reasons  # noqa: E402
 from healthcare_mlops.features.definitions import AGE_BANDS, MODEL_INPUT_COLUMNS, band  # noqa: E402
 from healthcare_mlops.modeling.risk import risk_category  # noqa: E402
 from healthcare_mlops.monitoring.contract import ALERT_SCHEMA_DDL, DRIFT_SCHEMA_DDL, FAIRNESS_SCHEMA_DDL  # noqa: E402
@@ -98,7 +98,8 @@ def prediction_rows(n: int, scoring_date: dt.date, offset: int, rng: np.random.G
         reasons = np.where(mask, np.where(reasons == "", code, reasons + REASON_SEPARATOR + code), reasons)
     explained = explanation_columns(members, predicted)
     flagged = reasons != ""
-    reasons[flagged] = reasons[flagged] + REASONS_JOINER + explained[TOP_REASONS_COLUMN][flagged]
+    reasons[flagged] = join_words(pa.array(reasons[flagged], type=pa.string()),
+                                  explained[TOP_REASONS_COLUMN].filter(pa.array(flagged))).to_numpy(zero_copy_only=False)
     scored_at = dt.datetime.combine(scoring_date, dt.time(2, 5), tzinfo=dt.timezone.utc)
     columns = {**explained,
         "patient_natural_key": [f"P{i:09d}" for i in range(offset, offset + n)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_serving import server  # noqa: F401  (fixture: `healthcare-mlops serve` on a copy of the pipeline home)
 
 from healthcare_mlops.data.synthetic import synthetic_members
 from healthcare_mlops.explanations.contributions import (CONTRIBUTION_COLUMNS, EXPLANATION_COLUMNS, FLOOR_COLUMN,
@@ -91,7 +92,7 @@ def test_reasons_in_words_largest_first_and_the_outside_flag():
     inputs = pd.DataFrame([SMOKER, {**SMOKER, "smoker": False, "bmi": 60.0}])
     contributions = np.array([[2_000.0, 9_810.0, 20.0, 23_400.0, -300.0], [100.0, 2_000.0, 0.0, -5_000.0, 0.0]])
     outside = np.array([[False] * 5, [False, True, False, False, False]])
-    words = top_reasons(inputs, contributions, MODEL_INPUT_COLUMNS, outside)
+    words = top_reasons(inputs, contributions, MODEL_INPUT_COLUMNS, outside).to_pylist()
     assert words[0] == "smoker: +23,400 USD; bmi 41.2: +9,800 USD; age 52: +2,000 USD"
     assert words[1] == f"{OUTSIDE_WORDS}: bmi; non-smoker: -5,000 USD; bmi 60.0: +2,000 USD; age 52: +100 USD"
 
@@ -170,3 +171,25 @@ def test_batch_scoring_writes_contributions_and_reasons_in_words(pipeline_home):
     assert unexplained[list(EXPLANATION_COLUMNS)].isna().all().all()
     assert list(unexplained["review_reasons"]) == ["critical_risk", "below_minimum_charges", "",
                                                    "critical_risk;outside_training_range:bmi"]
+
+
+# ----------------------------------------------------------------------------- real time, over HTTP
+
+def test_the_scoring_server_returns_the_reasons_only_when_asked(server):  # noqa: F811
+    from test_serving import _post
+
+    from healthcare_mlops.scoring.realtime import ScoringServerScorer
+
+    url = f"{server['url']}/invocations"
+    status, plain = _post(url, {"dataframe_records": [SMOKER]})
+    assert status == 200 and set(plain["predictions"][0]) == set(OUTPUT_COLUMNS)
+    status, asked = _post(url, {"dataframe_records": [SMOKER, {**SMOKER, "bmi": 70.0}], "params": REASONS})
+    assert status == 200, asked
+    first, outside = asked["predictions"]
+    assert {k: first[k] for k in OUTPUT_COLUMNS} == plain["predictions"][0]
+    assert abs(sum(first[c] for c in EXPLANATION_COLUMNS) - first["predicted_annual_charges"]) <= 1.0
+    assert first["top_reasons"].startswith("smoker: +") and first["outside_training_range"] == ""
+    assert outside["outside_training_range"] == "bmi" and outside["top_reasons"].startswith(f"{OUTSIDE_WORDS}: bmi")
+    answer = ScoringServerScorer(server["url"]).score(SMOKER, reasons=True)    # the console's route
+    assert answer["top_reasons"] == first["top_reasons"]
+    assert set(ScoringServerScorer(server["url"]).score(SMOKER)) == set(OUTPUT_COLUMNS)

@@ -6,13 +6,16 @@ inputs fall outside the training range (``scoring.rules.outside_training_range``
 ``OUTSIDE_WORDS`` and the inputs concerned first: the model extrapolates there.
 
 Vectorised for batch scoring: each distinct (input, value, rounded amount) phrase is
-spelled once, and each distinct combination of phrases once (no per-row Python).
+spelled once, then the phrases are taken and joined by Arrow's compute kernels (no
+per-row Python).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from healthcare_mlops.explanations.contributions import (BASE_COLUMN, CONTRIBUTION_PREFIX, FLOOR_COLUMN,
                                                          FLOOR_LABEL, OUTSIDE_COLUMN, TOP_REASONS_COLUMN)
@@ -46,7 +49,8 @@ def _phrase_ids(inputs: pd.DataFrame, contributions: np.ndarray, names: tuple) -
     """(rows x inputs) ids into the phrase table; id 0 is '' (a contribution that rounds to 0)."""
     table, ids = [""], np.zeros(contributions.shape, dtype=np.int64)
     for j, name in enumerate(names):
-        value_codes, values = pd.factorize(inputs[name], sort=False)
+        shown = inputs[name].round(1) if name == "bmi" else inputs[name]      # as the words show it
+        value_codes, values = pd.factorize(shown, sort=False)
         amounts = np.rint(contributions[:, j] / ROUND_TO_USD).astype(np.int64)
         keys, distinct = pd.factorize(value_codes.astype(np.int64) * (2 * _AMOUNT_OFFSET) + amounts + _AMOUNT_OFFSET)
         spelled = []
@@ -60,37 +64,36 @@ def _phrase_ids(inputs: pd.DataFrame, contributions: np.ndarray, names: tuple) -
     return ids, table
 
 
-def _combine(codes: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """One id per row for a (rows x k) array of ids below ``width``: (ids, the distinct rows)."""
-    combined = np.zeros(len(codes), dtype=np.int64)
-    for k in range(codes.shape[1]):
-        combined, _ = pd.factorize(combined * width + codes[:, k])
-    distinct_rows = np.zeros((combined.max() + 1 if len(combined) else 0, codes.shape[1]), dtype=np.int64)
-    distinct_rows[combined] = codes
-    return combined, distinct_rows
+def _present(words: pa.Array) -> pa.Array:
+    """'' as null, so that joining skips it."""
+    return pc.if_else(pc.equal(words, ""), pa.scalar(None, pa.string()), words)
+
+
+def join_words(*columns: pa.Array) -> pa.Array:
+    """Row by row the non-empty texts of ``columns`` joined by ``REASONS_JOINER`` ('' when none); in Arrow."""
+    joined = pc.binary_join_element_wise(*[_present(c) for c in columns], REASONS_JOINER, null_handling="skip")
+    return pc.fill_null(joined, "")
 
 
 def top_reasons(inputs: pd.DataFrame, contributions: np.ndarray, names: tuple,
-                outside: np.ndarray | None = None) -> np.ndarray:
-    """Per row, the top reasons in words (``REASONS_JOINER`` between them), the outside flag first."""
+                outside: np.ndarray | None = None) -> pa.Array:
+    """Per row, the top reasons in words (``REASONS_JOINER`` between them), the outside flag first.
+
+    An Arrow string array: the phrases are taken and joined in Arrow's compute kernels."""
     rows = len(contributions)
     if rows == 0:
-        return np.array([], dtype=object)
+        return pa.array([], type=pa.string())
     ids, table = _phrase_ids(inputs, contributions, names)
+    phrases = pa.array(table, type=pa.string())
     order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_REASONS]
     picked = np.take_along_axis(ids, order, axis=1)
-    outside = np.zeros((rows, len(names)), dtype=bool) if outside is None else np.asarray(outside, dtype=bool)
-    bits = outside.astype(np.int64) @ (np.int64(1) << np.arange(len(names), dtype=np.int64))
-    width = max(len(table), 1 << len(names))
-    combined, distinct = _combine(np.column_stack([picked, bits]), width)
-    spelled = []
-    for *phrase_ids, pattern in distinct.tolist():
-        parts = [table[i] for i in phrase_ids if i]
-        flagged = [name for bit, name in enumerate(names) if (pattern >> bit) & 1]
-        if flagged:
-            parts.insert(0, f"{OUTSIDE_WORDS}: {', '.join(flagged)}")
-        spelled.append(REASONS_JOINER.join(parts))
-    return np.array(spelled, dtype=object)[combined]
+    columns = [phrases.take(pa.array(picked[:, k])) for k in range(picked.shape[1])]
+    if outside is not None and np.asarray(outside).any():
+        bits = np.asarray(outside, dtype=np.int64) @ (np.int64(1) << np.arange(len(names), dtype=np.int64))
+        flags = pa.array([f"{OUTSIDE_WORDS}: " + ", ".join(n for b, n in enumerate(names) if (pattern >> b) & 1)
+                          if pattern else "" for pattern in range(1 << len(names))], type=pa.string())
+        columns.insert(0, flags.take(pa.array(bits)))
+    return join_words(*columns)
 
 
 def outside_matrix(inputs: pd.DataFrame, training_range: TrainingRange | None, names: tuple) -> np.ndarray:

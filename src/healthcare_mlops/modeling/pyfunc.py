@@ -13,7 +13,7 @@ missing field is still refused by MLflow itself ("Model is missing inputs ['age'
 
 A request with ``{"params": {"reasons": true}}`` also gets each member's explanation (base
 value, one contribution per input, the floor line, ``top_reasons`` in words and
-``outside_training_range``; ``explanations/answer.py``); without it the output is as above.
+``outside_training_range``; ``with_reasons``); without it the output is as above.
 The signature declares the parameter, so the MLflow scoring server and Model Serving pass it.
 """
 
@@ -26,7 +26,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from healthcare_mlops.explanations.contributions import REASONS_PARAM
+from healthcare_mlops.explanations.contributions import (CONTRIBUTION_PREFIX, OUTSIDE_COLUMN, REASONS_PARAM,
+                                                         TOP_REASONS_COLUMN, ExplanationUnavailable)
+from healthcare_mlops.explanations.reasons import outside_matrix, top_reasons
 from healthcare_mlops.modeling.input_contract import row_problems, typed_model_input
 from healthcare_mlops.modeling.intervals import AdaptiveIntervals
 from healthcare_mlops.modeling.risk import risk_category, risk_score
@@ -87,8 +89,6 @@ class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
                                   error_code=INVALID_PARAMETER_VALUE)
         typed = typed_model_input(frame, self.extra_inputs)
         if wants_reasons(params):
-            from healthcare_mlops.explanations.answer import with_reasons
-
             return with_reasons(self, typed)
         return score(self.pipeline, self.intervals, self.prediction_reference, typed)
 
@@ -98,3 +98,24 @@ def wants_reasons(params) -> bool:
     value = (params or {}).get(REASONS_PARAM, False)
     return value is True or str(value).strip().lower() in ("true", "1", "yes")
 
+
+def with_reasons(model: InsuranceRiskModel, typed: pd.DataFrame) -> pd.DataFrame:
+    """The output with the explanation: ``EXPLANATION_COLUMNS`` (the floor line here is the clip at
+    0 USD: real-time scoring applies no business rules), ``top_reasons`` in words and
+    ``outside_training_range`` (the inputs outside the training range, comma-separated, '' when
+    none). A version without an exact explanation is refused with the cause (HTTP 400)."""
+    explainer = getattr(model, "explainer", None)
+    if explainer is None:
+        raise MlflowException("this model version has no exact explanation (trained before explanations, or "
+                              "a model type that cannot be explained exactly): ask without reasons",
+                              error_code=INVALID_PARAMETER_VALUE)
+    try:
+        output = score(model.pipeline, model.intervals, model.prediction_reference, typed, explainer)
+    except ExplanationUnavailable as exc:
+        raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
+    names = explainer.inputs
+    contributions = output[[f"{CONTRIBUTION_PREFIX}{n}" for n in names]].to_numpy()
+    outside = outside_matrix(typed, explainer.training_range, names)
+    output[TOP_REASONS_COLUMN] = top_reasons(typed, contributions, names, outside).to_pylist()
+    output[OUTSIDE_COLUMN] = [",".join(n for n, flag in zip(names, row) if flag) for row in outside.tolist()]
+    return output

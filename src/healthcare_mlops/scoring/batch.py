@@ -37,11 +37,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from healthcare_mlops.data.contract import QUARANTINE_SCHEMA_DDL
 from healthcare_mlops.explanations.contributions import (ADDITIVITY_TOLERANCE_USD, BASE_COLUMN, CONTRIBUTION_COLUMNS,
                                                          EXPLANATION_COLUMNS, FLOOR_COLUMN, TOP_REASONS_COLUMN)
-from healthcare_mlops.explanations.reasons import REASONS_JOINER, outside_matrix, top_reasons
+from healthcare_mlops.explanations.reasons import join_words, outside_matrix, top_reasons
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.input_contract import row_problems, typed_model_input
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS, InsuranceRiskModel, score
@@ -227,9 +228,8 @@ def explained_columns(output: pd.DataFrame, ruled: pd.DataFrame, inputs: pd.Data
     base = output[BASE_COLUMN].to_numpy(dtype=float)
     outside = outside_matrix(inputs, rules.training_range, MODEL_INPUT_COLUMNS)
     top = top_reasons(inputs, contributions, MODEL_INPUT_COLUMNS, outside)
-    review = ruled["review_reasons"].to_numpy(dtype=object).copy()
-    worded = (review != "") & (top != "")
-    review[worded] = review[worded] + REASONS_JOINER + top[worded]
+    codes = pa.array(ruled["review_reasons"].to_numpy(dtype=object), type=pa.string())
+    review = pc.if_else(pc.equal(codes, ""), codes, join_words(codes, top))
     return {**{c: output[c].to_numpy() for c in (BASE_COLUMN, *CONTRIBUTION_COLUMNS)},
             FLOOR_COLUMN: predicted - base - contributions.sum(axis=1), TOP_REASONS_COLUMN: top,
             "review_reasons": review}
@@ -259,7 +259,8 @@ def score_batch(batch: pa.RecordBatch, model, rules: BusinessRules,
     arrays = []
     for field in SCORED_ARROW:
         if field.name in computed:
-            arrays.append(pa.array(computed[field.name], type=field.type))
+            values = computed[field.name]
+            arrays.append(values if isinstance(values, pa.Array) else pa.array(values, type=field.type))
         else:
             column = batch.column(field.name)
             arrays.append(column if column.type == field.type else column.cast(field.type))
