@@ -7,7 +7,8 @@ from app.vocabulary import AGE_BANDS, REGIONS
 
 ALL_LABEL = "All"
 SMOKER_CHOICES = {ALL_LABEL: data.ALL, "Smokers": "yes", "Non-smokers": "no"}
-# The queue's columns on screen; the rest of each row (inputs, explanation) feeds the selected member's waterfall.
+# The queue's columns on screen; the rest of each row (inputs, explanation) feeds the selected member's waterfall
+# and is never sent to the browser as a table.
 QUEUE_COLUMNS = ("patient_natural_key", "risk_score", "risk_category", "predicted_annual_charges", "interval_lower",
                  "interval_upper", "review_reasons", "region", "age_band", "smoker")
 
@@ -71,9 +72,9 @@ def render() -> None:
     if queue.empty:
         st.info("Nobody in this view is flagged for review.")
     else:
-        shown = queue.assign(review_reasons=queue["review_reasons"].map(ui.reasons))
-        picked = st.dataframe(shown, hide_index=True, key="risk_review_queue", column_order=QUEUE_COLUMNS,
-                              on_select="rerun", selection_mode="single-row",
+        shown = queue[list(QUEUE_COLUMNS)].assign(review_reasons=queue["review_reasons"].map(ui.reasons))
+        picked = st.dataframe(shown, hide_index=True, key="risk_review_queue", on_select="rerun",
+                              selection_mode="single-row",
                               column_config={"risk_score": st.column_config.NumberColumn(format="%.1f"),
                                              "predicted_annual_charges": st.column_config.NumberColumn(format="dollar"),
                                              "interval_lower": st.column_config.NumberColumn(format="dollar"),

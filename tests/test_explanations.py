@@ -193,3 +193,40 @@ def test_the_scoring_server_returns_the_reasons_only_when_asked(server):  # noqa
     answer = ScoringServerScorer(server["url"]).score(SMOKER, reasons=True)    # the console's route
     assert answer["top_reasons"] == first["top_reasons"]
     assert set(ScoringServerScorer(server["url"]).score(SMOKER)) == set(OUTPUT_COLUMNS)
+
+
+def test_the_serving_endpoint_route_posts_the_reasons_parameter_through_the_sdk():
+    """The real databricks-sdk client against a loopback stand-in for the workspace: the request it builds."""
+    import http.server
+    import json
+    import threading
+
+    from databricks.sdk import WorkspaceClient
+
+    from healthcare_mlops.scoring.realtime import ServingEndpointScorer
+
+    seen = []
+
+    class Workspace(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802  (http.server's name)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, body))
+            answer = json.dumps({"predictions": [{"predicted_annual_charges": 1.0, "top_reasons": "smoker: +1 USD"}]})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(answer.encode())
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Workspace)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client = WorkspaceClient(host=f"http://127.0.0.1:{httpd.server_port}", token="test-token")
+        answer = ServingEndpointScorer(lambda: client, "insurance-risk").score(SMOKER, reasons=True)
+    finally:
+        httpd.shutdown()
+    assert answer["top_reasons"] == "smoker: +1 USD"
+    assert seen == [("/serving-endpoints/insurance-risk/invocations",
+                     {"dataframe_records": [SMOKER], "params": {"reasons": True}})]
