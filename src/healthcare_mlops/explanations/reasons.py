@@ -17,8 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from healthcare_mlops.explanations.contributions import (BASE_COLUMN, CONTRIBUTION_PREFIX, FLOOR_COLUMN,
-                                                         FLOOR_LABEL, OUTSIDE_COLUMN, TOP_REASONS_COLUMN)
+from healthcare_mlops.explanations.contributions import BASE_COLUMN, CONTRIBUTION_PREFIX, FLOOR_COLUMN, FLOOR_LABEL
 from healthcare_mlops.scoring.rules import TrainingRange, outside_training_range, outside_range_reason
 
 TOP_REASONS = 3
