@@ -27,7 +27,9 @@ def _assert_waterfall(page, where: str) -> None:
     labels = chart.first.inner_text()
     for step in ("base (average member)", "predicted charges"):
         assert step in labels, f"{where}: {step!r} not in the waterfall"
-    assert page.get_by_text("Why:").count() >= 1, f"{where}: no reasons in words"
+    reasons = page.locator('[data-testid="stMarkdownContainer"]', has_text="Why:")
+    reasons.first.wait_for(timeout=60_000)
+    assert " USD" in reasons.first.inner_text(), f"{where}: no reasons in words"
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
