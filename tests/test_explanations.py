@@ -230,3 +230,25 @@ def test_the_serving_endpoint_route_posts_the_reasons_parameter_through_the_sdk(
     assert answer["top_reasons"] == "smoker: +1 USD"
     assert seen == [("/serving-endpoints/insurance-risk/invocations",
                      {"dataframe_records": [SMOKER], "params": {"reasons": True}})]
+
+
+def test_predictions_made_before_explanations_take_the_new_columns(settings):
+    """A home scored before the contract gained the explanation columns keeps scoring (schema merge)."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+    from healthcare_mlops.scoring.contract import PREDICTION_COLUMNS
+    from healthcare_mlops.tables import ML_PATIENT_PREDICTIONS
+
+    store = DeltaCatalog(settings)
+    old = pa.table({"patient_natural_key": ["a"], "scoring_date": [dt.date(2026, 1, 1)],
+                    "predicted_annual_charges": [5000.0]})
+    store.write(old, ML_PATIENT_PREDICTIONS, mode="replace_partition", partition={"scoring_date": dt.date(2026, 1, 1)})
+    new = old.set_column(1, "scoring_date", pa.array([dt.date(2026, 1, 2)])).append_column(
+        "base_charges", pa.array([4000.0]))
+    store.write(new, ML_PATIENT_PREDICTIONS, mode="replace_partition", partition={"scoring_date": dt.date(2026, 1, 2)})
+    rows = store.read_arrow(ML_PATIENT_PREDICTIONS).to_pandas().sort_values("scoring_date")
+    assert rows["base_charges"].isna().tolist() == [True, False]
+    assert "base_charges" in PREDICTION_COLUMNS
