@@ -17,7 +17,8 @@ def show_member(member: dict, key: str) -> None:
     """The waterfall (base -> each input -> prediction) and the top reasons of ``member``
     (a predictions row or a real-time answer with reasons)."""
     if _missing(member.get("base_charges")):
-        st.info("No explanation for this member: its model version cannot be explained exactly.")
+        st.info("No explanation for this member: scored before explanations existed, or by a model version "
+                "that cannot be explained exactly.")
         return
     if member.get("outside_training_range"):
         st.warning(f"Outside what the model was trained on: {member['outside_training_range']}. "
