@@ -152,3 +152,35 @@ def job_durations(runs: pd.DataFrame) -> go.Figure:
     fig.update_layout(title="Job run durations (marker colour: status)", xaxis_title="started",
                       yaxis_title="seconds", **_LAYOUT)
     return fig
+
+
+def member_waterfall(member: dict) -> go.Figure:
+    """One member's explanation: base -> each input -> (minimum charge floor) -> predicted charges.
+
+    ``member`` holds the five inputs and the explanation columns (a predictions row, or a
+    real-time answer with reasons); the steps come from ``explanations.reasons.waterfall_steps``.
+    """
+    from healthcare_mlops.explanations.reasons import waterfall_steps
+    from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+
+    steps = waterfall_steps(member, MODEL_INPUT_COLUMNS)
+    fig = go.Figure(go.Waterfall(
+        x=steps["label"], y=steps["usd"], measure=steps["kind"], orientation="v",
+        text=[f"{v:+,.0f}" if kind == "relative" else f"{v:,.0f}" for v, kind in zip(steps["usd"], steps["kind"])],
+        textposition="outside", increasing=dict(marker_color=CATEGORY_COLORS["critical"]),
+        decreasing=dict(marker_color=CATEGORY_COLORS["low"]), totals=dict(marker_color="#1565c0"),
+        hovertemplate="%{x}: %{y:,.0f} USD<extra></extra>"))
+    fig.update_layout(title="Why this prediction: base, each input, prediction (USD)", yaxis_title="USD",
+                      showlegend=False, **_LAYOUT)
+    return fig
+
+
+def importance_bars(importance: pd.DataFrame) -> go.Figure:
+    """``input, version, usd`` -> grouped bars: each version's mean |contribution| per input."""
+    fig = go.Figure()
+    for version, part in importance.groupby("version", sort=False):
+        fig.add_trace(go.Bar(name=str(version), x=part["input"], y=part["usd"],
+                             hovertemplate="%{x}: %{y:,.0f} USD<extra>" + str(version) + "</extra>"))
+    fig.update_layout(barmode="group", title="Global importance: mean |contribution| per input (USD)",
+                      yaxis_title="USD", legend_title="version", **_LAYOUT)
+    return fig

@@ -33,7 +33,7 @@ import streamlit as st
 
 from app import queries
 from app.queries import ALL, HISTOGRAM_BIN_WIDTH, MAX_CSV_ROWS, QUERIES, REVIEW_QUEUE_ROWS, risk_filters, risk_view
-from app.registry import no_model, read_model_card, read_registry
+from app.registry import no_model, read_importance, read_model_card, read_registry
 from healthcare_mlops import composition
 from healthcare_mlops.bundle.launchers import job_id_env
 from healthcare_mlops.modeling.artifacts import CHAMPION
@@ -245,6 +245,19 @@ def registry() -> dict:
     return _registry_cached(_key(settings), _freshness(fingerprint), settings)
 
 
+@st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=8)
+def _importance_cached(key: tuple, fingerprint, _settings: Settings) -> pd.DataFrame:
+    return read_importance(_mlflow_client(key, _settings), registry())
+
+
+def global_importance() -> pd.DataFrame:
+    """The champion's and challenger's mean |contribution| per input (``registry.read_importance``)."""
+    from healthcare_mlops.runtime.mlflow_setup import registry_fingerprint
+
+    settings = console_settings()
+    return _importance_cached(_key(settings), _freshness(registry_fingerprint(settings)), settings)
+
+
 @st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=32)
 def _model_card_cached(key: tuple, version: str, fingerprint, _settings: Settings) -> str:
     return read_model_card(_mlflow_client(key, _settings), _settings.model_name, version)
@@ -341,8 +354,17 @@ def scorer():
 
 
 def score_member(record: dict) -> dict:
-    """Score one member's model inputs in real time; predicted charges, score, category, interval."""
-    return scorer().score(record)
+    """Score one member's model inputs in real time: predicted charges, score, category, interval and
+    the explanation (a model version that cannot be explained: the score alone, and the reason why not)."""
+    from healthcare_mlops.errors import UserError
+
+    active = scorer()
+    try:
+        return active.score(record, reasons=True)
+    except UserError as exc:
+        if "no exact explanation" not in str(exc):
+            raise
+        return {**active.score(record), "explanation_refused": str(exc)}
 
 
 def run_hint(job_key: str, params: dict | None = None) -> str:

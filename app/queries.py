@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from healthcare_mlops.explanations.contributions import EXPLANATION_COLUMNS, TOP_REASONS_COLUMN
 from healthcare_mlops.modeling.risk import RISK_CATEGORIES
 from healthcare_mlops.runtime.console_sql import CONSOLE_TABLES
 from healthcare_mlops.settings import Settings
@@ -102,11 +103,12 @@ _QUERIES = [
           "(a few thousand rows at most): the Risk page's numbers, histogram and mix, for any filter"),
     Query("review_queue", f"""
     SELECT patient_natural_key, risk_score, risk_category, predicted_annual_charges,
-           interval_lower, interval_upper, review_reasons, region, age_band, smoker
+           interval_lower, interval_upper, review_reasons, region, age_band, smoker,
+           age, bmi, children, {", ".join(EXPLANATION_COLUMNS)}, {TOP_REASONS_COLUMN}
     FROM {{ml_patient_predictions}}
     WHERE {_RISK_FILTER} AND requires_review
     ORDER BY risk_score DESC, patient_natural_key
-    LIMIT {REVIEW_QUEUE_ROWS}""", "members flagged for review (de-identified key and reasons)"),  # nosec B608  # only module constants are formatted in; values are bound parameters
+    LIMIT {REVIEW_QUEUE_ROWS}""", "members flagged for review (de-identified key, reasons, explanation)"),  # nosec B608  # only module constants are formatted in; values are bound parameters
     Query("risk_export", f"""
     SELECT patient_natural_key, scoring_date, predicted_annual_charges, risk_score, risk_category,
            interval_lower, interval_upper, high_risk, requires_review, review_reasons,

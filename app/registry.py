@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION
+from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, IMPORTANCE_METRIC_PREFIX
 from healthcare_mlops.runtime.mlflow_setup import find_in_registry
 
 
@@ -45,3 +45,19 @@ def read_model_card(client, name: str, version) -> str:
     """The model card (Markdown) stored in the version's description ('' when there is none)."""
     found = find_in_registry(client.get_model_version, name, str(version))
     return (found.description or "") if found is not None else ""
+
+
+def read_importance(client, registry: dict) -> pd.DataFrame:
+    """``input, version, usd``: the champion's and the challenger's global importance (mean |contribution|
+    per input over the training frame, logged by training as ``importance_usd_<input>`` run metrics)."""
+    versions = registry["versions"]
+    rows = []
+    for role in (CHAMPION, CHALLENGER):
+        version = registry[role]
+        if version is None or versions.empty or (role == CHALLENGER and version == registry[CHAMPION]):
+            continue
+        run_id = versions.loc[versions["version"] == version, "run_id"]
+        metrics = client.get_run(run_id.iloc[0]).data.metrics if not run_id.empty else {}
+        rows += [{"input": key[len(IMPORTANCE_METRIC_PREFIX):], "version": f"{role} (version {version})", "usd": value}
+                 for key, value in metrics.items() if key.startswith(IMPORTANCE_METRIC_PREFIX)]
+    return pd.DataFrame(rows, columns=["input", "version", "usd"])

@@ -77,7 +77,7 @@ def reasons(text) -> str:
 
     if not isinstance(text, str) or not text:
         return ""
-    return ", ".join(part.replace("_", " ") for part in text.split(REASON_SEPARATOR) if part)
+    return ", ".join(part.strip().replace("_", " ") for part in text.split(REASON_SEPARATOR) if part.strip())
 
 
 def column_config(frame: pd.DataFrame, wide: tuple[str, ...] = ()) -> dict:
@@ -95,15 +95,19 @@ def column_config(frame: pd.DataFrame, wide: tuple[str, ...] = ()) -> dict:
     return config
 
 
-def table(frame: pd.DataFrame, key: str, wide: tuple[str, ...] = (), lines: int = 1, height=None) -> None:
+def table(frame: pd.DataFrame, key: str, wide: tuple[str, ...] = (), lines: int = 1, height=None,
+          selectable: bool = False):
     """A table with headers in words; the ``wide`` columns are wide and every row shows ``lines`` lines
     of text (long values wrap instead of being cut). In a container keyed ``key`` (the browser tests
-    find it by its class ``st-key-<key>``)."""
+    find it by its class ``st-key-<key>``). ``selectable``: one row can be picked; the return value's
+    ``selection.rows`` says which."""
     options = {"row_height": _ROW_PADDING + _LINE_PIXELS * lines} if lines > 1 else {}
     if height is not None:
         options["height"] = height
+    if selectable:
+        options.update(on_select="rerun", selection_mode="single-row", key=f"{key}_rows")
     with st.container(key=key):
-        st.dataframe(frame, hide_index=True, column_config=column_config(frame, wide), **options)
+        return st.dataframe(frame, hide_index=True, column_config=column_config(frame, wide), **options)
 
 
 def thresholds_in_words(names: pd.Series, values: pd.Series, missing: str = "none (information only)") -> list[str]:

@@ -41,7 +41,8 @@ UDF_RESULT = ("predicted_annual_charges double, risk_score double, risk_category
               "interval_lower double, interval_upper double")
 
 
-def train_quick_model(home: Path, members: int, seed: int) -> None:
+def train_quick_model(home: Path, members: int, seed: int,
+                      candidates: tuple = ("hist_gradient_boosting_poisson",)) -> None:
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
     from healthcare_mlops.settings import resolve_settings
     from healthcare_mlops.spark.patient_load import generate_patients
@@ -51,7 +52,7 @@ def train_quick_model(home: Path, members: int, seed: int) -> None:
     as_of = dt.date.fromisoformat(AS_OF)
     generate_patients(settings, members, seed, as_of)
     feature_engineering.run(settings, as_of)
-    summary = model_training.run(settings, as_of, seed=seed, candidates=("hist_gradient_boosting_poisson",))
+    summary = model_training.run(settings, as_of, seed=seed, candidates=candidates)
     configure_mlflow(settings).set_registered_model_alias(settings.model_name, "champion", summary["version"])
 
 

@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +44,9 @@ from healthcare_mlops.bundle.run_history import SUCCEEDED, RunRecord, append_run
 from healthcare_mlops.data import population as pop  # noqa: E402
 from healthcare_mlops.data.contract import REGIONS  # noqa: E402
 from healthcare_mlops.data.synthetic import synthetic_members  # noqa: E402
-from healthcare_mlops.features.definitions import AGE_BANDS, band  # noqa: E402
+from healthcare_mlops.explanations.contributions import TOP_REASONS_COLUMN  # noqa: E402
+from healthcare_mlops.explanations.reasons import join_words, top_reasons  # noqa: E402
+from healthcare_mlops.features.definitions import AGE_BANDS, MODEL_INPUT_COLUMNS, band  # noqa: E402
 from healthcare_mlops.modeling.risk import risk_category  # noqa: E402
 from healthcare_mlops.monitoring.contract import ALERT_SCHEMA_DDL, DRIFT_SCHEMA_DDL, FAIRNESS_SCHEMA_DDL  # noqa: E402
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog  # noqa: E402
@@ -67,6 +70,21 @@ def arrow_schema(ddl: str) -> pa.Schema:
 
 # -- tables -----------------------------------------------------------------------------------
 
+def explanation_columns(members: dict, predicted: np.ndarray) -> dict:
+    """Contract-shaped explanations that add up: rough per-input effects, bmi taking the remainder."""
+    frame = pd.DataFrame({c: members[c] for c in MODEL_INPUT_COLUMNS})
+    base = float(predicted.mean())
+    effects = {"age": 265.0 * (frame["age"] - frame["age"].mean()),
+               "children": 500.0 * (frame["children"] - frame["children"].mean()),
+               "smoker": 23_000.0 * (frame["smoker"].astype(float) - frame["smoker"].mean()),
+               "region": frame["region"].map({"southeast": 300.0}).fillna(-100.0)}
+    effects["bmi"] = predicted - base - sum(effects.values())
+    contributions = np.column_stack([np.asarray(effects[c], dtype=float) for c in MODEL_INPUT_COLUMNS])
+    return {"base_charges": np.full(len(predicted), base), "floor_adjustment": np.zeros(len(predicted)),
+            **{f"contribution_{c}": contributions[:, i] for i, c in enumerate(MODEL_INPUT_COLUMNS)},
+            TOP_REASONS_COLUMN: top_reasons(frame, contributions, MODEL_INPUT_COLUMNS)}
+
+
 def prediction_rows(n: int, scoring_date: dt.date, offset: int, rng: np.random.Generator) -> pa.Table:
     members = synthetic_members(n, rng)
     predicted = np.maximum(members["annual_charges"] * rng.lognormal(0.0, 0.15, n), 1000.0)
@@ -78,8 +96,12 @@ def prediction_rows(n: int, scoring_date: dt.date, offset: int, rng: np.random.G
     for mask, code in ((category == "critical", CRITICAL_RISK), (width > DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO, LOW_CONFIDENCE),
                        (members["bmi"] > 50, outside_range_reason("bmi"))):
         reasons = np.where(mask, np.where(reasons == "", code, reasons + REASON_SEPARATOR + code), reasons)
+    explained = explanation_columns(members, predicted)
+    flagged = reasons != ""
+    reasons[flagged] = join_words(pa.array(reasons[flagged], type=pa.string()),
+                                  explained[TOP_REASONS_COLUMN].filter(pa.array(flagged))).to_numpy(zero_copy_only=False)
     scored_at = dt.datetime.combine(scoring_date, dt.time(2, 5), tzinfo=dt.timezone.utc)
-    columns = {
+    columns = {**explained,
         "patient_natural_key": [f"P{i:09d}" for i in range(offset, offset + n)],
         "scoring_date": np.full(n, scoring_date), "predicted_annual_charges": predicted, "risk_score": scores,
         "risk_category": category, "interval_lower": lower, "interval_upper": upper,

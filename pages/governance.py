@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import actions, auth, data, ui
+from app import actions, auth, data, explanation, ui
 from app.vocabulary import PROMOTION_PENDING, in_words
 
 
@@ -119,6 +119,9 @@ def render() -> None:
         ui.table(checklist, key="gov_checklist", wide=("threshold", "what it means"), lines=3)
     else:
         st.info("No checks recorded yet: " + data.run_hint("model_governance") + " validates the challenger.")
+
+    st.subheader("What drives each version")
+    explanation.show_importance(data.global_importance())
 
     if challenger is not None and challenger != champion:
         versions = registry["versions"]

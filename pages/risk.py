@@ -2,11 +2,15 @@
 
 import streamlit as st
 
-from app import actions, auth, charts, data, ui
+from app import actions, auth, charts, data, explanation, ui
 from app.vocabulary import AGE_BANDS, REGIONS
 
 ALL_LABEL = "All"
 SMOKER_CHOICES = {ALL_LABEL: data.ALL, "Smokers": "yes", "Non-smokers": "no"}
+# The queue's columns on screen; the rest of each row (inputs, explanation) feeds the selected member's waterfall
+# and is never sent to the browser as a table.
+QUEUE_COLUMNS = ("patient_natural_key", "risk_score", "risk_category", "predicted_annual_charges", "interval_lower",
+                 "interval_upper", "review_reasons", "region", "age_band", "smoker")
 
 
 def _download(identity, scoring_date, members: int, params: dict) -> None:
@@ -68,8 +72,15 @@ def render() -> None:
     if queue.empty:
         st.info("Nobody in this view is flagged for review.")
     else:
-        queue = queue.assign(review_reasons=queue["review_reasons"].map(ui.reasons))
-        ui.table(queue, key="risk_review_queue", wide=("review_reasons",))
+        visible = queue[list(QUEUE_COLUMNS)].assign(review_reasons=queue["review_reasons"].map(ui.reasons))
+        picked = ui.table(visible, key="risk_review_queue", wide=("review_reasons",), selectable=True)
+        rows = picked.selection.rows
+        if rows:
+            member = queue.iloc[rows[0]]
+            st.markdown(f"**Member {member['patient_natural_key']}**")
+            explanation.show_member(member.to_dict(), key="risk_waterfall")
+        else:
+            st.caption("Select a member in the queue to see why: each input's effect on the prediction.")
 
     _download(ui.identity(), scoring_date, members, params)
 

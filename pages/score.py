@@ -1,8 +1,9 @@
-"""Score: a what-if form scored in real time by the champion (predicted charges, score, category, interval)."""
+"""Score: a what-if form scored in real time by the champion (predicted charges, score, category, interval,
+and why: the waterfall of each input's effect)."""
 
 import streamlit as st
 
-from app import data, ui
+from app import data, explanation, ui
 from app.vocabulary import AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS, plural
 
 
@@ -44,6 +45,7 @@ def render() -> None:
     st.caption(f"For {scored_record['age']} years, BMI {scored_record['bmi']:g}, "
                f"{plural(scored_record['children'], 'child', 'children')}, "
                f"{'smoker' if scored_record['smoker'] else 'non-smoker'}, {scored_record['region']}.")
+    explanation.show_member({**scored_record, **prediction}, key="score_waterfall")
 
 
 with ui.guard():

@@ -157,7 +157,7 @@ def test_a_conditional_update_changes_a_row_once(settings):
 
 def test_unity_catalog_builds_delta_writes_and_sql_updates():
     assert write_options("replace_partition", {"scoring_date": D1, "source": "o'brien.csv"}) == {
-        "replaceWhere": "scoring_date = '2025-01-01' AND source = 'o''brien.csv'"}
+        "replaceWhere": "scoring_date = '2025-01-01' AND source = 'o''brien.csv'", "mergeSchema": "true"}
     assert write_options("append", None) == {"mergeSchema": "true"}
     assert write_options("overwrite", None) == {"overwriteSchema": "true"}
     statement, params = update_statement("c.s.ml_model_alerts", {"acknowledged_by": "ops"},

@@ -40,6 +40,15 @@ FAMILY_SIZE_CATEGORIES = ((0, "individual"), (1, "small"), (3, "large"))
 MODEL_INPUT_COLUMNS = ("age", "bmi", "children", "smoker", "region")
 ENGINEERED_NUMERIC = ("age_risk_score", "smoker_obese")
 ENGINEERED_CATEGORICAL = ("bmi_category", "family_size_category")
+# The model input(s) each engineered feature is computed from (the formulas below). A
+# member's explanation folds a feature's contribution back into these inputs, shared
+# equally when there are two (``explanations.contributions``); a model input is its own source.
+FEATURE_SOURCES = {
+    "age_risk_score": ("age",),
+    "smoker_obese": ("smoker", "bmi"),
+    "bmi_category": ("bmi",),
+    "family_size_category": ("children",),
+}
 
 # ml_insurance_features: one row per member delivered in the as-of date's load, keyed by
 # (patient_natural_key, as_of_date). No names, SSN, member ids, full ZIP or dates finer

@@ -16,3 +16,5 @@ REFERENCE_COUNTS_FILE = "reference_counts.parquet"
 GROUP_EVIDENCE_FILE = "group_evidence.parquet"
 GROUP_METRICS_FILE = "group_metrics.json"
 TRAINING_REFERENCE_PATH = f"{REFERENCE_ARTIFACT_DIR}/{TRAINING_REFERENCE_FILE}"
+# Run metrics: each input's mean |contribution| in USD over the training frame (the global importance).
+IMPORTANCE_METRIC_PREFIX = "importance_usd_"

@@ -14,6 +14,10 @@ a missing field or a wrong type with a message naming the record and the field
 (``scoring_request.RequestRefused``). The signature also declares the prohibited fields
 (``privacy.PROHIBITED_FIELD_NAMES``) so that a request carrying one is refused by name, and
 the request params (``scoring_request.SCORING_PARAMS``).
+
+A request with ``{"params": {"reasons": true}}`` also gets each member's explanation (base
+value, one contribution per input, the floor line, ``top_reasons`` in words and
+``outside_training_range``; ``with_reasons``); without it the output is as above.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 
+from healthcare_mlops.explanations.contributions import (CONTRIBUTION_PREFIX, OUTSIDE_COLUMN, REASONS_PARAM,
+                                                         TOP_REASONS_COLUMN, ExplanationUnavailable)
+from healthcare_mlops.explanations.reasons import outside_matrix, top_reasons
 from healthcare_mlops.modeling.input_contract import prohibited_field_problems, row_problems, typed_model_input
 from healthcare_mlops.modeling.intervals import AdaptiveIntervals
 from healthcare_mlops.modeling.risk import risk_category, risk_score
@@ -35,9 +42,13 @@ OUTPUT_COLUMNS = ("predicted_annual_charges", "risk_score", "risk_category", "in
 
 
 def score(pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarray,
-          inputs: pd.DataFrame) -> pd.DataFrame:
-    """Predictions, risk scores, categories and intervals for valid, typed model inputs."""
-    predicted = np.maximum(pipeline.predict(inputs), 0.0)
+          inputs: pd.DataFrame, explainer=None) -> pd.DataFrame:
+    """Predictions, risk scores, categories and intervals for valid, typed model inputs.
+
+    With an ``explainer`` (``explanations.contributions.Explainer``) the prediction comes
+    from the same encoded rows as its explanation, whose ``EXPLANATION_COLUMNS`` are added."""
+    explanation = None if explainer is None else explainer.explain(pipeline, inputs)
+    predicted = np.maximum(pipeline.predict(inputs) if explanation is None else explanation.raw, 0.0)
     scores = risk_score(predicted, prediction_reference)
     lower, upper = intervals.bounds(inputs, predicted)
     return pd.DataFrame({
@@ -46,6 +57,7 @@ def score(pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarr
         "risk_category": risk_category(scores).astype(str),
         "interval_lower": lower,
         "interval_upper": upper,
+        **({} if explanation is None else explanation.columns(predicted)),
     }, index=inputs.index)
 
 
@@ -93,12 +105,13 @@ class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
     """The fitted pipeline, its intervals and the training reference distributions."""
 
     def __init__(self, pipeline, intervals: AdaptiveIntervals, prediction_reference: np.ndarray,
-                 actual_reference: np.ndarray, extra_inputs: tuple = ()):
+                 actual_reference: np.ndarray, extra_inputs: tuple = (), explainer=None):
         self.pipeline = pipeline
         self.extra_inputs = tuple(extra_inputs)
         self.intervals = intervals
         self.prediction_reference = np.asarray(prediction_reference, dtype=float)
         self.actual_reference = np.asarray(actual_reference, dtype=float)
+        self.explainer = explainer          # explanations.contributions.Explainer, None when unavailable
 
     def request_problems(self, frame: pd.DataFrame) -> pd.Series:
         """Per record, the first thing wrong with it (``input_contract`` words), or None."""
@@ -115,13 +128,43 @@ class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
         problems = self.request_problems(frame)
         bad = problems.notna().to_numpy()
         if not bad.any():
-            return score(self.pipeline, self.intervals, self.prediction_reference,
-                         typed_model_input(frame, self.extra_inputs))
+            return self.scored(frame, options[REASONS_PARAM])
         errors = record_errors(problems)
         if options[ON_ERROR] == FAIL:
             raise RequestRefused(errors, records=len(frame))
         valid = frame[~bad]
-        scored = score(self.pipeline, self.intervals, self.prediction_reference,
-                       typed_model_input(valid, self.extra_inputs)) if len(valid) else pd.DataFrame(
+        scored = self.scored(valid, options[REASONS_PARAM]) if len(valid) else pd.DataFrame(
             columns=list(OUTPUT_COLUMNS))
         return scored_or_refused(scored, errors, frame.index)
+
+    def scored(self, frame: pd.DataFrame, reasons: bool) -> pd.DataFrame:
+        """The output for records that meet the input contract, with the explanation when asked."""
+        typed = typed_model_input(frame, self.extra_inputs)
+        if reasons:
+            return with_reasons(self, typed)
+        return score(self.pipeline, self.intervals, self.prediction_reference, typed)
+
+
+def _reasons_refused(message: str) -> RequestRefused:
+    return RequestRefused([{"record": None, "field": f"params.{REASONS_PARAM}", "message": message}], records=0)
+
+
+def with_reasons(model: InsuranceRiskModel, typed: pd.DataFrame) -> pd.DataFrame:
+    """The output with the explanation: ``EXPLANATION_COLUMNS`` (the floor line here is the clip at
+    0 USD: real-time scoring applies no business rules), ``top_reasons`` in words and
+    ``outside_training_range`` (the inputs outside the training range, comma-separated, '' when
+    none). A version without an exact explanation is refused with the cause (HTTP 400)."""
+    explainer = getattr(model, "explainer", None)
+    if explainer is None:
+        raise _reasons_refused("this model version has no exact explanation (trained before explanations, or "
+                               "a model type that cannot be explained exactly): ask without reasons")
+    try:
+        output = score(model.pipeline, model.intervals, model.prediction_reference, typed, explainer)
+    except ExplanationUnavailable as exc:
+        raise _reasons_refused(str(exc)) from None
+    names = explainer.inputs
+    contributions = output[[f"{CONTRIBUTION_PREFIX}{n}" for n in names]].to_numpy()
+    outside = outside_matrix(typed, explainer.training_range, names)
+    output[TOP_REASONS_COLUMN] = top_reasons(typed, contributions, names, outside).to_pylist()
+    output[OUTSIDE_COLUMN] = [",".join(n for n, flag in zip(names, row) if flag) for row in outside.tolist()]
+    return output

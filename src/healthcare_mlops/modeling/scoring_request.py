@@ -9,6 +9,8 @@ the model's signature declares them, ``params_schema``). Each one is a ``Scoring
 - ``on_error``: ``"fail"`` (default) refuses the whole request when any record breaks
   the input contract; ``"skip"`` scores the valid records and returns, for each refused
   one, its error in place of a prediction.
+- ``reasons``: ``false`` (default); ``true`` adds each member's explanation
+  (``pyfunc.with_reasons``).
 
 **Refusals.** ``RequestRefused`` is the model's 400: a JSON body with a short ``message``
 (the first problem, and how many more) and ``errors``, one ``{"record", "field",
@@ -26,6 +28,8 @@ from dataclasses import dataclass
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from healthcare_mlops.explanations.contributions import REASONS_PARAM
 
 ON_ERROR = "on_error"
 FAIL, SKIP = "fail", "skip"
@@ -54,6 +58,7 @@ class ScoringParam:
 
 SCORING_PARAMS = (
     ScoringParam(ON_ERROR, "string", FAIL, (FAIL, SKIP)),
+    ScoringParam(REASONS_PARAM, "boolean", False, (True, False)),
 )
 
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
 from sklearn.model_selection import PredefinedSplit, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.explanations.contributions import Explainer, build_explainer, mean_abs_contributions, normalised
 from healthcare_mlops.features.definitions import (FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN, MODEL_INPUT_COLUMNS,
                                                    engineer_features)
 from healthcare_mlops.modeling import metrics as m
@@ -33,6 +33,7 @@ from healthcare_mlops.modeling.intervals import (AdaptiveIntervals, calibrate_in
 from healthcare_mlops.modeling.pyfunc import score
 from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY, reference_quantiles, risk_category, risk_score
 from healthcare_mlops.modeling.splits import DEFAULT_SALT, MEMBER_KEY, fold_ids, held_out_mask, member_keys
+from healthcare_mlops.scoring.rules import TrainingRange
 
 MIN_LABELLED_ROWS = 200
 INTERVAL_COVERAGE = 0.90
@@ -46,6 +47,9 @@ PREDICTED_COLUMN = "predicted_annual_charges"
 # per group (governance/group_evidence.py).
 EVIDENCE_COLUMNS = (*FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN, PREDICTED_COLUMN, "critical")
 REFERENCE_SAMPLE_ROWS = 100_000
+# The global importance in the training reference: mean |contribution| in USD per input
+# (explanations/contributions.py); ``feature_importances`` is the same, normalised to sum to 1.
+IMPORTANCE_KEY = "contribution_importance_usd"
 NUMERIC_INPUTS = ("age", "bmi", "children")
 CATEGORICAL_INPUTS = ("smoker", "region")
 
@@ -64,6 +68,7 @@ class TrainingResult:
     oof_evidence: pd.DataFrame
     reference: dict
     reference_sample: pd.DataFrame
+    explainer: Explainer | None = None
     params: dict = field(default_factory=dict)
 
 
@@ -110,7 +115,8 @@ def group_metrics(frame: pd.DataFrame, groups=REPORTING_GROUPS) -> list[dict]:
 
 
 def training_reference(train: pd.DataFrame, predictions: np.ndarray, importances: dict) -> dict:
-    """What monitoring compares a scored batch with: deciles, category shares, importances."""
+    """What monitoring compares a scored batch with: deciles, category shares, importances (normalised:
+    the composite drift score's weights)."""
     reference = {"numeric": {}, "categorical": {}, "feature_importances": importances,
                  "prediction": {}, "rows": int(len(train))}
     for column in NUMERIC_INPUTS:
@@ -129,13 +135,11 @@ def training_reference(train: pd.DataFrame, predictions: np.ndarray, importances
     return reference
 
 
-def _permutation_importances(pipeline, inputs: pd.DataFrame, actual: np.ndarray, seed: int) -> dict:
-    result = permutation_importance(pipeline, inputs, actual, scoring="neg_mean_absolute_error",
-                                    n_repeats=3, random_state=seed)
-    raw = np.clip(result.importances_mean, 0.0, None)
-    total = raw.sum()
-    weights = raw / total if total > 0 else np.full(len(raw), 1.0 / len(raw))
-    return {column: float(w) for column, w in zip(inputs.columns, weights)}
+def explain_model(pipeline, candidate: str, train_rows: pd.DataFrame, inputs, seed: int) -> tuple[Explainer, dict]:
+    """The model's explainer and its global importance: mean |contribution| in USD per input over the
+    training frame (``IMPORTANCE_KEY`` in the reference; normalised, the monitoring weights)."""
+    explainer = build_explainer(pipeline, candidate, inputs=tuple(inputs))
+    return explainer, mean_abs_contributions(explainer, pipeline, train_rows[list(inputs)], seed)
 
 
 def with_derived_groups(frame: pd.DataFrame) -> pd.DataFrame:
@@ -234,7 +238,10 @@ def train(frame: pd.DataFrame, seed: int = 42, candidates=tuple(CANDIDATES),
     }
     evidence = oof_evidence(train_rows, oof, prediction_reference)
     groups = group_metrics(evidence, [g for g in FAIRNESS_GROUP_COLUMNS if g in evidence.columns])
-    importances = _permutation_importances(pipeline, x_test, y_test, seed)
+    explainer, importance_usd = explain_model(pipeline, best, train_rows, inputs, seed)
+    reference = training_reference(train_rows, oof, normalised(importance_usd))
+    reference[IMPORTANCE_KEY] = importance_usd
+    explainer.training_range = TrainingRange.from_reference(reference, tuple(inputs))
     sample = train_rows.assign(**{PREDICTED_COLUMN: oof})
     sample = sample.sample(n=min(len(sample), REFERENCE_SAMPLE_ROWS), random_state=seed)
     limiter.restore_original_limits()
@@ -242,7 +249,7 @@ def train(frame: pd.DataFrame, seed: int = 42, candidates=tuple(CANDIDATES),
         candidate=best, pipeline=pipeline, intervals=intervals,
         prediction_reference=prediction_reference, actual_reference=actual_reference,
         cv_results=cv_results, metrics=metrics, group_metrics=groups, test_frame=test_frame,
-        oof_evidence=evidence, reference=training_reference(train_rows, oof, importances),
+        oof_evidence=evidence, reference=reference, explainer=explainer,
         reference_sample=sample[[c for c in dict.fromkeys((*inputs, "sex", "age_band", PREDICTED_COLUMN))
                                  if c in sample.columns and c != MEMBER_KEY]].reset_index(drop=True),
         params={"candidate": best, "seed": seed, "folds": FOLDS, "test_share": TEST_SHARE,

@@ -1,7 +1,8 @@
 """A registered model version's training reference, as monitoring reads it from MLflow.
 
 Training logs two artifacts per version (modeling/artifacts.py names them): ``reference/
-training_reference.json`` (deciles, shares, prediction deciles, feature importances) and
+training_reference.json`` (deciles, shares, prediction deciles, feature importances: each
+input's mean |contribution|, normalised; the composite drift score's weights) and
 ``reference/reference_counts.parquet`` (up to 100k training rows counted per monitored
 column, rounded value and bin, ``drift.reference_counts``: the model inputs, sex, age band
 and the out-of-fold prediction, each on its own; no member rows). The risk score's

@@ -153,9 +153,11 @@ class DeltaCatalog(TableCatalog):
         # A small read-ahead: the commit streams, it never holds more than a few batches.
         stream = rows.scanner(batch_size=STREAM_BATCH_ROWS, batch_readahead=2, fragment_readahead=1).to_reader()
         if mode == "replace_partition":
+            # merge: a contract that gains columns (e.g. the explanations) writes into a table
+            # made before it; the other partitions read the new columns as null
             write_deltalake(str(path), stream, mode="overwrite",
                             predicate=partition_predicate(partition) if self.exists(name) else None,
-                            partition_by=partition_by or list(partition))
+                            partition_by=partition_by or list(partition), schema_mode="merge")
         elif mode == "append":
             write_deltalake(str(path), stream, mode="append", schema_mode="merge", partition_by=partition_by)
         else:

@@ -235,8 +235,8 @@ class UnityCatalog(TableCatalog):
 
 def write_options(mode: str, partition: dict | None) -> dict:
     """The Delta writer options of a write mode."""
-    if mode == "replace_partition":
-        return {"replaceWhere": partition_predicate(partition)}
+    if mode == "replace_partition":     # mergeSchema: a contract that gains columns writes into an older table
+        return {"replaceWhere": partition_predicate(partition), "mergeSchema": "true"}
     if mode == "append":
         return {"mergeSchema": "true"}
     return {"overwriteSchema": "true"}

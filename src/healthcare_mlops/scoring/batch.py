@@ -37,8 +37,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from healthcare_mlops.data.contract import QUARANTINE_SCHEMA_DDL
+from healthcare_mlops.explanations.contributions import (ADDITIVITY_TOLERANCE_USD, BASE_COLUMN, CONTRIBUTION_COLUMNS,
+                                                         EXPLANATION_COLUMNS, FLOOR_COLUMN, TOP_REASONS_COLUMN)
+from healthcare_mlops.explanations.reasons import join_words, outside_matrix, top_reasons
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.input_contract import row_problems, typed_model_input
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS, InsuranceRiskModel, model_inputs, score
@@ -58,6 +62,8 @@ SCORED_SCHEMA_DDL = ", ".join(part for part in PREDICTION_SCHEMA_DDL.split(", ")
 SCORED_COLUMNS = tuple(part.split()[0] for part in SCORED_SCHEMA_DDL.split(", "))
 # Rows per model call in a worker (see score_arrow_batches).
 SCORING_CHUNK_ROWS = 50_000
+# Null when the model version cannot be explained exactly (see explained_columns).
+EXPLAINED = (*EXPLANATION_COLUMNS, TOP_REASONS_COLUMN)
 PROBLEM_SCHEMA_DDL = f"{KEY} STRING, column_name STRING, reason STRING, raw_record STRING"
 
 _ARROW_TYPES = {"STRING": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "INT": pa.int32(),
@@ -176,12 +182,13 @@ def problem_rows(frame: pd.DataFrame, problems: pd.Series) -> pd.DataFrame:
                          "reason": reasons.to_numpy(), "raw_record": records})
 
 
-def model_output(model, inputs: pd.DataFrame, input_names: list[str]) -> pd.DataFrame:
+def model_output(model, inputs: pd.DataFrame, input_names: list[str], explain: bool = True) -> pd.DataFrame:
     """The model's output for rows that already passed the input contract.
 
     For this project's pyfunc that is the body of ``InsuranceRiskModel.predict`` after its
     contract check (``pyfunc.score`` on the typed inputs): the check just ran on the same
-    rows, so it is not run twice. Any other pyfunc is called through ``predict``.
+    rows, so it is not run twice; with ``explain`` and an explainer of the five inputs it
+    carries the explanation columns. Any other pyfunc is called through ``predict``.
     """
     from mlflow.exceptions import MlflowException
 
@@ -193,18 +200,47 @@ def model_output(model, inputs: pd.DataFrame, input_names: list[str]) -> pd.Data
         missing = [c for c in python_model.extra_inputs if c not in inputs.columns]
         if not missing:
             typed = typed_model_input(inputs, python_model.extra_inputs)
-            return score(python_model.pipeline, python_model.intervals, python_model.prediction_reference, typed)
+            explainer = getattr(python_model, "explainer", None) if explain else None
+            if explainer is not None and explainer.inputs != MODEL_INPUT_COLUMNS:
+                explainer = None        # the table has a contribution column for the five inputs only
+            return score(python_model.pipeline, python_model.intervals, python_model.prediction_reference, typed,
+                         explainer)
     output = model.predict(inputs[input_names])
     output.index = inputs.index
     return output
 
 
+def explained_columns(output: pd.DataFrame, ruled: pd.DataFrame, inputs: pd.DataFrame,
+                      rules: BusinessRules) -> dict:
+    """The explanation columns of scored rows after the rules, and ``review_reasons`` in words.
+
+    The floor line absorbs the rules' minimum charge, so base + contributions + floor =
+    the written prediction; a flagged member's reason codes are followed by its top reasons.
+    Without an explanation in ``output`` (a model that cannot be explained exactly) the
+    columns are null and the reason codes stay as they are.
+    """
+    rows = len(output)
+    if BASE_COLUMN not in output.columns:
+        return {c: np.full(rows, None) for c in EXPLAINED}
+    contributions = output[list(CONTRIBUTION_COLUMNS)].to_numpy(dtype=float)
+    predicted = ruled["predicted_annual_charges"].to_numpy(dtype=float)
+    base = output[BASE_COLUMN].to_numpy(dtype=float)
+    outside = outside_matrix(inputs, rules.training_range, MODEL_INPUT_COLUMNS)
+    top = top_reasons(inputs, contributions, MODEL_INPUT_COLUMNS, outside)
+    codes = pa.array(ruled["review_reasons"].to_numpy(dtype=object), type=pa.string())
+    review = pc.if_else(pc.equal(codes, ""), codes, join_words(codes, top))
+    return {**{c: output[c].to_numpy() for c in (BASE_COLUMN, *CONTRIBUTION_COLUMNS)},
+            FLOOR_COLUMN: predicted - base - contributions.sum(axis=1), TOP_REASONS_COLUMN: top,
+            "review_reasons": review}
+
+
 def score_batch(batch: pa.RecordBatch, model, rules: BusinessRules,
-                input_names: list[str] | None = None) -> pa.RecordBatch:
+                input_names: list[str] | None = None, explain: bool = True) -> pa.RecordBatch:
     """Scored rows (``SCORED_COLUMNS``) for the rows of a features batch that pass the input contract.
 
     Only the model's inputs cross into pandas; the key and the group columns stay Arrow.
-    One model call for the whole batch, then the rules on its output.
+    One model call for the whole batch, then the rules on its output, then the member's
+    explanation (``explain=False``: null explanation columns, the cost baseline).
     """
     names = list(input_names or MODEL_INPUT_COLUMNS)
     frame = batch.select(list(dict.fromkeys((*MODEL_INPUT_COLUMNS, *names)))).to_pandas()
@@ -215,23 +251,26 @@ def score_batch(batch: pa.RecordBatch, model, rules: BusinessRules,
         batch, frame = batch.filter(pa.array(keep)), frame[keep]
     if not len(frame):
         return pa.RecordBatch.from_pylist([], schema=SCORED_ARROW)
-    output = model_output(model, frame, names)
+    output = model_output(model, frame, names, explain)
     ruled = apply_rules(output, frame, rules)
-    computed = {**{c: output[c].to_numpy() for c in OUTPUT_COLUMNS}, **{c: ruled[c].to_numpy() for c in RULE_COLUMNS}}
+    computed = {**{c: output[c].to_numpy() for c in OUTPUT_COLUMNS}, **{c: ruled[c].to_numpy() for c in RULE_COLUMNS},
+                **explained_columns(output, ruled, frame, rules)}
     arrays = []
     for field in SCORED_ARROW:
         if field.name in computed:
-            arrays.append(pa.array(computed[field.name], type=field.type))
+            values = computed[field.name]
+            arrays.append(values if isinstance(values, pa.Array) else pa.array(values, type=field.type))
         else:
             column = batch.column(field.name)
             arrays.append(column if column.type == field.type else column.cast(field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=SCORED_ARROW)
 
 
-def score_frame(frame: pd.DataFrame, model, rules: BusinessRules, input_names: list[str] | None = None) -> pd.DataFrame:
+def score_frame(frame: pd.DataFrame, model, rules: BusinessRules, input_names: list[str] | None = None,
+                explain: bool = True) -> pd.DataFrame:
     """``score_batch`` for a pandas frame of features rows (tests, notebooks)."""
     batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
-    return score_batch(batch, model, rules, input_names).to_pandas()
+    return score_batch(batch, model, rules, input_names, explain).to_pandas()
 
 
 def coalesce(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
@@ -250,7 +289,8 @@ def coalesce(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Record
 
 
 def score_arrow_batches(batches: Iterator[pa.RecordBatch], source: ModelSource, rules: BusinessRules,
-                        input_names: list[str], chunk_rows: int = SCORING_CHUNK_ROWS) -> Iterator[pa.RecordBatch]:
+                        input_names: list[str], chunk_rows: int = SCORING_CHUNK_ROWS,
+                        explain: bool = True) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` body: ``score_batch`` per ``chunk_rows`` rows, with the worker's cached model.
 
     Spark hands over Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch``
@@ -260,7 +300,7 @@ def score_arrow_batches(batches: Iterator[pa.RecordBatch], source: ModelSource, 
     model = cached_model(source)
     for batch in coalesce(batches, chunk_rows):
         with one_thread():
-            scored = score_batch(batch, model, rules, input_names)
+            scored = score_batch(batch, model, rules, input_names, explain)
         if scored.num_rows:
             yield scored
 
@@ -295,7 +335,8 @@ def model_source(spark, uri: str, local_path: str, shared_filesystem: bool, run_
     return ModelSource(uri=uri, local_path=None, archive=archive, run_id=run_id)
 
 
-def score_features(features, source: ModelSource, rules: BusinessRules, input_names: list[str]):
+def score_features(features, source: ModelSource, rules: BusinessRules, input_names: list[str],
+                   explain: bool = True):
     """Spark DataFrame of features -> Spark DataFrame of ``SCORED_COLUMNS`` (contract-valid rows only)."""
     columns = list(dict.fromkeys((*CARRIED, *input_names)))
     missing = [c for c in columns if c not in features.columns]
@@ -303,7 +344,8 @@ def score_features(features, source: ModelSource, rules: BusinessRules, input_na
         from healthcare_mlops.errors import UserError
 
         raise UserError(f"the features lack columns the scoring needs: {', '.join(missing)}")
-    body = functools.partial(score_arrow_batches, source=source, rules=rules, input_names=list(input_names))
+    body = functools.partial(score_arrow_batches, source=source, rules=rules, input_names=list(input_names),
+                             explain=explain)
     return features.select(*columns).mapInArrow(body, SCORED_SCHEMA_DDL)
 
 
@@ -336,7 +378,8 @@ def quarantine_rows(features, stage: str, source: str, as_of_date):
 def output_contract_problems(frame, min_predicted_charges: float | None = None) -> list[str]:
     """What is wrong with a written predictions partition (Spark DataFrame); empty when nothing is.
 
-    Columns and types as ``scoring/contract.py`` says, no nulls, lower <= predicted <= upper,
+    Columns and types as ``scoring/contract.py`` says, no nulls (the explanation: only when the
+    model cannot be explained), explanations that add up, lower <= predicted <= upper,
     risk score in 0-100, known categories, flags consistent with the categories and reasons,
     one row per member, the floor respected, and at least one row.
     """
@@ -359,7 +402,10 @@ def output_contract_problems(frame, min_predicted_charges: float | None = None) 
 
     col = F.col
     categories = [label for _, label in RISK_CATEGORIES]
-    checks = {f"null {name}": col(name).isNull() for name, _ in expected}
+    checks = {f"null {name}": col(name).isNull() for name, _ in expected if name not in EXPLAINED}
+    explained = col(BASE_COLUMN) + sum((col(c) for c in CONTRIBUTION_COLUMNS), F.lit(0.0)) + col(FLOOR_COLUMN)
+    checks[f"base + contributions + floor != predicted_annual_charges (> {ADDITIVITY_TOLERANCE_USD:g} USD)"] = \
+        F.abs(explained - col("predicted_annual_charges")) > F.lit(ADDITIVITY_TOLERANCE_USD)
     checks.update({
         "interval_lower > predicted_annual_charges": col("interval_lower") > col("predicted_annual_charges"),
         "predicted_annual_charges > interval_upper": col("predicted_annual_charges") > col("interval_upper"),

@@ -5,7 +5,8 @@ shows): the Model Serving endpoint of a workspace, a local scoring server
 (``healthcare-mlops serve``, $HEALTHCARE_MLOPS_SCORING_URL), or the champion loaded from
 the local registry in-process. ``healthcare_mlops.composition.realtime_scorer`` picks one.
 All three send only the five model inputs and turn every refusal into a ``UserError`` that
-names the cause.
+names the cause; ``score(record, reasons=True)`` asks for the member's explanation too
+(the pyfunc's ``reasons`` parameter, see modeling/pyfunc.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.explanations.contributions import REASONS_PARAM
 
 SCORING_URL_ENV = "HEALTHCARE_MLOPS_SCORING_URL"      # `healthcare-mlops serve`: http://host:port[/invocations]
 SERVING_ENDPOINT_ENV = "HEALTHCARE_MLOPS_SERVING_ENDPOINT"   # optional; default: the target's serving_endpoint_name
@@ -32,6 +34,11 @@ def first_prediction(payload) -> dict:
     raise UserError(f"the scoring response has no prediction: {str(payload)[:200]}")
 
 
+def request_body(record: dict, reasons: bool = False) -> dict:
+    """One member's scoring request; with ``reasons`` it asks the model for the explanation too."""
+    return {"dataframe_records": [record], **({"params": {REASONS_PARAM: True}} if reasons else {})}
+
+
 class ServingEndpointScorer:
     """A Databricks Model Serving endpoint, queried with databricks-sdk."""
 
@@ -45,13 +52,17 @@ class ServingEndpointScorer:
     def route(self) -> str:
         return f"Model Serving endpoint {self.name}"
 
-    def score(self, record: dict) -> dict:
+    def score(self, record: dict, reasons: bool = False) -> dict:
         from databricks.sdk.errors import DatabricksError, NotFound
 
         if not self.name:
             raise UserError("this target has no serving endpoint (the bundle variable serving_endpoint_name is empty)")
         try:
-            response = self._client_factory().serving_endpoints.query(name=self.name, dataframe_records=[record])
+            client = self._client_factory()
+            if reasons:     # the SDK's query() has no pyfunc ``params``: the same request, posted as is
+                return first_prediction(client.api_client.do(
+                    "POST", f"/serving-endpoints/{self.name}/invocations", body=request_body(record, reasons)))
+            response = client.serving_endpoints.query(name=self.name, dataframe_records=[record])
         except NotFound:
             raise UserError(f"serving endpoint {self.name} does not exist yet: it is created when a model version "
                             "first becomes champion (run ml_training_pipeline, or approve a challenger)") from None
@@ -78,8 +89,8 @@ class ScoringServerScorer:
         endpoint = self.url.rstrip("/")
         return endpoint if endpoint.endswith("/invocations") else endpoint + "/invocations"
 
-    def score(self, record: dict) -> dict:
-        body = json.dumps({"dataframe_records": [record]}).encode()
+    def score(self, record: dict, reasons: bool = False) -> dict:
+        body = json.dumps(request_body(record, reasons)).encode()
         request = urllib.request.Request(self.endpoint, data=body, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # nosec B310  # http(s) URL the operator configured
@@ -104,12 +115,13 @@ class InProcessScorer:
     def __init__(self, load_champion: Callable[[], object]):
         self._load_champion = load_champion       # the loaded pyfunc (cached by the caller)
 
-    def score(self, record: dict) -> dict:
+    def score(self, record: dict, reasons: bool = False) -> dict:
         import pandas as pd
         from mlflow.exceptions import MlflowException
 
         try:
-            result = self._load_champion().predict(pd.DataFrame([record]))
+            params = request_body(record, reasons).get("params")
+            result = self._load_champion().predict(pd.DataFrame([record]), params=params)
         except MlflowException as exc:
             raise UserError(str(exc.message if hasattr(exc, "message") else exc)) from exc
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in result.iloc[0].to_dict().items()}

@@ -22,6 +22,7 @@ import datetime as dt
 
 from healthcare_mlops.dates import parse_optional_date, today_utc
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.explanations.contributions import BASE_COLUMN
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, TRAINING_REFERENCE_PATH
 from healthcare_mlops.settings import Settings
@@ -131,7 +132,8 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
 
     written = catalog.read(target_table, [("scoring_date", "=", day)])
     summary = written.agg(F.sum(F.col("requires_review").cast("long")).alias("review"),
-                          F.sum(F.col("high_risk").cast("long")).alias("high_risk")).first()
+                          F.sum(F.col("high_risk").cast("long")).alias("high_risk"),
+                          F.sum(F.col(BASE_COLUMN).isNull().cast("long")).alias("unexplained")).first()
     result = {"mode": mode, "scoring_date": day.isoformat(), "features_as_of": as_of.isoformat(),
               "features": n_features, "predictions": n_predictions, "quarantined": n_quarantined,
               "requires_review": int(summary["review"] or 0), "high_risk": int(summary["high_risk"] or 0),
@@ -141,6 +143,9 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
           f"{n_features} = predictions {n_predictions} + quarantined {n_quarantined} -> {result['table']} "
           f"({model['name']} version {model['version']}, '{alias}'); "
           f"high risk {result['high_risk']}, flagged for review {result['requires_review']}")
+    if summary["unexplained"]:
+        print(f"no reasons for {summary['unexplained']} members: {model['name']} version {model['version']} "
+              "cannot be explained exactly (its explanation columns are empty)")
     if mode == VALIDATION:
         problems = output_contract_problems(written, rules.min_predicted_charges)
         if problems:

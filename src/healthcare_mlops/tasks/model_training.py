@@ -11,16 +11,17 @@ import mlflow
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.explanations.contributions import TREE
 from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS, MODEL_INPUT_COLUMNS
 from healthcare_mlops.governance.group_evidence import GroupEvidence
 from healthcare_mlops.modeling.artifacts import (CHALLENGER, EVALUATION_ARTIFACT_DIR, GROUP_EVIDENCE_FILE,
-                                                 GROUP_METRICS_FILE, REFERENCE_ARTIFACT_DIR, REFERENCE_COUNTS_FILE,
-                                                 TRAINING_REFERENCE_FILE)
+                                                 GROUP_METRICS_FILE, IMPORTANCE_METRIC_PREFIX, REFERENCE_ARTIFACT_DIR,
+                                                 REFERENCE_COUNTS_FILE, TRAINING_REFERENCE_FILE)
 from healthcare_mlops.modeling.estimators import CANDIDATES
 from healthcare_mlops.modeling.input_contract import typed_model_input
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel, input_signature, model_metadata
 from healthcare_mlops.modeling.splits import DEFAULT_SALT
-from healthcare_mlops.modeling.training import TrainingResult, metric_key, train
+from healthcare_mlops.modeling.training import IMPORTANCE_KEY, TrainingResult, metric_key, train
 from healthcare_mlops.monitoring.drift import reference_counts
 from healthcare_mlops.monitoring.evaluation import column_specs
 from healthcare_mlops.runtime.lineage import git_commit
@@ -63,6 +64,18 @@ def _input_example(inputs) -> pd.DataFrame:
     return typed_model_input(rows.assign(**{c: "unknown" for c in extra}), extra)
 
 
+def explainer_requirements(explainer) -> list[str]:
+    """shap for a tree model's explanations (imported only when one is explained, so MLflow cannot infer it)."""
+    from importlib.metadata import version
+
+    return [f"shap=={version('shap')}"] if explainer is not None and explainer.kind == TREE else []
+
+
+def importance_metrics(importance_usd: dict) -> dict:
+    """The global importance as run metrics (``importance_usd_<input>``), read by the console's Governance page."""
+    return {f"{IMPORTANCE_METRIC_PREFIX}{name}": value for name, value in importance_usd.items()}
+
+
 def _log_aggregates(result: TrainingResult) -> None:
     """The monitoring reference and the group checks' evidence, reduced to counts and sums
     before they reach MLflow: no artifact holds member rows."""
@@ -86,7 +99,8 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
     use_experiment(settings)
     model = InsuranceRiskModel(result.pipeline, result.intervals, result.prediction_reference,
                                result.actual_reference,
-                               extra_inputs=tuple(c for c in inputs if c not in MODEL_INPUT_COLUMNS))
+                               extra_inputs=tuple(c for c in inputs if c not in MODEL_INPUT_COLUMNS),
+                               explainer=result.explainer)
     example = _input_example(inputs)
     signature = input_signature(example, model.predict(None, example))
     tags = {"training_data_version": json.dumps(data_version), "git_commit": commit or "unknown",
@@ -94,6 +108,7 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
     with mlflow.start_run(run_name=f"train-{data_version['as_of_date']}", tags=tags) as run:
         mlflow.log_params(result.params)
         mlflow.log_metrics(result.metrics)
+        mlflow.log_metrics(importance_metrics(result.reference[IMPORTANCE_KEY]))
         for name, values in result.cv_results.items():
             mlflow.log_metrics({f"candidate_{name}_{k}": v for k, v in values.items()})
         for group in result.group_metrics:
@@ -104,7 +119,8 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature, input_example=example,
             metadata=model_metadata(example), code_paths=[str(PACKAGE_DIR)],
-            registered_model_name=settings.model_name)
+            registered_model_name=settings.model_name,
+            extra_pip_requirements=explainer_requirements(result.explainer))
         version = str(info.registered_model_version)
         client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
         for key, value in tags.items():
