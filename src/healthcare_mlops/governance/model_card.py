@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.governance.lineage import lineage_rows
 from healthcare_mlops.privacy import PROHIBITED_RATING_FACTORS
 
 INTENDED_USE = (
@@ -68,6 +69,7 @@ def render_model_card(model_name: str, version: str, run, checks: list[dict], gr
         f"{metrics.get('test_interval_width_ratio', float('nan')):.2f} x a constant-width interval.",
         "", "## Governance checks", _table(checks, ["name", "value", "interval", "threshold", "verdict", "hard",
                                                     "detail"]),
+        "## Lineage", _table(lineage_rows(tags), ["item", "value"]),
         "## Limitations", LIMITATIONS,
         "", "## Governance history",
         _table(events, ["event_time", "action", "actor", "role", "comment", "override_reason"]),
