@@ -137,6 +137,7 @@ def _report(context: DemoContext) -> None:
     context.say("model: " + ", ".join(f"{alias} = version {version}" for alias, version in sorted(aliases.items())))
     for line in governance_outcome(settings):
         context.say(line)
+    context.say(reproduction_outcome(settings))
 
 
 def governance_outcome(settings) -> list[str]:
@@ -164,6 +165,27 @@ def governance_outcome(settings) -> list[str]:
         return [f"governance: version {challenger} was refused; version {champion} stays champion: "
                 + "; ".join(f"{c['name']} = {c['value']} (needs {c['threshold']})" for c in failed)]
     return [f"governance: version {challenger} is waiting for an approver (approval mode {status['approval_mode']})"]
+
+
+def _reproduce_champion(context: DemoContext) -> None:
+    """Rebuild the champion from its lineage (job model_reproduction); the report says the outcome,
+    so a difference is shown there rather than stopping the demo."""
+    run_job("model_reproduction", {"model_version": ""}, home=context.home, bundle=context.bundle, trigger="demo",
+            echo=context.echo)
+
+
+def reproduction_outcome(settings) -> str:
+    """The champion's last reproduction, from its version tags."""
+    from healthcare_mlops.governance.lineage import REPRODUCED_AT_TAG, RESULT_TAG
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+
+    client = configure_mlflow(settings)
+    champion = client.get_model_version_by_alias(settings.model_name, "champion")
+    result = champion.tags.get(RESULT_TAG)
+    return (f"reproduce: version {champion.version} rebuilt from its lineage: {result} "
+            f"(at {champion.tags.get(REPRODUCED_AT_TAG)}; healthcare-mlops governance reproduce --version "
+            f"{champion.version})" if result else f"reproduce: version {champion.version} was not reproduced "
+            "(see the model_reproduction run in healthcare-mlops jobs runs)")
 
 
 def _console_skip(context: DemoContext) -> str | None:
@@ -201,6 +223,8 @@ DEMO_STEPS: list[DemoStep] = [
                              "(job model_monitoring)",
              job_step("model_monitoring", lambda c: {"window_start": _day2(c), "window_end": _day2(c)}),
              requires=("inference 2",)),
+    DemoStep("reproduce", "rebuild the champion from its lineage and compare (job model_reproduction)",
+             _reproduce_champion, requires=("monitoring 2",)),
     DemoStep("report", "what the loop produced (tables and registry)", _report, requires=("monitoring 2",)),
     DemoStep("console", "the scoring server and the operations console", _console, _console_skip),
 ]
