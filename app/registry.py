@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from healthcare_mlops.governance.lineage import REPRODUCED_AT_TAG, RESULT_TAG
 from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, IMPORTANCE_METRIC_PREFIX
 from healthcare_mlops.runtime.mlflow_setup import find_in_registry
 
@@ -30,6 +31,9 @@ def read_registry(client, name: str) -> dict:
         "version": int(v.version),
         "aliases": ", ".join(sorted(by_version.get(str(v.version), []))),
         "status": (v.tags or {}).get("governance_status", ""),
+        # the last `governance reproduce` of the version (governance/reproduce.py tags it)
+        "reproduced_at": (v.tags or {}).get(REPRODUCED_AT_TAG, ""),
+        "reproduction": (v.tags or {}).get(RESULT_TAG, ""),
         "registered": pd.Timestamp(int(v.creation_timestamp), unit="ms", tz="UTC") if v.creation_timestamp else pd.NaT,
         "run_id": v.run_id,
     } for v in client.search_model_versions(f"name = '{name}'")]

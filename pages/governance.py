@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import actions, auth, data, explanation, ui
+from app import actions, auth, data, explanation, reproduction, ui
 from app.vocabulary import PROMOTION_PENDING, in_words
 
 
@@ -137,6 +137,8 @@ def render() -> None:
         row = since[since["version"].astype(str) == str(champion)]
         if not row.empty:
             st.caption(f"Version {champion} has been the champion since {row['since'].iloc[0]:%Y-%m-%d %H:%M} UTC.")
+
+    reproduction.render(registry, ui.identity())
 
     st.subheader("Audit log")
     audit = data.query("audit_log", model_name=registry["model_name"])

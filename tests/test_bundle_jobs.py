@@ -15,8 +15,8 @@ from healthcare_mlops.bundle.quartz import quartz_errors
 from healthcare_mlops.bundle.runner import describe_jobs
 
 REPO = Path(__file__).resolve().parents[1]
-JOBS = ("feature_engineering", "model_training", "model_governance", "batch_inference", "model_monitoring",
-        "load_members", "ml_training_pipeline")
+JOBS = ("feature_engineering", "model_training", "model_governance", "model_reproduction", "batch_inference",
+        "model_monitoring", "load_members", "ml_training_pipeline")
 
 # docs/definitions.md: the single place for these values is the bundle's variables
 THRESHOLDS = {
@@ -94,6 +94,7 @@ def test_job_parameters(bundle):
         "feature_engineering": {"as_of": ""},
         "model_training": {"as_of": ""},
         "model_governance": {"model_version": ""},
+        "model_reproduction": {"model_version": ""},
         "batch_inference": {"scoring_date": "", "mode": "production"},
         "model_monitoring": {"window_start": "", "window_end": ""},
         "ml_training_pipeline": {"as_of": "", "scoring_date": ""},
@@ -114,6 +115,7 @@ def test_each_job_receives_the_thresholds_it_needs(bundle, target):
     jobs = resolve_target(bundle, target).jobs()
     for job_key, task_key, names in [
         ("model_governance", "model_governance", GOVERNANCE),
+        ("model_reproduction", "model_reproduction", GOVERNANCE),
         ("ml_training_pipeline", "model_governance", GOVERNANCE),
         ("batch_inference", "batch_inference", INFERENCE),
         ("ml_training_pipeline", "batch_inference_validation", INFERENCE),
@@ -152,11 +154,19 @@ def test_every_threshold_and_setting_variable_is_used(bundle):
     assert unused == []
 
 
+def test_tables_lineage_reads_are_created_with_the_retention_variable(bundle):
+    """load_members and feature_engineering create the tables a lineage records; both set the retention."""
+    jobs = resolve_target(bundle, "prod").jobs()
+    for job_key, task_key in (("load_members", "load_members"), ("feature_engineering", "feature_engineering"),
+                              ("ml_training_pipeline", "feature_engineering")):
+        assert int(_params(jobs[job_key], task_key)["table_retention_days"]) == 1095, (job_key, task_key)
+
+
 def test_retries_only_where_idempotent(bundle):
     retries = {(job_key, t["task_key"]): t.get("max_retries", 0)
                for job_key, job in bundle.jobs().items() for t in job["tasks"]}
     for (job_key, task_key), count in retries.items():
-        if task_key in ("model_training", "model_governance"):
+        if task_key in ("model_training", "model_governance", "model_reproduction"):
             assert count == 0, (job_key, task_key)
     assert retries[("batch_inference", "batch_inference")] > 0
     assert retries[("model_monitoring", "model_monitoring")] > 0

@@ -200,7 +200,7 @@ def test_unquoted_number_parameter_is_reported(real_copy):
     def add_number(document):
         document["resources"]["jobs"]["feature_engineering"]["tasks"][0]["spark_python_task"]["parameters"] += ["--n", 5]
     _edit_yaml(real_copy / "resources" / "jobs.yml", add_number)
-    one_matching(problems(real_copy), "resources.jobs.feature_engineering.tasks[0].spark_python_task.parameters[9]",
+    one_matching(problems(real_copy), "resources.jobs.feature_engineering.tasks[0].spark_python_task.parameters[11]",
                   "must be a string")
 
 

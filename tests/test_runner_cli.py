@@ -113,7 +113,7 @@ def test_jobs_runs_without_history(home):
 def test_demo_steps_are_one_list_in_loop_order():
     assert [step.name for step in DEMO_STEPS] == ["data", "pipeline", "inference", "monitoring", "drifted day",
                                                   "features 2", "inference 2", "monitoring 2", "retrain",
-                                                  "governance", "report", "summary", "console"]
+                                                  "governance", "reproduce", "report", "summary", "console"]
     assert DEMO_STEPS[1].requires == ("data",)
 
 

@@ -331,8 +331,8 @@ def test_each_role_may_do_what_the_lower_roles_may_and_its_own_grants():
     roles = identity.ROLES
     assert roles == ("viewer", "analyst", "operator", "approver")
     expected = {"viewer": set(), "analyst": {"export"},
-                "operator": {"export", "acknowledge", "run_job", "validate", "repair", "read_identifiers"},
-                "approver": {"export", "acknowledge", "run_job", "validate", "repair", "read_identifiers",
+                "operator": {"export", "acknowledge", "run_job", "validate", "reproduce", "repair", "read_identifiers"},
+                "approver": {"export", "acknowledge", "run_job", "validate", "reproduce", "repair", "read_identifiers",
                              "approve", "reject", "promote", "rollback"}}
     for role in roles:
         allowed = {action for action in expected["approver"] if Identity(USER, role).may(action)}

@@ -241,6 +241,32 @@ def _summary(context: DemoContext) -> None:
                 "healthcare-mlops governance status")
 
 
+def _reproduce_champion(context: DemoContext) -> Outcome:
+    """Rebuild the champion from its lineage (job model_reproduction) and say how it compared;
+    a difference is an outcome in the summary, not a reason to stop the demo."""
+    from healthcare_mlops.settings import resolve_settings
+
+    run = run_job("model_reproduction", {"model_version": ""}, home=context.home, bundle=context.bundle,
+                  trigger="demo", echo=context.echo)
+    return reproduction_outcome(resolve_settings("local", context.home), run.status)
+
+
+def reproduction_outcome(settings, run_status: str) -> Outcome:
+    """The champion's last reproduction, from its version tags."""
+    from healthcare_mlops.governance.lineage import REPRODUCED_AT_TAG, RESULT_TAG
+    from healthcare_mlops.modeling.artifacts import CHAMPION
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+
+    champion = configure_mlflow(settings).get_model_version_by_alias(settings.model_name, CHAMPION)
+    result = champion.tags.get(RESULT_TAG)
+    if not result:
+        return Outcome("failed", f"version {champion.version} was not reproduced (model_reproduction {run_status}; "
+                                 "healthcare-mlops jobs runs)")
+    return Outcome(result, f"version {champion.version} rebuilt from its lineage at "
+                           f"{champion.tags.get(REPRODUCED_AT_TAG)} (healthcare-mlops governance reproduce "
+                           f"--version {champion.version})")
+
+
 def _console_skip(context: DemoContext) -> str | None:
     return "--no-app" if context.no_app else None
 
@@ -280,6 +306,8 @@ DEMO_STEPS: list[DemoStep] = [
              requires=("monitoring 2",)),
     DemoStep("governance", "governance's decision on the latest version, and why", _governance,
              requires=("pipeline",)),
+    DemoStep("reproduce", "rebuild the champion from its lineage and compare (job model_reproduction)",
+             _reproduce_champion, requires=("monitoring 2",)),
     DemoStep("report", "what the loop produced (tables and registry)", _report, requires=("monitoring 2",)),
     DemoStep("summary", "every step's outcome", _summary),
     DemoStep("console", "the scoring server and the operations console", _console, _console_skip),

@@ -100,6 +100,29 @@ def rollback(ctx: typer.Context, to_version: int = typer.Option(..., "--to-versi
     _done(fmt, {"action": "rolled back", "champion": int(champion)}, f"champion is version {champion}")
 
 
+@app.command()
+def reproduce(ctx: typer.Context, version: int = typer.Option(..., "--version"), fmt: Format = FORMAT) -> None:
+    """Rebuild a version from its lineage and compare it with the registered one (operator role).
+
+    Reads the recorded table versions by time travel, checks the training frame's hash,
+    retrains with the recorded parameters and compares predictions, metrics and every
+    governance verdict, and the installed package versions. Exits 1 naming any difference;
+    the outcome is tagged on the version and written to the audit log."""
+    from healthcare_mlops.composition import cli_identity
+    from healthcare_mlops.errors import UserError
+    from healthcare_mlops.governance.reproduce import reproduce_version
+    from healthcare_mlops.governance.reproduction_report import format_report
+
+    settings = state(ctx).settings()
+    report = reproduce_version(settings, cli_identity(settings), version)
+    if fmt == Format.json:
+        print_json(report.as_dict())
+    else:
+        typer.echo(format_report(report))
+    if not report.passed:
+        raise UserError(f"version {version} is not reproduced: {report.result}")
+
+
 def _done(fmt: Format, payload: dict, message: str) -> None:
     if fmt == Format.json:
         print_json(payload)

@@ -1,7 +1,7 @@
 """The model_governance_log table: who changed what, when and why, with the checks as they were.
 
 Every state change a person or a job makes writes one row with the actor and their role:
-validate, approve / override, reject, promote, roll back, refer, repair an interrupted
+validate, approve / override, reject, promote, roll back, refer, reproduce, repair an interrupted
 promotion, acknowledge an alert, start a job. The action names are defined here, once.
 """
 
@@ -25,6 +25,7 @@ REFERRED = "referred"      # a floor the champion misses too: the decision went 
 RAN_JOB = "ran job"        # a person started a job, from the console or the CLI (version is empty)
 ACKNOWLEDGED = "acknowledged alert"   # a person acknowledged a monitoring alert (version is empty)
 REPAIRED = "repaired"      # an interrupted promotion was finished or undone
+REPRODUCED = "reproduced"  # a version was rebuilt from its lineage; the comment holds the result
 
 AUDIT_SCHEMA = pa.schema([
     ("event_id", pa.string()),

@@ -14,6 +14,7 @@ import math
 import pandas as pd
 
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.governance.lineage import lineage_rows
 from healthcare_mlops.privacy import PROHIBITED_RATING_FACTORS
 
 INTENDED_USE = (
@@ -122,6 +123,8 @@ def render_model_card(model_name: str, version: str, run, checks: list[dict], gr
         "", "#### Metrics", metrics_table(metrics),
         "#### Groups (out-of-fold predictions of every training member)", groups_table(groups),
         "#### Governance checks", checks_summary(checks),
+        "#### Lineage (what `healthcare-mlops governance reproduce` rebuilds it from)",
+        _table(["Item", "Value"], [[str(r["item"]), str(r["value"])] for r in lineage_rows(tags)]),
         "#### Limitations", LIMITATIONS,
         "", "#### Governance history", _table(["When (UTC)", "Action", "Who", "Comment"], events),
     ])

@@ -39,8 +39,35 @@ COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 FILTER_OPS = (*COMPARISONS, "in", "is null", "is not null")
 
 
+# The Delta table properties that keep old versions readable by time travel (lineage), each
+# set from the bundle variable ``table_retention_days`` when the catalog creates a table.
+LOG_RETENTION, FILE_RETENTION = "delta.logRetentionDuration", "delta.deletedFileRetentionDuration"
+RETENTION_VARIABLE = "table_retention_days"
+
+
 class WriteConflict(UserError):
     """Another writer holds or changed the table first; this write committed nothing."""
+
+
+class VersionUnavailable(UserError):
+    """A table version a lineage records can no longer be read: its log or files were removed."""
+
+    def __init__(self, table: str, version: int, cause: str):
+        self.table, self.version = table, int(version)
+        super().__init__(
+            f"{table} version {version} is no longer readable ({cause}): its transaction log entry or "
+            f"its data files were removed (log cleanup, VACUUM). {LOG_RETENTION} keeps the log and "
+            f"{FILE_RETENTION} keeps the files VACUUM may delete; the bundle sets both from the variable "
+            f"{RETENTION_VARIABLE} when it creates a table (docs/deployment.md, 'Retention').")
+
+
+def retention_properties(variables: dict) -> dict[str, str]:
+    """The retention table properties for ``variables[table_retention_days]`` (empty when unset)."""
+    days = variables.get(RETENTION_VARIABLE)
+    if days in (None, ""):
+        return {}
+    interval = f"interval {int(days)} days"
+    return {LOG_RETENTION: interval, FILE_RETENTION: interval}
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, WriteConflict, check_filters,
-                                              check_write, is_spark_frame, partition_predicate)
+from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, VersionUnavailable, WriteConflict,
+                                              check_filters, check_write, is_spark_frame, partition_predicate,
+                                              retention_properties)
 from healthcare_mlops.settings import Settings
 
 UPDATE_ATTEMPTS = 5
@@ -73,9 +74,14 @@ class DeltaCatalog(TableCatalog):
     def delta_table(self, name: str, version: int | None = None) -> DeltaTable:
         try:
             return DeltaTable(str(self.path(name)), version=version)
-        except TableNotFoundError as exc:
-            raise UserError(f"table {self.fqn(name)} does not exist yet "
-                            f"(looked in {self.path(name)})") from exc
+        except DeltaError as exc:
+            # An older version whose log entries were cleaned up also reads as "not found".
+            if version is not None and self.exists(name):
+                raise VersionUnavailable(self.fqn(name), version, str(exc).splitlines()[0]) from exc
+            if isinstance(exc, TableNotFoundError):
+                raise UserError(f"table {self.fqn(name)} does not exist yet "
+                                f"(looked in {self.path(name)})") from exc
+            raise
 
     def version(self, name: str) -> int | None:
         return self.delta_table(name).version() if self.exists(name) else None
@@ -91,7 +97,12 @@ class DeltaCatalog(TableCatalog):
     def read_arrow(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None,
                    version: int | None = None) -> pa.Table:
         dataset = self.delta_table(name, version).to_pyarrow_dataset()
-        return dataset.to_table(columns=columns, filter=arrow_filter(where))
+        try:
+            return dataset.to_table(columns=columns, filter=arrow_filter(where))
+        except FileNotFoundError as exc:
+            if version is None:
+                raise
+            raise VersionUnavailable(self.fqn(name), version, f"a data file is gone: {exc}") from exc
 
     @property
     def spark(self):
@@ -150,19 +161,24 @@ class DeltaCatalog(TableCatalog):
                 partition_by: list[str] | None) -> None:
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # A new table gets the retention that keeps the versions a lineage records readable.
+        exists = self.exists(name)
+        configuration = None if exists else retention_properties(self.settings.variables) or None
         # A small read-ahead: the commit streams, it never holds more than a few batches.
         stream = rows.scanner(batch_size=STREAM_BATCH_ROWS, batch_readahead=2, fragment_readahead=1).to_reader()
         if mode == "replace_partition":
             # merge: a contract that gains columns (e.g. the explanations) writes into a table
             # made before it; the other partitions read the new columns as null
             write_deltalake(str(path), stream, mode="overwrite",
-                            predicate=partition_predicate(partition) if self.exists(name) else None,
-                            partition_by=partition_by or list(partition), schema_mode="merge")
+                            predicate=partition_predicate(partition) if exists else None,
+                            partition_by=partition_by or list(partition), schema_mode="merge",
+                            configuration=configuration)
         elif mode == "append":
-            write_deltalake(str(path), stream, mode="append", schema_mode="merge", partition_by=partition_by)
+            write_deltalake(str(path), stream, mode="append", schema_mode="merge", partition_by=partition_by,
+                            configuration=configuration)
         else:
             write_deltalake(str(path), stream, mode="overwrite", schema_mode="overwrite",
-                            partition_by=partition_by)
+                            partition_by=partition_by, configuration=configuration)
 
     @contextlib.contextmanager
     def exclusive(self, name: str, purpose: str):

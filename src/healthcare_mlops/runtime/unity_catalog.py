@@ -20,11 +20,31 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.runtime.catalog_base import (COMPARISONS, HistoryEntry, TableCatalog, check_filters, check_write,
-                                              is_spark_frame, partition_predicate)
+from healthcare_mlops.runtime.catalog_base import (COMPARISONS, HistoryEntry, TableCatalog, VersionUnavailable,
+                                              check_filters, check_write, is_spark_frame, partition_predicate,
+                                              retention_properties)
 from healthcare_mlops.settings import Settings
 
 HISTORY_LOOKBACK = 20       # commits searched for this write's own (other jobs may commit meanwhile)
+# What Databricks says when a version's log or files are gone (time travel past retention, VACUUM).
+UNREADABLE_VERSION_MARKERS = ("VERSION_NOT_FOUND", "Cannot time travel", "DELTA_FILE_NOT_FOUND",
+                              "FileNotFoundException", "DELTA_VERSIONS_NOT_CONTIGUOUS", "DELTA_LOG_FILE_NOT_FOUND")
+
+
+def time_travel_query(table: str, version: int) -> str:
+    """The statement that reads ``table`` as it was at Delta ``version``."""
+    return f"SELECT * FROM {table} VERSION AS OF {int(version)}"  # nosec B608  # the name comes from the settings, the version is an int
+
+
+def retention_statement(table: str, properties: dict[str, str]) -> str:
+    """``ALTER TABLE ... SET TBLPROPERTIES`` for the retention properties of a new table."""
+    assignments = ", ".join(f"'{key}' = '{value}'" for key, value in sorted(properties.items()))
+    return f"ALTER TABLE {table} SET TBLPROPERTIES ({assignments})"
+
+
+def unreadable_version(message: str) -> bool:
+    """Whether a Databricks error says a table version's log or files are gone."""
+    return any(marker in message for marker in UNREADABLE_VERSION_MARKERS)
 
 
 def sql_condition(where: list[tuple] | None, prefix: str = "w") -> tuple[str, dict]:
@@ -150,8 +170,7 @@ class UnityCatalog(TableCatalog):
             raise UserError("a Spark read needs a Spark session (run inside a Databricks job)")
         if not self.exists(name):
             raise UserError(f"table {self.fqn(name)} does not exist yet")
-        reader = self.spark.read.format(self.table_format)
-        frame = (reader.option("versionAsOf", int(version)).table(self.fqn(name)) if version is not None
+        frame = (self.spark.sql(time_travel_query(self.fqn(name), version)) if version is not None
                  else self.spark.table(self.fqn(name)))
         for column, op, value in check_filters(where):
             frame = frame.where(spark_condition(F.col(column), op, value))
@@ -159,12 +178,17 @@ class UnityCatalog(TableCatalog):
 
     def read_arrow(self, name: str, where: list[tuple] | None = None, columns: list[str] | None = None,
                    version: int | None = None) -> pa.Table:
-        if self.spark is not None:
-            return self.read(name, where, columns, version).toArrow()
-        condition, params = sql_condition(where)
-        selected = ", ".join(columns) if columns else "*"
-        as_of = f" VERSION AS OF {int(version)}" if version is not None else ""
-        return self.warehouse.arrow(f"SELECT {selected} FROM {self.fqn(name)}{as_of} WHERE {condition}", params)  # nosec B608  # table and column names come from the calling code; filter values are bound parameters
+        try:
+            if self.spark is not None:
+                return self.read(name, where, columns, version).toArrow()
+            condition, params = sql_condition(where)
+            selected = ", ".join(columns) if columns else "*"
+            as_of = f" VERSION AS OF {int(version)}" if version is not None else ""
+            return self.warehouse.arrow(f"SELECT {selected} FROM {self.fqn(name)}{as_of} WHERE {condition}", params)  # nosec B608  # table and column names come from the calling code; filter values are bound parameters
+        except Exception as exc:  # only an unreadable time-travel version is translated; the rest propagates
+            if version is None or not unreadable_version(str(exc)):
+                raise
+            raise VersionUnavailable(self.fqn(name), version, str(exc).splitlines()[0]) from exc
 
     def distinct_values(self, name: str, column: str, where: list[tuple] | None = None,
                         not_null: str | None = None) -> list:
@@ -194,7 +218,11 @@ class UnityCatalog(TableCatalog):
             writer = writer.partitionBy(*partition_by)
         for key, value in write_options(mode, partition).items():
             writer = writer.option(key, value)
+        created = not self.exists(name)
         writer.mode("append" if mode == "append" else "overwrite").saveAsTable(self.fqn(name))
+        properties = retention_properties(self.settings.variables)
+        if created and properties:
+            self.spark.sql(retention_statement(self.fqn(name), properties))
         history = self.spark.sql(f"DESCRIBE HISTORY {self.fqn(name)} LIMIT {HISTORY_LOOKBACK}")
         return rows_written(history.select("userMetadata", "operation", "operationMetrics").collect(), tag)
 

@@ -14,17 +14,19 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.explanations.contributions import TREE
 from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS, MODEL_INPUT_COLUMNS
 from healthcare_mlops.governance.group_evidence import GroupEvidence
+from healthcare_mlops.governance.lineage import lineage_tags
 from healthcare_mlops.modeling.artifacts import (CHALLENGER, EVALUATION_ARTIFACT_DIR, GROUP_EVIDENCE_FILE,
                                                  GROUP_METRICS_FILE, IMPORTANCE_METRIC_PREFIX, REFERENCE_ARTIFACT_DIR,
                                                  REFERENCE_COUNTS_FILE, TRAINING_REFERENCE_FILE)
 from healthcare_mlops.modeling.estimators import CANDIDATES
+from healthcare_mlops.modeling.frame_hash import frame_hash
 from healthcare_mlops.modeling.input_contract import typed_model_input
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel, input_signature, model_metadata
 from healthcare_mlops.modeling.splits import DEFAULT_SALT
 from healthcare_mlops.modeling.training import IMPORTANCE_KEY, TrainingResult, metric_key, train
 from healthcare_mlops.monitoring.drift import reference_counts
 from healthcare_mlops.monitoring.evaluation import column_specs
-from healthcare_mlops.runtime.lineage import git_commit
+from healthcare_mlops.runtime.lineage import git_commit, git_dirty, installed_versions
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, use_experiment
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_INSURANCE_FEATURES
@@ -55,6 +57,14 @@ def load_training_frame(settings: Settings, as_of: dt.date | None) -> tuple[pd.D
     if frame.empty:
         raise UserError(f"no features for as-of date {as_of}")
     return frame, {"table": catalog.fqn(ML_INSURANCE_FEATURES), "as_of_date": str(as_of), "delta_version": version}
+
+
+def training_lineage(settings: Settings, frame: pd.DataFrame, data_version: dict, params: dict,
+                     inputs=MODEL_INPUT_COLUMNS) -> dict:
+    """The lineage tags of a version trained on ``frame`` (governance/lineage.py)."""
+    tables = {ML_INSURANCE_FEATURES: {**data_version, "location": settings.table_location(ML_INSURANCE_FEATURES)}}
+    return lineage_tags(tables, installed_versions(), {**params, "as_of": data_version["as_of_date"]},
+                        frame_hash(frame, inputs), git_commit(settings.variables), git_dirty(settings.variables))
 
 
 def _input_example(inputs) -> pd.DataFrame:
@@ -93,8 +103,10 @@ def _log_aggregates(result: TrainingResult) -> None:
 
 
 def log_and_register(settings: Settings, result: TrainingResult, data_version: dict,
-                     inputs=MODEL_INPUT_COLUMNS, commit: str | None = None) -> dict:
-    """Log params, metrics, artifacts and the pyfunc; register a version; alias it ``challenger``."""
+                     inputs=MODEL_INPUT_COLUMNS, commit: str | None = None, lineage: dict | None = None) -> dict:
+    """Log params, metrics, artifacts and the pyfunc; register a version; alias it ``challenger``.
+
+    ``lineage``: the ``governance.lineage`` tags, set on the run and on the version."""
     client = configure_mlflow(settings)
     use_experiment(settings)
     model = InsuranceRiskModel(result.pipeline, result.intervals, result.prediction_reference,
@@ -104,7 +116,7 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
     example = _input_example(inputs)
     signature = input_signature(example, model.predict(None, example))
     tags = {"training_data_version": json.dumps(data_version), "git_commit": commit or "unknown",
-            "model_inputs": ",".join(inputs)}
+            "model_inputs": ",".join(inputs), **(lineage or {})}
     with mlflow.start_run(run_name=f"train-{data_version['as_of_date']}", tags=tags) as run:
         mlflow.log_params(result.params)
         mlflow.log_metrics(result.metrics)
@@ -141,7 +153,8 @@ def run(settings: Settings, as_of: dt.date | None = None, seed: int = 42,
     if unknown:
         raise UserError(f"unknown candidates: {', '.join(unknown)} (known: {', '.join(CANDIDATES)})")
     result = train(frame, seed=seed, candidates=tuple(candidates or CANDIDATES), salt=DEFAULT_SALT)
-    summary = log_and_register(settings, result, data_version, commit=git_commit(settings.variables))
+    summary = log_and_register(settings, result, data_version, commit=git_commit(settings.variables),
+                               lineage=training_lineage(settings, frame, data_version, result.params))
     print(f"registered {summary['model_name']} version {summary['version']} ({summary['candidate']}) "
           f"as '{CHALLENGER}'")
     for key in ("cv_mae", "cv_r2", "cv_high_risk_capture", "cv_interval_coverage", "cv_interval_width_ratio", "test_r2", "test_mae", "test_risk_score_mae", "test_high_risk_capture",

@@ -1,0 +1,32 @@
+"""The model_reproduction job: rebuild a registered version from its lineage and compare.
+
+The console's "Reproduce" starts this job (reproduction retrains, and on Databricks the
+time-travel reads need Spark); the CLI's ``governance reproduce`` runs the same core in
+process. A difference, or a version that can no longer be read, fails the task (exit 1)
+after the outcome is tagged on the version and written to the audit log.
+"""
+
+from __future__ import annotations
+
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.governance.reproduce import Reproduction, reproduce_version
+from healthcare_mlops.governance.reproduction_report import format_report
+from healthcare_mlops.identity import job_identity
+from healthcare_mlops.modeling.artifacts import CHAMPION
+from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
+from healthcare_mlops.settings import Settings
+
+
+def run(settings: Settings, version: str | None = None) -> Reproduction:
+    """Reproduce ``version`` (default: the champion); a UserError when it is not reproduced."""
+    if not version:
+        champion = find_in_registry(configure_mlflow(settings).get_model_version_by_alias, settings.model_name,
+                                    CHAMPION)
+        if champion is None:
+            raise UserError(f"{settings.model_name} has no champion to reproduce; pass --model_version")
+        version = str(champion.version)
+    report = reproduce_version(settings, job_identity(settings), version)
+    print(format_report(report))
+    if not report.passed:
+        raise UserError(f"version {version} is not reproduced: {report.result}")
+    return report
