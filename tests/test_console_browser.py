@@ -10,7 +10,9 @@ page through the sidebar navigation, waits until the page is drawn to its last e
 * a plotly chart without a single data point on a page whose tables have rows,
 * Streamlit's "Deploy" button in the header,
 * Approve as the primary button (or enabled without an override reason) on a version that fails
-  a hard check.
+  a hard check;
+
+and opens a member's waterfall on Risk (a row picked in the review queue) and on Score.
 
 It saves a screenshot per page under the test's temporary folder.
 
@@ -170,5 +172,46 @@ def test_the_checks_catch_a_none_threshold_and_an_empty_chart(console_url):
             found = problems_on_page(page, "Drift")
             assert any("shows thresholds ['None']" in p for p in found), found
             assert any("has no data points" in p for p in found), found
+        finally:
+            browser.close()
+
+
+WATERFALL_TITLE = "Why this prediction"
+
+
+def assert_waterfall(page, where: str) -> None:
+    """The waterfall (base -> each input -> prediction) and the reasons in words are on the page."""
+    chart = page.locator(".js-plotly-plot", has_text=WATERFALL_TITLE)
+    chart.first.wait_for(timeout=120_000)
+    labels = chart.first.inner_text()
+    for step in ("base (average member)", "predicted charges"):
+        assert step in labels, f"{where}: {step!r} not in the waterfall"
+    reasons = page.locator('[data-testid="stMarkdownContainer"]', has_text="Why:")
+    reasons.first.wait_for(timeout=60_000)
+    assert " USD" in reasons.first.inner_text(), f"{where}: no reasons in words"
+    assert console_browser.errors_on_page(page) == []
+
+
+def test_a_members_waterfall_opens_on_risk_and_on_score(console_url, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = console_browser.launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport=console_browser.VIEWPORT)
+            page.goto(f"{console_url}/risk")
+            console_browser.wait_rendered(page, "Risk")
+            queue = page.locator('.st-key-risk_review_queue [data-testid="stDataFrame"]')
+            queue.scroll_into_view_if_needed()
+            assert page.locator(".js-plotly-plot", has_text=WATERFALL_TITLE).count() == 0
+            queue.click(position={"x": 12, "y": 52})          # the first member's row-selection cell
+            assert_waterfall(page, "Risk")
+            page.screenshot(path=str(tmp_path / "risk-waterfall.png"), full_page=True)
+
+            page.goto(f"{console_url}/score")
+            console_browser.wait_rendered(page, "Score")
+            page.locator(".st-key-score_button button").click()
+            assert_waterfall(page, "Score")
+            page.screenshot(path=str(tmp_path / "score-waterfall.png"), full_page=True)
         finally:
             browser.close()
