@@ -20,7 +20,7 @@ _HERE = Path(__file__).resolve().parent
 def _git(*args: str) -> str | None:
     """Output of a git command in this package's checkout; None outside one."""
     try:
-        result = subprocess.run(["git", *args], cwd=_HERE, capture_output=True, text=True,  # nosec B603 B607  # fixed git arguments, no shell
+        result = subprocess.run(["git", *args], cwd=_HERE, capture_output=True, text=True,  # nosec B603, B607  # fixed git arguments, no shell
                                 timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
