@@ -184,3 +184,18 @@ def test_bad_training_data_stops_with_a_clear_message_and_registers_nothing(sett
         train(breakage(members), seed=1, candidates=FAST)
     client = configure_mlflow(settings)
     assert client.search_registered_models() == []
+
+
+def test_job_logs_carry_no_cloudpickle_notice_but_other_mlflow_warnings(caplog):
+    import logging
+
+    from healthcare_mlops.tasks.model_training import CLOUDPICKLE_NOTICE, quiet_cloudpickle_notice
+
+    quiet_cloudpickle_notice()
+    quiet_cloudpickle_notice()                      # once per process, however often training runs
+    logger = logging.getLogger("mlflow.pyfunc")
+    with caplog.at_level(logging.WARNING, logger="mlflow.pyfunc"):
+        logger.warning(f"{CLOUDPICKLE_NOTICE} causes it to be serialized using CloudPickle")
+        logger.warning("Validating input example against model signature failed")
+    assert [r.getMessage() for r in caplog.records] == ["Validating input example against model signature failed"]
+    assert len(logger.filters) == 1

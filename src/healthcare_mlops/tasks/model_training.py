@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import tempfile
 from pathlib import Path
 
@@ -102,6 +103,25 @@ def _log_aggregates(result: TrainingResult) -> None:
     mlflow.log_dict(result.group_metrics, f"{EVALUATION_ARTIFACT_DIR}/{GROUP_METRICS_FILE}")
 
 
+# MLflow warns on every log_model that a Python-object model is serialised with CloudPickle
+# (loading it runs code). That is this product's design: the model is loaded only from its own
+# registry, with the same trust as the package's code (docs/architecture.md), so the notice is
+# nothing a user of a job log can act on.
+CLOUDPICKLE_NOTICE = "Passing a Python object as `python_model`"
+
+
+class _WithoutCloudpickleNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(CLOUDPICKLE_NOTICE)
+
+
+def quiet_cloudpickle_notice() -> None:
+    """Drop MLflow's CloudPickle notice from ``mlflow.pyfunc``'s log (once per process)."""
+    logger = logging.getLogger("mlflow.pyfunc")
+    if not any(isinstance(f, _WithoutCloudpickleNotice) for f in logger.filters):
+        logger.addFilter(_WithoutCloudpickleNotice())
+
+
 def log_and_register(settings: Settings, result: TrainingResult, data_version: dict,
                      inputs=MODEL_INPUT_COLUMNS, commit: str | None = None, lineage: dict | None = None) -> dict:
     """Log params, metrics, artifacts and the pyfunc; register a version; alias it ``challenger``.
@@ -128,6 +148,7 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
                 mlflow.log_metric(metric_key("oof", metric, group["group_column"], group["group_value"]),
                                   group[metric])
         _log_aggregates(result)
+        quiet_cloudpickle_notice()
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature, input_example=example,
             metadata=model_metadata(example), code_paths=[str(PACKAGE_DIR)],
