@@ -107,7 +107,7 @@ def running_console(home: Path, log_path: Path, timeout: float = 120.0, env: dic
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:  # nosec B310  # loopback
                     if response.status == 200:
                         break
-            except OSError:
+            except OSError:                 # not listening yet: poll again until the deadline
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the console did not start:\n{log_path.read_text()[-3000:]}")

@@ -252,3 +252,13 @@ def test_predictions_made_before_explanations_take_the_new_columns(settings):
     rows = store.read_arrow(ML_PATIENT_PREDICTIONS).to_pandas().sort_values("scoring_date")
     assert rows["base_charges"].isna().tolist() == [True, False]
     assert "base_charges" in PREDICTION_COLUMNS
+
+
+@pytest.mark.parametrize("hostile", ["yes", "true; DROP", {"nested": True}, [True]])
+def test_a_reasons_param_that_is_not_a_boolean_is_refused_naming_it(hostile):
+    from healthcare_mlops.modeling.scoring_request import RequestRefused, resolve_params
+
+    with pytest.raises(RequestRefused) as refused:
+        resolve_params({"reasons": hostile})
+    assert refused.value.errors[0]["field"] == "params.reasons"
+    assert resolve_params({"reasons": True})["reasons"] is True and resolve_params(None)["reasons"] is False

@@ -127,3 +127,18 @@ def test_a_vacuumed_version_is_named_with_the_retention_that_keeps_it(copy_home)
 def test_a_viewer_may_not_reproduce(copy_home):
     with pytest.raises(UserError, match="reproduce needs the operator role"):
         reproduce_module.reproduce_version(resolve_settings("local", copy_home), Identity("v@x", VIEWER), VERSION)
+
+
+@pytest.mark.parametrize("hostile", ["1; DROP TABLE model_versions", "-1", "1 OR 1=1", "../../etc/passwd", ""])
+def test_a_version_that_is_not_a_number_is_refused_before_anything_runs(settings, hostile):
+    with pytest.raises(UserError, match="a model version is a number"):
+        reproduce_module.reproduce_version(settings, Identity("o@x", OPERATOR), hostile)
+    assert not settings.mlflow_dir.exists()          # refused before the registry was opened
+
+
+def test_a_version_the_registry_does_not_hold_is_named(pipeline_home):
+    settings = resolve_settings("local", pipeline_home)
+    with pytest.raises(UserError, match="has no version 999"):
+        reproduce_module.reproduce_version(settings, Identity("o@x", OPERATOR), "999")
+    result = CliRunner().invoke(app, ["governance", "reproduce", "--version", "1;rm -rf /"])
+    assert result.exit_code == 2 and "integer" in " ".join(result.output.split())     # Typer refuses it

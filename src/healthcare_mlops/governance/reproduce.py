@@ -235,6 +235,8 @@ def _model_comparisons(settings: Settings, client, model_name: str, version: str
 
 def reproduce(settings: Settings, version) -> Reproduction:
     """Rebuild ``version`` from its lineage and compare (see the module docstring); records nothing."""
+    if not str(version).isdigit():          # a job parameter or CLI text reaches the registry only as a number
+        raise UserError(f"a model version is a number, got {str(version)!r}")
     client = configure_mlflow(settings)
     model_name = settings.model_name
     mv = find_in_registry(client.get_model_version, model_name, str(version))

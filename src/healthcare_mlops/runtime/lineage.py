@@ -22,8 +22,8 @@ def _git(*args: str) -> str | None:
     try:
         result = subprocess.run(["git", *args], cwd=_HERE, capture_output=True, text=True,  # nosec B603, B607  # fixed git arguments, no shell
                                 timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
+    except (OSError, subprocess.SubprocessError):    # no git here (a wheel on a cluster): the commit is unknown,
+        return None                                  # which the lineage records and reproduce reports
     return result.stdout.strip() if result.returncode == 0 else None
 
 
