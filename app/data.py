@@ -117,9 +117,9 @@ def _engine_cached(key: tuple, kind: type, snapshot: tuple, token_hash: str, _se
 
 
 def _engine(settings: Settings):
-    kind = composition.console_sql_engine(settings)
     token = user_token()
-    return _engine_cached(_key(settings), kind, kind.snapshot(settings), _digest(token), settings, token)
+    return _engine_cached(_key(settings), composition.console_sql_engine(settings), _snapshot(settings),
+                          _digest(token), settings, token)
 
 
 @st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=64)
@@ -127,11 +127,18 @@ def _tables_cached(key: tuple, snapshot: tuple, token_hash: str) -> frozenset:
     return frozenset(_engine(console_settings()).table_names())
 
 
+def _snapshot(settings: Settings) -> tuple:
+    return composition.console_sql_engine(settings).snapshot(settings)
+
+
+def _existing(settings: Settings, snapshot: tuple) -> frozenset:
+    return _tables_cached(_key(settings), _freshness(snapshot), _digest(user_token()))
+
+
 def existing_tables() -> set[str]:
     """The console tables that exist now."""
     settings = console_settings()
-    snapshot = composition.console_sql_engine(settings).snapshot(settings)
-    return set(_tables_cached(_key(settings), _freshness(snapshot), _digest(user_token())))
+    return set(_existing(settings, _snapshot(settings)))
 
 
 def has_table(name: str) -> bool:
@@ -149,9 +156,9 @@ def query(name: str, **params) -> pd.DataFrame:
     """Run the named query with ``params``; empty (no columns) when one of its tables does not exist."""
     settings = console_settings()
     q = QUERIES[name]
-    if not set(q.tables) <= existing_tables():
+    snapshot = _snapshot(settings)
+    if not set(q.tables) <= _existing(settings, snapshot):
         return pd.DataFrame()
-    snapshot = composition.console_sql_engine(settings).snapshot(settings)
     fingerprint = (_freshness(snapshot), _digest(request_header(EMAIL_HEADER)))
     bound = q.bind(params)
     return _cached_frame(_key(settings), name, tuple(sorted(bound.items())), fingerprint, settings)

@@ -1,8 +1,9 @@
-"""The operations console: ``streamlit run app/main.py`` (Databricks Apps runs exactly that).
+"""The operations console: ``streamlit run app/main.py``, or through ``app/serve.py`` (what
+``healthcare-mlops app`` and Databricks Apps, app.yaml, run: the same, with the pages'
+libraries loaded before the first visit).
 
 One ``st.Page`` per file in ``pages/``. Works with the package installed (the venv, a
-wheel) and from the bare source folder, as Databricks Apps deploys it: then ``./src``
-goes on the import path. ``healthcare-mlops app`` starts it locally.
+wheel) and from the bare source folder, as Databricks Apps deploys it (``app/__init__.py``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:                       # `import app.*` from the source folder
     sys.path.insert(0, str(ROOT))
-try:
-    import healthcare_mlops.errors  # noqa: F401
-except ImportError:                                  # not installed: the source folder's copy
-    sys.modules.pop("healthcare_mlops", None)        # at most a namespace remnant of an install
-    sys.path.insert(0, str(ROOT / "src"))
+import app  # noqa: E402,F401  (puts ./src on the path when the package is not installed)
 
 import streamlit as st  # noqa: E402
 

@@ -1,33 +1,39 @@
 """``python -m app.serve run app/main.py ...``: Streamlit, with the libraries every page uses imported first.
 
 Streamlit imports what a page uses when the first visitor's script run reaches it, so the
-first visit after a start paid for pandas, pyarrow, DuckDB, delta-rs, plotly and the
-console's own modules (seconds on a small machine). ``healthcare-mlops app`` starts the
-console through this module instead: those imports happen before the server answers, and
-what most pages share (the SQL engine, and the MLflow registry client that Overview,
-Fairness, Governance and Score read: ~2 s of imports) is built on a background thread while
-the server starts (``data.warm_up``). The arguments are Streamlit's own
-command line (``streamlit.web.cli``).
+first visit after a start paid for pandas, pyarrow, DuckDB, delta-rs, the chart library and
+the console's own modules (seconds on a small machine). ``healthcare-mlops app`` (and
+app.yaml on Databricks Apps) starts the console through this module instead: those imports
+happen, and what most pages share is built (``data.warm_up``: the SQL engine, and the MLflow
+registry client that Overview, Fairness, Governance and Score read, ~2 s of imports), before
+the server answers. Then everything loaded so far is moved out of the garbage collector's
+reach (``gc.freeze``): those objects live as long as the process, and a full collection no
+longer walks them. The arguments are Streamlit's own command line (``streamlit.web.cli``).
 """
 
 from __future__ import annotations
 
+import gc
 import sys
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def preload() -> None:
-    """Import what every page uses; build what most pages share on a background thread."""
+    """Import what every page uses and build what most pages share, then freeze it for the collector."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     import plotly.graph_objects  # noqa: F401
     import streamlit.elements.plotly_chart  # noqa: F401
 
     from app import auth, charts, data, queries, ui, vocabulary  # noqa: F401
-    threading.Thread(target=data.warm_up, name="console-warm-up", daemon=True).start()
+    try:
+        data.warm_up()
+    except Exception as exc:        # an optimisation only: the first visit meets the cause and shows it
+        print(f"console warm-up skipped: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    gc.collect()
+    gc.freeze()
 
 
 def main() -> None:

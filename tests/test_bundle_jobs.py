@@ -224,7 +224,7 @@ def test_console_app_resources(bundle):
 
 def test_app_yaml_value_from_names_match_the_app_resources(bundle):
     config = yaml.safe_load((REPO / "app.yaml").read_text())
-    assert config["command"] == ["streamlit", "run", "app/main.py"]
+    assert config["command"] == ["python", "-m", "app.serve", "run", "app/main.py"]
     names = {r["name"] for r in bundle.apps()["console"]["resources"]}
     value_from = {e["valueFrom"] for e in config["env"] if "valueFrom" in e}
     assert value_from == names

@@ -181,8 +181,8 @@ def test_app_yaml_renamed_resource_breaks_the_match(real_copy):
 
 
 def test_app_yaml_command_must_be_an_argv_list(real_copy):
-    replace_text(real_copy / "app.yaml", 'command: ["streamlit", "run", "app/main.py"]',
-             "command: streamlit run app/main.py")
+    replace_text(real_copy / "app.yaml", 'command: ["python", "-m", "app.serve", "run", "app/main.py"]',
+             "command: python -m app.serve run app/main.py")
     one_matching(problems(real_copy), "app.yaml: command: command must be a non-empty list of strings")
 
 

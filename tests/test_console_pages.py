@@ -545,7 +545,8 @@ def test_requirements_txt_lists_the_runtime_dependencies_without_spark():
 
 
 def test_the_console_runs_from_its_source_folder_without_the_package_installed(tmp_path, empty_home):
-    """As on Databricks Apps: app/main.py puts ./src on the path when healthcare_mlops is not installed."""
+    """As on Databricks Apps (app.yaml: ``python -m app.serve run app/main.py``): the console package puts
+    ./src on the path when healthcare_mlops is not installed, for the preload and for every page."""
     import subprocess
 
     source = tmp_path / "source"
@@ -564,6 +565,9 @@ def test_the_console_runs_from_its_source_folder_without_the_package_installed(t
         "import importlib.util\n"
         "spec = importlib.util.find_spec('healthcare_mlops')\n"
         "assert spec is None or spec.origin is None, f'the package is still importable: {spec.origin}'\n"
+        # app.yaml's command: app/serve.py loads the pages' libraries and warms up, then Streamlit runs main.py
+        "from app import serve\n"
+        "serve.preload()\n"
         "from streamlit.testing.v1 import AppTest\n"
         f"at = AppTest.from_file({str(source / 'app' / 'main.py')!r}, default_timeout=180).run()\n"
         "assert not at.exception, at.exception[0].value\n"

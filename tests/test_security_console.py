@@ -208,16 +208,19 @@ def test_the_console_listens_on_loopback_only_by_default(tmp_path):
 
 
 def test_a_console_started_by_hand_from_the_checkout_listens_on_loopback(tmp_path):
-    """``streamlit run app/main.py`` (app.yaml's command) reads the checkout's .streamlit/config.toml;
-    the address Databricks Apps sets in the environment still wins behind its proxy."""
-    bare = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true"]
+    """app.yaml's command (``python -m app.serve run app/main.py``) and a bare ``streamlit run`` read the
+    checkout's .streamlit/config.toml; the address Databricks Apps sets in the environment still wins
+    behind its proxy."""
+    by_hand = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true"]
+    app_yaml = [sys.executable, "-m", "app.serve", "run", "app/main.py", "--server.headless", "true"]
     env = {HOME_ENV: str(tmp_path / "lakehouse"), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    for bare in (by_hand, app_yaml):
+        port = free_port()
+        with serving(bare + ["--server.port", str(port)], port, tmp_path, env=env):
+            addresses = listening_addresses(port)
+            assert addresses and all(address.is_loopback for address in addresses), addresses
     port = free_port()
-    with serving(bare + ["--server.port", str(port)], port, tmp_path, env=env):
-        addresses = listening_addresses(port)
-        assert addresses and all(address.is_loopback for address in addresses), addresses
-    port = free_port()
-    with serving(bare + ["--server.port", str(port)], port, tmp_path,
+    with serving(app_yaml + ["--server.port", str(port)], port, tmp_path,
                  env={**env, "STREAMLIT_SERVER_ADDRESS": "0.0.0.0"}):   # nosec B104  # what Databricks Apps sets
         assert ipaddress.ip_address("0.0.0.0") in listening_addresses(port)
 

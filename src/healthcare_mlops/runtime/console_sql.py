@@ -124,10 +124,12 @@ class WarehouseConsoleEngine:
 
 
 def table_versions(settings: Settings) -> dict:
-    """Locally: each console table's latest Delta commit (None when it does not exist)."""
+    """Locally: each console table's latest Delta commit (None when it does not exist).
+
+    Asked before every console query (the cache key), so the log folders are located once per
+    home, catalog and schema: resolving the home's path again each time cost more than listing."""
     versions = {}
-    for name in CONSOLE_TABLES:
-        log = Path(settings.table_location(name)) / "_delta_log"
+    for name, log in _delta_logs(settings):
         try:
             commits = [int(entry.name[:-5]) for entry in os.scandir(log)
                        if entry.name.endswith(".json") and entry.name[:-5].isdigit()]
@@ -135,3 +137,15 @@ def table_versions(settings: Settings) -> dict:
             commits = []
         versions[name] = max(commits) if commits else None
     return versions
+
+
+_LOG_FOLDERS: dict[tuple, tuple[tuple[str, str], ...]] = {}
+
+
+def _delta_logs(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """(table, its ``_delta_log`` folder) of every console table, remembered per home, catalog and schema."""
+    key = (str(settings.home), settings.catalog, settings.schema)
+    if key not in _LOG_FOLDERS:
+        _LOG_FOLDERS[key] = tuple((name, os.path.join(settings.table_location(name), "_delta_log"))
+                                  for name in CONSOLE_TABLES)
+    return _LOG_FOLDERS[key]
