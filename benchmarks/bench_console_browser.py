@@ -9,8 +9,8 @@ Playwright with the system Chromium (``/usr/bin/chromium``).
 "Drawn" (benchmarks/console_browser.py, ``wait_rendered``): the page's title is shown, the
 element the page script draws LAST is visible (``PAGES``: Overview the job-runs table, Risk
 the CSV download button, Fairness the "over time" chart, Drift the Acknowledge button,
-Governance the model card, Jobs the Run now button, Score the Score button), every plotly
-chart has drawn its SVG, no element is stale and Streamlit's running indicator is gone.
+Governance the model card, Jobs the Run now button, Score the Score button), every chart
+has drawn its marks, no element is stale and Streamlit's running indicator is gone.
 The clock starts when the browser is told to navigate (or the sidebar link is clicked).
 
 Per page it reports:
@@ -23,6 +23,10 @@ Per page it reports:
 * with each time, the CPU seconds the server's processes and the browser (Playwright and
   Chromium) used meanwhile (from /proc): other load on the machine stretches the wall time,
   not these, and they say how much of the time is the browser's;
+* the floor side by side: Streamlit's own bare page (a title, a four-row table, a button;
+  ``console_browser.BARE_PAGE``) started from the checkout with the console's config, its
+  first visit and later visits by URL measured the same way in the same browser, and each
+  page's time as a multiple of it: what is Streamlit's and the browser's, and what is ours;
 * the baseline side by side: bench_console.py's AppTest time of the same page (no browser,
   warm process, query caches cleared), and which heavy libraries a fresh process imports
   to draw the page (AppTest in a new interpreter, ``sys.modules`` after the run).
@@ -45,8 +49,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from console_browser import PAGES, REPO, VIEWPORT, errors_on_page, lakehouse, lakehouse_arguments, \
-    launch_chromium, process_tree, running_console, sidebar_link, wait_rendered  # noqa: E402
+from console_browser import BARE_PAGE, PAGES, REPO, VIEWPORT, errors_on_page, lakehouse, lakehouse_arguments, \
+    launch_chromium, process_tree, running_bare_page, running_console, sidebar_link, wait_rendered  # noqa: E402
 
 FIRST_GOAL, LATER_GOAL = 2.0, 1.0
 HEAVY = ("mlflow", "pyspark", "sklearn", "scipy", "plotly", "databricks")
@@ -127,6 +131,25 @@ def warm_visits(browser, home: Path, logs: Path, repeat: int) -> tuple[dict, dic
     return by_url, by_click
 
 
+def bare_page_visits(browser, scratch: Path, logs: Path, repeat: int) -> tuple[float, tuple, list[tuple]]:
+    """The floor: Streamlit's bare page (console_browser.BARE_PAGE) served from the checkout with the
+    console's config; its server start, a first visit on the fresh server and ``repeat`` later visits by
+    URL, each in a new tab as for the pages."""
+    title = BARE_PAGE[0]
+    start = time.perf_counter()
+    with running_bare_page(scratch, logs / "bare.log") as (url, server):
+        started = time.perf_counter() - start
+        context = browser.new_context(viewport=VIEWPORT)
+        visits = []
+        for _ in range(repeat + 1):
+            page = context.new_page()
+            visits.append(_rendered_after(page, title, lambda: page.goto(url), server.pid))
+            page.close()
+        context.close()
+    print(f"  server start {started:.2f} s, first visit {title}: {_cell(visits[:1])}", flush=True)
+    return started, visits[0], visits[1:]
+
+
 def import_probe(home: Path, page: str) -> dict:
     """AppTest of one page in a new interpreter: seconds and the heavy libraries it imported."""
     code = IMPORT_PROBE.format(repo=str(REPO), main=str(REPO / "app" / "main.py"), page=page, heavy=HEAVY)
@@ -155,16 +178,25 @@ def _cell(samples: list[tuple]) -> str:
     return f"{wall} ({server:.2f} + {browser:.2f})"
 
 
-def report(first: dict, starts: dict, by_url: dict, by_click: dict, probes: dict, baseline: dict) -> bool:
+def _ratio(samples: list[tuple], floor: list[tuple]) -> str:
+    return f"{statistics.median(s[0] for s in samples) / statistics.median(f[0] for f in floor):.1f}x"
+
+
+def report(first: dict, starts: dict, by_url: dict, by_click: dict, probes: dict, baseline: dict,
+           floor: tuple) -> bool:
     print("\nSeconds from navigation (or click) to the page drawn; in brackets the CPU seconds the server "
           "+ the browser used meanwhile (other load on the machine stretches the wall time, not these).\n")
     print("| page | drawn when visible | server start (s) | first visit, fresh server (s) | later visit by URL, "
-          "median / worst (s) | sidebar click, median / worst (s) | AppTest, bench_console (s) "
-          "| fresh-process AppTest (s) | heavy libraries imported |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "median / worst (s) | sidebar click, median / worst (s) | vs the bare page: first / later by URL "
+          "| AppTest, bench_console (s) | fresh-process AppTest (s) | heavy libraries imported |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    floor_start, floor_first, floor_later = floor
+    print(f"| {BARE_PAGE[0]} (the floor) | `{BARE_PAGE[1]}` | {floor_start:.2f} | {_cell([floor_first])} | "
+          f"{_cell(floor_later)} | - | 1.0x / 1.0x | - | - | - |")
     for title, (path, last) in PAGES.items():
         probe = probes.get(title)
         cells = [title, f"`{last}`", f"{starts[title]:.2f}", _cell([first[title]]), _cell(by_url[title]), _cell(by_click[title]),
+                 f"{_ratio([first[title]], [floor_first])} / {_ratio(by_url[title], floor_later)}",
                  f"{baseline[path]:.3f}" if path in baseline else "-",
                  f"{probe['seconds']:.2f}" if probe else "-", ", ".join(probe["heavy"]) or "none" if probe else "-"]
         print("| " + " | ".join(cells) + " |")
@@ -192,6 +224,7 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = launch_chromium(playwright)
             try:
+                floor = bare_page_visits(browser, Path(scratch), logs, args.repeat)
                 first, starts = first_visits(browser, home, logs)
                 by_url, by_click = warm_visits(browser, home, logs, args.repeat)
             finally:
@@ -200,7 +233,7 @@ def main() -> int:
         if not args.no_baseline:
             probes = {title: import_probe(home, path) for title, (path, _) in PAGES.items()}
             baseline = apptest_baseline(home)
-        return 0 if report(first, starts, by_url, by_click, probes, baseline) else 1
+        return 0 if report(first, starts, by_url, by_click, probes, baseline, floor) else 1
 
 
 if __name__ == "__main__":

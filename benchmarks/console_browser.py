@@ -42,6 +42,13 @@ PAGES = {
     "Jobs": ("jobs", "run_now"),
     "Score": ("score", "score_button"),
 }
+# The floor: Streamlit's own cost of drawing a page in this browser (bench_console_browser.py).
+BARE_PAGE = ("Bare Streamlit page", "bare_last")
+BARE_PAGE_SCRIPT = f"""import streamlit as st
+st.title({BARE_PAGE[0]!r})
+st.dataframe({{"category": ["low", "medium", "high", "critical"], "members": [400000, 300000, 200000, 100000]}})
+st.button("Done", key={BARE_PAGE[1]!r})
+"""
 RENDERED_JS = """([title, key]) => {
   const h1 = [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.innerText.trim() === title);
   const last = document.querySelector('.st-key-' + key);
@@ -95,9 +102,30 @@ def running_console(home: Path, log_path: Path, timeout: float = 120.0, env: dic
     Ready when ``/_stcore/health`` answers; stopped (terminate, then kill) on exit.
     """
     port = free_port()
+    command = [str(CONSOLE_SCRIPT), "--home", str(home), "app", "--port", str(port)]
+    with running_server(command, port, log_path, timeout, env or console_env()) as started:
+        yield started
+
+
+@contextmanager
+def running_bare_page(folder: Path, log_path: Path, timeout: float = 120.0):
+    """Streamlit itself, on a page with a title, a small table and a button (``BARE_PAGE``), started
+    from the checkout (its .streamlit/config.toml) like the console: the floor under every page's time."""
+    script = folder / "bare_page.py"
+    script.write_text(BARE_PAGE_SCRIPT)
+    port = free_port()
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    with running_server(command, port, log_path, timeout, console_env()) as started:
+        yield started
+
+
+@contextmanager
+def running_server(command: list[str], port: int, log_path: Path, timeout: float, env: dict):
+    """``command`` (a Streamlit server on ``port``) from the checkout in its own process group; yields
+    (url, process) once ``/_stcore/health`` answers; stopped (terminate, then kill) on exit."""
     with open(log_path, "w") as log:
-        process = subprocess.Popen([str(CONSOLE_SCRIPT), "--home", str(home), "app", "--port", str(port)],
-                                   cwd=str(REPO), env=env or console_env(), stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     url = f"http://localhost:{port}"
     try:
@@ -110,7 +138,7 @@ def running_console(home: Path, log_path: Path, timeout: float = 120.0, env: dic
             except OSError:                 # not listening yet: poll again until the deadline
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the console did not start:\n{log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"the server did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.2)
         yield url, process
     finally:
@@ -128,7 +156,8 @@ def launch_chromium(playwright):
 
 def wait_rendered(page, title: str, timeout_ms: float = 120_000) -> None:
     """Block until ``title``'s page is drawn to its last element and its script run has ended."""
-    page.wait_for_function(RENDERED_JS, arg=[title, PAGES[title][1]], timeout=timeout_ms, polling=50)
+    last = BARE_PAGE[1] if title == BARE_PAGE[0] else PAGES[title][1]
+    page.wait_for_function(RENDERED_JS, arg=[title, last], timeout=timeout_ms, polling=50)
 
 
 def errors_on_page(page) -> list[str]:
