@@ -18,10 +18,11 @@ CATEGORY_ORDER = [label for _, label in RISK_CATEGORIES]
 CATEGORY_COLORS = {"low": "#2e7d32", "medium": "#f9a825", "high": "#ef6c00", "critical": "#c62828"}
 STATUS_COLORS = {"SUCCEEDED": "#2e7d32", "FAILED": "#c62828", "TIMED_OUT": "#c62828", "CANCELED": "#757575",
                  "UPSTREAM_FAILED": "#ef6c00", "EXCLUDED": "#9e9e9e", "INTERRUPTED": "#c62828"}
-PSI_COLORS = ("#c8e6c9", "#fff59d", "#ef9a9a")          # stable, moderate, significant
+PSI_BANDS = ["stable", "moderate", "significant"]
+PSI_COLORS = ("#c8e6c9", "#fff59d", "#ef9a9a")
 LINE_COLOR = "#1565c0"
 THRESHOLD_COLOR = "#c62828"
-HEIGHT = 280                                          # the plot area, in pixels
+HEIGHT = 340                # pixels, title and axes included (Streamlit fits the whole chart into it)
 CATEGORY_SCALE = alt.Scale(domain=CATEGORY_ORDER, range=[CATEGORY_COLORS[c] for c in CATEGORY_ORDER])
 
 
@@ -82,7 +83,7 @@ def risk_histogram(bins: pd.DataFrame, bin_width: int) -> alt.LayerChart:
     frame = frame.assign(start=starts, end=starts + bin_width, category=[_category_of(s) for s in starts],
                          score=[f"{s}-{s + bin_width}" for s in starts])
     bars = alt.Chart(frame).mark_bar(stroke="white", strokeWidth=0.5).encode(
-        x=alt.X("start:Q", title="risk score", scale=alt.Scale(domain=[0, 100])), x2="end:Q",
+        x=alt.X("start:Q", bin="binned", title="risk score", scale=alt.Scale(domain=[0, 100])), x2="end:Q",
         y=alt.Y("members:Q", title="members"),
         color=alt.Color("category:N", scale=CATEGORY_SCALE, title="category"),
         tooltip=[alt.Tooltip("score:N", title="risk score"), alt.Tooltip("members:Q", format=","),
@@ -168,20 +169,21 @@ def psi_heatmap(psi: pd.DataFrame, moderate: float = 0.1, significant: float = 0
     frame = psi.drop_duplicates(["column_name", "run_label"], keep="last")[["run_label", "column_name", "value"]]
     frame = frame.assign(run_label=frame["run_label"].astype(str),
                          band=pd.cut(frame["value"], [float("-inf"), moderate, significant, float("inf")],
-                                     right=False, labels=["stable", "moderate", "significant"]).astype(str))
+                                     right=False, labels=PSI_BANDS).astype(str))
+    crowded = frame["run_label"].nunique() > 12       # narrow cells: shorter values in smaller type
     base = alt.Chart(frame).encode(
         x=alt.X("run_label:O", sort=list(dict.fromkeys(frame["run_label"])), title="monitoring run (window end)",
                 axis=alt.Axis(labelAngle=-30)),
         y=alt.Y("column_name:N", sort=list(dict.fromkeys(frame["column_name"])), title="feature"))
     cells = base.mark_rect(stroke="white").encode(
-        color=alt.Color("value:Q", title="PSI", scale=alt.Scale(type="threshold", domain=[moderate, significant],
-                                                                  range=list(PSI_COLORS))),
+        color=alt.Color("band:N", title="PSI band", scale=alt.Scale(domain=PSI_BANDS, range=list(PSI_COLORS))),
         tooltip=[alt.Tooltip("column_name:N", title="feature"), alt.Tooltip("run_label:N", title="run"),
                  alt.Tooltip("value:Q", format=".3f", title="PSI"), alt.Tooltip("band:N", title="band")])
-    values = base.mark_text(fontSize=11, color="#212121").encode(text=alt.Text("value:Q", format=".3f"))
+    values = base.mark_text(fontSize=8 if crowded else 11, color="#212121").encode(
+        text=alt.Text("value:Q", format=".2f" if crowded else ".3f"))
     chart = _finish(alt.layer(cells, values), f"PSI per feature and run (stable < {moderate:g} <= moderate < "
                                               f"{significant:g} <= significant)")
-    return chart.properties(height=max(120, 28 * frame["column_name"].nunique()))
+    return chart.properties(height=max(HEIGHT, 40 * frame["column_name"].nunique() + 140))
 
 
 def job_durations(runs: pd.DataFrame) -> alt.LayerChart:
