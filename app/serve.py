@@ -24,8 +24,8 @@ def preload() -> None:
     """Import what every page uses and build what most pages share, then freeze it for the collector."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    import plotly.graph_objects  # noqa: F401
-    import streamlit.elements.plotly_chart  # noqa: F401
+    import altair  # noqa: F401
+    import streamlit.elements.vega_charts  # noqa: F401
 
     from app import auth, charts, data, queries, ui, vocabulary  # noqa: F401
     try:

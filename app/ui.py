@@ -110,6 +110,14 @@ def table(frame: pd.DataFrame, key: str, wide: tuple[str, ...] = (), lines: int 
         return st.dataframe(frame, hide_index=True, column_config=column_config(frame, wide), **options)
 
 
+def chart(figure, key: str, where=st) -> None:
+    """A chart (app/charts.py) as wide as its column ``where``, in a container keyed ``key``: Streamlit
+    gives a chart without selections no ``st-key-<key>`` class of its own, and the browser tests and
+    benchmark find elements by that class."""
+    with where.container(key=key):
+        st.altair_chart(figure, width="stretch")
+
+
 def thresholds_in_words(names: pd.Series, values: pd.Series, missing: str = "none (information only)") -> list[str]:
     """Monitoring thresholds as a person reads them: a number, the calibration band (monitoring records
     no single number for it), or ``missing`` where no threshold applies; never 'None'."""

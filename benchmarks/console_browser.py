@@ -6,7 +6,7 @@ is started (the command a user types) and on what "the page is rendered" means:
 
 * the page's title (``h1``) is shown,
 * the page's LAST element (``PAGES``: the key of what the page script draws last) is
-  visible, and every plotly chart on the page has drawn its SVG,
+  visible, and every chart on the page (Vega-Lite) has drawn its marks (its SVG or canvas),
 * the script run has finished: the app's ``data-test-script-state`` (which Streamlit keeps for
   its own browser tests) is ``notRunning`` and the running indicator (``stStatusWidget``) is
   gone; no element is stale, and no element is still a placeholder (``stSkeleton``: Streamlit
@@ -58,8 +58,8 @@ RENDERED_JS = """([title, key]) => {
   if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
   if (document.querySelector('[data-stale="true"]')) return false;
   if (document.querySelector('[data-testid="stMain"] [data-testid="stSkeleton"]')) return false;
-  const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')];
-  return charts.every(c => c.querySelector('.js-plotly-plot .main-svg'));
+  const charts = [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')];
+  return charts.every(c => c.querySelector('svg.marks, canvas.marks'));
 }"""
 
 

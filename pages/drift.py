@@ -56,7 +56,7 @@ def render() -> None:
         c2.metric("Latest window", str(latest["window_end"]),
                   help=f"Scored batches from {latest['window_start']} to {latest['window_end']}")
         c3.metric("Monitoring runs", f"{len(composite):,}")
-        st.plotly_chart(charts.composite_drift(composite, threshold), key="drift_composite")
+        ui.chart(charts.composite_drift(composite, threshold), "drift_composite")
 
         psi = data.query("psi_history")
         if not psi.empty:
@@ -66,7 +66,7 @@ def render() -> None:
             repeated = labels["run_label"].duplicated(keep=False)
             labels.loc[repeated, "run_label"] += " #" + labels.loc[repeated, "run_id"].astype(str).str[-6:]
             psi = psi.merge(labels[["run_id", "run_label"]], on="run_id")
-            st.plotly_chart(charts.psi_heatmap(psi, moderate, significant), key="drift_psi")
+            ui.chart(charts.psi_heatmap(psi, moderate, significant), "drift_psi")
         with st.expander("Every metric of the latest run"):
             metrics = data.query("drift_run_metrics", run_id=str(latest["run_id"]))
             ui.table(metrics.assign(threshold=ui.thresholds_in_words(metrics["metric"], metrics["threshold"])),

@@ -88,11 +88,11 @@ def render() -> None:
                       key="fairness_group")
     groups = latest[latest["group_column"] == column]
     left, right = st.columns(2)
-    left.plotly_chart(charts.group_metric_bars(groups, "calibration_ratio", f"Calibration by {column}",
-                                               t.calibration_ratio_min, t.calibration_ratio_max),
-                      key="fairness_calibration")
-    right.plotly_chart(charts.group_metric_bars(groups, "critical_share", f"Share flagged critical by {column}"),
-                       key="fairness_critical")
+    ui.chart(charts.group_metric_bars(groups, "calibration_ratio", f"Calibration by {column}",
+                                      t.calibration_ratio_min, t.calibration_ratio_max),
+             "fairness_calibration", where=left)
+    ui.chart(charts.group_metric_bars(groups, "critical_share", f"Share flagged critical by {column}"),
+             "fairness_critical", where=right)
 
     st.subheader("Over time")
     history = data.query("fairness_history")
@@ -104,8 +104,8 @@ def render() -> None:
         st.caption(f"One monitoring run so far ({part['window_end'].iloc[0]}): one point per group; the lines "
                    "start with the second run.")
     if part[metric].notna().any():
-        st.plotly_chart(charts.metric_over_time(part, metric, f"{METRICS[metric]} by {column}", *band),
-                        key="fairness_over_time")
+        ui.chart(charts.metric_over_time(part, metric, f"{METRICS[metric]} by {column}", *band),
+                 "fairness_over_time")
     else:
         st.info(f"No {METRICS[metric]} recorded for {column} yet.")
 

@@ -43,7 +43,7 @@ def render() -> None:
                    f"mean predicted charges {ui.usd(summary['mean_predicted'])}")
         counts = data.category_counts(scoring_date)
         left, right = st.columns([3, 2])
-        left.plotly_chart(charts.category_bar(counts), key="overview_categories")
+        ui.chart(charts.category_bar(counts), "overview_categories", where=left)
         with right:
             ui.table(counts.rename(columns={"risk_category": "category"}), key="overview_category_table")
 

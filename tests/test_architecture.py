@@ -35,7 +35,7 @@ LAYERS = (
     ("pages", ("pages",)),
     ("entry points", ("jobs",)),
 )
-PAGE_LIBRARIES = ("streamlit", "pandas", "plotly", "app", "__future__")
+PAGE_LIBRARIES = ("streamlit", "pandas", "altair", "app", "__future__")
 
 
 def module_name(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""The over-time charts' x axis is whole days, even with a single monitoring window."""
+"""The over-time charts' x axis is whole days, even with a single monitoring window; the waterfall's bars."""
 
 from __future__ import annotations
 
@@ -9,15 +9,36 @@ import pandas as pd
 from app import charts
 
 
+def x_encoding(chart) -> dict:
+    """The x encoding of a layered chart's first layer, as Vega-Lite receives it."""
+    return chart.to_dict()["layer"][0]["encoding"]["x"]
+
+
+def day(text: str) -> dict:
+    year, month, date = (int(p) for p in text.split("-"))
+    return {"year": year, "month": month, "date": date, "utc": True}
+
+
 def test_one_window_spans_days_not_milliseconds():
     history = pd.DataFrame({"window_end": [dt.date(2026, 1, 2)] * 2, "group_value": ["female", "male"],
                             "calibration_ratio": [0.98, 1.01]})
-    axis = charts.metric_over_time(history, "calibration_ratio", "t", 0.9, 1.1).layout.xaxis
-    assert axis.type == "date" and axis.tickformat == "%Y-%m-%d"
-    assert list(axis.range) == ["2026-01-01", "2026-01-03"]
+    x = x_encoding(charts.metric_over_time(history, "calibration_ratio", "t", 0.9, 1.1))
+    assert x["type"] == "temporal" and x["scale"]["type"] == "utc" and x["axis"]["format"] == "%Y-%m-%d"
+    assert x["scale"]["domain"] == [day("2026-01-01"), day("2026-01-03")]
+    assert x["axis"]["tickCount"] == {"interval": "day", "step": 1}
 
 
 def test_a_long_history_keeps_automatic_ticks():
     dates = pd.Series(pd.date_range("2026-01-01", periods=30, freq="D"))
-    axis = charts.date_axis(dates)
-    assert axis["range"] == ["2025-12-31", "2026-01-31"] and "dtick" not in axis
+    x = charts.date_axis(dates).to_dict()
+    assert x["scale"]["domain"] == [day("2025-12-31"), day("2026-01-31")] and "tickCount" not in x["axis"]
+
+
+def test_the_waterfall_runs_from_the_base_through_each_input_to_the_prediction():
+    steps = pd.DataFrame({"label": ["base (average member)", "age 61", "non-smoker", "predicted charges"],
+                          "usd": [13_000.0, 4_000.0, -6_000.0, 11_000.0],
+                          "kind": ["absolute", "relative", "relative", "total"]})
+    bars = charts.waterfall_bars(steps)
+    assert list(zip(bars["start"], bars["end"])) == [(0, 13_000), (13_000, 17_000), (17_000, 11_000), (0, 11_000)]
+    assert list(bars["direction"]) == ["total", "increase", "decrease", "total"]
+    assert list(bars["text"]) == ["13,000", "+4,000", "-6,000", "11,000"]

@@ -7,7 +7,7 @@ page through the sidebar navigation, waits until the page is drawn to its last e
 * an error box (``stException``),
 * a metric tile whose value is cut off,
 * a threshold shown as "None" (or blank) in a table's threshold column or in the page's text,
-* a plotly chart without a single data point on a page whose tables have rows,
+* a chart without a single data mark (bar, cell, point, line) on a page whose tables have rows,
 * Streamlit's "Deploy" button in the header,
 * Approve as the primary button (or enabled without an override reason) on a version that fails
   a hard check;
@@ -46,10 +46,12 @@ TABLES_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] table
   const bad = rows.slice(1).flatMap(r => columns.map(i => r[i]).filter(v => v !== undefined && /^(None|nan|null|)$/.test(v)));
   return {header: header.join(' | '), bad, rows: rows.length - 1};
 })"""
-# Per plotly chart: its title and how many points its traces hold.
-CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(p => ({
-  title: (p.layout && p.layout.title && (p.layout.title.text || p.layout.title)) || '(untitled)',
-  points: (p.data || []).reduce((n, t) => n + Math.max((t.x || []).length, (t.y || []).length, (t.z || []).length), 0),
+# Per Vega-Lite chart (drawn as SVG, app/charts.py): its title and how many data marks it drew: the
+# items of its mark groups (bars, rects, points, lines), not threshold rules or text labels, which a
+# chart without data still draws; nor axes, legends or the title, which are not role-mark groups.
+CHARTS_JS = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].map(c => ({
+  title: [...c.querySelectorAll('svg .role-title-text text')].map(t => t.textContent).join(' ') || '(untitled)',
+  points: c.querySelectorAll('svg g.role-mark:not(.mark-rule):not(.mark-text) > path').length,
 }))"""
 # Metric tiles whose value does not fit (the browser cuts it with an ellipsis).
 CUT_METRICS_JS = """() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
@@ -166,8 +168,9 @@ def test_the_checks_catch_a_none_threshold_and_an_empty_chart(console_url):
                 const i = (header || []).findIndex(c => /threshold/i.test(c.textContent));
                 return i >= 0 && row ? row[i] : null; }).find(c => c);
               cell.textContent = 'None';
-              const chart = document.querySelector('.js-plotly-plot');
-              chart.data = chart.data.map(t => ({...t, x: [], y: [], z: []}));
+              // the first chart drawn without data: every mark group emptied, axes and title kept
+              document.querySelector('[data-testid="stVegaLiteChart"] svg').querySelectorAll('g.role-mark')
+                .forEach(g => g.replaceChildren());
             }""")
             found = problems_on_page(page, "Drift")
             assert any("shows thresholds ['None']" in p for p in found), found
@@ -181,9 +184,9 @@ WATERFALL_TITLE = "Why this prediction"
 
 def assert_waterfall(page, where: str) -> None:
     """The waterfall (base -> each input -> prediction) and the reasons in words are on the page."""
-    chart = page.locator(".js-plotly-plot", has_text=WATERFALL_TITLE)
+    chart = page.locator('[data-testid="stVegaLiteChart"]', has_text=WATERFALL_TITLE)
     chart.first.wait_for(timeout=120_000)
-    labels = chart.first.inner_text()
+    labels = chart.first.text_content()
     for step in ("base (average member)", "predicted charges"):
         assert step in labels, f"{where}: {step!r} not in the waterfall"
     reasons = page.locator('[data-testid="stMarkdownContainer"]', has_text="Why:")
@@ -203,7 +206,7 @@ def test_a_members_waterfall_opens_on_risk_and_on_score(console_url, tmp_path):
             console_browser.wait_rendered(page, "Risk")
             queue = page.locator('.st-key-risk_review_queue [data-testid="stDataFrame"]')
             queue.scroll_into_view_if_needed()
-            assert page.locator(".js-plotly-plot", has_text=WATERFALL_TITLE).count() == 0
+            assert page.locator('[data-testid="stVegaLiteChart"]', has_text=WATERFALL_TITLE).count() == 0
             queue.click(position={"x": 12, "y": 52})          # the first member's row-selection cell
             assert_waterfall(page, "Risk")
             page.screenshot(path=str(tmp_path / "risk-waterfall.png"), full_page=True)

@@ -14,15 +14,14 @@ write the audit; Acknowledge writes who and when; Run now records a run in ``job
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
@@ -148,12 +147,23 @@ def frame_with(at, column: str) -> pd.DataFrame:
     return frames[0]
 
 
-def plotly_values(chart, trace: int = 0, axis: str = "y") -> np.ndarray:
-    """A trace's values from a chart's JSON spec (plotly encodes arrays as base64 typed arrays)."""
-    values = json.loads(chart.proto.spec)["data"][trace][axis]
-    if isinstance(values, dict) and "bdata" in values:
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
-    return np.asarray(values)
+def chart_data(chart, column: str) -> pd.DataFrame:
+    """The rows of a Vega-Lite chart's datasets that hold ``column`` (Streamlit sends each as Arrow)."""
+    buffers = [d.data.data for d in chart.proto.datasets]
+    if chart.proto.HasField("data"):
+        buffers.append(chart.proto.data.data)
+    frames = [pa.ipc.open_stream(b).read_all().to_pandas() for b in buffers if b]
+    frames = [f for f in frames if column in f.columns]
+    assert frames, f"no dataset with a '{column}' column in the chart"
+    return pd.concat(frames, ignore_index=True)
+
+
+def charts_titled(at, start: str) -> list:
+    """The page's Vega-Lite charts whose title starts with ``start``."""
+    def title(chart):
+        text = json.loads(chart.proto.spec).get("title", {})
+        return text.get("text", "") if isinstance(text, dict) else str(text)
+    return [c for c in at.get("vega_lite_chart") if title(c).startswith(start)]
 
 
 def texts(at) -> str:
@@ -200,8 +210,8 @@ def test_risk_numbers_filters_and_review_queue(home):
     assert number(metric(at, "Members in view")) == len(day)
     assert number(metric(at, "Flagged for review")) == int(day["requires_review"].sum())
     assert number(metric(at, "Critical")) == int((day["risk_category"] == "critical").sum())
-    histogram = at.get("plotly_chart")[0]
-    assert plotly_values(histogram).sum() == len(day)
+    histogram = charts_titled(at, "Risk-score distribution")[0]
+    assert chart_data(histogram, "members")["members"].sum() == len(day)
 
     at.selectbox(key="risk_region").select("northeast").run()
     at.selectbox(key="risk_smoker").select("Smokers").run()
@@ -210,7 +220,7 @@ def test_risk_numbers_filters_and_review_queue(home):
     assert 0 < len(view) < len(day)
     assert number(metric(at, "Members in view")) == len(view)
     assert number(metric(at, "Flagged for review")) == int(view["requires_review"].sum())
-    assert plotly_values(at.get("plotly_chart")[0]).sum() == len(view)
+    assert chart_data(charts_titled(at, "Risk-score distribution")[0], "members")["members"].sum() == len(view)
     queue = frame_with(at, "review_reasons")
     flagged = view[view["requires_review"]]
     assert len(queue) == min(len(flagged), data.REVIEW_QUEUE_ROWS)
@@ -269,10 +279,12 @@ def test_drift_numbers_equal_the_tables(home):
     assert number(metric(at, "Composite drift (latest)")) == pytest.approx(composite["value"].iloc[-1], abs=5e-4)
     assert number(metric(at, "Monitoring runs")) == len(composite)
     assert metric(at, "Latest window") == str(DRIFT_DAY)
-    heatmap = [c for c in at.get("plotly_chart") if json.loads(c.proto.spec)["data"][0]["type"] == "heatmap"]
+    heatmap = charts_titled(at, "PSI per feature and run")
     assert heatmap, "no PSI heat map"
     psi = drift[drift["metric"] == "psi"]
-    assert set(json.loads(heatmap[0].proto.spec)["data"][0]["y"]) == set(psi["column_name"])
+    cells = chart_data(heatmap[0], "column_name")
+    assert set(cells["column_name"]) == set(psi["column_name"])
+    assert sorted(cells["value"].round(6)) == sorted(psi["value"].round(6))
     alerts = table(home, T.ML_MODEL_ALERTS)
     shown = frame_with(at, "alert_type")
     assert set(shown["alert_id"]) == set(alerts[alerts["acknowledged_at"].isna()]["alert_id"])
