@@ -22,7 +22,7 @@ Spark session start and ``--warmup`` untimed runs on another batch of the same s
 JVM compiles Spark's generated code hot after a few runs: the first run at 1M takes 2-3x the
 later ones) are not timed. The best of ``--repeat`` runs counts; every run is printed.
 
-Evidently pins plotly < 6 while the console uses plotly 7, so it lives in its own venv
+Evidently pins plotly < 6 and other versions than the project's, so it lives in its own venv
 (the ``bench`` extra of pyproject.toml); the benchmark runs it there, in a subprocess, on
 the same rows written to Parquet (``--evidently-python``; default ``.venv-bench/bin/python``,
 or this interpreter when it can import evidently):

@@ -96,12 +96,14 @@ def console_env(user: str = "browser@example.com", role: str = "approver") -> di
 
 
 @contextmanager
-def running_console(home: Path, log_path: Path, timeout: float = 120.0, env: dict | None = None):
+def running_console(home: Path, log_path: Path, timeout: float = 120.0, env: dict | None = None,
+                    port: int | None = None):
     """``healthcare-mlops --home H app --port N`` in its own process group; yields (url, process).
 
-    Ready when ``/_stcore/health`` answers; stopped (terminate, then kill) on exit.
+    Ready when ``/_stcore/health`` answers; stopped (terminate, then kill) on exit. ``port``: a free one
+    unless given (the same port again is the same origin for a browser's cache).
     """
-    port = free_port()
+    port = port or free_port()
     command = [str(CONSOLE_SCRIPT), "--home", str(home), "app", "--port", str(port)]
     with running_server(command, port, log_path, timeout, env or console_env()) as started:
         yield started
@@ -186,20 +188,39 @@ def _process_table() -> dict[int, tuple[int, int, float]]:
     return table
 
 
-def process_tree(pid: int, without: int | None = None) -> tuple[int, float]:
-    """Resident memory (bytes) and CPU seconds used so far by ``pid`` and all its descendants, leaving
-    out the tree of ``without`` (the console a script started is its child, not its browser)."""
+def _tree(pid: int, without: int | None = None) -> dict[int, tuple[int, float]]:
+    """pid -> (resident bytes, CPU seconds) of ``pid`` and all its descendants, leaving out the tree of
+    ``without`` (the console a script started is its child, not its browser)."""
     table = _process_table()
     children: dict[int, list[int]] = {}
     for child, (parent, _, _) in table.items():
         children.setdefault(parent, []).append(child)
-    memory, cpu, todo = 0, 0.0, [pid]
+    found, todo = {}, [pid]
     while todo:
         current = todo.pop()
         if current == without:
             continue
         if current in table:
-            memory += table[current][1]
-            cpu += table[current][2]
+            found[current] = table[current][1:]
         todo += children.get(current, [])
-    return memory, cpu
+    return found
+
+
+def process_tree(pid: int, without: int | None = None) -> tuple[int, float]:
+    """Resident memory (bytes) and CPU seconds used so far by ``pid`` and all its descendants, leaving
+    out the tree of ``without``."""
+    tree = _tree(pid, without).values()
+    return sum(resident for resident, _ in tree), sum(cpu for _, cpu in tree)
+
+
+class CpuClock:
+    """CPU seconds a process tree uses from its start on, counted per process: a process that ends
+    meanwhile (the renderer of a tab closed just before) drops out of the sum instead of taking its
+    whole past CPU with it, which made a difference of two totals negative."""
+
+    def __init__(self, pid: int, without: int | None = None) -> None:
+        self.pid, self.without = pid, without
+        self.start = {child: cpu for child, (_, cpu) in _tree(pid, without).items()}
+
+    def seconds(self) -> float:
+        return sum(cpu - self.start.get(child, 0.0) for child, (_, cpu) in _tree(self.pid, self.without).items())

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from console_browser import CHROMIUM, CHROMIUM_ARGS, PAGES, RENDERED_JS, VIEWPORT, lakehouse, \
+from console_browser import CHROMIUM, CHROMIUM_ARGS, PAGES, RENDERED_JS, VIEWPORT, CpuClock, lakehouse, \
     lakehouse_arguments, process_tree, running_console  # noqa: E402
 
 P95_GOAL = 2.0
@@ -161,7 +161,7 @@ async def run_load(url: str, server_pid: int, sessions: int, browsers: int, dura
     async with async_playwright() as playwright:
         launched = [await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                     for _ in range(browsers if client == "browser" else 0)]
-        server_cpu, client_cpu = process_tree(server_pid)[1], process_tree(os.getpid(), without=server_pid)[1]
+        server_cpu, client_cpu = CpuClock(server_pid), CpuClock(os.getpid(), without=server_pid)
         started = time.monotonic()
         deadline = started + duration
         tasks = [asyncio.create_task(
@@ -176,8 +176,7 @@ async def run_load(url: str, server_pid: int, sessions: int, browsers: int, dura
         results = await asyncio.gather(*tasks, return_exceptions=True)
         watcher.cancel()
         elapsed = time.monotonic() - started
-        cpu = {"server": process_tree(server_pid)[1] - server_cpu,
-               "client": process_tree(os.getpid(), without=server_pid)[1] - client_cpu}
+        cpu = {"server": server_cpu.seconds(), "client": client_cpu.seconds()}
         for browser in launched:
             await browser.close()
     memory["end"] = process_tree(server_pid)[0]

@@ -610,6 +610,26 @@ def test_the_app_command_refuses_a_busy_port(tmp_path):
     assert f"error: port {port} is in use: choose another with --port" in result.stderr
 
 
+def test_a_port_left_in_time_wait_by_a_stopped_console_is_free_for_the_next_one():
+    """Restarting the console on its port: the stopped server's closed connections (TIME_WAIT) must not
+    make ``healthcare-mlops app`` refuse the port, while a listening socket still does."""
+    import socket
+
+    from healthcare_mlops.cli.app_commands import port_is_free
+
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert not port_is_free(port, "127.0.0.1")
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()                       # the server closes first: its side waits in TIME_WAIT
+        client.close()
+    assert port_is_free(port, "127.0.0.1")
+
+
 def test_score_page_through_the_local_scoring_server(home, monkeypatch, tmp_path):
     """With $HEALTHCARE_MLOPS_SCORING_URL the page scores over HTTP (`healthcare-mlops serve`), same numbers."""
     import socket

@@ -43,8 +43,11 @@ def console_entry() -> Path:
 
 
 def port_is_free(port: int, address: str) -> bool:
+    """Nothing listens on ``port``. With SO_REUSEADDR, as Streamlit's server binds: connections of a
+    console stopped a moment ago (TIME_WAIT) do not keep its port from the restarted one."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except OSError:
