@@ -53,7 +53,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from console_browser import BARE_PAGE, PAGES, REPO, VIEWPORT, CpuClock, errors_on_page, lakehouse, \
-    free_port, lakehouse_arguments, launch_chromium, running_bare_page, running_console, sidebar_link, \
+    free_port, lakehouse_arguments, launch_chromium, page_address, running_bare_page, running_console, sidebar_link, \
     wait_rendered  # noqa: E402
 
 FIRST_GOAL, LATER_GOAL = 2.0, 1.0
@@ -99,7 +99,7 @@ def first_visits(browser, home: Path, logs: Path) -> tuple[dict[str, tuple], dic
     returning_context = browser.new_context(viewport=VIEWPORT)
     with running_console(home, logs / "first-before.log", port=port) as (url, server):
         page = returning_context.new_page()            # the returning user's earlier visit, not counted
-        _rendered_after(page, "Score", lambda: page.goto(f"{url}/{PAGES['Score'][0]}"), server.pid)
+        _rendered_after(page, "Score", lambda: page.goto(page_address(url, "Score")), server.pid)
         page.close()
     for title, (path, _) in PAGES.items():
         start = time.perf_counter()
@@ -107,11 +107,11 @@ def first_visits(browser, home: Path, logs: Path) -> tuple[dict[str, tuple], dic
             starts[title] = time.perf_counter() - start
             context = browser.new_context(viewport=VIEWPORT)
             page = context.new_page()
-            new_user[title] = _rendered_after(page, title, lambda: page.goto(f"{url}/{path}"), server.pid)
+            new_user[title] = _rendered_after(page, title, lambda: page.goto(page_address(url, title)), server.pid)
             context.close()
         with running_console(home, logs / f"first-returning-{path}.log", port=port) as (url, server):
             page = returning_context.new_page()
-            returning[title] = _rendered_after(page, title, lambda: page.goto(f"{url}/{path}"), server.pid)
+            returning[title] = _rendered_after(page, title, lambda: page.goto(page_address(url, title)), server.pid)
             page.close()
         print(f"  server start {starts[title]:.2f} s, first visit {title}: new user {_cell([new_user[title]])}, "
               f"returning user {_cell([returning[title]])}", flush=True)
@@ -129,18 +129,18 @@ def warm_visits(browser, home: Path, logs: Path, repeat: int) -> tuple[dict, dic
         def visit(page, title: str, action) -> tuple[float, float, float]:
             return _rendered_after(page, title, action, server.pid)
 
-        for title, (path, _) in PAGES.items():          # warm-up, not counted
+        for title in PAGES:                             # warm-up, not counted
             page = context.new_page()
-            visit(page, title, lambda: page.goto(f"{url}/{path}"))
+            visit(page, title, lambda: page.goto(page_address(url, title)))
             page.close()
         for _ in range(repeat):
-            for title, (path, _) in PAGES.items():
+            for title in PAGES:
                 page = context.new_page()
-                by_url[title].append(visit(page, title, lambda: page.goto(f"{url}/{path}")))
+                by_url[title].append(visit(page, title, lambda: page.goto(page_address(url, title))))
                 page.close()
             titles = list(PAGES)
             page = context.new_page()
-            visit(page, titles[-1], lambda: page.goto(f"{url}/{PAGES[titles[-1]][0]}"))
+            visit(page, titles[-1], lambda: page.goto(page_address(url, titles[-1])))
             for title in titles:
                 by_click[title].append(visit(page, title, lambda: sidebar_link(page, title).click()))
             page.close()

@@ -32,7 +32,8 @@ CONSOLE_SCRIPT = Path(sys.executable).with_name("healthcare-mlops")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-dev-shm-usage"]
 VIEWPORT = {"width": 1400, "height": 1000}
-# page title -> (url path, the key of the element the page script draws last, for an approver)
+# page title -> (page name: file in pages/ and url path, the key of the element the page script draws
+# last, for an approver); the first is app/main.py's default page, served at the root.
 PAGES = {
     "Overview": ("overview", "overview_runs"),
     "Risk": ("risk", "risk_download"),
@@ -42,6 +43,7 @@ PAGES = {
     "Jobs": ("jobs", "run_now"),
     "Score": ("score", "score_button"),
 }
+DEFAULT_PAGE = next(iter(PAGES))
 # The floor: Streamlit's own cost of drawing a page in this browser (bench_console_browser.py).
 BARE_PAGE = ("Bare Streamlit page", "bare_last")
 BARE_PAGE_SCRIPT = f"""import streamlit as st
@@ -163,9 +165,18 @@ def wait_rendered(page, title: str, timeout_ms: float = 120_000) -> None:
 
 
 def errors_on_page(page) -> list[str]:
-    """The text of every Streamlit error box (``stException``) on the page."""
+    """The text of every Streamlit error box (``stException``) on the page, and of a "Page not found"
+    dialog (an address that names no page: Streamlit then runs the default page under the dialog)."""
     boxes = page.locator('[data-testid="stException"]')
-    return [boxes.nth(i).inner_text() for i in range(boxes.count())]
+    dialogs = page.locator('[role="dialog"]', has_text="Page not found")
+    return [boxes.nth(i).inner_text() for i in range(boxes.count())] + \
+        [dialogs.nth(i).inner_text() for i in range(dialogs.count())]
+
+
+def page_address(url: str, title: str) -> str:
+    """The address of ``title``'s page: the default page (the first) is the console's root, as its
+    sidebar link is; Streamlit knows it by no other path."""
+    return f"{url}/" if title == DEFAULT_PAGE else f"{url}/{PAGES[title][0]}"
 
 
 def sidebar_link(page, title: str):

@@ -40,8 +40,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from console_browser import CHROMIUM, CHROMIUM_ARGS, PAGES, RENDERED_JS, VIEWPORT, CpuClock, lakehouse, \
-    lakehouse_arguments, process_tree, running_console  # noqa: E402
+from console_browser import CHROMIUM, CHROMIUM_ARGS, DEFAULT_PAGE, PAGES, RENDERED_JS, VIEWPORT, CpuClock, \
+    lakehouse, lakehouse_arguments, page_address, process_tree, running_console  # noqa: E402
 
 P95_GOAL = 2.0
 MIB = 1024 * 1024
@@ -84,7 +84,7 @@ async def session(browser, url: str, deadline: float, timeout_s: float, tally: T
                     # drawing several contexts at once may not give a page in the background
                     await page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.dispatch_event("click")
                 else:
-                    await page.goto(f"{url}/{PAGES[title][0]}")
+                    await page.goto(page_address(url, title))
                 await _drawn(page, title, timeout_s)
                 (tally.seconds[title] if loaded else tally.loads).append(time.perf_counter() - start)
                 loaded = True
@@ -137,7 +137,7 @@ async def websocket_session(url: str, deadline: float, timeout_s: float, tally: 
         while time.monotonic() < deadline:
             title = titles[index % len(titles)]
             request = BackMsg()
-            request.rerun_script.page_name = PAGES[title][0]
+            request.rerun_script.page_name = "" if title == DEFAULT_PAGE else PAGES[title][0]
             start = time.perf_counter()
             try:
                 await socket.send(request.SerializeToString())
