@@ -68,10 +68,10 @@ def local_server_command(settings: Settings, port: int, host: str,
     return argv, env, version
 
 
-def endpoint_name(settings: Settings) -> str | None:
-    """The target's endpoint name; a per-user one (dev) as its deploy resolved it."""
+def endpoint_name(settings: Settings, resolve: bool = True) -> str | None:
+    """The target's endpoint name; a per-user one (dev) as its deploy resolved it (or as written)."""
     name = str(settings.variables.get(ENDPOINT_VARIABLE) or "").strip()
-    if "${" in name:
+    if resolve and "${" in name:
         name = development_endpoint_name(name)
     return name or None
 
