@@ -122,3 +122,17 @@ def test_the_app_name_parameter_must_be_the_app_this_target_deploys(tmp_path):
     root = _bundle_copy(tmp_path)
     replace_text(root / "resources" / "jobs.yml", "- ${var.app_name}", "- hc-mlops-console")
     one_matching(problems(root), "--app_name must be the name of an app this target deploys", "not 'hc-mlops-console'")
+
+
+@pytest.mark.parametrize("old,new,path", [
+    ("      serving_endpoint_name: insurance-risk-dev-${workspace.current_user.domain_friendly_name}\n",
+     "      serving_endpoint_name: insurance-risk-dev\n", "targets.dev.variables.serving_endpoint_name"),
+    ("      app_name: hc-dev-${workspace.current_user.domain_friendly_name}\n",
+     "      app_name: hc-mlops-console-dev\n", "resources.apps.console.name"),
+])
+def test_a_dev_name_shared_by_every_developer_is_refused(tmp_path, old, new, path):
+    """A project rule beyond the CLI's (which deploys both developers onto one app or endpoint)."""
+    root = _bundle_copy(tmp_path)
+    replace_text(root / "databricks.yml", old, new)
+    message = one_matching(problems(root), f"{path}: ", "is the same for every developer")
+    assert message.endswith("(target dev)")

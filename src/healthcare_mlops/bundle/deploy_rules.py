@@ -11,6 +11,9 @@
   support a setting a run_as user that is different from the owner");
 - the CLI's target-mode rules (development: per-user paths and prefix, no UNPAUSED preset;
   production: an explicit root path) and ``lifecycle.started`` only with the direct engine;
+- in development mode, the names it does not prefix (apps, volumes, the serving endpoint the
+  promotion creates) name the deploying user (a project rule: the CLI would let two
+  developers share them);
 - a production target's workspace paths must not have an empty segment (an empty variable);
 - task parameters that name a deployed thing (``--model_name``, ``--experiment_name``,
   ``--*_job_id``, and ``--serving_endpoint_name`` when the bundle deploys
@@ -122,6 +125,35 @@ def target_mode_problems(bundle: Bundle, resolved: ResolvedBundle) -> list[tuple
     return found
 
 
+# what development mode leaves unprefixed: (resource type, name field) and the variables the
+# promotion names things by (the endpoint is made at run time, so no mode renames it)
+UNPREFIXED_NAMES = (("apps", "name"), ("volumes", "name"))
+RUN_TIME_NAME_VARIABLES = ("serving_endpoint_name",)
+
+
+def per_user_names(bundle: Bundle, resolved: ResolvedBundle) -> list[tuple[str, str]]:
+    """In development mode, every name development mode does not prefix must name the deploying user.
+
+    Otherwise two developers deploy (or promote to) the same app, volume or endpoint. A
+    project rule, not the CLI's: the CLI deploys both, and the second overwrites the first.
+    """
+    if bundle.target(resolved.target).get("mode") != naming.DEVELOPMENT:
+        return []
+    user = resolved.workspace.get("current_user") or {}
+    identifiers = [str(user.get(k)) for k in ("short_name", "domain_friendly_name") if user.get(k)]
+    found = []
+    named = [(f"resources.{rtype}.{key}.{field_name}", definition.get(field_name))
+             for rtype, field_name in UNPREFIXED_NAMES
+             for key, definition in resolved.resources(rtype).items() if isinstance(definition, dict)]
+    named += [(f"targets.{resolved.target}.variables.{name}", resolved.variables.get(name))
+              for name in RUN_TIME_NAME_VARIABLES if name in resolved.variables]
+    for path, value in named:
+        if value and not any(identifier in str(value) for identifier in identifiers):
+            found.append((path, f"'{value}' is the same for every developer: development mode does not prefix it, "
+                                f"so put ${{workspace.current_user.domain_friendly_name}} (or short_name) in it"))
+    return found
+
+
 def app_lifecycle_problems(resolved: ResolvedBundle) -> list[tuple[str, str]]:
     """``lifecycle.started`` on an app needs the direct engine (the CLI refuses it with Terraform)."""
     engine = (resolved.document.get("bundle") or {}).get("engine")
@@ -216,5 +248,5 @@ def deploy_problems(bundle: Bundle, resolved: ResolvedBundle) -> list[tuple[str,
     if not resolved.deployed:
         return []
     return [*plan_cycles(resolved), *run_as_problems(bundle, resolved), *target_mode_problems(bundle, resolved),
-            *app_lifecycle_problems(resolved),
+            *app_lifecycle_problems(resolved), *per_user_names(bundle, resolved),
             *empty_path_segments(bundle, resolved), *parameter_targets(resolved)]
