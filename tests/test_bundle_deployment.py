@@ -93,26 +93,7 @@ def test_the_console_and_the_cli_resolve_the_deployed_model_name(bundle, rendere
     """The console finds it on the deployed model_governance job; the CLI from the developer's short name."""
     model = rendered.resources("registered_models")["insurance_model"]
     expected = f"{model['catalog_name']}.{model['schema_name']}.{model['name']}"
-    governance_task = rendered.resources("jobs")["model_governance"]["tasks"][0]
-
-    class Workspace:
-        """databricks-sdk's WorkspaceClient at the boundary: the deployed job and the signed-in user."""
-
-        class jobs:
-            @staticmethod
-            def get(job_id):
-                from databricks.sdk.service.jobs import Job
-
-                assert job_id == 917
-                return Job.from_dict({"job_id": job_id, "settings": {"tasks": [
-                    {"task_key": "model_governance", "spark_python_task": governance_task["spark_python_task"]}]}})
-
-        class current_user:
-            @staticmethod
-            def me():
-                return type("User", (), {"user_name": DEVELOPER})()
-
-    monkeypatch.setattr(settings_module, "_workspace_client", Workspace)
+    monkeypatch.setattr(settings_module, "_workspace_client", _workspace_with_governance_job(rendered, DEVELOPER))
     monkeypatch.setattr(settings_module, "_development_names", {})
     monkeypatch.delenv(MODEL_NAME_ENV, raising=False)
     monkeypatch.delenv(GOVERNANCE_JOB_ID_ENV, raising=False)
@@ -132,6 +113,7 @@ def _workspace_with_governance_job(rendered, user: str):
             def get(job_id):
                 from databricks.sdk.service.jobs import Job
 
+                assert job_id == 917       # the id app.yaml maps into the console's environment
                 return Job.from_dict({"job_id": job_id, "settings": {"tasks": [
                     {"task_key": "model_governance", "spark_python_task": governance_task["spark_python_task"]}]}})
 
