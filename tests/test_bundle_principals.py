@@ -7,6 +7,7 @@ the check names it. docs/deployment.md shows the table exactly as the code rende
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -65,8 +66,6 @@ def test_there_are_grants_of_each_kind_to_remove():
 
 @pytest.mark.parametrize("label,remove", BUNDLE_ENTRIES, ids=[label for label, _ in BUNDLE_ENTRIES])
 def test_removing_a_bundle_grant_leaves_a_path_uncovered(staging, label, remove):
-    import copy
-
     document = copy.deepcopy(staging)
     remove(document)
     missing = uncovered(_granted(document, DOCS))
