@@ -1,7 +1,8 @@
 """Deploy-time rules: each broken copy of the real bundle is refused naming the field; the real one passes.
 
 These are the mistakes ``databricks bundle validate`` lets through and a deploy (or the first
-run) does not: a job that passes its own ``${resources...id}``, ``run_as`` next to an app,
+run) does not: a job that passes its own ``${resources...id}`` (a cycle of one in the deploy
+plan; tests/test_bundle_deploy_plan.py has the graph), ``run_as`` next to an app,
 an empty ``run_as`` identity, an empty variable in a production path, and a parameter that
 names a model, experiment, app or job other than the one the target deploys.
 """
@@ -36,7 +37,8 @@ def test_the_real_bundle_passes_every_deploy_rule(copy):
 
 def test_a_job_passing_its_own_resource_id_is_refused(copy):
     replace_text(copy / "resources" / "jobs.yml", '- "{{job.id}}"', "- ${resources.jobs.ml_training_pipeline.id}")
-    message = one_matching(problems(copy), "refers to jobs.ml_training_pipeline itself")
+    message = one_matching(problems(copy), "resources.jobs.ml_training_pipeline refers to itself via "
+                           "${resources.jobs.ml_training_pipeline.id}")
     assert message.startswith("resources/jobs.yml: resources.jobs.ml_training_pipeline.tasks[4]"
                               ".spark_python_task.parameters[")
     assert "Self-referential block" in message and "{{job.id}}" in message
@@ -46,7 +48,7 @@ def test_any_field_of_itself_counts_as_a_self_reference(copy):
     replace_text(copy / "resources" / "jobs.yml", "      description: One as-of date's member load",
                  "      description: ${resources.jobs.feature_engineering.name} - one as-of date's member load")
     one_matching(problems(copy), "resources/jobs.yml: resources.jobs.feature_engineering.description: ",
-         "refers to jobs.feature_engineering itself")
+         "resources.jobs.feature_engineering refers to itself via ${resources.jobs.feature_engineering.name}")
 
 
 def test_run_as_next_to_an_app_is_refused(copy):

@@ -19,10 +19,10 @@ from packaging.requirements import Requirement
 
 from healthcare_mlops import settings as settings_module
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.deploy_rules import self_references
+from healthcare_mlops.bundle.deploy_rules import plan_cycles
 from healthcare_mlops.bundle.deployment import render_target
 from healthcare_mlops.bundle.interpolation import REFERENCE, references, resolve_target, target_for_app_name
-from healthcare_mlops.scoring.serving import ENDPOINT_WAIT
+from healthcare_mlops.scoring.serving import ENDPOINT_WAIT, endpoint_name
 from healthcare_mlops.settings import GOVERNANCE_JOB_ID_ENV, MODEL_NAME_ENV, resolve_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def _tasks(rendered):
 def test_every_reference_resolves_and_nothing_refers_to_itself(bundle, rendered):
     assert rendered.problems == []
     assert list(references(rendered.document.get("resources") or {})) == []
-    assert self_references(resolve_target(bundle, rendered.target, DEVELOPER)) == []
+    assert plan_cycles(resolve_target(bundle, rendered.target, DEVELOPER)) == []
 
 
 def test_development_mode_renames_as_the_cli_does(rendered):
@@ -93,26 +93,7 @@ def test_the_console_and_the_cli_resolve_the_deployed_model_name(bundle, rendere
     """The console finds it on the deployed model_governance job; the CLI from the developer's short name."""
     model = rendered.resources("registered_models")["insurance_model"]
     expected = f"{model['catalog_name']}.{model['schema_name']}.{model['name']}"
-    governance_task = rendered.resources("jobs")["model_governance"]["tasks"][0]
-
-    class Workspace:
-        """databricks-sdk's WorkspaceClient at the boundary: the deployed job and the signed-in user."""
-
-        class jobs:
-            @staticmethod
-            def get(job_id):
-                from databricks.sdk.service.jobs import Job
-
-                assert job_id == 917
-                return Job.from_dict({"job_id": job_id, "settings": {"tasks": [
-                    {"task_key": "model_governance", "spark_python_task": governance_task["spark_python_task"]}]}})
-
-        class current_user:
-            @staticmethod
-            def me():
-                return type("User", (), {"user_name": DEVELOPER})()
-
-    monkeypatch.setattr(settings_module, "_workspace_client", Workspace)
+    monkeypatch.setattr(settings_module, "_workspace_client", _workspace_with_governance_job(rendered, DEVELOPER))
     monkeypatch.setattr(settings_module, "_development_names", {})
     monkeypatch.delenv(MODEL_NAME_ENV, raising=False)
     monkeypatch.delenv(GOVERNANCE_JOB_ID_ENV, raising=False)
@@ -120,6 +101,45 @@ def test_the_console_and_the_cli_resolve_the_deployed_model_name(bundle, rendere
     monkeypatch.setenv(GOVERNANCE_JOB_ID_ENV, "917")
     assert resolve_settings(rendered.target).model_name == expected          # the console, as the app
     assert target_for_app_name(bundle, rendered.resources("apps")["console"]["name"]) == rendered.target
+
+
+def _workspace_with_governance_job(rendered, user: str):
+    """databricks-sdk's WorkspaceClient at the boundary: the deployed model_governance job and the signed-in user."""
+    governance_task = rendered.resources("jobs")["model_governance"]["tasks"][0]
+
+    class Workspace:
+        class jobs:
+            @staticmethod
+            def get(job_id):
+                from databricks.sdk.service.jobs import Job
+
+                assert job_id == 917       # the id app.yaml maps into the console's environment
+                return Job.from_dict({"job_id": job_id, "settings": {"tasks": [
+                    {"task_key": "model_governance", "spark_python_task": governance_task["spark_python_task"]}]}})
+
+        class current_user:
+            @staticmethod
+            def me():
+                return type("User", (), {"user_name": user})()
+
+    return Workspace
+
+
+def test_each_developer_has_their_own_endpoint_and_every_consumer_finds_it(bundle, monkeypatch):
+    """dev's endpoint name is per user; the promotion gets it resolved, the console and the CLI find the same."""
+    names = {}
+    for user in (DEVELOPER, "Max.Roe@example.com"):
+        rendered = render_target(bundle, "dev", user)
+        params = rendered.resources("jobs")["model_governance"]["tasks"][0]["spark_python_task"]["parameters"]
+        names[user] = _flag(params, "serving_endpoint_name")
+        monkeypatch.setattr(settings_module, "_workspace_client", _workspace_with_governance_job(rendered, user))
+        monkeypatch.delenv(GOVERNANCE_JOB_ID_ENV, raising=False)
+        assert endpoint_name(resolve_settings("dev")) == names[user]          # the CLI, as the developer
+        monkeypatch.setenv(GOVERNANCE_JOB_ID_ENV, "917")
+        assert endpoint_name(resolve_settings("dev")) == names[user]          # the console, as the app
+    assert names == {DEVELOPER: "insurance-risk-dev-jane-doe", "Max.Roe@example.com": "insurance-risk-dev-max-roe"}
+    for target in ("staging", "prod"):
+        assert "${" not in endpoint_name(resolve_settings(target))
 
 
 def test_every_entry_point_ships_and_imports_a_task_module_of_the_wheel(bundle, rendered):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -38,3 +39,27 @@ def test_staging_loads_members_before_the_pipeline_and_deploys_get_required_vari
     for job_key in ("validate", "deploy-staging", "deploy-prod"):
         env = jobs[job_key]["env"]
         assert {"BUNDLE_VAR_service_principal_id", "BUNDLE_VAR_warehouse_id"} <= set(env), job_key
+
+
+def _schema_step(workdir: Path, python: str) -> subprocess.CompletedProcess:
+    """.ci/run's bundle-schema step, run as bash runs it, from ``workdir`` with ``python`` as .venv/bin/python."""
+    script = (REPO / ".ci" / "run").read_text()
+    step = script[script.index("schema=../shared"):script.index("\nfi\n", script.index("schema=../shared")) + 4]
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", step.replace(".venv/bin/python", python)],
+                          cwd=workdir, capture_output=True, text=True, timeout=60)
+
+
+def test_ci_run_says_when_the_schema_check_is_skipped(tmp_path):
+    """Without ../shared (a GitHub runner) the step passes and says it skipped the check, and why."""
+    (tmp_path / "clone").mkdir()
+    result = _schema_step(tmp_path / "clone", "false")
+    assert result.returncode == 0
+    assert "bundle JSON schema check SKIPPED: ../shared/bundle-schema/jsonschema.json not found" in result.stdout
+
+
+def test_ci_run_runs_the_schema_check_when_the_schema_is_there(tmp_path):
+    (tmp_path / "shared" / "bundle-schema").mkdir(parents=True)
+    (tmp_path / "shared" / "bundle-schema" / "jsonschema.json").write_text("{}")
+    (tmp_path / "clone").mkdir()
+    result = _schema_step(tmp_path / "clone", "false")     # the check's failure must fail the step
+    assert result.returncode != 0 and "SKIPPED" not in result.stdout

@@ -198,7 +198,7 @@ def test_serve_on_a_databricks_target_points_at_the_endpoint(home):
     result = subprocess.run([*CLI, "--target", "dev", "serve"], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "HEALTHCARE_MLOPS_HOME": str(home)})
     assert result.returncode == 1
-    assert "Model Serving endpoint 'insurance-risk-dev'" in result.stderr
+    assert "Model Serving endpoint 'insurance-risk-dev-${workspace.current_user.domain_friendly_name}'" in result.stderr
 
 
 def test_the_local_server_command(settings):
@@ -261,7 +261,8 @@ def changes(client, since: int = 0) -> list:
 
 
 # The deployed names the model_governance task receives in dev (its --model_name and --app_name).
-AS_THE_DEV_JOB_PASSES = {"model_name": "insurance_model", "app_name": "hc-mlops-console-dev"}
+AS_THE_DEV_JOB_PASSES = {"model_name": "insurance_model", "app_name": "hc-dev-jane-doe",
+                         "serving_endpoint_name": "insurance-risk-dev-jane-doe"}
 
 
 def test_the_first_promotion_creates_the_endpoint_and_later_ones_update_it():
@@ -269,23 +270,23 @@ def test_the_first_promotion_creates_the_endpoint_and_later_ones_update_it():
     client = FakeWorkspaceClient()
     created = deploy_champion_endpoint(settings, 1, client=client)
     (action, name, kwargs), (grant, endpoint_id, acl) = changes(client)
-    assert (action, name) == ("create_and_wait", "insurance-risk-dev")
-    assert created == {"action": "created", "endpoint": "insurance-risk-dev",
+    assert (action, name) == ("create_and_wait", "insurance-risk-dev-jane-doe")
+    assert created == {"action": "created", "endpoint": "insurance-risk-dev-jane-doe",
                        "entity_name": "healthcare_dev.insurance_ml.insurance_model", "entity_version": "1",
-                       "console_principal": "sp-of-hc-mlops-console-dev"}
+                       "console_principal": "sp-of-hc-dev-jane-doe"}
     body = kwargs["config"].as_dict()
-    assert body == {"name": "insurance-risk-dev",
+    assert body == {"name": "insurance-risk-dev-jane-doe",
                     "served_entities": [{"entity_name": "healthcare_dev.insurance_ml.insurance_model",
                                          "entity_version": "1", "workload_size": "Small",
                                          "scale_to_zero_enabled": True}]}
-    assert (grant, endpoint_id) == ("update_permissions", "id-insurance-risk-dev")
+    assert (grant, endpoint_id) == ("update_permissions", "id-insurance-risk-dev-jane-doe")
     assert [a.as_dict() for a in acl["access_control_list"]] == [
-        {"service_principal_name": "sp-of-hc-mlops-console-dev", "permission_level": "CAN_QUERY"}]
+        {"service_principal_name": "sp-of-hc-dev-jane-doe", "permission_level": "CAN_QUERY"}]
 
     calls = len(client.serving_endpoints.calls)
     updated = deploy_champion_endpoint(settings, "2", client=client)
     (action, name, kwargs), (grant, _, _) = changes(client, calls)
-    assert (action, name, updated["action"], grant) == ("update_config_and_wait", "insurance-risk-dev", "updated",
+    assert (action, name, updated["action"], grant) == ("update_config_and_wait", "insurance-risk-dev-jane-doe", "updated",
                                                         "update_permissions")
     assert [e.as_dict() for e in kwargs["served_entities"]] == [
         {"entity_name": "healthcare_dev.insurance_ml.insurance_model", "entity_version": "2",

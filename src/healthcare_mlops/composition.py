@@ -152,8 +152,9 @@ def realtime_scorer(settings: Settings, environ: dict, load_champion, client_fac
     from healthcare_mlops.scoring import realtime
 
     if not settings.is_local:
-        name = (environ.get(realtime.SERVING_ENDPOINT_ENV)
-                or str(settings.variables.get("serving_endpoint_name") or "")).strip()
+        from healthcare_mlops.scoring.serving import endpoint_name
+
+        name = (environ.get(realtime.SERVING_ENDPOINT_ENV) or endpoint_name(settings) or "").strip()
         return realtime.ServingEndpointScorer(client_factory, name)
     url = environ.get(realtime.SCORING_URL_ENV)
     return realtime.ScoringServerScorer(url) if url else realtime.InProcessScorer(load_champion)

@@ -25,6 +25,7 @@ MODEL_NAME_ENV = "HEALTHCARE_MLOPS_MODEL_NAME"
 # The console's id of the model_governance job (app.yaml); its --model_name is the deployed name.
 GOVERNANCE_JOB_ID_ENV = "HEALTHCARE_MLOPS_JOB_ID_MODEL_GOVERNANCE"
 MODEL_NAME_FLAG = "--model_name"
+ENDPOINT_NAME_FLAG = "--serving_endpoint_name"
 REQUIRED_TASK_PARAMETERS = ("target", "catalog", "schema")     # every job task receives these
 
 
@@ -118,14 +119,30 @@ def _workspace_client():
     return WorkspaceClient()
 
 
-def model_name_of_job(client, job_id: int) -> str | None:
-    """The ``--model_name`` a deployed job passes to its tasks (the bundle put the deployed name there)."""
+def parameter_of_job(client, job_id: int, flag: str) -> str | None:
+    """The value a deployed job passes to its tasks after ``flag`` (the bundle put the deployed value there)."""
     job = client.jobs.get(job_id=job_id)
     for task in (job.settings.tasks if job.settings else None) or []:
         params = list((task.spark_python_task.parameters if task.spark_python_task else None) or [])
-        if MODEL_NAME_FLAG in params[:-1]:
-            return params[params.index(MODEL_NAME_FLAG) + 1]
+        if flag in params[:-1]:
+            return params[params.index(flag) + 1]
     return None
+
+
+def development_endpoint_name(name: str) -> str:
+    """A per-user endpoint name (``${workspace.current_user...}`` in it) as the deploy resolved it.
+
+    The console (not its deployer) reads the ``--serving_endpoint_name`` of the deployed
+    ``model_governance`` job; a developer's own CLI resolves the name for the signed-in user.
+    """
+    client = _workspace_client()
+    job_id = os.environ.get(GOVERNANCE_JOB_ID_ENV, "")
+    if job_id.isdigit():
+        deployed = parameter_of_job(client, int(job_id), ENDPOINT_NAME_FLAG)
+        if deployed is None:
+            raise UserError(f"the model_governance job ({GOVERNANCE_JOB_ID_ENV}={job_id}) passes no {ENDPOINT_NAME_FLAG}")
+        return deployed
+    return naming.resolve_current_user(name, client.current_user.me().user_name)
 
 
 _development_names: dict = {}
@@ -146,7 +163,7 @@ def development_model_name(name: str) -> str:
     if key not in _development_names:
         client = _workspace_client()
         if job_id.isdigit():
-            deployed = model_name_of_job(client, int(job_id))
+            deployed = parameter_of_job(client, int(job_id), MODEL_NAME_FLAG)
             if deployed is None:      # never guess: the app's own identity is not the deployer
                 raise UserError(f"the model_governance job ({GOVERNANCE_JOB_ID_ENV}={job_id}) passes no "
                                 f"{MODEL_NAME_FLAG}; set {MODEL_NAME_ENV} to the deployed model's name")

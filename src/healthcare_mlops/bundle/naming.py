@@ -47,6 +47,14 @@ def domain_friendly_name(user_name: str) -> str:
     return "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in plain).lower()
 
 
+def resolve_current_user(text: str, user_name: str) -> str:
+    """``text`` with ``${workspace.current_user.short_name|domain_friendly_name|userName}`` of ``user_name``."""
+    values = {"short_name": short_name(user_name), "domain_friendly_name": domain_friendly_name(user_name),
+              "userName": user_name}
+    return re.sub(r"\$\{workspace\.current_user\.(short_name|domain_friendly_name|userName)\}",
+                  lambda match: values[match.group(1)], text)
+
+
 def display_prefix(user_name: str) -> str:
     """The development-mode prefix of display names: ``[dev jane_doe] ``."""
     return f"[dev {short_name(user_name)}] "

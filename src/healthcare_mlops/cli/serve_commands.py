@@ -22,7 +22,7 @@ def serve(ctx: typer.Context,
     checked_host(host, expose, "the scoring server")
     settings = state(ctx).settings()
     require_this_machine(settings, "serve (the scoring server)", "the champion is served by the Model Serving "
-                         f"endpoint '{endpoint_name(settings) or '(serving_endpoint_name not set)'}'")
+                         f"endpoint '{endpoint_name(settings, resolve=False) or '(serving_endpoint_name not set)'}'")
     argv, env, version = local_server_command(settings, port, host)
     url = f"http://{host}:{port}"
     typer.echo(f"serving {settings.model_name} version {version} (champion) at {url}/invocations "

@@ -32,7 +32,7 @@ import sys
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.modeling.artifacts import CHAMPION
-from healthcare_mlops.settings import Settings
+from healthcare_mlops.settings import Settings, development_endpoint_name
 
 # `serve`'s port and the demo's: not MLflow's 5000, which macOS's AirPlay receiver holds.
 DEFAULT_SCORING_PORT = 5001
@@ -68,8 +68,11 @@ def local_server_command(settings: Settings, port: int, host: str,
     return argv, env, version
 
 
-def endpoint_name(settings: Settings) -> str | None:
+def endpoint_name(settings: Settings, resolve: bool = True) -> str | None:
+    """The target's endpoint name; a per-user one (dev) as its deploy resolved it (or as written)."""
     name = str(settings.variables.get(ENDPOINT_VARIABLE) or "").strip()
+    if resolve and "${" in name:
+        name = development_endpoint_name(name)
     return name or None
 
 
