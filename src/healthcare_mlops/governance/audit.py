@@ -26,6 +26,7 @@ RAN_JOB = "ran job"        # a person started a job, from the console or the CLI
 ACKNOWLEDGED = "acknowledged alert"   # a person acknowledged a monitoring alert (version is empty)
 REPAIRED = "repaired"      # an interrupted promotion was finished or undone
 REPRODUCED = "reproduced"  # a version was rebuilt from its lineage; the comment holds the result
+JOB_STARTED, JOB_ENDED = "job run started", "job run ended"   # every local run, however it ends (run_guard.py)
 
 AUDIT_SCHEMA = pa.schema([
     ("event_id", pa.string()),
