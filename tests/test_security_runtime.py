@@ -238,25 +238,17 @@ os.replace(home / "task.tmp", home / "task.json")
 time.sleep(60)
 '''
 
-LIMITED_JOBS = '''
-    queued:
-      name: queued-${bundle.target}
-      max_concurrent_runs: 1
-      queue:
-        enabled: true
+LIMITED_JOB = '''
+    {key}:
+      name: {key}-${{bundle.target}}
+      max_concurrent_runs: 1{queue}
       tasks:
         - task_key: work
           spark_python_task:
             python_file: ../tasks/slow.py
-            parameters: ["{{job.run_id}}"]
-    refused:
-      name: refused-${bundle.target}
-      max_concurrent_runs: 1
-      tasks:
-        - task_key: work
-          spark_python_task:
-            python_file: ../tasks/slow.py
-            parameters: ["{{job.run_id}}"]
+            parameters: ["{{{{job.run_id}}}}"]
+'''
+REWRITING_JOB = '''
     rewriting:
       name: rewriting-${bundle.target}
       tasks:
@@ -273,7 +265,8 @@ def limited_bundle(committing_bundle):
     (committing_bundle / "tasks" / "slow.py").write_text(SLOW_TASK)
     (committing_bundle / "tasks" / "rewrite.py").write_text(REWRITE_TASK)
     with open(committing_bundle / "resources" / "jobs.yml", "a", encoding="utf-8") as jobs:
-        jobs.write(LIMITED_JOBS)
+        jobs.write(LIMITED_JOB.format(key="queued", queue="\n      queue:\n        enabled: true")
+                   + LIMITED_JOB.format(key="refused", queue="") + REWRITING_JOB)
     return committing_bundle
 
 

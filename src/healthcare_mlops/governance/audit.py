@@ -2,7 +2,8 @@
 
 Every state change a person or a job makes writes one row with the actor and their role:
 validate, approve / override, reject, promote, roll back, refer, reproduce, repair an interrupted
-promotion, acknowledge an alert, start a job. The action names are defined here, once.
+promotion, acknowledge an alert, start a job, and each local run's start and end. The action names are
+defined here, once.
 """
 
 from __future__ import annotations

@@ -68,8 +68,9 @@ def resolve_champion(settings: Settings, client=None):
     name = settings.model_name
     version = audited_champion(settings)
     if version is None:
-        raise UserError(f"{name} has no champion in the governance audit log: run the training pipeline first "
-                        "(healthcare-mlops jobs run ml_training_pipeline)")
+        raise UserError(f"{name} has no champion: run the training pipeline first "
+                        "(healthcare-mlops jobs run ml_training_pipeline); no version was ever promoted in the "
+                        "governance audit log")
     found = find_in_registry(client.get_model_version, name, version)
     if found is None:
         raise UserError(f"{name} version {version}, the audited champion, is not in the registry")
