@@ -223,11 +223,10 @@ def _live_markers(home: Path, job_key: str) -> list[dict]:
     return markers
 
 
-def admit(settings: Settings, marker: RunMarker, limit: int, queue: bool, say=print) -> float:
-    """Wait until ``marker``'s run may start under its job's ``max_concurrent_runs`` (``limit``); the
-    seconds it waited. Without ``queue`` a run at the limit is refused (UserError) instead."""
-    job_key, run_id, waited = marker.data["job_key"], marker.data["run_id"], time.monotonic()
-    told = False
+def admit(settings: Settings, marker: RunMarker, limit: int, queue: bool, say=print) -> None:
+    """Wait until ``marker``'s run may start under its job's ``max_concurrent_runs`` (``limit``).
+    Without ``queue`` a run at the limit is refused (UserError) instead."""
+    job_key, run_id, told = marker.data["job_key"], marker.data["run_id"], False
     while True:
         with _admission(settings.home):
             reconcile(settings)
@@ -236,9 +235,9 @@ def admit(settings: Settings, marker: RunMarker, limit: int, queue: bool, say=pr
             ahead = [m["run_id"] for m in others if m.get("state") == QUEUED and m["run_id"] < run_id]
             if len(running) < limit and not ahead:
                 marker.set_state(RUNNING)
-                return round(time.monotonic() - waited, 1)
+                return
             if not queue:
-                marker.remove()
+                marker.remove()          # under the lock: no other run waits behind a refused one
                 raise UserError(f"job '{job_key}' is at its max_concurrent_runs ({limit}): run "
                                 f"{', '.join(map(str, running))} is running and the job's queue is not enabled; "
                                 "this run is refused (try again when it ends)")
@@ -255,13 +254,13 @@ def start_run(settings: Settings, run_id: int, job_key: str, trigger: str, limit
 
     Ctrl+C, SIGTERM or SIGHUP while it waits in the queue withdraws it: it never started."""
     marker = RunMarker(Path(settings.home).resolve(), run_id, job_key, trigger, dt.datetime.now(dt.timezone.utc))
-    with stop_on_signals():
-        try:
+    try:
+        with stop_on_signals():
             admit(settings, marker, limit, queue, say)
-        except KeyboardInterrupt:
-            marker.remove()
-            raise
-    record_audit(settings, job_key, run_id, trigger)
+        record_audit(settings, job_key, run_id, trigger)
+    except BaseException:
+        marker.remove()          # withdrawn, refused, or its start not recorded: it never started
+        raise
     return marker
 
 

@@ -30,7 +30,6 @@ import datetime as dt
 import os
 import sys
 
-from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import Settings
 
 # `serve`'s port and the demo's: not MLflow's 5000, which macOS's AirPlay receiver holds.
