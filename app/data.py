@@ -235,7 +235,9 @@ def _mlflow_client(key: tuple, _settings: Settings):
 
 @st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=32)
 def _registry_cached(key: tuple, fingerprint, _settings: Settings) -> dict:
-    return read_registry(_mlflow_client(key, _settings), _settings.model_name)
+    from healthcare_mlops.governance.champion import audited_champion
+
+    return read_registry(_mlflow_client(key, _settings), _settings.model_name, audited_champion(_settings))
 
 
 def registry() -> dict:

@@ -18,12 +18,18 @@ def no_model(name: str) -> dict:
     return {"model_name": name, "exists": False, CHAMPION: None, CHALLENGER: None, "versions": pd.DataFrame()}
 
 
-def read_registry(client, name: str) -> dict:
-    """Champion and challenger versions and one row per version (aliases, governance status, registered)."""
+def read_registry(client, name: str, champion: str | None) -> dict:
+    """Champion and challenger versions and one row per version (aliases, governance status, registered).
+
+    ``champion`` is the audited champion (``governance/champion.py``): it stands in for the
+    registry's ``champion`` alias, which a half-done move may have left elsewhere."""
     model = find_in_registry(client.get_registered_model, name)
     if model is None:
         return no_model(name)
-    aliases = dict(getattr(model, "aliases", None) or {})
+    aliases = {alias: version for alias, version in dict(getattr(model, "aliases", None) or {}).items()
+               if alias != CHAMPION}
+    if champion is not None:
+        aliases[CHAMPION] = champion
     by_version: dict = {}
     for alias, version in aliases.items():
         by_version.setdefault(str(version), []).append(alias)

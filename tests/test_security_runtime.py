@@ -103,10 +103,26 @@ def _task_started(home: Path, runner: subprocess.Popen) -> dict:
     return json.loads((home / "task.json").read_text())
 
 
+def _settings(home: Path) -> Settings:
+    return Settings(target="local", catalog=LOCAL_OVERRIDES["catalog"], schema=LOCAL_OVERRIDES["schema"], home=home)
+
+
 def _history(home: Path):
-    settings = Settings(target="local", catalog=LOCAL_OVERRIDES["catalog"], schema=LOCAL_OVERRIDES["schema"],
-                        home=home)
-    return read_runs(settings)
+    return read_runs(_settings(home))
+
+
+def _audit(home: Path, job_key: str) -> list[tuple[str, str]]:
+    """(action, comment) of the audit log's rows about ``job_key``'s runs, oldest first."""
+    from healthcare_mlops.governance import audit
+    from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+    from healthcare_mlops.tables import MODEL_GOVERNANCE_LOG
+
+    catalog = DeltaCatalog(_settings(home))
+    if not catalog.exists(MODEL_GOVERNANCE_LOG):
+        return []
+    rows = catalog.read_pandas(MODEL_GOVERNANCE_LOG).sort_values("event_time", kind="stable")
+    rows = rows[rows["action"].isin([audit.JOB_STARTED, audit.JOB_ENDED]) & rows["comment"].str.startswith(job_key)]
+    return list(zip(rows["action"], rows["comment"]))
 
 
 @pytest.fixture
@@ -147,6 +163,9 @@ def test_a_stopped_runner_ends_its_task_group_and_records_the_run(committing_bun
                                                             else f"interrupted ({name})")
     assert list(history[history["parent_run_id"] == job["run_id"]]["status"]) == ["CANCELED"]
     assert not list((home / "run_markers").glob("*.json"))        # recorded, so no marker is left
+    # issue 24, item 6: the audit log has the run's start and its end, cancelled by the signal
+    assert _audit(home, "committing") == [("job run started", f"committing run {job['run_id']}"),
+                                          ("job run ended", f"committing run {job['run_id']} CANCELED: {job['error']}")]
 
 
 def test_a_killed_runner_is_recorded_as_interrupted_at_the_next_start(committing_bundle, home, task_groups):
@@ -155,6 +174,7 @@ def test_a_killed_runner_is_recorded_as_interrupted_at_the_next_start(committing
     runner.wait(timeout=30)
     assert _group_alive(task["pgid"])                         # orphaned, on its way to commit
     assert _history(home).empty                               # and nothing in job_runs says so
+    assert [action for action, _ in _audit(home, "committing")] == ["job run started"]
 
     bundle = load_bundle(committing_bundle)
     next_run = run_job("chain", bundle=bundle, home=home, echo=False)      # the next runner start
@@ -165,8 +185,12 @@ def test_a_killed_runner_is_recorded_as_interrupted_at_the_next_start(committing
     killed = history[(history["job_key"] == "committing") & history["parent_run_id"].isna()]
     assert len(killed) == 1 and killed.iloc[0]["status"] == "INTERRUPTED"
     reason = killed.iloc[0]["error"]
-    assert f"runner (pid {runner.pid}) ended" in reason and "task 'commit' was running" in reason
+    assert f"runner (pid {runner.pid}) died" in reason and "task 'commit' was running" in reason
     assert f"group {task['pgid']}" in reason
+    # issue 24, item 6: whoever next sees the orphan writes the run's end to the audit log, naming the death
+    run_id = killed.iloc[0]["run_id"]
+    assert _audit(home, "committing") == [("job run started", f"committing run {run_id}"),
+                                          ("job run ended", f"committing run {run_id} INTERRUPTED: {reason}")]
     tasks = history[history["parent_run_id"] == killed.iloc[0]["run_id"]]
     assert list(tasks["task_key"]) == ["commit"] and list(tasks["status"]) == ["INTERRUPTED"]
     run_job("chain", bundle=bundle, home=home, echo=False)                 # reconciled once, not again
@@ -180,6 +204,154 @@ def test_a_run_whose_runner_still_works_is_left_alone(committing_bundle, home, t
     assert "INTERRUPTED" not in set(_history(home)["status"])
     runner.terminate()
     runner.wait(timeout=30)
+
+
+# -- one run at a time, as the bundle says (issue 24, item 6) --------------------------------------
+
+SLOW_TASK = '''"""Note this run's start and end (wall clock) in the home, three seconds apart."""
+import os, sys, time
+from pathlib import Path
+
+log = Path(os.environ["HEALTHCARE_MLOPS_HOME"]) / "slow.log"
+with open(log, "a") as out:
+    out.write(f"start {sys.argv[1]} {time.time()}\\n")
+time.sleep(3)
+with open(log, "a") as out:
+    out.write(f"end {sys.argv[1]} {time.time()}\\n")
+'''
+
+REWRITE_TASK = '''"""Rewrite the predictions table, say so, then keep running as an orphan would."""
+import json, os, time
+from pathlib import Path
+
+import pyarrow as pa
+
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+from healthcare_mlops.settings import LOCAL_OVERRIDES, Settings
+from healthcare_mlops.tables import ML_PATIENT_PREDICTIONS
+
+home = Path(os.environ["HEALTHCARE_MLOPS_HOME"])
+settings = Settings(target="local", catalog=LOCAL_OVERRIDES["catalog"], schema=LOCAL_OVERRIDES["schema"], home=home)
+DeltaCatalog(settings).write(pa.table({"model_version": ["9"]}), ML_PATIENT_PREDICTIONS)
+(home / "task.tmp").write_text(json.dumps({"pid": os.getpid(), "pgid": os.getpgrp()}))
+os.replace(home / "task.tmp", home / "task.json")
+time.sleep(60)
+'''
+
+LIMITED_JOB = '''
+    {key}:
+      name: {key}-${{bundle.target}}
+      max_concurrent_runs: 1{queue}
+      tasks:
+        - task_key: work
+          spark_python_task:
+            python_file: ../tasks/slow.py
+            parameters: ["{{{{job.run_id}}}}"]
+'''
+REWRITING_JOB = '''
+    rewriting:
+      name: rewriting-${bundle.target}
+      tasks:
+        - task_key: rewrite
+          spark_python_task:
+            python_file: ../tasks/rewrite.py
+'''
+
+
+@pytest.fixture
+def limited_bundle(committing_bundle):
+    """The committing bundle plus jobs limited to one run at a time (queued or refused) and a job whose
+    task rewrites the predictions table and then runs on."""
+    (committing_bundle / "tasks" / "slow.py").write_text(SLOW_TASK)
+    (committing_bundle / "tasks" / "rewrite.py").write_text(REWRITE_TASK)
+    with open(committing_bundle / "resources" / "jobs.yml", "a", encoding="utf-8") as jobs:
+        jobs.write(LIMITED_JOB.format(key="queued", queue="\n      queue:\n        enabled: true")
+                   + LIMITED_JOB.format(key="refused", queue="") + REWRITING_JOB)
+    return committing_bundle
+
+
+def _runner(bundle: Path, home: Path, job_key: str) -> subprocess.Popen:
+    code = ("import sys; from healthcare_mlops.bundle.runner import run_job; "
+            "sys.exit(0 if run_job(sys.argv[3], bundle_root=sys.argv[1], home=sys.argv[2]).succeeded else 1)")
+    return subprocess.Popen([sys.executable, "-c", code, str(bundle), str(home), job_key], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _slow_log(home: Path) -> list[tuple[str, str]]:
+    path = home / "slow.log"
+    return [tuple(line.split()[:2]) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_second_run_of_a_job_at_its_limit_waits_in_the_queue(limited_bundle, home, task_groups):
+    """Attack (issue 24, item 6): two runs of a max_concurrent_runs 1 job started at once. Before, both
+    ran together (two model_training runs, the second replacing the first's challenger)."""
+    home.mkdir(parents=True)
+    runners = [_runner(limited_bundle, home, "queued") for _ in range(2)]
+    task_groups.extend(r.pid for r in runners)
+    outputs = [r.communicate(timeout=120)[0] for r in runners]
+    assert [r.returncode for r in runners] == [0, 0], outputs
+    events = _slow_log(home)
+    assert [kind for kind, _ in events] == ["start", "end", "start", "end"], events    # one after the other
+    assert events[0][1] == events[1][1] and events[2][1] == events[3][1]
+    assert sum("queued behind run" in output for output in outputs) == 1
+    runs = _history(home)
+    assert list(runs[runs["parent_run_id"].isna()]["status"]) == ["SUCCEEDED", "SUCCEEDED"]
+
+
+def test_a_run_of_a_job_at_its_limit_without_a_queue_is_refused(limited_bundle, home, task_groups):
+    """Attack (issue 24, item 6): without queue.enabled a second run is refused, naming the limit."""
+    from healthcare_mlops.errors import UserError
+
+    home.mkdir(parents=True)
+    first = _runner(limited_bundle, home, "refused")
+    task_groups.append(first.pid)
+    assert _wait_for(lambda: _slow_log(home), 60), first.stdout.read()
+    bundle = load_bundle(limited_bundle)
+    with pytest.raises(UserError, match=r"'refused' is at its max_concurrent_runs \(1\).*queue is not enabled"):
+        run_job("refused", bundle=bundle, home=home, echo=False)
+    assert first.wait(timeout=60) == 0
+    assert run_job("refused", bundle=bundle, home=home, echo=False).succeeded        # the slot is free again
+    assert [kind for kind, _ in _slow_log(home)] == ["start", "end", "start", "end"]
+
+
+def test_the_real_jobs_declare_one_run_at_a_time_with_a_queue():
+    """The runner reads the bundle's own limits: model_training is one run at a time, queued."""
+    from healthcare_mlops.bundle.runner import plan_job
+
+    plan = plan_job("model_training")
+    assert plan.max_concurrent_runs == 1 and plan.queue
+
+
+def test_every_run_has_a_start_and_an_end_in_the_audit_log(limited_bundle, home):
+    """Attack (issue 24, item 6): runs that succeed and fail each leave a start and an end row."""
+    bundle = load_bundle(limited_bundle)
+    ok = run_job("chain", bundle=bundle, home=home, echo=False)
+    failed = run_job("failing", bundle=bundle, home=home, echo=False)
+    assert _audit(home, "chain") == [("job run started", f"chain run {ok.run_id}"),
+                                     ("job run ended", f"chain run {ok.run_id} SUCCEEDED")]
+    rows = _audit(home, "failing")
+    assert rows[0] == ("job run started", f"failing run {failed.run_id}")
+    assert rows[1][0] == "job run ended" and rows[1][1].startswith(f"failing run {failed.run_id} FAILED: task ")
+
+
+def test_an_orphaned_task_that_rewrote_predictions_is_named_when_found(limited_bundle, home, task_groups):
+    """Attack (issue 24, item 6): the runner is killed (SIGKILL) after its task rewrote the predictions.
+    The next runner start ends the orphan and the run's end row names the table it committed to."""
+    home.mkdir(parents=True)
+    runner = _runner(limited_bundle, home, "rewriting")
+    task_groups.append(runner.pid)
+    task = _task_started(home, runner)
+    task_groups.append(task["pgid"])
+    runner.kill()
+    runner.wait(timeout=30)
+    run_job("chain", bundle=load_bundle(limited_bundle), home=home, echo=False)
+    assert _wait_for(lambda: not _group_alive(task["pgid"]), 10)
+    runs = _history(home)
+    killed = runs[(runs["job_key"] == "rewriting") & runs["parent_run_id"].isna()].iloc[0]
+    assert killed["status"] == "INTERRUPTED"
+    assert "committed since the task started: ml_patient_predictions (version 0" in killed["error"]
+    ended = _audit(home, "rewriting")[-1]
+    assert ended[0] == "job run ended" and "died" in ended[1] and "ml_patient_predictions (version 0" in ended[1]
 
 
 # -- numeric bounds -----------------------------------------------------------------------------------

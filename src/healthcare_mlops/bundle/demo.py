@@ -254,10 +254,9 @@ def _reproduce_champion(context: DemoContext) -> Outcome:
 def reproduction_outcome(settings, run_status: str) -> Outcome:
     """The champion's last reproduction, from its version tags."""
     from healthcare_mlops.governance.lineage import REPRODUCED_AT_TAG, RESULT_TAG
-    from healthcare_mlops.modeling.artifacts import CHAMPION
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.governance.champion import resolve_champion
 
-    champion = configure_mlflow(settings).get_model_version_by_alias(settings.model_name, CHAMPION)
+    champion = resolve_champion(settings)
     result = champion.tags.get(RESULT_TAG)
     if not result:
         return Outcome("failed", f"version {champion.version} was not reproduced (model_reproduction {run_status}; "

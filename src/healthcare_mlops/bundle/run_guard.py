@@ -10,25 +10,41 @@ up. So each run writes a marker, ``<home>/run_markers/<run_id>.json`` (the runne
 and the task running now, with its process group), and removes it when the run is
 recorded. The next runner start reconciles every marker whose runner is gone: it ends the
 task's process group if any of it still runs, and appends the run as ``INTERRUPTED``, with
-the reason, to ``job_runs``.
+the reason, to ``job_runs``, naming the tables its task committed to after it started (an
+orphaned task may have rewritten predictions before it was ended).
+
+The markers also hold the job's ``max_concurrent_runs``: a run is admitted (``admit``) only
+while fewer runs of its job are running; otherwise, as Databricks does with ``queue.enabled``,
+it waits in the queue (oldest first) and starts when a run ends, or without a queue it is
+refused. Admission and reconciling happen under one lock file, so two runners starting at
+once neither both get the last slot nor both record the same dead run.
+
+Every run leaves two rows in the governance audit log: when it starts and when it ends,
+however it ends (the end row of a run whose runner died is written by ``reconcile``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from healthcare_mlops.bundle import run_history
 from healthcare_mlops.bundle.run_history import INTERRUPTED, RunRecord
+from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import Settings
 
 MARKER_DIR = "run_markers"
+ADMISSION_LOCK = ".admission.lock"
+QUEUED, RUNNING = "queued", "running"      # a marker's state
+QUEUE_POLL_SECONDS = 0.5
 GRACE_SECONDS = 5.0        # a task's time to stop after SIGTERM before SIGKILL
 STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
@@ -117,7 +133,12 @@ class RunMarker:
     def __init__(self, home: Path, run_id: int, job_key: str, trigger: str, start: dt.datetime):
         self.path = Path(home) / MARKER_DIR / f"{run_id}.json"
         self.data = {"run_id": run_id, "job_key": job_key, "trigger": trigger, "start_time": start.isoformat(),
-                     "runner_pid": os.getpid(), "runner_ticks": _start_ticks(os.getpid()), "task": None}
+                     "runner_pid": os.getpid(), "runner_ticks": _start_ticks(os.getpid()), "task": None,
+                     "state": QUEUED}
+        self._write()
+
+    def set_state(self, state: str) -> None:
+        self.data["state"] = state
         self._write()
 
     def _write(self) -> None:
@@ -150,6 +171,99 @@ def _leftover_group(task: dict) -> int | None:
     return pgid
 
 
+def _tables_written_since(settings: Settings, since: dt.datetime) -> list[str]:
+    """``table (version N, operation)`` of every table (bar the run history and audit log) committed to
+    at or after ``since``: what an orphaned task may have changed."""
+    from healthcare_mlops.runtime.catalog import table_catalog
+    from healthcare_mlops.tables import ALL_TABLES, JOB_RUNS, MODEL_GOVERNANCE_LOG
+
+    catalog, written = table_catalog(settings), []
+    for name in ALL_TABLES:
+        if name in (JOB_RUNS, MODEL_GOVERNANCE_LOG) or not catalog.exists(name):
+            continue
+        written += [f"{name} (version {entry.version}, {entry.operation})" for entry in catalog.history(name, 5)
+                    if entry.timestamp is not None and entry.timestamp >= since]
+    return written
+
+
+def record_audit(settings: Settings, job_key: str, run_id: int, trigger: str, status: str | None = None,
+                 error: str | None = None) -> None:
+    """The audit log's row for a run that starts (``status`` None) or ends (its status and why)."""
+    from healthcare_mlops.governance import audit
+    from healthcare_mlops.identity import SYSTEM
+
+    action = audit.JOB_STARTED if status is None else audit.JOB_ENDED
+    comment = f"{job_key} run {run_id}" + ("" if status is None else f" {status}") + \
+        (f": {error.splitlines()[0]}" if error else "")
+    audit.record(settings, audit.audit_event(settings.model_name, "", action, trigger, SYSTEM,
+                                             str(settings.variables.get("approval_mode") or "auto"), comment=comment))
+
+
+@contextlib.contextmanager
+def _admission(home: Path):
+    """The lock under which runs are admitted and dead runs recorded (one process at a time)."""
+    folder = Path(home) / MARKER_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ADMISSION_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _live_markers(home: Path, job_key: str) -> list[dict]:
+    folder = Path(home) / MARKER_DIR
+    markers = []
+    for path in sorted(folder.glob("*.json")):
+        with contextlib.suppress(FileNotFoundError):       # a run that ended meanwhile
+            marker = json.loads(path.read_text())
+            if marker["job_key"] == job_key:
+                markers.append(marker)
+    return markers
+
+
+def admit(settings: Settings, marker: RunMarker, limit: int, queue: bool, say=print) -> None:
+    """Wait until ``marker``'s run may start under its job's ``max_concurrent_runs`` (``limit``).
+    Without ``queue`` a run at the limit is refused (UserError) instead."""
+    job_key, run_id, told = marker.data["job_key"], marker.data["run_id"], False
+    while True:
+        with _admission(settings.home):
+            reconcile(settings)
+            others = [m for m in _live_markers(settings.home, job_key) if m["run_id"] != run_id]
+            running = [m["run_id"] for m in others if m.get("state", RUNNING) == RUNNING]
+            ahead = [m["run_id"] for m in others if m.get("state") == QUEUED and m["run_id"] < run_id]
+            if len(running) < limit and not ahead:
+                marker.set_state(RUNNING)
+                return
+            if not queue:
+                marker.remove()          # under the lock: no other run waits behind a refused one
+                raise UserError(f"job '{job_key}' is at its max_concurrent_runs ({limit}): run "
+                                f"{', '.join(map(str, running))} is running and the job's queue is not enabled; "
+                                "this run is refused (try again when it ends)")
+        if not told:
+            say(f"job {job_key} run {run_id}: queued behind run {', '.join(map(str, running + ahead))} "
+                f"(max_concurrent_runs {limit})")
+            told = True
+        time.sleep(QUEUE_POLL_SECONDS)
+
+
+def start_run(settings: Settings, run_id: int, job_key: str, trigger: str, limit: int, queue: bool,
+              say=print) -> RunMarker:
+    """The marker of a run admitted under ``max_concurrent_runs`` (``admit``), its start in the audit log.
+
+    Ctrl+C, SIGTERM or SIGHUP while it waits in the queue withdraws it: it never started."""
+    marker = RunMarker(Path(settings.home).resolve(), run_id, job_key, trigger, dt.datetime.now(dt.timezone.utc))
+    try:
+        with stop_on_signals():
+            admit(settings, marker, limit, queue, say)
+        record_audit(settings, job_key, run_id, trigger)
+    except BaseException:
+        marker.remove()          # withdrawn, refused, or its start not recorded: it never started
+        raise
+    return marker
+
+
 def reconcile(settings: Settings) -> list[int]:
     """Record the runs whose runner is gone as INTERRUPTED (ending what is left of their task);
     the run ids recorded."""
@@ -160,14 +274,19 @@ def reconcile(settings: Settings) -> list[int]:
         if _alive(marker["runner_pid"], marker.get("runner_ticks")):
             continue                      # a runner still at work
         last_seen = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
-        reason = f"interrupted: the runner (pid {marker['runner_pid']}) ended before the run finished"
+        reason = f"interrupted: the runner (pid {marker['runner_pid']}) died before the run finished"
         task, records = marker.get("task"), []
+        if marker.get("state") == QUEUED:
+            reason += " (while the run waited in the queue)"
         if task:
             pgid = _leftover_group(task)
             if pgid is not None:
                 _signal_group(pgid, signal.SIGKILL)
-                reason += f"; its task's processes (group {pgid}) were ended at the next runner start"
+                reason += f"; its task's processes (group {pgid}) were ended when the orphan was found"
             reason += f"; task '{task['task_key']}' was running"
+            written = _tables_written_since(settings, dt.datetime.fromisoformat(task["start_time"]))
+            if written:
+                reason += "; committed since the task started: " + ", ".join(written)
             records.append(RunRecord(run_id=task["run_id"], parent_run_id=marker["run_id"], job_key=marker["job_key"],
                                      task_key=task["task_key"], status=INTERRUPTED, trigger=marker["trigger"],
                                      start_time=dt.datetime.fromisoformat(task["start_time"]), end_time=last_seen,
@@ -176,6 +295,7 @@ def reconcile(settings: Settings) -> list[int]:
                                  trigger=marker["trigger"], start_time=dt.datetime.fromisoformat(marker["start_time"]),
                                  end_time=last_seen, error=reason))
         run_history.append_runs(settings, records)
+        record_audit(settings, marker["job_key"], marker["run_id"], marker["trigger"], INTERRUPTED, reason)
         path.unlink()
         recorded.append(marker["run_id"])
     return recorded

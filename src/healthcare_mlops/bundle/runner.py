@@ -9,14 +9,12 @@ its own process exactly as a ``spark_python_task`` starts::
 
     [sys.executable, <python_file>, *parameters]   cwd = bundle root, HEALTHCARE_MLOPS_HOME set
 
-A task runs when its ``run_if`` condition holds (default ``ALL_SUCCESS``: every task it
-depends on succeeded); otherwise it is recorded as ``UPSTREAM_FAILED`` (or ``EXCLUDED``).
-Tasks run one at a time (Spark on a laptop has the cores to itself); the local runner does
-not retry a failed task (Databricks does, where ``max_retries`` says so), and enforces
-``timeout_seconds``. Every job run and task run is appended to ``job_runs``; each task's
-output is kept in ``<home>/logs/job_runs/<run_id>/<task_key>.log``. Each task runs in its own
-process group, which ends with the runner; a run cut short by a killed runner is recorded
-as ``INTERRUPTED`` at the next start (``run_guard.py``).
+A task runs when its ``run_if`` holds (default ``ALL_SUCCESS``), else it is recorded as
+``UPSTREAM_FAILED`` (or ``EXCLUDED``). Tasks run one at a time, unretried (``max_retries`` is
+Databricks'), within ``timeout_seconds``. Every job and task run is appended to ``job_runs``,
+each task's output kept in ``<home>/logs/job_runs/<run_id>/<task_key>.log``. ``run_guard.py``: each task's process
+group ends with the runner, a killed runner's run is recorded as ``INTERRUPTED`` at the next
+start, ``max_concurrent_runs`` and ``queue`` are honoured, the audit log gets each run's start and end.
 """
 
 from __future__ import annotations
@@ -67,6 +65,8 @@ class JobPlan:
     tasks: dict
     parameters: dict
     timeout_seconds: int | None
+    max_concurrent_runs: int = 1      # Databricks' default
+    queue: bool = False               # queue.enabled: a run at the limit waits instead of being refused
 
     @property
     def bundle(self) -> Bundle:
@@ -127,9 +127,7 @@ def _now() -> dt.datetime:
 
 
 def _text(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def plan_job(job_key: str, params: dict | None = None, bundle: Bundle | None = None) -> JobPlan:
@@ -149,7 +147,7 @@ def plan_job(job_key: str, params: dict | None = None, bundle: Bundle | None = N
                 if path.startswith(scope)]
     if problems:
         raise UserError(f"job '{job_key}' cannot run:\n  " + "\n  ".join(problems))
-    tasks = job.get("tasks") or []
+    tasks, queue = job.get("tasks") or [], job.get("queue") or {}
     if not tasks:
         raise UserError(f"job '{job_key}' has no tasks")
     order = run_order(job_key, tasks)
@@ -183,7 +181,8 @@ def plan_job(job_key: str, params: dict | None = None, bundle: Bundle | None = N
                               run_if=str(task.get("run_if") or "ALL_SUCCESS"), python_file=location,
                               parameters=parameters, timeout_seconds=task.get("timeout_seconds") or None)
     return JobPlan(job_key=job_key, name=str(job.get("name") or job_key), resolved=resolved, order=order,
-                   tasks=plans, parameters=values, timeout_seconds=job.get("timeout_seconds") or None)
+                   tasks=plans, parameters=values, timeout_seconds=job.get("timeout_seconds") or None,
+                   max_concurrent_runs=int(job.get("max_concurrent_runs") or 1), queue=bool(queue.get("enabled")))
 
 
 def _should_run(plan: TaskPlan, runs: dict) -> tuple[bool, str]:
@@ -346,11 +345,11 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
     home_path = settings.home.resolve()
     env = {**os.environ, HOME_ENV: str(home_path), BUNDLE_ROOT_ENV: str(bundle.root.resolve()),
            "PYTHONUNBUFFERED": "1"}
-    if record:
-        run_guard.reconcile(settings)       # runs a killed runner left behind, before this one
+    say = (lambda text: print(text, flush=True)) if echo else (lambda text: None)
     run_id = run_history.new_run_id()
+    marker = run_guard.start_run(settings, run_id, job_key, trigger, plan.max_concurrent_runs, plan.queue,
+                                 say) if record else None
     start = _now()
-    marker = run_guard.RunMarker(home_path, run_id, job_key, trigger, start) if record else None
     # a parameter's value may itself hold {{job.start_time.iso_date}} ... (as Databricks allows)
     base = _dynamic_values(plan, run_id, start, trigger, "", 0, {})
     plan.parameters = {name: substitute_dynamic(value, {k: v for k, v in base.items()
@@ -360,7 +359,6 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
                      start_time=start)
     deadline = None if plan.timeout_seconds is None else start.timestamp() + plan.timeout_seconds
     runs: dict = {}
-    say = (lambda text: print(text, flush=True)) if echo else (lambda text: None)
     say(f"job {job_key} run {run_id}: {' -> '.join(plan.order)}")
 
     def finish(task_run: TaskRun) -> None:
@@ -442,6 +440,7 @@ def _record_job(settings: Settings, job_run: JobRun, trigger: str, record: bool,
             run_id=job_run.run_id, job_key=job_run.job_key, status=job_run.status, trigger=trigger,
             start_time=job_run.start_time, end_time=job_run.end_time, error=job_run.error,
             parameters=json.dumps(job_run.parameters))])
+        run_guard.record_audit(settings, job_run.job_key, job_run.run_id, trigger, job_run.status, job_run.error)
     if marker is not None:
         marker.remove()
 

@@ -2,7 +2,8 @@
 
 Every state change a person or a job makes writes one row with the actor and their role:
 validate, approve / override, reject, promote, roll back, refer, reproduce, repair an interrupted
-promotion, acknowledge an alert, start a job. The action names are defined here, once.
+promotion, acknowledge an alert, start a job, and each local run's start and end. The action names are
+defined here, once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ RAN_JOB = "ran job"        # a person started a job, from the console or the CLI
 ACKNOWLEDGED = "acknowledged alert"   # a person acknowledged a monitoring alert (version is empty)
 REPAIRED = "repaired"      # an interrupted promotion was finished or undone
 REPRODUCED = "reproduced"  # a version was rebuilt from its lineage; the comment holds the result
+JOB_STARTED, JOB_ENDED = "job run started", "job run ended"   # every local run, however it ends (run_guard.py)
 
 AUDIT_SCHEMA = pa.schema([
     ("event_id", pa.string()),

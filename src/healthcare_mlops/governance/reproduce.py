@@ -30,6 +30,7 @@ import pandas as pd
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS, MODEL_INPUT_COLUMNS
 from healthcare_mlops.governance import audit
+from healthcare_mlops.governance.champion import audited_champion
 from healthcare_mlops.governance.checks import Evidence, run_checks
 from healthcare_mlops.governance.evaluation import evaluation_rows, gather_evidence, model_inputs, model_uri, \
     scored_metrics
@@ -38,7 +39,6 @@ from healthcare_mlops.governance.lineage import (BY_TAG, REPRODUCED_AT_TAG, RESU
                                                  recorded_lineage)
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import Identity
-from healthcare_mlops.modeling.artifacts import CHAMPION
 from healthcare_mlops.modeling.frame_hash import frame_hash
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel
 from healthcare_mlops.modeling.training import TrainingResult, train
@@ -217,8 +217,7 @@ def _model_comparisons(settings: Settings, client, model_name: str, version: str
                                           extra_inputs=tuple(c for c in trained_inputs if c not in MODEL_INPUT_COLUMNS)))
     data_version = json.loads(run.data.tags.get("training_data_version") or "{}")
     rows = evaluation_rows(settings, data_version, run.data.params)
-    champion = find_in_registry(client.get_model_version_by_alias, model_name, CHAMPION)
-    champion_version = None if champion is None else str(champion.version)
+    champion_version = audited_champion(settings)
     registered = gather_evidence(settings, client, model_name, version, champion_version)
     if registered.failure:
         raise UserError(f"the registered version {version} cannot be judged: {registered.failure}")

@@ -10,6 +10,7 @@ are put back as they were. A killed promotion is therefore undone on the next ru
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import mlflow
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.governance import audit
+from healthcare_mlops.governance.champion import INTENT_TAG, audited_champion, misscored_days
 from healthcare_mlops.governance.checks import Check, hard_failures, referrals, run_checks
 from healthcare_mlops.governance.evaluation import gather_evidence
 from healthcare_mlops.governance.model_card import render_model_card
@@ -29,7 +31,6 @@ from healthcare_mlops.modeling.artifacts import (CHALLENGER, CHAMPION, EVALUATIO
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
 from healthcare_mlops.settings import Settings
 
-INTENT_TAG = "promotion_in_progress"
 STATUS_TAG = "governance_status"
 MODEL_CARD_FILE = "model_card.md"
 DECISIONS = (audit.APPROVED, audit.OVERRIDDEN, audit.REJECTED, audit.PROMOTED)
@@ -115,6 +116,10 @@ class Governance:
                                               intent.get("previous_status") or "validated")
             outcome = "rolled back"
         message = f"repaired an interrupted promotion of version {intent['version']}: {outcome}"
+        wrong = misscored_days(self.settings)
+        if wrong:       # scored from the half-moved alias (by a reader that did not resolve the champion)
+            message += "; scored by a version that was not the audited champion, rescore: " + ", ".join(
+                f"{d['scoring_date']} (version {d['model_version']}, champion {d['champion']})" for d in wrong)
         # recorded before the intent is cleared: a repair killed here is repeated, never unrecorded
         audit.record(self.settings, self._event(intent["version"], audit.REPAIRED, comment=message))
         self.client.delete_registered_model_tag(self.model_name, INTENT_TAG)
@@ -317,7 +322,8 @@ class Governance:
         failpoint("promotion:after_tags")
         self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
         failpoint("promotion:after_alias")
-        audit.record(self.settings, event)
+        # stamped when recorded: readers take the champion from this row, never earlier than the alias
+        audit.record(self.settings, {**event, "event_time": dt.datetime.now(dt.timezone.utc)})
         failpoint("promotion:after_audit")
         self.client.delete_registered_model_tag(self.model_name, INTENT_TAG)
         self.refresh_model_card(version)
@@ -344,7 +350,7 @@ class Governance:
         return [int(challenger)]
 
     def status(self) -> dict:
-        champion, challenger = self.alias(CHAMPION), self.alias(CHALLENGER)
+        champion, challenger = audited_champion(self.settings), self.alias(CHALLENGER)
 
         def checks_of(version):
             validation = self.latest_validation(version) if version else None

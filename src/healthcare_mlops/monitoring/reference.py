@@ -36,9 +36,17 @@ class ModelReference:
     counts: pd.DataFrame      # the training rows' counts per column, value and bin
 
 
-def resolve_version(client, model_name: str, alias: str) -> tuple[str, str] | None:
-    """(version, run id) of the version behind ``alias``, or None when no version has it."""
-    mv = find_in_registry(client.get_model_version_by_alias, model_name, alias)
+def resolve_version(settings: Settings, client, alias: str) -> tuple[str, str] | None:
+    """(version, run id) of the version behind ``alias``, or None when no version has it.
+
+    The champion is the audited one (``governance/champion.py``), never a half-moved alias."""
+    if alias == CHAMPION:
+        from healthcare_mlops.governance.champion import audited_champion
+
+        version = audited_champion(settings)
+        mv = None if version is None else find_in_registry(client.get_model_version, settings.model_name, version)
+    else:
+        mv = find_in_registry(client.get_model_version_by_alias, settings.model_name, alias)
     return None if mv is None else (str(mv.version), mv.run_id)
 
 
@@ -58,7 +66,7 @@ def load_reference(settings: Settings, alias: str = CHAMPION, version: str | Non
     client = configure_mlflow(settings)
     name = settings.model_name
     if version is None:
-        resolved = resolve_version(client, name, alias)
+        resolved = resolve_version(settings, client, alias)
         if resolved is None:
             raise UserError(f"{name} has no {alias}: run the ml_training_pipeline job first")
         version, run_id = resolved

@@ -15,8 +15,8 @@ field; ``"params": {"on_error": "skip"}`` scores the valid records and returns e
 one's error in its place (``modeling/scoring_request.py``). The batch job's business rules (floor, review
 flags) are not applied here; see ``scoring/rules.py``.
 
-Locally, ``healthcare-mlops serve`` runs ``mlflow models serve`` for the version at alias
-``champion`` (``local_server_command``). On Databricks the promotion step calls
+Locally, ``healthcare-mlops serve`` runs ``mlflow models serve`` for the audited champion
+(``governance/champion.py``: never a half-moved alias; ``local_server_command``). On Databricks the promotion step calls
 ``deploy_champion_endpoint``, which creates the serving endpoint named by the bundle
 variable ``serving_endpoint_name`` the first time and points it at the new champion
 afterwards, and grants the console app's service principal ``CAN_QUERY`` on it; creating
@@ -30,8 +30,6 @@ import datetime as dt
 import os
 import sys
 
-from healthcare_mlops.errors import UserError
-from healthcare_mlops.modeling.artifacts import CHAMPION
 from healthcare_mlops.settings import Settings, development_endpoint_name
 
 # `serve`'s port and the demo's: not MLflow's 5000, which macOS's AirPlay receiver holds.
@@ -45,15 +43,10 @@ ENDPOINT_WAIT = dt.timedelta(minutes=20)
 
 
 def champion_version(settings: Settings, client=None) -> str:
-    """The registered version at alias ``champion``, or a UserError saying how to get one."""
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
+    """The audited champion's version (never a half-moved alias), or a UserError saying how to get one."""
+    from healthcare_mlops.governance.champion import resolve_champion
 
-    client = client or configure_mlflow(settings)
-    found = find_in_registry(client.get_model_version_by_alias, settings.model_name, CHAMPION)
-    if found is None:
-        raise UserError(f"{settings.model_name} has no champion: run the training pipeline first "
-                        "(healthcare-mlops jobs run ml_training_pipeline)")
-    return str(found.version)
+    return str(resolve_champion(settings, client).version)
 
 
 def local_server_command(settings: Settings, port: int, host: str,

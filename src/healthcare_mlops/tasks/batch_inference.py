@@ -1,6 +1,6 @@
 """The ``batch_inference`` task: score every current member for a scoring date.
 
-``production`` mode scores with the model at alias ``champion`` into
+``production`` mode scores with the champion (the audit log's, ``governance/champion.py``) into
 ``ml_patient_predictions``; ``validation`` mode (the training pipeline's step) scores with
 the ``challenger`` into ``ml_patient_predictions_validation`` and then checks the written
 partition against the output contract, never touching the production table.
@@ -61,7 +61,12 @@ def resolve_model(settings: Settings, alias: str) -> dict:
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
 
     client = configure_mlflow(settings)
-    version = find_in_registry(client.get_model_version_by_alias, settings.model_name, alias)
+    if alias == CHAMPION:       # the audited champion, never a half-moved alias (governance/champion.py)
+        from healthcare_mlops.governance.champion import resolve_champion
+
+        version = resolve_champion(settings, client)
+    else:
+        version = find_in_registry(client.get_model_version_by_alias, settings.model_name, alias)
     if version is None:
         raise UserError(f"{settings.model_name} has no '{alias}' version: run the training pipeline first "
                         "(healthcare-mlops jobs run ml_training_pipeline)")

@@ -220,7 +220,7 @@ def setup(settings: Settings) -> dict:
     client = configure_mlflow(settings)
     checked = {}
     for alias in (CHAMPION, CHALLENGER):
-        resolved = resolve_version(client, settings.model_name, alias)
+        resolved = resolve_version(settings, client, alias)
         if resolved is None:
             continue
         version = resolved[0]

@@ -9,22 +9,19 @@ after the outcome is tagged on the version and written to the audit log.
 from __future__ import annotations
 
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.governance.champion import audited_champion
 from healthcare_mlops.governance.reproduce import Reproduction, reproduce_version
 from healthcare_mlops.governance.reproduction_report import format_report
 from healthcare_mlops.identity import job_identity
-from healthcare_mlops.modeling.artifacts import CHAMPION
-from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
 from healthcare_mlops.settings import Settings
 
 
 def run(settings: Settings, version: str | None = None) -> Reproduction:
     """Reproduce ``version`` (default: the champion); a UserError when it is not reproduced."""
     if not version:
-        champion = find_in_registry(configure_mlflow(settings).get_model_version_by_alias, settings.model_name,
-                                    CHAMPION)
-        if champion is None:
+        version = audited_champion(settings)      # never a half-moved alias (governance/champion.py)
+        if version is None:
             raise UserError(f"{settings.model_name} has no champion to reproduce; pass --model_version")
-        version = str(champion.version)
     report = reproduce_version(settings, job_identity(settings), version)
     print(format_report(report))
     if not report.passed:
