@@ -3,7 +3,8 @@
 The monitoring run's report and the reproduction report (text built from numbers), the
 training reference's check, the reference counts monitoring compares a batch with, the
 retrain trigger (a fake launcher records what the real one is asked), governance's headline
-metrics of a loaded model (a fake pyfunc that predicts from a column), and the console's charts.
+metrics of a loaded model (a fake pyfunc that predicts from a column), batch scoring's pandas
+core with a model trained in memory, and the console's charts.
 """
 
 from __future__ import annotations
@@ -13,21 +14,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from app import charts
+from healthcare_mlops.data.synthetic import synthetic_members
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.features.definitions import LABEL_COLUMN
+from healthcare_mlops.explanations.contributions import EXPLANATION_COLUMNS
+from healthcare_mlops.features.definitions import LABEL_COLUMN, MODEL_INPUT_COLUMNS
 from healthcare_mlops.governance.evaluation import scored_metrics
 from healthcare_mlops.governance.reproduce import Comparison, Reproduction
 from healthcare_mlops.governance.reproduction_report import VALUE_WIDTH, format_report
-from healthcare_mlops.modeling.training import reference_quantiles
+from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel
+from healthcare_mlops.modeling.training import reference_quantiles, train
 from healthcare_mlops.monitoring import retrain
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.monitoring.drift import category_codes, reference_counts, rounded_values
 from healthcare_mlops.monitoring.evaluation import CATEGORICAL, COUNT_COLUMNS, NUMERIC, ColumnSpec
 from healthcare_mlops.monitoring.reference import REFERENCE_KEYS, check_reference
 from healthcare_mlops.monitoring.report import summary_lines
+from healthcare_mlops.scoring import batch
+from healthcare_mlops.scoring.rules import BELOW_MINIMUM, CRITICAL_RISK, BusinessRules, TrainingRange
 
 # -- monitoring/report.py ---------------------------------------------------------------------------
 
@@ -201,6 +208,73 @@ def test_a_perfect_model_scores_perfectly_and_a_biased_one_shows_its_bias():
     assert biased["calibration"] == pytest.approx(1.2)
     assert biased["mae"] == pytest.approx(0.2 * actual.mean())
     assert biased["r2"] < 1.0 and biased["risk_score_mae"] > 0.0
+
+
+# -- scoring/batch.py: the pandas core, with a model trained in memory -----------------------------
+
+class LoadedModel:
+    """What ``mlflow.pyfunc.load_model`` hands back, for a model that never went through MLflow."""
+
+    def __init__(self, python_model: InsuranceRiskModel) -> None:
+        self.python_model = python_model
+
+    def unwrap_python_model(self) -> InsuranceRiskModel:
+        return self.python_model
+
+
+@pytest.fixture(scope="module")
+def trained():
+    members = pd.DataFrame(synthetic_members(2000, np.random.default_rng(3)))
+    members["patient_natural_key"] = [f"m{i}" for i in range(len(members))]
+    return train(members, seed=3, candidates=("linear_huber",))
+
+
+def _features(n: int, seed: int) -> pd.DataFrame:
+    frame = pd.DataFrame(synthetic_members(n, np.random.default_rng(seed)))
+    return frame.assign(patient_natural_key=[f"k{i}" for i in range(n)])[
+        ["patient_natural_key", *MODEL_INPUT_COLUMNS, "sex", "age_band"]]
+
+
+def test_batch_scoring_skips_broken_rows_floors_flags_and_explains_the_rest(trained):
+    model = LoadedModel(InsuranceRiskModel(trained.pipeline, trained.intervals, trained.prediction_reference,
+                                           trained.actual_reference, explainer=trained.explainer))
+    frame = _features(200, 8)
+    frame.loc[1, "region"] = "atlantis"
+    floor = float(np.quantile(model.python_model.predict(None, frame.drop(index=1)[list(MODEL_INPUT_COLUMNS)])
+                              ["predicted_annual_charges"], 0.2))
+    rules = BusinessRules(min_predicted_charges=floor, review_interval_width_ratio=9.0,
+                          training_range=TrainingRange.from_reference(trained.reference))
+    scored = batch.score_frame(frame, model, rules)
+    assert list(scored["patient_natural_key"]) == list(frame["patient_natural_key"].drop(index=1))
+    assert scored["predicted_annual_charges"].min() == pytest.approx(floor)
+    below = scored["review_reasons"].str.startswith(BELOW_MINIMUM)
+    assert below.any() and (scored.loc[below, "floor_adjustment"] > 0).all()
+    total = scored[list(EXPLANATION_COLUMNS)].sum(axis=1)
+    assert np.abs(total - scored["predicted_annual_charges"]).max() <= 1.0
+    critical = scored["risk_category"] == "critical"
+    assert critical.any() and scored.loc[critical, "review_reasons"].str.startswith(CRITICAL_RISK).all()
+    unexplained = batch.score_frame(frame, model, rules, explain=False)
+    assert unexplained[list(EXPLANATION_COLUMNS)].isna().all().all()
+    assert list(unexplained["predicted_annual_charges"]) == pytest.approx(list(scored["predicted_annual_charges"]))
+
+
+def test_broken_rows_become_quarantine_rows_with_their_inputs_only():
+    frame = _features(3, 1)
+    frame.loc[2, "bmi"] = -4.0
+    problems = pd.Series([None, None, "bmi: out of range"], index=frame.index, dtype=object)
+    rows = batch.problem_rows(frame, problems)
+    assert list(rows["patient_natural_key"]) == ["k2"] and list(rows["column_name"]) == ["bmi"]
+    assert list(rows["reason"]) == ["out of range"]
+    assert '"bmi": -4.0' in rows.loc[0, "raw_record"] and "sex" not in rows.loc[0, "raw_record"]
+
+
+def test_batches_are_regrouped_into_chunks_of_about_the_given_rows():
+    def of(n: int) -> pa.RecordBatch:
+        return pa.RecordBatch.from_pydict({"x": list(range(n))})
+
+    sizes = [b.num_rows for b in batch.coalesce(iter([of(3), of(0), of(4), of(2), of(6)]), 5)]
+    assert sizes == [7, 8]
+    assert [b.num_rows for b in batch.coalesce(iter([of(2)]), 5)] == [2]
 
 
 # -- app/charts.py -----------------------------------------------------------------------------------
