@@ -6,7 +6,7 @@ Goal (issue 15): every page drawn in < 2 s on the first visit after the server s
 started the way a user starts it, ``healthcare-mlops --home H app --port N``, and driven by
 Playwright with the system Chromium (``/usr/bin/chromium``).
 
-"Drawn" (benchmarks/console_browser.py, ``wait_rendered``): the page's title is shown, the
+"Drawn" (tests/console_browser.py, ``wait_rendered``): the page's title is shown, the
 element the page script draws LAST is visible (``PAGES``: Overview the job-runs table, Risk
 the CSV download button, Fairness the "over time" chart, Drift the Acknowledge button,
 Governance the model card, Jobs the Run now button, Score the Score button), every chart
@@ -51,7 +51,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))   # the browser harness the browser test uses
 from console_browser import BARE_PAGE, PAGES, REPO, VIEWPORT, CpuClock, errors_on_page, lakehouse, \
     free_port, lakehouse_arguments, launch_chromium, page_address, running_bare_page, running_console, sidebar_link, \
     wait_rendered  # noqa: E402

@@ -9,7 +9,7 @@ processes with several contexts each cost less than one process per session). A 
 starts ``--ramp`` seconds after the previous one, opens the Overview by URL, then clicks the
 sidebar links in page order, round and round, until ``--duration`` is over (a click in
 flight finishes). Each click is timed until the page is drawn to its last element
-(benchmarks/console_browser.py, the browser benchmark's definition); an error box, a
+(tests/console_browser.py, the browser benchmark's definition); an error box, a
 timeout (``--timeout``) or a failed navigation is an error, after which the session opens
 the next page by URL (those loads are reported on their own row).
 
@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))   # the browser harness the browser test uses
 from console_browser import CHROMIUM, CHROMIUM_ARGS, DEFAULT_PAGE, PAGES, RENDERED_JS, VIEWPORT, CpuClock, \
     lakehouse, lakehouse_arguments, page_address, process_tree, running_console  # noqa: E402
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: one Spark session for the whole run, and a fresh local home per test."""
+"""Shared fixtures: one Spark session for the whole run, and a fresh local home per test.
+
+Which tests are slow (and the fast suite's guard) is decided in slow_tests.py, whose hooks this
+file re-exports so they apply to every run.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from healthcare_mlops.settings import resolve_settings
+from slow_tests import pytest_collection_modifyitems, pytest_configure, pytest_runtestloop  # noqa: F401
 
 os.environ.setdefault("HEALTHCARE_MLOPS_SHUFFLE_PARTITIONS", "4")
 

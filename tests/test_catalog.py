@@ -42,7 +42,7 @@ def content(table: pa.Table) -> list[tuple]:
     return sorted(zip(*[table.column(c).to_pylist() for c in columns]))
 
 
-@pytest.fixture(params=["delta", "unity"])
+@pytest.fixture(params=["delta", pytest.param("unity", marks=pytest.mark.slow)])   # unity: on Spark
 def catalog(request, settings):
     if request.param == "delta":
         yield DeltaCatalog(settings)
@@ -77,6 +77,7 @@ def test_append_adds_rows(catalog):
     assert sorted(catalog.read_arrow(TABLE).column("patient_natural_key").to_pylist()) == ["a", "b", "c"]
 
 
+@pytest.mark.slow
 def test_filters_and_columns_are_one_language(catalog):
     catalog.write(pa.concat_tables([rows(D1, ["a", "b"]), rows(D2, ["c"], source="file.csv"),
                                     rows(D3, ["d"], bmi=None)]), TABLE)

@@ -24,6 +24,8 @@ from healthcare_mlops.cli.main import app
 from healthcare_mlops.settings import HOME_ENV
 from healthcare_mlops.tables import ALL_TABLES
 
+pytestmark = pytest.mark.slow   # most tests start the CLI as a subprocess
+
 RUN = [sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()"]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("healthcare-mlops")
 AS_OF = "2025-01-01"

@@ -10,22 +10,19 @@ only the workspace's ``jobs.run_now`` is faked, and the request it gets is check
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from app import actions, data  # noqa: E402
-from healthcare_mlops.data.population import Shape  # noqa: E402
-from healthcare_mlops.governance import audit  # noqa: E402
-from healthcare_mlops.governance.service import (CHALLENGER, CHAMPION, PROMOTION_PENDING, STATUS_TAG,  # noqa: E402
+from app import actions, data
+from healthcare_mlops.data.population import Shape
+from healthcare_mlops.governance import audit
+from healthcare_mlops.governance.service import (CHALLENGER, CHAMPION, PROMOTION_PENDING, STATUS_TAG,
                                                  Governance)
-from healthcare_mlops.identity import APPROVER, Identity  # noqa: E402
-from healthcare_mlops.settings import GOVERNANCE_JOB_ID_ENV, resolve_settings  # noqa: E402
+from healthcare_mlops.identity import APPROVER, Identity
+from healthcare_mlops.settings import GOVERNANCE_JOB_ID_ENV, resolve_settings
 
 OWNER = Identity("owner@example.com", APPROVER)
 

@@ -2,7 +2,7 @@
 
 Headless Chromium (the Debian package) driven by Playwright's Python package opens every
 page through the sidebar navigation, waits until the page is drawn to its last element
-(benchmarks/console_browser.py, the same definition the browser benchmark times), and fails on
+(console_browser.py, the same definition the browser benchmark times), and fails on
 
 * an error box (``stException``),
 * a metric tile whose value is cut off,
@@ -17,7 +17,7 @@ and opens a member's waterfall on Risk (a row picked in the review queue) and on
 It saves a screenshot per page under the test's temporary folder.
 
 The lakehouse: contract-shaped synthetic predictions, monitoring and job runs, and a real
-trained, validated and promoted model (benchmarks/bench_console.py), so every page has
+trained, validated and promoted model (console_lakehouse.py), so every page has
 something to draw.
 """
 
@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-import console_browser  # noqa: E402
+import console_browser
 
-pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
-                                reason="chromium is not installed (Debian: apt-get install -y chromium)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("chromium") is None,
+                                 reason="chromium is not installed (Debian: apt-get install -y chromium)")]
 
 # Per table (for a dataframe, the grid's accessible copy that it renders after its canvas): its
 # header, the cells of any threshold column that read None or nothing, and its row count.
@@ -62,10 +61,10 @@ NONE_THRESHOLD = re.compile(r"threshold[^\n.]{0,40}\bNone\b", re.IGNORECASE)
 
 @pytest.fixture(scope="module")
 def lakehouse(tmp_path_factory) -> Path:
-    import bench_console
+    from console_lakehouse import build_lakehouse
 
     home = tmp_path_factory.mktemp("browser") / "lakehouse"
-    bench_console.build_lakehouse(home, 10_000)
+    build_lakehouse(home, 10_000)
     return home
 
 
@@ -103,7 +102,7 @@ def problems_on_page(page, title: str) -> list[str]:
 
 
 def approve_is_an_override(page) -> list[str]:
-    """The lakehouse's challenger fails hard checks (benchmarks/bench_console.py registers it without
+    """The lakehouse's challenger fails hard checks (console_lakehouse.py registers it without
     the features table governance re-scores): Approve must not be the primary button, and waits for a reason."""
     buttons = page.locator(".st-key-gov_approve button")
     if not buttons.count():

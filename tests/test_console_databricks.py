@@ -10,19 +10,16 @@ resources. The fakes below stand in for the connector and the SDK only.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from app import actions, auth, data  # noqa: E402
-from healthcare_mlops.errors import UserError  # noqa: E402
-from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity  # noqa: E402
+from app import actions, auth, data
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity
 
 
 class FakeCursor:

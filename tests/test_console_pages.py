@@ -26,17 +26,15 @@ import pytest
 from deltalake import DeltaTable
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from conftest import PIPELINE_AS_OF, PIPELINE_MEMBERS  # noqa: E402
+from conftest import PIPELINE_AS_OF, PIPELINE_MEMBERS
 
-from app import actions, data  # noqa: E402
-from healthcare_mlops import tables as T  # noqa: E402
-from healthcare_mlops.errors import UserError  # noqa: E402
-from healthcare_mlops.scoring.realtime import SCORING_URL_ENV  # noqa: E402
-from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity  # noqa: E402
-from healthcare_mlops.settings import resolve_settings  # noqa: E402
+from app import actions, data
+from healthcare_mlops import tables as T
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.scoring.realtime import SCORING_URL_ENV
+from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity
+from healthcare_mlops.settings import resolve_settings
 
 MAIN = str(REPO / "app" / "main.py")
 PAGES = {"overview": "Overview", "risk": "Risk", "fairness": "Fairness", "drift": "Drift",
@@ -556,6 +554,7 @@ def test_requirements_txt_lists_the_runtime_dependencies_without_spark():
             assert required[name].replace(" ", "") == line.replace(" ", ""), name
 
 
+@pytest.mark.slow
 def test_the_console_runs_from_its_source_folder_without_the_package_installed(tmp_path, empty_home):
     """As on Databricks Apps (app.yaml: ``python -m app.serve run app/main.py``): the console package puts
     ./src on the path when healthcare_mlops is not installed, for the preload and for every page."""
@@ -595,6 +594,7 @@ def test_the_console_runs_from_its_source_folder_without_the_package_installed(t
     assert lines[-1] == "['Overview']"
 
 
+@pytest.mark.slow
 def test_the_app_command_refuses_a_busy_port(tmp_path):
     import socket
     import subprocess

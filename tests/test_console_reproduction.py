@@ -6,23 +6,20 @@ local runner in the background exactly as Run now starts it, and really reproduc
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from app import actions  # noqa: E402
-from app.reproduction import start_reproduction  # noqa: E402
-from healthcare_mlops import tables as T  # noqa: E402
-from healthcare_mlops.errors import UserError  # noqa: E402
-from healthcare_mlops.identity import ANALYST, OPERATOR, Identity  # noqa: E402
-from healthcare_mlops.runtime.mlflow_setup import configure_mlflow  # noqa: E402
-from healthcare_mlops.settings import resolve_settings  # noqa: E402
+from app import actions
+from app.reproduction import start_reproduction
+from healthcare_mlops import tables as T
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.identity import ANALYST, OPERATOR, Identity
+from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+from healthcare_mlops.settings import resolve_settings
 
 MAIN = str(REPO / "app" / "main.py")
 USER = "ops@example.com"

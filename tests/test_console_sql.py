@@ -7,13 +7,12 @@ local Spark SQL over the same rows registered as temporary views under the same 
 names (``system.session.<table>``, ANSI on), and the two results must be equal. A dialect
 slip fails here instead of in a workspace.
 
-The tables are synthetic rows that follow the contracts (benchmarks/bench_console.py).
+The tables are synthetic rows that follow the contracts (console_lakehouse.py).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +20,13 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from app import data  # noqa: E402
-from healthcare_mlops import tables as T  # noqa: E402
-from healthcare_mlops.governance import audit  # noqa: E402
-from healthcare_mlops.runtime.console_sql import CONSOLE_TABLES, LocalConsoleEngine  # noqa: E402
-from healthcare_mlops.runtime.delta_catalog import DeltaCatalog  # noqa: E402
-from healthcare_mlops.settings import Settings, resolve_settings  # noqa: E402
+from app import data
+from healthcare_mlops import tables as T
+from healthcare_mlops.governance import audit
+from healthcare_mlops.runtime.console_sql import CONSOLE_TABLES, LocalConsoleEngine
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+from healthcare_mlops.settings import Settings, resolve_settings
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +34,10 @@ def lakehouse(tmp_path_factory):
     """Synthetic contract-shaped tables (predictions, monitoring, job runs) plus a governance log."""
     import datetime as dt
 
-    import bench_console
+    from console_lakehouse import build_lakehouse
 
     home = tmp_path_factory.mktemp("console_sql") / "lakehouse"
-    settings = bench_console.build_lakehouse(home, 3000, seed=11, model=False)
+    settings = build_lakehouse(home, 3000, seed=11, model=False)
     events = []
     for version, action in (("1", audit.VALIDATED), ("1", audit.PROMOTED), ("2", audit.VALIDATED),
                             ("2", audit.REJECTED)):

@@ -26,6 +26,8 @@ from healthcare_mlops.modeling.estimators import preprocessing
 from healthcare_mlops.modeling.splits import DEFAULT_SALT, fold_ids
 from healthcare_mlops.settings import resolve_settings
 
+pytestmark = pytest.mark.slow   # 40 populations, each cross-validated
+
 SEEDS = range(40)
 MEMBERS = 1338
 

@@ -357,6 +357,7 @@ def test_a_promotion_killed_half_way_is_rolled_back_on_the_next_run(home, point)
     assert repaired.rollback(1) == "1"
 
 
+@pytest.mark.slow
 def test_only_a_missing_model_version_or_alias_reads_as_absent(tmp_path):
     """A registry that refuses access must not look like a registry without a champion."""
     import mlflow

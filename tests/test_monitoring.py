@@ -288,6 +288,7 @@ def test_databricks_retrain_request(settings):
         retrain.trigger_retrain(workspace, jobs, "ml_training_pipeline", DAY2, DAY2, ["a"])
 
 
+@pytest.mark.slow
 def test_local_retrain_runs_the_job_through_the_runner(settings):
     from healthcare_mlops.bundle.definition import load_bundle
     from healthcare_mlops.bundle.run_history import read_runs

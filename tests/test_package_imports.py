@@ -48,10 +48,12 @@ def loaded_after_import(modules: tuple[str, ...]) -> list[str]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_light_modules_do_not_load_pyspark():
     assert loaded_after_import(LIGHT_MODULES) == []
 
 
+@pytest.mark.slow
 def test_the_check_detects_pyspark():
     """The subprocess check above can fail: importing a Spark module is seen."""
     assert "pyspark" in loaded_after_import(("healthcare_mlops.spark.random_columns",))

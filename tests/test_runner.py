@@ -34,6 +34,7 @@ def _history(home: Path, job_key: str | None = None):
     return read_runs(settings, job_key=job_key)
 
 
+@pytest.mark.slow
 def test_success_runs_every_task_in_dependency_order(fixture_bundle, home):
     result = run_job("chain", bundle=fixture_bundle, home=home, echo=False)
     assert result.succeeded and result.error is None
@@ -46,6 +47,7 @@ def test_success_runs_every_task_in_dependency_order(fixture_bundle, home):
     assert result.task("first").log_path.read_text().count("recorded first") == 1
 
 
+@pytest.mark.slow
 def test_parameters_reach_the_task(fixture_bundle, home):
     result = run_job("chain", {"label": "two words"}, bundle=fixture_bundle, home=home, echo=False)
     first = _marker(home, "first")["params"]
@@ -67,11 +69,13 @@ def test_parameters_reach_the_task(fixture_bundle, home):
     assert result.parameters == {"day": "2026-01-01", "label": "two words", "run_day": today}
 
 
+@pytest.mark.slow
 def test_overridden_job_parameter(fixture_bundle, home):
     run_job("chain", {"day": "2030-12-31"}, bundle=fixture_bundle, home=home, echo=False)
     assert _marker(home, "first")["params"]["day"] == "2030-12-31"
 
 
+@pytest.mark.slow
 def test_failure_stops_dependents_and_reports_the_tasks_error(fixture_bundle, home):
     result = run_job("failing", bundle=fixture_bundle, home=home, echo=False)
     statuses = {t.task_key: t.status for t in result.tasks}
@@ -89,6 +93,7 @@ def test_failure_stops_dependents_and_reports_the_tasks_error(fixture_bundle, ho
         result.raise_for_status()
 
 
+@pytest.mark.slow
 def test_timeout(fixture_bundle, home):
     result = run_job("slow", bundle=fixture_bundle, home=home, echo=False)
     assert result.status == "TIMED_OUT"
@@ -96,6 +101,7 @@ def test_timeout(fixture_bundle, home):
     assert "timed out after 1 s" in result.error
 
 
+@pytest.mark.slow
 def test_job_runs_rows_are_written(fixture_bundle, home):
     ok = run_job("chain", bundle=fixture_bundle, home=home, echo=False, trigger="test")
     failed = run_job("failing", bundle=fixture_bundle, home=home, echo=False)
@@ -185,6 +191,7 @@ def test_parse_param_overrides():
         parse_param_overrides(["novalue"])
 
 
+@pytest.mark.slow
 def test_echo_prefixes_task_output(fixture_bundle, home, capfd):
     run_job("chain", bundle=fixture_bundle, home=home, echo=True)
     out = capfd.readouterr().out

@@ -61,6 +61,7 @@ def test_jobs_list(home):
     assert chain["parameters"] == {"day": "2026-01-01", "label": "", "run_day": "{{job.start_time.iso_date}}"}
 
 
+@pytest.mark.slow
 def test_jobs_run_success_and_history(home):
     result = cli(home, "jobs", "run", "chain", "--param", "day=2030-01-01", "-p", "label=cli")
     assert result.returncode == 0, result.stderr
@@ -75,6 +76,7 @@ def test_jobs_run_success_and_history(home):
     assert table.returncode == 0 and "SUCCEEDED" in table.stdout
 
 
+@pytest.mark.slow
 def test_jobs_run_failure_exits_non_zero_with_the_tasks_error(home):
     result = cli_process(home, "jobs", "run", "failing", "--quiet")
     assert result.returncode == 1
@@ -98,6 +100,7 @@ def test_jobs_validate(home):
     assert "valid for dev, local" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_home_option_shows_its_default(home):
     result = cli_process(home, "--help")
     assert result.returncode == 0 and "[default: (./.lakehouse)]" in result.stdout, result.stdout
@@ -135,6 +138,7 @@ def test_a_skipped_demo_step_skips_the_steps_that_need_it(home):
     assert outcome["console"] == "skipped: --no-app"
 
 
+@pytest.mark.slow
 def test_demo_runs_jobs_through_the_runner(home, monkeypatch):
     context = demo_context(home, 100, bundle=load_bundle(FIXTURE), echo=False)
     steps = [DemoStep("chain", "a job", demo_module.job_step("chain", lambda c: {"day": c.first_day.isoformat()})),
@@ -147,6 +151,7 @@ def test_demo_runs_jobs_through_the_runner(home, monkeypatch):
     assert context.second_day > context.first_day
 
 
+@pytest.mark.slow
 def test_the_summary_says_the_retrain_failed_where_and_why(home, capsys):
     """The retrain a critical alert started is read from job_runs, as the console reads it: a failed
     run is `failed` in the summary, with its task and error, and the demo goes on to the next step."""
@@ -179,6 +184,7 @@ def test_the_summary_says_the_retrain_failed_where_and_why(home, capsys):
     assert "retrain      failed" in summary and all(len(line) <= 100 for line in summary.splitlines())
 
 
+@pytest.mark.slow
 def test_demo_stops_on_a_failing_job(home):
     context = demo_context(home, 100, bundle=load_bundle(FIXTURE), echo=False)
     steps = [DemoStep("failing", "fails", demo_module.job_step("failing", lambda c: {})),

@@ -11,7 +11,7 @@ them, the socket table is the kernel's, the browser is Chromium, the registry is
 tables are Delta. The one stand-in is the Databricks workspace: a local HTTP server answering
 the SCIM requests the real databricks-sdk builds.
 
-The lakehouse (module-scoped, copied per test that writes): benchmarks/bench_console.py's
+The lakehouse (module-scoped, copied per test that writes): console_lakehouse.py's
 contract-shaped predictions and alerts, and a small real model (version 1 the champion,
 version 2 the validated challenger). It has no features table, so both versions' performance
 checks cannot be computed and fail: decisions on them need override reasons, as in the tests.
@@ -37,15 +37,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-for extra in (REPO, REPO / "benchmarks"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
 
-from healthcare_mlops import identity  # noqa: E402
-from healthcare_mlops.errors import UserError  # noqa: E402
-from healthcare_mlops.governance import audit  # noqa: E402
-from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity  # noqa: E402
-from healthcare_mlops.settings import HOME_ENV, resolve_settings  # noqa: E402
+from healthcare_mlops import identity
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.governance import audit
+from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity
+from healthcare_mlops.settings import HOME_ENV, resolve_settings
+
+pytestmark = pytest.mark.slow   # a lakehouse with a registered model (MLflow), console servers, CLI subprocesses
 
 RUN = [sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()"]
 CHROMIUM = shutil.which("chromium")
@@ -173,10 +172,10 @@ def events(settings, action: str):
 
 @pytest.fixture(scope="module")
 def lakehouse(tmp_path_factory) -> Path:
-    import bench_console
+    from console_lakehouse import build_lakehouse
 
     root = tmp_path_factory.mktemp("security") / "lakehouse"
-    bench_console.build_lakehouse(root, 2000)
+    build_lakehouse(root, 2000)
     return root
 
 

@@ -148,6 +148,7 @@ def _runner_inside_its_task(bundle_root, home, task_groups):
     return runner, task
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stopped_runner_ends_its_task_group_and_records_the_run(committing_bundle, home, task_groups, stop):
     runner, task = _runner_inside_its_task(committing_bundle, home, task_groups)
@@ -168,6 +169,7 @@ def test_a_stopped_runner_ends_its_task_group_and_records_the_run(committing_bun
                                           ("job run ended", f"committing run {job['run_id']} CANCELED: {job['error']}")]
 
 
+@pytest.mark.slow
 def test_a_killed_runner_is_recorded_as_interrupted_at_the_next_start(committing_bundle, home, task_groups):
     runner, task = _runner_inside_its_task(committing_bundle, home, task_groups)
     runner.kill()                                             # SIGKILL: no cleanup is possible
@@ -197,6 +199,7 @@ def test_a_killed_runner_is_recorded_as_interrupted_at_the_next_start(committing
     assert (_history(home)["status"] == "INTERRUPTED").sum() == 2
 
 
+@pytest.mark.slow
 def test_a_run_whose_runner_still_works_is_left_alone(committing_bundle, home, task_groups):
     runner, task = _runner_inside_its_task(committing_bundle, home, task_groups)
     run_job("chain", bundle=load_bundle(committing_bundle), home=home, echo=False)
@@ -567,6 +570,7 @@ def test_no_mlflow_artifact_holds_member_rows(pipeline_home):
 
 # -- the static security scan ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_ci_runs_bandit_and_the_code_has_no_unjustified_medium_or_high_finding():
     ci = (REPO / ".ci" / "run").read_text()
     command = next(line for line in ci.splitlines() if "bandit" in line and not line.startswith("#"))

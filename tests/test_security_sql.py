@@ -27,14 +27,12 @@ import pytest
 from deltalake import DeltaTable
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from healthcare_mlops import tables as T  # noqa: E402
-from healthcare_mlops.cli.main import run  # noqa: E402
-from healthcare_mlops.errors import UserError  # noqa: E402
-from healthcare_mlops.runtime.delta_catalog import DeltaCatalog  # noqa: E402
-from healthcare_mlops.settings import HOME_ENV, resolve_settings  # noqa: E402
+from healthcare_mlops import tables as T
+from healthcare_mlops.cli.main import run
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+from healthcare_mlops.settings import HOME_ENV, resolve_settings
 
 DAY = dt.date(2026, 1, 1)
 # The tables with direct identifiers that issue 13 names (the code's list is tables.PERSONAL_TABLES).

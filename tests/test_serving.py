@@ -187,6 +187,7 @@ def test_a_large_request_with_one_bad_record(server):
     assert sum(p["predicted_annual_charges"] is not None for p in body["predictions"]) == 9_999
 
 
+@pytest.mark.slow
 def test_serve_without_a_champion_says_what_to_do(home):
     result = subprocess.run([*CLI, "serve", "--port", str(_free_port())], capture_output=True, text=True,
                             timeout=120, env={**os.environ, "HEALTHCARE_MLOPS_HOME": str(home)})
@@ -194,6 +195,7 @@ def test_serve_without_a_champion_says_what_to_do(home):
     assert "has no champion: run the training pipeline first" in result.stderr
 
 
+@pytest.mark.slow
 def test_serve_on_a_databricks_target_points_at_the_endpoint(home):
     result = subprocess.run([*CLI, "--target", "dev", "serve"], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "HEALTHCARE_MLOPS_HOME": str(home)})

@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow   # a Spark job in a subprocess
+
 
 def test_a_local_spark_job_prints_spark_warnings_but_not_the_jdk_incubator_notice():
     """The JDK's 'Using incubator modules' line (Spark's launcher always adds the module) is

@@ -1,7 +1,7 @@
 """The console in headless Chromium: start ``healthcare-mlops app``, know when a page is drawn.
 
-Shared by the browser benchmark (bench_console_browser.py), the load test (load_console.py)
-and the browser test (tests/test_console_browser.py), so the three agree on how the console
+Shared by the browser test (test_console_browser.py), the browser benchmark
+(benchmarks/bench_console_browser.py) and the load test (benchmarks/load_console.py), so the three agree on how the console
 is started (the command a user types) and on what "the page is rendered" means:
 
 * the page's title (``h1``) is shown,
@@ -67,19 +67,19 @@ RENDERED_JS = """([title, key]) => {
 
 def lakehouse_arguments(parser) -> None:
     """The options every browser script takes: a lakehouse to use, or how many predictions to build."""
-    parser.add_argument("--home", type=Path, help="an existing lakehouse (bench_console.build_lakehouse) to use")
+    parser.add_argument("--home", type=Path, help="an existing lakehouse (console_lakehouse.build_lakehouse) to use")
     parser.add_argument("--predictions", type=int, default=1_000_000, help="rows to build without --home")
 
 
 def lakehouse(args, scratch: str) -> Path:
-    """``--home``, or a lakehouse of ``--predictions`` rows built under ``scratch`` (bench_console.py)."""
+    """``--home``, or a lakehouse of ``--predictions`` rows built under ``scratch`` (console_lakehouse.py)."""
     if args.home is not None:
         return args.home
-    import bench_console
+    from console_lakehouse import build_lakehouse
 
     home = Path(scratch) / "lakehouse"
     start = time.perf_counter()
-    bench_console.build_lakehouse(home, args.predictions)
+    build_lakehouse(home, args.predictions)
     print(f"built a lakehouse with {args.predictions:,} predictions in {time.perf_counter() - start:.1f} s",
           flush=True)
     return home
