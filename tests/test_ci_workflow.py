@@ -6,6 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,6 +50,7 @@ def _schema_step(workdir: Path, python: str) -> subprocess.CompletedProcess:
                           cwd=workdir, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow     # runs .ci/run's schema step in bash
 def test_ci_run_says_when_the_schema_check_is_skipped(tmp_path):
     """Without ../shared (a GitHub runner) the step passes and says it skipped the check, and why."""
     (tmp_path / "clone").mkdir()
@@ -57,6 +59,7 @@ def test_ci_run_says_when_the_schema_check_is_skipped(tmp_path):
     assert "bundle JSON schema check SKIPPED: ../shared/bundle-schema/jsonschema.json not found" in result.stdout
 
 
+@pytest.mark.slow
 def test_ci_run_runs_the_schema_check_when_the_schema_is_there(tmp_path):
     (tmp_path / "shared" / "bundle-schema").mkdir(parents=True)
     (tmp_path / "shared" / "bundle-schema" / "jsonschema.json").write_text("{}")
