@@ -201,7 +201,8 @@ def test_no_threshold_default_is_read_beside_the_bundle_variables():
         for node in ast.walk(ast.parse(path.read_text())):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"):
                 continue
-            if isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "variables" and len(node.args) > 1:
+            on_variables = isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "variables"
+            if on_variables and len(node.args) > 1:
                 defaults.append(_where(path, node))
             if node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == "approval_mode" \
                     and path != PACKAGE / "governance" / "thresholds.py":
@@ -225,8 +226,8 @@ def test_a_missing_or_hostile_scoring_threshold_fails_loudly():
 def test_the_page_the_jobs_and_the_rules_read_the_same_thresholds():
     variables = resolve_settings("local").variables
     t = MonitoringThresholds.from_variables(variables)
-    assert (t.psi_moderate, t.psi_significant, t.composite_drift_alert) == \
-        (float(variables["psi_moderate"]), float(variables["psi_significant"]), float(variables["composite_drift_alert"]))
+    names = ("psi_moderate", "psi_significant", "composite_drift_alert")
+    assert tuple(getattr(t, name) for name in names) == tuple(float(variables[name]) for name in names)
     missing = {k: v for k, v in variables.items() if k != "psi_significant"}
     with pytest.raises(UserError, match="monitoring threshold 'psi_significant' is not set"):
         MonitoringThresholds.from_variables(missing)

@@ -1,4 +1,4 @@
-"""The monitoring tables' columns, alert types and severities, defined once.
+"""The monitoring tables' alert types and severities, defined once (their columns: tables.py).
 
 Rows are appended per monitoring run; re-running a window replaces that window's rows
 (each table is partitioned by ``window_start, window_end`` and a run replaces its

@@ -36,7 +36,7 @@ from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.monitoring import evaluation as ev
-from healthcare_mlops.monitoring.contract import ALERT_COLUMNS, WINDOW_COLUMNS
+from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_INSURANCE_FEATURES, ML_MODEL_ALERTS,
                                      ML_PATIENT_PREDICTIONS, SILVER_PATIENTS, TABLE_SPECS)
