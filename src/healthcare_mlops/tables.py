@@ -117,8 +117,11 @@ class TableSpec:
         return self.columns.arrow_schema()
 
 
-# The model's inputs and the member explanation's columns are columns of the features and
-# predictions tables (features/definitions.py and explanations/contributions.py use these).
+# The model's inputs: the ACA's allowed rating factors (age, tobacco, family size,
+# geography) and bmi. ``sex`` is kept in the features table for fairness reporting
+# but is never a model input. They and the member explanation's columns are columns of the
+# features and predictions tables (features/definitions.py and explanations/contributions.py
+# re-export them).
 MODEL_INPUT_COLUMNS = ("age", "bmi", "children", "smoker", "region")
 BASE_COLUMN = "base_charges"
 FLOOR_COLUMN = "floor_adjustment"

@@ -38,9 +38,6 @@ BMI_CATEGORIES = ((0.0, "underweight"), (18.5, "normal"), (25.0, "overweight"),
 OBESE_BMI = 30.0
 FAMILY_SIZE_CATEGORIES = ((0, "individual"), (1, "small"), (3, "large"))
 
-# The model's inputs: the ACA's allowed rating factors (age, tobacco, family size,
-# geography) and bmi. ``sex`` is kept in the features table for fairness reporting
-# but is never a model input.
 ENGINEERED_NUMERIC = ("age_risk_score", "smoker_obese")
 ENGINEERED_CATEGORICAL = ("bmi_category", "family_size_category")
 # The model input(s) each engineered feature is computed from (the formulas below). A
@@ -57,7 +54,6 @@ FEATURE_SOURCES = {
 FEATURE_SCHEMA_DDL = ML_INSURANCE_FEATURES_SPEC.ddl
 FEATURE_COLUMNS = ML_INSURANCE_FEATURES_SPEC.names
 LABEL_COLUMN = "annual_charges"
-
 
 
 @dataclass(frozen=True)
