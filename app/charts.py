@@ -12,10 +12,11 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from healthcare_mlops.modeling.risk import RISK_CATEGORIES
+from healthcare_mlops.modeling.risk import RISK_CATEGORIES, RiskBand
 
 CATEGORY_ORDER = [label for _, label in RISK_CATEGORIES]
-CATEGORY_COLORS = {"low": "#2e7d32", "medium": "#f9a825", "high": "#ef6c00", "critical": "#c62828"}
+CATEGORY_COLORS = {RiskBand.LOW.value: "#2e7d32", RiskBand.MEDIUM.value: "#f9a825", RiskBand.HIGH.value: "#ef6c00",
+                   RiskBand.CRITICAL.value: "#c62828"}
 STATUS_COLORS = {"SUCCEEDED": "#2e7d32", "FAILED": "#c62828", "TIMED_OUT": "#c62828", "CANCELED": "#757575",
                  "UPSTREAM_FAILED": "#ef6c00", "EXCLUDED": "#9e9e9e", "INTERRUPTED": "#c62828"}
 PSI_BANDS = ["stable", "moderate", "significant"]
@@ -240,7 +241,7 @@ def member_waterfall(member: dict) -> alt.LayerChart:
         y=alt.Y("start:Q", title="USD"), y2="end:Q",
         color=alt.Color("direction:N", legend=None, scale=alt.Scale(
             domain=["increase", "decrease", "total"],
-            range=[CATEGORY_COLORS["critical"], CATEGORY_COLORS["low"], LINE_COLOR])),
+            range=[CATEGORY_COLORS[RiskBand.CRITICAL.value], CATEGORY_COLORS[RiskBand.LOW.value], LINE_COLOR])),
         tooltip=[alt.Tooltip("label:N", title="step"), alt.Tooltip("usd:Q", format=",.0f", title="USD")])
     text = base.mark_text(baseline="bottom", dy=-3).encode(y="top:Q", text="text:N")
     return _finish(alt.layer(bars, text), "Why this prediction: base, each input, prediction (USD)")

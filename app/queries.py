@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from healthcare_mlops.explanations.contributions import EXPLANATION_COLUMNS, TOP_REASONS_COLUMN
-from healthcare_mlops.modeling.risk import RISK_CATEGORIES
+from healthcare_mlops.features.definitions import SCORED_RATING_FACTORS
+from healthcare_mlops.modeling.risk import RISK_CATEGORIES, RiskBand
+from healthcare_mlops.tables import IS_CRITICAL_RISK
 from healthcare_mlops.runtime.console_sql import CONSOLE_TABLES
 from healthcare_mlops.settings import Settings
 
@@ -75,16 +77,16 @@ _QUERIES = [
     GROUP BY scoring_date
     ORDER BY scoring_date DESC
     LIMIT 366""", "scored batches, newest first"),
-    Query("batch_summary", """
+    Query("batch_summary", f"""
     SELECT COUNT(*) AS members,
            SUM(CASE WHEN requires_review THEN 1 ELSE 0 END) AS review,
-           SUM(CASE WHEN high_risk THEN 1 ELSE 0 END) AS high_risk,
+           SUM(CASE WHEN {IS_CRITICAL_RISK} THEN 1 ELSE 0 END) AS critical_risk_members,
            AVG(predicted_annual_charges) AS mean_predicted,
            MIN(model_version) AS model_version,
            COUNT(DISTINCT model_version) AS model_versions,
            MAX(scored_at) AS scored_at
-    FROM {ml_patient_predictions}
-    WHERE scoring_date = :scoring_date""", "one scored batch in numbers"),
+    FROM {{ml_patient_predictions}}
+    WHERE scoring_date = :scoring_date""", "one scored batch in numbers"),  # nosec B608  # only module constants are formatted in
     Query("category_counts", """
     SELECT risk_category, COUNT(*) AS members
     FROM {ml_patient_predictions}
@@ -111,7 +113,7 @@ _QUERIES = [
     LIMIT {REVIEW_QUEUE_ROWS}""", "members flagged for review (de-identified key, reasons, explanation)"),  # nosec B608  # only module constants are formatted in; values are bound parameters
     Query("risk_export", f"""
     SELECT patient_natural_key, scoring_date, predicted_annual_charges, risk_score, risk_category,
-           interval_lower, interval_upper, high_risk, requires_review, review_reasons,
+           interval_lower, interval_upper, {IS_CRITICAL_RISK}, requires_review, review_reasons,
            age_band, smoker, region, children, bmi, model_version
     FROM {{ml_patient_predictions}}
     WHERE {_RISK_FILTER}
@@ -239,15 +241,16 @@ def risk_view(cube: pd.DataFrame, region: str = ALL, age_band: str = ALL, smoker
     if smoker:
         part = part[part["smoker"] == (smoker == "yes")]
     members = int(part["members"].sum())
+    critical = int(part.loc[part["risk_category"] == RiskBand.CRITICAL.value, "members"].sum())
     summary = {"members": members,
                "review": int(part.loc[part["requires_review"].astype(bool), "members"].sum()),
-               "critical": int(part.loc[part["risk_category"] == "critical", "members"].sum()),
+               RiskBand.CRITICAL.value: critical,
                "mean_predicted": float(part["sum_predicted"].sum()) / members if members else None}
     bins = part.groupby("bin_index", as_index=False)["members"].sum()
     labelled = part.assign(smoker=part["smoker"].map({True: "smoker", False: "non-smoker"}))
     mix = pd.concat([labelled.groupby([column, "risk_category"], as_index=False)["members"].sum()
                      .rename(columns={column: "dimension_value"}).assign(dimension=column)
-                     for column in ("region", "age_band", "smoker")], ignore_index=True)
+                     for column in SCORED_RATING_FACTORS], ignore_index=True)
     return {"summary": summary, "bins": bins, "mix": mix[["dimension", "dimension_value", "risk_category", "members"]]}
 
 

@@ -7,13 +7,18 @@ names) comes through here.
 
 from healthcare_mlops import tables
 from healthcare_mlops.data.contract import AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS
-from healthcare_mlops.features.definitions import AGE_BANDS
+from healthcare_mlops.features.definitions import AGE_BANDS, SCORED_RATING_FACTORS
+from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.governance.checks import FAIRNESS_GROUPS, in_words
 from healthcare_mlops.modeling.artifacts import PROMOTION_PENDING
+from healthcare_mlops.modeling.risk import RiskBand
+from healthcare_mlops.monitoring.contract import AlertSeverity
 from healthcare_mlops.monitoring.evaluation import ALERT, OK, MonitoringThresholds
 
 __all__ = ["AGE_BANDS", "AGE_RANGE", "ALERT", "BMI_RANGE", "CHILDREN_RANGE", "COLUMNS", "FAIRNESS_GROUPS", "OK",
-           "PROMOTION_PENDING", "REGIONS", "MonitoringThresholds", "column_words", "in_words", "plural", "tables"]
+           "PROMOTION_PENDING", "REGIONS", "SCORED_RATING_FACTORS", "AlertSeverity", "MonitoringThresholds", "RiskBand",
+           "approval_mode",
+           "column_words", "in_words", "plural", "tables"]
 
 # Column headers in words, with units, for every table the console shows: column -> (header, format).
 # Formats: usd (dollars), percent (a share 0-1), count (thousands separated), score (one decimal),

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import actions, auth, charts, data, ui
+from app.vocabulary import MonitoringThresholds
 
 
 def _alerts(identity) -> None:
@@ -41,9 +42,9 @@ def render() -> None:
     if message := st.session_state.pop("ack_message", None):
         st.success(message)
     settings = data.console_settings()
-    threshold = float(settings.variables.get("composite_drift_alert", 0.3))
-    moderate = float(settings.variables.get("psi_moderate", 0.1))
-    significant = float(settings.variables.get("psi_significant", 0.25))
+    # the jobs' thresholds, from the same bundle variables; a missing one fails loudly
+    t = MonitoringThresholds.from_variables(settings.variables)
+    threshold, moderate, significant = t.composite_drift_alert, t.psi_moderate, t.psi_significant
     composite = data.query("composite_drift")
     if composite.empty:
         ui.empty_state("drift metrics", "model_monitoring",

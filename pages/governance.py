@@ -5,6 +5,7 @@ import streamlit as st
 
 from app import actions, auth, data, explanation, reproduction, ui
 from app.vocabulary import PROMOTION_PENDING, in_words
+from app.vocabulary import approval_mode as approval_mode_of
 
 
 def _interval(check: dict | None) -> str:
@@ -96,7 +97,7 @@ def render() -> None:
                        extra="It trains a challenger, checks it and promotes it (or waits for approval).")
         return
     settings = data.console_settings()
-    approval_mode = str(settings.variables.get("approval_mode") or "auto")
+    approval_mode = approval_mode_of(settings.variables)
     champion, challenger = registry["champion"], registry["challenger"]
     checks = data.checks_by_version(registry["model_name"])
 

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import charts, data, ui
+from app.vocabulary import AlertSeverity
 from app.vocabulary import tables as T
 
 
@@ -26,7 +27,7 @@ def render() -> None:
         champion.caption(f"registered {ui.ago(registered)}")
     else:
         champion.metric("Champion version", "none")
-    critical = alerts.get("critical", 0)
+    critical = alerts.get(AlertSeverity.CRITICAL.value, 0)
     open_alerts.metric("Open alerts", f"{sum(alerts.values()):,}",
                        help="Alerts nobody has acknowledged yet (Drift page)")
     if critical:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import actions, auth, charts, data, explanation, ui
-from app.vocabulary import AGE_BANDS, REGIONS
+from app.vocabulary import AGE_BANDS, REGIONS, SCORED_RATING_FACTORS, RiskBand
 
 ALL_LABEL = "All"
 SMOKER_CHOICES = {ALL_LABEL: data.ALL, "Smokers": "yes", "Non-smokers": "no"}
@@ -51,7 +51,7 @@ def render() -> None:
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Members in view", ui.count(members))
     m2.metric("Flagged for review", ui.count(summary["review"]))
-    m3.metric("Critical", ui.count(summary["critical"]))
+    m3.metric("Critical", ui.count(summary[RiskBand.CRITICAL.value]))
     m4.metric("Mean predicted charges", ui.usd(summary["mean_predicted"]))
     if members == 0:
         st.info("No members match these filters.")
@@ -60,7 +60,7 @@ def render() -> None:
     left, right = st.columns(2)
     ui.chart(charts.risk_histogram(view["bins"], data.HISTOGRAM_BIN_WIDTH), "risk_histogram", where=left)
     with right:
-        dimension = st.radio("Category mix by", ["region", "age_band", "smoker"], horizontal=True,
+        dimension = st.radio("Category mix by", list(SCORED_RATING_FACTORS), horizontal=True,
                              format_func=lambda d: d.replace("_", " "), key="risk_mix_dimension")
         ui.chart(charts.category_mix(view["mix"], dimension), "risk_mix")
 

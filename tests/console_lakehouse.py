@@ -23,29 +23,21 @@ import pyarrow as pa
 
 from healthcare_mlops import tables as T
 from healthcare_mlops.bundle.run_history import SUCCEEDED, RunRecord, append_runs
-from healthcare_mlops.data import population as pop
 from healthcare_mlops.data.contract import REGIONS
 from healthcare_mlops.data.synthetic import synthetic_members
 from healthcare_mlops.explanations.contributions import TOP_REASONS_COLUMN
 from healthcare_mlops.explanations.reasons import join_words, top_reasons
-from healthcare_mlops.features.definitions import AGE_BANDS, MODEL_INPUT_COLUMNS, band
-from healthcare_mlops.modeling.risk import risk_category
-from healthcare_mlops.monitoring.contract import ALERT_SCHEMA_DDL, DRIFT_SCHEMA_DDL, FAIRNESS_SCHEMA_DDL
+from healthcare_mlops.features.definitions import AGE_BANDS, MODEL_INPUT_COLUMNS
+from healthcare_mlops.modeling.risk import RiskBand, risk_category
+from healthcare_mlops.monitoring.contract import AlertSeverity
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
-from healthcare_mlops.scoring.contract import PARTITION_COLUMN, PREDICTION_SCHEMA_DDL, REASON_SEPARATOR
-from healthcare_mlops.scoring.rules import (CRITICAL_RISK, DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO, LOW_CONFIDENCE,
+from healthcare_mlops.scoring.contract import PARTITION_COLUMN, REASON_SEPARATOR
+from healthcare_mlops.scoring.rules import (CRITICAL_RISK, LOW_CONFIDENCE, ScoringThresholds,
                                            outside_range_reason)
 from healthcare_mlops.settings import Settings, resolve_settings
 
 SCORING_DAY = dt.date(2026, 1, 31)
 MONITORING_RUNS = 30
-_ARROW_TYPES = {"STRING": pa.string(), "DATE": pa.date32(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
-                "INT": pa.int32(), "BIGINT": pa.int64(), "TIMESTAMP": pa.timestamp("us", tz="UTC")}
-
-
-def arrow_schema(ddl: str) -> pa.Schema:
-    """A contract's Spark DDL (``name TYPE, ...``) as an Arrow schema."""
-    return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in (part.split()[:2] for part in ddl.split(", "))])
 
 
 # -- tables -----------------------------------------------------------------------------------
@@ -65,15 +57,17 @@ def explanation_columns(members: dict, predicted: np.ndarray) -> dict:
             TOP_REASONS_COLUMN: top_reasons(frame, contributions, MODEL_INPUT_COLUMNS)}
 
 
-def prediction_rows(n: int, scoring_date: dt.date, offset: int, rng: np.random.Generator) -> pa.Table:
+def prediction_rows(n: int, scoring_date: dt.date, offset: int, rng: np.random.Generator,
+                    thresholds: ScoringThresholds) -> pa.Table:
     members = synthetic_members(n, rng)
-    predicted = np.maximum(members["annual_charges"] * rng.lognormal(0.0, 0.15, n), 1000.0)
+    predicted = np.maximum(members["annual_charges"] * rng.lognormal(0.0, 0.15, n), thresholds.min_predicted_charges)
     scores = np.clip(100.0 * (np.argsort(np.argsort(predicted)) + 0.5) / n + rng.normal(0, 0.5, n), 0, 100)
     category = risk_category(scores).astype(str)
     width = rng.lognormal(-0.2, 0.5, n)
     lower, upper = predicted * np.maximum(1 - width / 2, 0.05), predicted * (1 + width / 2)
     reasons = np.full(n, "", dtype=object)
-    for mask, code in ((category == "critical", CRITICAL_RISK), (width > DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO, LOW_CONFIDENCE),
+    for mask, code in ((category == RiskBand.CRITICAL.value, CRITICAL_RISK),
+                       (width > thresholds.review_interval_width_ratio, LOW_CONFIDENCE),
                        (members["bmi"] > 50, outside_range_reason("bmi"))):
         reasons = np.where(mask, np.where(reasons == "", code, reasons + REASON_SEPARATOR + code), reasons)
     explained = explanation_columns(members, predicted)
@@ -85,30 +79,32 @@ def prediction_rows(n: int, scoring_date: dt.date, offset: int, rng: np.random.G
         "patient_natural_key": [f"P{i:09d}" for i in range(offset, offset + n)],
         "scoring_date": np.full(n, scoring_date), "predicted_annual_charges": predicted, "risk_score": scores,
         "risk_category": category, "interval_lower": lower, "interval_upper": upper,
-        "high_risk": category == "critical", "requires_review": reasons != "", "review_reasons": reasons,
+        T.IS_CRITICAL_RISK: category == RiskBand.CRITICAL.value, "requires_review": reasons != "",
+        "review_reasons": reasons,
         "age": members["age"], "bmi": members["bmi"], "children": members["children"],
         "smoker": members["smoker"], "region": members["region"], "sex": members["sex"],
         "age_band": members["age_band"], "model_name": np.full(n, "hc_local.insurance.insurance_model"),
         "model_version": np.full(n, "1"), "model_run_id": np.full(n, "bench"), "scored_at": np.full(n, scored_at),
     }
-    schema = arrow_schema(PREDICTION_SCHEMA_DDL)
+    schema = T.ML_PATIENT_PREDICTIONS_SPEC.arrow_schema()
     return pa.table({f.name: pa.array(columns[f.name], type=f.type) for f in schema}, schema=schema)
 
 
 def write_predictions(settings: Settings, total: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
+    thresholds = ScoringThresholds.from_variables(settings.variables)
     store = DeltaCatalog(settings)
     sizes = [total // 10, total // 10, total - 2 * (total // 10)]
     offset = 0
     for days_back, size in zip((2, 1, 0), sizes):
         day = SCORING_DAY - dt.timedelta(days=days_back)
-        store.write(prediction_rows(size, day, offset, rng), T.ML_PATIENT_PREDICTIONS, mode="replace_partition",
-                          partition={PARTITION_COLUMN: day})
+        store.write(prediction_rows(size, day, offset, rng, thresholds), T.ML_PATIENT_PREDICTIONS,
+                    mode="replace_partition", partition={PARTITION_COLUMN: day})
         offset += size
 
 
-def _table(ddl: str, rows: list[dict]) -> pa.Table:
-    schema = arrow_schema(ddl)
+def _table(spec: T.TableSpec, rows: list[dict]) -> pa.Table:
+    schema = spec.arrow_schema()
     return pa.Table.from_pylist([{f.name: row.get(f.name) for f in schema} for row in rows], schema=schema)
 
 
@@ -161,16 +157,16 @@ def write_monitoring(settings: Settings, seed: int) -> None:
         if composite > 0.3:
             alerts.append({**common, "alert_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench/{day}/composite")),
                            "type": "composite_drift",
-                           "severity": "critical" if composite > 0.45 else "warning",
+                           "severity": (AlertSeverity.CRITICAL if composite > 0.45 else AlertSeverity.WARNING).value,
                            "message": f"inputs carrying {composite:.0%} of the feature importance drifted",
                            "column_name": "", "value": composite, "threshold": 0.3, "details": "{}",
                            "created_at": at})
     for index, alert in enumerate(alerts[:-2]):
         alert.update(acknowledged_by="ops@example.com", acknowledged_at=alert["created_at"] + dt.timedelta(hours=2))
     store = DeltaCatalog(settings)
-    store.write(_table(DRIFT_SCHEMA_DDL, drift), T.ML_DRIFT_METRICS, mode="overwrite")
-    store.write(_table(FAIRNESS_SCHEMA_DDL, fairness), T.ML_FAIRNESS_METRICS, mode="overwrite")
-    store.write(_table(ALERT_SCHEMA_DDL, alerts), T.ML_MODEL_ALERTS, mode="overwrite")
+    store.write(_table(T.ML_DRIFT_METRICS_SPEC, drift), T.ML_DRIFT_METRICS, mode="overwrite")
+    store.write(_table(T.ML_FAIRNESS_METRICS_SPEC, fairness), T.ML_FAIRNESS_METRICS, mode="overwrite")
+    store.write(_table(T.ML_MODEL_ALERTS_SPEC, alerts), T.ML_MODEL_ALERTS, mode="overwrite")
 
 
 def write_job_runs(settings: Settings) -> None:

@@ -21,7 +21,7 @@ from healthcare_mlops.privacy import IDENTIFIER_COLUMN_PATTERNS, MEMBER_KEY, mem
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.scoring.contract import PREDICTION_COLUMNS, PREDICTION_SCHEMA_DDL, REASON_SEPARATOR
 from healthcare_mlops.scoring.rules import (BELOW_MINIMUM, CRITICAL_RISK, LOW_CONFIDENCE, BusinessRules,
-                                            TrainingRange, apply_rules, join_reasons, outside_range_reason)
+                                            ScoringThresholds, TrainingRange, apply_rules, join_reasons, outside_range_reason)
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, ML_INSURANCE_FEATURES, ML_PATIENT_PREDICTIONS,
                                      ML_PATIENT_PREDICTIONS_VALIDATION, SILVER_PATIENTS)
@@ -35,7 +35,7 @@ REFERENCE = {"numeric": {"age": {"min": 18.0, "max": 64.0}, "bmi": {"min": 16.0,
                              "region": {"northeast": 0.25, "northwest": 0.25, "southeast": 0.25,
                                         "southwest": 0.25},
                              "sex": {"female": 0.5, "male": 0.5}}}
-RULES = BusinessRules(min_predicted_charges=1000.0, review_interval_width_ratio=1.5,
+RULES = BusinessRules(ScoringThresholds(min_predicted_charges=1000.0, review_interval_width_ratio=1.5),
                       training_range=TrainingRange.from_reference(REFERENCE))
 TYPICAL = {"age": 40, "bmi": 30.0, "children": 1, "smoker": False, "region": "northeast"}
 
@@ -108,7 +108,7 @@ def test_training_range_edges_are_inside(column, value, flagged):
 
 def test_unseen_categories_are_outside_the_training_range():
     reference = {**REFERENCE, "categorical": {"smoker": {"false": 1.0}, "region": {"northeast": 1.0}}}
-    rules = BusinessRules(training_range=TrainingRange.from_reference(reference))
+    rules = BusinessRules(RULES.thresholds, training_range=TrainingRange.from_reference(reference))
     out = _apply([{"inputs": {"smoker": True}}, {"inputs": {"region": "southwest"}},
                   {"inputs": {"region": "NorthEast"}}, {}], rules)
     assert list(out["review_reasons"]) == ["outside_training_range:smoker", "outside_training_range:region", "", ""]
@@ -127,13 +127,15 @@ def test_reasons_are_joined_in_a_fixed_order():
 
 def test_thresholds_come_from_the_bundle_variables():
     defaults = BusinessRules.from_variables(resolve_settings("local").variables)
-    assert (defaults.min_predicted_charges, defaults.review_interval_width_ratio) == (1000.0, 2.0)
+    assert defaults.thresholds == ScoringThresholds(1000.0, 2.0)
     as_task_params = BusinessRules.from_variables({"min_predicted_charges": "250", "review_interval_width_ratio": "1.5"})
-    assert (as_task_params.min_predicted_charges, as_task_params.review_interval_width_ratio) == (250.0, 1.5)
-    with pytest.raises(UserError, match="min_predicted_charges must be a number, not 'lots'"):
-        BusinessRules.from_variables({"min_predicted_charges": "lots"})
-    with pytest.raises(UserError, match="review_interval_width_ratio must be a finite number >= 0"):
-        BusinessRules.from_variables({"review_interval_width_ratio": "-1"})
+    assert as_task_params.thresholds == ScoringThresholds(250.0, 1.5)
+    with pytest.raises(UserError, match="'min_predicted_charges' must be a number, not 'lots'"):
+        BusinessRules.from_variables({"min_predicted_charges": "lots", "review_interval_width_ratio": "2"})
+    with pytest.raises(UserError, match="'review_interval_width_ratio' must be >= 0"):
+        BusinessRules.from_variables({"min_predicted_charges": "250", "review_interval_width_ratio": "-1"})
+    with pytest.raises(UserError, match="scoring threshold 'min_predicted_charges' is not set"):
+        BusinessRules.from_variables({"review_interval_width_ratio": "2"})
 
 
 # ----------------------------------------------------------------------------- the job

@@ -36,7 +36,7 @@ class FakeCursor:
         self.log.append((sql, dict(params)))
 
     def fetchall_arrow(self):
-        return pa.table({"members": [3], "review": [1], "high_risk": [0], "mean_predicted": [1.0],
+        return pa.table({"members": [3], "review": [1], "critical_risk_members": [0], "mean_predicted": [1.0],
                          "model_version": ["4"], "model_versions": [1], "scored_at": [None]})
 
     def tables(self, catalog_name=None, schema_name=None):

@@ -14,7 +14,7 @@ from healthcare_mlops.explanations.reasons import OUTSIDE_WORDS, top_reasons, wa
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS, InsuranceRiskModel
 from healthcare_mlops.modeling.training import IMPORTANCE_KEY, train
-from healthcare_mlops.scoring.rules import BusinessRules, TrainingRange
+from healthcare_mlops.scoring.rules import BusinessRules, ScoringThresholds, TrainingRange
 
 SMOKER = {"age": 52, "bmi": 41.2, "children": 2, "smoker": True, "region": "southeast"}
 REASONS = {"reasons": True}
@@ -156,7 +156,7 @@ def test_batch_scoring_writes_contributions_and_reasons_in_words(pipeline_home):
     frame = pd.DataFrame([{**SMOKER, "bmi": 45.0, "age": 63}, {**SMOKER, "smoker": False, "age": 19, "bmi": 19.0},
                           {**SMOKER, "age": 40, "bmi": 28.0, "smoker": False}, {**SMOKER, "bmi": 60.0}])
     frame = frame.assign(patient_natural_key=[f"k{i}" for i in range(len(frame))], sex="female", age_band="x")
-    rules = BusinessRules(min_predicted_charges=5_000.0, review_interval_width_ratio=9.0,
+    rules = BusinessRules(ScoringThresholds(min_predicted_charges=5_000.0, review_interval_width_ratio=9.0),
                           training_range=TrainingRange.from_reference(model["reference"]))
     scored = batch.score_frame(frame, pyfunc, rules)
     _assert_additive(scored)

@@ -7,6 +7,7 @@ are the bundle's Databricks targets: their catalog, schema and options are read 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,7 +228,10 @@ def numbers_from_variables(cls, variables: dict, kind: str):
         if raw is None or raw == "":
             raise UserError(f"{kind} threshold '{spec.name}' is not set (a bundle variable)")
         try:
-            values[spec.name] = int(float(raw)) if spec.type in (int, "int") else float(raw)
+            number = float(raw)
         except (TypeError, ValueError):
             raise UserError(f"{kind} threshold '{spec.name}' must be a number, not {raw!r}") from None
+        if not math.isfinite(number):
+            raise UserError(f"{kind} threshold '{spec.name}' must be a finite number, not {raw!r}")
+        values[spec.name] = int(number) if spec.type in (int, "int") else number
     return cls(**values)

@@ -142,10 +142,10 @@ def _report(context: DemoContext) -> None:
     """Say what the loop produced, from the tables and the registry, before the console opens."""
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
     from healthcare_mlops.settings import resolve_settings
-    from healthcare_mlops.tables import ML_MODEL_ALERTS, ML_PATIENT_PREDICTIONS
+    from healthcare_mlops.tables import IS_CRITICAL_RISK, ML_MODEL_ALERTS, ML_PATIENT_PREDICTIONS
 
     engine = _engine(context)
-    days = engine.query(f"SELECT scoring_date, count(*) AS members, sum(CAST(high_risk AS INT)) AS critical, "  # nosec B608  # table names are constants of tables.py
+    days = engine.query(f"SELECT scoring_date, count(*) AS members, sum(CAST({IS_CRITICAL_RISK} AS INT)) AS critical, "  # nosec B608  # table names are constants of tables.py
                         f"sum(CAST(requires_review AS INT)) AS review FROM {ML_PATIENT_PREDICTIONS} "
                         "GROUP BY scoring_date ORDER BY scoring_date")
     for day in days.itertuples():

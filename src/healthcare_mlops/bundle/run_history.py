@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from healthcare_mlops.settings import Settings
-from healthcare_mlops.tables import JOB_RUNS
+from healthcare_mlops.tables import JOB_RUNS, JOB_RUNS_SPEC
 
 SUCCEEDED = "SUCCEEDED"
 FAILED = "FAILED"
@@ -34,19 +34,7 @@ EXCLUDED = "EXCLUDED"      # a task whose run_if condition was not met
 INTERRUPTED = "INTERRUPTED"  # the runner died mid-run; recorded at its next start
 STATUSES = (SUCCEEDED, FAILED, UPSTREAM_FAILED, TIMED_OUT, CANCELED, EXCLUDED, INTERRUPTED)
 
-JOB_RUNS_SCHEMA = pa.schema([
-    pa.field("run_id", pa.int64()),
-    pa.field("parent_run_id", pa.int64()),
-    pa.field("job_key", pa.string()),
-    pa.field("task_key", pa.string()),
-    pa.field("status", pa.string()),
-    pa.field("trigger", pa.string()),
-    pa.field("start_time", pa.timestamp("us", tz="UTC")),
-    pa.field("end_time", pa.timestamp("us", tz="UTC")),
-    pa.field("duration_seconds", pa.float64()),
-    pa.field("error", pa.string()),
-    pa.field("parameters", pa.string()),
-])
+JOB_RUNS_SCHEMA = JOB_RUNS_SPEC.arrow_schema()
 JOB_RUNS_COLUMNS = tuple(JOB_RUNS_SCHEMA.names)
 
 _lock = threading.Lock()

@@ -6,6 +6,8 @@ import these; nothing restates a range or a category list elsewhere.
 
 from __future__ import annotations
 
+from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE_SPEC, DIM_PATIENTS_SPEC, SILVER_PATIENTS_SPEC
+
 # The public insurance-charges format: header required, in any order.
 SOURCE_COLUMNS = ("age", "sex", "bmi", "children", "smoker", "region", "charges")
 
@@ -27,47 +29,14 @@ CHARGES_RANGE = (0.0, 10_000_000.0)
 # Attributes whose change opens a new SCD2 version of a member in dim_patients.
 SCD2_TRACKED = ("bmi", "smoker", "region", "children", "zip_code")
 
-# silver_patients: what a cleaned source extract holds, raw identifiers included,
-# one row per member per load (as_of_date). Names and types in Spark DDL.
-SILVER_SCHEMA_DDL = ", ".join([
-    "patient_natural_key STRING",
-    "member_id STRING",
-    "first_name STRING",
-    "last_name STRING",
-    "ssn STRING",
-    "date_of_birth DATE",
-    "zip_code STRING",
-    "sex STRING",
-    "age INT",
-    "bmi DOUBLE",
-    "children INT",
-    "smoker BOOLEAN",
-    "region STRING",
-    "annual_charges DOUBLE",
-    "enrollment_date DATE",
-    "as_of_date DATE",
-    "source STRING",
-    "source_row BIGINT",
-])
+# silver_patients, dim_patients and data_quality_quarantine: columns and types in tables.py.
+SILVER_SCHEMA_DDL = SILVER_PATIENTS_SPEC.ddl
+SILVER_COLUMNS = SILVER_PATIENTS_SPEC.names
 
-SILVER_COLUMNS = tuple(part.split()[0] for part in SILVER_SCHEMA_DDL.split(", "))
+# dim_patients: SCD2 over the silver loads, keyed by patient_natural_key: the member's
+# attributes, then the version columns.
+DIM_SCD2_COLUMNS = tuple(c for c in DIM_PATIENTS_SPEC.names if c not in SILVER_COLUMNS)
+DIM_ATTRIBUTE_COLUMNS = tuple(c for c in DIM_PATIENTS_SPEC.names if c not in DIM_SCD2_COLUMNS)
 
-# dim_patients: SCD2 over the silver loads, keyed by patient_natural_key.
-DIM_SCD2_COLUMNS = ("effective_from", "effective_to", "is_current_record", "scd_version")
-DIM_ATTRIBUTE_COLUMNS = ("patient_natural_key", "member_id", "first_name", "last_name", "ssn",
-                         "date_of_birth", "zip_code", "sex", "age", "bmi", "children", "smoker",
-                         "region", "enrollment_date", "source")
-
-# data_quality_quarantine: one row per rejected input row, with where it came from and why.
-QUARANTINE_SCHEMA_DDL = ", ".join([
-    "stage STRING",
-    "source STRING",
-    "source_row BIGINT",
-    "record_key STRING",
-    "column_name STRING",
-    "reason STRING",
-    "raw_record STRING",
-    "as_of_date DATE",
-])
-
-QUARANTINE_COLUMNS = tuple(part.split()[0] for part in QUARANTINE_SCHEMA_DDL.split(", "))
+QUARANTINE_SCHEMA_DDL = DATA_QUALITY_QUARANTINE_SPEC.ddl
+QUARANTINE_COLUMNS = DATA_QUALITY_QUARANTINE_SPEC.names

@@ -19,28 +19,14 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from healthcare_mlops.runtime.catalog_base import TableCatalog
-from healthcare_mlops.tables import MEMBER_LOADS
+from healthcare_mlops.tables import MEMBER_LOADS, MEMBER_LOADS_SPEC
 
 STARTED, COMMITTED, ROLLED_BACK = "started", "committed", "rolled_back"
 
-SCHEMA = pa.schema([
-    ("load_id", pa.string()),
-    ("event", pa.string()),
-    ("source", pa.string()),
-    ("stage", pa.string()),
-    ("as_of_date", pa.date32()),
-    ("fingerprint", pa.string()),
-    ("silver_version", pa.int64()),        # before the load; null: the table did not exist
-    ("quarantine_version", pa.int64()),
-    ("rows_in", pa.int64()),
-    ("rows_loaded", pa.int64()),
-    ("rows_quarantined", pa.int64()),
-    ("recorded_at", pa.timestamp("us", tz="UTC")),
-])
+SCHEMA = MEMBER_LOADS_SPEC.arrow_schema()
 
 
 @dataclass(frozen=True)

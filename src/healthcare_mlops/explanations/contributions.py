@@ -35,15 +35,12 @@ import pandas as pd
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import FEATURE_SOURCES, MODEL_INPUT_COLUMNS
+# The explanation's columns are predictions-table columns (tables.py); re-exported here.
+from healthcare_mlops.tables import (BASE_COLUMN, CONTRIBUTION_COLUMNS, CONTRIBUTION_PREFIX,  # noqa: F401
+                                     EXPLANATION_COLUMNS, FLOOR_COLUMN, TOP_REASONS_COLUMN)
 
 
-BASE_COLUMN = "base_charges"
-FLOOR_COLUMN = "floor_adjustment"
 FLOOR_LABEL = "minimum charge floor"
-CONTRIBUTION_PREFIX = "contribution_"
-CONTRIBUTION_COLUMNS = tuple(f"{CONTRIBUTION_PREFIX}{c}" for c in MODEL_INPUT_COLUMNS)
-EXPLANATION_COLUMNS = (BASE_COLUMN, *CONTRIBUTION_COLUMNS, FLOOR_COLUMN)
-TOP_REASONS_COLUMN = "top_reasons"                 # the largest contributions in words (reasons.py)
 OUTSIDE_COLUMN = "outside_training_range"          # real-time: the inputs outside the training range
 ADDITIVITY_TOLERANCE_USD = 1.0
 # The scoring request parameter that asks for the explanation: {"params": {"reasons": true}}.

@@ -21,8 +21,12 @@ two in agreement.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+from healthcare_mlops.tables import MODEL_INPUT_COLUMNS, ML_INSURANCE_FEATURES_SPEC  # noqa: F401  (re-exported)
 
 # Safe Harbor: ages over 89 are reported as one group, 90.
 MAX_REPORTED_AGE = 90
@@ -34,10 +38,6 @@ BMI_CATEGORIES = ((0.0, "underweight"), (18.5, "normal"), (25.0, "overweight"),
 OBESE_BMI = 30.0
 FAMILY_SIZE_CATEGORIES = ((0, "individual"), (1, "small"), (3, "large"))
 
-# The model's inputs: the ACA's allowed rating factors (age, tobacco, family size,
-# geography) and bmi. ``sex`` is kept in the features table for fairness reporting
-# but is never a model input.
-MODEL_INPUT_COLUMNS = ("age", "bmi", "children", "smoker", "region")
 ENGINEERED_NUMERIC = ("age_risk_score", "smoker_obese")
 ENGINEERED_CATEGORICAL = ("bmi_category", "family_size_category")
 # The model input(s) each engineered feature is computed from (the formulas below). A
@@ -50,37 +50,45 @@ FEATURE_SOURCES = {
     "family_size_category": ("children",),
 }
 
-# ml_insurance_features: one row per member delivered in the as-of date's load, keyed by
-# (patient_natural_key, as_of_date). No names, SSN, member ids, full ZIP or dates finer
-# than a year; ``sex`` and ``zip3`` are kept for fairness and geography reporting only.
-FEATURE_SCHEMA_DDL = ", ".join([
-    "patient_natural_key STRING",
-    "as_of_date DATE",
-    "age INT",
-    "age_band STRING",
-    "age_risk_score INT",
-    "bmi DOUBLE",
-    "bmi_category STRING",
-    "smoker BOOLEAN",
-    "smoker_obese INT",
-    "children INT",
-    "family_size_category STRING",
-    "region STRING",
-    "sex STRING",
-    "zip3 STRING",
-    "annual_charges DOUBLE",
-    "scd_version INT",
-])
-FEATURE_COLUMNS = tuple(part.split()[0] for part in FEATURE_SCHEMA_DDL.split(", "))
+# ml_insurance_features: columns and types in tables.py.
+FEATURE_SCHEMA_DDL = ML_INSURANCE_FEATURES_SPEC.ddl
+FEATURE_COLUMNS = ML_INSURANCE_FEATURES_SPEC.names
 LABEL_COLUMN = "annual_charges"
 
-# Group columns for fairness and demographic-shift reporting.
-GROUP_COLUMNS = ("sex", "region", "age_band", "smoker")
-# Governance fairness (docs/definitions.md): ``sex`` is protected (never an input, hard
-# checks); the rest are rating factors the ACA allows (reported and warned on, never hard).
-PROTECTED_ATTRIBUTES = ("sex",)
-RATING_FACTORS = ("age_band", "region", "smoker", "family_size_category")
-FAIRNESS_GROUP_COLUMNS = (*PROTECTED_ATTRIBUTES, *RATING_FACTORS)
+
+@dataclass(frozen=True)
+class GroupColumn:
+    """A column members are grouped by for fairness and demographic-shift reporting."""
+
+    name: str
+    # ``sex`` is protected (never a model input; hard checks, docs/definitions.md); the others are
+    # rating factors the ACA allows (age, tobacco, family size, geography): reported and warned on
+    protected: bool = False
+    # on the predictions table, so monitoring sees it per window (demographic shift)
+    scored: bool = False
+    # in monitoring's per-window group metrics (ml_fairness_metrics); every group is judged by
+    # governance on the out-of-fold predictions of training
+    window_fairness: bool = False
+
+
+# The one registry of group columns (governance, monitoring, training and the console read it).
+GROUPS = (
+    GroupColumn("sex", protected=True, scored=True, window_fairness=True),
+    GroupColumn("region", scored=True, window_fairness=True),
+    GroupColumn("age_band", scored=True, window_fairness=True),
+    GroupColumn("smoker", scored=True),
+    GroupColumn("family_size_category"),
+)
+PROTECTED_ATTRIBUTES = tuple(g.name for g in GROUPS if g.protected)
+RATING_FACTORS = tuple(g.name for g in GROUPS if not g.protected)
+# governance fairness: every group
+FAIRNESS_GROUP_COLUMNS = tuple(g.name for g in GROUPS)
+# demographic shift: the groups on the predictions table
+GROUP_COLUMNS = tuple(g.name for g in GROUPS if g.scored)
+WINDOW_FAIRNESS_GROUPS = tuple(g.name for g in GROUPS if g.window_fairness)
+SCORED_RATING_FACTORS = tuple(g for g in GROUP_COLUMNS if g not in PROTECTED_ATTRIBUTES)
+# the group columns a scored row carries beside the model inputs
+CARRIED_GROUP_COLUMNS = tuple(g for g in GROUP_COLUMNS if g not in MODEL_INPUT_COLUMNS)
 
 # ZIP3 prefixes with 20,000 people or fewer (Census 2000), reported as 000 under Safe Harbor.
 RESTRICTED_ZIP3 = frozenset({"036", "059", "063", "102", "203", "556", "692", "790", "821",

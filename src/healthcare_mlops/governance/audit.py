@@ -13,12 +13,12 @@ import json
 import uuid
 
 import pandas as pd
-import pyarrow as pa
 
+from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.settings import Settings
-from healthcare_mlops.tables import MODEL_GOVERNANCE_LOG
+from healthcare_mlops.tables import MODEL_GOVERNANCE_LOG, MODEL_GOVERNANCE_LOG_SPEC
 
 VALIDATED, APPROVED, REJECTED, PROMOTED, ROLLED_BACK, OVERRIDDEN = (
     "validated", "approved", "rejected", "promoted", "rolled back", "overridden")
@@ -29,20 +29,7 @@ REPAIRED = "repaired"      # an interrupted promotion was finished or undone
 REPRODUCED = "reproduced"  # a version was rebuilt from its lineage; the comment holds the result
 JOB_STARTED, JOB_ENDED = "job run started", "job run ended"   # every local run, however it ends (run_guard.py)
 
-AUDIT_SCHEMA = pa.schema([
-    ("event_id", pa.string()),
-    ("model_name", pa.string()),
-    ("version", pa.string()),
-    ("action", pa.string()),
-    ("actor", pa.string()),
-    ("role", pa.string()),
-    ("event_time", pa.timestamp("us", tz="UTC")),
-    ("comment", pa.string()),
-    ("override_reason", pa.string()),
-    ("hard_checks_passed", pa.bool_()),
-    ("checks", pa.string()),
-    ("approval_mode", pa.string()),
-])
+AUDIT_SCHEMA = MODEL_GOVERNANCE_LOG_SPEC.arrow_schema()
 
 
 def audit_event(model_name: str, version: str, action: str, actor: str, role: str, approval_mode: str,
@@ -63,7 +50,7 @@ def record(settings: Settings, event: dict) -> None:
 def record_action(settings: Settings, identity: Identity, action: str, comment: str) -> None:
     """One row for a change that is not about a model version (an alert acknowledged, a job started)."""
     record(settings, audit_event(settings.model_name, "", action, identity.user, identity.role,
-                                 str(settings.variables.get("approval_mode") or "auto"), comment=comment))
+                                 approval_mode(settings.variables), comment=comment))
 
 
 def record_job_run(settings: Settings, identity: Identity, job_key: str, run_id: str | None, params: dict) -> None:

@@ -23,6 +23,7 @@ from healthcare_mlops.governance import fairness as fx
 
 BOOTSTRAP_SEED = 12        # fixed: the same evidence always gives the same intervals and verdicts
 STORED_SAMPLES = 1000      # the most bootstrap samples a governance run can ask for
+# CRITICAL: the flag "the member's risk band is critical" (1/0), not a band or a severity
 ACTUAL, PREDICTED, CRITICAL = "annual_charges", "predicted_annual_charges", "critical"
 FRAME_COLUMNS = ("group_column", "group_value", "sample", "n", "n_critical", "sum_actual", "sum_predicted",
                  "sum_abs_error")

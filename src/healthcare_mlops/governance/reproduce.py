@@ -37,7 +37,7 @@ from healthcare_mlops.governance.evaluation import evaluation_rows, gather_evide
 from healthcare_mlops.governance.group_evidence import GroupEvidence
 from healthcare_mlops.governance.lineage import (BY_TAG, REPRODUCED_AT_TAG, RESULT_TAG, RecordedLineage,
                                                  recorded_lineage)
-from healthcare_mlops.governance.thresholds import GovernanceThresholds
+from healthcare_mlops.governance.thresholds import GovernanceThresholds, approval_mode
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.modeling.frame_hash import frame_hash
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel
@@ -262,9 +262,8 @@ def record(settings: Settings, identity: Identity, report: Reproduction) -> None
     for key, value in ((REPRODUCED_AT_TAG, report.reproduced_at), (RESULT_TAG, report.result[:4000]),
                        (BY_TAG, identity.user)):
         client.set_model_version_tag(report.model_name, report.version, key, value)
-    approval_mode = str(settings.variables.get("approval_mode") or "auto")
     audit.record(settings, audit.audit_event(report.model_name, report.version, audit.REPRODUCED, identity.user,
-                                             identity.role, approval_mode, comment=report.result,
+                                             identity.role, approval_mode(settings.variables), comment=report.result,
                                              hard_checks_passed=report.passed))
 
 

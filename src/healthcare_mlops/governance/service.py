@@ -24,7 +24,7 @@ from healthcare_mlops.governance.champion import INTENT_TAG, audited_champion, m
 from healthcare_mlops.governance.checks import Check, hard_failures, referrals, run_checks
 from healthcare_mlops.governance.evaluation import gather_evidence
 from healthcare_mlops.governance.model_card import render_model_card
-from healthcare_mlops.governance.thresholds import GovernanceThresholds
+from healthcare_mlops.governance.thresholds import GovernanceThresholds, approval_mode
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.modeling.artifacts import (CHALLENGER, CHAMPION, EVALUATION_ARTIFACT_DIR, GROUP_METRICS_FILE,
                                                  PROMOTION_PENDING)
@@ -71,7 +71,7 @@ class Governance:
         self.client = configure_mlflow(settings)
         self.model_name = settings.model_name
         self.thresholds = GovernanceThresholds.from_variables(settings.variables)
-        self.approval_mode = str(settings.variables.get("approval_mode") or "auto")
+        self.approval_mode = approval_mode(settings.variables)
         if identity.may("repair"):        # a viewer may read the registry, not change it
             self.recover()
 

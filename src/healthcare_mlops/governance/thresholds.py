@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import numbers_from_variables
 
 
@@ -28,3 +29,15 @@ class GovernanceThresholds:
     @classmethod
     def from_variables(cls, variables: dict) -> "GovernanceThresholds":
         return numbers_from_variables(cls, variables, "governance")
+
+
+AUTO_APPROVAL, MANUAL_APPROVAL = "auto", "manual"
+
+
+def approval_mode(variables: dict) -> str:
+    """The bundle variable ``approval_mode``: ``auto`` (a passing challenger is promoted) when unset,
+    as databricks.yml defaults it; anything but ``auto`` or ``manual`` is refused."""
+    mode = str(variables.get("approval_mode") or AUTO_APPROVAL).strip()
+    if mode not in (AUTO_APPROVAL, MANUAL_APPROVAL):
+        raise UserError(f"approval_mode must be '{AUTO_APPROVAL}' or '{MANUAL_APPROVAL}', not {mode!r}")
+    return mode

@@ -7,11 +7,25 @@ stored as its quantiles on a fixed grid, so it is compact and the same everywher
 
 from __future__ import annotations
 
+from enum import Enum
+
 import numpy as np
 
+
+class RiskBand(str, Enum):
+    """A member's risk category; tables store its value (``risk_category``)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
 # (lower bound inclusive, category): low < 50 <= medium < 80 <= high < 95 <= critical.
-RISK_CATEGORIES = ((0.0, "low"), (50.0, "medium"), (80.0, "high"), (95.0, "critical"))
-HIGH_RISK_CATEGORY = "critical"
+RISK_CATEGORIES = ((0.0, RiskBand.LOW.value), (50.0, RiskBand.MEDIUM.value), (80.0, RiskBand.HIGH.value),
+                   (95.0, RiskBand.CRITICAL.value))
+# A high-risk member is one in the critical band (tables.IS_CRITICAL_RISK flags it).
+HIGH_RISK_CATEGORY = RiskBand.CRITICAL.value
 HIGH_RISK_SHARE = 0.05          # the actual top 5 % by charges, for high-risk capture
 REFERENCE_GRID = np.linspace(0.0, 100.0, 1001)
 

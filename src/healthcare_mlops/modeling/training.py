@@ -23,8 +23,9 @@ from threadpoolctl import threadpool_limits
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.explanations.contributions import Explainer, build_explainer, mean_abs_contributions, normalised
-from healthcare_mlops.features.definitions import (FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN, MODEL_INPUT_COLUMNS,
-                                                   engineer_features)
+from healthcare_mlops.features.definitions import (CARRIED_GROUP_COLUMNS, FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN,
+                                                   MODEL_INPUT_COLUMNS, WINDOW_FAIRNESS_GROUPS, engineer_features)
+from healthcare_mlops.governance.group_evidence import CRITICAL as CRITICAL_FLAG
 from healthcare_mlops.modeling import metrics as m
 from healthcare_mlops.modeling.estimators import CANDIDATES, make_pipeline
 from healthcare_mlops.modeling.intervals import (AdaptiveIntervals, calibrate_intervals,
@@ -40,12 +41,12 @@ TEST_SHARE = 0.2
 FOLDS = 5
 R2_TOLERANCE = 0.01
 TRAINING_THREADS = 1
-REPORTING_GROUPS = ("sex", "region", "age_band")
+REPORTING_GROUPS = WINDOW_FAIRNESS_GROUPS
 PREDICTED_COLUMN = "predicted_annual_charges"
 # The OOF evidence governance judges: group columns, actual, predicted, critical flag; no
 # member key, zip, exact age or name. Rows in memory only: MLflow gets their bootstrap sums
 # per group (governance/group_evidence.py).
-EVIDENCE_COLUMNS = (*FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN, PREDICTED_COLUMN, "critical")
+EVIDENCE_COLUMNS = (*FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN, PREDICTED_COLUMN, CRITICAL_FLAG)
 REFERENCE_SAMPLE_ROWS = 100_000
 # The global importance in the training reference: mean |contribution| in USD per input
 # (explanations/contributions.py); ``feature_importances`` is the same, normalised to sum to 1.
@@ -99,7 +100,7 @@ def group_metrics(frame: pd.DataFrame, groups=REPORTING_GROUPS) -> list[dict]:
 
     ``frame`` holds actual and predicted charges and either a ``critical`` flag or a
     ``risk_category`` (the OOF evidence, or a re-scored batch)."""
-    critical = frame["critical"] if "critical" in frame.columns else frame["risk_category"] == HIGH_RISK_CATEGORY
+    critical = frame[CRITICAL_FLAG] if CRITICAL_FLAG in frame.columns else frame["risk_category"] == HIGH_RISK_CATEGORY
     scored = frame.assign(_critical=critical.astype(bool))
     rows = []
     for column in groups:
@@ -125,7 +126,7 @@ def training_reference(train: pd.DataFrame, predictions: np.ndarray, importances
             "deciles": np.percentile(values, np.linspace(0, 100, 11)).tolist(),
             "mean": float(values.mean()), "std": float(values.std(ddof=0)),
             "min": float(values.min()), "max": float(values.max())}
-    for column in (*CATEGORICAL_INPUTS, "sex", "age_band"):
+    for column in (*CATEGORICAL_INPUTS, *CARRIED_GROUP_COLUMNS):
         if column in train.columns:
             shares = train[column].astype(str).str.lower().value_counts(normalize=True)
             reference["categorical"][column] = {str(k): float(v) for k, v in shares.items()}
@@ -177,7 +178,7 @@ def select_candidate(cv_results: dict) -> str:
 def oof_evidence(train_rows: pd.DataFrame, oof: np.ndarray, prediction_reference: np.ndarray) -> pd.DataFrame:
     """Every training member's group columns, actual and out-of-fold predicted charges."""
     critical = risk_category(risk_score(oof, prediction_reference)) == HIGH_RISK_CATEGORY
-    frame = train_rows.assign(**{PREDICTED_COLUMN: oof, "critical": critical})
+    frame = train_rows.assign(**{PREDICTED_COLUMN: oof, CRITICAL_FLAG: critical})
     return frame[[c for c in EVIDENCE_COLUMNS if c in frame.columns]].reset_index(drop=True)
 
 
@@ -252,7 +253,7 @@ def train(frame: pd.DataFrame, seed: int = 42, candidates=tuple(CANDIDATES),
         prediction_reference=prediction_reference, actual_reference=actual_reference,
         cv_results=cv_results, metrics=metrics, group_metrics=groups, test_frame=test_frame,
         oof_evidence=evidence, reference=reference, explainer=explainer,
-        reference_sample=sample[[c for c in dict.fromkeys((*inputs, "sex", "age_band", PREDICTED_COLUMN))
+        reference_sample=sample[[c for c in dict.fromkeys((*inputs, *CARRIED_GROUP_COLUMNS, PREDICTED_COLUMN))
                                  if c in sample.columns and c != MEMBER_KEY]].reset_index(drop=True),
         params={"candidate": best, "seed": seed, "folds": FOLDS, "test_share": TEST_SHARE,
                 "split_salt": salt, "split_key": MEMBER_KEY, "selection_rule":

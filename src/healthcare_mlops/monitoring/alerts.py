@@ -24,11 +24,11 @@ import pandas as pd
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit
 from healthcare_mlops.identity import Identity
-from healthcare_mlops.monitoring.contract import ALERT_COLUMNS, ALERT_SCHEMA_DDL
+from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
 from healthcare_mlops.monitoring.evaluation import Verdict, details_json
 from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.settings import Settings
-from healthcare_mlops.tables import ML_MODEL_ALERTS
+from healthcare_mlops.tables import ML_MODEL_ALERTS, ML_MODEL_ALERTS_SPEC
 
 ALERT_NAMESPACE = uuid.UUID("6f0c1a52-8f4e-4a8e-9a55-2b1f6d0e7c31")
 CARRIED_OVER = ("created_at", "acknowledged_by", "acknowledged_at", "acknowledged_comment", "retrain_run_id")
@@ -38,12 +38,7 @@ LIST_COLUMNS = ("alert_id", "created_at", "window_start", "window_end", "type", 
 
 def alert_arrow_schema():
     """``ml_model_alerts`` as an Arrow schema (for writers without Spark)."""
-    import pyarrow as pa
-
-    types = {"STRING": pa.string(), "DOUBLE": pa.float64(), "DATE": pa.date32(),
-             "TIMESTAMP": pa.timestamp("us", tz="UTC"), "BIGINT": pa.int64()}
-    return pa.schema([pa.field(name, types[kind]) for name, kind in
-                      (part.split() for part in ALERT_SCHEMA_DDL.split(", "))])
+    return ML_MODEL_ALERTS_SPEC.arrow_schema()
 
 
 def alert_id(settings: Settings, window_start: dt.date, window_end: dt.date, alert_type: str,

@@ -260,7 +260,7 @@ def performance_sums(predictions: DataFrame, labels: DataFrame, prediction_refer
         F.abs(error).alias("abs_error"), (error * error).alias("sq_error"),
         risk_error_column(predicted, actual, prediction_reference, actual_reference).alias("risk_abs_error"),
         predicted.alias("predicted"), actual.alias("actual"),
-        (F.col("risk_category") == F.lit(HIGH_RISK_CATEGORY)).cast("int").alias("critical"),
+        (F.col("risk_category") == F.lit(HIGH_RISK_CATEGORY)).cast("int").alias("is_critical"),
         F.explode(F.array(
             F.struct(F.lit(ALL_GROUP).alias("group_column"), F.lit(ALL_GROUP).alias("group_value")),
             *[F.struct(F.lit(g).alias("group_column"), F.col(g).cast("string").alias("group_value"))
@@ -270,7 +270,7 @@ def performance_sums(predictions: DataFrame, labels: DataFrame, prediction_refer
                  F.sum("sq_error").alias("sum_sq_error"), F.sum("risk_abs_error").alias("sum_risk_abs_error"),
                  F.sum("predicted").alias("sum_predicted"), F.sum("actual").alias("sum_actual"),
                  F.sum(F.col("actual") * F.col("actual")).alias("sum_actual_sq"),
-                 F.sum("critical").alias("n_critical"))
+                 F.sum("is_critical").alias("n_critical"))
             .toPandas())
     if sums.empty:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in ("group_column", "group_value", *SUM_COLUMNS)})

@@ -39,15 +39,17 @@ import numpy as np
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.features.definitions import GROUP_COLUMNS, MODEL_INPUT_COLUMNS, PROTECTED_ATTRIBUTES
+from healthcare_mlops.features.definitions import (GROUP_COLUMNS, MODEL_INPUT_COLUMNS, PROTECTED_ATTRIBUTES,
+                                                   WINDOW_FAIRNESS_GROUPS)
 from healthcare_mlops.monitoring import statistics as st
+from healthcare_mlops.monitoring.contract import AlertSeverity
 from healthcare_mlops.settings import numbers_from_variables
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 PREDICTION = "prediction"
 PREDICTION_SOURCE = "predicted_annual_charges"
 BATCH = ""                         # column_name of batch-level metrics
-FAIRNESS_GROUPS = ("sex", "region", "age_band")
+FAIRNESS_GROUPS = WINDOW_FAIRNESS_GROUPS
 ALL_GROUP = "all"                  # group_column / group_value of the whole labelled batch
 # Rounding of values before the per-value counts that KS and Wasserstein use (None: exact;
 # -1: to tens). bmi is stored with 2 decimals, so 0.01 is exact for the product's data;
@@ -57,7 +59,7 @@ VALUE_DECIMALS = {"age": None, "children": None, "bmi": 2, PREDICTION: -1}
 STABLE, MODERATE, SIGNIFICANT = "stable", "moderate", "significant"
 OK, ALERT, INFO, FLAG = "ok", "alert", "info", "flag"
 INSUFFICIENT, PENDING = "insufficient_data", "pending"
-CRITICAL, WARNING = "critical", "warning"
+CRITICAL, WARNING = AlertSeverity.CRITICAL.value, AlertSeverity.WARNING.value
 
 
 @dataclass(frozen=True)

@@ -39,45 +39,34 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from healthcare_mlops.data.contract import QUARANTINE_SCHEMA_DDL
 from healthcare_mlops.explanations.contributions import (ADDITIVITY_TOLERANCE_USD, BASE_COLUMN, CONTRIBUTION_COLUMNS,
                                                          EXPLANATION_COLUMNS, FLOOR_COLUMN, TOP_REASONS_COLUMN)
 from healthcare_mlops.explanations.reasons import join_words, outside_matrix, top_reasons
-from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.features.definitions import CARRIED_GROUP_COLUMNS, MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.input_contract import row_problems, typed_model_input
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS, InsuranceRiskModel, model_inputs, score
 from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY, RISK_CATEGORIES
-from healthcare_mlops.scoring.contract import PARTITION_COLUMN, PREDICTION_SCHEMA_DDL
+from healthcare_mlops.scoring.contract import PARTITION_COLUMN
 from healthcare_mlops.scoring.rules import RULE_COLUMNS, BusinessRules, apply_rules
+from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE_SPEC, IS_CRITICAL_RISK, ML_PATIENT_PREDICTIONS_SPEC,
+                                     STRING, Columns)
 
 KEY = "patient_natural_key"
 # What a scored row carries through from its features row (no personal data: the
 # de-identified key, the model inputs and the two group columns monitoring needs).
-CARRIED = (KEY, *MODEL_INPUT_COLUMNS, "sex", "age_band")
+CARRIED = (KEY, *MODEL_INPUT_COLUMNS, *CARRIED_GROUP_COLUMNS)
 # The columns score_batch returns, in the predictions contract's order; the job adds
 # scoring_date and the model's identity as constants.
-SCORED_SCHEMA_DDL = ", ".join(part for part in PREDICTION_SCHEMA_DDL.split(", ")
-                              if part.split()[0] not in ("scoring_date", "model_name", "model_version",
-                                                         "model_run_id", "scored_at"))
-SCORED_COLUMNS = tuple(part.split()[0] for part in SCORED_SCHEMA_DDL.split(", "))
+SCORED = ML_PATIENT_PREDICTIONS_SPEC.columns.without("scoring_date", "model_name", "model_version", "model_run_id",
+                                                      "scored_at")
+SCORED_COLUMNS = SCORED.names
 # Rows per model call in a worker (see score_arrow_batches).
 SCORING_CHUNK_ROWS = 50_000
 # Null when the model version cannot be explained exactly (see explained_columns).
 EXPLAINED = (*EXPLANATION_COLUMNS, TOP_REASONS_COLUMN)
-PROBLEM_SCHEMA_DDL = f"{KEY} STRING, column_name STRING, reason STRING, raw_record STRING"
-
-_ARROW_TYPES = {"STRING": pa.string(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "INT": pa.int32(),
-                "DATE": pa.date32(), "BIGINT": pa.int64(), "TIMESTAMP": pa.timestamp("us", tz="UTC")}
-
-
-def arrow_schema(ddl: str) -> pa.Schema:
-    """The Arrow schema of a ``name TYPE, ...`` column list."""
-    return pa.schema([pa.field(name, _ARROW_TYPES[kind]) for name, kind in
-                      (part.split() for part in ddl.split(", "))])
-
-
-SCORED_ARROW = arrow_schema(SCORED_SCHEMA_DDL)
-PROBLEM_ARROW = arrow_schema(PROBLEM_SCHEMA_DDL)
+PROBLEM = Columns.of((KEY, STRING), ("column_name", STRING), ("reason", STRING), ("raw_record", STRING))
+SCORED_ARROW = SCORED.arrow_schema()
+PROBLEM_ARROW = PROBLEM.arrow_schema()
 
 
 # ----------------------------------------------------------------------------- the model on a worker
@@ -346,7 +335,7 @@ def score_features(features, source: ModelSource, rules: BusinessRules, input_na
         raise UserError(f"the features lack columns the scoring needs: {', '.join(missing)}")
     body = functools.partial(score_arrow_batches, source=source, rules=rules, input_names=list(input_names),
                              explain=explain)
-    return features.select(*columns).mapInArrow(body, SCORED_SCHEMA_DDL)
+    return features.select(*columns).mapInArrow(body, SCORED.ddl)
 
 
 def predictions(scored, scoring_date, model: dict, scored_at):
@@ -357,7 +346,7 @@ def predictions(scored, scoring_date, model: dict, scored_at):
                  "model_version": F.lit(str(model["version"])), "model_run_id": F.lit(model["run_id"]),
                  "scored_at": F.lit(scored_at)}
     return scored.select(*[(constants[name] if name in constants else F.col(name)).cast(kind).alias(name)
-                           for name, kind in (part.split() for part in PREDICTION_SCHEMA_DDL.split(", "))])
+                           for name, kind in ML_PATIENT_PREDICTIONS_SPEC.columns.pairs])
 
 
 def quarantine_rows(features, stage: str, source: str, as_of_date):
@@ -365,12 +354,12 @@ def quarantine_rows(features, stage: str, source: str, as_of_date):
     from pyspark.sql import functions as F
 
     checked = features.select(*[c for c in (KEY, *MODEL_INPUT_COLUMNS) if c in features.columns]) \
-        .mapInArrow(problem_arrow_batches, PROBLEM_SCHEMA_DDL)
+        .mapInArrow(problem_arrow_batches, PROBLEM.ddl)
     values = {"stage": F.lit(stage), "source": F.lit(source), "source_row": F.lit(None),
               "record_key": F.col(KEY), "column_name": F.col("column_name"), "reason": F.col("reason"),
               "raw_record": F.col("raw_record"), "as_of_date": F.lit(as_of_date)}
     return checked.select(*[values[name].cast(kind).alias(name)
-                            for name, kind in (part.split() for part in QUARANTINE_SCHEMA_DDL.split(", "))])
+                            for name, kind in DATA_QUALITY_QUARANTINE_SPEC.columns.pairs])
 
 
 # ----------------------------------------------------------------------------- the output contract
@@ -385,7 +374,7 @@ def output_contract_problems(frame, min_predicted_charges: float | None = None) 
     """
     from pyspark.sql import functions as F
 
-    expected = [tuple(part.split()) for part in PREDICTION_SCHEMA_DDL.split(", ")]
+    expected = list(ML_PATIENT_PREDICTIONS_SPEC.columns.pairs)
     actual = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
     problems = []
     missing = [name for name, _ in expected if name not in actual]
@@ -411,8 +400,8 @@ def output_contract_problems(frame, min_predicted_charges: float | None = None) 
         "predicted_annual_charges > interval_upper": col("predicted_annual_charges") > col("interval_upper"),
         "risk_score outside 0-100": (col("risk_score") < 0) | (col("risk_score") > 100),
         f"risk_category not one of {', '.join(categories)}": ~col("risk_category").isin(*categories),
-        f"high_risk != (risk_category = '{HIGH_RISK_CATEGORY}')":
-            col("high_risk") != (col("risk_category") == F.lit(HIGH_RISK_CATEGORY)),
+        f"{IS_CRITICAL_RISK} != (risk_category = '{HIGH_RISK_CATEGORY}')":
+            col(IS_CRITICAL_RISK) != (col("risk_category") == F.lit(HIGH_RISK_CATEGORY)),
         "requires_review != (review_reasons != '')": col("requires_review") != (col("review_reasons") != F.lit("")),
     })
     if min_predicted_charges is not None:

@@ -3,14 +3,14 @@
 They run on the model's output for each member (``modeling/pyfunc.py``), after the
 member's features passed the model's input contract. The thresholds are the bundle
 variables ``min_predicted_charges`` and ``review_interval_width_ratio`` (databricks.yml,
-overridable per target or per run); the training range is the champion's own training
+overridable per target or per run; required, like every threshold); the training range is the champion's own training
 reference (``reference/training_reference.json`` in its MLflow run).
 
 | rule | setting | effect | reason code |
 |---|---|---|---|
-| minimum predicted cost | ``min_predicted_charges`` (USD, default 1000) | a prediction below it is raised to it; the interval's upper bound too when it was below, so lower <= predicted <= upper still holds; the member is flagged for review | ``below_minimum_charges`` |
-| critical risk | ``risk.HIGH_RISK_CATEGORY`` (risk score >= 95) | ``high_risk`` = true; flagged | ``critical_risk`` |
-| low confidence | ``review_interval_width_ratio`` (default 2.0) | (upper - lower) / predicted > ratio, on the floored values; exactly at the ratio is not flagged | ``low_confidence`` |
+| minimum predicted cost | ``min_predicted_charges`` (USD) | a prediction below it is raised to it; the interval's upper bound too when it was below, so lower <= predicted <= upper still holds; the member is flagged for review | ``below_minimum_charges`` |
+| critical risk | ``RiskBand.CRITICAL`` (risk score >= 95) | ``high_risk`` (``tables.IS_CRITICAL_RISK``) = true; flagged | ``critical_risk`` |
+| low confidence | ``review_interval_width_ratio`` | (upper - lower) / predicted > ratio, on the floored values; exactly at the ratio is not flagged | ``low_confidence`` |
 | outside the training range | the model version's training reference | a numeric input below the smallest or above the largest value seen in training (the edges themselves are inside), or a category never seen in training | ``outside_training_range:<column>`` |
 
 ``requires_review`` is true when at least one reason applies; ``review_reasons`` lists the
@@ -25,7 +25,6 @@ Real-time scoring returns the model's output without these rules.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,18 +34,16 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY
 from healthcare_mlops.scoring.contract import REASON_SEPARATOR
+from healthcare_mlops.settings import numbers_from_variables
+from healthcare_mlops.tables import IS_CRITICAL_RISK
 
-MIN_PREDICTED_CHARGES = "min_predicted_charges"
-REVIEW_INTERVAL_WIDTH_RATIO = "review_interval_width_ratio"
-DEFAULT_MIN_PREDICTED_CHARGES = 1000.0
-DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO = 2.0
 
 BELOW_MINIMUM = "below_minimum_charges"
 CRITICAL_RISK = "critical_risk"
 LOW_CONFIDENCE = "low_confidence"
 OUTSIDE_TRAINING_RANGE = "outside_training_range"
 
-RULE_COLUMNS = ("predicted_annual_charges", "interval_lower", "interval_upper", "high_risk",
+RULE_COLUMNS = ("predicted_annual_charges", "interval_lower", "interval_upper", IS_CRITICAL_RISK,
                 "requires_review", "review_reasons")
 
 
@@ -72,32 +69,32 @@ class TrainingRange:
         return cls(numeric=numeric, categories=categories)
 
 
-def _number(variables: dict, name: str, default: float) -> float:
-    raw = variables.get(name)
-    if raw is None or str(raw).strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number, not '{raw}'") from None
-    if not math.isfinite(value) or value < 0:
-        raise UserError(f"{name} must be a finite number >= 0, not '{raw}'")
-    return value
+@dataclass(frozen=True)
+class ScoringThresholds:
+    """The scoring rules' thresholds, from the bundle variables of their names."""
+
+    min_predicted_charges: float
+    review_interval_width_ratio: float
+
+    def __post_init__(self):
+        for name in ("min_predicted_charges", "review_interval_width_ratio"):
+            if getattr(self, name) < 0:
+                raise UserError(f"scoring threshold '{name}' must be >= 0, not {getattr(self, name)!r}")
+
+    @classmethod
+    def from_variables(cls, variables: dict) -> "ScoringThresholds":
+        return numbers_from_variables(cls, variables, "scoring")
 
 
 @dataclass(frozen=True)
 class BusinessRules:
-    min_predicted_charges: float = DEFAULT_MIN_PREDICTED_CHARGES
-    review_interval_width_ratio: float = DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO
+    thresholds: ScoringThresholds
     training_range: TrainingRange = field(default_factory=TrainingRange)
 
     @classmethod
     def from_variables(cls, variables: dict, reference: dict | None = None) -> "BusinessRules":
         """The thresholds from the settings' variables (the bundle's, or the task's parameters)."""
-        return cls(min_predicted_charges=_number(variables, MIN_PREDICTED_CHARGES, DEFAULT_MIN_PREDICTED_CHARGES),
-                   review_interval_width_ratio=_number(variables, REVIEW_INTERVAL_WIDTH_RATIO,
-                                                       DEFAULT_REVIEW_INTERVAL_WIDTH_RATIO),
-                   training_range=TrainingRange.from_reference(reference))
+        return cls(ScoringThresholds.from_variables(variables), TrainingRange.from_reference(reference))
 
 
 def _unseen(values: pd.Series, seen: frozenset) -> np.ndarray:
@@ -145,10 +142,10 @@ def apply_rules(scored: pd.DataFrame, inputs: pd.DataFrame, rules: BusinessRules
     """The rules on the model's output ``scored`` for the members whose model inputs are ``inputs``.
 
     Returns ``RULE_COLUMNS`` on ``scored``'s index: the (floored) prediction and interval,
-    ``high_risk``, ``requires_review`` and ``review_reasons``.
+    ``IS_CRITICAL_RISK``, ``requires_review`` and ``review_reasons``.
     """
     raw = scored["predicted_annual_charges"].to_numpy(dtype=float)
-    floor = rules.min_predicted_charges
+    floor = rules.thresholds.min_predicted_charges
     below = raw < floor
     predicted = np.where(below, floor, raw)
     lower = scored["interval_lower"].to_numpy(dtype=float)
@@ -158,7 +155,7 @@ def apply_rules(scored: pd.DataFrame, inputs: pd.DataFrame, rules: BusinessRules
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(predicted > 0, width / np.where(predicted > 0, predicted, 1.0),
                          np.where(width > 0, np.inf, 0.0))
-    low_confidence = ratio > rules.review_interval_width_ratio
+    low_confidence = ratio > rules.thresholds.review_interval_width_ratio
     columns = [c for c in MODEL_INPUT_COLUMNS if c in inputs.columns]
     flags = [(BELOW_MINIMUM, below), (CRITICAL_RISK, critical), (LOW_CONFIDENCE, low_confidence),
              *outside_training_range(inputs[columns], rules.training_range)]
@@ -167,7 +164,7 @@ def apply_rules(scored: pd.DataFrame, inputs: pd.DataFrame, rules: BusinessRules
         "predicted_annual_charges": predicted,
         "interval_lower": lower,
         "interval_upper": upper,
-        "high_risk": critical,
+        IS_CRITICAL_RISK: critical,
         "requires_review": reasons != "",
         "review_reasons": reasons,
     }, index=scored.index)

@@ -17,13 +17,12 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from healthcare_mlops.data.contract import AGE_RANGE, QUARANTINE_SCHEMA_DDL
+from healthcare_mlops.data.contract import AGE_RANGE
 from healthcare_mlops.features.definitions import (AGE_BANDS, BMI_CATEGORIES, FAMILY_SIZE_CATEGORIES,
-                                                   FEATURE_SCHEMA_DDL, MAX_REPORTED_AGE, OBESE_BMI,
-                                                   RESTRICTED_ZIP3)
+                                                   MAX_REPORTED_AGE, OBESE_BMI, RESTRICTED_ZIP3)
 from healthcare_mlops.spark.scd2 import current_as_of
 from healthcare_mlops.spark.validation import record_checks
-from healthcare_mlops.tables import DIM_PATIENTS
+from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE_SPEC, DIM_PATIENTS, ML_INSURANCE_FEATURES_SPEC
 
 KEY = "patient_natural_key"
 STAGE = "feature_engineering"
@@ -35,8 +34,8 @@ QUARANTINE_RECORD = ("age", "sex", "bmi", "children", "smoker", "region", "zip3"
 # Checked in this order after the member's version is found; contract ranges from data/contract.py.
 CHECKED_COLUMNS = ("age", "bmi", "children", "smoker", "region")
 
-_FEATURE_TYPES = [tuple(part.split()) for part in FEATURE_SCHEMA_DDL.split(", ")]
-_QUARANTINE_TYPES = [tuple(part.split()) for part in QUARANTINE_SCHEMA_DDL.split(", ")]
+_FEATURE_TYPES = ML_INSURANCE_FEATURES_SPEC.columns.pairs
+_QUARANTINE_TYPES = DATA_QUALITY_QUARANTINE_SPEC.columns.pairs
 
 
 def band_column(value: Column, bands) -> Column:

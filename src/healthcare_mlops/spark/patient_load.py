@@ -34,7 +34,7 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from healthcare_mlops.data.contract import QUARANTINE_COLUMNS, SILVER_COLUMNS, SILVER_SCHEMA_DDL, SOURCE_COLUMNS
+from healthcare_mlops.data.contract import QUARANTINE_COLUMNS, SILVER_COLUMNS, SOURCE_COLUMNS
 from healthcare_mlops.data.csv_source import StagedCsv, staged_insurance_csv
 from healthcare_mlops.data.load_journal import COMMITTED, ROLLED_BACK, STARTED, Load, loaded_fingerprint, unfinished
 from healthcare_mlops.data.scenarios import get_scenario
@@ -46,7 +46,7 @@ from healthcare_mlops.spark.scd2 import build_dim_patients, state_before
 from healthcare_mlops.runtime.catalog import TableCatalog, table_catalog
 from healthcare_mlops.runtime.spark_session import get_spark
 from healthcare_mlops.spark.validation import parse_source_columns, validate
-from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVER_PATIENTS
+from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVER_PATIENTS, SILVER_PATIENTS_SPEC
 
 INGEST_KEY_PREFIX = "ING-"
 SOURCE_ID_HEX = 16                      # 64 bits of sha256: keys of two sources never meet
@@ -219,7 +219,7 @@ def _ingest_frames(spark: SparkSession, staged: StagedCsv, as_of: dt.date) -> tu
     parsed = parse_source_columns(rows.where(F.col("malformed_reason").isNull())
                                   .withColumn("raw_record", fields)
                                   .withColumnRenamed("record_key", "patient_natural_key"))
-    silver_types = dict(part.split() for part in SILVER_SCHEMA_DDL.split(", "))
+    silver_types = SILVER_PATIENTS_SPEC.columns.types
     for column in SILVER_COLUMNS:
         if column not in parsed.columns:
             parsed = parsed.withColumn(column, F.lit(None).cast(silver_types[column]))

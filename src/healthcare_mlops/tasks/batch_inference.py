@@ -26,8 +26,8 @@ from healthcare_mlops.explanations.contributions import BASE_COLUMN
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, TRAINING_REFERENCE_PATH
 from healthcare_mlops.settings import Settings
-from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, ML_INSURANCE_FEATURES, ML_PATIENT_PREDICTIONS,
-                                     ML_PATIENT_PREDICTIONS_VALIDATION)
+from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, IS_CRITICAL_RISK, ML_INSURANCE_FEATURES,
+                                     ML_PATIENT_PREDICTIONS, ML_PATIENT_PREDICTIONS_VALIDATION)
 
 PRODUCTION, VALIDATION = "production", "validation"
 MODES = {PRODUCTION: (CHAMPION, ML_PATIENT_PREDICTIONS, "batch_inference"),
@@ -137,22 +137,22 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
 
     written = catalog.read(target_table, [("scoring_date", "=", day)])
     summary = written.agg(F.sum(F.col("requires_review").cast("long")).alias("review"),
-                          F.sum(F.col("high_risk").cast("long")).alias("high_risk"),
+                          F.sum(F.col(IS_CRITICAL_RISK).cast("long")).alias("critical_risk"),
                           F.sum(F.col(BASE_COLUMN).isNull().cast("long")).alias("unexplained")).first()
     result = {"mode": mode, "scoring_date": day.isoformat(), "features_as_of": as_of.isoformat(),
               "features": n_features, "predictions": n_predictions, "quarantined": n_quarantined,
-              "requires_review": int(summary["review"] or 0), "high_risk": int(summary["high_risk"] or 0),
+              "requires_review": int(summary["review"] or 0), "critical_risk_members": int(summary["critical_risk"] or 0),
               "table": catalog.fqn(target_table), "model_name": model["name"],
               "model_version": model["version"], "alias": alias}
     print(f"batch_inference ({mode}) {result['scoring_date']}: features as of {result['features_as_of']} "
           f"{n_features} = predictions {n_predictions} + quarantined {n_quarantined} -> {result['table']} "
           f"({model['name']} version {model['version']}, '{alias}'); "
-          f"high risk {result['high_risk']}, flagged for review {result['requires_review']}")
+          f"critical risk {result['critical_risk_members']}, flagged for review {result['requires_review']}")
     if summary["unexplained"]:
         print(f"no reasons for {summary['unexplained']} members: {model['name']} version {model['version']} "
               "cannot be explained exactly (its explanation columns are empty)")
     if mode == VALIDATION:
-        problems = output_contract_problems(written, rules.min_predicted_charges)
+        problems = output_contract_problems(written, rules.thresholds.min_predicted_charges)
         if problems:
             raise OutputContractBroken(f"validation scoring of {model['name']} version {model['version']} "
                                        f"breaks the predictions contract: " + "; ".join(problems))

@@ -36,16 +36,14 @@ from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.monitoring import evaluation as ev
-from healthcare_mlops.monitoring.contract import (ALERT_COLUMNS, ALERT_SCHEMA_DDL, DRIFT_SCHEMA_DDL,
-                                                  FAIRNESS_SCHEMA_DDL, WINDOW_COLUMNS)
+from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_INSURANCE_FEATURES, ML_MODEL_ALERTS,
-                                     ML_PATIENT_PREDICTIONS, SILVER_PATIENTS)
+                                     ML_PATIENT_PREDICTIONS, SILVER_PATIENTS, TABLE_SPECS)
 
 MONITOR, SETUP = "monitor", "setup"
 MODES = (MONITOR, SETUP)
-MONITORING_TABLES = {ML_DRIFT_METRICS: DRIFT_SCHEMA_DDL, ML_FAIRNESS_METRICS: FAIRNESS_SCHEMA_DDL,
-                     ML_MODEL_ALERTS: ALERT_SCHEMA_DDL}
+MONITORING_TABLES = {name: TABLE_SPECS[name] for name in (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_MODEL_ALERTS)}
 NO_PREDICTIONS = "run batch_inference first"
 
 
@@ -68,19 +66,19 @@ def resolve_window(scoring_dates: list[dt.date], window_start=None, window_end=N
 
 # -- the tables ---------------------------------------------------------------------------------
 def _write_window(catalog, spark, name: str, rows: list[dict], window: tuple[dt.date, dt.date]) -> int:
-    ddl = MONITORING_TABLES[name]
-    columns = tuple(part.split()[0] for part in ddl.split(", "))
-    frame = spark.createDataFrame([tuple(row.get(c) for c in columns) for row in rows], schema=ddl)
-    return catalog.write(frame, name, mode="replace_partition", partition=dict(zip(WINDOW_COLUMNS, window)),
-                         partition_by=list(WINDOW_COLUMNS))
+    spec = MONITORING_TABLES[name]
+    frame = spark.createDataFrame([tuple(row.get(c) for c in spec.names) for row in rows], schema=spec.ddl)
+    return catalog.write(frame, name, mode="replace_partition", partition=dict(zip(spec.partition_by, window)),
+                         partition_by=list(spec.partition_by))
 
 
 def ensure_tables(catalog, spark) -> list[str]:
     """Create the monitoring tables that do not exist yet (empty, partitioned by window); their names."""
     created = []
-    for name, ddl in MONITORING_TABLES.items():
+    for name, spec in MONITORING_TABLES.items():
         if not catalog.exists(name):
-            catalog.write(spark.createDataFrame([], schema=ddl), name, mode="append", partition_by=list(WINDOW_COLUMNS))
+            catalog.write(spark.createDataFrame([], schema=spec.ddl), name, mode="append",
+                          partition_by=list(spec.partition_by))
             created.append(name)
     return created
 
