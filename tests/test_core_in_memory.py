@@ -34,7 +34,7 @@ from healthcare_mlops.monitoring.evaluation import CATEGORICAL, COUNT_COLUMNS, N
 from healthcare_mlops.monitoring.reference import REFERENCE_KEYS, check_reference
 from healthcare_mlops.monitoring.report import summary_lines
 from healthcare_mlops.scoring import batch
-from healthcare_mlops.scoring.rules import BELOW_MINIMUM, CRITICAL_RISK, BusinessRules, TrainingRange
+from healthcare_mlops.scoring.rules import BELOW_MINIMUM, CRITICAL_RISK, BusinessRules, ScoringThresholds, TrainingRange
 
 # -- monitoring/report.py ---------------------------------------------------------------------------
 
@@ -242,8 +242,8 @@ def test_batch_scoring_skips_broken_rows_floors_flags_and_explains_the_rest(trai
     frame.loc[1, "region"] = "atlantis"
     floor = float(np.quantile(model.python_model.predict(None, frame.drop(index=1)[list(MODEL_INPUT_COLUMNS)])
                               ["predicted_annual_charges"], 0.2))
-    rules = BusinessRules(min_predicted_charges=floor, review_interval_width_ratio=9.0,
-                          training_range=TrainingRange.from_reference(trained.reference))
+    rules = BusinessRules(ScoringThresholds(min_predicted_charges=floor, review_interval_width_ratio=9.0),
+                          TrainingRange.from_reference(trained.reference))
     scored = batch.score_frame(frame, model, rules)
     assert list(scored["patient_natural_key"]) == list(frame["patient_natural_key"].drop(index=1))
     assert scored["predicted_annual_charges"].min() == pytest.approx(floor)

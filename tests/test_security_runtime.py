@@ -285,6 +285,7 @@ def _slow_log(home: Path) -> list[tuple[str, str]]:
     return [tuple(line.split()[:2]) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow      # real runner processes
 def test_a_second_run_of_a_job_at_its_limit_waits_in_the_queue(limited_bundle, home, task_groups):
     """Attack (issue 24, item 6): two runs of a max_concurrent_runs 1 job started at once. Before, both
     ran together (two model_training runs, the second replacing the first's challenger)."""
@@ -301,6 +302,7 @@ def test_a_second_run_of_a_job_at_its_limit_waits_in_the_queue(limited_bundle, h
     assert list(runs[runs["parent_run_id"].isna()]["status"]) == ["SUCCEEDED", "SUCCEEDED"]
 
 
+@pytest.mark.slow      # real runner processes
 def test_a_run_of_a_job_at_its_limit_without_a_queue_is_refused(limited_bundle, home, task_groups):
     """Attack (issue 24, item 6): without queue.enabled a second run is refused, naming the limit."""
     from healthcare_mlops.errors import UserError
@@ -325,6 +327,7 @@ def test_the_real_jobs_declare_one_run_at_a_time_with_a_queue():
     assert plan.max_concurrent_runs == 1 and plan.queue
 
 
+@pytest.mark.slow      # real runner processes
 def test_every_run_has_a_start_and_an_end_in_the_audit_log(limited_bundle, home):
     """Attack (issue 24, item 6): runs that succeed and fail each leave a start and an end row."""
     bundle = load_bundle(limited_bundle)
@@ -337,6 +340,7 @@ def test_every_run_has_a_start_and_an_end_in_the_audit_log(limited_bundle, home)
     assert rows[1][0] == "job run ended" and rows[1][1].startswith(f"failing run {failed.run_id} FAILED: task ")
 
 
+@pytest.mark.slow      # real runner processes
 def test_an_orphaned_task_that_rewrote_predictions_is_named_when_found(limited_bundle, home, task_groups):
     """Attack (issue 24, item 6): the runner is killed (SIGKILL) after its task rewrote the predictions.
     The next runner start ends the orphan and the run's end row names the table it committed to."""
