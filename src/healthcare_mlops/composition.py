@@ -29,8 +29,6 @@ class RuntimeFacts:
     data: str                   # the home folder, or catalog.schema
     jobs_run_by: str            # who executes the bundle's jobs
     task_history: bool          # job runs are the runner's job_runs table, one row per task too
-    promoted_by_job: bool       # an approval is applied by a model_governance run (the model's owner):
-                                # the alias and the Model Serving endpoint
     demo_command: str           # what builds the whole loop here ("" on a workspace)
 
 
@@ -88,9 +86,9 @@ def facts(settings: Settings) -> RuntimeFacts:
     """The target's runtime in words (see ``RuntimeFacts``)."""
     if settings.is_local:
         return RuntimeFacts("local", f"home {settings.home.resolve()}", "the local runner", True,
-                            False, "`healthcare-mlops demo`")
+                            "`healthcare-mlops demo`")
     return RuntimeFacts(f"Databricks ({settings.target})", f"{settings.catalog}.{settings.schema}", "Databricks Jobs",
-                        False, True, "")
+                        False, "")
 
 
 def run_hint(settings: Settings, job_key: str, params: dict | None = None) -> str:

@@ -63,9 +63,8 @@ class Governance:
         self.settings = settings
         self.identity = identity
         # Points the serving endpoint at a new champion (Databricks; composition.champion_endpoint).
-        # None locally, where `serve` reads the alias, and in the console: updating an endpoint
-        # waits for minutes and needs rights the app does not have, so it starts a
-        # model_governance run instead.
+        # None locally, where `serve` reads the alias. The console never acts here: it records
+        # decisions (governance/decisions.py) and a model_governance run applies them.
         self.champion_endpoint = champion_endpoint
         self.client = configure_mlflow(settings)
         self.model_name = settings.model_name
