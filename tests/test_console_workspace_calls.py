@@ -78,7 +78,22 @@ class Workspace(BaseHTTPRequestHandler):
 
     def do_GET(self):   # noqa: N802
         self._record()
+        if self.path.startswith("/api/2.0/preview/scim/v2/Users"):      # the directory, for the job's check
+            self._json(200, Workspace.directory(self.path))
+            return
         self._json(403, {"error_code": "PERMISSION_DENIED", "message": "the app may not do this"})
+
+    @staticmethod
+    def directory(path: str) -> dict:
+        from urllib.parse import parse_qs, urlparse
+
+        query = parse_qs(urlparse(path).query)
+        user = re.search(r'userName eq "([^"]*)"', query.get("filter", [""])[0]).group(1)
+        group = "healthcare-mlops-approvers" if user == OWNER.user else "healthcare-mlops-operators"
+        found = [{"id": "7", "userName": user, "groups": [{"display": group, "value": "1"}]}]
+        first = query.get("startIndex", ["1"])[0] == "1"
+        return {"Resources": found if first else [], "totalResults": 1, "startIndex": 1,
+                "itemsPerPage": 1 if first else 0}
 
     do_PATCH = do_PUT = do_DELETE = do_GET   # noqa: N815
 
@@ -277,3 +292,21 @@ def test_the_check_refuses_what_only_the_model_owner_may_do(workspace):
         client.set_model_version_tag(f"{SCHEMA}.dev_jane_doe_insurance_model", "3", "approval", "{}")
     beyond = beyond_the_app(calls_of(workspace))
     assert beyond and all(OWNER_ONLY.search(path) for _, path in beyond), beyond
+
+
+def test_the_job_confirms_a_recorded_decision_against_the_directory(workspace):
+    """model_governance (on Databricks) counts a decision only when its actor's groups now give a role
+    that may take it; an actor that is not a plain e-mail address is never looked up."""
+    from healthcare_mlops import composition
+
+    may = composition.role_check(data.console_settings(), data.workspace_client)
+    assert may(OWNER.user, "approve") and may(OWNER.user, "reject")
+    assert not may(OPS.user, "approve")                  # recorded as approver, an operator in the directory
+    looked_up = len(api_calls())
+    for hostile in ('x@example.com" or userName pr "', "owner@example.com\nX", "", "job:dev"):
+        assert not may(hostile, "approve")
+    assert len(api_calls()) == looked_up
+    assert {(method, path) for method, path, _ in api_calls()} == {("GET", "/api/2.0/preview/scim/v2/Users")}
+    from healthcare_mlops.settings import resolve_settings
+
+    assert composition.role_check(resolve_settings("local", Path("unused")), None) is None

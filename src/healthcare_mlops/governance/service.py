@@ -59,13 +59,17 @@ class Governance:
     """Governance actions for the target's registered model, on behalf of ``identity``."""
 
     def __init__(self, settings: Settings, identity: Identity,
-                 champion_endpoint: Callable[[str], object] | None = None):
+                 champion_endpoint: Callable[[str], object] | None = None,
+                 role_check: Callable[[str, str], bool] | None = None):
         self.settings = settings
         self.identity = identity
         # Points the serving endpoint at a new champion (Databricks; composition.champion_endpoint).
         # None locally, where `serve` reads the alias. The console never acts here: it records
         # decisions (governance/decisions.py) and a model_governance run applies them.
         self.champion_endpoint = champion_endpoint
+        # Whether a recorded decision's actor still has a role that may take it, asked of the
+        # workspace's directory (composition.role_check); None: the recorded role is trusted.
+        self.role_check = role_check
         self.client = configure_mlflow(settings)
         self.model_name = settings.model_name
         self.thresholds = GovernanceThresholds.from_variables(settings.variables)
@@ -234,8 +238,13 @@ class Governance:
         self.refresh_model_card(version)
 
     def latest_decision(self, version: str):
-        """The version's latest trusted decision in the audit log (a row), or None."""
-        return decisions.latest_decision(audit.history(self.settings, version))
+        """The version's latest trusted decision in the audit log (a row), or None.
+
+        With a ``role_check``, a row also counts only when its actor's current role may take it."""
+        rows = decisions.decisions(audit.history(self.settings, version))
+        if self.role_check is not None and not rows.empty:
+            rows = rows[[self.role_check(str(r["actor"]), decisions.NEEDS[r["action"]]) for _, r in rows.iterrows()]]
+        return None if rows.empty else rows.iloc[-1]
 
     def apply_decision(self, version: str):
         """Put the latest recorded decision on the version's tags (needs the model's owner); return the row.

@@ -4,7 +4,9 @@
 is refused: going back is ``governance rollback``); empty governs the challenger. A decision
 recorded in the audit log (the console records approve / reject and starts this job) is
 applied here, as the model's owner: the version's tags, the model card, the champion alias
-and the serving endpoint. Only a row whose recorded role may take the decision counts.
+and the serving endpoint. Only a row whose recorded role may take the decision counts, and on
+Databricks only when the actor's groups in the workspace still give such a role
+(``composition.role_check``).
 
 Exit codes: in ``auto`` mode a challenger that fails a hard check fails the task, so
 the pipeline shows red; in ``manual`` mode "waiting for approval" is a distinct,
@@ -15,7 +17,7 @@ approver in either mode (waiting, with both values in the audit log), not refuse
 
 from __future__ import annotations
 
-from healthcare_mlops.composition import champion_endpoint
+from healthcare_mlops.composition import champion_endpoint, role_check
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit, decisions
 from healthcare_mlops.governance.service import REFERRED_BLOCKER, Governance
@@ -44,7 +46,7 @@ def run(settings: Settings, model_version=None) -> str:
     """Govern ``model_version`` (default: the challenger): validate it, apply the decision an
     approver recorded for it (the console records, this job applies as the model's owner), and
     promote it when nothing blocks it."""
-    governance = Governance(settings, job_identity(settings), champion_endpoint(settings))
+    governance = Governance(settings, job_identity(settings), champion_endpoint(settings), role_check(settings))
     version = governance.governed_version(model_version)
     validation = governance.validate(version)
     role = "challenger" if governance.alias(CHALLENGER) == version else "given"
