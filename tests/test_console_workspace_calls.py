@@ -22,7 +22,7 @@ import json
 import re
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,6 +37,7 @@ from app.reproduction import start_reproduction  # noqa: E402
 from healthcare_mlops.governance import audit  # noqa: E402
 from healthcare_mlops.identity import APPROVER, OPERATOR, Identity  # noqa: E402
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS  # noqa: E402
+from json_http import JsonHandler  # noqa: E402
 
 OWNER = Identity("owner@example.com", APPROVER)
 OPS = Identity("ops@example.com", OPERATOR)
@@ -58,7 +59,7 @@ APP_PRINCIPAL_ALLOWED = {
 OWNER_ONLY = re.compile(r"/api/2\.0/mlflow/|/api/2\.0/serving-endpoints|/api/2\.\d/permissions")
 
 
-class Workspace(BaseHTTPRequestHandler):
+class Workspace(JsonHandler):
     """The workspace's REST API: ``jobs/run-now`` answers a run id; anything else is recorded and refused."""
 
     calls: list = []
@@ -72,16 +73,16 @@ class Workspace(BaseHTTPRequestHandler):
     def do_POST(self):   # noqa: N802 (the http.server name)
         self._record()
         if self.path.split("?")[0] == "/api/2.2/jobs/run-now":
-            self._json(200, {"run_id": 4242, "number_in_job": 4242})
+            self.send_json({"run_id": 4242, "number_in_job": 4242})
         else:
-            self._json(403, {"error_code": "PERMISSION_DENIED", "message": "the app may not do this"})
+            self.send_json({"error_code": "PERMISSION_DENIED", "message": "the app may not do this"}, 403)
 
     def do_GET(self):   # noqa: N802
         self._record()
         if self.path.startswith("/api/2.0/preview/scim/v2/Users"):      # the directory, for the job's check
-            self._json(200, Workspace.directory(self.path))
+            self.send_json(Workspace.directory(self.path))
             return
-        self._json(403, {"error_code": "PERMISSION_DENIED", "message": "the app may not do this"})
+        self.send_json({"error_code": "PERMISSION_DENIED", "message": "the app may not do this"}, 403)
 
     @staticmethod
     def directory(path: str) -> dict:
@@ -96,17 +97,6 @@ class Workspace(BaseHTTPRequestHandler):
                 "itemsPerPage": 1 if first else 0}
 
     do_PATCH = do_PUT = do_DELETE = do_GET   # noqa: N815
-
-    def _json(self, status: int, payload: dict) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 class Warehouse:

@@ -174,20 +174,14 @@ class Governance:
         return challenger
 
     def governed_version(self, model_version=None) -> str:
-        """The version a model_governance run governs: ``model_version`` when given (it must exist
-        and not be older than the champion: going back is ``rollback``), else the challenger."""
+        """The version a model_governance run governs: ``model_version`` when given (it must
+        exist), else the challenger."""
         text = str(model_version or "").strip()
         if not text:
             return self._require_version(self._challenger_or_fail())
         if not text.isdigit():
             raise UserError(f"model_version must be a version number, not '{text}'")
-        version = self._require_version(text)
-        champion = self.alias(CHAMPION)
-        if champion is not None and int(version) < int(champion):
-            raise UserError(f"version {version} is older than the champion (version {champion}): model_governance "
-                            f"promotes forward only; to go back run `healthcare-mlops governance rollback "
-                            f"--to-version {version}`")
-        return version
+        return self._require_version(text)
 
     def _validation_for_decision(self, version: str) -> Validation:
         return self.latest_validation(version) or self.validate(version)

@@ -1,7 +1,8 @@
 """The model_governance job: validate a version, apply an approver's recorded decision, promote when allowed.
 
 ``--model_version N`` governs version N (it must exist; a version older than the champion
-is refused: going back is ``governance rollback``); empty governs the challenger. A decision
+is refused unless an approver rejected it: going back is ``governance rollback``); empty
+governs the challenger. A decision
 recorded in the audit log (the console records approve / reject and starts this job) is
 applied here, as the model's owner: the version's tags, the model card, the champion alias
 and the serving endpoint. Only a row whose recorded role may take the decision counts, and on
@@ -48,6 +49,13 @@ def run(settings: Settings, model_version=None) -> str:
     promote it when nothing blocks it."""
     governance = Governance(settings, job_identity(settings), champion_endpoint(settings), role_check(settings))
     version = governance.governed_version(model_version)
+    decision = governance.latest_decision(version)
+    champion = governance.alias(CHAMPION)
+    if champion is not None and int(version) < int(champion) and \
+            (decision is None or decision["action"] != audit.REJECTED):
+        raise UserError(f"version {version} is older than the champion (version {champion}): model_governance "
+                        f"promotes forward only (a rejection is still applied); to go back run "
+                        f"`healthcare-mlops governance rollback --to-version {version}`")
     validation = governance.validate(version)
     role = "challenger" if governance.alias(CHALLENGER) == version else "given"
     print(f"{settings.model_name} version {version} ({role}), approval mode {governance.approval_mode}")
