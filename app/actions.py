@@ -4,7 +4,12 @@ Each action first calls ``Identity.require`` (the server-side refusal behind eve
 button; a hidden button is not a permission check), then does the work through the
 product's own code, and records who did it:
 
-- approve / reject: ``Governance`` (the MLflow registry) writes the audit row itself;
+- approve / reject: the decision's audit row (``governance.decisions``; the role, a comment,
+  a recorded validation and, past failing hard checks, an override reason are checked first),
+  then a ``model_governance`` run for the version through the launcher, and its "ran job" row.
+  The console changes nothing in the registry: the run applies the decision as the model's
+  owner (tags, model card, champion alias, serving endpoint). One path locally and on
+  Databricks; locally the run is the runner in a background process;
 - acknowledge: ``monitoring.alerts.acknowledge`` sets ``acknowledged_by`` / ``acknowledged_at`` (and
   the comment) on the alert row in one conditional update, and writes the audit row;
 - run now: the target's job launcher (bundle/launchers.py): locally the bundle's runner in
@@ -24,10 +29,11 @@ from app import data
 from healthcare_mlops import composition
 from healthcare_mlops.bundle.launchers import LaunchedRun
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.governance import audit, decisions
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.settings import Settings
 
-ENDPOINT_JOB = "model_governance"       # moves the alias and the serving endpoint (Databricks)
+GOVERNANCE_JOB = "model_governance"     # applies recorded decisions as the model's owner
 
 
 def _launcher(settings: Settings):
@@ -35,34 +41,41 @@ def _launcher(settings: Settings):
 
 
 def approve(identity: Identity, version, comment: str, override_reason: str | None = None,
-            settings: Settings | None = None) -> str:
-    """Approve ``version`` (an override when hard checks fail); locally it is promoted at once.
+             settings: Settings | None = None) -> LaunchedRun:
+    """Record an approval of ``version`` (an override when hard checks fail) and start model_governance.
 
-    Where the registry alias needs the model's owner (Databricks), the app records the
-    decision only (audit row, version tags, status "approved, promotion running") and starts
-    a ``model_governance`` run, which runs as the owner and moves the alias and the serving
-    endpoint. The click returns at once; the run is in the Jobs page. Locally the version is
-    promoted at once.
+    The console writes the decision's audit row and starts a ``model_governance`` run for the
+    version; that run, as the model's owner, applies it: tags, model card, the champion alias
+    and the serving endpoint. Refused (nothing written, nothing started) without the approver
+    role, a comment, a recorded validation, or an override reason when hard checks fail.
     """
-    identity.require("approve")
-    from healthcare_mlops.governance.service import Governance
+    return _decide(identity, version, decisions.APPROVE, comment, override_reason, settings)
 
+
+def reject(identity: Identity, version, comment: str, settings: Settings | None = None) -> LaunchedRun:
+    """Record a rejection of ``version`` and start model_governance, which applies it (tags, model card)."""
+    return _decide(identity, version, decisions.REJECT, comment, None, settings)
+
+
+def _decide(identity: Identity, version, kind: str, comment: str, override_reason: str | None,
+            settings: Settings | None) -> LaunchedRun:
+    identity.require(kind)
+    decisions.require_comment(kind, comment)
     settings = settings or data.console_settings()
+    version = str(version)
     try:
-        by_job = composition.facts(settings).promoted_by_job
-        approved = Governance(settings, identity).approve(str(version), comment, override_reason or None,
-                                                           promote=not by_job)
-        if by_job:
-            start_promotion(identity, settings)
-        return approved
+        decisions.record_decision(settings, identity, version, kind, comment, override_reason)
+        return start_governance(identity, settings, version)
     finally:
         data.clear_caches()
 
 
-def start_promotion(identity: Identity, settings: Settings) -> LaunchedRun:
-    """Start the ``model_governance`` job, which promotes the approved challenger as the model's owner."""
-    started = _launcher(settings).run_now(ENDPOINT_JOB, {}, trigger=f"console:{identity.user}")
+def start_governance(identity: Identity, settings: Settings, version: str) -> LaunchedRun:
+    """Start ``model_governance`` for ``version``; the audit names who started which run."""
+    params = {"model_version": version}
+    started = _launcher(settings).run_now(GOVERNANCE_JOB, params, trigger=f"console:{identity.user}")
     _remember(started)
+    audit.record_job_run(settings, identity, started.job_key, started.run_id, params)
     return started
 
 
@@ -70,17 +83,6 @@ def export_risk_csv(identity: Identity, settings: Settings, user_token: str | No
     """The Risk page's filtered view as CSV bytes (analyst role): refused before a row is read."""
     identity.require("export")
     return data.export_csv("risk_export", settings, user_token, **params)
-
-
-def reject(identity: Identity, version, comment: str, settings: Settings | None = None) -> None:
-    identity.require("reject")
-    from healthcare_mlops.governance.service import Governance
-
-    settings = settings or data.console_settings()
-    try:
-        Governance(settings, identity).reject(str(version), comment)
-    finally:
-        data.clear_caches()
 
 
 def acknowledge(identity: Identity, alert_id: str, comment: str | None = None,
@@ -134,7 +136,5 @@ def run_job_now(identity: Identity, job_key: str, params: dict | None = None,
     finally:
         data.clear_caches()
     _remember(run)
-    from healthcare_mlops.governance import audit
-
     audit.record_job_run(settings, identity, run.job_key, run.run_id, params)
     return run

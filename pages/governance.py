@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app import actions, auth, data, explanation, reproduction, ui
+from app.registry import version_status
 from app.vocabulary import PROMOTION_PENDING, in_words
 from app.vocabulary import approval_mode as approval_mode_of
 
@@ -46,9 +47,9 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
     st.subheader(f"Decision on version {challenger}")
     if status:
         st.caption(f"Registry status of version {challenger}: `{status}`")
-    if status == PROMOTION_PENDING:      # approved in the console; the job run has not promoted it yet
-        st.info(f"Version {challenger} is {PROMOTION_PENDING}: the {actions.ENDPOINT_JOB} job moves the "
-                "champion alias and the serving endpoint (see Jobs).")
+    if status == PROMOTION_PENDING:      # an approval is recorded; the job run has not promoted it yet
+        st.info(f"Version {challenger} is {PROMOTION_PENDING}: a {actions.GOVERNANCE_JOB} run applies the "
+                "approval and moves the champion alias and the serving endpoint (see Jobs).")
         return
     if referred and not hard_failures:
         st.warning(f"Version {challenger} was referred to you: " + " ".join(in_words(c) for c in referred)
@@ -57,7 +58,8 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
         st.warning(f"Version {challenger} fails hard checks: {', '.join(hard_failures)}. Approving it is an "
                    "override and needs a reason, which is recorded.")
     elif not checks:
-        st.info(f"Version {challenger} has not been validated yet: approving it runs the checks first.")
+        st.info(f"Version {challenger} has not been validated yet: a {actions.GOVERNANCE_JOB} run validates it "
+                "before it can be approved or rejected.")
     else:
         st.success(f"Version {challenger} passes every hard check.")
     st.caption(f"Approval mode: **{approval_mode}**"
@@ -75,15 +77,16 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
                       help="Enter an override reason first: this version fails hard checks." if hard_failures
                       else None):
         with ui.guard():
-            promoted = actions.approve(identity, challenger, comment, override or None)
-            outcome = (f"approved, promotion running: a {actions.ENDPOINT_JOB} run moves the champion alias and "
-                       "the serving endpoint (see Jobs)." if data.facts().promoted_by_job else "is the champion.")
-            st.session_state["gov_message"] = f"Approved by {identity.user}: version {promoted} {outcome}"
+            run = actions.approve(identity, challenger, comment, override or None)
+            st.session_state["gov_message"] = (
+                f"Approved by {identity.user}: version {challenger} is {PROMOTION_PENDING} "
+                f"({actions.GOVERNANCE_JOB} run {run.run_id or 'started'} applies it; see Jobs).")
             st.rerun()
     if reject.button("Reject", key="gov_reject", type="primary" if hard_failures else "secondary"):
         with ui.guard():
-            actions.reject(identity, challenger, comment)
-            st.session_state["gov_message"] = f"Rejected by {identity.user}: version {challenger}."
+            run = actions.reject(identity, challenger, comment)
+            st.session_state["gov_message"] = (f"Rejected by {identity.user}: version {challenger} (recorded; "
+                                               f"{actions.GOVERNANCE_JOB} run {run.run_id or 'started'} applies it).")
             st.rerun()
 
 
@@ -124,11 +127,10 @@ def render() -> None:
     st.subheader("What drives each version")
     explanation.show_importance(data.global_importance())
 
+    audit = data.query("audit_log", model_name=registry["model_name"])
     if challenger is not None and challenger != champion:
-        versions = registry["versions"]
-        status = versions.loc[versions["version"] == challenger, "status"]
         _decision(ui.identity(), challenger, challenger_checks, approval_mode,
-                  str(status.iloc[0]) if not status.empty else "")
+                  version_status(registry["versions"], audit, challenger))
 
     st.subheader("Versions")
     versions = registry["versions"].copy()
@@ -142,7 +144,6 @@ def render() -> None:
     reproduction.render(registry, ui.identity())
 
     st.subheader("Audit log")
-    audit = data.query("audit_log", model_name=registry["model_name"])
     if audit.empty:
         st.info("No governance events yet.")
     else:

@@ -320,7 +320,8 @@ def test_clear_errors_without_features_or_champion(spark, copy_home):
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
 
     configure_mlflow(settings).delete_registered_model_alias(settings.model_name, "champion")
-    with pytest.raises(UserError, match="has no 'champion' version: run the training pipeline first"):
+    # a champion existed (the audit shows its promotion): its disappearance is a failure, not a wait
+    with pytest.raises(UserError, match=r"no 'champion' alias, but version\(s\) 1 were champion before"):
         batch_inference.run(settings, DAY1)
     assert not DeltaCatalog(settings).exists(ML_PATIENT_PREDICTIONS)
 

@@ -1,10 +1,11 @@
-"""A console approval on Databricks records the decision and leaves the promotion to model_governance.
+"""A console decision is recorded, and model_governance applies it as the model's owner.
 
-Moving a Unity Catalog model's alias needs its owner; the app's service principal is not.
-So on Databricks the console records the approval (audit row, version tags, status
-"approved, promotion running") and starts the ``model_governance`` job, which runs as the
-owner and promotes. The registry and the job below are real (local MLflow, the real task);
-only the workspace's ``jobs.run_now`` is faked, and the request it gets is checked.
+The console writes the decision's audit row and starts ``model_governance`` for the version;
+it changes nothing in the registry (on Databricks the app's service principal may not tag a
+version, write a model card or move an alias). The job reads the decision back from the
+audit log (only a row whose role may decide counts), validates exactly the version it is
+given, and tags, re-renders the card and promotes. The registry, the audit table, the job and
+the local runner below are real; nothing is faked.
 """
 
 from __future__ import annotations
@@ -18,18 +19,21 @@ REPO = Path(__file__).resolve().parents[1]
 
 from app import actions, data
 from healthcare_mlops.data.population import Shape
-from healthcare_mlops.governance import audit
+from healthcare_mlops.errors import UserError
+from healthcare_mlops.governance import audit, decisions
 from healthcare_mlops.governance.service import (CHALLENGER, CHAMPION, PROMOTION_PENDING, STATUS_TAG,
                                                  Governance)
-from healthcare_mlops.identity import APPROVER, Identity
-from healthcare_mlops.settings import GOVERNANCE_JOB_ID_ENV, resolve_settings
+from healthcare_mlops.identity import APPROVER, OPERATOR, Identity, job_identity
+from healthcare_mlops.settings import resolve_settings
+from healthcare_mlops.tasks import model_governance
 
 OWNER = Identity("owner@example.com", APPROVER)
 
 
 @pytest.fixture(scope="module")
 def registry(spark, tmp_path_factory):
-    """A local home whose registry holds one trained version, the challenger, waiting (manual mode)."""
+    """A local home whose registry holds version 1 (trained) and version 2 (the same model registered
+    again), version 2 the challenger, nothing promoted."""
     from healthcare_mlops.features.definitions import AGE_BANDS, band
     from healthcare_mlops.modeling.training import train
     from healthcare_mlops.spark.generator import generate_load
@@ -42,54 +46,147 @@ def registry(spark, tmp_path_factory):
     frame["age_band"] = band(frame["age"], AGE_BANDS)
     log_and_register(settings, train(frame, seed=1, candidates=("hist_gradient_boosting_poisson",)),
                      {"table": "features", "as_of_date": "2026-01-01", "delta_version": 1}, commit="abc123")
-    governance = Governance(settings, OWNER)
-    governance.client.set_registered_model_alias(governance.model_name, CHALLENGER, "1")
+    client = Governance(settings, OWNER).client
+    first = client.get_model_version(settings.model_name, "1")
+    tags = {k: v for k, v in first.tags.items() if k in ("training_data_version", "git_commit", "model_inputs",
+                                                         "run_id")}
+    client.create_model_version(settings.model_name, first.source, run_id=first.run_id, tags=tags)
+    client.set_registered_model_alias(settings.model_name, CHALLENGER, "2")
     return home
 
 
-@pytest.mark.slow
-def test_a_recorded_approval_waits_for_the_job_which_promotes_it(registry, private_home):
-    from healthcare_mlops.tasks import model_governance
+def _audited(settings, version: str) -> list[tuple[str, str]]:
+    return list(zip(audit.history(settings, version)["action"], audit.history(settings, version)["actor"]))
 
+
+@pytest.mark.slow
+def test_a_console_approval_is_recorded_and_the_started_run_applies_it(registry, private_home):
+    home = private_home(registry)
+    settings = resolve_settings("local", home)
+    manual = resolve_settings("local", home, {"approval_mode": "manual"})
+    assert model_governance.run(manual) == model_governance.WAITING          # validates the challenger, v2
+    governance = Governance(manual, job_identity(manual))
+    card_before = governance.client.get_model_version(governance.model_name, "2").description
+
+    with pytest.raises(UserError, match="has no recorded validation"):     # v1 was never validated
+        actions.approve(OWNER, "1", "looks fine", settings=manual)
+    with pytest.raises(UserError, match="approve needs a --comment"):
+        actions.approve(OWNER, "2", "  ", settings=manual)
+    with pytest.raises(UserError, match="approve needs the approver role"):
+        actions.approve(Identity("ops@example.com", OPERATOR), "2", "looks fine", settings=manual)
+
+    with pytest.raises(UserError, match="fails hard checks .*needs --override-reason"):   # small test data
+        actions.approve(OWNER, "2", "checked the fairness table", settings=manual)
+    assert _audited(manual, "2") == [(audit.VALIDATED, "job:local")]       # refused: nothing recorded
+    started = actions.approve(OWNER, "2", "checked the fairness table", "test data is small", settings=manual)
+    # What the console did: two audit rows, nothing in the registry.
+    version = governance.client.get_model_version(governance.model_name, "2")
+    assert "approval" not in version.tags and version.tags[STATUS_TAG] != PROMOTION_PENDING
+    assert version.description == card_before
+    actions_by = _audited(manual, "2")
+    assert actions_by[-1] == (audit.OVERRIDDEN, OWNER.user)
+    [ran] = [row for _, row in audit.history(manual, "").iterrows() if row["action"] == audit.RAN_JOB]
+    assert (ran["actor"], ran["comment"]) == (OWNER.user, 'model_governance with {"model_version": "2"}')
+    assert decisions.approved_not_promoted(audit.history(manual, "2"))
+
+    # The started run: the bundle's model_governance job through the local runner, in the background.
+    assert (started.job_key, started.where, started.trigger) == ("model_governance", "local",
+                                                                f"console:{OWNER.user}")
+    assert started.process.wait(timeout=600) == 0, started.log_path.read_text()[-3000:]
+    log = started.log_path.read_text()
+    assert "version 2 (challenger)" in log and "recorded decision: overridden by owner@example.com" in log
+    assert governance.alias(CHAMPION) == "2"
+    version = governance.client.get_model_version(governance.model_name, "2")
+    assert version.tags[STATUS_TAG] == CHAMPION and '"by": "owner@example.com"' in version.tags["approval"]
+    assert "checked the fairness table" in version.description             # the card, re-rendered by the job
+    promoted = audit.history(settings, "2").iloc[-1]
+    assert (promoted["action"], promoted["actor"]) == (audit.PROMOTED, "job:local")
+    assert promoted["comment"] == "overridden by owner@example.com: checked the fairness table"
+    assert not decisions.approved_not_promoted(audit.history(manual, "2"))
+
+
+@pytest.mark.slow
+def test_the_job_applies_only_decisions_whose_role_may_take_them(registry, private_home):
+    """Attack: a row in the audit table that claims a decision its role may not take is ignored."""
     home = private_home(registry)
     manual = resolve_settings("local", home, {"approval_mode": "manual"})
     assert model_governance.run(manual) == model_governance.WAITING
-    governance = Governance(manual, OWNER)
+    checks = decisions.recorded_checks(audit.history(manual, "2"))
+    for role in (OPERATOR, "system", "admin"):
+        forged = audit.audit_event(manual.model_name, "2", audit.OVERRIDDEN, "mallory@example.com", role, "manual",
+                                   checks, "forged", "forged")
+        audit.record(manual, forged)
+        assert not decisions.trusted(forged)
+    assert model_governance.run(manual, "2") == model_governance.WAITING
+    governance = Governance(manual, job_identity(manual))
+    assert governance.alias(CHAMPION) is None
+    assert "approval" not in governance.client.get_model_version(governance.model_name, "2").tags
 
-    approved = governance.approve("1", "checked the fairness table", override_reason="test data is small",
-                                  promote=False)
-    assert approved == "1"
-    assert governance.alias(CHAMPION) is None                 # the app cannot move it
-    version = governance.client.get_model_version(governance.model_name, "1")
-    assert version.tags[STATUS_TAG] == PROMOTION_PENDING
-    assert '"by": "owner@example.com"' in version.tags["approval"]
-    assert list(audit.history(manual, "1")["action"])[-1] in (audit.APPROVED, audit.OVERRIDDEN)
-
-    assert model_governance.run(manual) == model_governance.PROMOTED   # as the owner
-    assert governance.alias(CHAMPION) == "1"
-    assert governance.client.get_model_version(governance.model_name, "1").tags[STATUS_TAG] == CHAMPION
-    assert list(audit.history(manual, "1")["action"])[-1] == audit.PROMOTED
-
-
-class FakeJobs:
-    """``WorkspaceClient().jobs`` at the boundary: records ``run_now`` requests."""
-
-    def __init__(self):
-        self.requests: list = []
-
-    def run_now(self, job_id, job_parameters=None):
-        self.requests.append({"job_id": job_id, "job_parameters": job_parameters})
-        return type("Wait", (), {"run_id": 4242})()
+    actions.reject(OWNER, "2", "duplicate registration", settings=manual).process.wait(timeout=600)
+    assert governance.client.get_model_version(governance.model_name, "2").tags[STATUS_TAG] == "rejected"
+    assert model_governance.run(manual, "2") == model_governance.REJECTED      # a success: the champion stays
+    assert governance.alias(CHAMPION) is None
 
 
-def test_the_console_starts_model_governance_by_the_id_app_yaml_maps(monkeypatch):
-    jobs = FakeJobs()
-    monkeypatch.setenv(GOVERNANCE_JOB_ID_ENV, "917")
-    monkeypatch.setattr(data, "workspace_client", lambda: type("Client", (), {"jobs": jobs})())
-    from healthcare_mlops.bundle.launchers import job_id_env
+@pytest.mark.slow
+def test_model_governance_governs_exactly_the_version_it_is_given(registry, private_home):
+    """Issue 24 item 6: ``--param model_version=1`` validated version 2 (the challenger) and reported success."""
+    from healthcare_mlops.bundle.runner import run_job
 
-    started = actions.start_promotion(OWNER, resolve_settings("prod"))
-    assert jobs.requests == [{"job_id": 917, "job_parameters": None}]
-    assert (started.job_key, started.run_id, started.trigger) == ("model_governance", "4242", f"console:{OWNER.user}")
-    assert GOVERNANCE_JOB_ID_ENV == job_id_env(actions.ENDPOINT_JOB)
-    assert f"name: {GOVERNANCE_JOB_ID_ENV}" in (REPO / "app.yaml").read_text()
+    home = private_home(registry)
+    settings = resolve_settings("local", home)
+    for refused, message in (("9", "has no version 9"), ("1; drop", "must be a version number"),
+                             ("-1", "must be a version number")):
+        with pytest.raises(UserError, match=message):
+            model_governance.run(settings, refused)
+    assert audit.history(settings).empty                                   # a refused parameter writes nothing
+
+    with pytest.raises(model_governance.GovernanceFailed, match="version 1 is not promoted"):   # auto mode
+        model_governance.run(settings, "1")
+    assert [a for a, _ in _audited(settings, "1")] == [audit.VALIDATED]
+    assert audit.history(settings, "2").empty                               # the challenger was not touched
+
+    # Through the bundle's job definition and the runner, as `healthcare-mlops jobs run` does.
+    missing = run_job("model_governance", {"model_version": "7"}, home=home, echo=False)
+    assert not missing.succeeded and "has no version 7" in missing.error
+    governed = run_job("model_governance", {"model_version": "2"}, home=home, echo=False)
+    assert not governed.succeeded and "version 2 is not promoted" in governed.error
+    assert [a for a, _ in _audited(settings, "2")] == [audit.VALIDATED]
+    Governance(settings, OWNER).approve("2", "small test data", override_reason="test data is small")
+    older = run_job("model_governance", {"model_version": "1"}, home=home, echo=False)
+    assert not older.succeeded and "older than the champion (version 2)" in older.error
+    assert Governance(settings, job_identity(settings)).alias(CHAMPION) == "2"
+    assert [a for a, _ in _audited(settings, "1")] == [audit.VALIDATED]
+
+
+def test_decisions_count_only_when_the_recorded_role_may_take_them():
+    def row(action, role):
+        return {"action": action, "actor": "someone@example.com", "role": role}
+
+    assert decisions.trusted(row(audit.APPROVED, APPROVER)) and decisions.trusted(row(audit.REJECTED, APPROVER))
+    assert decisions.trusted(row(audit.PROMOTED, "system"))
+    assert not decisions.trusted(row(audit.APPROVED, OPERATOR))
+    assert not decisions.trusted(row(audit.OVERRIDDEN, "system"))          # a job never approves
+    assert not decisions.trusted(row(audit.VALIDATED, APPROVER))           # not a decision
+    assert not decisions.trusted(row(audit.APPROVED, "APPROVER"))          # roles are exact
+
+
+def test_the_console_starts_model_governance_for_the_version(monkeypatch, tmp_path):
+    """The launcher gets the job and ``model_version``; a failing start leaves the recorded decision."""
+    settings = resolve_settings("local", tmp_path / "lakehouse")
+    calls = []
+
+    class Launcher:
+        def run_now(self, job, params=None, trigger="manual", **_):
+            calls.append((job, params, trigger))
+            raise UserError("no deployed job id for 'model_governance'")
+
+    monkeypatch.setattr(actions, "_launcher", lambda settings: Launcher())
+    checks = [{"name": "r2", "value": 0.8, "threshold": ">= 0.7", "verdict": "pass", "hard": True}]
+    audit.record(settings, audit.audit_event(settings.model_name, "3", audit.VALIDATED, "job:local", "system",
+                                             "auto", checks, hard_checks_passed=True))
+    with pytest.raises(UserError, match="no deployed job id"):
+        actions.approve(OWNER, 3, "ship it", settings=settings)
+    assert calls == [("model_governance", {"model_version": "3"}, f"console:{OWNER.user}")]
+    assert decisions.approved_not_promoted(audit.history(settings, "3"))    # the next run applies it
+    data.clear_caches()

@@ -8,8 +8,8 @@ runner (so ``job_runs`` has rows). Every page renders without an exception, and 
 numbers it shows equal the same numbers computed here straight from the tables.
 
 Also: every page on an empty lakehouse says what to run; roles (buttons hidden, actions
-refused server-side); the Approve and Reject flows (manual approval mode) move the alias and
-write the audit; Acknowledge writes who and when; Run now records a run in ``job_runs``.
+refused server-side); Approve and Reject (manual approval mode) record the decision and the
+model_governance run they start applies it; Acknowledge writes who and when; Run now records a run in ``job_runs``.
 """
 
 from __future__ import annotations
@@ -435,7 +435,7 @@ def test_an_operator_acknowledges_and_runs_jobs_but_cannot_approve(pending, monk
 
 # -- the actions ------------------------------------------------------------------------------------
 
-def test_approve_moves_the_champion_alias_and_writes_the_audit(pending):
+def test_approve_records_the_decision_and_the_started_run_moves_the_champion(pending):
     settings, version = pending
     at = open_page("governance")
     assert metric(at, "Challenger version") == version and metric(at, "Champion version") == "1"
@@ -443,17 +443,25 @@ def test_approve_moves_the_champion_alias_and_writes_the_audit(pending):
     at.text_area(key="gov_comment").input("fairness table reviewed; same model, new registration")
     at.button(key="gov_approve").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert f"version {version} is the champion" in texts(at)
-    assert metric(at, "Champion version") == version
+    assert f"version {version} is approved, promotion running (model_governance run" in texts(at)
+    assert not {"gov_approve", "gov_reject"} & _buttons(at)       # the recorded approval waits for its run
+    [run] = actions.started_runs()[:1]
+    assert (run.job_key, run.trigger) == ("model_governance", f"console:{USER}")
+    assert run.process.wait(timeout=600) == 0, run.log_path.read_text()[-3000:]
     _, client = registry_client(settings.home)
     assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == version
+    data.clear_caches()
+    at = open_page("governance")
+    assert metric(at, "Champion version") == version
     events = table(settings.home, T.MODEL_GOVERNANCE_LOG)
-    mine = events[(events["version"] == version) & (events["actor"] == USER)].sort_values("event_time")
-    assert list(mine["action"]) == ["approved", "promoted"]
+    mine = events[(events["version"] == version) & (events["actor"] == USER)]
+    assert list(mine["action"]) == ["approved"]
     assert mine["comment"].iloc[0] == "fairness table reviewed; same model, new registration"
     assert set(mine["role"]) == {APPROVER} and set(mine["approval_mode"]) == {"manual"}
+    promoted = events[(events["version"] == version) & (events["action"] == "promoted")]
+    assert list(promoted["actor"]) == ["job:local"]
     audit_shown = frame_with(at, "actor_role")
-    assert {"approved", "promoted"} <= set(audit_shown[audit_shown["actor"] == USER]["action"])
+    assert {"approved", "ran job"} <= set(audit_shown[audit_shown["actor"] == USER]["action"])
 
 
 def test_approve_without_a_comment_is_refused_with_a_message(pending):
@@ -477,6 +485,8 @@ def test_reject_keeps_the_champion_and_writes_the_audit(pending):
     events = table(settings.home, T.MODEL_GOVERNANCE_LOG)
     rejected = events[(events["version"] == version) & (events["action"] == "rejected")]
     assert list(rejected["actor"]) == [USER] and list(rejected["comment"]) == ["duplicate registration"]
+    assert actions.started_runs()[0].process.wait(timeout=600) == 0          # the run applies the rejection
+    assert client.get_model_version(settings.model_name, version).tags["governance_status"] == "rejected"
 
 
 def test_acknowledge_writes_who_and_when_on_the_alert(home, monkeypatch):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
 import shutil
 import signal
@@ -31,12 +30,14 @@ import sys
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+from json_http import JsonHandler
 
 from healthcare_mlops import identity
 from healthcare_mlops.errors import UserError
@@ -262,7 +263,7 @@ def test_the_exposed_default_is_viewer_and_a_configured_role_still_counts(monkey
 
 # -- 2. the user off Databricks against a workspace target ------------------------------------------
 
-class Workspace(BaseHTTPRequestHandler):
+class Workspace(JsonHandler):
     """The two SCIM reads a console can make: the signed-in user, and a user looked up by name."""
 
     requests: list = []
@@ -272,25 +273,15 @@ class Workspace(BaseHTTPRequestHandler):
     def do_GET(self):   # noqa: N802 (the http.server name)
         Workspace.requests.append((self.path, self.headers.get("Authorization")))
         if self.path.startswith("/api/2.0/preview/scim/v2/Me"):
-            self._json(Workspace.me)
+            self.send_json(Workspace.me)
         elif self.path.startswith("/api/2.0/preview/scim/v2/Users") and "startIndex=1" in self.path:
-            self._json({"Resources": [{"id": "7", "userName": "owner@example.com", "groups": Workspace.approvers}],
+            self.send_json({"Resources": [{"id": "7", "userName": "owner@example.com", "groups": Workspace.approvers}],
                         "totalResults": 1, "startIndex": 1, "itemsPerPage": 1})
         elif self.path.startswith("/api/2.0/preview/scim/v2/Users"):
-            self._json({"Resources": [], "totalResults": 1, "itemsPerPage": 0})
+            self.send_json({"Resources": [], "totalResults": 1, "itemsPerPage": 0})
         else:
             self.send_error(404)
 
-    def _json(self, payload: dict) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
 
 
 @pytest.fixture
@@ -487,14 +478,21 @@ def test_console_decisions_write_one_row_each_naming_the_approver(home):
 
     settings = resolve_settings("local", home)
     approver = Identity("owner@example.com", APPROVER)
-    actions.approve(approver, 2, "new registration", "small synthetic sample")
-    actions.reject(approver, 1, "retired for good")
-    mine = audit.history(settings)
-    mine = mine[mine["actor"] == approver.user]
+    # the console records; the model_governance run each decision starts applies it (as the job)
+    assert actions.approve(approver, 2, "new registration", "small synthetic sample").process.wait(600) == 0
+    assert actions.reject(approver, 1, "retired for good").process.wait(600) == 0
+    everyone = audit.history(settings)
+    mine = everyone[everyone["actor"] == approver.user]
     decided = [(audit.APPROVED if action == audit.OVERRIDDEN else action, version)     # fails hard checks here
                for action, version in zip(mine["action"], mine["version"])]
-    assert sorted(decided) == [(audit.APPROVED, "2"), (audit.PROMOTED, "2"), (audit.REJECTED, "1")]
+    assert sorted(decided) == sorted([(audit.APPROVED, "2"), (audit.RAN_JOB, ""), (audit.REJECTED, "1"),
+                                      (audit.RAN_JOB, "")])
     assert set(mine["role"]) == {APPROVER}
+    promoted = everyone[(everyone["action"] == audit.PROMOTED) & (everyone["version"] == "2")]
+    assert list(promoted["actor"]) == ["job:local"]
+    # version 1, now older than the champion, is not promoted but its rejection is applied
+    assert governance_as(home, VIEWER).client.get_model_version(settings.model_name, "1") \
+        .tags["governance_status"] == "rejected"
 
 
 def test_repairing_an_interrupted_promotion_writes_one_row_and_a_viewer_does_not_repair(home):

@@ -8,6 +8,7 @@ engine and identity here and hand them to code that never asks where it runs.
 from __future__ import annotations
 
 from collections.abc import Callable
+import re
 from dataclasses import dataclass
 
 from healthcare_mlops.bundle.launchers import DatabricksJobsLauncher, JobLauncher, LocalRunnerLauncher
@@ -17,6 +18,7 @@ from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.runtime.sql_engine import sql_engine
 from healthcare_mlops.settings import LOCAL_TARGET, Settings
 
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")   # an actor worth looking up
 catalog = table_catalog          # the target's TableCatalog (the decision is in runtime/catalog.py)
 sql = sql_engine                 # the target's read-only SQL engine (runtime/sql_engine.py)
 
@@ -29,8 +31,6 @@ class RuntimeFacts:
     data: str                   # the home folder, or catalog.schema
     jobs_run_by: str            # who executes the bundle's jobs
     task_history: bool          # job runs are the runner's job_runs table, one row per task too
-    promoted_by_job: bool       # an approval is applied by a model_governance run (the model's owner):
-                                # the alias and the Model Serving endpoint
     demo_command: str           # what builds the whole loop here ("" on a workspace)
 
 
@@ -58,6 +58,25 @@ def champion_endpoint(settings: Settings):
     from healthcare_mlops.scoring.serving import deploy_champion_endpoint
 
     return partial(deploy_champion_endpoint, settings)
+
+
+def role_check(settings: Settings, client_factory=workspace_client):
+    """How model_governance confirms that a recorded decision's actor may take it: locally None
+    (the recorded role is the record: the audit table is the developer's own files); on
+    Databricks the actor's groups now, from the workspace's directory (``users.list``), give
+    the role. An actor that is not a plain e-mail address is never looked up."""
+    if settings.is_local:
+        return None
+
+    def may(user: str, action: str) -> bool:
+        if not EMAIL.fullmatch(user):
+            return False
+        users = client_factory().users.list(filter=f'userName eq "{user}"', attributes="userName,groups")
+        groups = [g.display for u in users if (u.user_name or "").lower() == user.lower()
+                  for g in (u.groups or []) if g.display]
+        return Identity(user, role_for(user, groups, settings)).may(action)
+
+    return may
 
 
 def cli_identity(settings: Settings, client_factory=workspace_client) -> Identity:
@@ -88,9 +107,9 @@ def facts(settings: Settings) -> RuntimeFacts:
     """The target's runtime in words (see ``RuntimeFacts``)."""
     if settings.is_local:
         return RuntimeFacts("local", f"home {settings.home.resolve()}", "the local runner", True,
-                            False, "`healthcare-mlops demo`")
+                            "`healthcare-mlops demo`")
     return RuntimeFacts(f"Databricks ({settings.target})", f"{settings.catalog}.{settings.schema}", "Databricks Jobs",
-                        False, True, "")
+                        False, "")
 
 
 def run_hint(settings: Settings, job_key: str, params: dict | None = None) -> str:

@@ -19,7 +19,7 @@ import mlflow
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
-from healthcare_mlops.governance import audit
+from healthcare_mlops.governance import audit, decisions
 from healthcare_mlops.governance.champion import INTENT_TAG, audited_champion, misscored_days
 from healthcare_mlops.governance.checks import Check, hard_failures, referrals, run_checks
 from healthcare_mlops.governance.evaluation import gather_evidence
@@ -60,14 +60,17 @@ class Governance:
     """Governance actions for the target's registered model, on behalf of ``identity``."""
 
     def __init__(self, settings: Settings, identity: Identity,
-                 champion_endpoint: Callable[[str], object] | None = None):
+                 champion_endpoint: Callable[[str], object] | None = None,
+                 role_check: Callable[[str, str], bool] | None = None):
         self.settings = settings
         self.identity = identity
         # Points the serving endpoint at a new champion (Databricks; composition.champion_endpoint).
-        # None locally, where `serve` reads the alias, and in the console: updating an endpoint
-        # waits for minutes and needs rights the app does not have, so it starts a
-        # model_governance run instead.
+        # None locally, where `serve` reads the alias. The console never acts here: it records
+        # decisions (governance/decisions.py) and a model_governance run applies them.
         self.champion_endpoint = champion_endpoint
+        # Whether a recorded decision's actor still has a role that may take it, asked of the
+        # workspace's directory (composition.role_check); None: the recorded role is trusted.
+        self.role_check = role_check
         self.client = configure_mlflow(settings)
         self.model_name = settings.model_name
         self.thresholds = GovernanceThresholds.from_variables(settings.variables)
@@ -175,6 +178,16 @@ class Governance:
             raise UserError(f"{self.model_name} has no challenger: run the model_training job first")
         return challenger
 
+    def governed_version(self, model_version=None) -> str:
+        """The version a model_governance run governs: ``model_version`` when given (it must
+        exist), else the challenger."""
+        text = str(model_version or "").strip()
+        if not text:
+            return self._require_version(self._challenger_or_fail())
+        if not text.isdigit():
+            raise UserError(f"model_version must be a version number, not '{text}'")
+        return self._require_version(text)
+
     def _validation_for_decision(self, version: str) -> Validation:
         return self.latest_validation(version) or self.validate(version)
 
@@ -195,55 +208,67 @@ class Governance:
         return reason
 
     # -- decisions ------------------------------------------------------------------
-    def approve(self, version, comment: str, override_reason: str | None = None, promote: bool = True) -> str:
-        """Record an approval (an override when hard checks fail) and promote the version.
+    def approve(self, version, comment: str, override_reason: str | None = None) -> str:
+        """Record an approval (an override when hard checks fail), apply it and promote the version.
 
-        ``promote=False`` records the decision only (audit row, version tags, status
-        ``PROMOTION_PENDING``): on Databricks moving the alias needs the model's owner, so the
-        console leaves the promotion to the model_governance job, which runs as the owner.
+        This acts with the caller's own registry rights (the CLI of a model owner, the
+        model_governance job). The console only records the decision (``decisions``) and starts
+        model_governance, which applies it (``apply_decision``) as the model's owner.
         """
         self.identity.require("approve")
+        decisions.require_comment("approve", comment)
         version = self._require_version(version)
-        if not comment or not comment.strip():
-            raise UserError("approve needs a --comment saying why")
         validation = self._validation_for_decision(version)
-        if validation.failures and not (override_reason and override_reason.strip()):
-            names = ", ".join(c.name for c in validation.failures)
-            raise UserError(f"version {version} fails hard checks ({names}); approving it needs "
-                            "--override-reason, which is recorded")
-        # A referred floor (the champion misses it too) is the approver's to decide: no override.
-        action = audit.OVERRIDDEN if validation.failures else audit.APPROVED
-        audit.record(self.settings, self._event(version, action, validation.checks, comment,
-                                                override_reason if action == audit.OVERRIDDEN else None,
-                                                validation.passed))
-        self.client.set_model_version_tag(self.model_name, version, "approval",
-                                          json.dumps({"by": self.identity.user, "action": action,
-                                                      "comment": comment, "override_reason": override_reason}))
-        if not promote:
-            self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, PROMOTION_PENDING)
-            self.refresh_model_card(version)
-            return version
+        decisions.record_decision(self.settings, self.identity, version, decisions.APPROVE, comment,
+                                  override_reason, validation.checks)
+        self.apply_decision(version)
         promoted = self.promote(version, comment=comment)
         self.refresh_model_card(version)
         return promoted
 
     def reject(self, version, comment: str) -> None:
         self.identity.require("reject")
+        decisions.require_comment("reject", comment)
         version = self._require_version(version)
-        if not comment or not comment.strip():
-            raise UserError("reject needs a --comment saying why")
         validation = self._validation_for_decision(version)
-        audit.record(self.settings, self._event(version, audit.REJECTED, validation.checks, comment,
-                                                passed=validation.passed))
-        self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, "rejected")
+        decisions.record_decision(self.settings, self.identity, version, decisions.REJECT, comment,
+                                  checks=validation.checks)
+        self.apply_decision(version)
         self.refresh_model_card(version)
+
+    def latest_decision(self, version: str):
+        """The version's latest trusted decision in the audit log (a row), or None.
+
+        With a ``role_check``, a row also counts only when its actor's current role may take it."""
+        rows = decisions.decisions(audit.history(self.settings, version))
+        if self.role_check is not None and not rows.empty:
+            rows = rows[[self.role_check(str(r["actor"]), decisions.NEEDS[r["action"]]) for _, r in rows.iterrows()]]
+        return None if rows.empty else rows.iloc[-1]
+
+    def apply_decision(self, version: str):
+        """Put the latest recorded decision on the version's tags (needs the model's owner); return the row.
+
+        An approval sets the ``approval`` tag and status ``PROMOTION_PENDING`` (``promote``
+        then makes it champion), a rejection status ``rejected``."""
+        decision = self.latest_decision(version)
+        if decision is None or decision["action"] == audit.PROMOTED:
+            return decision
+        if decision["action"] == audit.REJECTED:
+            self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, "rejected")
+            return decision
+        self.client.set_model_version_tag(self.model_name, version, "approval",
+                                          json.dumps({"by": decision["actor"], "action": decision["action"],
+                                                      "comment": decision["comment"],
+                                                      "override_reason": decision["override_reason"]}))
+        if self.alias(CHAMPION) != version:
+            self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, PROMOTION_PENDING)
+        return decision
 
     def promotion_blockers(self, version: str) -> list[str]:
         """Why ``version`` may not become champion now (empty: it may)."""
         validation = self._validation_for_decision(version)
-        decisions = audit.history(self.settings, version)
-        decisions = decisions[decisions["action"].isin(DECISIONS)]
-        last = decisions.iloc[-1]["action"] if not decisions.empty else None
+        latest = self.latest_decision(version)       # a row whose role may not decide does not count
+        last = None if latest is None else latest["action"]
         blockers = []
         if last == audit.REJECTED:
             blockers.append("it was rejected")

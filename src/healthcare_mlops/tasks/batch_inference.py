@@ -1,7 +1,9 @@
 """The ``batch_inference`` task: score every current member for a scoring date.
 
 ``production`` mode scores with the champion (the audit log's, ``governance/champion.py``) into
-``ml_patient_predictions``; ``validation`` mode (the training pipeline's step) scores with
+``ml_patient_predictions`` (before the first champion exists it ends successfully, saying it
+waits; a champion that disappeared is a failure: governance/first_champion.py); ``validation``
+mode (the training pipeline's step) scores with
 the ``challenger`` into ``ml_patient_predictions_validation`` and then checks the written
 partition against the output contract, never touching the production table.
 
@@ -24,6 +26,7 @@ from healthcare_mlops.dates import parse_optional_date, today_utc
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.explanations.contributions import BASE_COLUMN
 from healthcare_mlops.failpoints import failpoint
+from healthcare_mlops.governance.first_champion import waiting_for_first_champion
 from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, TRAINING_REFERENCE_PATH
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, IS_CRITICAL_RISK, ML_INSURANCE_FEATURES,
@@ -105,6 +108,11 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     mode = parse_mode(mode)
     day = resolve_scoring_date(scoring_date)
     alias, target_table, stage = MODES[mode]
+    if mode == PRODUCTION:
+        waiting = waiting_for_first_champion(settings, "batch_inference")
+        if waiting:            # a new workspace: the schedule runs before the first champion exists
+            print(waiting)
+            return {"mode": mode, "scoring_date": day.isoformat(), "waiting": waiting}
     spark = get_spark(settings)
     catalog = table_catalog(settings, spark)
     if not catalog.exists(ML_INSURANCE_FEATURES):

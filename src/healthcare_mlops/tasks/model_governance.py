@@ -1,4 +1,13 @@
-"""The model_governance job: validate the challenger, record the audit, promote when allowed.
+"""The model_governance job: validate a version, apply an approver's recorded decision, promote when allowed.
+
+``--model_version N`` governs version N (it must exist; a version older than the champion
+is refused unless an approver rejected it: going back is ``governance rollback``); empty
+governs the challenger. A decision
+recorded in the audit log (the console records approve / reject and starts this job) is
+applied here, as the model's owner: the version's tags, the model card, the champion alias
+and the serving endpoint. Only a row whose recorded role may take the decision counts, and on
+Databricks only when the actor's groups in the workspace still give such a role
+(``composition.role_check``).
 
 Exit codes: in ``auto`` mode a challenger that fails a hard check fails the task, so
 the pipeline shows red; in ``manual`` mode "waiting for approval" is a distinct,
@@ -9,14 +18,15 @@ approver in either mode (waiting, with both values in the audit log), not refuse
 
 from __future__ import annotations
 
-from healthcare_mlops.composition import champion_endpoint
+from healthcare_mlops.composition import champion_endpoint, role_check
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.governance import audit, decisions
 from healthcare_mlops.governance.service import REFERRED_BLOCKER, Governance
-from healthcare_mlops.modeling.artifacts import CHAMPION
+from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION
 from healthcare_mlops.identity import job_identity
 from healthcare_mlops.settings import Settings
 
-PROMOTED, WAITING, ALREADY_CHAMPION = "promoted", "waiting_for_approval", "already_champion"
+PROMOTED, WAITING, ALREADY_CHAMPION, REJECTED = "promoted", "waiting_for_approval", "already_champion", "rejected"
 
 
 class GovernanceFailed(UserError):
@@ -33,19 +43,40 @@ def format_checks(checks) -> str:
     return "\n".join(lines)
 
 
-def run(settings: Settings) -> str:
-    governance = Governance(settings, job_identity(settings), champion_endpoint(settings))
-    validation = governance.validate()
-    version = validation.version
-    print(f"{settings.model_name} version {version} (challenger), approval mode {governance.approval_mode}")
+def run(settings: Settings, model_version=None) -> str:
+    """Govern ``model_version`` (default: the challenger): validate it, apply the decision an
+    approver recorded for it (the console records, this job applies as the model's owner), and
+    promote it when nothing blocks it."""
+    governance = Governance(settings, job_identity(settings), champion_endpoint(settings), role_check(settings))
+    version = governance.governed_version(model_version)
+    decision = governance.latest_decision(version)
+    champion = governance.alias(CHAMPION)
+    if champion is not None and int(version) < int(champion) and \
+            (decision is None or decision["action"] != audit.REJECTED):
+        raise UserError(f"version {version} is older than the champion (version {champion}): model_governance "
+                        f"promotes forward only (a rejection is still applied); to go back run "
+                        f"`healthcare-mlops governance rollback --to-version {version}`")
+    validation = governance.validate(version)
+    role = "challenger" if governance.alias(CHALLENGER) == version else "given"
+    print(f"{settings.model_name} version {version} ({role}), approval mode {governance.approval_mode}")
     print(format_checks(validation.checks))
+    decision = governance.apply_decision(version)
+    if decision is not None and decision["action"] != audit.PROMOTED:
+        print(f"recorded decision: {decision['action']} by {decision['actor']} ({decision['role']}) "
+              f"at {decision['event_time']}: {decision['comment']}")
     if governance.alias(CHAMPION) == version:
         print(f"version {version} is already the champion")
-        governance.serve_champion(version)    # e.g. approved in the console, which leaves the endpoint to this job
+        governance.serve_champion(version)    # e.g. a promotion whose endpoint update failed
         return ALREADY_CHAMPION
+    if decision is not None and decision["action"] == audit.REJECTED:
+        governance.refresh_model_card(version)
+        print(f"version {version} was rejected by {decision['actor']}: the champion stays")
+        return REJECTED
     blockers = governance.promotion_blockers(version)
     if not blockers:
-        governance.promote(version, comment="all hard checks passed (auto approval)")
+        approved = decision is not None and decision["action"] in decisions.APPROVALS
+        governance.promote(version, comment=f"{decision['action']} by {decision['actor']}: {decision['comment']}"
+                           if approved else "all hard checks passed (auto approval)")
         print(f"promoted version {version} to champion")
         return PROMOTED
     referred = governance.refer(version)

@@ -2,7 +2,8 @@
 
 ``--mode monitor`` (daily, 06:00): the window is ``--window_start`` .. ``--window_end``
 (scoring dates, inclusive); empty means the latest scoring date in
-``ml_patient_predictions``. It computes, for the window's predictions against the
+``ml_patient_predictions``. Before the first champion exists it ends successfully, saying it
+waits (a champion that disappeared is a failure: governance/first_champion.py). It computes, for the window's predictions against the
 champion's reference counts, every drift metric of docs/definitions.md (Spark reduces the
 batch to counts, monitoring/drift.py; the verdicts are monitoring/evaluation.py), then
 performance and fairness of the latest *labelled* batch, and writes three tables:
@@ -35,6 +36,7 @@ import pandas as pd
 from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
+from healthcare_mlops.governance.first_champion import waiting_for_first_champion
 from healthcare_mlops.monitoring import evaluation as ev
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
 from healthcare_mlops.settings import Settings
@@ -155,6 +157,10 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     from healthcare_mlops.runtime.catalog import table_catalog
     from healthcare_mlops.runtime.spark_session import get_spark
 
+    waiting = waiting_for_first_champion(settings, "model_monitoring")
+    if waiting:               # a new workspace: the schedule runs before the first champion exists
+        print(waiting)
+        return {"waiting": waiting}
     t = ev.MonitoringThresholds.from_variables(settings.variables)
     spark = get_spark(settings)
     catalog = table_catalog(settings, spark)
