@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -29,31 +28,22 @@ import pyarrow as pa
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from app import actions, data  # noqa: E402
-from app.reproduction import start_reproduction  # noqa: E402
-from healthcare_mlops.governance import audit  # noqa: E402
-from healthcare_mlops.identity import APPROVER, OPERATOR, Identity  # noqa: E402
-from healthcare_mlops.monitoring.contract import ALERT_COLUMNS  # noqa: E402
-from json_http import JsonHandler  # noqa: E402
+from app import actions, data
+from app.reproduction import start_reproduction
+from healthcare_mlops.bundle import principals
+from healthcare_mlops.governance import audit
+from healthcare_mlops.identity import APPROVER, OPERATOR, Identity
+from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
+from json_http import JsonHandler
 
 OWNER = Identity("owner@example.com", APPROVER)
 OPS = Identity("ops@example.com", OPERATOR)
 ALERT_ID = "6f1c2a8e-0d4b-4c3e-9a57-1b2c3d4e5f60"
 SCHEMA = "healthcare_dev.insurance_ml"
 
-# What the app's service principal is granted, per call: to be replaced by bundle.principals at merge.
-APP_PRINCIPAL_ALLOWED = {
-    ("GET", "/.well-known/databricks-config"): "none (the SDK's unauthenticated host metadata, on first use)",
-    ("POST", "/api/2.2/jobs/run-now"): "CAN_MANAGE_RUN on the job",
-    ("SQL", "SELECT information_schema.tables"): "USE CATALOG, USE SCHEMA",
-    ("SQL", f"SELECT {SCHEMA}.model_governance_log"): "SELECT on model_governance_log",
-    ("SQL", f"INSERT {SCHEMA}.model_governance_log"): "MODIFY on model_governance_log",
-    ("SQL", f"SELECT {SCHEMA}.ml_model_alerts"): "SELECT on ml_model_alerts",
-    ("SQL", f"UPDATE {SCHEMA}.ml_model_alerts"): "MODIFY on ml_model_alerts",
-}
+# The jobs the fixture deploys, by the id the app's environment names them with.
+JOB_KEYS = {917: "model_governance", 918: "model_monitoring", 919: "model_reproduction"}
 # What the app's principal must never need (the model owner's rights): a console action that
 # sends one of these would fail half-way on a workspace, as approving did.
 OWNER_ONLY = re.compile(r"/api/2\.0/mlflow/|/api/2\.0/serving-endpoints|/api/2\.\d/permissions")
@@ -209,9 +199,35 @@ def api_calls() -> list[tuple[str, str, dict]]:
     return [call for call in Workspace.calls if call[1].startswith("/api/")]
 
 
-def beyond_the_app(calls: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The calls the app's principal is not granted (empty: the action works as the app)."""
-    return [call for call in calls if call not in APP_PRINCIPAL_ALLOWED or OWNER_ONLY.search(call[1])]
+def rights_needed(warehouse: Warehouse) -> set:
+    """The rights the recorded calls need, named as ``bundle.principals`` names them; a call this
+    does not know needs a right no principal is given (``unknown``), so it is never covered."""
+    needed = set()
+    for method, path, body in Workspace.calls:
+        if path == "/.well-known/databricks-config":        # the SDK's unauthenticated host metadata
+            continue
+        if (method, path) == ("POST", "/api/2.2/jobs/run-now"):
+            needed.add(principals.Right("job", JOB_KEYS[body["job_id"]], "CAN_MANAGE_RUN"))
+        else:
+            needed.add(principals.Right("unknown", f"{method} {path}", "?"))
+    for kind, statement in calls_of(warehouse):
+        if kind != "SQL":
+            continue
+        verb, table = statement.split()
+        needed.add(principals.WAREHOUSE.right)
+        if table == "information_schema.tables":
+            needed |= {call.right for call in principals.USE}
+        else:
+            needed.add(principals.Right("table", table.split(".")[-1], "SELECT" if verb == "SELECT" else "MODIFY"))
+    return needed
+
+
+def beyond_the_app(warehouse: Warehouse, action: str) -> set:
+    """The rights the recorded calls need that ``bundle.principals`` does not give the app for the
+    console path ``action`` (empty: the action works as the app's service principal)."""
+    [path] = [p for p in principals.CONSOLE_PATHS if p.name.startswith(f"console: {action}")]
+    assert path.principal == principals.APP
+    return rights_needed(warehouse) - {call.right for call in path.calls}
 
 
 def test_approve_reads_and_appends_the_audit_log_and_starts_model_governance(workspace):
@@ -225,7 +241,7 @@ def test_approve_reads_and_appends_the_audit_log_and_starts_model_governance(wor
                           ("SQL", "SELECT information_schema.tables"),
                           ("SQL", f"SELECT {SCHEMA}.model_governance_log"),
                           ("SQL", f"INSERT {SCHEMA}.model_governance_log")}
-    assert beyond_the_app(calls) == []
+    assert beyond_the_app(workspace, "approve") == set()
     decision, started = workspace.audit[-2:]
     assert (decision["action"], decision["actor"], decision["role"], decision["version"]) == \
         (audit.APPROVED, OWNER.user, APPROVER, "3")
@@ -241,7 +257,7 @@ def test_reject_makes_the_same_calls_and_a_refused_decision_makes_none(workspace
             refused()
     assert calls_of(workspace) == []                                   # refused before any call
     actions.reject(OWNER, 3, "duplicate registration")
-    assert beyond_the_app(calls_of(workspace)) == []
+    assert beyond_the_app(workspace, "reject") == set()
     assert [body for _, _, body in api_calls()] == [{"job_id": 917, "job_parameters": {"model_version": "3"}}]
     assert workspace.audit[-2]["action"] == audit.REJECTED
 
@@ -254,21 +270,21 @@ def test_acknowledge_updates_the_alert_and_appends_the_audit_log(workspace):
     assert set(calls) == {("SQL", "SELECT information_schema.tables"), ("SQL", f"SELECT {SCHEMA}.ml_model_alerts"),
                           ("SQL", f"UPDATE {SCHEMA}.ml_model_alerts"),
                           ("SQL", f"INSERT {SCHEMA}.model_governance_log")}
-    assert beyond_the_app(calls) == []
+    assert beyond_the_app(workspace, "acknowledge") == set()
 
 
-@pytest.mark.parametrize("start, job_id, params", [
+@pytest.mark.parametrize("start, job_id, params, action", [
     (lambda: actions.run_job_now(OPS, "model_monitoring", {"window_start": "2026-01-02"}), 918,
-     {"window_start": "2026-01-02"}),
-    (lambda: start_reproduction(OPS, 2), 919, {"model_version": "2"}),
+     {"window_start": "2026-01-02"}, "run now"),
+    (lambda: start_reproduction(OPS, 2), 919, {"model_version": "2"}, "reproduce"),
 ])
-def test_run_now_and_reproduce_start_a_job_and_append_the_audit_log(workspace, start, job_id, params):
+def test_run_now_and_reproduce_start_a_job_and_append_the_audit_log(workspace, start, job_id, params, action):
     start()
     assert api_calls() == [("POST", "/api/2.2/jobs/run-now",
                                                            {"job_id": job_id, "job_parameters": params})]
     assert set(calls_of(workspace)) - {("GET", "/.well-known/databricks-config")} == {
         ("POST", "/api/2.2/jobs/run-now"), ("SQL", f"INSERT {SCHEMA}.model_governance_log")}
-    assert beyond_the_app(calls_of(workspace)) == []
+    assert beyond_the_app(workspace, action) == set()
 
 
 def test_the_check_refuses_what_only_the_model_owner_may_do(workspace):
@@ -280,8 +296,8 @@ def test_the_check_refuses_what_only_the_model_owner_may_do(workspace):
     client = configure_mlflow(data.console_settings())
     with pytest.raises(MlflowException):
         client.set_model_version_tag(f"{SCHEMA}.dev_jane_doe_insurance_model", "3", "approval", "{}")
-    beyond = beyond_the_app(calls_of(workspace))
-    assert beyond and all(OWNER_ONLY.search(path) for _, path in beyond), beyond
+    beyond = beyond_the_app(workspace, "approve")
+    assert beyond and all(right.kind == "unknown" and OWNER_ONLY.search(right.securable) for right in beyond), beyond
 
 
 def test_the_job_confirms_a_recorded_decision_against_the_directory(workspace):

@@ -90,6 +90,8 @@ REGISTRY_READ = (
 )
 
 AUDIT = (WAREHOUSE, *USE, Call("INSERT INTO model_governance_log (who did it)", _table(tables.MODEL_GOVERNANCE_LOG, "MODIFY")))
+# a decision reads the version's recorded validation first (refused without one)
+DECISION = (*AUDIT, Call("SELECT FROM model_governance_log (the recorded validation)", _table(tables.MODEL_GOVERNANCE_LOG)))
 
 # What a job's owner needs on the target's catalog and schema (it owns the rest).
 OWNER_DATA = (
@@ -128,9 +130,10 @@ CONSOLE_PATHS = (
          (Call("current_user.me (forwarded token, scope iam.current-user:read)", Right("workspace", "user", "user_api_scopes: iam.current-user:read"), ENTITLEMENT),)),
     Path("console: view pages", APP, (*CONSOLE_READ, *REGISTRY_READ,
                                       *(Call(f"jobs.get / jobs.list_runs {j}", _job(j, "CAN_VIEW")) for j in ALL_JOBS))),
-    Path("console: approve", APP, (*AUDIT, Call("jobs.run_now model_governance (model_version)", _job("model_governance")))),
-    Path("console: reject", APP, (*AUDIT, Call("jobs.run_now model_governance (model_version)", _job("model_governance")))),
-    Path("console: acknowledge an alert", APP, (*AUDIT, Call("UPDATE ml_model_alerts", _table(tables.ML_MODEL_ALERTS, "MODIFY")))),
+    Path("console: approve", APP, (*DECISION, Call("jobs.run_now model_governance (model_version)", _job("model_governance")))),
+    Path("console: reject", APP, (*DECISION, Call("jobs.run_now model_governance (model_version)", _job("model_governance")))),
+    Path("console: acknowledge an alert", APP, (*AUDIT, Call("SELECT FROM ml_model_alerts (the alert)", _table(tables.ML_MODEL_ALERTS)),
+                                                Call("UPDATE ml_model_alerts", _table(tables.ML_MODEL_ALERTS, "MODIFY")))),
     Path("console: run now", APP, (*(Call(f"jobs.run_now {j}", _job(j)) for j in ALL_JOBS), *AUDIT)),
     Path("console: reproduce", APP, (Call("jobs.run_now model_reproduction", _job("model_reproduction")), *AUDIT)),
     Path("console: score", APP, (Call("serving_endpoints.query", Right("endpoint", "serving", "CAN_QUERY"), RUNTIME),)),
