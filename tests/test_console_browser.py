@@ -217,3 +217,63 @@ def test_a_members_waterfall_opens_on_risk_and_on_score(console_url, tmp_path):
             page.screenshot(path=str(tmp_path / "score-waterfall.png"), full_page=True)
         finally:
             browser.close()
+
+
+# A page drawn for any role: its title shown and its script run ended (the benchmark's wait names each
+# page's last element, which depends on the role: Risk's export button is an analyst's).
+DRAWN_JS = """(title) => [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.innerText.trim() === title)
+  && document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
+  && !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-stale="true"]')"""
+
+
+def table_toolbar_actions(page) -> list[set[str]]:
+    """For each dataframe on the page, the labels of the toolbar actions it shows on hover."""
+    show_every_table(page)
+    frames = page.locator('[data-testid="stDataFrame"]')
+    found = []
+    for index in range(frames.count()):
+        frame = frames.nth(index)
+        frame.scroll_into_view_if_needed()
+        frame.hover()
+        container = frame.locator('xpath=ancestor::*[@data-testid="stElementContainer"][1]')
+        toolbar = container.locator('[data-testid="stElementToolbar"]')     # this table's own, not a chart's
+        toolbar.first.wait_for(timeout=10_000)
+        found.append({" ".join(filter(None, (b.get_attribute("aria-label"), b.get_attribute("title"),
+                                             b.inner_text().strip()))) for b in toolbar.locator("button").all()})
+    return found
+
+
+@pytest.mark.parametrize("role", ["viewer", "analyst"])
+def test_tables_offer_no_download_and_only_a_role_with_export_gets_one(lakehouse, tmp_path, role):
+    """Issue 24, item 3: Streamlit's table toolbar offered "Download as CSV" for the Risk page's review
+    queue (and every table) to any role, past the analyst-only export. Now no table offers it; the
+    Risk page's export button is there for a role allowed ``export`` and absent for a viewer."""
+    from playwright.sync_api import sync_playwright
+
+    env = console_browser.console_env(user=f"{role}@example.com", role=role)
+    tables_seen, downloads, pages_with_tables = 0, [], set()
+    with console_browser.running_console(lakehouse, tmp_path / "console.log", env=env) as (url, _), \
+            sync_playwright() as playwright:
+        browser = console_browser.launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport=console_browser.VIEWPORT)
+            page.goto(url)
+            page.locator('[data-testid="stSidebarNav"] a').first.wait_for(timeout=120_000)
+            for title in console_browser.PAGES:
+                console_browser.sidebar_link(page, title).click()
+                page.wait_for_function(DRAWN_JS, arg=title, timeout=120_000, polling=100)
+                if title == "Risk":             # the review queue: the table the issue downloaded
+                    page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=60_000)
+                for actions in table_toolbar_actions(page):
+                    pages_with_tables.add(title)
+                    tables_seen += 1
+                    assert actions, f"{title}: a table showed no toolbar on hover"    # the probe can see one
+                    print(f"{role} {title}: toolbar {sorted(actions)}")
+                    downloads += [f"{title}: {sorted(actions)}" for a in actions if "download" in a.lower()]
+                if title == "Risk":
+                    export = page.get_by_role("button", name=re.compile(r"Download the filtered view"))
+                    assert export.count() == (1 if role == "analyst" else 0), title
+        finally:
+            browser.close()
+    assert tables_seen >= 5 and "Risk" in pages_with_tables, (tables_seen, pages_with_tables)
+    assert not downloads, "\n".join(downloads)

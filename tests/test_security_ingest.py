@@ -25,7 +25,7 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import FAILPOINT_ENV, KILLED_EXIT_CODE
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import HOME_ENV, resolve_settings
-from healthcare_mlops.spark.patient_load import AFTER_SILVER
+from healthcare_mlops.spark.patient_load import AFTER_DIM, AFTER_QUARANTINE, AFTER_SILVER
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, MEMBER_LOADS, SILVER_PATIENTS
 
 AS_OF = dt.date(2025, 3, 1)
@@ -152,6 +152,58 @@ def test_a_killed_load_is_rolled_back_before_the_next_load(spark, settings, home
     killed_events = journal[journal["source"] == str(killed_file.resolve())]["event"].tolist()
     assert killed_events == ["started", "rolled_back"]
     assert journal["event"].tolist()[-2:] == ["started", "committed"]
+
+
+@pytest.mark.parametrize("first_load", [True, False], ids=["the first load", "after a committed load"])
+@pytest.mark.parametrize("point", [AFTER_QUARANTINE, AFTER_SILVER, AFTER_DIM])
+def test_a_killed_load_leaves_no_rows_and_no_features(spark, settings, home, tmp_path, point, first_load):
+    """Issue 24, item 7: a load killed after the quarantine commit kept its quarantine rows after
+    the rollback, and feature_engineering then "succeeded" with 0 features from the killed load."""
+    from healthcare_mlops.spark.patient_load import ingest_csv
+    from healthcare_mlops.tasks import feature_engineering
+
+    if not first_load:
+        ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
+    killed_day = AS_OF + dt.timedelta(days=1)
+    killed_file = write_members(tmp_path / "killed.csv", 40, 4, bad_rows=2)
+    killed = cli(home, "data", "ingest", str(killed_file), "--as-of", killed_day.isoformat(),
+                 env={FAILPOINT_ENV: point})
+    _, stderr = killed.communicate(timeout=300)
+    assert killed.returncode == KILLED_EXIT_CODE, stderr[-2000:]
+    for as_of in (killed_day, None):
+        with pytest.raises(UserError, match=rf"member load of .*killed.csv as of {killed_day} did not finish"):
+            feature_engineering.run(settings, as_of)
+
+    ingest_csv(settings, write_members(tmp_path / "next.csv", 60, 1), AS_OF)     # heals first
+    store = DeltaCatalog(settings)
+    for name in (SILVER_PATIENTS, DATA_QUALITY_QUARANTINE, DIM_PATIENTS):
+        if store.exists(name):
+            rows = table(settings, name)
+            assert killed_day not in set(rows.get("as_of_date", [])), name
+            assert str(killed_file.resolve()) not in set(rows.get("source", [])), name
+    assert sorted(table(settings, SILVER_PATIENTS)["age"]) == ([60] if first_load else [20, 21, 22, 60])
+    with pytest.raises(UserError, match=f"no silver_patients load on as-of date {killed_day}"):
+        feature_engineering.run(settings, killed_day)
+    assert feature_engineering.run(settings, AS_OF)["features"] == (1 if first_load else 4)
+
+
+def test_identifier_tables_are_readable_by_their_owner_only(spark, settings, tmp_path):
+    """Issue 24, item 7: silver_patients, dim_patients and the quarantine were written 0644 under 0755."""
+    import stat
+
+    from healthcare_mlops.spark.patient_load import ingest_csv
+    from healthcare_mlops.tables import PERSONAL_TABLES
+
+    ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
+    ingest_csv(settings, write_members(tmp_path / "second.csv", 40, 2), AS_OF)     # a second commit to each
+    store = DeltaCatalog(settings)
+    for name in PERSONAL_TABLES:
+        root = store.path(name)
+        paths = [root, *root.rglob("*")]
+        assert any(p.suffix == ".parquet" for p in paths), name
+        modes = {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in paths}
+        wrong = {p: oct(m) for p, m in modes.items() if m != (0o700 if (root / p).is_dir() else 0o600)}
+        assert not wrong, (name, wrong)
 
 
 def test_a_load_that_fails_in_process_puts_silver_and_the_quarantine_back(spark, settings, tmp_path):

@@ -167,6 +167,23 @@ def test_files_outside_the_tables_cannot_be_read(lakehouse, tmp_path, capsys, mo
         assert "Permission Error" in line, line
 
 
+@pytest.mark.parametrize("target", ["tables", "etc"])
+def test_a_tmp_symlink_in_the_working_directory_is_no_side_door(lakehouse, tmp_path, capsys, monkeypatch, target):
+    """Issue 24, item 2: DuckDB allows its temp directory (``.tmp`` in the working directory, through
+    symlinks) whatever ``allowed_paths`` says; linked to the tables' folder a viewer read names and
+    SSNs, linked to /etc the passwd file. The session spills nowhere, so it allows no such folder."""
+    tables = Path(resolve_settings("local", lakehouse).table_location(T.SILVER_PATIENTS)).parent
+    (tmp_path / ".tmp").symlink_to(tables if target == "tables" else Path("/etc"))
+    monkeypatch.chdir(tmp_path)
+    probe = (f"select first_name, ssn from read_parquet('.tmp/{T.SILVER_PATIENTS}/**/*.parquet')"
+             if target == "tables" else "select * from read_csv('.tmp/passwd')")
+    line = refused(cli(capsys, monkeypatch, lakehouse, "sql", probe), "error: query failed: ")
+    assert "Permission Error" in line and not any(ssn in line for ssn in SSNS), line
+    code, out, err = cli(capsys, monkeypatch, lakehouse, "sql", "select count(*) as n from ml_patient_predictions",
+                         "--format", "csv")
+    assert code == 0 and out.split() == ["n", "2"], err
+
+
 def test_the_session_is_locked_with_external_access_off(lakehouse, tmp_path):
     """Under the statement rule: the connection itself refuses file access and configuration changes."""
     from healthcare_mlops.runtime.sql_engine import sql_engine
@@ -335,6 +352,32 @@ def test_the_warehouse_refuses_anything_but_one_read_before_connecting(warehouse
     with pytest.raises(UserError, match="^read-only: "):
         sql_engine(settings).query(statement)
     assert backend.sent == []
+
+
+@pytest.mark.parametrize("statement, refusal", [
+    ("SELECT * FROM IDENTIFIER('silver_patients')", "function IDENTIFIER refused"),
+    ("SELECT first_name FROM (TABLE dim_patients)", "table reference 'TABLE AS dim_patients'"),
+    ("(TABLE dim_patients)", "Paren statement refused"),
+    ("SELECT ssn FROM delta.`/Volumes/healthcare_prod/insurance_ml/silver_patients`", "table reference 'delta."),
+    ("SHOW CREATE TABLE silver_patients", "SHOW other than a listing"),
+    ("SHOW TBLPROPERTIES ml_patient_predictions", "SHOW other than a listing"),
+    ("SELECT http_request(conn => 'c', method => 'GET', path => '/')", "function HTTP_REQUEST refused"),
+    ("SELECT * FROM read_files('/Volumes/healthcare_prod/insurance_ml/raw/')", "function READ_FILES refused"),
+    ("SELECT ai_query('m', risk_score) FROM ml_patient_predictions", "function AI_QUERY refused"),
+    ("SELECT * FROM other_table", "table reference 'other_table'"),
+])
+def test_the_warehouse_refuses_references_it_cannot_resolve_to_an_allowed_table(warehouse, statement, refusal):
+    """Issue 24, item 7: these passed the client-side rule and were sent to the warehouse."""
+    from healthcare_mlops.runtime.sql_engine import sql_engine
+
+    backend, settings = warehouse
+    with pytest.raises(UserError, match="^read-only: ") as refused_:
+        sql_engine(settings).query(statement)
+    assert refusal in str(refused_.value)
+    assert backend.sent == []
+    for listing in ("SHOW TABLES", "SHOW TABLES IN healthcare_prod.insurance_ml", "SHOW SCHEMAS"):
+        sql_engine(settings).query(listing)
+        assert backend.sent[-1]["operation"] == listing
 
 
 def test_the_warehouse_hides_identifier_tables_unless_asked(warehouse):

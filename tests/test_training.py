@@ -165,7 +165,7 @@ def test_registered_version_has_alias_challenger_and_the_output_contract(setting
     assert output["risk_score"].between(0, 100).all()
     assert output.loc[1, "predicted_annual_charges"] > 3 * output.loc[0, "predicted_annual_charges"]
     assert output.loc[1, "risk_category"] == "critical"
-    with pytest.raises(MlflowException, match="age: 140 outside 18-100"):
+    with pytest.raises(MlflowException, match="age: outside 18-100"):
         model.predict(members.assign(age=[140, 30]))
     with pytest.raises(MlflowException, match="region"):
         model.predict(members.assign(region=["mars", "southeast"]))

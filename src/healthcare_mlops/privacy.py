@@ -27,20 +27,42 @@ PROHIBITED_RATING_FACTORS = ("sex", "gender")
 # Field names a caller may send for those identifiers and factors (each one matched by
 # ``prohibited_inputs``). The model's signature declares them as optional inputs: MLflow's
 # schema enforcement drops undeclared fields before the model sees them, so a declared
-# one is the only kind the model can refuse by name.
+# one is the only kind the model can refuse by name. The local scoring server checks every
+# field name of a request with ``prohibited_inputs`` before MLflow drops anything.
 PROHIBITED_FIELD_NAMES = (*PROHIBITED_RATING_FACTORS, "name", "first_name", "last_name", "ssn", "member_id",
                           "mrn", "zip", "zip_code", "address", "city", "phone", "email", "date_of_birth",
                           "dob", "birth_date")
 
+# Other words for those fields, as ``field_key`` spells them: each is refused like the field it means.
+FIELD_SYNONYMS = ("social_security_number", "social_security_no", "tax_id", "surname", "family_name",
+                  "given_name", "forename", "full_name", "patient_name", "member_number", "subscriber_id",
+                  "patient_id", "postcode", "postal_code", "zipcode", "telephone", "phone_number", "mobile",
+                  "cell_phone", "e_mail", "mail", "birthdate", "birthday", "gender_identity", "sex_at_birth")
+
+
+def field_key(name) -> str:
+    """A field name as lowercase words joined by ``_``: camelCase, dashes, dots and spaces split
+    (``FirstName``, ``first-name``, ``First Name`` -> ``first_name``; ``MemberID`` -> ``member_id``)."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name).strip())
+    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+# The named fields without separators, so that ``FIRSTNAME`` or ``member id`` meets ``first_name``.
+_COMPACT_NAMES = frozenset(n.replace("_", "") for n in (*PROHIBITED_FIELD_NAMES, *FIELD_SYNONYMS))
+
+
+def is_prohibited(column) -> bool:
+    """Whether a column or field name names an identifier or a prohibited rating factor, whatever
+    its case, separators (camelCase, dashes, spaces, underscores) or a known synonym."""
+    key = field_key(column)
+    return (key.replace("_", "") in _COMPACT_NAMES or key in PROHIBITED_RATING_FACTORS
+            or any(p.search(key) for p in IDENTIFIER_COLUMN_PATTERNS))
+
 
 def prohibited_inputs(columns) -> list[str]:
     """The input columns a model must not use: identifiers and prohibited rating factors."""
-    found = []
-    for column in columns:
-        name = str(column).strip().lower()
-        if name in PROHIBITED_RATING_FACTORS or any(p.search(name) for p in IDENTIFIER_COLUMN_PATTERNS):
-            found.append(str(column))
-    return found
+    return [str(column) for column in columns if is_prohibited(column)]
 
 
 # -- values ----------------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ def streamlit_command(entry: Path, port: int, address: str) -> list[str]:
     ``app/serve.py`` (run from the checkout's root): Streamlit with the pages' libraries imported first."""
     return [sys.executable, "-m", "app.serve", "run", str(entry), "--server.port", str(port),
             "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--client.toolbarMode", "viewer"]          # no "Deploy" button in the header
+            "--client.toolbarMode", "viewer",          # no "Deploy" button in the header
+            "--client.disableDataExport", "true"]      # no table's own CSV download: only the role's export
 
 
 def console_environment(settings, exposed: bool) -> dict:

@@ -15,6 +15,7 @@ from healthcare_mlops.privacy import prohibited_inputs
 
 NUMERIC_RANGES = {"age": AGE_RANGE, "bmi": BMI_RANGE, "children": CHILDREN_RANGE}
 WHOLE_NUMBERS = ("age", "children")
+PROHIBITED_FIELD_RULE = "a prohibited input (personal data, or a rating factor the ACA does not allow): remove the field"
 
 
 def _shown(value) -> str:
@@ -29,6 +30,16 @@ def _shown_json(value) -> str:
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value)).lower()
     return _shown(value)
+
+
+def _kind(value) -> str:
+    """What a wrong value is, without the value: what a refusal to a caller says (it never
+    copies what was sent back into the answer)."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (bool, np.bool_)):
+        return "true or false"
+    return "a number" if _is_number(value) else type(value).__name__
 
 
 def _is_number(value) -> bool:
@@ -46,9 +57,20 @@ def _as_number(series: pd.Series) -> pd.Series:
     return series.map(lambda v: float(v) if _is_number(v) else np.nan).astype(float)
 
 
-def row_problems(frame: pd.DataFrame) -> pd.Series:
-    """For each row, the first broken rule as ``"<field>: <reason>"``, or None when the row is valid."""
+def row_problems(frame: pd.DataFrame, quote_values: bool = True) -> pd.Series:
+    """For each row, the first broken rule as ``"<field>: <reason>"``, or None when the row is valid.
+
+    ``quote_values`` puts the wrong value in the reason (batch quarantine rows, read by an
+    operator); without it the reason names the field and the rule only (a scoring request's
+    answer, which must not copy a caller's value back, however large)."""
     problems = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    got = _shown_json if quote_values else _kind
+
+    def after(i, column) -> str:      # ": <value>", or nothing
+        return f": {_shown(frame.at[i, column])}" if quote_values else ""
+
+    def before(i, column) -> str:     # "<value> ", or nothing
+        return f"{_shown(frame.at[i, column])} " if quote_values else ""
 
     def flag(mask: pd.Series, message) -> None:
         fresh = mask & problems.isna()
@@ -61,22 +83,22 @@ def row_problems(frame: pd.DataFrame) -> pd.Series:
             return problems
     for column, (low, high) in NUMERIC_RANGES.items():
         raw = frame[column]
-        value = _as_number(raw)
+        number = _as_number(raw)
         flag(raw.isna(), f"{column}: missing value")
-        flag(value.isna(), lambda i, c=column: f"{c}: expected a number, got {_shown_json(frame.at[i, c])}")
-        flag(~np.isfinite(value.fillna(0.0)), f"{column}: not a finite number")
+        flag(number.isna(), lambda i, c=column: f"{c}: expected a number, got {got(frame.at[i, c])}")
+        flag(~np.isfinite(number.fillna(0.0)), f"{column}: not a finite number")
         if column in WHOLE_NUMBERS:
-            flag(value.notna() & (value != np.floor(value.fillna(0.0))),
-                 lambda i, c=column: f"{c}: not a whole number: {_shown(frame.at[i, c])}")
-        flag(value.notna() & ((value < low) | (value > high)),
-             lambda i, c=column, lo=low, hi=high: f"{c}: {_shown(frame.at[i, c])} outside {lo}-{hi}")
+            flag(number.notna() & (number != np.floor(number.fillna(0.0))),
+                 lambda i, c=column: f"{c}: not a whole number{after(i, c)}")
+        flag(number.notna() & ((number < low) | (number > high)),
+             lambda i, c=column, lo=low, hi=high: f"{c}: {before(i, c)}outside {lo}-{hi}")
     smoker = frame["smoker"]
     flag(smoker.isna(), "smoker: missing value")
     flag(~smoker.map(lambda v: isinstance(v, (bool, np.bool_))),
-         lambda i: f"smoker: expected true or false, got {_shown_json(frame.at[i, 'smoker'])}")
+         lambda i: f"smoker: expected true or false, got {got(frame.at[i, 'smoker'])}")
     region = frame["region"]
     flag(region.isna(), "region: missing value")
-    flag(~region.isin(REGIONS), lambda i: f"region: {_shown(frame.at[i, 'region'])} is not one of {', '.join(REGIONS)}")
+    flag(~region.isin(REGIONS), lambda i: f"region: {before(i, 'region')}is not one of {', '.join(REGIONS)}")
     return problems
 
 
@@ -87,8 +109,7 @@ def prohibited_field_problems(frame: pd.DataFrame, allowed: tuple = ()) -> pd.Se
     problems = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     for column in prohibited_inputs(c for c in frame.columns if c not in allowed):
         fresh = frame[column].notna() & problems.isna()
-        problems[fresh] = (f"{column}: a prohibited input (personal data, or a rating factor the ACA "
-                           "does not allow): remove the field")
+        problems[fresh] = f"{column}: {PROHIBITED_FIELD_RULE}"
     return problems
 
 

@@ -115,7 +115,7 @@ class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
 
     def request_problems(self, frame: pd.DataFrame) -> pd.Series:
         """Per record, the first thing wrong with it (``input_contract`` words), or None."""
-        problems = row_problems(frame)
+        problems = row_problems(frame, quote_values=False)
         problems = problems.where(problems.notna(), prohibited_field_problems(frame, self.extra_inputs))
         for column in self.extra_inputs:          # inputs beyond the contract this model was trained on
             if column not in frame.columns:

@@ -36,6 +36,7 @@ from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, V
                                               check_filters, check_write, is_spark_frame, partition_predicate,
                                               retention_properties)
 from healthcare_mlops.settings import Settings
+from healthcare_mlops.tables import PERSONAL_TABLES
 
 UPDATE_ATTEMPTS = 5
 STREAM_BATCH_ROWS = 65_536
@@ -52,6 +53,28 @@ def arrow_filter(where: list[tuple] | None):
                 "is not null": field.is_valid}[op]()
         expression = term if expression is None else expression & term
     return expression
+
+
+# The identifier tables (tables.PERSONAL_TABLES) and the spool of rows on their way to any table
+# are readable by their owner only.
+PRIVATE_FOLDER, PRIVATE_FILE = 0o700, 0o600
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, created if need be, with mode 0700."""
+    folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
+    folder.chmod(PRIVATE_FOLDER)
+    return folder
+
+
+def owner_only(root: Path) -> None:
+    """Every folder under ``root`` (and itself) 0700, every file 0600."""
+    root.chmod(PRIVATE_FOLDER)
+    for folder, folders, files in os.walk(root):
+        for name in folders:
+            os.chmod(os.path.join(folder, name), PRIVATE_FOLDER)
+        for name in files:
+            os.chmod(os.path.join(folder, name), PRIVATE_FILE)
 
 
 class DeltaCatalog(TableCatalog):
@@ -149,7 +172,7 @@ class DeltaCatalog(TableCatalog):
             return
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        spool = self.settings.home.resolve() / "spool" / uuid.uuid4().hex
+        spool = private_folder(self.settings.home.resolve() / "spool") / uuid.uuid4().hex
         try:
             data.write.parquet(str(spool))
             schema = _nullable_schema(to_arrow_schema(data.schema, timezone="UTC"))
@@ -161,6 +184,9 @@ class DeltaCatalog(TableCatalog):
                 partition_by: list[str] | None) -> None:
         path = self.path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if name in PERSONAL_TABLES:     # closed before the write, so no new file is ever reachable by others
+            path.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
+            path.chmod(PRIVATE_FOLDER)
         # A new table gets the retention that keeps the versions a lineage records readable.
         exists = self.exists(name)
         configuration = None if exists else retention_properties(self.settings.variables) or None
@@ -179,6 +205,8 @@ class DeltaCatalog(TableCatalog):
         else:
             write_deltalake(str(path), stream, mode="overwrite", schema_mode="overwrite",
                             partition_by=partition_by, configuration=configuration)
+        if name in PERSONAL_TABLES:
+            owner_only(path)
 
     @contextlib.contextmanager
     def exclusive(self, name: str, purpose: str):
@@ -226,6 +254,8 @@ class DeltaCatalog(TableCatalog):
             predicate = " OR ".join(f"({partition_predicate(key)})" for key in keys) or None
             write_deltalake(str(self.path(name)), changed, mode="overwrite", predicate=predicate,
                             partition_by=partitions or None)
+            if name in PERSONAL_TABLES:
+                owner_only(self.path(name))
             return int(mask.sum())
         raise UserError(f"{self.fqn(name)} kept changing while updating it; try again")
 

@@ -6,11 +6,15 @@ names resolve the way they do in a Databricks SQL warehouse with ``USE CATALOG``
 
 The session is closed around those views before anyone's SQL runs: extensions are neither
 installed nor loaded automatically, Python variables are not scanned as tables, external
-access is off with exactly the tables' current Parquet files allowed (``allowed_paths``), and
-then the configuration is locked, so no ``SET`` can give any of it back. A table left out of
+access is off with exactly the tables' current Parquet files allowed (``allowed_paths``),
+spilling to disk is off, and then the configuration is locked, so no ``SET`` can give any of it back. A table left out of
 the session (the identifier tables, unless asked for) has neither a view nor allowed files.
 ``allowed_paths`` lets DuckDB write those files as well as read them, which is why the
 statement rule (``read_only.duckdb_read_statement``) runs in front of every query.
+
+Spilling is off because DuckDB always allows its temp directory, by default ``.tmp`` in the
+working directory resolved through symlinks: a ``.tmp`` linked to the tables' folder (or to
+``/etc``) would otherwise be readable whatever ``allowed_paths`` says.
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ from deltalake import DeltaTable
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import Settings
 
-# Set when the connection opens, before any statement runs.
+# Set when the connection opens, before any statement runs ("temp_directory": "" turns spilling off).
 SETUP = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-         "python_enable_replacements": False}
+         "python_enable_replacements": False, "temp_directory": ""}
 
 
 def quoted(identifier: str) -> str:

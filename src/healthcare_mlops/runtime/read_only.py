@@ -6,8 +6,12 @@ anything runs. Locally DuckDB's own parser classifies the statement
 (``duckdb.extract_statements``) and the checked statement object is what runs. In front of a
 Databricks SQL warehouse no Databricks parser runs client-side, so sqlglot's Databricks dialect
 reads the text; what it cannot read as a query is refused, and every node of the tree is
-checked, so a write nested in a query is refused too. ``EXPLAIN`` is refused on both: DuckDB's
-``EXPLAIN ANALYZE`` executes the statement it explains.
+checked, so a write nested in a query is refused too. There, every table a statement reads must
+resolve to one of the product's tables (``tables.ALL_TABLES``) or a name the statement itself
+defines (a CTE): a table named by an expression (``IDENTIFIER('...')``), a path
+(``delta.`/...` ``), a table-valued or unknown function (``read_files``, ``http_request``,
+``ai_query``, ``reflect``) and any ``SHOW`` but a listing (``SHOW CREATE TABLE``) are refused.
+``EXPLAIN`` is refused on both: DuckDB's ``EXPLAIN ANALYZE`` executes the statement it explains.
 
 The same module knows the tables with direct identifiers (``tables.PERSONAL_TABLES``): they
 are only readable when asked for (``healthcare-mlops sql --identifiers``).
@@ -16,11 +20,12 @@ are only readable when asked for (``healthcare-mlops sql --identifiers``).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.tables import PERSONAL_TABLES
+from healthcare_mlops.tables import ALL_TABLES, PERSONAL_TABLES
 
 if TYPE_CHECKING:           # DuckDB is imported where it is used: the CLI's help needs only READS
     import duckdb
@@ -94,9 +99,10 @@ _QUIET = _CommandFallbackNotice()
 
 
 def warehouse_read_statement(sql: str, hidden: Iterable[str] = PERSONAL_TABLES) -> None:
-    """Refuse ``sql`` unless sqlglot (Databricks dialect) reads it as one read statement that names
-    none of the ``hidden`` tables. The warehouse's grants remain the real gate: this check keeps
-    a person's write or identifier read from being sent with their credentials by mistake."""
+    """Refuse ``sql`` unless sqlglot (Databricks dialect) reads it as one read statement whose every
+    table reference resolves to a product table other than the ``hidden`` ones (see the module
+    docstring). The warehouse's grants remain the gate on the workspace; this refusal keeps a
+    person's write or identifier read from being sent with their credentials at all."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import ParseError, TokenError
@@ -112,6 +118,8 @@ def warehouse_read_statement(sql: str, hidden: Iterable[str] = PERSONAL_TABLES) 
         raise _refuse(f"{len(trees)} statements ({', '.join(type(t).__name__ for t in trees)}) in one query refused")
     tree = trees[0]
     show = isinstance(tree, exp.Command) and str(tree.this).upper() == "SHOW"
+    if show and not SHOW_LISTING.fullmatch(" ".join(tree.expression.name.split())):
+        raise _refuse(f"SHOW other than a listing of catalogs, schemas or tables refused ('{_excerpt(sql)}')")
     if not (show or isinstance(tree, (exp.Query, exp.Describe))):
         raise _refuse(f"{type(tree).__name__} statement refused ('{_excerpt(sql)}')")
     nested = [node for node in tree.walk() if node is not tree and isinstance(node, (exp.DML, exp.DDL, exp.Command))]
@@ -120,3 +128,24 @@ def warehouse_read_statement(sql: str, hidden: Iterable[str] = PERSONAL_TABLES) 
     named = {table.name.lower() for table in tree.find_all(exp.Table)} & set(hidden)
     if named:
         raise UserError(f"query refused: {identifiers_hint(named)}")
+    _check_references(tree, sql, set(ALL_TABLES) - set(hidden))
+
+
+# The SHOW statements that only list names: SHOW TABLES / SCHEMAS / DATABASES / CATALOGS [IN x] [LIKE '...'].
+SHOW_LISTING = re.compile(r"(?i)(TABLES|SCHEMAS|DATABASES|CATALOGS)(\s+(IN|FROM)\s+[\w`.]+)?(\s+(LIKE\s+)?'[^']*')?")
+
+
+def _check_references(tree, sql: str, allowed: set[str]) -> None:
+    """Refuse a table the rule cannot resolve to one of ``allowed`` (or a CTE of the statement) and
+    any function sqlglot does not know (Databricks' own: ``http_request``, ``read_files``, ...)."""
+    from sqlglot import exp
+
+    unknown = next((node for node in tree.walk() if isinstance(node, exp.Anonymous)), None)
+    if unknown is not None:
+        raise _refuse(f"function {str(unknown.this).upper()} refused ('{_excerpt(sql)}')")
+    defined = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        name = table.name.lower()
+        if not isinstance(table.this, exp.Identifier) or name not in allowed | defined:
+            raise _refuse(f"table reference '{table.sql(dialect='databricks')[:60]}' is not one of this "
+                          f"product's tables ('{_excerpt(sql)}')")

@@ -15,8 +15,10 @@ field; ``"params": {"on_error": "skip"}`` scores the valid records and returns e
 one's error in its place (``modeling/scoring_request.py``). The batch job's business rules (floor, review
 flags) are not applied here; see ``scoring/rules.py``.
 
-Locally, ``healthcare-mlops serve`` runs ``mlflow models serve`` for the audited champion
-(``governance/champion.py``: never a half-moved alias; ``local_server_command``). On Databricks the promotion step calls
+Locally, ``healthcare-mlops serve`` runs MLflow's scoring server for the audited champion
+(``governance/champion.py``: never a half-moved alias) behind a guard that bounds and checks
+each request (``scoring/http_server.py``, ``local_server_command``). On Databricks the
+promotion step calls
 ``deploy_champion_endpoint``, which creates the serving endpoint named by the bundle
 variable ``serving_endpoint_name`` the first time and points it at the new champion
 afterwards, and grants the console app's service principal ``CAN_QUERY`` on it; creating
@@ -51,13 +53,11 @@ def champion_version(settings: Settings, client=None) -> str:
 
 def local_server_command(settings: Settings, port: int, host: str,
                          version: str | None = None) -> tuple[list[str], dict, str]:
-    """(argv, environment, version) of the MLflow scoring server for the champion."""
+    """(argv, environment, version) of the guarded MLflow scoring server for the champion."""
     version = version or champion_version(settings)
-    argv = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{settings.model_name}/{version}",
-            "--env-manager", "local", "-p", str(int(port)), "-h", host]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_REGISTRY_URI": settings.registry_uri,
-           # the server starts `uvicorn` by name: the one next to this interpreter
-           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+    argv = [sys.executable, "-m", "healthcare_mlops.scoring.http_server", "--model-uri",
+            f"models:/{settings.model_name}/{version}", "--port", str(int(port)), "--host", host]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_REGISTRY_URI": settings.registry_uri}
     return argv, env, version
 
 

@@ -4,12 +4,17 @@ The shell around ``spark.features.build_features``: it resolves the as-of date, 
 dim_patients and silver_patients, and replaces that date's partition of the features
 table and this stage's quarantine rows for that date, each in one atomic write, so a
 rerun of a date replaces that date only.
+
+It refuses to run while the member-load journal shows a load that has not ended (still
+running, or killed: its rows may be in silver until the next load rolls it back), so no
+feature is ever built from a load that is then rolled back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
+from healthcare_mlops.data.load_journal import Load, unfinished
 from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import Settings
@@ -31,6 +36,15 @@ def resolve_load_date(load_dates: list[dt.date], as_of: dt.date | None) -> dt.da
     return as_of
 
 
+def refuse_unfinished_loads(loads: list[Load]) -> None:
+    """A UserError naming the first of ``loads`` (the journal's loads without an end), if any."""
+    if loads:
+        load = loads[0]
+        raise UserError(f"the member load of {load.source} as of {load.as_of_date.isoformat()} did not finish "
+                        "(it is running, or its process died); features are not built from it: wait for it, or "
+                        "run the next member load (data ingest or data generate), which rolls it back first")
+
+
 def run(settings: Settings, as_of: dt.date | str | None = None) -> dict:
     """Featurize the members delivered on ``as_of`` (default: the latest load); return the counts."""
     from healthcare_mlops.runtime.catalog import table_catalog
@@ -39,6 +53,7 @@ def run(settings: Settings, as_of: dt.date | str | None = None) -> dict:
 
     requested = parse_optional_date(as_of, "as-of date")
     catalog = table_catalog(settings, get_spark(settings))
+    refuse_unfinished_loads(unfinished(catalog))
     for name in (SILVER_PATIENTS, DIM_PATIENTS):
         if not catalog.exists(name):
             raise UserError(f"table {catalog.fqn(name)} does not exist yet; load members first "
