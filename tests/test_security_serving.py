@@ -14,7 +14,6 @@ import http.client
 import json
 import urllib.parse
 
-import pytest
 from test_serving import GOOD, server  # noqa: F401  # the fixture, used by name
 
 from healthcare_mlops.modeling.scoring_request import MAX_RECORDS, MAX_REQUEST_BYTES

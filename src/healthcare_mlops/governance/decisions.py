@@ -16,6 +16,7 @@ import pandas as pd
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit
 from healthcare_mlops.governance.checks import Check, hard_failures, referrals
+from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.settings import Settings
 
@@ -75,7 +76,7 @@ def decision_event(settings: Settings, identity: Identity, version: str, kind: s
     failures = hard_failures(checks)
     reason = (override_reason or "").strip() or None
     passed = not failures and not referrals(checks)
-    mode = str(settings.variables.get("approval_mode") or "auto")
+    mode = approval_mode(settings.variables)
     if kind == REJECT:
         return audit.audit_event(settings.model_name, version, audit.REJECTED, identity.user, identity.role, mode,
                                  checks, comment, None, passed)
