@@ -14,9 +14,11 @@ os.environ.setdefault("HEALTHCARE_MLOPS_SHUFFLE_PARTITIONS", "4")
 
 @pytest.fixture(scope="session")
 def spark():
+    """The suite's in-process session: classic (tests/test_spark_connect.py runs the jobs under
+    Spark Connect, each in its own process, as the runner runs them)."""
     from healthcare_mlops.runtime.spark_session import get_spark
 
-    session = get_spark()
+    session = get_spark(api="classic")
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
