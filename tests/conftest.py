@@ -10,12 +10,14 @@ import pytest
 from healthcare_mlops.settings import resolve_settings
 
 os.environ.setdefault("HEALTHCARE_MLOPS_SHUFFLE_PARTITIONS", "4")
+# One session per mode per run: the suite's Spark (in process, and the jobs its tests start) is
+# classic; tests/test_spark_connect.py runs every job under Spark Connect, in its own processes.
+os.environ.setdefault("HEALTHCARE_MLOPS_SPARK_API", "classic")
 
 
 @pytest.fixture(scope="session")
 def spark():
-    """The suite's in-process session: classic (tests/test_spark_connect.py runs the jobs under
-    Spark Connect, each in its own process, as the runner runs them)."""
+    """The suite's in-process session: classic (see HEALTHCARE_MLOPS_SPARK_API above)."""
     from healthcare_mlops.runtime.spark_session import get_spark
 
     session = get_spark(api="classic")

@@ -20,6 +20,8 @@ import pytest
 
 from healthcare_mlops.runtime.spark_session import CONNECT_REFUSED, SPARK_API_ENV
 from healthcare_mlops.settings import HOME_ENV, resolve_settings
+from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, DIM_PATIENTS, JOB_RUNS, ML_INSURANCE_FEATURES,
+                                     ML_PATIENT_PREDICTIONS, SILVER_PATIENTS)
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "healthcare_mlops"
@@ -124,6 +126,7 @@ def test_a_local_connect_session_is_a_connect_client_that_refuses_what_serverles
 
 
 @pytest.mark.parametrize("added, error", [
+    ("pass", None),                   # the harness itself: the job as it is loads its members
     ("records = records.cache()", "[NOT_SUPPORTED_WITH_SERVERLESS] PERSIST TABLE"),
     ("records.sparkSession.sparkContext.setJobDescription('load')", "JVM_ATTRIBUTE_NOT_SUPPORTED"),
 ])
@@ -141,8 +144,68 @@ def test_a_cache_or_a_spark_context_added_to_a_job_fails_it_under_spark_connect(
         patient_load.validate = validate_with_addition
         sys.argv = ["load_members.py", "--target", "local", "--catalog", "{settings.catalog}",
                     "--schema", "{settings.schema}", "--source", "synthetic", "--patients", "200",
-                    "--as_of", "2026-01-01"]
+                    "--seed", "42", "--scenario", "baseline", "--as_of", "2026-01-01", "--replace", "false"]
         runpy.run_path("jobs/load_members.py", run_name="__main__")
         """, home=settings.home)
-    assert result.returncode != 0
-    assert error in result.stderr, result.stderr[-2000:]
+    if error is None:
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "loaded 200" in result.stdout
+    else:
+        assert result.returncode != 0
+        assert error in result.stderr, result.stderr[-2000:]
+
+
+# -- every job under Spark Connect, and the same tables as classic ----------------------------------
+LOOP_MEMBERS = 2000
+LOOP_DAY = "2026-01-01"
+# The loop's jobs in order, each with its parameters: every job of the bundle runs once
+# (ml_training_pipeline runs feature_engineering, model_training and model_governance's tasks).
+LOOP = (
+    ("load_members", {"source": "synthetic", "patients": str(LOOP_MEMBERS), "as_of": LOOP_DAY}),
+    ("ml_training_pipeline", {"as_of": LOOP_DAY, "scoring_date": LOOP_DAY}),
+    ("batch_inference", {"scoring_date": LOOP_DAY, "mode": "production"}),
+    ("model_monitoring", {"window_start": LOOP_DAY, "window_end": LOOP_DAY}),
+    ("model_reproduction", {}),
+)
+# What differs between two runs of the same loop: when and under which run or event id.
+RUN_TABLES = {JOB_RUNS}
+
+
+def run_loop(home: Path, api: str) -> None:
+    for job, params in LOOP:
+        command = [*CLI, "--home", str(home), "jobs", "run", job,
+                   *[part for name, value in params.items() for part in ("--param", f"{name}={value}")]]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=str(REPO), timeout=900,
+                                env={**os.environ, SPARK_API_ENV: api, HOME_ENV: str(home)})
+        assert result.returncode == 0, f"{job} under {api}: {result.stderr[-3000:]}"
+
+
+def comparable_tables(home: Path) -> dict:
+    """Every table of the home but the runner's, as sorted rows without run-specific columns."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    tables = {}
+    for folder in sorted((home / "tables").glob("*/*/*")):
+        if folder.name in RUN_TABLES:
+            continue
+        arrow = DeltaTable(str(folder)).to_pyarrow_table()
+        kept = [f.name for f in arrow.schema
+                if not (pa.types.is_timestamp(f.type) or f.name.endswith(("_id", "_at", "_time")))]
+        frame = arrow.select(kept).to_pandas()
+        tables[folder.name] = frame.sort_values(kept).reset_index(drop=True) if kept else frame
+    return tables
+
+
+@pytest.mark.slow
+def test_every_job_runs_under_spark_connect_and_makes_the_tables_classic_spark_makes(tmp_path):
+    import pandas as pd
+
+    run_loop(tmp_path / "connect", "connect")
+    run_loop(tmp_path / "classic", "classic")
+    connect, classic = comparable_tables(tmp_path / "connect"), comparable_tables(tmp_path / "classic")
+    assert sorted(connect) == sorted(classic)
+    assert {SILVER_PATIENTS, DIM_PATIENTS, ML_INSURANCE_FEATURES, ML_PATIENT_PREDICTIONS} <= set(connect)
+    for name in connect:
+        assert len(connect[name]) > 0 or name == DATA_QUALITY_QUARANTINE, name
+        pd.testing.assert_frame_equal(connect[name], classic[name], obj=name)
