@@ -169,6 +169,7 @@ LOOP = (
 )
 # What differs between two runs of the same loop: when and under which run or event id.
 RUN_TABLES = {JOB_RUNS}
+RUN_ID = r"\b(\d{13,}|[0-9a-f]{32})\b"        # a job run's id, an MLflow run's id
 
 
 def run_loop(home: Path, api: str) -> None:
@@ -187,12 +188,15 @@ def comparable_tables(home: Path) -> dict:
 
     tables = {}
     for folder in sorted((home / "tables").glob("*/*/*")):
-        if folder.name in RUN_TABLES:
+        if folder.name in RUN_TABLES or not folder.is_dir():      # a table's lock file sits beside it
             continue
         arrow = DeltaTable(str(folder)).to_pyarrow_table()
         kept = [f.name for f in arrow.schema
                 if not (pa.types.is_timestamp(f.type) or f.name.endswith(("_id", "_at", "_time")))]
         frame = arrow.select(kept).to_pandas()
+        for column in kept:                      # run ids quoted in texts (the audit's comments)
+            if pa.types.is_string(arrow.schema.field(column).type):
+                frame[column] = frame[column].str.replace(RUN_ID, "<run id>", regex=True)
         tables[folder.name] = frame.sort_values(kept).reset_index(drop=True) if kept else frame
     return tables
 
