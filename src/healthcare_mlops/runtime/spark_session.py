@@ -1,8 +1,8 @@
 """The Spark session: ``local[*]`` with the UI off on a laptop, the cluster's session on Databricks.
 
 Serverless jobs run Spark through Spark Connect, so locally the jobs can too: with
-``$HEALTHCARE_MLOPS_SPARK_API=connect`` (the default, ``SPARK_API_DEFAULT``: docs/deployment.md says why) the local
-JVM also starts a Spark Connect server and the job gets a Connect client session, as
+``$HEALTHCARE_MLOPS_SPARK_API=connect`` (the default, ``SPARK_API_DEFAULT``; docs/deployment.md
+says why) the local JVM also starts a Spark Connect server and the job gets a Connect client session, as
 on serverless: no ``sparkContext``, no RDDs, no ``_jvm``. ``classic`` gives the plain
 in-process session (the test suite's shared ``spark`` fixture). Local Spark Connect
 caches DataFrames without complaint, serverless environment 2 refuses it
