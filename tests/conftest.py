@@ -15,13 +15,17 @@ from healthcare_mlops.settings import resolve_settings
 from slow_tests import pytest_collection_modifyitems, pytest_configure, pytest_runtestloop  # noqa: F401
 
 os.environ.setdefault("HEALTHCARE_MLOPS_SHUFFLE_PARTITIONS", "4")
+# One session per mode per run: the suite's Spark (in process, and the jobs its tests start) is
+# classic; tests/test_spark_connect.py runs every job under Spark Connect, in its own processes.
+os.environ.setdefault("HEALTHCARE_MLOPS_SPARK_API", "classic")
 
 
 @pytest.fixture(scope="session")
 def spark():
+    """The suite's in-process session: classic (see HEALTHCARE_MLOPS_SPARK_API above)."""
     from healthcare_mlops.runtime.spark_session import get_spark
 
-    session = get_spark()
+    session = get_spark(api="classic")
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -14,7 +14,7 @@ def test_a_local_spark_job_prints_spark_warnings_but_not_the_jdk_incubator_notic
     """The JDK's 'Using incubator modules' line (Spark's launcher always adds the module) is
     the one line of the JVM's stderr the local session drops; Spark's own warnings still show."""
     script = ("from healthcare_mlops.runtime.spark_session import get_spark\n"
-              "s = get_spark()\n"
+              "s = get_spark(api='classic')\n"
               "s.sparkContext._jvm.org.apache.logging.log4j.LogManager.getLogger('check').warn('still relayed')\n"
               "print(s.range(3).count())\n"
               "import time; time.sleep(1)\n")

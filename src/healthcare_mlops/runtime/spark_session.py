@@ -1,4 +1,13 @@
-"""The Spark session: ``local[*]`` with the UI off on a laptop, the cluster's session on Databricks."""
+"""The Spark session: ``local[*]`` with the UI off on a laptop, the cluster's session on Databricks.
+
+Serverless jobs run Spark through Spark Connect, so locally the jobs can too: with
+``$HEALTHCARE_MLOPS_SPARK_API=connect`` (the default, ``SPARK_API_DEFAULT``; docs/deployment.md
+says why) the local JVM also starts a Spark Connect server and the job gets a Connect client session, as
+on serverless: no ``sparkContext``, no RDDs, no ``_jvm``. ``classic`` gives the plain
+in-process session (the test suite's shared ``spark`` fixture). Local Spark Connect
+caches DataFrames without complaint, serverless environment 2 refuses it
+(``CONNECT_REFUSED``), so a local Connect session refuses it the same way.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 from healthcare_mlops.settings import Settings
@@ -16,6 +26,33 @@ LOCAL_LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 # unconditionally: no JVM option or log setting turns it off. Nothing here uses Spark ML.
 JDK_INCUBATOR_NOTICE = b"WARNING: Using incubator modules: jdk.incubator.vector"
 
+SPARK_API_ENV = "HEALTHCARE_MLOPS_SPARK_API"
+SPARK_APIS = ("classic", "connect")
+SPARK_API_DEFAULT = "connect"
+CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
+# What the serverless environment (resources/jobs.yml, environment 2) refuses although local
+# Spark Connect allows it: DataFrame caching needs environment 5 ("Cache DataFrames on
+# serverless compute"), and checkpoints came to the Connect client with Spark 4.0 while
+# environment 2's client is Databricks Connect 15.4 (Spark 3.5). Class attribute -> statement.
+CONNECT_REFUSED = {("DataFrame", "cache"): "PERSIST TABLE", ("DataFrame", "persist"): "PERSIST TABLE",
+                   ("DataFrame", "checkpoint"): "CHECKPOINT", ("DataFrame", "localCheckpoint"): "CHECKPOINT",
+                   ("Catalog", "cacheTable"): "CACHE TABLE"}
+
+
+class ServerlessUnsupported(RuntimeError):
+    """What a local Spark Connect session raises for an operation serverless refuses."""
+
+
+def spark_api(api: str | None = None) -> str:
+    """``api`` or else $HEALTHCARE_MLOPS_SPARK_API or else ``SPARK_API_DEFAULT``, checked:
+    how a local job reaches Spark, ``classic`` or ``connect``."""
+    api = api or os.environ.get(SPARK_API_ENV) or SPARK_API_DEFAULT
+    if api not in SPARK_APIS:
+        from healthcare_mlops.errors import UserError
+
+        raise UserError(f"{SPARK_API_ENV}={api!r}: expected one of {', '.join(SPARK_APIS)}")
+    return api
+
 
 def _relay_jvm_stderr(stream) -> None:
     """Copy the local JVM's stderr to this process's (fd 2, where the JVM wrote before),
@@ -23,6 +60,44 @@ def _relay_jvm_stderr(stream) -> None:
     for line in iter(stream.readline, b""):
         if not line.startswith(JDK_INCUBATOR_NOTICE):
             os.write(2, line)
+
+
+def _refuse_as_serverless() -> None:
+    """Make the Connect client's caching and checkpoints raise, as serverless environment 2 does."""
+    from pyspark.sql.connect.catalog import Catalog
+    from pyspark.sql.connect.dataframe import DataFrame
+
+    def refusal(name: str, statement: str):
+        def refuse(*_args, **_kwargs):
+            raise ServerlessUnsupported(f"[NOT_SUPPORTED_WITH_SERVERLESS] {statement} is not supported on "
+                                        f"serverless compute ({name}; the jobs' serverless environment "
+                                        "refuses it, so local Spark Connect does too: materialise through "
+                                        "a table write instead)")
+        return refuse
+
+    owners = {"DataFrame": DataFrame, "Catalog": Catalog}
+    for (owner, attribute), statement in CONNECT_REFUSED.items():
+        setattr(owners[owner], attribute, refusal(f"{owner}.{attribute}", statement))
+
+
+def _connect_session(conf):
+    """Start the local JVM with a Spark Connect server on a free loopback port and return a
+    Connect client session to it (the same client serverless jobs get)."""
+    from pyspark import SparkContext
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    # Several engineers' servers share a machine: a free port, a token, loopback only.
+    token = uuid.uuid4().hex
+    conf.setAll([("spark.plugins", CONNECT_PLUGIN), ("spark.connect.grpc.binding.port", "0"),
+                 ("spark.connect.grpc.binding.address", "127.0.0.1"),
+                 ("spark.connect.authenticate.token", token)])
+    _local_context(conf)
+    service = getattr(SparkContext._jvm, "org.apache.spark.sql.connect.service.SparkConnectService$")
+    port = getattr(service, "MODULE$").localPort()
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"     # pyspark's SparkSession.getActiveSession() is Connect's
+    _refuse_as_serverless()
+    # "localhost": the client sends a token over a local (not TLS) channel only to that host name.
+    return ConnectSession.builder.remote(f"sc://localhost:{port}/;token={token}").getOrCreate()
 
 
 def _local_context(conf) -> None:
@@ -39,8 +114,9 @@ def _local_context(conf) -> None:
     SparkContext.getOrCreate(conf) if gateway is None else SparkContext(conf=conf, gateway=gateway)
 
 
-def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlops"):
-    """Return the active session, or build a local one tuned for a small machine.
+def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlops", api: str | None = None):
+    """Return the active session, or build a local one tuned for a small machine, through
+    ``spark_api(api)``: classic, or a Spark Connect client of a local server.
 
     pyspark is imported here, not with the module: the console and the light CLI commands
     import ``runtime`` without a JVM."""
@@ -67,5 +143,7 @@ def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlop
         ("spark.sql.ansi.enabled", "false"),
         ("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOCAL_LOG_CONFIG.as_uri()}"),
     ])
+    if spark_api(api) == "connect":
+        return _connect_session(conf)
     _local_context(conf)
     return SparkSession.builder.getOrCreate()

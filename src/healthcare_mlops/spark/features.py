@@ -160,7 +160,8 @@ def build_features(dim: DataFrame, silver: DataFrame, as_of: dt.date) -> tuple[D
     for column, reason, is_bad in reversed(feature_checks(as_of)):
         failure = F.when(is_bad, F.struct(F.lit(column).alias("column_name"), reason.alias("reason"))) \
             .otherwise(failure)
-    flagged = engineered.withColumn("_failure", failure).cache()
+    # Not cached (serverless environment 2 refuses it): each write evaluates its half.
+    flagged = engineered.withColumn("_failure", failure)
     features = (flagged.where(F.col("_failure").isNull())
                 .select(*[F.col(name).cast(kind).alias(name) for name, kind in _FEATURE_TYPES]))
     quarantine = {

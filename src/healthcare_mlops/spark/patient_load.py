@@ -78,12 +78,11 @@ def _partitions(load: Load) -> dict:
 
 
 def _rebuild_dim(catalog: TableCatalog) -> tuple[int, int]:
-    """dim_patients from the whole of silver; (current members, versions)."""
-    dim = build_dim_patients(catalog.read(SILVER_PATIENTS)).cache()
-    catalog.write(dim, DIM_PATIENTS, mode="overwrite")
-    counts = dim.agg(F.count("*").alias("versions"),
-                     F.sum(F.col("is_current_record").cast("int")).alias("current")).first()
-    dim.unpersist()
+    """dim_patients from the whole of silver; (current members, versions), counted in the
+    table as written (one column read back, not a second build; serverless refuses caching)."""
+    catalog.write(build_dim_patients(catalog.read(SILVER_PATIENTS)), DIM_PATIENTS, mode="overwrite")
+    counts = catalog.read(DIM_PATIENTS, columns=["is_current_record"]).agg(
+        F.count("*").alias("versions"), F.sum(F.col("is_current_record").cast("int")).alias("current")).first()
     return int(counts["current"] or 0), int(counts["versions"])
 
 

@@ -154,8 +154,10 @@ def validate(records: DataFrame, duplicate_key: list[str], from_raw: bool, stage
     for column, reason, is_bad in reversed(checks):
         failure = F.when(is_bad, F.struct(F.lit(column).alias("column_name"), reason.alias("reason"))) \
             .otherwise(failure)
-    # Cached: the valid and the rejected rows are two reads of one evaluation.
-    flagged = with_dupes.withColumn("_failure", failure).drop("_dup_rank", "_dup_first").cache()
+    # Not cached (serverless environment 2 refuses it): the valid and the rejected rows are each
+    # evaluated by their own write, and both see the same rows, since the records are a table's
+    # files or seeded hashes (spark/random_columns.py) and the duplicate ranks are ordered by row.
+    flagged = with_dupes.withColumn("_failure", failure).drop("_dup_rank", "_dup_first")
     valid = flagged.where(F.col("_failure").isNull()).drop("_failure")
     rejected = (flagged.where(F.col("_failure").isNotNull())
                 .select(F.lit(stage).alias("stage"), "source", "source_row",
