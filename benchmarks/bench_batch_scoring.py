@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     pyfunc = mlflow.pyfunc.load_model(local_path)
     inputs = model_input_names(pyfunc)
     rules = BusinessRules.from_variables(settings.variables, model["reference"])
-    source = model_source(spark, model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"])
+    source = model_source(model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"])
 
     features = DeltaCatalog(settings).read_arrow(ML_INSURANCE_FEATURES).to_pandas()
     frame = million_rows(features, args.rows, args.seed)

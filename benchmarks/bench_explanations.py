@@ -56,7 +56,7 @@ def batch_ratio(spark, settings, rows: int, partitions: int, repeat: int, seed: 
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     inputs = model_input_names(mlflow.models.Model.load(local_path))
     rules = BusinessRules.from_variables(settings.variables, model["reference"])
-    source = model_source(spark, model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"])
+    source = model_source(model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"])
     table = pa.Table.from_pandas(million_rows(DeltaCatalog(settings).read_arrow(ML_INSURANCE_FEATURES).to_pandas(),
                                               rows, seed), preserve_index=False)
     df = spark.createDataFrame(table).repartition(partitions).cache()

@@ -341,7 +341,7 @@ def test_workers_get_the_model_as_a_path_or_as_shipped_files_and_score_alike(spa
     features = table_catalog(settings, spark).read(ML_INSURANCE_FEATURES).limit(300)
     results = []
     for shared in (True, False):
-        source = batch.model_source(spark, model["uri"], local_path, shared_filesystem=shared,
+        source = batch.model_source(model["uri"], local_path, shared_filesystem=shared,
                                     run_id=model["run_id"])
         assert (source.local_path is None) is (not shared) and (source.archive is None) is shared
         results.append(batch.score_features(features, source, rules, inputs).toPandas()

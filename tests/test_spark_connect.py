@@ -35,10 +35,6 @@ CLASSIC_ONLY_MODULES = ("pyspark.rdd", "pyspark.broadcast", "pyspark.context")
 CLASSIC_ONLY_NAMES = {"SparkContext", "RDD", "Broadcast"}
 # The local launcher starts the JVM that hosts the Connect server: it is no job's code.
 LOCAL_LAUNCHER = PACKAGE / "runtime" / "spark_session.py"
-# Known and owned elsewhere: scoring/batch.py's model_source tries sparkContext.broadcast for a
-# classic cluster and falls back when Connect refuses it. The test fails once it is gone, so
-# the entry goes with it.
-KNOWN = {("scoring/batch.py", "sparkContext")}
 
 
 def classic_only_uses(tree: ast.AST) -> list[str]:
@@ -65,8 +61,7 @@ def job_code() -> list[Path]:
 def test_job_code_uses_nothing_a_serverless_environment_lacks():
     found = {(path.relative_to(PACKAGE if PACKAGE in path.parents else REPO).as_posix(), name)
              for path in job_code() for name in classic_only_uses(ast.parse(path.read_text()))}
-    assert found - KNOWN == set(), "job code uses what Spark Connect on serverless lacks"
-    assert KNOWN <= found, "a known use is gone: remove it from KNOWN"
+    assert found == set(), "job code uses what Spark Connect on serverless lacks"
 
 
 @pytest.mark.parametrize("snippet, expected", [
@@ -93,6 +88,7 @@ def _python(script: str, api: str = "connect", home: Path | None = None) -> subp
                           env=env, cwd=str(REPO), timeout=300)
 
 
+@pytest.mark.slow      # a Spark Connect server in a subprocess
 def test_a_local_connect_session_is_a_connect_client_that_refuses_what_serverless_refuses():
     result = _python("""
         from pyspark.sql import SparkSession
@@ -125,6 +121,7 @@ def test_a_local_connect_session_is_a_connect_client_that_refuses_what_serverles
     assert "incubator" not in result.stderr
 
 
+@pytest.mark.slow      # load_members in a subprocess, under Spark Connect
 @pytest.mark.parametrize("added, error", [
     ("pass", None),                   # the harness itself: the job as it is loads its members
     ("records = records.cache()", "[NOT_SUPPORTED_WITH_SERVERLESS] PERSIST TABLE"),

@@ -81,7 +81,7 @@ class ModelSource:
 
     uri: str
     local_path: str | None = None
-    archive: object = None          # zip bytes, or a Spark Broadcast of them
+    archive: bytes | None = None    # the model folder's zip bytes
     run_id: str = ""
 
     @property
@@ -94,7 +94,7 @@ class ModelSource:
             return self.local_path
         if self.archive is None:
             raise FileNotFoundError(f"the files of {self.uri} are not at {self.local_path} and were not shipped")
-        payload = self.archive.value if hasattr(self.archive, "value") else self.archive
+        payload = self.archive
         folder = tempfile.mkdtemp(prefix="hc-model-")
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
             archive.extractall(folder)
@@ -310,18 +310,13 @@ def problem_arrow_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Reco
 
 # ----------------------------------------------------------------------------- the Spark shell
 
-def model_source(spark, uri: str, local_path: str, shared_filesystem: bool, run_id: str = "") -> ModelSource:
+def model_source(uri: str, local_path: str, shared_filesystem: bool, run_id: str = "") -> ModelSource:
     """How the workers get the model: its path when they share the driver's disk, else its zipped files."""
     if shared_filesystem:
         return ModelSource(uri=uri, local_path=local_path, run_id=run_id)
-    archive = zip_folder(local_path)
-    from pyspark.errors import PySparkAttributeError, PySparkNotImplementedError
-
-    try:
-        archive = spark.sparkContext.broadcast(archive)
-    except (PySparkAttributeError, PySparkNotImplementedError):
-        pass   # Spark Connect (serverless) has no SparkContext: the bytes travel with the function
-    return ModelSource(uri=uri, local_path=None, archive=archive, run_id=run_id)
+    # Serverless is Spark Connect, which has no SparkContext to broadcast with: the zipped
+    # model's bytes travel with the scoring function instead.
+    return ModelSource(uri=uri, local_path=None, archive=zip_folder(local_path), run_id=run_id)
 
 
 def score_features(features, source: ModelSource, rules: BusinessRules, input_names: list[str],

@@ -123,7 +123,7 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     rules = BusinessRules.from_variables(settings.variables, model["reference"])
 
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
-    source: ModelSource = model_source(spark, model["uri"], local_path, shared_filesystem=settings.executors_share_filesystem,
+    source: ModelSource = model_source(model["uri"], local_path, shared_filesystem=settings.executors_share_filesystem,
                                        run_id=model["run_id"])
     input_names = model_input_names(mlflow.models.Model.load(local_path))
     features = catalog.read(ML_INSURANCE_FEATURES, [("as_of_date", "=", as_of)])
