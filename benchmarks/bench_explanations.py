@@ -75,7 +75,8 @@ def batch_ratio(spark, settings, rows: int, partitions: int, repeat: int, seed: 
     ratio = by["with_reasons"]["best"] / by["without"]["best"]
     print(f"\nbatch, {rows:,} rows, {model['name']} version {model['version']}:")
     for r in results:
-        print(f"  {r['label']:13} best {r['best']:7.2f} s  median {r['median']:7.2f} s  {r['rows_per_s']:>10,.0f} rows/s")
+        print(f"  {r['label']:13} best {r['best']:7.2f} s  median {r['median']:7.2f} s  "
+              f"{r['rows_per_s']:>10,.0f} rows/s")
     print(f"  with reasons / without: {ratio:.2f}x best, "
           f"{by['with_reasons']['median'] / by['without']['median']:.2f}x median  (goal <= {GOAL_RATIO}x)  "
           f"{'met' if ratio <= GOAL_RATIO else 'NOT met'}", flush=True)

@@ -4,7 +4,7 @@ The champion's checks come from governance (out-of-fold predictions of every tra
 member, bootstrap intervals, verdicts in words). The batch verdicts are the ones the
 model_monitoring run recorded (``ml_drift_metrics``: scale-aware error ratio, worst
 calibration relative to everyone else and the four-fifths ratio per group column, judged
-in ``monitoring/evaluation.py`` with the bundle's thresholds), so this page and the alerts
+in ``monitoring/performance.py`` with the bundle's thresholds), so this page and the alerts
 never disagree.
 """
 

@@ -104,14 +104,7 @@ def render() -> None:
     champion, challenger = registry["champion"], registry["challenger"]
     checks = data.checks_by_version(registry["model_name"])
 
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Champion version", str(champion) if champion is not None else "none")
-    c2.metric("Challenger version", str(challenger) if challenger is not None else "none")
-    c3.metric("Versions", f"{len(registry['versions']):,}")
-    c4.metric("Approval mode", approval_mode)
-    st.caption(f"Model `{registry['model_name']}`")
-    if champion is None:
-        st.info("No champion yet: nothing serves or scores until a version is promoted.")
+    _headline(registry, approval_mode)
 
     st.subheader("Champion and challenger")
     champion_checks = checks.get(str(champion), []) if champion is not None else []
@@ -149,8 +142,25 @@ def render() -> None:
     else:
         ui.table(audit.drop(columns=["event_id"]), key="gov_audit", wide=("comment", "override_reason"), lines=2)
 
+    _model_card(list(versions["version"]), champion)
+
+
+def _headline(registry: dict, approval_mode: str) -> None:
+    """The champion, the challenger, how many versions there are and how promotion is approved."""
+    champion, challenger = registry["champion"], registry["challenger"]
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Champion version", str(champion) if champion is not None else "none")
+    c2.metric("Challenger version", str(challenger) if challenger is not None else "none")
+    c3.metric("Versions", f"{len(registry['versions']):,}")
+    c4.metric("Approval mode", approval_mode)
+    st.caption(f"Model `{registry['model_name']}`")
+    if champion is None:
+        st.info("No champion yet: nothing serves or scores until a version is promoted.")
+
+
+def _model_card(choices: list, champion) -> None:
+    """The model card of the version picked (the champion's first)."""
     st.subheader("Model card")
-    choices = list(versions["version"])
     default = choices.index(champion) if champion in choices else 0
     version = st.selectbox("Version", choices, index=default, key="gov_card_version")
     card = data.model_card(version)

@@ -1,8 +1,8 @@
 """The console in headless Chromium: start ``healthcare-mlops app``, know when a page is drawn.
 
 Shared by the browser test (test_console_browser.py), the browser benchmark
-(benchmarks/bench_console_browser.py) and the load test (benchmarks/load_console.py), so the three agree on how the console
-is started (the command a user types) and on what "the page is rendered" means:
+(benchmarks/bench_console_browser.py) and the load test (benchmarks/load_console.py), so the
+three agree on how the console is started (the command a user types) and on what "the page is rendered" means:
 
 * the page's title (``h1``) is shown,
 * the page's LAST element (``PAGES``: the key of what the page script draws last) is

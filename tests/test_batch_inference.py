@@ -21,7 +21,8 @@ from healthcare_mlops.privacy import IDENTIFIER_COLUMN_PATTERNS, MEMBER_KEY, mem
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.scoring.contract import PREDICTION_COLUMNS, PREDICTION_SCHEMA_DDL, REASON_SEPARATOR
 from healthcare_mlops.scoring.rules import (BELOW_MINIMUM, CRITICAL_RISK, LOW_CONFIDENCE, BusinessRules,
-                                            ScoringThresholds, TrainingRange, apply_rules, join_reasons, outside_range_reason)
+                                            ScoringThresholds, TrainingRange, apply_rules, join_reasons,
+                                            outside_range_reason)
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, ML_INSURANCE_FEATURES, ML_PATIENT_PREDICTIONS,
                                      ML_PATIENT_PREDICTIONS_VALIDATION, SILVER_PATIENTS)
@@ -128,7 +129,8 @@ def test_reasons_are_joined_in_a_fixed_order():
 def test_thresholds_come_from_the_bundle_variables():
     defaults = BusinessRules.from_variables(resolve_settings("local").variables)
     assert defaults.thresholds == ScoringThresholds(1000.0, 2.0)
-    as_task_params = BusinessRules.from_variables({"min_predicted_charges": "250", "review_interval_width_ratio": "1.5"})
+    as_task_params = BusinessRules.from_variables({"min_predicted_charges": "250",
+                                                   "review_interval_width_ratio": "1.5"})
     assert as_task_params.thresholds == ScoringThresholds(250.0, 1.5)
     with pytest.raises(UserError, match="'min_predicted_charges' must be a number, not 'lots'"):
         BusinessRules.from_variables({"min_predicted_charges": "lots", "review_interval_width_ratio": "2"})
@@ -426,7 +428,7 @@ def test_the_input_contract_judges_each_value_of_a_request():
 
     good = {"age": 35, "bmi": 28.5, "children": 1, "smoker": False, "region": "northeast"}
     frame = pd.DataFrame([{**good, "age": "35"}, {**good, "age": True}, good, {**good, "bmi": None}])
-    assert list(row_problems(frame)) == ["age: expected a number, got the text '35'", "age: expected a number, got true", None,
-                                         "bmi: missing value"]
+    assert list(row_problems(frame)) == ["age: expected a number, got the text '35'",
+                                         "age: expected a number, got true", None, "bmi: missing value"]
     typed = pd.DataFrame([good, {**good, "age": 101}])
     assert list(row_problems(typed)) == [None, "age: 101 outside 18-100"]

@@ -53,7 +53,8 @@ def test_any_field_of_itself_counts_as_a_self_reference(copy):
 
 def test_run_as_next_to_an_app_is_refused(copy):
     replace_text(copy / "databricks.yml", "  staging:\n    mode: production\n",
-                 "  staging:\n    mode: production\n    run_as:\n      service_principal_name: ${var.service_principal_id}\n")
+                 "  staging:\n    mode: production\n"
+                 "    run_as:\n      service_principal_name: ${var.service_principal_id}\n")
     message = one_matching(problems(copy), "run_as cannot be combined with apps")
     assert message.startswith("databricks.yml: targets.staging.run_as: ")
     assert message.endswith("(target staging)")
@@ -61,7 +62,8 @@ def test_run_as_next_to_an_app_is_refused(copy):
 
 def test_an_empty_run_as_identity_on_a_production_target_is_refused(copy):
     replace_text(copy / "databricks.yml", "  prod:\n    mode: production\n",
-                 "  prod:\n    mode: production\n    run_as:\n      service_principal_name: ${var.approvers_group_sp}\n")
+                 "  prod:\n    mode: production\n"
+                 "    run_as:\n      service_principal_name: ${var.approvers_group_sp}\n")
     replace_text(copy / "databricks.yml", "variables:\n", "variables:\n  approvers_group_sp:\n    default: \"\"\n")
     message = one_matching(problems(copy), "run_as must name exactly one identity")
     assert message.startswith("databricks.yml: targets.prod.run_as: ")
@@ -69,7 +71,8 @@ def test_an_empty_run_as_identity_on_a_production_target_is_refused(copy):
 
 
 def test_an_empty_service_principal_in_the_production_root_path_is_refused(copy):
-    replace_text(copy / "databricks.yml", "      member_source: csv\n", "      member_source: csv\n      service_principal_id: \"\"\n")
+    replace_text(copy / "databricks.yml", "      member_source: csv\n",
+                 "      member_source: csv\n      service_principal_id: \"\"\n")
     message = one_matching(problems(copy), "targets.prod.workspace.root_path")
     assert message.startswith("databricks.yml: ")
     assert "var.service_principal_id is empty for target 'prod'" in message
@@ -89,7 +92,8 @@ def test_a_consumer_using_the_name_development_mode_renames_is_refused(copy):
 def test_a_hard_coded_job_id_is_refused(copy):
     replace_text(copy / "resources" / "jobs.yml", "              - ${resources.jobs.ml_training_pipeline.id}",
                  "              - \"12345\"")
-    one_matching(problems(copy), "resources/jobs.yml: resources.jobs.model_monitoring.tasks[0].spark_python_task.parameters[",
+    one_matching(problems(copy),
+                 "resources/jobs.yml: resources.jobs.model_monitoring.tasks[0].spark_python_task.parameters[",
          "--retrain_job_id must name the jobs resource this target deploys", "not '12345'")
 
 
@@ -97,8 +101,10 @@ def test_a_job_that_only_one_target_deploys_cannot_be_passed_in_the_others(copy)
     replace_text(copy / "databricks.yml", "  staging:\n",
                  "    resources:\n      jobs:\n        retrain_dev:\n          name: retrain\n          tasks:\n"
                  "            - task_key: t\n              environment_key: default\n              spark_python_task:\n"
-                 "                python_file: ../jobs/load_members.py\n                parameters: [--target, x, --catalog, c, --schema, s]\n"
-                 "          environments:\n            - environment_key: default\n              spec: {environment_version: \"2\"}\n"
+                 "                python_file: ../jobs/load_members.py\n"
+                 "                parameters: [--target, x, --catalog, c, --schema, s]\n"
+                 "          environments:\n            - environment_key: default\n"
+                 "              spec: {environment_version: \"2\"}\n"
                  "\n  staging:\n")
     replace_text(copy / "resources" / "jobs.yml", "              - ${resources.jobs.ml_training_pipeline.id}",
                  "              - ${resources.jobs.retrain_dev.id}")
@@ -110,10 +116,13 @@ def test_a_job_that_only_one_target_deploys_cannot_be_passed_in_the_others(copy)
 def test_an_endpoint_the_bundle_deploys_must_be_passed_by_reference(copy):
     (copy / "resources" / "serving.yml").write_text(
         "resources:\n  model_serving_endpoints:\n    risk:\n      name: ${var.serving_endpoint_name}\n"
-        "      config:\n        served_entities:\n          - entity_name: ${var.catalog}.${var.schema}.insurance_model\n"
-        "            entity_version: \"1\"\n            workload_size: Small\n            scale_to_zero_enabled: true\n")
+        "      config:\n        served_entities:\n"
+        "          - entity_name: ${var.catalog}.${var.schema}.insurance_model\n"
+        "            entity_version: \"1\"\n            workload_size: Small\n"
+        "            scale_to_zero_enabled: true\n")
     message = one_matching(problems(copy), "--serving_endpoint_name must name the model_serving_endpoints resource")
-    assert message.startswith("resources/jobs.yml: resources.jobs.model_governance.tasks[0].spark_python_task.parameters[")
+    assert message.startswith("resources/jobs.yml: "
+                              "resources.jobs.model_governance.tasks[0].spark_python_task.parameters[")
     assert "(declared: risk)" in message
 
 

@@ -98,7 +98,8 @@ def test_job_parameters(bundle):
         "batch_inference": {"scoring_date": "", "mode": "production"},
         "model_monitoring": {"window_start": "", "window_end": ""},
         "ml_training_pipeline": {"as_of": "", "scoring_date": ""},
-        "load_members": {"source": "${var.member_source}", "path": "/Volumes/${var.catalog}/${var.schema}/landing/insurance.csv",
+        "load_members": {"source": "${var.member_source}",
+                         "path": "/Volumes/${var.catalog}/${var.schema}/landing/insurance.csv",
                          "patients": "20000", "seed": "42", "scenario": "baseline", "as_of": "",
                          "replace": "false"},
     }

@@ -57,7 +57,8 @@ def _bundle_entries(document: dict):
 
 
 BUNDLE_ENTRIES = list(_bundle_entries(resolve_target(load_bundle(REPO), "staging").document))
-DOC_GRANTS = [m.group(0) for m in re.finditer(r"GRANT [^;]+ TO `<(?:app-sp-application-id|sp-application-id|developer)>`;", DOCS)]
+DOC_GRANTS = [m.group(0) for m in
+              re.finditer(r"GRANT [^;]+ TO `<(?:app-sp-application-id|sp-application-id|developer)>`;", DOCS)]
 
 
 def test_there_are_grants_of_each_kind_to_remove():
@@ -81,7 +82,8 @@ def test_removing_a_documented_grant_leaves_a_path_uncovered(staging, statement)
 
 
 def test_a_missing_grant_names_the_principal_the_right_and_the_paths(staging):
-    docs = DOCS.replace("GRANT MODIFY ON TABLE healthcare_prod.insurance_ml.ml_model_alerts TO `<app-sp-application-id>`;", "")
+    docs = DOCS.replace("GRANT MODIFY ON TABLE healthcare_prod.insurance_ml.ml_model_alerts "
+                        "TO `<app-sp-application-id>`;", "")
     assert uncovered(_granted(staging, docs)) == [
         "app lacks MODIFY on table ml_model_alerts, needed by: console: acknowledge an alert"]
 

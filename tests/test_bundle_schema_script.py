@@ -38,7 +38,8 @@ def _schema() -> dict:
     job = {"type": "object", "additionalProperties": False, "properties": {
         "name": {"type": "string"}, "tasks": {"type": "array", "items": _or_reference(task)},
         "parameters": {"type": "array"}, "environments": {"type": "array"}}}
-    resources = {"type": "object", "properties": {"jobs": {"type": "object", "additionalProperties": _or_reference(job)}}}
+    jobs = {"type": "object", "additionalProperties": _or_reference(job)}
+    resources = {"type": "object", "properties": {"jobs": jobs}}
     return {"type": "object", "additionalProperties": False, "properties": {
         "bundle": {"type": "object"}, "include": strings, "variables": {"type": "object"},
         "targets": {"type": "object"}, "resources": _or_reference(resources)}}

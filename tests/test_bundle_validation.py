@@ -113,13 +113,15 @@ def test_dangling_resource_field_is_reported(real_copy):
     replace_text(real_copy / "resources" / "jobs.yml", "${resources.experiments.insurance_risk.name}",
              "${resources.experiments.insurance_risk.nmae}")
     message = one_matching(problems(real_copy), "nmae")
-    assert message.startswith("resources/jobs.yml: resources.jobs.model_training.tasks[0].spark_python_task.parameters[9]: ")
+    assert message.startswith("resources/jobs.yml: "
+                              "resources.jobs.model_training.tasks[0].spark_python_task.parameters[9]: ")
 
 
 def test_undeclared_variable_is_reported(real_copy):
     replace_text(real_copy / "resources" / "jobs.yml", "${var.r2_min}", "${var.r2_minimum}")
     message = one_matching(problems(real_copy), "r2_minimum")
-    assert message.startswith("resources/jobs.yml: resources.jobs.model_governance.tasks[0].spark_python_task.parameters[")
+    assert message.startswith("resources/jobs.yml: "
+                              "resources.jobs.model_governance.tasks[0].spark_python_task.parameters[")
     assert "${var.r2_minimum} is not a declared variable" in message
 
 
@@ -165,7 +167,8 @@ def test_undeclared_job_parameter_reference_is_reported(real_copy):
     replace_text(real_copy / "resources" / "jobs.yml", '"{{job.parameters.scoring_date}}"',
              '"{{job.parameters.scoring_day}}"')
     message = one_matching(problems(real_copy), "scoring_day")
-    assert message.startswith("resources/jobs.yml: resources.jobs.batch_inference.tasks[0].spark_python_task.parameters[9]: ")
+    assert message.startswith("resources/jobs.yml: "
+                              "resources.jobs.batch_inference.tasks[0].spark_python_task.parameters[9]: ")
     assert "'scoring_day' is not a parameter of job 'batch_inference'" in message
 
 
@@ -198,7 +201,8 @@ def test_task_without_required_parameters_is_reported(real_copy):
 
 def test_unquoted_number_parameter_is_reported(real_copy):
     def add_number(document):
-        document["resources"]["jobs"]["feature_engineering"]["tasks"][0]["spark_python_task"]["parameters"] += ["--n", 5]
+        task = document["resources"]["jobs"]["feature_engineering"]["tasks"][0]
+        task["spark_python_task"]["parameters"] += ["--n", 5]
     _edit_yaml(real_copy / "resources" / "jobs.yml", add_number)
     one_matching(problems(real_copy), "resources.jobs.feature_engineering.tasks[0].spark_python_task.parameters[11]",
                   "must be a string")

@@ -153,8 +153,9 @@ def test_generate_prints_its_counts(lakehouse):
 
 def test_ingest_reports_its_counts_as_json(lakehouse):
     home, _, report = lakehouse
-    assert report == {"source": str((home.parent / "members.csv").resolve()), "as_of_date": AS_OF, "rows_in": 3, "rows_loaded": 2,
-                      "rows_quarantined": 1, "current_members": PATIENTS + 2, "dim_versions": PATIENTS + 2}
+    assert report == {"source": str((home.parent / "members.csv").resolve()), "as_of_date": AS_OF,
+                      "rows_in": 3, "rows_loaded": 2, "rows_quarantined": 1, "current_members": PATIENTS + 2,
+                      "dim_versions": PATIENTS + 2}
 
 
 def test_sql_json_is_an_array_of_objects(lakehouse):

@@ -42,7 +42,8 @@ TABLES_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] table
   const rows = [...t.querySelectorAll('tr')].map(r => [...r.querySelectorAll('th, td')].map(c => c.textContent.trim()));
   const header = rows[0] || [];
   const columns = header.map((h, i) => /threshold/i.test(h) ? i : -1).filter(i => i >= 0);
-  const bad = rows.slice(1).flatMap(r => columns.map(i => r[i]).filter(v => v !== undefined && /^(None|nan|null|)$/.test(v)));
+  const bad = rows.slice(1).flatMap(
+    r => columns.map(i => r[i]).filter(v => v !== undefined && /^(None|nan|null|)$/.test(v)));
   return {header: header.join(' | '), bad, rows: rows.length - 1};
 })"""
 # Per Vega-Lite chart (drawn as SVG, app/charts.py): its title and how many data marks it drew: the
@@ -221,7 +222,8 @@ def test_a_members_waterfall_opens_on_risk_and_on_score(console_url, tmp_path):
 
 # A page drawn for any role: its title shown and its script run ended (the benchmark's wait names each
 # page's last element, which depends on the role: Risk's export button is an analyst's).
-DRAWN_JS = """(title) => [...document.querySelectorAll('[data-testid="stMain"] h1')].some(h => h.innerText.trim() === title)
+DRAWN_JS = """(title) => [...document.querySelectorAll('[data-testid="stMain"] h1')]
+    .some(h => h.innerText.trim() === title)
   && document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
   && !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-stale="true"]')"""
 

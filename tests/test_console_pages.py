@@ -582,7 +582,8 @@ def test_the_console_runs_from_its_source_folder_without_the_package_installed(t
         # editable install may leave a namespace folder in site-packages (the wheel's
         # force-included _bundle): that is not the package.
         "import os\n"
-        "sys.path[:] = [p for p in sys.path if not os.path.isfile(os.path.join(p or '.', 'healthcare_mlops', '__init__.py'))]\n"
+        "sys.path[:] = [p for p in sys.path\n"
+        "               if not os.path.isfile(os.path.join(p or '.', 'healthcare_mlops', '__init__.py'))]\n"
         "import importlib.util\n"
         "spec = importlib.util.find_spec('healthcare_mlops')\n"
         "assert spec is None or spec.origin is None, f'the package is still importable: {spec.origin}'\n"

@@ -200,7 +200,8 @@ def test_the_risk_cube_gives_the_same_numbers_as_the_rows(lakehouse):
     rows = rows[rows["scoring_date"] == day]
     query = data.QUERIES["risk_cube"]
     cube = duck.arrow(query.sql(lakehouse), {"scoring_date": day}).to_pandas()
-    for region, age_band, smoker in (("", "", ""), ("northeast", "", "yes"), ("", "60+", "no"), ("southwest", "18-29", "")):
+    for region, age_band, smoker in (("", "", ""), ("northeast", "", "yes"), ("", "60+", "no"),
+                                     ("southwest", "18-29", "")):
         view = data.risk_view(cube, region, age_band, smoker)
         part = rows
         if region:

@@ -95,8 +95,8 @@ class Warehouse:
     def __init__(self):
         self.statements: list[tuple[str, dict]] = []
         checks = [{"name": "r2", "value": 0.86, "threshold": ">= 0.7", "verdict": "pass", "hard": True}]
-        validated = audit.audit_event(f"{SCHEMA}.dev_jane_doe_insurance_model", "3", audit.VALIDATED, "job:dev", "system",
-                                      "manual", checks, hard_checks_passed=True)
+        validated = audit.audit_event(f"{SCHEMA}.dev_jane_doe_insurance_model", "3", audit.VALIDATED, "job:dev",
+                                      "system", "manual", checks, hard_checks_passed=True)
         self.audit = [validated]
         self.alert = {column: None for column in ALERT_COLUMNS} | {"alert_id": ALERT_ID, "type": "drift"}
 

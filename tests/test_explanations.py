@@ -50,7 +50,8 @@ def _assert_additive(out: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("candidate", ["linear_huber", *(pytest.param(c, marks=pytest.mark.slow) for c in (   # trains
-    "hist_gradient_boosting_poisson", "gradient_boosting_huber", "random_forest", "hist_gradient_boosting_absolute_error"))])
+    "hist_gradient_boosting_poisson", "gradient_boosting_huber", "random_forest",
+    "hist_gradient_boosting_absolute_error"))])
 def test_base_plus_contributions_plus_floor_is_the_prediction_to_1_usd(candidate, linear, members):
     result = linear if candidate == "linear_huber" else train(_members(600, 5), seed=5, candidates=(candidate,))
     out = _explained(result, members)

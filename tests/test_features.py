@@ -86,7 +86,8 @@ def loaded(spark, tmp_path_factory):
 @pytest.fixture(scope="module")
 def generated(spark, loaded):
     """The generated silver_patients and dim_patients of the task tests' home, as DataFrames."""
-    return (table_catalog(loaded, spark).read(SILVER_PATIENTS).cache(), table_catalog(loaded, spark).read(DIM_PATIENTS).cache())
+    return (table_catalog(loaded, spark).read(SILVER_PATIENTS).cache(),
+            table_catalog(loaded, spark).read(DIM_PATIENTS).cache())
 
 
 @pytest.fixture(scope="module")
@@ -390,7 +391,8 @@ def test_unfeaturizable_rows_are_quarantined_and_counts_reconcile(spark, setting
         F.lit("generate").alias("stage"), "source", "source_row", F.col("patient_natural_key").alias("record_key"),
         F.lit("bmi").alias("column_name"), F.lit("earlier stage").alias("reason"), F.lit("{}").alias("raw_record"),
         "as_of_date")
-    table_catalog(settings, spark).write(generate_stage, DATA_QUALITY_QUARANTINE, mode="overwrite", partition_by=["as_of_date"])
+    table_catalog(settings, spark).write(generate_stage, DATA_QUALITY_QUARANTINE, mode="overwrite",
+                                         partition_by=["as_of_date"])
 
     result = feature_engineering.run(settings, AS_OF)
     assert result["delivered"] == 22 == result["features"] + result["quarantined"]

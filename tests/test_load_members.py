@@ -25,7 +25,8 @@ BASE = ["--target", "local", "--catalog", "hc_local", "--schema", "insurance"]
     (["--source", "synthetic", "--patients", "many", "--seed", "1"], "--patients must be a whole number, not 'many'"),
     (["--source", "synthetic", "--patients", "0", "--seed", "1"], "--patients must be at least 1, not 0"),
     (["--source", "csv", "--path", "/x.csv", "--as_of", "15/01/2026"], "as-of date must be YYYY-MM-DD"),
-    (["--source", "csv", "--path", "/x.csv", "--replace", "yes please"], "--replace must be true or false, not 'yes please'"),
+    (["--source", "csv", "--path", "/x.csv", "--replace", "yes please"],
+     "--replace must be true or false, not 'yes please'"),
 ])
 def test_bad_parameters_are_refused_before_any_spark_work(argv, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(")):

@@ -32,6 +32,7 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.monitoring import alerts as al
 from healthcare_mlops.monitoring import evaluation as ev
+from healthcare_mlops.monitoring import performance as perf
 from healthcare_mlops.monitoring import retrain
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.monitoring.contract import ALERT_TYPES, SEVERITIES
@@ -101,7 +102,8 @@ def test_prediction_buckets_of_ten_usd_stay_within_the_documented_error(spark, f
     exact_ks = ks_2samp(reference["predicted_annual_charges"], current["predicted_annual_charges"], method="asymp")
     exact_w = wasserstein_distance(reference["predicted_annual_charges"], current["predicted_annual_charges"])
     assert abs(metrics["ks_statistic"] - exact_ks.statistic) < 1e-3
-    assert abs(metrics["wasserstein_norm"] - exact_w / REFERENCE["prediction"]["std"]) < 5.0 / REFERENCE["prediction"]["std"]
+    std = REFERENCE["prediction"]["std"]
+    assert abs(metrics["wasserstein_norm"] - exact_w / std) < 5.0 / std
 
 
 @hypothesis_settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -133,7 +135,7 @@ def test_performance_sums_in_spark_match_pandas(spark):
     labels.loc[:99, "annual_charges"] = np.nan                  # not labelled yet: left out
     sums = performance_sums(spark.createDataFrame(predictions), spark.createDataFrame(labels),
                             prediction_reference, actual_reference)
-    rows, fairness, _ = ev.evaluate_performance(sums, THRESHOLDS, {})
+    rows, fairness, _ = perf.evaluate_performance(sums, THRESHOLDS, {})
     values = {r["metric"]: r["value"] for r in rows if r["column_name"] == ev.PREDICTION}
     kept = labels["annual_charges"].notna()
     a, p = actual[kept], frame["predicted_annual_charges"][kept]
@@ -280,7 +282,8 @@ def test_databricks_retrain_request(settings):
     call = client.jobs.calls[0]
     assert call["job_id"] == 123456
     assert call["job_parameters"] == {"as_of": "2026-01-02", "scoring_date": "2026-01-02"}
-    assert retrain.retrain_parameters(DAY2, None) == {"scoring_date": "2026-01-02"}    # no load known: the job's default
+    # no load known: the job's default
+    assert retrain.retrain_parameters(DAY2, None) == {"scoring_date": "2026-01-02"}
     assert call["idempotency_token"] == retrain.idempotency_token(workspace, DAY2, DAY2, ["a", "b"])
     assert len(call["idempotency_token"]) <= 64
     assert retrain.trigger_retrain(workspace, jobs, "", DAY2, DAY2, ["a"]) is None

@@ -11,6 +11,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chisquare, ks_2samp, wasserstein_distance
 
 from healthcare_mlops.monitoring import evaluation as ev
+from healthcare_mlops.monitoring import performance as perf
 from healthcare_mlops.monitoring import statistics as st
 
 RNG = np.random.default_rng(7)
@@ -209,7 +210,8 @@ def population(n: int, seed: int, smoker=0.2, min_age=18) -> pd.DataFrame:
         "children": rng.choice(6, n, p=[.43, .24, .18, .12, .02, .01]), "smoker": smokes,
         "region": rng.choice(["northeast", "northwest", "southeast", "southwest"], n),
         "sex": rng.choice(["male", "female"], n),
-        "age_band": pd.cut(age, [0, 29, 39, 49, 59, 200], labels=["18-29", "30-39", "40-49", "50-59", "60+"]).astype(str),
+        "age_band": pd.cut(age, [0, 29, 39, 49, 59, 200],
+                           labels=["18-29", "30-39", "40-49", "50-59", "60+"]).astype(str),
         "predicted_annual_charges": 265 * age + np.where(smokes, 30000, 0) + rng.gamma(2, 1500, n),
     })
 
@@ -287,7 +289,7 @@ def test_performance_metrics_from_sums_match_direct_computation():
     from healthcare_mlops.modeling import metrics as m
 
     frame = labelled()
-    rows, fairness, verdicts = ev.evaluate_performance(sums_of(frame), THRESHOLDS, {"scoring_date": "d1"})
+    rows, fairness, verdicts = perf.evaluate_performance(sums_of(frame), THRESHOLDS, {"scoring_date": "d1"})
     values = {r["metric"]: r["value"] for r in rows if r["column_name"] == ev.PREDICTION}
     assert values["mae"] == pytest.approx(m.mae(frame["actual"], frame["predicted"]), rel=1e-9)
     assert values["rmse"] == pytest.approx(m.rmse(frame["actual"], frame["predicted"]), rel=1e-9)
@@ -299,7 +301,7 @@ def test_performance_metrics_from_sums_match_direct_computation():
 
 
 def test_a_uniform_rise_in_costs_is_a_performance_alert():
-    _, _, verdicts = ev.evaluate_performance(sums_of(labelled(inflation=1.25)), THRESHOLDS, {"scoring_date": "d1"})
+    _, _, verdicts = perf.evaluate_performance(sums_of(labelled(inflation=1.25)), THRESHOLDS, {"scoring_date": "d1"})
     performance = [v for v in verdicts if v.type == "performance"]
     assert len(performance) == 1 and performance[0].severity == "critical"
     assert performance[0].value == pytest.approx(0.8, abs=0.02)
@@ -307,7 +309,7 @@ def test_a_uniform_rise_in_costs_is_a_performance_alert():
 
 
 def test_risk_score_mae_above_the_threshold_is_a_performance_alert():
-    _, _, verdicts = ev.evaluate_performance(sums_of(labelled(risk_error=20.0)), THRESHOLDS, {})
+    _, _, verdicts = perf.evaluate_performance(sums_of(labelled(risk_error=20.0)), THRESHOLDS, {})
     assert [(v.type, v.column_name) for v in verdicts] == [("performance", "prediction")]
     assert verdicts[0].threshold == 15.0
 
@@ -317,7 +319,7 @@ def test_fairness_alerts_on_the_protected_attribute_flags_rating_factors_and_ski
     worse = frame["sex"] == "female"
     noise = np.random.default_rng(5).normal(0.0, 5000.0, int(worse.sum()))
     frame.loc[worse, "predicted"] = frame.loc[worse, "actual"] + noise     # one sex predicted much worse
-    rows, _, verdicts = ev.evaluate_performance(sums_of(frame), THRESHOLDS, {})
+    rows, _, verdicts = perf.evaluate_performance(sums_of(frame), THRESHOLDS, {})
     fairness = [v for v in verdicts if v.type == "fairness"]
     assert [v.column_name for v in fairness] == ["sex"]
     assert fairness[0].severity == "warning"
@@ -325,22 +327,22 @@ def test_fairness_alerts_on_the_protected_attribute_flags_rating_factors_and_ski
     worse = frame["region"] == "southwest"
     frame.loc[worse, "predicted"] = frame.loc[worse, "actual"] + np.random.default_rng(5).normal(
         0.0, 5000.0, int(worse.sum()))                                    # a rating factor: flagged, no alert
-    rows, _, verdicts = ev.evaluate_performance(sums_of(frame), THRESHOLDS, {})
+    rows, _, verdicts = perf.evaluate_performance(sums_of(frame), THRESHOLDS, {})
     assert [v for v in verdicts if v.type == "fairness"] == []
     region = {r["metric"]: r["status"] for r in rows if r["column_name"] == "region"}
     assert region["fairness_mae_ratio"] == ev.FLAG
     small = sums_of(labelled(n=100))
-    _, _, verdicts = ev.evaluate_performance(small, THRESHOLDS, {})
+    _, _, verdicts = perf.evaluate_performance(small, THRESHOLDS, {})
     assert verdicts == []                              # 100 labelled rows: groups under 30 are not judged
 
 
 def test_an_overall_shift_is_performance_not_unfairness():
-    _, _, verdicts = ev.evaluate_performance(sums_of(labelled(inflation=1.3)), THRESHOLDS, {})
+    _, _, verdicts = perf.evaluate_performance(sums_of(labelled(inflation=1.3)), THRESHOLDS, {})
     assert [v.type for v in verdicts] == ["performance"]
 
 
 def test_too_few_labels_are_not_judged():
-    rows, _, verdicts = ev.evaluate_performance(sums_of(labelled(n=40, risk_error=40)), THRESHOLDS, {})
+    rows, _, verdicts = perf.evaluate_performance(sums_of(labelled(n=40, risk_error=40)), THRESHOLDS, {})
     assert verdicts == []
     assert next(r for r in rows if r["metric"] == "risk_score_mae")["status"] == ev.INSUFFICIENT
 

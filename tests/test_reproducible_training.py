@@ -67,7 +67,8 @@ def test_same_csv_on_two_dates_and_reordered_files_gives_identical_models(spark,
         feature_engineering.run(settings, day)
     assert _shuffled_into_files(settings, spark, SECOND, files=5) == 5
     keys = [table_catalog(settings).read_arrow(ML_INSURANCE_FEATURES, [("as_of_date", "=", day)],
-                                               ["patient_natural_key"]).column(0).to_pylist() for day in (FIRST, SECOND)]
+                                               ["patient_natural_key"]).column(0).to_pylist()
+            for day in (FIRST, SECOND)]
     assert sorted(keys[0]) == sorted(keys[1]) and keys[0] != keys[1]      # the same members, in another order
     versions = [model_training.run(settings, day, candidates=CANDIDATES)["version"] for day in (FIRST, SECOND)]
 
@@ -103,8 +104,10 @@ def test_the_frame_hash_ignores_order_and_date_but_not_values():
 
 
 def test_unity_catalog_time_travel_and_retention_statements():
-    assert time_travel_query("c.s.ml_insurance_features", 12) == "SELECT * FROM c.s.ml_insurance_features VERSION AS OF 12"
-    assert retention_statement("c.s.t", {LOG_RETENTION: "interval 1095 days", FILE_RETENTION: "interval 1095 days"}) == (
+    assert time_travel_query("c.s.ml_insurance_features", 12) == (
+        "SELECT * FROM c.s.ml_insurance_features VERSION AS OF 12")
+    retention = {LOG_RETENTION: "interval 1095 days", FILE_RETENTION: "interval 1095 days"}
+    assert retention_statement("c.s.t", retention) == (
         "ALTER TABLE c.s.t SET TBLPROPERTIES ('delta.deletedFileRetentionDuration' = 'interval 1095 days', "
         "'delta.logRetentionDuration' = 'interval 1095 days')")
     assert unreadable_version("[DELTA_FILE_NOT_FOUND_DETAILED] File part-0001.parquet referenced in the log not found")

@@ -174,7 +174,8 @@ def test_undeclared_variable_is_refused(tmp_path, home):
 def test_unknown_job_and_parameter_are_refused(fixture_bundle, home):
     with pytest.raises(UserError, match="no job 'nope' in the bundle"):
         run_job("nope", bundle=fixture_bundle, home=home, echo=False)
-    with pytest.raises(UserError, match="'dya' is not a parameter of job 'chain' \\(parameters: day, label, run_day\\)"):
+    with pytest.raises(UserError,
+                       match="'dya' is not a parameter of job 'chain' \\(parameters: day, label, run_day\\)"):
         run_job("chain", {"dya": "x"}, bundle=fixture_bundle, home=home, echo=False)
 
 

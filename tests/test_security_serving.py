@@ -107,7 +107,8 @@ def test_item_5_a_refused_value_is_never_copied_into_the_answer(server):  # noqa
 MALFORMED = (  # (probe, body, headers, the start of the refusal's message)
     ("empty records", b'{"dataframe_records": []}', {"Content-Type": "application/json"},
      "dataframe_records: no records"),
-    ("no content type", json.dumps({"dataframe_records": [GOOD]}).encode(), {}, "Content-Type: expected application/json"),
+    ("no content type", json.dumps({"dataframe_records": [GOOD]}).encode(), {},
+     "Content-Type: expected application/json"),
     ("csv", b"age,bmi\n1,2\n", {"Content-Type": "text/csv"}, "Content-Type: expected application/json"),
     ("deep nesting", b'{"dataframe_records": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
      {"Content-Type": "application/json"}, "body: not a JSON document"),

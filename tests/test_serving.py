@@ -163,7 +163,8 @@ def test_the_scoring_server_names_the_record_and_field_of_each_refusal(server):
     assert status == 200, body
     predictions = body["predictions"]
     assert len(predictions) == 5
-    assert [p["error"] for p in predictions][0] is None and predictions[0]["risk_category"] in {name for _, name in RISK_CATEGORIES}
+    assert predictions[0]["error"] is None
+    assert predictions[0]["risk_category"] in {name for _, name in RISK_CATEGORIES}
     assert [p["error"]["field"] if p["error"] else None for p in predictions] == [None, "age", "children", "bmi", "bmi"]
     assert all(p[c] is None for p in predictions[1:] for c in OUTPUT_COLUMNS)
 
@@ -289,8 +290,8 @@ def test_the_first_promotion_creates_the_endpoint_and_later_ones_update_it():
     calls = len(client.serving_endpoints.calls)
     updated = deploy_champion_endpoint(settings, "2", client=client)
     (action, name, kwargs), (grant, _, _) = changes(client, calls)
-    assert (action, name, updated["action"], grant) == ("update_config_and_wait", "insurance-risk-dev-jane-doe", "updated",
-                                                        "update_permissions")
+    assert (action, name, updated["action"], grant) == ("update_config_and_wait", "insurance-risk-dev-jane-doe",
+                                                        "updated", "update_permissions")
     assert [e.as_dict() for e in kwargs["served_entities"]] == [
         {"entity_name": "healthcare_dev.insurance_ml.insurance_model", "entity_version": "2",
          "workload_size": "Small", "scale_to_zero_enabled": True}]

@@ -141,7 +141,8 @@ def development_endpoint_name(name: str) -> str:
     if job_id.isdigit():
         deployed = parameter_of_job(client, int(job_id), ENDPOINT_NAME_FLAG)
         if deployed is None:
-            raise UserError(f"the model_governance job ({GOVERNANCE_JOB_ID_ENV}={job_id}) passes no {ENDPOINT_NAME_FLAG}")
+            raise UserError(f"the model_governance job ({GOVERNANCE_JOB_ID_ENV}={job_id}) "
+                            f"passes no {ENDPOINT_NAME_FLAG}")
         return deployed
     return naming.resolve_current_user(name, client.current_user.me().user_name)
 

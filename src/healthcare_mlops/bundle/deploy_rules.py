@@ -115,13 +115,14 @@ def target_mode_problems(bundle: Bundle, resolved: ResolvedBundle) -> list[tuple
             value = workspace.get(key)
             if value and not any(name in str(value) for name in identifiers[:2]):
                 found.append((f"workspace.{key}", f"{key} must start with '~/' or contain the current username "
-                                                  f"to ensure uniqueness when using 'mode: development' (the CLI refuses it)"))
+                                                  "to ensure uniqueness when using 'mode: development' "
+                                                  "(the CLI refuses it)"))
     elif mode == "production":
         jobs = [job for job in resolved.jobs().values() if isinstance(job, dict)]
         if not (document.get("workspace") or {}).get("root_path") and not (jobs and all(j.get("run_as") for j in jobs)):
-            found.append((f"targets.{resolved.target}", "target with 'mode: production' must set 'workspace.root_path' "
-                                                        "to make sure only one copy is deployed (the CLI refuses it when "
-                                                        "a person deploys)"))
+            found.append((f"targets.{resolved.target}",
+                          "target with 'mode: production' must set 'workspace.root_path' "
+                          "to make sure only one copy is deployed (the CLI refuses it when a person deploys)"))
     return found
 
 

@@ -341,8 +341,36 @@ def resolve_target(bundle: Bundle, target: str, user: str = PLACEHOLDER_USER) ->
     else:
         document = bundle.target_document(target)
     problems: list = []
-    bundle_context = {"name": (document.get("bundle") or {}).get("name"), "target": target}
     workspace_context = _workspace_context(bundle, document, target, user)
+    base_lookup = _base_lookup(bundle, target, document, workspace_context)
+    variables = resolve_variables(bundle, target, base_lookup, problems)
+
+    def lookup(reference: str):
+        parts = _split_reference(reference)
+        if parts[0] == "var":
+            if len(parts) < 2 or parts[1] not in variables:
+                raise Unresolved(f"${{var.{parts[1] if len(parts) > 1 else ''}}} is not a declared variable")
+            return _index(variables[parts[1]], parts[2:], reference)
+        return base_lookup(reference)
+
+    body = {k: v for k, v in document.items() if k != "variables"}
+    body = interpolate(body, lookup, "", problems)
+    resources_problems: list = []
+    body = interpolate(body, _resource_lookup(body.get("resources") or {}, target), "", resources_problems)
+    if target == LOCAL_TARGET:   # resources that refer to resources: one more pass
+        body = interpolate(body, _resource_lookup(body.get("resources") or {}, target), "", [])
+    problems.extend(resources_problems)
+    body["variables"] = variables
+    return ResolvedBundle(bundle=bundle, target=target, document=body, variables=variables,
+                          problems=_unique(problems), workspace=workspace_context)
+
+
+def _base_lookup(bundle: Bundle, target: str, document: dict, workspace_context: dict):
+    """The lookup of ``${bundle.*}`` and ``${workspace.*}``; what only a deployment knows is ``Deferred``.
+
+    Variables are looked up on top of this one (``${var.*}`` reaching it is undeclared).
+    """
+    bundle_context = {"name": (document.get("bundle") or {}).get("name"), "target": target}
 
     def base_lookup(reference: str):
         parts = _split_reference(reference)
@@ -366,21 +394,16 @@ def resolve_target(bundle: Bundle, target: str, user: str = PLACEHOLDER_USER) ->
         raise Unresolved(f"${{{reference}}} is not a reference Databricks can resolve "
                          f"(use var., bundle., workspace., resources. or artifacts.)")
 
-    variables = resolve_variables(bundle, target, base_lookup, problems)
+    return base_lookup
 
-    def lookup(reference: str):
-        parts = _split_reference(reference)
-        if parts[0] == "var":
-            if len(parts) < 2 or parts[1] not in variables:
-                raise Unresolved(f"${{var.{parts[1] if len(parts) > 1 else ''}}} is not a declared variable")
-            return _index(variables[parts[1]], parts[2:], reference)
-        return base_lookup(reference)
 
-    body = {k: v for k, v in document.items() if k != "variables"}
-    body = interpolate(body, lookup, "", problems)
-    resources = body.get("resources") or {}
-    resources_problems: list = []
+def _resource_lookup(resources: dict, target: str):
+    """The lookup of ``${resources.<type>.<key>.<field>}`` against the bundle's ``resources``.
 
+    An undeclared resource or a field Databricks does not fill in is ``Unresolved``. Locally a
+    resource's ``id`` is its key and a field set in the configuration is its value; anything
+    else (and everything on a deployed target) is ``Deferred`` to the deployment.
+    """
     def resource_lookup(reference: str):
         parts = _split_reference(reference)
         if parts[0] != "resources":
@@ -409,14 +432,7 @@ def resolve_target(bundle: Bundle, target: str, user: str = PLACEHOLDER_USER) ->
             return value
         raise Deferred()
 
-    body = interpolate(body, resource_lookup, "", resources_problems)
-    if target == LOCAL_TARGET:   # resources that refer to resources: one more pass
-        resources = body.get("resources") or {}
-        body = interpolate(body, resource_lookup, "", [])
-    problems.extend(resources_problems)
-    body["variables"] = variables
-    return ResolvedBundle(bundle=bundle, target=target, document=body, variables=variables,
-                          problems=_unique(problems), workspace=workspace_context)
+    return resource_lookup
 
 
 def _unique(problems: list) -> list:

@@ -51,29 +51,40 @@ def _value(token: str, spec: CronField) -> int:
     return number
 
 
-def _check_item(item: str, spec: CronField) -> None:
-    if item == "":
-        raise ValueError("empty list element")
+def _is_day_special(item: str, spec: CronField) -> bool:
+    """Whether ``item`` is one of the day fields' special forms (``L``, ``L-3``, ``15W``, ``5L``, ``6#2``), checked.
+
+    Anything else is a plain value, range or step, which ``_check_item`` checks.
+    """
     if spec.name == "day-of-month":
         if item in ("L", "LW") or re.fullmatch(r"L-\d{1,2}", item):
             if item.startswith("L-") and not 0 <= int(item[2:]) <= 30:
                 raise ValueError(f"'{item}': the offset from the last day must be 0-30")
-            return
+            return True
         if re.fullmatch(r"\d{1,2}W", item):
             _value(item[:-1], spec)
-            return
+            return True
     if spec.name == "day-of-week":
         if item == "L":
-            return
+            return True
         if re.fullmatch(r"\w+L", item) and item.upper() not in spec.names:
             _value(item[:-1], spec)
-            return
+            return True
         if "#" in item:
             day, _, nth = item.partition("#")
             _value(day, spec)
             if not nth.isdigit() or not 1 <= int(nth) <= 5:
                 raise ValueError(f"'{item}': the week after '#' must be 1-5")
-            return
+            return True
+    return False
+
+
+def _check_item(item: str, spec: CronField) -> None:
+    """Raise ``ValueError`` saying what is wrong with one list element of a field."""
+    if item == "":
+        raise ValueError("empty list element")
+    if _is_day_special(item, spec):
+        return
     base, slash, step = item.partition("/")
     if slash:
         if not step.isdigit() or int(step) < 1:

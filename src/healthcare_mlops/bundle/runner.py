@@ -19,17 +19,13 @@ start, ``max_concurrent_runs`` and ``queue`` are honoured, the audit log gets ea
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import json
 import os
 import shlex
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import Callable
 
 from healthcare_mlops.bundle import run_guard, run_history
 from healthcare_mlops.bundle.dag import dependencies, run_order
@@ -37,10 +33,10 @@ from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bun
 from healthcare_mlops.bundle.interpolation import ResolvedBundle, resolve_target, substitute_dynamic
 from healthcare_mlops.bundle.run_history import (CANCELED, EXCLUDED, FAILED, SUCCEEDED, TIMED_OUT,
                                                  UPSTREAM_FAILED, RunRecord)
+from healthcare_mlops.bundle.task_process import run_task
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET, Settings, resolve_home
 
-ERROR_TAIL_LINES = 20      # stderr lines kept as a task's error
 MESSAGE_TAIL_LINES = 12    # traceback lines the command's error message shows at most
 
 
@@ -236,64 +232,6 @@ def _dynamic_values(plan: JobPlan, run_id: int, start: dt.datetime, trigger: str
     return values
 
 
-class _Pump(threading.Thread):
-    """Copies one of a task's output streams to the log file, the console and a tail buffer."""
-
-    def __init__(self, source: IO[str], log: IO[str], lock: threading.Lock, echo: IO[str] | None,
-                 prefix: str, tail: collections.deque | None):
-        super().__init__(daemon=True)
-        self.source, self.log, self.lock, self.echo, self.prefix, self.tail = source, log, lock, echo, prefix, tail
-
-    def run(self) -> None:
-        for line in self.source:
-            with self.lock:
-                self.log.write(line)
-                self.log.flush()
-                if self.echo is not None:
-                    self.echo.write(f"{self.prefix}{line}" if line.endswith("\n") else f"{self.prefix}{line}\n")
-                    self.echo.flush()
-            if self.tail is not None and line.strip():
-                self.tail.append(line.rstrip("\n"))
-
-
-def _run_task(plan: JobPlan, task: TaskPlan, argv: list, env: dict, log_path: Path,
-              echo: bool, timeout: float | None, started=None) -> tuple[str, int | None, str | None]:
-    """Run one task in its own process group; (status, exit code, error). ``started(pid)`` is
-    told the group's id; the group is ended on a timeout and when the runner is stopped."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, str(task.python_file), *argv]
-    tail: collections.deque = collections.deque(maxlen=ERROR_TAIL_LINES)
-    lock = threading.Lock()
-    with open(log_path, "w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(command) + "\n")
-        log.flush()
-        process = run_guard.start_task(command, str(plan.bundle.root), env)
-        prefix = f"[{task.task_key}] "
-        pumps = [_Pump(process.stdout, log, lock, sys.stdout if echo else None, prefix, None),
-                 _Pump(process.stderr, log, lock, sys.stderr if echo else None, prefix, tail)]
-        for pump in pumps:
-            pump.start()
-        try:
-            if started is not None:
-                started(process.pid)
-            exit_code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            run_guard.end_group(process)
-            for pump in pumps:
-                pump.join(timeout=5)
-            return TIMED_OUT, None, f"timed out after {timeout:.0f} s (timeout_seconds)"
-        except BaseException:
-            run_guard.end_group(process)
-            raise
-        for pump in pumps:
-            pump.join(timeout=30)
-    if exit_code == 0:
-        return SUCCEEDED, 0, None
-    lines = list(tail)
-    cause = lines[-1].strip() if lines else "(no output on stderr)"
-    return FAILED, exit_code, "\n".join([f"exit code {exit_code}: {cause}", *lines])
-
-
 def _excerpt(lines: list) -> list:
     """The part of a task's stderr that explains a failure: its last traceback, else its last lines."""
     starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
@@ -339,80 +277,54 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
     if bundle is None:
         bundle = load_bundle(bundle_root)
     plan = plan_job(job_key, params, bundle)
-    variables = plan.resolved.variables
-    settings = Settings(target=LOCAL_TARGET, catalog=str(variables["catalog"]), schema=str(variables["schema"]),
-                        home=resolve_home(home), variables=variables)
-    home_path = settings.home.resolve()
-    env = {**os.environ, HOME_ENV: str(home_path), BUNDLE_ROOT_ENV: str(bundle.root.resolve()),
-           "PYTHONUNBUFFERED": "1"}
+    settings = _job_settings(plan, home)
     say = (lambda text: print(text, flush=True)) if echo else (lambda text: None)
     run_id = run_history.new_run_id()
     marker = run_guard.start_run(settings, run_id, job_key, trigger, plan.max_concurrent_runs, plan.queue,
                                  say) if record else None
     start = _now()
-    # a parameter's value may itself hold {{job.start_time.iso_date}} ... (as Databricks allows)
-    base = _dynamic_values(plan, run_id, start, trigger, "", 0, {})
-    plan.parameters = {name: substitute_dynamic(value, {k: v for k, v in base.items()
-                                                        if not k.startswith("job.parameters.")})
-                       for name, value in plan.parameters.items()}
+    _substitute_job_parameters(plan, run_id, start, trigger)
     job_run = JobRun(job_key=job_key, run_id=run_id, status=SUCCEEDED, parameters=dict(plan.parameters),
                      start_time=start)
-    deadline = None if plan.timeout_seconds is None else start.timestamp() + plan.timeout_seconds
-    runs: dict = {}
+    execution = _Execution(plan, bundle, settings, job_run, trigger, echo if task_output is None else task_output,
+                           say, marker, record)
     say(f"job {job_key} run {run_id}: {' -> '.join(plan.order)}")
-
-    def finish(task_run: TaskRun) -> None:
-        runs[task_run.task_key] = task_run
-        job_run.tasks.append(task_run)
-        if record:
-            run_history.append_runs(settings, [RunRecord(
-                run_id=task_run.run_id, parent_run_id=run_id, job_key=job_key, task_key=task_run.task_key,
-                status=task_run.status, trigger=trigger, start_time=task_run.start_time or _now(),
-                end_time=task_run.end_time or _now(), error=task_run.error, parameters=task_run.argv)])
-
     with run_guard.stop_on_signals():
         try:
             for task_key in plan.order:
-                task = plan.tasks[task_key]
-                task_run_id = run_history.new_run_id()
-                runs_ok, reason = _should_run(task, runs)
-                if not runs_ok:
-                    status = UPSTREAM_FAILED if task.run_if == "ALL_SUCCESS" else EXCLUDED
-                    now = _now()
-                    say(f"- {task_key}: {status} ({reason})")
-                    finish(TaskRun(task_key, task_run_id, status, now, now, error=reason))
-                    continue
-                values = _dynamic_values(plan, run_id, start, trigger, task_key, task_run_id, runs)
-                argv = [substitute_dynamic(p, values) for p in task.parameters]
-                timeout = task.timeout_seconds
-                if deadline is not None:
-                    left = max(deadline - _now().timestamp(), 1.0)
-                    timeout = min(timeout, left) if timeout else left
-                log_path = home_path / "logs" / "job_runs" / str(run_id) / f"{task_key}.log"
-                say(f"> {task_key}: {relative_display(task.python_file, bundle.root)} {shlex.join(argv)}")
-                task_start = _now()
-                started = None if marker is None else (
-                    lambda pid, k=task_key, i=task_run_id, t=task_start, a=argv: marker.task_started(k, i, t, a, pid))
-                try:
-                    status, exit_code, error = _run_task(plan, task, argv, env, log_path,
-                                                         echo if task_output is None else task_output, timeout,
-                                                         started)
-                except KeyboardInterrupt as stop:
-                    finish(TaskRun(task_key, task_run_id, CANCELED, task_start, _now(), argv,
-                                   error=_interruption(stop), log_path=log_path))
-                    raise
-                task_run = TaskRun(task_key, task_run_id, status, task_start, _now(), argv, exit_code, error, log_path)
-                say(f"{'+' if status == SUCCEEDED else 'x'} {task_key}: {status} in "
-                    f"{task_run.duration_seconds:.1f} s")
-                finish(task_run)
+                execution.run_task(task_key)
         except KeyboardInterrupt as stop:
-            for task_key in plan.order:
-                if task_key not in runs:
-                    now = _now()
-                    finish(TaskRun(task_key, run_history.new_run_id(), CANCELED, now, now, error=_interruption(stop)))
+            execution.cancel_the_rest(stop)
             job_run.status, job_run.error = CANCELED, _interruption(stop)
             _record_job(settings, job_run, trigger, record, marker)
             raise
+    _conclude(job_run)
+    _record_job(settings, job_run, trigger, record, marker)
+    say(f"job {job_key} run {run_id}: {job_run.status} in "
+        f"{(job_run.end_time - job_run.start_time).total_seconds():.1f} s")
+    return job_run
+
+
+def _job_settings(plan: JobPlan, home: str | os.PathLike | None) -> Settings:
+    """The settings a job's tasks run with: the local target, its catalog and schema, the resolved variables."""
+    variables = plan.resolved.variables
+    return Settings(target=LOCAL_TARGET, catalog=str(variables["catalog"]), schema=str(variables["schema"]),
+                    home=resolve_home(home), variables=variables)
+
+
+def _substitute_job_parameters(plan: JobPlan, run_id: int, start: dt.datetime, trigger: str) -> None:
+    """Fill the run's dynamic values into the job's parameters, in place.
+
+    A parameter's value may itself hold ``{{job.start_time.iso_date}}`` ... (as Databricks
+    allows), but not another ``{{job.parameters.*}}``.
+    """
+    base = _dynamic_values(plan, run_id, start, trigger, "", 0, {})
+    job_values = {k: v for k, v in base.items() if not k.startswith("job.parameters.")}
+    plan.parameters = {name: substitute_dynamic(value, job_values) for name, value in plan.parameters.items()}
+
+
+def _conclude(job_run: JobRun) -> None:
+    """Set the job run's status and error from its tasks: the first failure or time-out decides."""
     failures = [t for t in job_run.tasks if t.status not in (SUCCEEDED, EXCLUDED)]
     first_failure = next((t for t in failures if t.status in (FAILED, TIMED_OUT)), None)
     if first_failure is not None:
@@ -420,10 +332,85 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
         job_run.error = _error_message(first_failure)
     elif failures:
         job_run.status, job_run.error = FAILED, _error_message(failures[0])
-    _record_job(settings, job_run, trigger, record, marker)
-    say(f"job {job_key} run {run_id}: {job_run.status} in "
-        f"{(job_run.end_time - job_run.start_time).total_seconds():.1f} s")
-    return job_run
+
+
+@dataclass
+class _Execution:
+    """One job run in progress: what each of its tasks needs to start, and the task runs so far."""
+
+    plan: JobPlan
+    bundle: Bundle
+    settings: Settings
+    job_run: JobRun
+    trigger: str
+    task_output: bool
+    say: Callable[[str], None]
+    marker: run_guard.RunMarker | None
+    record: bool
+    runs: dict = field(default_factory=dict)
+
+    def finish(self, task_run: TaskRun) -> None:
+        """Keep a task's run, on the job run and (when recording) in ``job_runs``."""
+        self.runs[task_run.task_key] = task_run
+        self.job_run.tasks.append(task_run)
+        if self.record:
+            run_history.append_runs(self.settings, [RunRecord(
+                run_id=task_run.run_id, parent_run_id=self.job_run.run_id, job_key=self.job_run.job_key,
+                task_key=task_run.task_key, status=task_run.status, trigger=self.trigger,
+                start_time=task_run.start_time or _now(), end_time=task_run.end_time or _now(),
+                error=task_run.error, parameters=task_run.argv)])
+
+    def run_task(self, task_key: str) -> None:
+        """Run one task in its own process when its ``run_if`` holds, else record why it did not run."""
+        task = self.plan.tasks[task_key]
+        task_run_id = run_history.new_run_id()
+        runs_ok, reason = _should_run(task, self.runs)
+        if not runs_ok:
+            status = UPSTREAM_FAILED if task.run_if == "ALL_SUCCESS" else EXCLUDED
+            now = _now()
+            self.say(f"- {task_key}: {status} ({reason})")
+            self.finish(TaskRun(task_key, task_run_id, status, now, now, error=reason))
+            return
+        values = _dynamic_values(self.plan, self.job_run.run_id, self.job_run.start_time, self.trigger, task_key,
+                                 task_run_id, self.runs)
+        argv = [substitute_dynamic(p, values) for p in task.parameters]
+        log_path = self.settings.home.resolve() / "logs" / "job_runs" / str(self.job_run.run_id) / f"{task_key}.log"
+        self.say(f"> {task_key}: {relative_display(task.python_file, self.bundle.root)} {shlex.join(argv)}")
+        task_start = _now()
+        started = None if self.marker is None else (
+            lambda pid: self.marker.task_started(task_key, task_run_id, task_start, argv, pid))
+        try:
+            status, exit_code, error = run_task(task_key, task.python_file, argv, self.bundle.root, self._env(),
+                                                log_path, self.task_output, self._timeout(task), started)
+        except KeyboardInterrupt as stop:
+            self.finish(TaskRun(task_key, task_run_id, CANCELED, task_start, _now(), argv,
+                                error=_interruption(stop), log_path=log_path))
+            raise
+        task_run = TaskRun(task_key, task_run_id, status, task_start, _now(), argv, exit_code, error, log_path)
+        self.say(f"{'+' if status == SUCCEEDED else 'x'} {task_key}: {status} in "
+                 f"{task_run.duration_seconds:.1f} s")
+        self.finish(task_run)
+
+    def _env(self) -> dict:
+        """The task process's environment: the runner's, plus the home and the bundle root it reads."""
+        return {**os.environ, HOME_ENV: str(self.settings.home.resolve()),
+                BUNDLE_ROOT_ENV: str(self.bundle.root.resolve()), "PYTHONUNBUFFERED": "1"}
+
+    def _timeout(self, task: TaskPlan) -> float | None:
+        """A task's time limit: its own ``timeout_seconds``, cut to what is left of the job's (at least 1 s)."""
+        if self.plan.timeout_seconds is None:
+            return task.timeout_seconds
+        deadline = self.job_run.start_time.timestamp() + self.plan.timeout_seconds
+        left = max(deadline - _now().timestamp(), 1.0)
+        return min(task.timeout_seconds, left) if task.timeout_seconds else left
+
+    def cancel_the_rest(self, stop: KeyboardInterrupt) -> None:
+        """Record every task that has not run as ``CANCELED`` when the run is stopped."""
+        for task_key in self.plan.order:
+            if task_key not in self.runs:
+                now = _now()
+                self.finish(TaskRun(task_key, run_history.new_run_id(), CANCELED, now, now,
+                                    error=_interruption(stop)))
 
 
 def _interruption(stop: KeyboardInterrupt) -> str:

@@ -103,6 +103,7 @@ class _Collector:
 
 
 def _check_structure(bundle: Bundle, out: _Collector) -> None:
+    """Collect the bundle's structural mistakes: unknown keys and fields, shapes, undeclared variables."""
     document = bundle.document
     for key in document:
         if key not in TOP_LEVEL_KEYS:
@@ -119,19 +120,34 @@ def _check_structure(bundle: Bundle, out: _Collector) -> None:
                 out.add(f"resources.{rtype}.{key}", "a resource must be a mapping")
     variables = document.get("variables") or {}
     for name, spec in variables.items():
-        path = f"variables.{name}"
-        if not isinstance(spec, dict):
-            out.add(path, "a variable must be a mapping with default/description/lookup/type")
-            continue
-        for key in spec:
-            if key not in VARIABLE_KEYS:
-                out.add(_join(path, key), f"unknown variable field '{key}' (allowed: {', '.join(sorted(VARIABLE_KEYS))})")
-        if "type" in spec and spec["type"] != "complex":
-            out.add(_join(path, "type"), f"variable type must be 'complex', not '{spec['type']}'")
-        if isinstance(spec.get("default"), (dict, list)) and spec.get("type") != "complex":
-            out.add(_join(path, "default"), "a list or mapping default needs 'type: complex'")
+        _check_variable(name, spec, out)
+    _check_targets(document.get("targets") or {}, variables, out)
+    for name in LOCAL_OVERRIDES:
+        if name not in variables:
+            out.add(f"LOCAL_OVERRIDES.{name}", f"LOCAL_OVERRIDES sets '{name}', which is not a declared variable",
+                    file="src/healthcare_mlops/settings.py")
+    _check_task_parameter_types(bundle, out)
+
+
+def _check_variable(name: str, spec, out: _Collector) -> None:
+    """Collect a variable declaration's unknown fields, wrong type, or a list or mapping default not complex."""
+    path = f"variables.{name}"
+    if not isinstance(spec, dict):
+        out.add(path, "a variable must be a mapping with default/description/lookup/type")
+        return
+    for key in spec:
+        if key not in VARIABLE_KEYS:
+            out.add(_join(path, key), f"unknown variable field '{key}' (allowed: {', '.join(sorted(VARIABLE_KEYS))})")
+    if "type" in spec and spec["type"] != "complex":
+        out.add(_join(path, "type"), f"variable type must be 'complex', not '{spec['type']}'")
+    if isinstance(spec.get("default"), (dict, list)) and spec.get("type") != "complex":
+        out.add(_join(path, "default"), "a list or mapping default needs 'type: complex'")
+
+
+def _check_targets(targets: dict, variables: dict, out: _Collector) -> None:
+    """Collect the targets' unknown fields, bad modes, undeclared variables, and more than one default."""
     defaults = 0
-    for target, spec in (document.get("targets") or {}).items():
+    for target, spec in targets.items():
         path = f"targets.{target}"
         spec = spec or {}
         for key in spec:
@@ -148,11 +164,10 @@ def _check_structure(bundle: Bundle, out: _Collector) -> None:
                         f"target '{target}' sets '{name}', which is not a declared variable")
     if defaults > 1:
         out.add("targets", "more than one target has default: true")
-    for name in LOCAL_OVERRIDES:
-        if name not in variables:
-            out.add(f"LOCAL_OVERRIDES.{name}", f"LOCAL_OVERRIDES sets '{name}', which is not a declared variable",
-                    file="src/healthcare_mlops/settings.py")
-    # task parameters must be strings in the YAML (Databricks passes argv strings)
+
+
+def _check_task_parameter_types(bundle: Bundle, out: _Collector) -> None:
+    """Collect task parameters that are not strings in the YAML (Databricks passes argv strings)."""
     for job_key, job in bundle.jobs().items():
         for i, task in enumerate((job or {}).get("tasks") or []):
             params = ((task or {}).get("spark_python_task") or {}).get("parameters") or []
@@ -185,6 +200,7 @@ def _check_typed(kind: str, value: dict, path: str, out: "_Collector") -> None:
 
 
 def _check_job(resolved: ResolvedBundle, job_key: str, job: dict, out: _Collector, typed: bool) -> None:
+    """Collect what is wrong with one job: its tasks, their references, parameters and schedule."""
     path = f"resources.jobs.{job_key}"
     if typed:
         _check_typed("jobs", job, path, out)
@@ -192,11 +208,28 @@ def _check_job(resolved: ResolvedBundle, job_key: str, job: dict, out: _Collecto
     if not isinstance(tasks, list) or not tasks:
         out.add(path, f"job '{job_key}' has no tasks")
         return
-    cluster_keys = {c.get("job_cluster_key") for c in job.get("job_clusters") or [] if isinstance(c, dict)}
-    environment_keys = {e.get("environment_key") for e in job.get("environments") or [] if isinstance(e, dict)}
     parameter_names = [p.get("name") for p in job.get("parameters") or [] if isinstance(p, dict)]
     for name in {n for n in parameter_names if parameter_names.count(n) > 1}:
         out.add(f"{path}.parameters", f"job parameter '{name}' is declared more than once")
+    known = _check_task_keys(job_key, path, tasks, out)
+    declared = {"job_cluster_key": {c.get("job_cluster_key") for c in job.get("job_clusters") or []
+                                    if isinstance(c, dict)},
+                "environment_key": {e.get("environment_key") for e in job.get("environments") or []
+                                    if isinstance(e, dict)}}
+    for i, task in enumerate(tasks):
+        if isinstance(task, dict):
+            _check_task(resolved, job_key, task, f"{path}.tasks[{i}]", known, declared, out)
+    cycle = find_cycle(task_graph([t for t in tasks if isinstance(t, dict)]))
+    if cycle:
+        out.add(f"{path}.tasks", f"the tasks of job '{job_key}' form a cycle: {' -> '.join(cycle)}")
+    _check_dynamic_references(job_key, path, job, parameter_names, out)
+    schedule = job.get("schedule")
+    if isinstance(schedule, dict):
+        _check_schedule(f"{path}.schedule", schedule, out)
+
+
+def _check_task_keys(job_key: str, path: str, tasks: list, out: _Collector) -> set:
+    """Collect tasks that are not mappings, lack a ``task_key`` or repeat one; the job's task keys."""
     keys: list = []
     for i, task in enumerate(tasks):
         task_path = f"{path}.tasks[{i}]"
@@ -209,31 +242,33 @@ def _check_job(resolved: ResolvedBundle, job_key: str, job: dict, out: _Collecto
         elif key in keys:
             out.add(_join(task_path, "task_key"), f"task_key '{key}' is used twice in job '{job_key}'")
         keys.append(key)
-    known = set(keys)
-    for i, task in enumerate(tasks):
-        if not isinstance(task, dict):
-            continue
-        task_path = f"{path}.tasks[{i}]"
-        for dependency in task.get("depends_on") or []:
-            name = dependency.get("task_key") if isinstance(dependency, dict) else dependency
-            if name not in known:
-                out.add(_join(task_path, "depends_on"), f"task '{name}' is not a task of job '{job_key}'")
-        if task.get("job_cluster_key") and task["job_cluster_key"] not in cluster_keys:
-            out.add(_join(task_path, "job_cluster_key"),
-                    f"job cluster '{task['job_cluster_key']}' is not declared in job '{job_key}'.job_clusters")
-        if task.get("environment_key") and task["environment_key"] not in environment_keys:
-            out.add(_join(task_path, "environment_key"),
-                    f"environment '{task['environment_key']}' is not declared in job '{job_key}'.environments")
-        if not any(task.get(k) for k in COMPUTE_KEYS):
-            out.add(task_path, "task has no compute: set environment_key (serverless, with the wheel) "
-                               "or job_cluster_key")
-        python_task = task.get("spark_python_task")
-        if isinstance(python_task, dict):
-            _check_python_task(resolved, job_key, python_task, _join(task_path, "spark_python_task"), out)
-    cycle = find_cycle(task_graph([t for t in tasks if isinstance(t, dict)]))
-    if cycle:
-        out.add(f"{path}.tasks", f"the tasks of job '{job_key}' form a cycle: {' -> '.join(cycle)}")
-    references = [*dynamic_references(tasks, f"{path}.tasks"),
+    return set(keys)
+
+
+def _check_task(resolved: ResolvedBundle, job_key: str, task: dict, task_path: str, known: set,
+                declared: dict, out: _Collector) -> None:
+    """Collect one task's broken references (dependencies, job cluster, environment), missing compute and file."""
+    for dependency in task.get("depends_on") or []:
+        name = dependency.get("task_key") if isinstance(dependency, dict) else dependency
+        if name not in known:
+            out.add(_join(task_path, "depends_on"), f"task '{name}' is not a task of job '{job_key}'")
+    if task.get("job_cluster_key") and task["job_cluster_key"] not in declared["job_cluster_key"]:
+        out.add(_join(task_path, "job_cluster_key"),
+                f"job cluster '{task['job_cluster_key']}' is not declared in job '{job_key}'.job_clusters")
+    if task.get("environment_key") and task["environment_key"] not in declared["environment_key"]:
+        out.add(_join(task_path, "environment_key"),
+                f"environment '{task['environment_key']}' is not declared in job '{job_key}'.environments")
+    if not any(task.get(k) for k in COMPUTE_KEYS):
+        out.add(task_path, "task has no compute: set environment_key (serverless, with the wheel) "
+                           "or job_cluster_key")
+    python_task = task.get("spark_python_task")
+    if isinstance(python_task, dict):
+        _check_python_task(resolved, job_key, python_task, _join(task_path, "spark_python_task"), out)
+
+
+def _check_dynamic_references(job_key: str, path: str, job: dict, parameter_names: list, out: _Collector) -> None:
+    """Collect ``{{...}}`` references to undeclared job parameters or to values Databricks does not know."""
+    references = [*dynamic_references(job.get("tasks"), f"{path}.tasks"),
                   *dynamic_references(job.get("parameters") or [], f"{path}.parameters")]
     for ref_path, reference in references:
         if reference.startswith("job.parameters."):
@@ -244,17 +279,19 @@ def _check_job(resolved: ResolvedBundle, job_key: str, job: dict, out: _Collecto
                                   f"'{job_key}' (parameters: {declared})")
         elif not is_known_dynamic_reference(reference):
             out.add(ref_path, f"'{{{{{reference}}}}}' is not a dynamic value reference Databricks knows")
-    schedule = job.get("schedule")
-    if isinstance(schedule, dict):
-        expression = schedule.get("quartz_cron_expression")
-        for error in quartz_errors(expression):
-            out.add(f"{path}.schedule.quartz_cron_expression", f"invalid Quartz cron '{expression}': {error}")
-        zone = schedule.get("timezone_id")
-        if isinstance(zone, str) and "${" not in zone:
-            try:
-                ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                out.add(f"{path}.schedule.timezone_id", f"'{zone}' is not a known time zone")
+
+
+def _check_schedule(path: str, schedule: dict, out: _Collector) -> None:
+    """Collect an invalid Quartz cron expression or an unknown time zone of a job's schedule."""
+    expression = schedule.get("quartz_cron_expression")
+    for error in quartz_errors(expression):
+        out.add(f"{path}.quartz_cron_expression", f"invalid Quartz cron '{expression}': {error}")
+    zone = schedule.get("timezone_id")
+    if isinstance(zone, str) and "${" not in zone:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            out.add(f"{path}.timezone_id", f"'{zone}' is not a known time zone")
 
 
 def _check_python_task(resolved: ResolvedBundle, job_key: str, task: dict, path: str, out: _Collector) -> None:

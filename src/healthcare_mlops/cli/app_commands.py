@@ -1,11 +1,11 @@
 """``healthcare-mlops app``: the operations console (Streamlit), started on this machine.
 
 It runs Streamlit on ``app/main.py`` from the checkout (the script Databricks Apps runs, see
-app.yaml), through ``app/serve.py`` so the pages' libraries are imported before the first visit, with $HEALTHCARE_MLOPS_HOME and $HEALTHCARE_MLOPS_TARGET set from the
-global options, prints the console's address and serves until interrupted. It listens on
-loopback only unless ``--host`` and ``--expose`` say otherwise (``cli/listen.py``); an exposed
-console gets $HEALTHCARE_MLOPS_EXPOSED, so ``identity.local_identity`` makes its default role
-``viewer``.
+app.yaml), through ``app/serve.py`` so the pages' libraries are imported before the first visit,
+with $HEALTHCARE_MLOPS_HOME and $HEALTHCARE_MLOPS_TARGET set from the global options, prints
+the console's address and serves until interrupted. It listens on loopback only unless
+``--host`` and ``--expose`` say otherwise (``cli/listen.py``); an exposed console gets
+$HEALTHCARE_MLOPS_EXPOSED, so ``identity.local_identity`` makes its default role ``viewer``.
 """
 
 from __future__ import annotations

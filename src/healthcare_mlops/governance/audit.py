@@ -65,7 +65,8 @@ def history(settings: Settings, version: str | None = None) -> pd.DataFrame:
     catalog = table_catalog(settings)
     if not catalog.exists(MODEL_GOVERNANCE_LOG):
         return pd.DataFrame(columns=AUDIT_SCHEMA.names)
-    where = [("model_name", "=", settings.model_name)] + ([("version", "=", str(version))] if version is not None else [])
+    where = [("model_name", "=", settings.model_name)]
+    where += [("version", "=", str(version))] if version is not None else []
     frame = catalog.read_pandas(MODEL_GOVERNANCE_LOG, where)
     return frame.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
 

@@ -51,8 +51,8 @@ class Evidence:
     ``metrics``: headline metrics of the held-out test split re-scored through the
     registry. ``oof``: the out-of-fold evidence of every training member, as the training
     run logged it (``GroupEvidence``: bootstrap sums per group, no member rows), or the
-    rows themselves (group columns, actual, predicted, critical flag). ``champion_metrics``: the champion's metrics on the
-    same test rows (None without a champion)."""
+    rows themselves (group columns, actual, predicted, critical flag). ``champion_metrics``: the
+    champion's metrics on the same test rows (None without a champion)."""
 
     metrics: dict                      # r2, mae, risk_score_mae, high_risk_capture, calibration
     oof: GroupEvidence | pd.DataFrame | None   # the group checks' evidence

@@ -181,7 +181,8 @@ def prediction_comparisons(registered, rebuilt: _Rebuilt, rows: pd.DataFrame, in
                    for column in NUMERIC_OUTPUTS
                    for diff in [np.max(np.abs(before[column].to_numpy(float) - after[column].to_numpy(float)))]]
     mismatched = int((before["risk_category"].to_numpy() != after["risk_category"].to_numpy()).sum())
-    comparisons.append(Comparison("predictions risk_category (rows that differ)", "0", str(mismatched), mismatched == 0))
+    comparisons.append(Comparison("predictions risk_category (rows that differ)", "0", str(mismatched),
+                                  mismatched == 0))
     return comparisons
 
 
@@ -212,9 +213,9 @@ def _model_comparisons(settings: Settings, client, model_name: str, version: str
     result, trained_inputs = retrain(frame, lineage)
     uri = model_uri(model_name, version)
     inputs = model_inputs(uri) or list(trained_inputs)
+    extra_inputs = tuple(c for c in trained_inputs if c not in MODEL_INPUT_COLUMNS)
     rebuilt = _Rebuilt(InsuranceRiskModel(result.pipeline, result.intervals, result.prediction_reference,
-                                          result.actual_reference,
-                                          extra_inputs=tuple(c for c in trained_inputs if c not in MODEL_INPUT_COLUMNS)))
+                                          result.actual_reference, extra_inputs=extra_inputs))
     data_version = json.loads(run.data.tags.get("training_data_version") or "{}")
     rows = evaluation_rows(settings, data_version, run.data.params)
     champion_version = audited_champion(settings)

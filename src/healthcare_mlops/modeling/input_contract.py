@@ -15,7 +15,8 @@ from healthcare_mlops.privacy import prohibited_inputs
 
 NUMERIC_RANGES = {"age": AGE_RANGE, "bmi": BMI_RANGE, "children": CHILDREN_RANGE}
 WHOLE_NUMBERS = ("age", "children")
-PROHIBITED_FIELD_RULE = "a prohibited input (personal data, or a rating factor the ACA does not allow): remove the field"
+PROHIBITED_FIELD_RULE = ("a prohibited input (personal data, or a rating factor the ACA does not allow): "
+                         "remove the field")
 
 
 def _shown(value) -> str:

@@ -193,6 +193,33 @@ def _cross_validate(candidates, x_train, y_train, folds: np.ndarray, seed: int, 
     return cv_results, out_of_fold
 
 
+def _test_metrics(y_test: np.ndarray, scored: pd.DataFrame, intervals, prediction_reference,
+                  actual_reference) -> dict:
+    """The held-out rows' accuracy, risk-score error, high-risk capture and interval quality."""
+    predicted = scored[PREDICTED_COLUMN].to_numpy()
+    width = m.mean_width(scored["interval_lower"], scored["interval_upper"])
+    return {
+        "test_r2": m.r2(y_test, predicted),
+        "test_mae": m.mae(y_test, predicted),
+        "test_rmse": m.rmse(y_test, predicted),
+        "test_risk_score_mae": m.risk_score_mae(y_test, predicted, prediction_reference, actual_reference),
+        "test_high_risk_capture": m.high_risk_capture(y_test, predicted),
+        "test_interval_coverage": m.interval_coverage(y_test, scored["interval_lower"], scored["interval_upper"]),
+        "test_interval_width_ratio": width / (2.0 * intervals.constant_half_width),
+    }
+
+
+def _reference_sample(train_rows: pd.DataFrame, oof: np.ndarray, inputs, seed: int) -> pd.DataFrame:
+    """A seeded sample of training rows with their out-of-fold predictions, without the member key.
+
+    Monitoring's reference counts (the population the model was trained on) are taken from it.
+    """
+    sample = train_rows.assign(**{PREDICTED_COLUMN: oof})
+    sample = sample.sample(n=min(len(sample), REFERENCE_SAMPLE_ROWS), random_state=seed)
+    return sample[[c for c in dict.fromkeys((*inputs, *CARRIED_GROUP_COLUMNS, PREDICTED_COLUMN))
+                   if c in sample.columns and c != MEMBER_KEY]].reset_index(drop=True)
+
+
 def train(frame: pd.DataFrame, seed: int = 42, candidates=tuple(CANDIDATES),
           inputs=MODEL_INPUT_COLUMNS, salt: str = DEFAULT_SALT) -> TrainingResult:
     """Select, fit and evaluate the model on a features frame (labelled rows are used).
@@ -223,21 +250,13 @@ def train(frame: pd.DataFrame, seed: int = 42, candidates=tuple(CANDIDATES),
 
     scored = score(pipeline, intervals, prediction_reference, x_test)
     test_frame = pd.concat([test_rows.reset_index(drop=True), scored.reset_index(drop=True)], axis=1)
-    predicted = scored[PREDICTED_COLUMN].to_numpy()
-    width = m.mean_width(scored["interval_lower"], scored["interval_upper"])
     metrics = {
         "cv_mae": cv_results[best]["cv_mae"], "cv_r2": cv_results[best]["cv_r2"],
         "cv_risk_score_mae": m.risk_score_mae(y_train, oof, prediction_reference, actual_reference),
         "cv_high_risk_capture": m.high_risk_capture(y_train, oof),
         "cv_calibration": cv_results[best]["cv_calibration"],
         "cv_interval_coverage": cv_coverage, "cv_interval_width_ratio": cv_width_ratio,
-        "test_r2": m.r2(y_test, predicted),
-        "test_mae": m.mae(y_test, predicted),
-        "test_rmse": m.rmse(y_test, predicted),
-        "test_risk_score_mae": m.risk_score_mae(y_test, predicted, prediction_reference, actual_reference),
-        "test_high_risk_capture": m.high_risk_capture(y_test, predicted),
-        "test_interval_coverage": m.interval_coverage(y_test, scored["interval_lower"], scored["interval_upper"]),
-        "test_interval_width_ratio": width / (2.0 * intervals.constant_half_width),
+        **_test_metrics(y_test, scored, intervals, prediction_reference, actual_reference),
     }
     evidence = oof_evidence(train_rows, oof, prediction_reference)
     groups = group_metrics(evidence, [g for g in FAIRNESS_GROUP_COLUMNS if g in evidence.columns])
@@ -245,16 +264,14 @@ def train(frame: pd.DataFrame, seed: int = 42, candidates=tuple(CANDIDATES),
     reference = training_reference(train_rows, oof, normalised(importance_usd))
     reference[IMPORTANCE_KEY] = importance_usd
     explainer.training_range = TrainingRange.from_reference(reference, tuple(inputs))
-    sample = train_rows.assign(**{PREDICTED_COLUMN: oof})
-    sample = sample.sample(n=min(len(sample), REFERENCE_SAMPLE_ROWS), random_state=seed)
+    sample = _reference_sample(train_rows, oof, inputs, seed)
     limiter.restore_original_limits()
     return TrainingResult(
         candidate=best, pipeline=pipeline, intervals=intervals,
         prediction_reference=prediction_reference, actual_reference=actual_reference,
         cv_results=cv_results, metrics=metrics, group_metrics=groups, test_frame=test_frame,
         oof_evidence=evidence, reference=reference, explainer=explainer,
-        reference_sample=sample[[c for c in dict.fromkeys((*inputs, *CARRIED_GROUP_COLUMNS, PREDICTED_COLUMN))
-                                 if c in sample.columns and c != MEMBER_KEY]].reset_index(drop=True),
+        reference_sample=sample,
         params={"candidate": best, "seed": seed, "folds": FOLDS, "test_share": TEST_SHARE,
                 "split_salt": salt, "split_key": MEMBER_KEY, "selection_rule":
                 f"lowest CV MAE within {R2_TOLERANCE} of the best CV R2",

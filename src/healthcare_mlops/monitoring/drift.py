@@ -35,8 +35,8 @@ import pandas as pd
 from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.monitoring.evaluation import (ALL_GROUP, CATEGORICAL, COUNT_COLUMNS, CURRENT_SIDE,
-                                                    FAIRNESS_GROUPS, NUMERIC, REFERENCE_SIDE, SUM_COLUMNS,
-                                                    ColumnSpec)
+                                                    FAIRNESS_GROUPS, NUMERIC, REFERENCE_SIDE, ColumnSpec)
+from healthcare_mlops.monitoring.performance import SUM_COLUMNS
 
 if TYPE_CHECKING:                      # pyspark is imported where it runs (the console imports no Spark)
     from pyspark.sql import Column, DataFrame

@@ -39,8 +39,7 @@ import numpy as np
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.features.definitions import (GROUP_COLUMNS, MODEL_INPUT_COLUMNS, PROTECTED_ATTRIBUTES,
-                                                   WINDOW_FAIRNESS_GROUPS)
+from healthcare_mlops.features.definitions import GROUP_COLUMNS, MODEL_INPUT_COLUMNS, WINDOW_FAIRNESS_GROUPS
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.monitoring.contract import AlertSeverity
 from healthcare_mlops.settings import numbers_from_variables
@@ -240,29 +239,58 @@ def evaluate_drift(specs: list[ColumnSpec], counts: pd.DataFrame,
     volume = int(round(prediction.current_n))
     judged = volume >= t.low_volume_min_predictions
     rows: list[dict] = [metric_row(BATCH, "volume", volume, t.low_volume_min_predictions, OK if judged else ALERT)]
-    verdicts: list[Verdict] = []
-    if not judged:
-        verdicts.append(Verdict(
-            "low_volume", WARNING, BATCH, volume, t.low_volume_min_predictions,
-            f"only {volume} predictions in the window (minimum {t.low_volume_min_predictions}): check the "
-            "upstream load and batch_inference; drift is not judged on so few rows",
-            {"volume": volume}))
-
-    def judged_status(status: str) -> str:
-        return status if judged else INSUFFICIENT
-
-    drifted, importance_of = [], {}
+    verdicts: list[Verdict] = [] if judged else [_low_volume_verdict(volume, t)]
+    distribution_rows, importance_of = _distribution_rows(specs, drifts, t, judged)
+    rows += distribution_rows
+    composite_row, composite_verdicts = _composite_drift(specs, drifts, importance_of, t, judged)
+    rows.append(composite_row)
+    verdicts += composite_verdicts
+    prediction_psi = prediction.metrics.get("psi")
+    if judged and prediction_psi is not None and prediction_psi > t.prediction_psi_alert:
+        verdicts.append(Verdict("prediction_drift", CRITICAL, PREDICTION, prediction_psi, t.prediction_psi_alert,
+                                f"the distribution of predicted charges moved: PSI {prediction_psi:.3f} "
+                                f"(alert above {t.prediction_psi_alert:g})",
+                                {"psi": prediction_psi, **{k: v for k, v in prediction.metrics.items()}}))
     for spec in specs:
         drift = drifts[spec.name]
+        if spec.is_group and not (drift.current_n == 0 or drift.reference_n == 0):
+            shift_rows, shift_verdicts = _demographic_shift(spec, drift, t, judged)
+            rows += shift_rows
+            verdicts += shift_verdicts
+    return rows, verdicts, volume
+
+
+def _judged_status(status: str, judged: bool) -> str:
+    """A status as measured when the window had enough rows to judge, else ``insufficient_data``."""
+    return status if judged else INSUFFICIENT
+
+
+def _low_volume_verdict(volume: int, t: MonitoringThresholds) -> Verdict:
+    """The warning that the window holds too few predictions to judge drift on."""
+    return Verdict(
+        "low_volume", WARNING, BATCH, volume, t.low_volume_min_predictions,
+        f"only {volume} predictions in the window (minimum {t.low_volume_min_predictions}): check the "
+        "upstream load and batch_inference; drift is not judged on so few rows",
+        {"volume": volume})
+
+
+def _distribution_rows(specs: list[ColumnSpec], drifts: dict[str, ColumnDrift], t: MonitoringThresholds,
+                       judged: bool) -> tuple[list[dict], dict[str, float]]:
+    """The distance rows of each input and of the prediction; and the importance of each input that drifted.
+
+    An input drifted when its PSI is at least ``psi_moderate``; the prediction's PSI is
+    judged against ``prediction_psi_alert`` instead.
+    """
+    rows, importance_of = [], {}
+    for spec in specs:
         if not (spec.is_input or spec.name == PREDICTION):
             continue
-        m = drift.metrics
+        m = drifts[spec.name].metrics
         if "psi" in m:
             band = st.psi_band(m["psi"], t.psi_moderate, t.psi_significant)
             threshold = t.prediction_psi_alert if spec.name == PREDICTION else t.psi_moderate
-            rows.append(metric_row(spec.name, "psi", m["psi"], threshold, judged_status(band)))
+            rows.append(metric_row(spec.name, "psi", m["psi"], threshold, _judged_status(band, judged)))
             if spec.is_input and m["psi"] >= t.psi_moderate:
-                drifted.append(spec.name)
                 importance_of[spec.name] = spec.importance
         for metric in ("js_distance", "ks_statistic", "ks_pvalue", "wasserstein_norm", "chi2_statistic",
                        "chi2_pvalue"):
@@ -270,198 +298,66 @@ def evaluate_drift(specs: list[ColumnSpec], counts: pd.DataFrame,
                 rows.append(metric_row(spec.name, metric, m[metric]))
         if spec.is_input:
             rows.append(metric_row(spec.name, "importance", spec.importance))
+    return rows, importance_of
 
+
+def _composite_drift(specs: list[ColumnSpec], drifts: dict[str, ColumnDrift], importance_of: dict[str, float],
+                     t: MonitoringThresholds, judged: bool) -> tuple[dict, list[Verdict]]:
+    """The composite drift row (the importance the drifted inputs carry) and its verdict, if any.
+
+    Critical above ``composite_drift_alert``, a warning when inputs drifted but carry less.
+    """
+    drifted = list(importance_of)
     composite = float(sum(importance_of.values()))
     psi_of = {s.name: drifts[s.name].metrics.get("psi") for s in specs if s.is_input}
     composite_alert = composite > t.composite_drift_alert
-    rows.append(metric_row(BATCH, "composite_drift", composite, t.composite_drift_alert,
-                     judged_status(ALERT if composite_alert else OK)))
-    if judged and drifted:
-        names = ", ".join(f"{n} (PSI {psi_of[n]:.3f}, importance {importance_of[n]:.2f})" for n in drifted)
-        details = {"composite": composite, "drifted_inputs": drifted,
-                   "psi": {k: v for k, v in psi_of.items() if v is not None},
-                   "importance": {s.name: s.importance for s in specs if s.is_input}}
-        if composite_alert:
-            verdicts.append(Verdict("composite_drift", CRITICAL, BATCH, composite, t.composite_drift_alert,
-                                    f"inputs carrying {composite:.0%} of the model's importance drifted "
-                                    f"(alert above {t.composite_drift_alert:.0%}): {names}", details))
-        else:
-            verdicts.append(Verdict("composite_drift", WARNING, BATCH, composite, t.composite_drift_alert,
-                                    f"inputs drifted at least moderately (PSI >= {t.psi_moderate:g}) but carry "
-                                    f"only {composite:.0%} of the model's importance: {names}", details))
-
-    prediction_psi = prediction.metrics.get("psi")
-    if judged and prediction_psi is not None and prediction_psi > t.prediction_psi_alert:
-        verdicts.append(Verdict("prediction_drift", CRITICAL, PREDICTION, prediction_psi, t.prediction_psi_alert,
-                                f"the distribution of predicted charges moved: PSI {prediction_psi:.3f} "
-                                f"(alert above {t.prediction_psi_alert:g})",
-                                {"psi": prediction_psi, **{k: v for k, v in prediction.metrics.items()}}))
-
-    for spec in specs:
-        if not spec.is_group:
-            continue
-        drift = drifts[spec.name]
-        if drift.current_n == 0 or drift.reference_n == 0:
-            continue
-        labels = spec.bin_labels
-        now, before = st.shares(drift.current_bins), st.shares(drift.reference_bins)
-        deltas = {}
-        for index, label in enumerate(labels):
-            if label in (st.UNSEEN, st.MISSING) and now[index] == 0 and before[index] == 0:
-                continue
-            delta = float(now[index] - before[index])
-            deltas[label] = delta
-            shifted = abs(delta) > t.group_share_shift_alert
-            rows.append(metric_row(spec.name, "group_share", now[index], group_value=label))
-            rows.append(metric_row(spec.name, "group_share_reference", before[index], group_value=label))
-            rows.append(metric_row(spec.name, "group_share_delta", delta, t.group_share_shift_alert,
-                             judged_status(ALERT if shifted else OK), group_value=label))
-        moved = {k: v for k, v in deltas.items() if abs(v) > t.group_share_shift_alert}
-        if judged and moved:
-            worst = max(moved, key=lambda k: abs(moved[k]))
-            text = ", ".join(f"{k} {before[labels.index(k)]:.1%} -> {now[labels.index(k)]:.1%}" for k in moved)
-            verdicts.append(Verdict("demographic_shift", WARNING, spec.name, moved[worst], t.group_share_shift_alert,
-                                    f"the share of {spec.name} groups moved more than "
-                                    f"{t.group_share_shift_alert * 100:g} percentage points: {text}",
-                                    {"deltas": deltas,
-                                     "current": {k: float(now[labels.index(k)]) for k in deltas},
-                                     "reference": {k: float(before[labels.index(k)]) for k in deltas}}))
-    return rows, verdicts, volume
+    row = metric_row(BATCH, "composite_drift", composite, t.composite_drift_alert,
+                     _judged_status(ALERT if composite_alert else OK, judged))
+    if not (judged and drifted):
+        return row, []
+    names = ", ".join(f"{n} (PSI {psi_of[n]:.3f}, importance {importance_of[n]:.2f})" for n in drifted)
+    details = {"composite": composite, "drifted_inputs": drifted,
+               "psi": {k: v for k, v in psi_of.items() if v is not None},
+               "importance": {s.name: s.importance for s in specs if s.is_input}}
+    if composite_alert:
+        return row, [Verdict("composite_drift", CRITICAL, BATCH, composite, t.composite_drift_alert,
+                             f"inputs carrying {composite:.0%} of the model's importance drifted "
+                             f"(alert above {t.composite_drift_alert:.0%}): {names}", details)]
+    return row, [Verdict("composite_drift", WARNING, BATCH, composite, t.composite_drift_alert,
+                         f"inputs drifted at least moderately (PSI >= {t.psi_moderate:g}) but carry "
+                         f"only {composite:.0%} of the model's importance: {names}", details)]
 
 
-# -- performance and fairness ---------------------------------------------------------------
-SUM_COLUMNS = ("n", "sum_abs_error", "sum_sq_error", "sum_risk_abs_error", "sum_predicted", "sum_actual",
-               "sum_actual_sq", "n_critical")
+def _demographic_shift(spec: ColumnSpec, drift: ColumnDrift, t: MonitoringThresholds,
+                       judged: bool) -> tuple[list[dict], list[Verdict]]:
+    """The share rows of one group column's groups, and a warning when a share moved too far.
 
-
-def group_performance(sums: pd.Series) -> dict:
-    """MAE, risk-score MAE, R², calibration and critical share of one group's sums."""
-    n = float(sums["n"])
-    if n == 0:
-        return {"n": 0, "mae": None, "rmse": None, "risk_score_mae": None, "r2": None,
-                "calibration_ratio": None, "critical_share": None}
-    total = float(sums["sum_actual_sq"]) - float(sums["sum_actual"]) ** 2 / n
-    return {
-        "n": int(n),
-        "mae": float(sums["sum_abs_error"]) / n,
-        "rmse": math.sqrt(max(float(sums["sum_sq_error"]), 0.0) / n),
-        "risk_score_mae": float(sums["sum_risk_abs_error"]) / n,
-        "r2": 1.0 - float(sums["sum_sq_error"]) / total if total > 0 else None,
-        "calibration_ratio": float(sums["sum_predicted"]) / float(sums["sum_actual"])
-        if float(sums["sum_actual"]) > 0 else None,
-        "critical_share": float(sums["n_critical"]) / n,
-    }
-
-
-def relative_group_metrics(group: pd.Series, overall: pd.Series) -> dict:
-    """A group's MAE / its mean actual, and its calibration divided by everyone else's."""
-    n, actual, predicted = float(group["n"]), float(group["sum_actual"]), float(group["sum_predicted"])
-    rest_actual = float(overall["sum_actual"]) - actual
-    rest_predicted = float(overall["sum_predicted"]) - predicted
-    relative_mae = float(group["sum_abs_error"]) / actual if n > 0 and actual > 0 else None
-    calibration = predicted / actual if actual > 0 else None
-    rest = rest_predicted / rest_actual if rest_actual > 0 and rest_predicted > 0 else None
-    return {"relative_mae": relative_mae,
-            "relative_calibration": calibration / rest if calibration is not None and rest else None}
-
-
-def evaluate_performance(sums: pd.DataFrame, t: MonitoringThresholds,
-                         batch: dict) -> tuple[list[dict], list[dict], list[Verdict]]:
-    """Metric rows, fairness rows and verdicts from per-group sums of the labelled batch.
-
-    ``sums`` has ``group_column``, ``group_value`` and ``SUM_COLUMNS``, with one row
-    (``all``, ``all``) for the whole batch; ``batch`` says which scoring date and label
-    date were joined (it goes into the alerts' details).
+    Unseen and missing groups absent on both sides are left out.
     """
-    overall_rows = sums[(sums["group_column"] == ALL_GROUP)]
-    overall = group_performance(overall_rows.iloc[0]) if len(overall_rows) else group_performance(
-        pd.Series({c: 0 for c in SUM_COLUMNS}))
-    labelled = overall["n"]
-    judged = labelled >= t.low_volume_min_predictions
-    rows = [metric_row(BATCH, "labelled_predictions", labelled, t.low_volume_min_predictions, OK if judged else INSUFFICIENT)]
-    verdicts: list[Verdict] = []
-    fairness: list[dict] = []
-    if labelled == 0:
-        return rows, fairness, verdicts
-
-    def status(breach: bool) -> str:
-        return INSUFFICIENT if not judged else (ALERT if breach else OK)
-
-    rs_mae, calibration = overall["risk_score_mae"], overall["calibration_ratio"]
-    rs_breach = rs_mae is not None and rs_mae > t.performance_risk_score_mae_alert
-    cal_breach = calibration is not None and not (t.calibration_ratio_min <= calibration <= t.calibration_ratio_max)
-    rows += [metric_row(PREDICTION, "mae", overall["mae"]), metric_row(PREDICTION, "rmse", overall["rmse"]),
-             metric_row(PREDICTION, "r2", overall["r2"]),
-             metric_row(PREDICTION, "risk_score_mae", rs_mae, t.performance_risk_score_mae_alert, status(rs_breach)),
-             metric_row(PREDICTION, "calibration_ratio", calibration, None, status(cal_breach))]
-    if judged and (rs_breach or cal_breach):
-        reasons = []
-        if rs_breach:
-            reasons.append(f"risk-score MAE {rs_mae:.1f} > {t.performance_risk_score_mae_alert:g}")
-        if cal_breach:
-            reasons.append(f"mean predicted / mean actual {calibration:.3f} outside "
-                           f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g}")
-        verdicts.append(Verdict(
-            "performance", CRITICAL, PREDICTION, rs_mae if rs_breach else calibration,
-            t.performance_risk_score_mae_alert if rs_breach else
-            (t.calibration_ratio_min if calibration < t.calibration_ratio_min else t.calibration_ratio_max),
-            f"on {labelled} members scored {batch.get('scoring_date')} with charges known "
-            f"{batch.get('label_date')}: " + "; ".join(reasons),
-            {**batch, **{k: v for k, v in overall.items()}}))
-
-    fairness.append({"group_column": ALL_GROUP, "group_value": ALL_GROUP,
-                     **{k: overall[k] for k in ("n", "mae", "risk_score_mae", "calibration_ratio", "critical_share")}})
-    by_column: dict[str, list[dict]] = {}
-    relative: dict[tuple, dict] = {}     # governance's definitions (docs/definitions.md 5), from the same sums
-    for _, group in sums[sums["group_column"] != ALL_GROUP].iterrows():
-        metrics = group_performance(group)
-        row = {"group_column": str(group["group_column"]), "group_value": str(group["group_value"]),
-               **{k: metrics[k] for k in ("n", "mae", "risk_score_mae", "calibration_ratio", "critical_share")}}
-        fairness.append(row)
-        by_column.setdefault(row["group_column"], []).append(row)
-        relative[(row["group_column"], row["group_value"])] = relative_group_metrics(group, overall_rows.iloc[0])
-
-    for column in FAIRNESS_GROUPS:
-        groups = sorted(by_column.get(column, []), key=lambda g: g["group_value"])
-        eligible = [{**g, **relative[(column, g["group_value"])]} for g in groups
-                    if g["n"] >= t.fairness_min_group_size and g["mae"] is not None]
-        # Error parity is scale-aware (MAE / mean actual); calibration is relative to everyone
-        # else, so an overall shift (a performance matter, judged above) is not read as unfairness.
-        scaled = [g["relative_mae"] for g in eligible if g["relative_mae"] is not None]
-        ratio = (max(scaled) / min(scaled) if min(scaled) > 0 else float("inf")) if len(scaled) >= 2 else None
-        ratio_breach = ratio is not None and ratio > t.fairness_mae_ratio_max
-        outside = [g for g in eligible if g["relative_calibration"] is not None
-                   and not (t.calibration_ratio_min <= g["relative_calibration"] <= t.calibration_ratio_max)]
-        # Only the protected attribute raises an alert; rating factors (age band, region) the
-        # ACA allows are flagged on the Fairness page, as governance reports them.
-        breach = ALERT if column in PROTECTED_ATTRIBUTES else FLAG
-        rows.append(metric_row(column, "fairness_mae_ratio", ratio, t.fairness_mae_ratio_max,
-                         INSUFFICIENT if ratio is None else (breach if ratio_breach else OK)))
-        if eligible:
-            worst = max(eligible, key=lambda g: abs((g["relative_calibration"] or 1.0) - 1.0))
-            rows.append(metric_row(column, "calibration_ratio_worst", worst["relative_calibration"], None,
-                             breach if outside else OK, group_value=worst["group_value"]))
-        if (ratio_breach or outside) and breach == ALERT:
-            reasons = []
-            if ratio_breach:
-                reasons.append(f"ratio of MAE / mean actual, max/min {ratio:.2f} > {t.fairness_mae_ratio_max:g}")
-            if outside:
-                reasons.append("mean predicted / mean actual relative to everyone else outside "
-                               f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g} for "
-                               + ", ".join(f"{g['group_value']} ({g['relative_calibration']:.2f})" for g in outside))
-            verdicts.append(Verdict(
-                "fairness", WARNING, column, ratio if ratio_breach else outside[0]["relative_calibration"],
-                t.fairness_mae_ratio_max if ratio_breach else t.calibration_ratio_min
-                if outside[0]["relative_calibration"] < t.calibration_ratio_min else t.calibration_ratio_max,
-                f"fairness by {column} on members scored {batch.get('scoring_date')}: " + "; ".join(reasons),
-                {**batch, "mae_ratio": ratio, "groups": eligible}))
-    sexes = [g for g in by_column.get("sex", []) if g["n"] >= t.fairness_min_group_size]
-    shares = [g["critical_share"] for g in sexes]
-    if len(shares) >= 2 and max(shares) > 0:
-        four_fifths = min(shares) / max(shares)
-        rows.append(metric_row("sex", "critical_share_four_fifths", four_fifths, t.four_fifths_min,
-                         OK if four_fifths >= t.four_fifths_min else FLAG))
-    return rows, fairness, verdicts
+    labels = spec.bin_labels
+    now, before = st.shares(drift.current_bins), st.shares(drift.reference_bins)
+    rows, deltas = [], {}
+    for index, label in enumerate(labels):
+        if label in (st.UNSEEN, st.MISSING) and now[index] == 0 and before[index] == 0:
+            continue
+        delta = float(now[index] - before[index])
+        deltas[label] = delta
+        shifted = abs(delta) > t.group_share_shift_alert
+        rows.append(metric_row(spec.name, "group_share", now[index], group_value=label))
+        rows.append(metric_row(spec.name, "group_share_reference", before[index], group_value=label))
+        rows.append(metric_row(spec.name, "group_share_delta", delta, t.group_share_shift_alert,
+                               _judged_status(ALERT if shifted else OK, judged), group_value=label))
+    moved = {k: v for k, v in deltas.items() if abs(v) > t.group_share_shift_alert}
+    if not (judged and moved):
+        return rows, []
+    worst = max(moved, key=lambda k: abs(moved[k]))
+    text = ", ".join(f"{k} {before[labels.index(k)]:.1%} -> {now[labels.index(k)]:.1%}" for k in moved)
+    return rows, [Verdict("demographic_shift", WARNING, spec.name, moved[worst], t.group_share_shift_alert,
+                          f"the share of {spec.name} groups moved more than "
+                          f"{t.group_share_shift_alert * 100:g} percentage points: {text}",
+                          {"deltas": deltas,
+                           "current": {k: float(now[labels.index(k)]) for k in deltas},
+                           "reference": {k: float(before[labels.index(k)]) for k in deltas}})]
 
 
 def details_json(details: dict) -> str:

@@ -46,7 +46,8 @@ def trigger_retrain(settings: Settings, launcher, retrain_job_id: str, window_st
     """Start the retrain job (None when ``retrain_job_id`` is empty: retraining is switched off)."""
     if not str(retrain_job_id or "").strip():
         return None
-    return launcher.run_now(str(retrain_job_id).strip(), retrain_parameters(window_end, latest_load), trigger=TRIGGER, wait=True,
+    return launcher.run_now(str(retrain_job_id).strip(), retrain_parameters(window_end, latest_load),
+                            trigger=TRIGGER, wait=True,
                             idempotency_token=idempotency_token(settings, window_start, window_end, alert_ids),
                             echo=echo, task_output=False)
 

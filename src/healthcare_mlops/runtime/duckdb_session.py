@@ -7,8 +7,8 @@ names resolve the way they do in a Databricks SQL warehouse with ``USE CATALOG``
 The session is closed around those views before anyone's SQL runs: extensions are neither
 installed nor loaded automatically, Python variables are not scanned as tables, external
 access is off with exactly the tables' current Parquet files allowed (``allowed_paths``),
-spilling to disk is off, and then the configuration is locked, so no ``SET`` can give any of it back. A table left out of
-the session (the identifier tables, unless asked for) has neither a view nor allowed files.
+spilling to disk is off, and then the configuration is locked, so no ``SET`` can give any of it
+back. A table left out of the session (the identifier tables, unless asked for) has neither a view nor allowed files.
 ``allowed_paths`` lets DuckDB write those files as well as read them, which is why the
 statement rule (``read_only.duckdb_read_statement``) runs in front of every query.
 
@@ -82,9 +82,9 @@ def native_parquet_view(connection, files: list[str], partitions: list[str], vie
     types = {column: kind for column, kind, *_ in expected}
     hive = ", ".join(f"{_sql_string(c)}: {_sql_string(types[c])}" for c in partitions)
     # Paths and types are quoted literals from the Delta log, never a person's text.
-    source = (f"read_parquet([{', '.join(_sql_string(f) for f in files)}], union_by_name = true"
-              + (f", hive_partitioning = true, hive_types = {{{hive}}}" if partitions else ", hive_partitioning = false")
-              + ")")
+    hive_options = (f", hive_partitioning = true, hive_types = {{{hive}}}" if partitions
+                    else ", hive_partitioning = false")
+    source = f"read_parquet([{', '.join(_sql_string(f) for f in files)}], union_by_name = true{hive_options})"
     columns = ", ".join(quoted(c) for c, *_ in expected)
     select = f"SELECT {columns} FROM {source}"  # nosec B608 # quoted names, literals from the Delta log
     try:

@@ -96,11 +96,9 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     """Score the members for ``scoring_date`` (default today, UTC); return the counts."""
     import mlflow
 
-    from healthcare_mlops.scoring.batch import (ModelSource, model_input_names, model_source,
-                                                output_contract_problems, predictions, quarantine_rows,
+    from healthcare_mlops.scoring.batch import (ModelSource, model_input_names, model_source, predictions,
                                                 score_features)
     from healthcare_mlops.scoring.rules import BusinessRules
-    from pyspark.sql import functions as F
 
     from healthcare_mlops.runtime.catalog import table_catalog
     from healthcare_mlops.runtime.spark_session import get_spark
@@ -123,14 +121,40 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     rules = BusinessRules.from_variables(settings.variables, model["reference"])
 
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
-    source: ModelSource = model_source(model["uri"], local_path, shared_filesystem=settings.executors_share_filesystem,
-                                       run_id=model["run_id"])
+    source: ModelSource = model_source(model["uri"], local_path,
+                                       shared_filesystem=settings.executors_share_filesystem, run_id=model["run_id"])
     input_names = model_input_names(mlflow.models.Model.load(local_path))
     features = catalog.read(ML_INSURANCE_FEATURES, [("as_of_date", "=", as_of)])
     n_features = features.count()
     scored_at = dt.datetime.now(dt.timezone.utc)
 
     rows = predictions(score_features(features, source, rules, input_names), day, model, scored_at)
+    n_quarantined, n_predictions = _write_partitions(catalog, features, rows, stage, target_table, day)
+    if n_features != n_predictions + n_quarantined:
+        raise RuntimeError(f"batch inference lost rows on {day}: features {n_features} != "
+                           f"predictions {n_predictions} + quarantined {n_quarantined}")
+
+    written = catalog.read(target_table, [("scoring_date", "=", day)])
+    summary = _summary(written)
+    result = {"mode": mode, "scoring_date": day.isoformat(), "features_as_of": as_of.isoformat(),
+              "features": n_features, "predictions": n_predictions, "quarantined": n_quarantined,
+              "requires_review": int(summary["review"] or 0),
+              "critical_risk_members": int(summary["critical_risk"] or 0),
+              "table": catalog.fqn(target_table), "model_name": model["name"],
+              "model_version": model["version"], "alias": alias}
+    _announce(result, int(summary["unexplained"] or 0))
+    if mode == VALIDATION:
+        _check_output_contract(written, rules.thresholds.min_predicted_charges, result)
+    return result
+
+
+def _write_partitions(catalog, features, rows, stage: str, target_table: str, day: dt.date) -> tuple[int, int]:
+    """Replace the scoring date's quarantine partition, then its predictions partition; the row counts.
+
+    The predictions are written last: their partition appearing is the sign that the run finished.
+    """
+    from healthcare_mlops.scoring.batch import quarantine_rows
+
     rejected = quarantine_rows(features, stage, QUARANTINE_SOURCE, day)
     failpoint(BEFORE_WRITE)
     n_quarantined = catalog.write(rejected, DATA_QUALITY_QUARANTINE, mode="replace_partition",
@@ -139,30 +163,35 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     failpoint(BETWEEN_WRITES)
     n_predictions = catalog.write(rows, target_table, mode="replace_partition",
                                   partition={"scoring_date": day}, partition_by=["scoring_date"])
-    if n_features != n_predictions + n_quarantined:
-        raise RuntimeError(f"batch inference lost rows on {day}: features {n_features} != "
-                           f"predictions {n_predictions} + quarantined {n_quarantined}")
+    return n_quarantined, n_predictions
 
-    written = catalog.read(target_table, [("scoring_date", "=", day)])
-    summary = written.agg(F.sum(F.col("requires_review").cast("long")).alias("review"),
-                          F.sum(F.col(IS_CRITICAL_RISK).cast("long")).alias("critical_risk"),
-                          F.sum(F.col(BASE_COLUMN).isNull().cast("long")).alias("unexplained")).first()
-    result = {"mode": mode, "scoring_date": day.isoformat(), "features_as_of": as_of.isoformat(),
-              "features": n_features, "predictions": n_predictions, "quarantined": n_quarantined,
-              "requires_review": int(summary["review"] or 0), "critical_risk_members": int(summary["critical_risk"] or 0),
-              "table": catalog.fqn(target_table), "model_name": model["name"],
-              "model_version": model["version"], "alias": alias}
-    print(f"batch_inference ({mode}) {result['scoring_date']}: features as of {result['features_as_of']} "
-          f"{n_features} = predictions {n_predictions} + quarantined {n_quarantined} -> {result['table']} "
-          f"({model['name']} version {model['version']}, '{alias}'); "
+
+def _summary(written):
+    """How many written predictions need review, are in the critical band, or carry no explanation."""
+    from pyspark.sql import functions as F
+
+    return written.agg(F.sum(F.col("requires_review").cast("long")).alias("review"),
+                       F.sum(F.col(IS_CRITICAL_RISK).cast("long")).alias("critical_risk"),
+                       F.sum(F.col(BASE_COLUMN).isNull().cast("long")).alias("unexplained")).first()
+
+
+def _announce(result: dict, unexplained: int) -> None:
+    """Print what the run scored and wrote, and which members could not be explained."""
+    print(f"batch_inference ({result['mode']}) {result['scoring_date']}: features as of {result['features_as_of']} "
+          f"{result['features']} = predictions {result['predictions']} + quarantined {result['quarantined']} -> "
+          f"{result['table']} ({result['model_name']} version {result['model_version']}, '{result['alias']}'); "
           f"critical risk {result['critical_risk_members']}, flagged for review {result['requires_review']}")
-    if summary["unexplained"]:
-        print(f"no reasons for {summary['unexplained']} members: {model['name']} version {model['version']} "
+    if unexplained:
+        print(f"no reasons for {unexplained} members: {result['model_name']} version {result['model_version']} "
               "cannot be explained exactly (its explanation columns are empty)")
-    if mode == VALIDATION:
-        problems = output_contract_problems(written, rules.thresholds.min_predicted_charges)
-        if problems:
-            raise OutputContractBroken(f"validation scoring of {model['name']} version {model['version']} "
-                                       f"breaks the predictions contract: " + "; ".join(problems))
-        print(f"output contract holds for {result['table']} on {result['scoring_date']}")
-    return result
+
+
+def _check_output_contract(written, min_predicted_charges: float, result: dict) -> None:
+    """Fail validation scoring whose written partition breaks the predictions contract."""
+    from healthcare_mlops.scoring.batch import output_contract_problems
+
+    problems = output_contract_problems(written, min_predicted_charges)
+    if problems:
+        raise OutputContractBroken(f"validation scoring of {result['model_name']} version {result['model_version']} "
+                                   f"breaks the predictions contract: " + "; ".join(problems))
+    print(f"output contract holds for {result['table']} on {result['scoring_date']}")

@@ -3,9 +3,10 @@
 ``--mode monitor`` (daily, 06:00): the window is ``--window_start`` .. ``--window_end``
 (scoring dates, inclusive); empty means the latest scoring date in
 ``ml_patient_predictions``. Before the first champion exists it ends successfully, saying it
-waits (a champion that disappeared is a failure: governance/first_champion.py). It computes, for the window's predictions against the
-champion's reference counts, every drift metric of docs/definitions.md (Spark reduces the
-batch to counts, monitoring/drift.py; the verdicts are monitoring/evaluation.py), then
+waits (a champion that disappeared is a failure: governance/first_champion.py). It computes,
+for the window's predictions against the champion's reference counts, every drift metric of
+docs/definitions.md (Spark reduces the batch to counts, monitoring/drift.py; the verdicts are
+monitoring/evaluation.py and, for labelled batches, monitoring/performance.py), then
 performance and fairness of the latest *labelled* batch, and writes three tables:
 ``ml_drift_metrics``, ``ml_fairness_metrics`` and ``ml_model_alerts``, each replacing the
 window's rows in one atomic write (a rerun of a window replaces it; other windows stay).
@@ -38,6 +39,7 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.governance.first_champion import waiting_for_first_champion
 from healthcare_mlops.monitoring import evaluation as ev
+from healthcare_mlops.monitoring import performance
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_INSURANCE_FEATURES, ML_MODEL_ALERTS,
@@ -134,7 +136,7 @@ def _performance(catalog, settings: Settings, window_end: dt.date, champion_vers
         prediction_reference, actual_reference = risk_references(settings, version)
     sums = performance_sums(predictions, labels, prediction_reference, actual_reference)
     described = {"scoring_date": scoring_date, "label_date": label_date, "model_version": version}
-    rows, fairness, verdicts = ev.evaluate_performance(sums, t, described)
+    rows, fairness, verdicts = performance.evaluate_performance(sums, t, described)
     for row in fairness:
         row.update(scoring_date=scoring_date, label_date=label_date)
     return rows, fairness, verdicts, described
@@ -146,11 +148,42 @@ def latest_load(catalog) -> dt.date | None:
         if catalog.exists(SILVER_PATIENTS) else None
 
 
+def _drift(catalog, window: tuple[dt.date, dt.date], champion, t) -> tuple[list[dict], list, int]:
+    """The window's drift rows (with the reference's model version), verdicts and volume.
+
+    The predictions must carry every column the champion's reference monitors.
+    """
+    from healthcare_mlops.monitoring.drift import value_counts
+
+    specs = ev.column_specs(champion.reference)
+    current = catalog.read(ML_PATIENT_PREDICTIONS, [("scoring_date", ">=", window[0]),
+                                                    ("scoring_date", "<=", window[1])])
+    missing = sorted({s.source for s in specs} - set(current.columns))
+    if missing:
+        raise UserError(f"ml_patient_predictions lacks the monitored columns {', '.join(missing)}")
+    counts = value_counts(current, champion.counts, specs)
+    drift_rows, verdicts, volume = ev.evaluate_drift(specs, counts, t)
+    drift_rows.append(ev.metric_row(ev.BATCH, "reference_model_version", float(champion.version)
+                                    if champion.version.isdigit() else None))
+    return drift_rows, verdicts, volume
+
+
+def _write_tables(catalog, spark, window: tuple[dt.date, dt.date], drift_table: list[dict],
+                  fairness_table: list[dict], alert_table: list[dict]) -> None:
+    """Replace the window's rows of the metrics, fairness and alerts tables, in that order."""
+    _write_window(catalog, spark, ML_DRIFT_METRICS, drift_table, window)
+    failpoint("monitoring:after_drift")
+    _write_window(catalog, spark, ML_FAIRNESS_METRICS, fairness_table, window)
+    failpoint("monitoring:after_fairness")
+    _write_window(catalog, spark, ML_MODEL_ALERTS, alert_table, window)
+    failpoint("monitoring:after_alerts")
+
+
 def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_id: str | None = None,
             run_id: str | None = None, launcher=None) -> dict:
+    """Judge the window's drift and the latest labelled batch, write the three tables, retrain once if critical."""
     from healthcare_mlops.composition import launcher as launcher_for
     from healthcare_mlops.monitoring import alerts as al
-    from healthcare_mlops.monitoring.drift import value_counts
     from healthcare_mlops.monitoring.reference import load_reference
     from healthcare_mlops.monitoring.report import summary_lines
     from healthcare_mlops.monitoring.retrain import retrain_once
@@ -170,17 +203,7 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     run_id = str(run_id or uuid.uuid4().hex)
     now = dt.datetime.now(dt.timezone.utc)
     champion = load_reference(settings)
-    specs = ev.column_specs(champion.reference)
-
-    current = catalog.read(ML_PATIENT_PREDICTIONS, [("scoring_date", ">=", window[0]),
-                                                    ("scoring_date", "<=", window[1])])
-    missing = sorted({s.source for s in specs} - set(current.columns))
-    if missing:
-        raise UserError(f"ml_patient_predictions lacks the monitored columns {', '.join(missing)}")
-    counts = value_counts(current, champion.counts, specs)
-    drift_rows, verdicts, volume = ev.evaluate_drift(specs, counts, t)
-    drift_rows.append(ev.metric_row(ev.BATCH, "reference_model_version", float(champion.version)
-                                    if champion.version.isdigit() else None))
+    drift_rows, verdicts, volume = _drift(catalog, window, champion, t)
     perf_rows, fairness_rows, perf_verdicts, batch = _performance(catalog, settings, window[1], champion.version, t)
     verdicts += perf_verdicts
     for verdict in verdicts:
@@ -191,12 +214,7 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     fairness_table = [{**base, **row} for row in fairness_rows]
     previous = _previous_alerts(catalog, window)
     alert_table = al.alert_rows(settings, verdicts, run_id, window[0], window[1], now, previous)
-    _write_window(catalog, spark, ML_DRIFT_METRICS, drift_table, window)
-    failpoint("monitoring:after_drift")
-    _write_window(catalog, spark, ML_FAIRNESS_METRICS, fairness_table, window)
-    failpoint("monitoring:after_fairness")
-    _write_window(catalog, spark, ML_MODEL_ALERTS, alert_table, window)
-    failpoint("monitoring:after_alerts")
+    _write_tables(catalog, spark, window, drift_table, fairness_table, alert_table)
 
     critical = [a for a in alert_table if a["severity"] == ev.CRITICAL and a["run_id"] == run_id]
     retrain_run_id, note = retrain_once(settings, launcher or launcher_for(settings), retrain_job_id, window,

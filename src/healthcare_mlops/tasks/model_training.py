@@ -178,7 +178,8 @@ def run(settings: Settings, as_of: dt.date | None = None, seed: int = 42,
                                lineage=training_lineage(settings, frame, data_version, result.params))
     print(f"registered {summary['model_name']} version {summary['version']} ({summary['candidate']}) "
           f"as '{CHALLENGER}'")
-    for key in ("cv_mae", "cv_r2", "cv_high_risk_capture", "cv_interval_coverage", "cv_interval_width_ratio", "test_r2", "test_mae", "test_risk_score_mae", "test_high_risk_capture",
+    for key in ("cv_mae", "cv_r2", "cv_high_risk_capture", "cv_interval_coverage", "cv_interval_width_ratio",
+                "test_r2", "test_mae", "test_risk_score_mae", "test_high_risk_capture",
                 "test_interval_coverage", "test_interval_width_ratio"):
         print(f"  {key}: {summary['metrics'][key]:.4f}")
     return summary
