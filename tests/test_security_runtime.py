@@ -155,7 +155,7 @@ def test_a_stopped_runner_ends_its_task_group_and_records_the_run(committing_bun
     assert task["pgid"] != runner.pid                 # the task leads a process group of its own
     runner.send_signal(stop)
     runner.wait(timeout=30)
-    assert _wait_for(lambda: not _group_alive(task["pgid"]), 10), "the task's processes outlived the runner"
+    assert _wait_for(lambda: not _group_alive(task["pgid"]), 30), "the task's processes outlived the runner"
     assert not (home / "committed").exists()
     history = _history(home)
     job = history[history["parent_run_id"].isna()].iloc[0]
