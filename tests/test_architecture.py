@@ -23,7 +23,7 @@ MAX_LINES = 500
 RUNTIME_DECIDERS = ("healthcare_mlops.settings", "healthcare_mlops.composition", "healthcare_mlops.runtime",
                     "healthcare_mlops.bundle.interpolation")
 # Layers, lowest first. A module may import its own layer and the ones below, never above.
-ORCHESTRATION = ("healthcare_mlops.bundle.runner", "healthcare_mlops.bundle.demo", "healthcare_mlops.bundle.validation",
+ORCHESTRATION = ("healthcare_mlops.emulator.runner", "healthcare_mlops.cli.demo", "healthcare_mlops.emulator.validation",
                  "healthcare_mlops.bundle.launchers")
 LAYERS = (
     ("core", ()),                                   # everything of the package not named below
@@ -198,8 +198,8 @@ def test_the_runtime_check_sees_each_way_of_asking():
 def test_the_cycle_and_layer_checks_see_a_violation():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
-    assert layer_of("healthcare_mlops.monitoring.retrain") < layer_of("healthcare_mlops.bundle.runner") \
+    assert layer_of("healthcare_mlops.monitoring.retrain") < layer_of("healthcare_mlops.emulator.runner") \
         < layer_of("healthcare_mlops.tasks.model_monitoring") < layer_of("healthcare_mlops.cli.main")
-    known = {"healthcare_mlops.bundle.runner", "healthcare_mlops.bundle", "healthcare_mlops"}
-    tree = ast.parse("def f():\n    from healthcare_mlops.bundle.runner import run_job\n")
-    assert imported_modules(tree, known) == {"healthcare_mlops.bundle.runner"}
+    known = {"healthcare_mlops.emulator.runner", "healthcare_mlops.bundle", "healthcare_mlops"}
+    tree = ast.parse("def f():\n    from healthcare_mlops.emulator.runner import run_job\n")
+    assert imported_modules(tree, known) == {"healthcare_mlops.emulator.runner"}

@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 
 from healthcare_mlops import settings as settings_module
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.deploy_rules import plan_cycles
+from healthcare_mlops.emulator.deploy_rules import plan_cycles
 from healthcare_mlops.bundle.deployment import render_target
 from healthcare_mlops.bundle.interpolation import REFERENCE, references, resolve_target, target_for_app_name
 from healthcare_mlops.scoring.serving import ENDPOINT_WAIT, endpoint_name

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bundle
-from healthcare_mlops.bundle.run_history import SUCCEEDED
+from healthcare_mlops.emulator.run_history import SUCCEEDED
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import HOME_ENV, Settings
 
@@ -35,7 +35,7 @@ JOB_ID_ENV_PREFIX = "HEALTHCARE_MLOPS_JOB_ID_"
 QUEUED, RUNNING = "QUEUED", "RUNNING"
 _RUN_SNIPPET = (
     "import json, sys\n"
-    "from healthcare_mlops.bundle.runner import run_job\n"
+    "from healthcare_mlops.emulator.runner import run_job\n"
     "run = run_job(sys.argv[1], json.loads(sys.argv[2]), trigger=sys.argv[3])\n"
     "sys.exit(0 if run.succeeded else 1)\n"
 )
@@ -107,7 +107,7 @@ class LocalRunnerLauncher(JobLauncher):
     def run_now(self, job: str, params: dict | None = None, trigger: str = "manual", wait: bool = False,
                 idempotency_token: str | None = None, echo: bool = True,
                 task_output: bool | None = None) -> LaunchedRun:
-        from healthcare_mlops.bundle.runner import plan_job, run_job
+        from healthcare_mlops.emulator.runner import plan_job, run_job
 
         job_key = str(job).strip()
         started = dt.datetime.now(dt.timezone.utc)
