@@ -35,8 +35,8 @@ from healthcare_mlops.emulator import run_guard, run_history
 from healthcare_mlops.emulator.dag import dependencies, run_order
 from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bundle, relative_display
 from healthcare_mlops.bundle.interpolation import ResolvedBundle, resolve_target, substitute_dynamic
-from healthcare_mlops.emulator.run_history import (CANCELED, EXCLUDED, FAILED, SUCCEEDED, TIMED_OUT,
-                                                 UPSTREAM_FAILED, RunRecord)
+from healthcare_mlops.bundle.run_states import CANCELED, EXCLUDED, FAILED, SUCCEEDED, TIMED_OUT, UPSTREAM_FAILED
+from healthcare_mlops.emulator.run_history import RunRecord
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET, Settings, resolve_home
 
