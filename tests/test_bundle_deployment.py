@@ -103,6 +103,29 @@ def test_the_console_and_the_cli_resolve_the_deployed_model_name(bundle, rendere
     assert target_for_app_name(bundle, rendered.resources("apps")["console"]["name"]) == rendered.target
 
 
+def test_reading_the_model_name_never_calls_the_workspace(bundle, monkeypatch):
+    """Issue 25 item 4: dev's deployed name is resolved once where the settings are built; the
+    property is a pure read (a workspace factory that fails if called proves it)."""
+    rendered = render_target(bundle, "dev", DEVELOPER)
+    model = rendered.resources("registered_models")["insurance_model"]
+    expected = f"{model['catalog_name']}.{model['schema_name']}.{model['name']}"
+    workspace, calls = _workspace_with_governance_job(rendered, DEVELOPER), []
+    monkeypatch.setattr(settings_module, "_workspace_client", lambda: calls.append("built") or workspace)
+    monkeypatch.setattr(settings_module, "_development_names", {})
+    monkeypatch.delenv(MODEL_NAME_ENV, raising=False)
+    monkeypatch.delenv(GOVERNANCE_JOB_ID_ENV, raising=False)
+    settings = resolve_settings(rendered.target)
+    assert calls == ["built"]                                  # at the edge, once
+
+    def refuse():
+        raise AssertionError("Settings.model_name called the workspace")
+
+    monkeypatch.setattr(settings_module, "_workspace_client", refuse)
+    monkeypatch.setattr(settings_module, "_development_names", {})          # no cache to lean on either
+    assert settings.model_name == expected
+    assert settings.as_dict()["model_name"] == expected
+
+
 def _workspace_with_governance_job(rendered, user: str):
     """databricks-sdk's WorkspaceClient at the boundary: the deployed model_governance job and the signed-in user."""
     governance_task = rendered.resources("jobs")["model_governance"]["tasks"][0]

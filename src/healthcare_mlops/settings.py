@@ -39,10 +39,11 @@ class Settings:
     schema: str
     home: Path
     variables: dict = field(default_factory=dict)
-    # True when ``variables["model_name"]`` is the bundle's name in a development-mode target:
-    # the deployed model then carries its deployer's ``dev_<user>_`` prefix (resolved on use).
-    # Jobs get the deployed name as a task parameter and leave this False.
-    development_model: bool = False
+    # The registered model's name as deployed when it is not ``variables["model_name"]``: in a
+    # development-mode target it carries its deployer's ``dev_<user>_`` prefix, which
+    # ``resolve_settings`` asks the workspace for once, so reading ``model_name`` never calls out.
+    # Jobs get the deployed name as a task parameter and leave this None.
+    deployed_model_name: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -61,9 +62,7 @@ class Settings:
     @property
     def model_name(self) -> str:
         """``<catalog>.<schema>.<name>`` of the registered model as deployed for this target."""
-        name = str(self.variables.get("model_name") or MODEL_BASENAME)
-        if self.development_model:
-            name = development_model_name(name)
+        name = self.deployed_model_name or str(self.variables.get("model_name") or MODEL_BASENAME)
         return f"{self.catalog}.{self.schema}.{name}"
 
     @property
@@ -184,7 +183,8 @@ def resolve_settings(target: str = LOCAL_TARGET, home: str | os.PathLike | None 
     """Settings for ``target``: bundle variable defaults, the target's overrides, then ``overrides``.
 
     Job entry points pass their task parameters as ``overrides`` so that catalog, schema
-    and thresholds always come from the bundle, never from code.
+    and thresholds always come from the bundle, never from code. A development-mode target's
+    deployed model name is resolved here (``development_model_name``), once.
     """
     bundle = load_bundle()
     if target == LOCAL_TARGET:
@@ -198,9 +198,11 @@ def resolve_settings(target: str = LOCAL_TARGET, home: str | os.PathLike | None 
     variables.update(overrides)
     development = (target != LOCAL_TARGET and bundle.target(target).get("mode") == naming.DEVELOPMENT
                    and "model_name" not in overrides)
+    # the one workspace call settings may need, made here at the edge rather than on each read
+    deployed = development_model_name(str(variables.get("model_name") or MODEL_BASENAME)) if development else None
     return Settings(target=target, catalog=str(variables["catalog"]),
                     schema=str(variables["schema"]), home=resolve_home(home),
-                    variables=variables, development_model=development)
+                    variables=variables, deployed_model_name=deployed)
 
 
 def task_settings(params: dict[str, str]) -> Settings:
