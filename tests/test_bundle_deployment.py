@@ -124,6 +124,11 @@ def test_reading_the_model_name_never_calls_the_workspace(bundle, monkeypatch):
     monkeypatch.setattr(settings_module, "_development_names", {})          # no cache to lean on either
     assert settings.model_name == expected
     assert settings.as_dict()["model_name"] == expected
+    from healthcare_mlops.errors import UserError
+
+    unresolved = resolve_settings(rendered.target, resolve_model_name=False)   # offline: no call, and no guess
+    with pytest.raises(UserError, match="deployed model name was not resolved"):
+        unresolved.model_name
 
 
 def _workspace_with_governance_job(rendered, user: str):

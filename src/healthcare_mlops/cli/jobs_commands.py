@@ -51,10 +51,11 @@ def run(ctx: typer.Context,
     from healthcare_mlops.composition import cli_identity, launcher
     from healthcare_mlops.governance import audit
 
-    settings = state(ctx).settings()
+    # refuse a job that cannot start offline before the settings ask the workspace for anything
+    jobs = launcher(state(ctx).settings(resolve_model_name=False))
     params = parse_param_overrides(param)
-    jobs = launcher(settings)
     jobs.check(job_key)
+    settings = state(ctx).settings()
     identity = cli_identity(settings)
     identity.require("run_job")
     run = jobs.run_now(job_key, params, trigger=f"cli:{identity.user}", wait=True, task_output=not quiet)
