@@ -285,7 +285,7 @@ def model_card(version) -> str:
 
 @st.cache_resource(show_spinner=False)
 def _bundle_jobs(target: str) -> list[dict]:
-    from healthcare_mlops.bundle.runner import describe_jobs
+    from healthcare_mlops.emulator.runner import describe_jobs
 
     return describe_jobs(target=target)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.validation import validate_bundle
+from healthcare_mlops.emulator.validation import validate_bundle
 
 
 def replace_text(path: Path, old: str, new: str, count: int = 1) -> None:

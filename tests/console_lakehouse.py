@@ -22,7 +22,8 @@ import pandas as pd
 import pyarrow as pa
 
 from healthcare_mlops import tables as T
-from healthcare_mlops.bundle.run_history import SUCCEEDED, RunRecord, append_runs
+from healthcare_mlops.bundle.run_states import SUCCEEDED
+from healthcare_mlops.emulator.run_history import RunRecord, append_runs
 from healthcare_mlops.data.contract import REGIONS
 from healthcare_mlops.data.synthetic import synthetic_members
 from healthcare_mlops.explanations.contributions import TOP_REASONS_COLUMN

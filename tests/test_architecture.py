@@ -23,11 +23,12 @@ MAX_LINES = 500
 RUNTIME_DECIDERS = ("healthcare_mlops.settings", "healthcare_mlops.composition", "healthcare_mlops.runtime",
                     "healthcare_mlops.bundle.interpolation")
 # Layers, lowest first. A module may import its own layer and the ones below, never above.
-ORCHESTRATION = ("healthcare_mlops.bundle.runner", "healthcare_mlops.bundle.demo", "healthcare_mlops.bundle.validation",
-                 "healthcare_mlops.bundle.launchers")
+# The local Databricks emulator (runner, Quartz, DAG, run guard, run history, offline validation,
+# the local launcher) sits above the bundle model it reads, so the bundle model never imports it.
+EMULATOR = ("healthcare_mlops.emulator",)
 LAYERS = (
-    ("core", ()),                                   # everything of the package not named below
-    ("orchestration", ORCHESTRATION),               # the local runner, the demo, offline validation, launchers
+    ("core", ()),                                   # everything of the package not named below, the bundle model too
+    ("emulator", EMULATOR),
     ("composition", ("healthcare_mlops.composition",)),
     ("tasks", ("healthcare_mlops.tasks",)),
     ("cli", ("healthcare_mlops.cli",)),
@@ -198,8 +199,9 @@ def test_the_runtime_check_sees_each_way_of_asking():
 def test_the_cycle_and_layer_checks_see_a_violation():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
-    assert layer_of("healthcare_mlops.monitoring.retrain") < layer_of("healthcare_mlops.bundle.runner") \
+    assert layer_of("healthcare_mlops.bundle.interpolation") < layer_of("healthcare_mlops.emulator.run_history")
+    assert layer_of("healthcare_mlops.monitoring.retrain") < layer_of("healthcare_mlops.emulator.runner") \
         < layer_of("healthcare_mlops.tasks.model_monitoring") < layer_of("healthcare_mlops.cli.main")
-    known = {"healthcare_mlops.bundle.runner", "healthcare_mlops.bundle", "healthcare_mlops"}
-    tree = ast.parse("def f():\n    from healthcare_mlops.bundle.runner import run_job\n")
-    assert imported_modules(tree, known) == {"healthcare_mlops.bundle.runner"}
+    known = {"healthcare_mlops.emulator.runner", "healthcare_mlops.bundle", "healthcare_mlops"}
+    tree = ast.parse("def f():\n    from healthcare_mlops.emulator.runner import run_job\n")
+    assert imported_modules(tree, known) == {"healthcare_mlops.emulator.runner"}

@@ -323,7 +323,8 @@ def test_clear_errors_without_features_or_champion(spark, copy_home):
 
     configure_mlflow(settings).delete_registered_model_alias(settings.model_name, "champion")
     # a champion existed (the audit shows its promotion): its disappearance is a failure, not a wait
-    with pytest.raises(UserError, match=r"no 'champion' alias, but the audit log's champion is version 1: the alias was removed outside governance"):
+    with pytest.raises(UserError, match=r"no 'champion' alias, but the audit log's champion is version 1: "
+                                        r"the alias was removed outside governance"):
         batch_inference.run(settings, DAY1)
     assert not DeltaCatalog(settings).exists(ML_PATIENT_PREDICTIONS)
 

@@ -15,8 +15,8 @@ import pytest
 
 from bundle_editing import one_matching, problems, replace_text
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.deploy_plan import find_plan_cycle, node_of, plan_nodes_and_edges
-from healthcare_mlops.bundle.deploy_rules import deploy_problems
+from healthcare_mlops.emulator.deploy_plan import find_plan_cycle, node_of, plan_nodes_and_edges
+from healthcare_mlops.emulator.deploy_rules import deploy_problems
 from healthcare_mlops.bundle.interpolation import resolve_target
 
 REPO = Path(__file__).resolve().parents[1]

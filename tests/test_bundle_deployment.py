@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 
 from healthcare_mlops import settings as settings_module
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.deploy_rules import plan_cycles
+from healthcare_mlops.emulator.deploy_rules import plan_cycles
 from healthcare_mlops.bundle.deployment import render_target
 from healthcare_mlops.bundle.interpolation import REFERENCE, references, resolve_target, target_for_app_name
 from healthcare_mlops.scoring.serving import ENDPOINT_WAIT, endpoint_name
@@ -101,6 +101,34 @@ def test_the_console_and_the_cli_resolve_the_deployed_model_name(bundle, rendere
     monkeypatch.setenv(GOVERNANCE_JOB_ID_ENV, "917")
     assert resolve_settings(rendered.target).model_name == expected          # the console, as the app
     assert target_for_app_name(bundle, rendered.resources("apps")["console"]["name"]) == rendered.target
+
+
+def test_reading_the_model_name_never_calls_the_workspace(bundle, monkeypatch):
+    """Issue 25 item 4: dev's deployed name is resolved once where the settings are built; the
+    property is a pure read (a workspace factory that fails if called proves it)."""
+    rendered = render_target(bundle, "dev", DEVELOPER)
+    model = rendered.resources("registered_models")["insurance_model"]
+    expected = f"{model['catalog_name']}.{model['schema_name']}.{model['name']}"
+    workspace, calls = _workspace_with_governance_job(rendered, DEVELOPER), []
+    monkeypatch.setattr(settings_module, "_workspace_client", lambda: calls.append("built") or workspace)
+    monkeypatch.setattr(settings_module, "_development_names", {})
+    monkeypatch.delenv(MODEL_NAME_ENV, raising=False)
+    monkeypatch.delenv(GOVERNANCE_JOB_ID_ENV, raising=False)
+    settings = resolve_settings(rendered.target)
+    assert calls == ["built"]                                  # at the edge, once
+
+    def refuse():
+        raise AssertionError("Settings.model_name called the workspace")
+
+    monkeypatch.setattr(settings_module, "_workspace_client", refuse)
+    monkeypatch.setattr(settings_module, "_development_names", {})          # no cache to lean on either
+    assert settings.model_name == expected
+    assert settings.as_dict()["model_name"] == expected
+    from healthcare_mlops.errors import UserError
+
+    unresolved = resolve_settings(rendered.target, resolve_model_name=False)   # offline: no call, and no guess
+    with pytest.raises(UserError, match="deployed model name was not resolved"):
+        unresolved.model_name
 
 
 def _workspace_with_governance_job(rendered, user: str):

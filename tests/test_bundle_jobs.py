@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from healthcare_mlops.bundle.dag import run_order
+from healthcare_mlops.emulator.dag import run_order
 from healthcare_mlops.bundle.definition import load_bundle
 from healthcare_mlops.bundle.interpolation import resolve_target
-from healthcare_mlops.bundle.quartz import quartz_errors
-from healthcare_mlops.bundle.runner import describe_jobs
+from healthcare_mlops.emulator.quartz import quartz_errors
+from healthcare_mlops.emulator.runner import describe_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = ("feature_engineering", "model_training", "model_governance", "model_reproduction", "batch_inference",

@@ -15,7 +15,7 @@ import pytest
 
 from healthcare_mlops.bundle import principals
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.grant_coverage import (APP_PRINCIPAL_REFERENCE, bundle_grants, documented_grants,
+from healthcare_mlops.emulator.grant_coverage import (APP_PRINCIPAL_REFERENCE, bundle_grants, documented_grants,
                                                      uncovered)
 from healthcare_mlops.bundle.interpolation import resolve_target
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from healthcare_mlops.bundle.quartz import is_valid_quartz, quartz_errors
+from healthcare_mlops.emulator.quartz import is_valid_quartz, quartz_errors
 
 
 @pytest.mark.parametrize("expression", [

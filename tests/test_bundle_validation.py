@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.validation import BundleInvalid, check_bundle
+from healthcare_mlops.emulator.validation import BundleInvalid, check_bundle
 
 from bundle_editing import one_matching, problems, replace_text
 

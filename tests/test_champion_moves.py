@@ -68,7 +68,7 @@ def _scored_versions(settings) -> set:
 
 def _score_and_check(home, old: str, new: str, point: str) -> None:
     settings = resolve_settings("local", home)
-    client = Governance(settings, Identity("viewer@example.com", "viewer")).client    # a viewer never repairs
+    client = Governance(settings, Identity("viewer@example.com", "viewer")).client
     assert INTENT_TAG in client.get_registered_model(settings.model_name).tags       # the move is half done
     expected = new if point == "promotion:after_audit" else old     # the audit row is what makes it champion
     assert audited_champion(settings) == expected
@@ -117,7 +117,8 @@ def test_a_day_scored_from_a_half_moved_alias_is_named_by_the_repair(spark, two_
     assert misscored_days(settings) == [{"scoring_date": DAY.isoformat(), "model_version": "1", "champion": "2",
                                          "scored_at": str(misscored_days(settings)[0]["scored_at"])}]
 
-    repaired = Governance(settings, Identity("owner@example.com", APPROVER))      # the next call repairs
+    repaired = Governance(settings, Identity("owner@example.com", APPROVER))
+    assert repaired.recover() == "rolled back"                                     # the explicit repair
     assert repaired.alias(CHAMPION) == "2"
     comment = audit.history(settings).iloc[-1]["comment"]
     assert "rolled back" in comment and f"rescore: {DAY.isoformat()} (version 1, champion 2)" in comment

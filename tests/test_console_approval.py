@@ -131,7 +131,7 @@ def test_the_job_applies_only_decisions_whose_role_may_take_them(registry, priva
 @pytest.mark.slow
 def test_model_governance_governs_exactly_the_version_it_is_given(registry, private_home):
     """Issue 24 item 6: ``--param model_version=1`` validated version 2 (the challenger) and reported success."""
-    from healthcare_mlops.bundle.runner import run_job
+    from healthcare_mlops.emulator.runner import run_job
 
     home = private_home(registry)
     settings = resolve_settings("local", home)

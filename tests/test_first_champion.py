@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from healthcare_mlops.bundle.runner import run_job
+from healthcare_mlops.emulator.runner import run_job
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit
 from healthcare_mlops.governance.first_champion import ChampionMissing, past_champions, waiting_for_first_champion

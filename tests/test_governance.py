@@ -348,7 +348,10 @@ def test_a_promotion_killed_half_way_is_rolled_back_on_the_next_run(home, point)
     assert killed.returncode == 137
     client = governance.client
     assert INTENT_TAG in client.get_registered_model(governance.model_name).tags
-    repaired = _governance(home)            # any governance call repairs first
+    repaired = _governance(home)            # building it only reads; the repair is an explicit step
+    assert INTENT_TAG in client.get_registered_model(governance.model_name).tags
+    assert repaired.status()["interrupted"] == 1
+    assert repaired.recover() == "rolled back"
     assert INTENT_TAG not in client.get_registered_model(governance.model_name).tags
     assert repaired.alias(CHAMPION) == "5"
     assert client.get_model_version(governance.model_name, "5").tags["governance_status"] == CHAMPION

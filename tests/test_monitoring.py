@@ -294,7 +294,7 @@ def test_databricks_retrain_request(settings):
 @pytest.mark.slow
 def test_local_retrain_runs_the_job_through_the_runner(settings):
     from healthcare_mlops.bundle.definition import load_bundle
-    from healthcare_mlops.bundle.run_history import read_runs
+    from healthcare_mlops.emulator.run_history import read_runs
     from healthcare_mlops.composition import launcher
 
     jobs = launcher(settings, load_bundle(FIXTURE_BUNDLE))
@@ -439,7 +439,7 @@ THROUGH_RUNNER = ("baseline",)
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", list(EXPECTED))
 def test_scenario_raises_the_alerts_it_should(scenario, scored_day1, tmp_path, monkeypatch, spark):
-    from healthcare_mlops.bundle.runner import run_job
+    from healthcare_mlops.emulator.runner import run_job
     from healthcare_mlops.spark.patient_load import generate_patients
     from healthcare_mlops.tasks import batch_inference, feature_engineering, model_monitoring
 
@@ -476,8 +476,8 @@ def test_scenario_raises_the_alerts_it_should(scenario, scored_day1, tmp_path, m
 @pytest.mark.skipif(not os.environ.get("HEALTHCARE_MLOPS_RETRAIN_E2E"),
                     reason="runs the whole training pipeline (minutes); set HEALTHCARE_MLOPS_RETRAIN_E2E=1")
 def test_a_critical_alert_retrains_through_the_runner(scored_day1, tmp_path, monkeypatch, spark):
-    from healthcare_mlops.bundle.run_history import read_runs
-    from healthcare_mlops.bundle.runner import run_job
+    from healthcare_mlops.emulator.run_history import read_runs
+    from healthcare_mlops.emulator.runner import run_job
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
     from healthcare_mlops.spark.patient_load import generate_patients
     from healthcare_mlops.tasks import batch_inference, feature_engineering

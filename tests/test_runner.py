@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from healthcare_mlops.bundle.dag import CycleError
+from healthcare_mlops.emulator.dag import CycleError
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.run_history import JOB_RUNS_COLUMNS, read_runs
-from healthcare_mlops.bundle.runner import parse_param_overrides, plan_job, run_job
+from healthcare_mlops.emulator.run_history import JOB_RUNS_COLUMNS, read_runs
+from healthcare_mlops.emulator.runner import parse_param_overrides, plan_job, run_job
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import LOCAL_OVERRIDES, Settings
 

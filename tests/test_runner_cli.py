@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from healthcare_mlops.bundle import demo as demo_module
+from healthcare_mlops.cli import demo as demo_module
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.demo import DEMO_STEPS, DemoStep, demo_context, run_demo
+from healthcare_mlops.cli.demo import DEMO_STEPS, DemoStep, demo_context, run_demo
 from healthcare_mlops.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +157,7 @@ def test_the_summary_says_the_retrain_failed_where_and_why(home, capsys):
     run is `failed` in the summary, with its task and error, and the demo goes on to the next step."""
     import pyarrow as pa
 
-    from healthcare_mlops.bundle.runner import run_job
+    from healthcare_mlops.emulator.runner import run_job
     from healthcare_mlops.monitoring import alerts as al
     from healthcare_mlops.monitoring.evaluation import Verdict
     from healthcare_mlops.runtime.delta_catalog import DeltaCatalog

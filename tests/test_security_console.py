@@ -495,7 +495,13 @@ def test_console_decisions_write_one_row_each_naming_the_approver(home):
         .tags["governance_status"] == "rejected"
 
 
-def test_repairing_an_interrupted_promotion_writes_one_row_and_a_viewer_does_not_repair(home):
+def test_status_only_reads_an_interrupted_promotion_and_the_explicit_repair_writes_one_row(home, monkeypatch):
+    """Issue 25 item 4: neither building ``Governance`` nor ``governance status`` repairs (writes),
+    even for a role that may repair; status names the interrupted move, ``governance repair``
+    finishes or undoes it once and the audit names who; a viewer may not repair."""
+    from typer.testing import CliRunner
+
+    from healthcare_mlops.cli.main import app
     from healthcare_mlops.governance.service import INTENT_TAG
 
     script = ("from healthcare_mlops.governance.service import Governance\n"
@@ -507,15 +513,38 @@ def test_repairing_an_interrupted_promotion_writes_one_row_and_a_viewer_does_not
                             env={**os.environ, "HEALTHCARE_MLOPS_FAILPOINT": "promotion:after_alias"})
     assert killed.returncode == 137, killed.stderr[-2000:]
     settings = resolve_settings("local", home)
-    viewer = governance_as(home, VIEWER)
-    assert INTENT_TAG in viewer.client.get_registered_model(viewer.model_name).tags
+
+    def registry_and_audit() -> tuple:
+        client = governance_as(home, VIEWER).client
+        model = client.get_registered_model(settings.model_name)
+        versions = {v: dict(client.get_model_version(settings.model_name, v).tags) for v in ("1", "2")}
+        return dict(model.tags), dict(model.aliases), versions, audit.history(settings).to_json()
+
+    before = registry_and_audit()
+    assert INTENT_TAG in before[0] and str(before[1]["champion"]) == "2"  # the move is half done
+    operator = governance_as(home, OPERATOR)                              # may repair; building does not
+    assert operator.status()["interrupted"] == 2
+    monkeypatch.setenv(identity.ROLE_ENV, OPERATOR)
+    cli = CliRunner()
+    shown = cli.invoke(app, ["--home", str(home), "governance", "status"])
+    assert shown.exit_code == 0, shown.output
+    assert "an interrupted promotion of version 2: run `healthcare-mlops governance repair`" in shown.output
+    with pytest.raises(UserError, match="repair needs the operator role"):
+        governance_as(home, VIEWER).recover()
+    assert registry_and_audit() == before
     assert events(settings, audit.REPAIRED).empty
-    operator = governance_as(home, OPERATOR)
+
+    repaired = cli.invoke(app, ["--home", str(home), "governance", "repair"])
+    assert repaired.exit_code == 0, repaired.output
+    assert "repair: rolled back" in repaired.output
     assert INTENT_TAG not in operator.client.get_registered_model(operator.model_name).tags
     assert operator.alias("champion") == "1"                  # the half-done promotion was undone
-    repaired = events(settings, audit.REPAIRED)
-    assert list(zip(repaired["actor"], repaired["role"], repaired["version"])) == [(USER, OPERATOR, "2")]
-    assert "rolled back" in repaired["comment"].iloc[0]
+    rows = events(settings, audit.REPAIRED)
+    assert list(zip(rows["actor"], rows["role"], rows["version"])) == [(USER, OPERATOR, "2")]
+    assert "rolled back" in rows["comment"].iloc[0]
+    again = cli.invoke(app, ["--home", str(home), "governance", "repair"])
+    assert again.exit_code == 0 and "nothing to repair" in again.output, again.output
+    assert operator.status()["interrupted"] is None and len(events(settings, audit.REPAIRED)) == 1
 
 
 def test_jobs_run_needs_the_operator_role_and_writes_one_row_naming_the_user(tmp_path, monkeypatch):

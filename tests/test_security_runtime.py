@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from healthcare_mlops.bundle.definition import load_bundle
-from healthcare_mlops.bundle.run_history import read_runs
-from healthcare_mlops.bundle.runner import run_job
+from healthcare_mlops.emulator.run_history import read_runs
+from healthcare_mlops.emulator.runner import run_job
 from healthcare_mlops.settings import LOCAL_OVERRIDES, Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def _wait_for(condition, seconds: float) -> bool:
 
 def _start_runner(bundle: Path, home: Path) -> subprocess.Popen:
     """``run_job('committing')`` in its own process (and session, so the test can end it alone)."""
-    code = ("import sys; from healthcare_mlops.bundle.runner import run_job; "
+    code = ("import sys; from healthcare_mlops.emulator.runner import run_job; "
             "run_job('committing', bundle_root=sys.argv[1], home=sys.argv[2], echo=False)")
     return subprocess.Popen([sys.executable, "-c", code, str(bundle), str(home)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -274,7 +274,7 @@ def limited_bundle(committing_bundle):
 
 
 def _runner(bundle: Path, home: Path, job_key: str) -> subprocess.Popen:
-    code = ("import sys; from healthcare_mlops.bundle.runner import run_job; "
+    code = ("import sys; from healthcare_mlops.emulator.runner import run_job; "
             "sys.exit(0 if run_job(sys.argv[3], bundle_root=sys.argv[1], home=sys.argv[2]).succeeded else 1)")
     return subprocess.Popen([sys.executable, "-c", code, str(bundle), str(home), job_key], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -321,7 +321,7 @@ def test_a_run_of_a_job_at_its_limit_without_a_queue_is_refused(limited_bundle, 
 
 def test_the_real_jobs_declare_one_run_at_a_time_with_a_queue():
     """The runner reads the bundle's own limits: model_training is one run at a time, queued."""
-    from healthcare_mlops.bundle.runner import plan_job
+    from healthcare_mlops.emulator.runner import plan_job
 
     plan = plan_job("model_training")
     assert plan.max_concurrent_runs == 1 and plan.queue

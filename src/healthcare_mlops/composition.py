@@ -11,7 +11,8 @@ from collections.abc import Callable
 import re
 from dataclasses import dataclass
 
-from healthcare_mlops.bundle.launchers import DatabricksJobsLauncher, JobLauncher, LocalRunnerLauncher
+from healthcare_mlops.bundle.launchers import DatabricksJobsLauncher, JobLauncher
+from healthcare_mlops.emulator.launcher import LocalRunnerLauncher
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.identity import Identity, local_identity, role_for
 from healthcare_mlops.runtime.catalog import table_catalog

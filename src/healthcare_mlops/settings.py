@@ -40,9 +40,11 @@ class Settings:
     home: Path
     variables: dict = field(default_factory=dict)
     # True when ``variables["model_name"]`` is the bundle's name in a development-mode target:
-    # the deployed model then carries its deployer's ``dev_<user>_`` prefix (resolved on use).
-    # Jobs get the deployed name as a task parameter and leave this False.
+    # the deployed model then carries its deployer's ``dev_<user>_`` prefix, which
+    # ``resolve_settings`` asks the workspace for once and keeps in ``deployed_model_name``, so
+    # reading ``model_name`` never calls out. Jobs get the deployed name as a task parameter.
     development_model: bool = False
+    deployed_model_name: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -61,9 +63,10 @@ class Settings:
     @property
     def model_name(self) -> str:
         """``<catalog>.<schema>.<name>`` of the registered model as deployed for this target."""
-        name = str(self.variables.get("model_name") or MODEL_BASENAME)
-        if self.development_model:
-            name = development_model_name(name)
+        if self.development_model and not self.deployed_model_name:
+            raise UserError(f"the {self.target} target's deployed model name was not resolved: build these "
+                            "settings with resolve_settings(..., resolve_model_name=True)")
+        name = self.deployed_model_name or str(self.variables.get("model_name") or MODEL_BASENAME)
         return f"{self.catalog}.{self.schema}.{name}"
 
     @property
@@ -181,11 +184,13 @@ def resolve_home(home: str | os.PathLike | None) -> Path:
 
 
 def resolve_settings(target: str = LOCAL_TARGET, home: str | os.PathLike | None = None,
-                     overrides: dict | None = None) -> Settings:
+                     overrides: dict | None = None, resolve_model_name: bool = True) -> Settings:
     """Settings for ``target``: bundle variable defaults, the target's overrides, then ``overrides``.
 
     Job entry points pass their task parameters as ``overrides`` so that catalog, schema
-    and thresholds always come from the bundle, never from code.
+    and thresholds always come from the bundle, never from code. A development-mode target's
+    deployed model name is resolved here (``development_model_name``), once; a caller that
+    must not reach the workspace yet passes ``resolve_model_name=False`` and cannot read it.
     """
     bundle = load_bundle()
     if target == LOCAL_TARGET:
@@ -199,9 +204,12 @@ def resolve_settings(target: str = LOCAL_TARGET, home: str | os.PathLike | None 
     variables.update(overrides)
     development = (target != LOCAL_TARGET and bundle.target(target).get("mode") == naming.DEVELOPMENT
                    and "model_name" not in overrides)
+    # the one workspace call settings may need, made here at the edge rather than on each read
+    deployed = (development_model_name(str(variables.get("model_name") or MODEL_BASENAME))
+                if development and resolve_model_name else None)
     return Settings(target=target, catalog=str(variables["catalog"]),
                     schema=str(variables["schema"]), home=resolve_home(home),
-                    variables=variables, development_model=development)
+                    variables=variables, development_model=development, deployed_model_name=deployed)
 
 
 def task_settings(params: dict[str, str]) -> Settings:

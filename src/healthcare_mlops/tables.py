@@ -4,7 +4,7 @@ Each table has a ``TableSpec``; its Spark DDL, column names and Arrow schema are
 it (``spec.ddl``, ``spec.names``, ``spec.arrow_schema()``), so no other module writes a
 column type. The code that writes a table keeps its rules (data/contract.py,
 features/definitions.py, scoring/contract.py, monitoring/contract.py, governance/audit.py,
-bundle/run_history.py, data/load_journal.py) and takes the columns from here.
+emulator/run_history.py, data/load_journal.py) and takes the columns from here.
 
 A logical name becomes ``<catalog>.<schema>.<table>`` for the target; jobs, the CLI,
 the console and the tests all take table names from here. Pure: no runtime import

@@ -1,1 +1,1 @@
-"""The Databricks Asset Bundle as data: loading, variable resolution, validation, local runs."""
+"""The Databricks Asset Bundle as data: loading, variable resolution, naming, principals, rendering per target."""

@@ -158,6 +158,7 @@ CLI_PATHS = (
         {c.right: c for p in JOB_PATHS for c in p.calls}.values())),
     Path("healthcare-mlops --target T governance approve, promote, rollback", OWNER, (
         OWNED_MODEL, OWNED_EXPERIMENT, *ENDPOINT)),
+    Path("healthcare-mlops --target T governance repair", OWNER, (OWNED_MODEL,)),
 )
 
 PATHS = (*CONSOLE_PATHS, *JOB_PATHS, *CLI_PATHS)

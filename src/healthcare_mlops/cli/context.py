@@ -16,8 +16,8 @@ class CliState:
     target: str
     home: str | None
 
-    def settings(self, overrides: dict | None = None) -> Settings:
-        return resolve_settings(self.target, self.home, overrides)
+    def settings(self, overrides: dict | None = None, resolve_model_name: bool = True) -> Settings:
+        return resolve_settings(self.target, self.home, overrides, resolve_model_name)
 
 
 def state(ctx: typer.Context) -> CliState:

@@ -13,12 +13,17 @@ app = typer.Typer(help="Champion/challenger governance: checks, approvals, promo
 FORMAT = typer.Option(Format.table, "--format", help="table or json.")
 
 
-def _governance(ctx: typer.Context):
+def _governance(ctx: typer.Context, repair: bool = True):
+    """The target's governance as the CLI's user. ``repair``: a command that changes the registry
+    first finishes or undoes a move a killed process left half-done (as ``governance repair``)."""
     from healthcare_mlops.governance.service import Governance
     from healthcare_mlops.composition import champion_endpoint, cli_identity
 
     settings = state(ctx).settings()
-    return Governance(settings, cli_identity(settings), champion_endpoint(settings))
+    governance = Governance(settings, cli_identity(settings), champion_endpoint(settings))
+    if repair and governance.identity.may("repair"):      # a viewer's command goes on and is refused on its own
+        governance.recover()
+    return governance
 
 
 def _print_checks(checks: list[dict]) -> None:
@@ -30,18 +35,33 @@ def _print_checks(checks: list[dict]) -> None:
 
 @app.command()
 def status(ctx: typer.Context, fmt: Format = FORMAT) -> None:
-    """Champion, challenger, pending approvals and the challenger's checks next to the champion's."""
-    result = _governance(ctx).status()
+    """Champion, challenger, pending approvals and the challenger's checks next to the champion's.
+
+    Only reads: an interrupted promotion or rollback is reported, not repaired."""
+    result = _governance(ctx, repair=False).status()
     if fmt == Format.json:
         print_json(result)
         return
     typer.echo(f"model {result['model_name']} (approval mode {result['approval_mode']})")
+    if result["interrupted"] is not None:
+        typer.echo(f"an interrupted promotion of version {result['interrupted']}: "
+                   "run `healthcare-mlops governance repair`")
     typer.echo(f"champion: {result['champion'] or 'none'}   challenger: {result['challenger'] or 'none'}   "
                f"pending approval: {', '.join(map(str, result['pending'])) or 'none'}")
     typer.echo("\nchallenger checks:")
     _print_checks(result["checks"])
     typer.echo("\nchampion checks:")
     _print_checks(result["champion_checks"])
+
+
+@app.command()
+def repair(ctx: typer.Context, fmt: Format = FORMAT) -> None:
+    """Finish or undo a promotion or rollback that a killed process left half-done (repair right).
+
+    The audit log names who repaired it; nothing to do when no move was interrupted."""
+    outcome = _governance(ctx, repair=False).recover()
+    _done(fmt, {"action": "repaired" if outcome else "none", "outcome": outcome},
+          "nothing to repair" if outcome is None else f"repair: {outcome}")
 
 
 @app.command()

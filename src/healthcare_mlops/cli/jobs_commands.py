@@ -19,7 +19,7 @@ def list_jobs(ctx: typer.Context,
               fmt: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
     """Every job of the bundle with its schedule, parameters, tasks and their dependencies."""
     from healthcare_mlops.bundle.definition import load_bundle
-    from healthcare_mlops.bundle.runner import describe_jobs
+    from healthcare_mlops.emulator.runner import describe_jobs
 
     jobs = describe_jobs(load_bundle(), state(ctx).target)
     if fmt == Format.json:
@@ -46,15 +46,16 @@ def run(ctx: typer.Context,
     """Run a job (operator role): locally its tasks in dependency order, each in its own process, recorded
     in job_runs; against a workspace target, the deployed job (by $HEALTHCARE_MLOPS_JOB_ID_<KEY> or its
     numeric id). The audit table records who started it."""
-    from healthcare_mlops.bundle.runner import parse_param_overrides
+    from healthcare_mlops.emulator.runner import parse_param_overrides
     from healthcare_mlops.bundle.launchers import QUEUED
     from healthcare_mlops.composition import cli_identity, launcher
     from healthcare_mlops.governance import audit
 
-    settings = state(ctx).settings()
+    # refuse a job that cannot start offline before the settings ask the workspace for anything
+    jobs = launcher(state(ctx).settings(resolve_model_name=False))
     params = parse_param_overrides(param)
-    jobs = launcher(settings)
     jobs.check(job_key)
+    settings = state(ctx).settings()
     identity = cli_identity(settings)
     identity.require("run_job")
     run = jobs.run_now(job_key, params, trigger=f"cli:{identity.user}", wait=True, task_output=not quiet)
@@ -70,7 +71,7 @@ def runs(ctx: typer.Context,
          limit: int = typer.Option(20, "--limit", min=1, help="The latest N job runs (with their tasks)."),
          fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json.")) -> None:
     """The local run history (the job_runs table): each job run followed by its task runs."""
-    from healthcare_mlops.bundle.run_history import read_runs
+    from healthcare_mlops.emulator.run_history import read_runs
 
     frame = read_runs(state(ctx).settings(), job_key=job, limit=limit)
     if fmt == Format.table:
@@ -88,7 +89,7 @@ def validate(ctx: typer.Context,
                                               help="Every bundle target and local, or only --target.")) -> None:
     """Check the bundle offline (typed job models, references, files, DAGs, schedules, app.yaml)."""
     from healthcare_mlops.bundle.definition import load_bundle
-    from healthcare_mlops.bundle.validation import check_bundle, typed_models_available
+    from healthcare_mlops.emulator.validation import check_bundle, typed_models_available
 
     bundle = load_bundle()
     targets = None if all_targets else [state(ctx).target]

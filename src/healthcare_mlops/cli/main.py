@@ -77,7 +77,7 @@ def demo(ctx: typer.Context,
                                       help="The second day's population shift (see `data scenarios`)."),
          seed: int = typer.Option(42, "--seed", help="Random seed of the generated members.")) -> None:
     """The whole local loop through the local runner: data, the pipeline's jobs, then the console."""
-    from healthcare_mlops.bundle.demo import demo_context, run_demo
+    from healthcare_mlops.cli.demo import demo_context, run_demo
     from healthcare_mlops.composition import require_this_machine
 
     cli_state = state(ctx)

@@ -2,7 +2,8 @@
 
 A promotion or rollback moves the ``champion`` alias before it writes its audit row
 (``governance/service.py``). A process killed in between leaves the alias on a version the
-audit never names, until the next governance call repairs it. Readers (batch scoring,
+audit never names, until a governance command that changes the registry, ``governance repair``
+or the ``model_governance`` job repairs it (``Governance.recover``; never ``status``). Readers (batch scoring,
 real-time serving, monitoring, the console) therefore never read the raw alias: the
 champion is the version of the model's latest ``promoted`` or ``rolled back`` audit event.
 That is the old champion until the move's audit row exists and the new one from then on,

@@ -20,7 +20,7 @@ import mlflow
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.governance import audit, decisions
-from healthcare_mlops.governance.champion import INTENT_TAG, audited_champion, misscored_days
+from healthcare_mlops.governance.champion import INTENT_TAG, audited_champion, misscored_days, move_in_progress
 from healthcare_mlops.governance.checks import Check, hard_failures, referrals, run_checks
 from healthcare_mlops.governance.evaluation import gather_evidence
 from healthcare_mlops.governance.model_card import render_model_card
@@ -75,8 +75,6 @@ class Governance:
         self.model_name = settings.model_name
         self.thresholds = GovernanceThresholds.from_variables(settings.variables)
         self.approval_mode = approval_mode(settings.variables)
-        if identity.may("repair"):        # a viewer may read the registry, not change it
-            self.recover()
 
     # -- registry state -------------------------------------------------------------
     def alias(self, name: str) -> str | None:
@@ -95,16 +93,19 @@ class Governance:
                                  self.approval_mode, checks, comment, override_reason, passed, event_id)
 
     # -- recovery -------------------------------------------------------------------
+    def interrupted_move(self) -> dict | None:
+        """The intent of a promotion or rollback a killed process left half-done, or None (only reads)."""
+        return move_in_progress(self.client, self.model_name)
+
     def recover(self) -> str | None:
-        """Finish or undo a promotion that a killed process left half-done; the audit names who repaired it."""
-        model = find_in_registry(self.client.get_registered_model, self.model_name)
-        if model is None:
-            return None
-        tags = model.tags
-        if INTENT_TAG not in tags:
+        """Finish or undo a promotion that a killed process left half-done; the audit names who repaired it.
+
+        An explicit step of the commands and jobs that change the registry (never of a constructor
+        or a read), so ``status`` cannot write. None when nothing was interrupted."""
+        intent = self.interrupted_move()
+        if intent is None:
             return None
         self.identity.require("repair")
-        intent = json.loads(tags[INTENT_TAG])
         history = audit.history(self.settings, intent["version"])
         if not history.empty and intent["event_id"] in set(history["event_id"]):
             outcome = "completed"
@@ -376,6 +377,7 @@ class Governance:
 
     def status(self) -> dict:
         champion, challenger = audited_champion(self.settings), self.alias(CHALLENGER)
+        interrupted = self.interrupted_move()
 
         def checks_of(version):
             validation = self.latest_validation(version) if version else None
@@ -386,7 +388,8 @@ class Governance:
                 "challenger": int(challenger) if challenger else None,
                 "pending": self.pending(), "checks": checks_of(challenger),
                 "referred": [c for c in checks_of(challenger) if c["hard"] and c["verdict"] == "refer"],
-                "champion_checks": checks_of(champion)}
+                "champion_checks": checks_of(champion),
+                "interrupted": int(interrupted["version"]) if interrupted else None}
 
     def refresh_model_card(self, version: str) -> str:
         """Re-render the card after a decision, with the training run's group metrics."""

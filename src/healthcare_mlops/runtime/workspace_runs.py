@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from healthcare_mlops.bundle.run_history import FAILED, SUCCEEDED, TIMED_OUT, UPSTREAM_FAILED
+from healthcare_mlops.bundle.run_states import FAILED, SUCCEEDED, TIMED_OUT, UPSTREAM_FAILED
 
-# Databricks result states in the runner's words (bundle/run_history.py), so one page and one
+# Databricks result states in the runner's words (bundle/run_states.py), so one page and one
 # colour map serve both runtimes; a state not listed (RUNNING, QUEUED ...) is shown as it is.
 DATABRICKS_STATUS = {"SUCCESS": SUCCEEDED, "SUCCESS_WITH_FAILURES": FAILED, "TIMEDOUT": TIMED_OUT,
                      "UPSTREAM_CANCELED": UPSTREAM_FAILED}

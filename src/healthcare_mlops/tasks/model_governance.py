@@ -48,6 +48,7 @@ def run(settings: Settings, model_version=None) -> str:
     approver recorded for it (the console records, this job applies as the model's owner), and
     promote it when nothing blocks it."""
     governance = Governance(settings, job_identity(settings), champion_endpoint(settings), role_check(settings))
+    governance.recover()          # finish or undo a move a killed run left half-done, before governing
     version = governance.governed_version(model_version)
     decision = governance.latest_decision(version)
     champion = governance.alias(CHAMPION)

@@ -6,7 +6,7 @@ parameters for a job run, the task's resolved argv for a task run. Rows are only
 appended (one Delta commit per row batch), so the history is never rewritten. The
 console's Jobs page and ``healthcare-mlops jobs runs`` read it.
 
-Status values follow the Databricks run result states: a task that could not run because
+Status values are the Databricks run result states (``bundle/run_states.py``): a task that could not run because
 a task it depends on failed is ``UPSTREAM_FAILED``. ``CANCELED``: the runner was stopped
 (Ctrl+C, SIGTERM) and recorded it; ``INTERRUPTED``: the runner was killed outright and the
 next runner start recorded it (``run_guard.py``).
@@ -25,14 +25,6 @@ import pyarrow as pa
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import JOB_RUNS, JOB_RUNS_SPEC
 
-SUCCEEDED = "SUCCEEDED"
-FAILED = "FAILED"
-UPSTREAM_FAILED = "UPSTREAM_FAILED"
-TIMED_OUT = "TIMED_OUT"
-CANCELED = "CANCELED"
-EXCLUDED = "EXCLUDED"      # a task whose run_if condition was not met
-INTERRUPTED = "INTERRUPTED"  # the runner died mid-run; recorded at its next start
-STATUSES = (SUCCEEDED, FAILED, UPSTREAM_FAILED, TIMED_OUT, CANCELED, EXCLUDED, INTERRUPTED)
 
 JOB_RUNS_SCHEMA = JOB_RUNS_SPEC.arrow_schema()
 JOB_RUNS_COLUMNS = tuple(JOB_RUNS_SCHEMA.names)

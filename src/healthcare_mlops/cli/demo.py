@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bundle
-from healthcare_mlops.bundle.runner import run_job
+from healthcare_mlops.emulator.runner import run_job
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.scoring.serving import DEFAULT_SCORING_PORT
 from healthcare_mlops.settings import HOME_ENV

@@ -36,8 +36,9 @@ import threading
 import time
 from pathlib import Path
 
-from healthcare_mlops.bundle import run_history
-from healthcare_mlops.bundle.run_history import INTERRUPTED, RunRecord
+from healthcare_mlops.emulator import run_history
+from healthcare_mlops.bundle.run_states import INTERRUPTED
+from healthcare_mlops.emulator.run_history import RunRecord
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import Settings
 

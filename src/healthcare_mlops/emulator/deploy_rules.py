@@ -29,7 +29,7 @@ import re
 
 from healthcare_mlops.bundle import naming
 from healthcare_mlops.bundle.definition import Bundle
-from healthcare_mlops.bundle.deploy_plan import plan_problems
+from healthcare_mlops.emulator.deploy_plan import plan_problems
 from healthcare_mlops.bundle.interpolation import PLACEHOLDER_USER, REFERENCE, ResolvedBundle
 
 # task parameter -> (resource type, field) of the deployed thing it must name

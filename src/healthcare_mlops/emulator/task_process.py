@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from healthcare_mlops.bundle import run_guard
-from healthcare_mlops.bundle.run_history import FAILED, SUCCEEDED, TIMED_OUT
+from healthcare_mlops.bundle.run_states import FAILED, SUCCEEDED, TIMED_OUT
+from healthcare_mlops.emulator import run_guard
 
 ERROR_TAIL_LINES = 20      # stderr lines kept as a task's error
 

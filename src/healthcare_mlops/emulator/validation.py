@@ -29,13 +29,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from healthcare_mlops.bundle.dag import find_cycle, task_graph
+from healthcare_mlops.emulator.dag import find_cycle, task_graph
 from healthcare_mlops.bundle.definition import Bundle, relative_display
-from healthcare_mlops.bundle.deploy_rules import deploy_problems
+from healthcare_mlops.emulator.deploy_rules import deploy_problems
 from healthcare_mlops.bundle.interpolation import (ResolvedBundle, dynamic_references,
                                                    is_known_dynamic_reference, resolve_target)
-from healthcare_mlops.bundle.quartz import quartz_errors
-from healthcare_mlops.bundle.typed_models import (MODEL_CLASSES, locate_model_error, model_class,
+from healthcare_mlops.emulator.quartz import quartz_errors
+from healthcare_mlops.emulator.typed_models import (MODEL_CLASSES, locate_model_error, model_class,
                                                   typed_models_available)
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.bundle.local_target import LOCAL_OVERRIDES, LOCAL_TARGET

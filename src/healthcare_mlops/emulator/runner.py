@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from healthcare_mlops.bundle import run_guard, run_history
-from healthcare_mlops.bundle.dag import dependencies, run_order
+from healthcare_mlops.emulator import run_guard, run_history
+from healthcare_mlops.emulator.dag import dependencies, run_order
 from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bundle, relative_display
 from healthcare_mlops.bundle.interpolation import ResolvedBundle, resolve_target, substitute_dynamic
-from healthcare_mlops.bundle.run_history import (CANCELED, EXCLUDED, FAILED, SUCCEEDED, TIMED_OUT,
-                                                 UPSTREAM_FAILED, RunRecord)
-from healthcare_mlops.bundle.task_process import run_task
+from healthcare_mlops.bundle.run_states import CANCELED, EXCLUDED, FAILED, SUCCEEDED, TIMED_OUT, UPSTREAM_FAILED
+from healthcare_mlops.emulator.run_history import RunRecord
+from healthcare_mlops.emulator.task_process import run_task
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET, Settings, resolve_home
 
@@ -133,7 +133,7 @@ def plan_job(job_key: str, params: dict | None = None, bundle: Bundle | None = N
     cycle or a dangling ``depends_on``, a task type other than ``spark_python_task``, a
     missing python file, and a reference that cannot be resolved locally.
     """
-    from healthcare_mlops.bundle.validation import python_file_location
+    from healthcare_mlops.emulator.validation import python_file_location
 
     bundle = bundle or load_bundle()
     resolved = resolve_target(bundle, LOCAL_TARGET)
@@ -445,7 +445,7 @@ def parse_param_overrides(items: list[str] | None) -> dict:
 
 def describe_jobs(bundle: Bundle | None = None, target: str = LOCAL_TARGET) -> list[dict]:
     """Every job with its schedule, parameters and tasks (``healthcare-mlops jobs list``)."""
-    from healthcare_mlops.bundle.validation import python_file_location
+    from healthcare_mlops.emulator.validation import python_file_location
 
     bundle = bundle or load_bundle()
     resolved = resolve_target(bundle, target)
