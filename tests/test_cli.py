@@ -227,3 +227,13 @@ def test_scenarios_are_listed():
     out = ok(cli("data", "scenarios"))
     for name in ("baseline", "smoker_surge", "aging", "region_shift", "bmi_drift", "cost_inflation", "low_volume"):
         assert name in out
+
+
+def test_the_demo_refuses_a_workspace_target_without_asking_the_workspace(tmp_path):
+    """The refusal needs no model name: no credentials, no workspace call, just what to do instead."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
+    result = subprocess.run([*RUN, "--home", str(tmp_path), "--target", "dev", "demo"], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 1
+    assert "the demo runs on this machine (target local)" in result.stderr
+    assert "credentials" not in result.stderr

@@ -81,7 +81,8 @@ def demo(ctx: typer.Context,
     from healthcare_mlops.composition import require_this_machine
 
     cli_state = state(ctx)
-    require_this_machine(cli_state.settings(), "the demo", "deploy the bundle and run ml_training_pipeline")
+    require_this_machine(cli_state.settings(resolve_model_name=False), "the demo",
+                         "deploy the bundle and run ml_training_pipeline")
     run_demo(demo_context(cli_state.home, patients, seed=seed, no_app=no_app, scenario=scenario))
 
 

@@ -20,7 +20,8 @@ def serve(ctx: typer.Context,
     from healthcare_mlops.scoring.serving import endpoint_name, local_server_command
 
     checked_host(host, expose, "the scoring server")
-    settings = state(ctx).settings()
+    # the refusal for a workspace target needs no model name, so it asks the workspace nothing
+    settings = state(ctx).settings(resolve_model_name=False)
     require_this_machine(settings, "serve (the scoring server)", "the champion is served by the Model Serving "
                          f"endpoint '{endpoint_name(settings, resolve=False) or '(serving_endpoint_name not set)'}'")
     argv, env, version = local_server_command(settings, port, host)
