@@ -4,12 +4,13 @@ The monitoring run's report and the reproduction report (text built from numbers
 training reference's check, the reference counts monitoring compares a batch with, the
 retrain trigger (a fake launcher records what the real one is asked), governance's headline
 metrics of a loaded model (a fake pyfunc that predicts from a column), batch scoring's pandas
-core with a model trained in memory, and the console's charts.
+core with a model trained in memory, the console's charts, and a scoring request's refusals.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -342,3 +343,50 @@ def test_job_durations_colour_each_status_it_shows():
     color = _layers(charts.job_durations(runs))[1]["encoding"]["color"]
     assert color["scale"]["domain"] == ["FAILED", "SUCCEEDED"]
     assert color["scale"]["range"] == [charts.STATUS_COLORS.get(s, charts.LINE_COLOR) for s in ("FAILED", "SUCCEEDED")]
+
+
+# -- scoring/realtime.py and modeling/scoring_request.py: refusals without MLflow -----------------
+
+class RefusingModel:
+    """A loaded model that refuses every request with ``error``."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def predict(self, frame, params=None):
+        raise self.error
+
+
+class ModelRefusal(Exception):
+    message = "age: outside 18-100"
+
+
+def test_the_in_process_scorer_turns_the_models_refusal_into_a_user_error_and_nothing_else():
+    from healthcare_mlops.scoring.realtime import InProcessScorer
+
+    refusing = InProcessScorer(lambda: RefusingModel(ModelRefusal()), (ModelRefusal,))
+    with pytest.raises(UserError, match="age: outside 18-100"):
+        refusing.score({"age": 300})
+    broken = InProcessScorer(lambda: RefusingModel(RuntimeError("disk gone")), (ModelRefusal,))
+    with pytest.raises(RuntimeError, match="disk gone"):      # a failure is not a refusal
+        broken.score({"age": 30})
+
+
+def test_a_refused_request_writes_its_own_json_with_the_400_error_code():
+    from healthcare_mlops.modeling.scoring_request import INVALID_PARAMETER_VALUE, RequestRefused, checked_request
+
+    with pytest.raises(RequestRefused) as refused:
+        checked_request(b'{"dataframe_records": [{"SSN": "123-45-6789", "age": 30}]}', "application/json")
+    body = json.loads(refused.value.serialize_as_json())
+    assert body["error_code"] == INVALID_PARAMETER_VALUE == "INVALID_PARAMETER_VALUE"
+    assert [e["field"] for e in body["errors"]] == ["SSN"] and "123-45-6789" not in refused.value.serialize_as_json()
+
+
+def test_the_pyfunc_hands_mlflow_the_refusal_as_a_400_with_the_same_json():
+    from healthcare_mlops.modeling.pyfunc import RefusedByModel
+    from healthcare_mlops.modeling.scoring_request import request_refusal
+
+    refusal = request_refusal("params.on_error", "expected one of fail, skip")
+    handed = RefusedByModel(refusal)
+    assert handed.get_http_status_code() == 400 and handed.error_code == refusal.error_code
+    assert handed.serialize_as_json() == refusal.serialize_as_json() and handed.errors == refusal.errors

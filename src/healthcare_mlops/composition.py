@@ -177,4 +177,8 @@ def realtime_scorer(settings: Settings, environ: dict, load_champion, client_fac
         name = (environ.get(realtime.SERVING_ENDPOINT_ENV) or endpoint_name(settings) or "").strip()
         return realtime.ServingEndpointScorer(client_factory, name)
     url = environ.get(realtime.SCORING_URL_ENV)
-    return realtime.ScoringServerScorer(url) if url else realtime.InProcessScorer(load_champion)
+    if url:
+        return realtime.ScoringServerScorer(url)
+    from mlflow.exceptions import MlflowException      # what a loaded pyfunc raises when it refuses
+
+    return realtime.InProcessScorer(load_champion, (MlflowException,))

@@ -112,16 +112,16 @@ class InProcessScorer:
     needs_registered_champion = True
     route = "the champion loaded from the local registry"
 
-    def __init__(self, load_champion: Callable[[], object]):
+    def __init__(self, load_champion: Callable[[], object], refusals: tuple[type[Exception], ...]):
         self._load_champion = load_champion       # the loaded pyfunc (cached by the caller)
+        self._refusals = refusals                 # what the loaded model raises when it refuses a request
 
     def score(self, record: dict, reasons: bool = False) -> dict:
         import pandas as pd
-        from mlflow.exceptions import MlflowException
 
         try:
             params = request_body(record, reasons).get("params")
             result = self._load_champion().predict(pd.DataFrame([record]), params=params)
-        except MlflowException as exc:
+        except self._refusals as exc:
             raise UserError(str(exc.message if hasattr(exc, "message") else exc)) from exc
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in result.iloc[0].to_dict().items()}
