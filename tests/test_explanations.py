@@ -205,7 +205,7 @@ def test_the_serving_endpoint_route_posts_the_reasons_parameter_through_the_sdk(
 
     from databricks.sdk import WorkspaceClient
 
-    from healthcare_mlops.scoring.realtime import ServingEndpointScorer
+    from healthcare_mlops.runtime.serving_endpoint_scorer import ServingEndpointScorer
 
     seen = []
 

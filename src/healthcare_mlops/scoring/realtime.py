@@ -4,6 +4,8 @@ Three routes, one interface (``score(record) -> dict`` and ``route``, the words 
 shows): the Model Serving endpoint of a workspace, a local scoring server
 (``healthcare-mlops serve``, $HEALTHCARE_MLOPS_SCORING_URL), or the champion loaded from
 the local registry in-process. ``healthcare_mlops.composition.realtime_scorer`` picks one.
+The endpoint's scorer talks databricks-sdk, so it lives with the adapters
+(``runtime/serving_endpoint_scorer.py``).
 All three send only the five model inputs and turn every refusal into a ``UserError`` that
 names the cause; ``score(record, reasons=True)`` asks for the member's explanation too
 (the pyfunc's ``reasons`` parameter, see modeling/pyfunc.py).
@@ -37,38 +39,6 @@ def first_prediction(payload) -> dict:
 def request_body(record: dict, reasons: bool = False) -> dict:
     """One member's scoring request; with ``reasons`` it asks the model for the explanation too."""
     return {"dataframe_records": [record], **({"params": {REASONS_PARAM: True}} if reasons else {})}
-
-
-class ServingEndpointScorer:
-    """A Databricks Model Serving endpoint, queried with databricks-sdk."""
-
-    needs_registered_champion = False
-
-    def __init__(self, client_factory: Callable[[], object], name: str):
-        self._client_factory = client_factory
-        self.name = name
-
-    @property
-    def route(self) -> str:
-        return f"Model Serving endpoint {self.name}"
-
-    def score(self, record: dict, reasons: bool = False) -> dict:
-        from databricks.sdk.errors import DatabricksError, NotFound
-
-        if not self.name:
-            raise UserError("this target has no serving endpoint (the bundle variable serving_endpoint_name is empty)")
-        try:
-            client = self._client_factory()
-            if reasons:     # the SDK's query() has no pyfunc ``params``: the same request, posted as is
-                return first_prediction(client.api_client.do(
-                    "POST", f"/serving-endpoints/{self.name}/invocations", body=request_body(record, reasons)))
-            response = client.serving_endpoints.query(name=self.name, dataframe_records=[record])
-        except NotFound:
-            raise UserError(f"serving endpoint {self.name} does not exist yet: it is created when a model version "
-                            "first becomes champion (run ml_training_pipeline, or approve a challenger)") from None
-        except DatabricksError as exc:       # 400 names the field (the model's input contract), 403, 503 ...
-            raise UserError(f"serving endpoint {self.name} refused the request: {exc}") from None
-        return first_prediction({"predictions": response.predictions})
 
 
 class ScoringServerScorer:
