@@ -89,11 +89,16 @@ def acknowledge(identity: Identity, alert_id: str, comment: str | None = None,
                 settings: Settings | None = None) -> dict:
     """Mark an alert as seen: who, when (and an optional comment) are written on the alert row."""
     identity.require("acknowledge")
+    from functools import partial
+
+    from healthcare_mlops.governance.audit import record_action
     from healthcare_mlops.monitoring import alerts
+    from healthcare_mlops.runtime.catalog import table_catalog
 
     settings = settings or data.console_settings()
     try:
-        return alerts.acknowledge(settings, alert_id, identity, comment)
+        return alerts.acknowledge(table_catalog(settings), alert_id, identity, partial(record_action, settings),
+                                  comment)
     finally:
         data.clear_caches()
 

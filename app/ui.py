@@ -121,9 +121,9 @@ def chart(figure, key: str, where=st) -> None:
 def thresholds_in_words(names: pd.Series, values: pd.Series, missing: str = "none (information only)") -> list[str]:
     """Monitoring thresholds as a person reads them: a number, the calibration band (monitoring records
     no single number for it), or ``missing`` where no threshold applies; never 'None'."""
-    from app.vocabulary import MonitoringThresholds
+    from app.vocabulary import monitoring_thresholds
 
-    t = MonitoringThresholds.from_variables(data.console_settings().variables)
+    t = monitoring_thresholds(data.console_settings().variables)
     band = f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g} (band)"
     return [band if str(name).startswith("calibration") else missing if value is None or pd.isna(value)
             else f"{float(value):g}" for name, value in zip(names, values)]

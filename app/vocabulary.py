@@ -14,10 +14,11 @@ from healthcare_mlops.modeling.artifacts import PROMOTION_PENDING
 from healthcare_mlops.modeling.risk import RiskBand
 from healthcare_mlops.monitoring.contract import AlertSeverity
 from healthcare_mlops.monitoring.evaluation import ALERT, OK, MonitoringThresholds
+from healthcare_mlops.parameters import monitoring_thresholds
 
 __all__ = ["AGE_BANDS", "AGE_RANGE", "ALERT", "BMI_RANGE", "CHILDREN_RANGE", "COLUMNS", "FAIRNESS_GROUPS", "OK",
            "PROMOTION_PENDING", "REGIONS", "SCORED_RATING_FACTORS", "AlertSeverity", "MonitoringThresholds", "RiskBand",
-           "approval_mode",
+           "approval_mode", "monitoring_thresholds",
            "column_words", "in_words", "plural", "tables"]
 
 # Column headers in words, with units, for every table the console shows: column -> (header, format).

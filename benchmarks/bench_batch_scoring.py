@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
     from healthcare_mlops.scoring.batch import CARRIED, model_input_names, model_source, score_features
     from healthcare_mlops.scoring.rules import BusinessRules
+    from healthcare_mlops.parameters import scoring_thresholds
     from healthcare_mlops.settings import resolve_settings
     from healthcare_mlops.runtime.spark_session import get_spark
     from healthcare_mlops.tables import ML_INSURANCE_FEATURES
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     pyfunc = mlflow.pyfunc.load_model(local_path)
     inputs = model_input_names(pyfunc)
-    rules = BusinessRules.from_variables(settings.variables, model["reference"])
+    rules = BusinessRules.for_model(scoring_thresholds(settings.variables), model["reference"])
     source = model_source(model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"])
 
     features = DeltaCatalog(settings).read_arrow(ML_INSURANCE_FEATURES).to_pandas()

@@ -49,13 +49,14 @@ def batch_ratio(spark, settings, rows: int, partitions: int, repeat: int, seed: 
     from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
     from healthcare_mlops.scoring.batch import model_input_names, model_source, score_features
     from healthcare_mlops.scoring.rules import BusinessRules
+    from healthcare_mlops.parameters import scoring_thresholds
     from healthcare_mlops.tables import ML_INSURANCE_FEATURES
     from healthcare_mlops.tasks.batch_inference import resolve_model
 
     model = resolve_model(settings, "champion")
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     inputs = model_input_names(mlflow.models.Model.load(local_path))
-    rules = BusinessRules.from_variables(settings.variables, model["reference"])
+    rules = BusinessRules.for_model(scoring_thresholds(settings.variables), model["reference"])
     source = model_source(model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"])
     table = pa.Table.from_pandas(million_rows(DeltaCatalog(settings).read_arrow(ML_INSURANCE_FEATURES).to_pandas(),
                                               rows, seed), preserve_index=False)

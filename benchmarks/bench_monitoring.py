@@ -113,9 +113,10 @@ def reference_json(sample):
 def ours(spark, current, sample, reference, repeat: int) -> tuple[list[float], dict]:
     from healthcare_mlops.monitoring import evaluation as ev
     from healthcare_mlops.monitoring.drift import reference_counts, value_counts
+    from healthcare_mlops.parameters import monitoring_thresholds
     from healthcare_mlops.settings import resolve_settings
 
-    thresholds = ev.MonitoringThresholds.from_variables(resolve_settings("local").variables)
+    thresholds = monitoring_thresholds(resolve_settings("local").variables)
     times, result = [], None
     logged = reference_counts(sample, ev.column_specs(reference))     # training's work: logged with the model
     for _ in range(repeat):

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import actions, auth, charts, data, ui
-from app.vocabulary import MonitoringThresholds
+from app.vocabulary import monitoring_thresholds
 
 
 def _alerts(identity) -> None:
@@ -43,7 +43,7 @@ def render() -> None:
         st.success(message)
     settings = data.console_settings()
     # the jobs' thresholds, from the same bundle variables; a missing one fails loudly
-    t = MonitoringThresholds.from_variables(settings.variables)
+    t = monitoring_thresholds(settings.variables)
     threshold, moderate, significant = t.composite_drift_alert, t.psi_moderate, t.psi_significant
     composite = data.query("composite_drift")
     if composite.empty:

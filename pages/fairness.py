@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, data, ui
-from app.vocabulary import ALERT, FAIRNESS_GROUPS, OK, MonitoringThresholds, in_words
+from app.vocabulary import ALERT, FAIRNESS_GROUPS, OK, in_words, monitoring_thresholds
 
 METRICS = {"calibration_ratio": "mean predicted / mean actual", "mae": "MAE (USD)",
            "critical_share": "share flagged critical", "risk_score_mae": "risk-score MAE"}
@@ -43,7 +43,7 @@ def _champion_checks() -> None:
 def render() -> None:
     st.title("Fairness")
     settings = data.console_settings()
-    t = MonitoringThresholds.from_variables(settings.variables)
+    t = monitoring_thresholds(settings.variables)
     _champion_checks()
     st.caption(f"Thresholds (bundle variables): error relative to mean charges, max/min <= "
                f"{t.fairness_mae_ratio_max:g}; mean predicted / mean actual relative to everyone else "

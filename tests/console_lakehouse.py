@@ -29,12 +29,13 @@ from healthcare_mlops.data.synthetic import synthetic_members
 from healthcare_mlops.explanations.contributions import TOP_REASONS_COLUMN
 from healthcare_mlops.explanations.reasons import join_words, top_reasons
 from healthcare_mlops.features.definitions import AGE_BANDS, MODEL_INPUT_COLUMNS
+from healthcare_mlops.features.training_range import outside_range_reason
 from healthcare_mlops.modeling.risk import RiskBand, risk_category
 from healthcare_mlops.monitoring.contract import AlertSeverity
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.scoring.contract import PARTITION_COLUMN, REASON_SEPARATOR
-from healthcare_mlops.scoring.rules import (CRITICAL_RISK, LOW_CONFIDENCE, ScoringThresholds,
-                                           outside_range_reason)
+from healthcare_mlops.scoring.rules import CRITICAL_RISK, LOW_CONFIDENCE, ScoringThresholds
+from healthcare_mlops.parameters import scoring_thresholds
 from healthcare_mlops.settings import Settings, resolve_settings
 
 SCORING_DAY = dt.date(2026, 1, 31)
@@ -93,7 +94,7 @@ def prediction_rows(n: int, scoring_date: dt.date, offset: int, rng: np.random.G
 
 def write_predictions(settings: Settings, total: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    thresholds = ScoringThresholds.from_variables(settings.variables)
+    thresholds = scoring_thresholds(settings.variables)
     store = DeltaCatalog(settings)
     sizes = [total // 10, total // 10, total - 2 * (total // 10)]
     offset = 0

@@ -185,6 +185,33 @@ def test_no_source_file_is_over_the_size_limit():
     assert long == {}
 
 
+# The monitoring and scoring side of the core already kept to the layer rule (issue 25); the rest follows.
+PURE_CORE = ("healthcare_mlops.monitoring.reference", "healthcare_mlops.monitoring.retrain",
+             "healthcare_mlops.monitoring.alerts", "healthcare_mlops.monitoring.evaluation",
+             "healthcare_mlops.governance.thresholds", "healthcare_mlops.scoring.rules",
+             "healthcare_mlops.scoring.realtime", "healthcare_mlops.modeling.scoring_request",
+             "healthcare_mlops.features.training_range", "healthcare_mlops.parameters")
+ADAPTER_ROOTS = ("mlflow", "databricks", "deltalake", "duckdb", "healthcare_mlops.runtime", "healthcare_mlops.settings")
+
+
+def adapter_uses(tree: ast.AST) -> list[str]:
+    """Each import of an adapter, MLflow, the SDK, delta-rs, DuckDB or settings, and each ``Settings`` parameter."""
+    found = []
+    for node in ast.walk(tree):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        found += [f"line {node.lineno}: imports {n}" for n in names
+                  if any(n == root or n.startswith(root + ".") for root in ADAPTER_ROOTS)]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += [f"line {node.lineno}: {node.name} takes Settings" for a in node.args.args + node.args.kwonlyargs
+                      if a.annotation is not None and "Settings" in ast.unparse(a.annotation)]
+    return found
+
+
+def test_the_converted_core_imports_no_adapter_and_takes_no_settings(parsed):
+    assert {name: found for name in PURE_CORE if (found := adapter_uses(parsed[name]))} == {}
+
+
 # -- the checks can fail ----------------------------------------------------------------------------
 
 def test_the_runtime_check_sees_each_way_of_asking():
@@ -205,3 +232,12 @@ def test_the_cycle_and_layer_checks_see_a_violation():
     known = {"healthcare_mlops.emulator.runner", "healthcare_mlops.bundle", "healthcare_mlops"}
     tree = ast.parse("def f():\n    from healthcare_mlops.emulator.runner import run_job\n")
     assert imported_modules(tree, known) == {"healthcare_mlops.emulator.runner"}
+
+
+
+def test_the_adapter_check_sees_an_import_and_a_settings_parameter():
+    snippet = ("import mlflow\nfrom healthcare_mlops.runtime.catalog import table_catalog\n"
+               "def f(settings: Settings, x: int):\n    from deltalake import DeltaTable\n")
+    assert len(adapter_uses(ast.parse(snippet))) == 4
+    clean = "from healthcare_mlops.tables import TableRegistry\ndef f(t: TableRegistry): pass\n"
+    assert adapter_uses(ast.parse(clean)) == []

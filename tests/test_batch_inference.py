@@ -16,13 +16,14 @@ import pytest
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import FAILPOINT_ENV, KILLED_EXIT_CODE
+from healthcare_mlops.features.training_range import TrainingRange, outside_range_reason
 from healthcare_mlops.modeling.risk import risk_category
 from healthcare_mlops.privacy import IDENTIFIER_COLUMN_PATTERNS, MEMBER_KEY, member_keys, personal_data
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.scoring.contract import PREDICTION_COLUMNS, PREDICTION_SCHEMA_DDL, REASON_SEPARATOR
 from healthcare_mlops.scoring.rules import (BELOW_MINIMUM, CRITICAL_RISK, LOW_CONFIDENCE, BusinessRules,
-                                            ScoringThresholds, TrainingRange, apply_rules, join_reasons,
-                                            outside_range_reason)
+                                            ScoringThresholds, apply_rules, join_reasons)
+from healthcare_mlops.parameters import scoring_thresholds
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, ML_INSURANCE_FEATURES, ML_PATIENT_PREDICTIONS,
                                      ML_PATIENT_PREDICTIONS_VALIDATION, SILVER_PATIENTS)
@@ -127,17 +128,16 @@ def test_reasons_are_joined_in_a_fixed_order():
 
 
 def test_thresholds_come_from_the_bundle_variables():
-    defaults = BusinessRules.from_variables(resolve_settings("local").variables)
-    assert defaults.thresholds == ScoringThresholds(1000.0, 2.0)
-    as_task_params = BusinessRules.from_variables({"min_predicted_charges": "250",
-                                                   "review_interval_width_ratio": "1.5"})
-    assert as_task_params.thresholds == ScoringThresholds(250.0, 1.5)
+    defaults = scoring_thresholds(resolve_settings("local").variables)
+    assert defaults == ScoringThresholds(1000.0, 2.0)
+    as_task_params = scoring_thresholds({"min_predicted_charges": "250", "review_interval_width_ratio": "1.5"})
+    assert as_task_params == ScoringThresholds(250.0, 1.5)
     with pytest.raises(UserError, match="'min_predicted_charges' must be a number, not 'lots'"):
-        BusinessRules.from_variables({"min_predicted_charges": "lots", "review_interval_width_ratio": "2"})
+        scoring_thresholds({"min_predicted_charges": "lots", "review_interval_width_ratio": "2"})
     with pytest.raises(UserError, match="'review_interval_width_ratio' must be >= 0"):
-        BusinessRules.from_variables({"min_predicted_charges": "250", "review_interval_width_ratio": "-1"})
+        scoring_thresholds({"min_predicted_charges": "250", "review_interval_width_ratio": "-1"})
     with pytest.raises(UserError, match="scoring threshold 'min_predicted_charges' is not set"):
-        BusinessRules.from_variables({"review_interval_width_ratio": "2"})
+        scoring_thresholds({"review_interval_width_ratio": "2"})
 
 
 # ----------------------------------------------------------------------------- the job
@@ -339,7 +339,7 @@ def test_workers_get_the_model_as_a_path_or_as_shipped_files_and_score_alike(spa
     settings = _settings(pipeline_home)
     model = batch_inference.resolve_model(settings, "champion")
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
-    rules = BusinessRules.from_variables(settings.variables, model["reference"])
+    rules = BusinessRules.for_model(scoring_thresholds(settings.variables), model["reference"])
     inputs = batch.model_input_names(mlflow.models.Model.load(local_path))
     features = table_catalog(settings, spark).read(ML_INSURANCE_FEATURES).limit(300)
     results = []

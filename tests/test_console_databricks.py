@@ -199,7 +199,7 @@ def test_the_score_page_turns_workspace_errors_into_messages():
     record = {"age": 45, "bmi": 31.0, "children": 2, "smoker": False, "region": "southeast"}
     answer = {"predicted_annual_charges": 9000.0, "risk_score": 55.0, "risk_category": "medium",
               "interval_lower": 5000.0, "interval_upper": 14000.0}
-    from healthcare_mlops.scoring.realtime import ServingEndpointScorer
+    from healthcare_mlops.runtime.serving_endpoint_scorer import ServingEndpointScorer
 
     def score(client, name="insurance-risk"):
         return ServingEndpointScorer(lambda: client, name).score(record)

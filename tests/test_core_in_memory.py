@@ -4,12 +4,13 @@ The monitoring run's report and the reproduction report (text built from numbers
 training reference's check, the reference counts monitoring compares a batch with, the
 retrain trigger (a fake launcher records what the real one is asked), governance's headline
 metrics of a loaded model (a fake pyfunc that predicts from a column), batch scoring's pandas
-core with a model trained in memory, and the console's charts.
+core with a model trained in memory, the console's charts, and a scoring request's refusals.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,10 +32,11 @@ from healthcare_mlops.monitoring import retrain
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.monitoring.drift import category_codes, reference_counts, rounded_values
 from healthcare_mlops.monitoring.evaluation import CATEGORICAL, COUNT_COLUMNS, NUMERIC, ColumnSpec
-from healthcare_mlops.monitoring.reference import REFERENCE_KEYS, check_reference
+from healthcare_mlops.monitoring.reference import REFERENCE_KEYS, check_reference, model_reference
 from healthcare_mlops.monitoring.report import summary_lines
 from healthcare_mlops.scoring import batch
-from healthcare_mlops.scoring.rules import BELOW_MINIMUM, CRITICAL_RISK, BusinessRules, ScoringThresholds, TrainingRange
+from healthcare_mlops.features.training_range import TrainingRange
+from healthcare_mlops.scoring.rules import BELOW_MINIMUM, CRITICAL_RISK, BusinessRules, ScoringThresholds
 
 # -- monitoring/report.py ---------------------------------------------------------------------------
 
@@ -99,6 +101,17 @@ def test_a_training_reference_missing_a_part_is_refused_naming_it():
             check_reference({**complete, key: {}}, "v1")
 
 
+def test_a_reference_is_checked_whole_and_refused_with_empty_counts():
+    complete = {key: {"x": 1} for key in REFERENCE_KEYS}
+    counts = pd.DataFrame({"column_name": ["bmi"], "bin": [0], "count": [3]})
+    built = model_reference("m", "7", "run-7", complete, counts)
+    assert (built.model_name, built.version, built.run_id) == ("m", "7", "run-7") and built.counts is counts
+    with pytest.raises(UserError, match="the reference counts of m version 7 are empty"):
+        model_reference("m", "7", "run-7", complete, counts.iloc[:0])
+    with pytest.raises(UserError, match="the training reference of m version 7 lacks prediction"):
+        model_reference("m", "7", "run-7", {**complete, "prediction": None}, counts)
+
+
 # -- monitoring/drift.py: the reference side, in pandas ------------------------------------------
 
 def test_category_codes_map_case_insensitively_and_keep_unseen_and_missing_apart():
@@ -144,16 +157,23 @@ class RecordingLauncher:
         return _Run(f"run-{len(self.calls)}")
 
 
+class RecordingLinks(list):
+    """Stands for ``alerts.record_retrain`` on a catalog: records each (alert ids, retrain run id)."""
+
+    def __call__(self, ids: list[str], run_id: str) -> None:
+        self.append((ids, run_id))
+
+
 @pytest.fixture
 def window():
     return dt.date(2026, 1, 1), dt.date(2026, 1, 7)
 
 
 def test_the_idempotency_token_is_one_per_window_and_alerts_and_fits_the_jobs_api(settings, window):
-    token = retrain.idempotency_token(settings, *window, ["b", "a"])
-    assert token == retrain.idempotency_token(settings, *window, ["a", "b"]) and len(token) <= 64
-    assert token != retrain.idempotency_token(settings, window[0], dt.date(2026, 1, 8), ["a", "b"])
-    assert token != retrain.idempotency_token(settings, *window, ["a"])
+    token = retrain.idempotency_token(settings.tables, *window, ["b", "a"])
+    assert token == retrain.idempotency_token(settings.tables, *window, ["a", "b"]) and len(token) <= 64
+    assert token != retrain.idempotency_token(settings.tables, window[0], dt.date(2026, 1, 8), ["a", "b"])
+    assert token != retrain.idempotency_token(settings.tables, *window, ["a"])
 
 
 def test_the_retrain_trains_on_the_latest_load_and_validates_on_the_windows_end(window):
@@ -164,22 +184,36 @@ def test_the_retrain_trains_on_the_latest_load_and_validates_on_the_windows_end(
 
 def test_a_retrain_is_started_once_through_the_launcher_and_not_without_a_job_id(settings, window):
     launcher = RecordingLauncher()
-    assert retrain.trigger_retrain(settings, launcher, "  ", *window, ["a"]) is None
+    assert retrain.trigger_retrain(settings.tables, launcher, "  ", *window, ["a"]) is None
     assert launcher.calls == []
-    run = retrain.trigger_retrain(settings, launcher, " 42 ", *window, ["a"], echo=False, latest_load=window[0])
+    run = retrain.trigger_retrain(settings.tables, launcher, " 42 ", *window, ["a"], echo=False, latest_load=window[0])
     assert run.run_id == "run-1"
     [(job_id, parameters, options)] = launcher.calls
     assert job_id == "42" and parameters == {"as_of": "2026-01-01", "scoring_date": "2026-01-07"}
     assert options["trigger"] == retrain.TRIGGER and options["wait"] is True
-    assert options["idempotency_token"] == retrain.idempotency_token(settings, *window, ["a"])
+    assert options["idempotency_token"] == retrain.idempotency_token(settings.tables, *window, ["a"])
 
 
 def test_without_critical_alerts_or_a_retrain_job_nothing_is_started(settings, window):
-    launcher = RecordingLauncher()
-    assert retrain.retrain_once(settings, launcher, "42", window, [], pd.DataFrame()) == (None, "")
+    launcher, linked = RecordingLauncher(), RecordingLinks()
+    assert retrain.retrain_once(settings.tables, launcher, "42", window, [], pd.DataFrame(), linked) == (None, "")
     critical = [{"alert_id": "a", "retrain_run_id": None}]
-    run_id, line = retrain.retrain_once(settings, launcher, None, window, critical, pd.DataFrame())
-    assert run_id is None and "no --retrain_job_id" in line and launcher.calls == []
+    run_id, line = retrain.retrain_once(settings.tables, launcher, None, window, critical, pd.DataFrame(), linked)
+    assert run_id is None and "no --retrain_job_id" in line and launcher.calls == [] and linked == []
+
+
+def test_a_retrain_is_linked_to_its_alerts_once_and_a_rerun_reuses_it(settings, window):
+    launcher, linked = RecordingLauncher(), RecordingLinks()
+    critical = [{"alert_id": "a", "retrain_run_id": None}, {"alert_id": "b", "retrain_run_id": None}]
+    run_id, line = retrain.retrain_once(settings.tables, launcher, "42", window, critical, pd.DataFrame(), linked)
+    assert run_id == "run-1" and "run run-1" in line and linked == [(["a", "b"], "run-1")]
+    assert [a["retrain_run_id"] for a in critical] == ["run-1", "run-1"]
+    # a rerun of the window: its earlier alert carries the run; the new alert is linked to it, nothing starts
+    previous = pd.DataFrame({"alert_id": ["a"], "retrain_run_id": ["run-1"]})
+    again = [{"alert_id": "c", "retrain_run_id": None}]
+    run_id, line = retrain.retrain_once(settings.tables, launcher, "42", window, again, previous, linked)
+    assert run_id == "run-1" and "already triggered" in line
+    assert len(launcher.calls) == 1 and linked[-1] == (["c"], "run-1")
 
 
 # -- governance/evaluation.py: headline metrics of a loaded model ----------------------------------
@@ -309,3 +343,50 @@ def test_job_durations_colour_each_status_it_shows():
     color = _layers(charts.job_durations(runs))[1]["encoding"]["color"]
     assert color["scale"]["domain"] == ["FAILED", "SUCCEEDED"]
     assert color["scale"]["range"] == [charts.STATUS_COLORS.get(s, charts.LINE_COLOR) for s in ("FAILED", "SUCCEEDED")]
+
+
+# -- scoring/realtime.py and modeling/scoring_request.py: refusals without MLflow -----------------
+
+class RefusingModel:
+    """A loaded model that refuses every request with ``error``."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def predict(self, frame, params=None):
+        raise self.error
+
+
+class ModelRefusal(Exception):
+    message = "age: outside 18-100"
+
+
+def test_the_in_process_scorer_turns_the_models_refusal_into_a_user_error_and_nothing_else():
+    from healthcare_mlops.scoring.realtime import InProcessScorer
+
+    refusing = InProcessScorer(lambda: RefusingModel(ModelRefusal()), (ModelRefusal,))
+    with pytest.raises(UserError, match="age: outside 18-100"):
+        refusing.score({"age": 300})
+    broken = InProcessScorer(lambda: RefusingModel(RuntimeError("disk gone")), (ModelRefusal,))
+    with pytest.raises(RuntimeError, match="disk gone"):      # a failure is not a refusal
+        broken.score({"age": 30})
+
+
+def test_a_refused_request_writes_its_own_json_with_the_400_error_code():
+    from healthcare_mlops.modeling.scoring_request import INVALID_PARAMETER_VALUE, RequestRefused, checked_request
+
+    with pytest.raises(RequestRefused) as refused:
+        checked_request(b'{"dataframe_records": [{"SSN": "123-45-6789", "age": 30}]}', "application/json")
+    body = json.loads(refused.value.serialize_as_json())
+    assert body["error_code"] == INVALID_PARAMETER_VALUE == "INVALID_PARAMETER_VALUE"
+    assert [e["field"] for e in body["errors"]] == ["SSN"] and "123-45-6789" not in refused.value.serialize_as_json()
+
+
+def test_the_pyfunc_hands_mlflow_the_refusal_as_a_400_with_the_same_json():
+    from healthcare_mlops.modeling.pyfunc import RefusedByModel
+    from healthcare_mlops.modeling.scoring_request import request_refusal
+
+    refusal = request_refusal("params.on_error", "expected one of fail, skip")
+    handed = RefusedByModel(refusal)
+    assert handed.get_http_status_code() == 400 and handed.error_code == refusal.error_code
+    assert handed.serialize_as_json() == refusal.serialize_as_json() and handed.errors == refusal.errors

@@ -20,8 +20,8 @@ from healthcare_mlops.features import definitions as d
 from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY, RISK_CATEGORIES, RiskBand
 from healthcare_mlops.monitoring.contract import SEVERITIES, AlertSeverity
-from healthcare_mlops.monitoring.evaluation import MonitoringThresholds
 from healthcare_mlops.scoring.rules import BusinessRules, ScoringThresholds
+from healthcare_mlops.parameters import monitoring_thresholds, scoring_thresholds
 from healthcare_mlops.settings import resolve_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -213,25 +213,25 @@ def test_no_threshold_default_is_read_beside_the_bundle_variables():
 
 def test_a_missing_or_hostile_scoring_threshold_fails_loudly():
     with pytest.raises(UserError, match="scoring threshold 'min_predicted_charges' is not set"):
-        BusinessRules.from_variables({"review_interval_width_ratio": "2"})
+        scoring_thresholds({"review_interval_width_ratio": "2"})
     with pytest.raises(UserError, match="scoring threshold 'review_interval_width_ratio' is not set"):
-        BusinessRules.from_variables({"min_predicted_charges": "1000", "review_interval_width_ratio": ""})
+        scoring_thresholds({"min_predicted_charges": "1000", "review_interval_width_ratio": ""})
     for hostile in ("inf", "nan", "-inf", "1e999"):
         with pytest.raises(UserError, match="must be a finite number"):
-            ScoringThresholds.from_variables({"min_predicted_charges": hostile, "review_interval_width_ratio": "2"})
+            scoring_thresholds({"min_predicted_charges": hostile, "review_interval_width_ratio": "2"})
     with pytest.raises(UserError, match="must be >= 0"):
-        ScoringThresholds.from_variables({"min_predicted_charges": "-1", "review_interval_width_ratio": "2"})
+        scoring_thresholds({"min_predicted_charges": "-1", "review_interval_width_ratio": "2"})
 
 
 def test_the_page_the_jobs_and_the_rules_read_the_same_thresholds():
     variables = resolve_settings("local").variables
-    t = MonitoringThresholds.from_variables(variables)
+    t = monitoring_thresholds(variables)
     names = ("psi_moderate", "psi_significant", "composite_drift_alert")
     assert tuple(getattr(t, name) for name in names) == tuple(float(variables[name]) for name in names)
     missing = {k: v for k, v in variables.items() if k != "psi_significant"}
     with pytest.raises(UserError, match="monitoring threshold 'psi_significant' is not set"):
-        MonitoringThresholds.from_variables(missing)
-    rules = BusinessRules.from_variables(variables)
+        monitoring_thresholds(missing)
+    rules = BusinessRules.for_model(scoring_thresholds(variables))
     assert rules.thresholds == ScoringThresholds(float(variables["min_predicted_charges"]),
                                                  float(variables["review_interval_width_ratio"]))
 

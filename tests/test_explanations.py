@@ -14,7 +14,8 @@ from healthcare_mlops.explanations.reasons import OUTSIDE_WORDS, top_reasons, wa
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS, InsuranceRiskModel
 from healthcare_mlops.modeling.training import IMPORTANCE_KEY, train
-from healthcare_mlops.scoring.rules import BusinessRules, ScoringThresholds, TrainingRange
+from healthcare_mlops.features.training_range import TrainingRange
+from healthcare_mlops.scoring.rules import BusinessRules, ScoringThresholds
 
 SMOKER = {"age": 52, "bmi": 41.2, "children": 2, "smoker": True, "region": "southeast"}
 REASONS = {"reasons": True}
@@ -204,7 +205,7 @@ def test_the_serving_endpoint_route_posts_the_reasons_parameter_through_the_sdk(
 
     from databricks.sdk import WorkspaceClient
 
-    from healthcare_mlops.scoring.realtime import ServingEndpointScorer
+    from healthcare_mlops.runtime.serving_endpoint_scorer import ServingEndpointScorer
 
     seen = []
 

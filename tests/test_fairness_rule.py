@@ -24,6 +24,7 @@ from sklearn.linear_model import LinearRegression
 
 from healthcare_mlops.modeling.estimators import preprocessing
 from healthcare_mlops.modeling.splits import DEFAULT_SALT, fold_ids
+from healthcare_mlops.parameters import governance_thresholds
 from healthcare_mlops.settings import resolve_settings
 
 pytestmark = pytest.mark.slow   # 40 populations, each cross-validated
@@ -34,7 +35,7 @@ MEMBERS = 1338
 
 @pytest.fixture(scope="module")
 def thresholds() -> GovernanceThresholds:
-    return GovernanceThresholds.from_variables(resolve_settings("local").variables)
+    return governance_thresholds(resolve_settings("local").variables)
 
 
 def _oof(seed: int) -> pd.DataFrame:

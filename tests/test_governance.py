@@ -24,6 +24,7 @@ from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity
 from healthcare_mlops.modeling.training import train
 from healthcare_mlops.privacy import PROHIBITED_FIELD_NAMES, prohibited_inputs
+from healthcare_mlops.parameters import governance_thresholds
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tasks import model_governance
 from healthcare_mlops.tasks.model_training import log_and_register
@@ -37,7 +38,7 @@ FEATURE_COLUMNS = ("patient_natural_key", "age", "bmi", "children", "smoker", "r
 
 @pytest.fixture(scope="module")
 def thresholds() -> GovernanceThresholds:
-    return GovernanceThresholds.from_variables(resolve_settings("local").variables)
+    return governance_thresholds(resolve_settings("local").variables)
 
 
 def _oof(n=1200, seed=0, female_factor=1.0, southeast_factor=1.0, small_group=None) -> pd.DataFrame:

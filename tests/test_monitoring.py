@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,6 +30,7 @@ from scipy.stats import ks_2samp, wasserstein_distance
 from typer.testing import CliRunner
 
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.governance import audit
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.monitoring import alerts as al
 from healthcare_mlops.monitoring import evaluation as ev
@@ -154,7 +156,7 @@ def test_performance_sums_in_spark_match_pandas(spark):
 def write_alerts(settings, verdicts, window=(DAY2, DAY2), previous=None):
     import pyarrow as pa
 
-    rows = al.alert_rows(settings, verdicts, "run-1", window[0], window[1],
+    rows = al.alert_rows(settings.tables, verdicts, "run-1", window[0], window[1],
                          dt.datetime(2026, 1, 2, 6, tzinfo=dt.timezone.utc), previous)
     DeltaCatalog(settings).write(pa.Table.from_pylist(rows, schema=al.alert_arrow_schema()),
                                           ML_MODEL_ALERTS, mode="replace_partition",
@@ -163,15 +165,20 @@ def write_alerts(settings, verdicts, window=(DAY2, DAY2), previous=None):
     return rows
 
 
+def audited(settings):
+    """The audit writer the CLI and the console hand ``acknowledge``."""
+    return partial(audit.record_action, settings)
+
+
 VERDICTS = [ev.Verdict("composite_drift", "critical", "", 0.61, 0.3, "smoker drifted", {"psi": {"smoker": 0.11}}),
             ev.Verdict("demographic_shift", "warning", "region", 0.15, 0.1, "northeast +15 pp", {})]
 
 
 def test_alert_ids_are_stable_per_window_type_and_column(settings):
-    first = al.alert_id(settings, DAY2, DAY2, "composite_drift", "")
-    assert first == al.alert_id(settings, DAY2, DAY2, "composite_drift", "")
-    assert first != al.alert_id(settings, DAY1, DAY2, "composite_drift", "")
-    assert first != al.alert_id(settings, DAY2, DAY2, "prediction_drift", "")
+    first = al.alert_id(settings.tables, DAY2, DAY2, "composite_drift", "")
+    assert first == al.alert_id(settings.tables, DAY2, DAY2, "composite_drift", "")
+    assert first != al.alert_id(settings.tables, DAY1, DAY2, "composite_drift", "")
+    assert first != al.alert_id(settings.tables, DAY2, DAY2, "prediction_drift", "")
     assert al.normalise_alert_id(first.upper()) == first
     with pytest.raises(UserError, match="not an alert id"):
         al.normalise_alert_id("1 OR 1=1")
@@ -179,20 +186,24 @@ def test_alert_ids_are_stable_per_window_type_and_column(settings):
 
 def test_acknowledge_records_who_and_when_once(settings):
     rows = write_alerts(settings, VERDICTS)
-    target = rows[0]["alert_id"]
+    target, alerts, record = rows[0]["alert_id"], DeltaCatalog(settings), audited(settings)
     with pytest.raises(UserError, match="operator role"):
-        al.acknowledge(settings, target, Identity("viewer@example.com", "viewer"))
+        al.acknowledge(alerts, target, Identity("viewer@example.com", "viewer"), record)
     with pytest.raises(UserError, match="no alert"):
-        al.acknowledge(settings, "00000000-0000-0000-0000-000000000000", OPERATOR)
-    acknowledged = al.acknowledge(settings, target, OPERATOR, comment="retrain is running")
+        al.acknowledge(alerts, "00000000-0000-0000-0000-000000000000", OPERATOR, record)
+    acknowledged = al.acknowledge(alerts, target, OPERATOR, record, comment="retrain is running")
     assert acknowledged["acknowledged_by"] == "ops@example.com"
     assert acknowledged["acknowledged_comment"] == "retrain is running"
     assert pd.notna(acknowledged["acknowledged_at"])
     with pytest.raises(UserError, match="already acknowledged by ops@example.com"):
-        al.acknowledge(settings, target, Identity("other@example.com", "approver"))
-    open_alerts = al.list_alerts(settings)
+        al.acknowledge(alerts, target, Identity("other@example.com", "approver"), record)
+    # the audit writer handed in got one row: the acknowledgement, not the refusals
+    events = audit.history(settings)
+    acks = events[events["action"] == audit.ACKNOWLEDGED]
+    assert list(acks["actor"]) == ["ops@example.com"] and target in acks.iloc[0]["comment"]
+    open_alerts = al.list_alerts(alerts)
     assert list(open_alerts["alert_id"]) == [rows[1]["alert_id"]]
-    assert len(al.list_alerts(settings, include_acknowledged=True)) == 2
+    assert len(al.list_alerts(alerts, include_acknowledged=True)) == 2
     # readers can still filter on text columns after the update (no string_view files)
     from healthcare_mlops.runtime.sql_engine import sql_engine
 
@@ -202,10 +213,10 @@ def test_acknowledge_records_who_and_when_once(settings):
 
 def test_a_rerun_keeps_the_acknowledgement_and_the_retrain_link(settings):
     rows = write_alerts(settings, VERDICTS)
-    al.acknowledge(settings, rows[1]["alert_id"], OPERATOR)
-    al.record_retrain(settings, [rows[0]["alert_id"]], "12345")
+    al.acknowledge(DeltaCatalog(settings), rows[1]["alert_id"], OPERATOR, audited(settings))
+    al.record_retrain(DeltaCatalog(settings), [rows[0]["alert_id"]], "12345")
     previous = DeltaCatalog(settings).read_arrow(ML_MODEL_ALERTS).to_pandas()
-    again = al.alert_rows(settings, VERDICTS, "run-2", DAY2, DAY2, dt.datetime.now(dt.timezone.utc), previous)
+    again = al.alert_rows(settings.tables, VERDICTS, "run-2", DAY2, DAY2, dt.datetime.now(dt.timezone.utc), previous)
     by_id = {row["alert_id"]: row for row in again}
     assert by_id[rows[0]["alert_id"]]["retrain_run_id"] == "12345"
     assert by_id[rows[1]["alert_id"]]["acknowledged_by"] == "ops@example.com"
@@ -213,8 +224,9 @@ def test_a_rerun_keeps_the_acknowledgement_and_the_retrain_link(settings):
     assert all(row["run_id"] == "run-2" for row in again)
 
     # A rerun that no longer raises the acknowledged alert keeps it, acknowledgement and all.
-    fewer = [v for v in VERDICTS if al.alert_id(settings, DAY2, DAY2, v.type, v.column_name) != rows[1]["alert_id"]]
-    third = al.alert_rows(settings, fewer, "run-3", DAY2, DAY2, dt.datetime.now(dt.timezone.utc), previous)
+    fewer = [v for v in VERDICTS
+             if al.alert_id(settings.tables, DAY2, DAY2, v.type, v.column_name) != rows[1]["alert_id"]]
+    third = al.alert_rows(settings.tables, fewer, "run-3", DAY2, DAY2, dt.datetime.now(dt.timezone.utc), previous)
     kept = {row["alert_id"]: row for row in third}[rows[1]["alert_id"]]
     assert kept["acknowledged_by"] == "ops@example.com" and kept["run_id"] == rows[1]["run_id"]
     assert len(third) == len(VERDICTS)
@@ -249,7 +261,7 @@ def test_alerts_list_fits_100_columns_and_keeps_the_whole_message(settings):
     message = "composite drift 0.61 > 0.3: " + ", ".join(f"input_{i} moved by PSI 0.{i}2" for i in range(12))
     rows = write_alerts(settings, [ev.Verdict("composite_drift", "critical", "", 0.61, 0.3, message, {}),
                                    *VERDICTS[1:]])
-    al.record_retrain(settings, [rows[0]["alert_id"]], "1796224086223374")
+    al.record_retrain(DeltaCatalog(settings), [rows[0]["alert_id"]], "1796224086223374")
     listed = CliRunner().invoke(app, ["--home", str(settings.home), "alerts", "list"])
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
@@ -277,18 +289,18 @@ def test_databricks_retrain_request(settings):
     workspace = resolve_settings("prod")
     client = SimpleNamespace(jobs=RecordingJobs())
     jobs = launcher(workspace, client_factory=lambda: client)
-    run = retrain.trigger_retrain(workspace, jobs, "123456", DAY2, DAY2, ["b", "a"], latest_load=DAY2)
+    run = retrain.trigger_retrain(workspace.tables, jobs, "123456", DAY2, DAY2, ["b", "a"], latest_load=DAY2)
     assert run.run_id == "9002" and run.where == "databricks" and run.status == "QUEUED"
     call = client.jobs.calls[0]
     assert call["job_id"] == 123456
     assert call["job_parameters"] == {"as_of": "2026-01-02", "scoring_date": "2026-01-02"}
     # no load known: the job's default
     assert retrain.retrain_parameters(DAY2, None) == {"scoring_date": "2026-01-02"}
-    assert call["idempotency_token"] == retrain.idempotency_token(workspace, DAY2, DAY2, ["a", "b"])
+    assert call["idempotency_token"] == retrain.idempotency_token(workspace.tables, DAY2, DAY2, ["a", "b"])
     assert len(call["idempotency_token"]) <= 64
-    assert retrain.trigger_retrain(workspace, jobs, "", DAY2, DAY2, ["a"]) is None
+    assert retrain.trigger_retrain(workspace.tables, jobs, "", DAY2, DAY2, ["a"]) is None
     with pytest.raises(UserError, match="numeric id"):
-        retrain.trigger_retrain(workspace, jobs, "ml_training_pipeline", DAY2, DAY2, ["a"])
+        retrain.trigger_retrain(workspace.tables, jobs, "ml_training_pipeline", DAY2, DAY2, ["a"])
 
 
 @pytest.mark.slow
@@ -298,13 +310,13 @@ def test_local_retrain_runs_the_job_through_the_runner(settings):
     from healthcare_mlops.composition import launcher
 
     jobs = launcher(settings, load_bundle(FIXTURE_BUNDLE))
-    run = retrain.trigger_retrain(settings, jobs, "retrain", DAY2, DAY2, ["a"], echo=False)
+    run = retrain.trigger_retrain(settings.tables, jobs, "retrain", DAY2, DAY2, ["a"], echo=False)
     assert run.where == "local" and run.status == "SUCCEEDED"
     history = read_runs(settings, job_key="retrain")
     job = history[history["parent_run_id"].isna()].iloc[0]
     assert str(job["run_id"]) == run.run_id and job["trigger"] == "monitoring"
     with pytest.raises(UserError, match="no job 'nope' in the bundle"):
-        retrain.trigger_retrain(settings, jobs, "nope", DAY2, DAY2, ["a"])
+        retrain.trigger_retrain(settings.tables, jobs, "nope", DAY2, DAY2, ["a"])
 
 
 # -- the job ------------------------------------------------------------------------------------

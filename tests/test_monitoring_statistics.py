@@ -348,9 +348,10 @@ def test_too_few_labels_are_not_judged():
 
 
 def test_thresholds_come_from_the_bundle_variables():
+    from healthcare_mlops.parameters import monitoring_thresholds
     from healthcare_mlops.settings import resolve_settings
 
-    thresholds = ev.MonitoringThresholds.from_variables(resolve_settings("local").variables)
+    thresholds = monitoring_thresholds(resolve_settings("local").variables)
     assert thresholds == THRESHOLDS
     with pytest.raises(Exception, match="psi_moderate"):
-        ev.MonitoringThresholds.from_variables({})
+        monitoring_thresholds({})

@@ -169,7 +169,7 @@ def test_the_summary_says_the_retrain_failed_where_and_why(home, capsys):
     assert demo_module._retrain(context).status == "none"         # no alert table yet: nothing started
     retrain = run_job("failing", {}, home=home, bundle=context.bundle, trigger="monitoring", echo=False)
     day = context.second_day
-    rows = al.alert_rows(settings, [Verdict("composite_drift", "critical", "", 0.6, 0.3, "moved", {})], "r1",
+    rows = al.alert_rows(settings.tables, [Verdict("composite_drift", "critical", "", 0.6, 0.3, "moved", {})], "r1",
                          day, day, dt.datetime.now(dt.timezone.utc), None)
     rows[0]["retrain_run_id"] = str(retrain.run_id)
     DeltaCatalog(settings).write(pa.Table.from_pylist(rows, schema=al.alert_arrow_schema()), ML_MODEL_ALERTS,

@@ -460,9 +460,10 @@ def test_each_person_who_validates_gets_one_row_naming_them(home):
 def test_acknowledging_writes_one_audit_row_on_the_cli_and_in_the_console(home):
     from app import actions
     from healthcare_mlops.monitoring.alerts import list_alerts
+    from healthcare_mlops.runtime.catalog import table_catalog
 
     settings = resolve_settings("local", home)
-    first, second = list(list_alerts(settings)["alert_id"])[:2]
+    first, second = list(list_alerts(table_catalog(settings))["alert_id"])[:2]
     ok = cli("alerts", "ack", first, "--comment", "campaign in the southeast", home=home, role=OPERATOR)
     assert ok.returncode == 0, ok.stderr
     actions.acknowledge(Identity("console@example.com", OPERATOR), second)

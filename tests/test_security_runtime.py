@@ -602,6 +602,7 @@ def test_the_logged_group_evidence_gives_the_verdicts_the_member_rows_give():
     from healthcare_mlops.governance.group_evidence import GroupEvidence
     from healthcare_mlops.governance.thresholds import GovernanceThresholds
     from healthcare_mlops.modeling.training import group_metrics
+    from healthcare_mlops.parameters import governance_thresholds
     from healthcare_mlops.settings import resolve_settings
 
     rng = np.random.default_rng(5)
@@ -613,7 +614,7 @@ def test_the_logged_group_evidence_gives_the_verdicts_the_member_rows_give():
                          "annual_charges": actual, "predicted_annual_charges": actual * rng.normal(1.0, 0.2, n)})
     rows.loc[rows["sex"] == "female", "predicted_annual_charges"] *= 1.15
     rows["critical"] = rows["predicted_annual_charges"] >= rows["predicted_annual_charges"].quantile(0.95)
-    thresholds = GovernanceThresholds.from_variables(resolve_settings("local").variables)
+    thresholds = governance_thresholds(resolve_settings("local").variables)
     logged = GroupEvidence.from_frame(GroupEvidence.from_rows(rows, FAIRNESS_GROUP_COLUMNS).to_frame())
     assert logged.samples == 1000 >= thresholds.fairness_bootstrap_samples
     assert [c.as_dict() for c in fairness_checks(logged, thresholds)] == \

@@ -174,7 +174,13 @@ def realtime_scorer(settings: Settings, environ: dict, load_champion, client_fac
     if not settings.is_local:
         from healthcare_mlops.scoring.serving import endpoint_name
 
+        from healthcare_mlops.runtime.serving_endpoint_scorer import ServingEndpointScorer
+
         name = (environ.get(realtime.SERVING_ENDPOINT_ENV) or endpoint_name(settings) or "").strip()
-        return realtime.ServingEndpointScorer(client_factory, name)
+        return ServingEndpointScorer(client_factory, name)
     url = environ.get(realtime.SCORING_URL_ENV)
-    return realtime.ScoringServerScorer(url) if url else realtime.InProcessScorer(load_champion)
+    if url:
+        return realtime.ScoringServerScorer(url)
+    from mlflow.exceptions import MlflowException      # what a loaded pyfunc raises when it refuses
+
+    return realtime.InProcessScorer(load_champion, (MlflowException,))

@@ -7,7 +7,6 @@ are the bundle's Databricks targets: their catalog, schema and options are read 
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,26 +220,3 @@ def task_settings(params: dict[str, str]) -> Settings:
     home = resolve_home(os.environ.get(HOME_ENV)) if target == LOCAL_TARGET else resolve_home(None)
     return Settings(target=target, catalog=params["catalog"], schema=params["schema"], home=home,
                     variables=dict(params))
-
-
-def numbers_from_variables(cls, variables: dict, kind: str):
-    """The frozen dataclass ``cls`` with each field read from the bundle variable of its name.
-
-    Every field is a threshold: required, and a number (``int`` fields accept "30" and
-    "30.0", as a bundle may pass either). ``kind`` names the group in errors.
-    """
-    from dataclasses import fields
-
-    values = {}
-    for spec in fields(cls):
-        raw = variables.get(spec.name)
-        if raw is None or raw == "":
-            raise UserError(f"{kind} threshold '{spec.name}' is not set (a bundle variable)")
-        try:
-            number = float(raw)
-        except (TypeError, ValueError):
-            raise UserError(f"{kind} threshold '{spec.name}' must be a number, not {raw!r}") from None
-        if not math.isfinite(number):
-            raise UserError(f"{kind} threshold '{spec.name}' must be a finite number, not {raw!r}")
-        values[spec.name] = int(number) if spec.type in (int, "int") else number
-    return cls(**values)

@@ -17,8 +17,9 @@ def list_alerts(ctx: typer.Context,
                 fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json.")) -> None:
     """Alerts newest first; by default only those nobody has acknowledged."""
     from healthcare_mlops.monitoring.alerts import list_alerts as read_alerts
+    from healthcare_mlops.runtime.catalog import table_catalog
 
-    frame = read_alerts(state(ctx).settings(), include_acknowledged=all_alerts, limit=limit)
+    frame = read_alerts(table_catalog(state(ctx).settings()), include_acknowledged=all_alerts, limit=limit)
     if fmt == Format.table and frame.empty:
         typer.echo("no alerts" if all_alerts else "no unacknowledged alerts")
         return
@@ -67,13 +68,18 @@ def ack(ctx: typer.Context,
         comment: str = typer.Option(None, "--comment", help="Why, or what was done (stored with the alert)."),
         fmt: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
     """Acknowledge an alert (operator role); records who and when."""
+    from functools import partial
+
     import pandas as pd
 
     from healthcare_mlops.composition import cli_identity
+    from healthcare_mlops.governance.audit import record_action
     from healthcare_mlops.monitoring.alerts import acknowledge
+    from healthcare_mlops.runtime.catalog import table_catalog
 
     settings = state(ctx).settings()
-    alert = acknowledge(settings, alert_id, cli_identity(settings), comment)
+    alert = acknowledge(table_catalog(settings), alert_id, cli_identity(settings), partial(record_action, settings),
+                        comment)
     if fmt == Format.json:
         print_json(records(pd.DataFrame([alert]))[0])
         return

@@ -120,7 +120,7 @@ class Explainer:
     weights: np.ndarray | None = None
     means: np.ndarray | None = None
     log_link: bool = False
-    training_range: object = None        # scoring.rules.TrainingRange, set by training
+    training_range: object = None        # features.training_range.TrainingRange, set by training
 
     def __getstate__(self):
         state = dict(self.__dict__)

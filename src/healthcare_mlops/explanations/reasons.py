@@ -2,7 +2,7 @@
 
 The top reasons are the ``TOP_REASONS`` inputs with the largest |contribution|, amounts
 rounded to 100 USD; an input whose contribution rounds to 0 is left out. A member whose
-inputs fall outside the training range (``scoring.rules.outside_training_range``) gets
+inputs fall outside the training range (``features.training_range.outside_training_range``) gets
 ``OUTSIDE_WORDS`` and the inputs concerned first: the model extrapolates there.
 
 Vectorised for batch scoring: each distinct (input, value, rounded amount) phrase is
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from healthcare_mlops.explanations.contributions import BASE_COLUMN, CONTRIBUTION_PREFIX, FLOOR_COLUMN, FLOOR_LABEL
-from healthcare_mlops.scoring.rules import TrainingRange, outside_training_range, outside_range_reason
+from healthcare_mlops.features.training_range import TrainingRange, outside_range_reason, outside_training_range
 
 TOP_REASONS = 3
 ROUND_TO_USD = 100

@@ -37,7 +37,7 @@ from healthcare_mlops.governance.evaluation import evaluation_rows, gather_evide
 from healthcare_mlops.governance.group_evidence import GroupEvidence
 from healthcare_mlops.governance.lineage import (BY_TAG, REPRODUCED_AT_TAG, RESULT_TAG, RecordedLineage,
                                                  recorded_lineage)
-from healthcare_mlops.governance.thresholds import GovernanceThresholds, approval_mode
+from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.modeling.frame_hash import frame_hash
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel
@@ -46,6 +46,7 @@ from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.runtime.catalog_base import VersionUnavailable
 from healthcare_mlops.runtime.lineage import git_commit, installed_versions
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
+from healthcare_mlops.parameters import governance_thresholds
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_INSURANCE_FEATURES
 
@@ -226,7 +227,7 @@ def _model_comparisons(settings: Settings, client, model_name: str, version: str
         metrics=scored_metrics(rebuilt, inputs, rows), oof=GroupEvidence.from_rows(result.oof_evidence,
                                                                                   FAIRNESS_GROUP_COLUMNS),
         inputs=inputs, model_loads=True, champion_metrics=registered.champion_metrics, lineage=registered.lineage)
-    thresholds = GovernanceThresholds.from_variables(settings.variables)
+    thresholds = governance_thresholds(settings.variables)
     return [_same("selected candidate", run.data.params.get("candidate"), result.candidate),
             *prediction_comparisons(mlflow.pyfunc.load_model(uri), rebuilt, rows, inputs),
             *metric_comparisons(run.data.metrics, result),

@@ -24,11 +24,12 @@ from healthcare_mlops.governance.champion import INTENT_TAG, audited_champion, m
 from healthcare_mlops.governance.checks import Check, hard_failures, referrals, run_checks
 from healthcare_mlops.governance.evaluation import gather_evidence
 from healthcare_mlops.governance.model_card import render_model_card
-from healthcare_mlops.governance.thresholds import GovernanceThresholds, approval_mode
+from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.modeling.artifacts import (CHALLENGER, CHAMPION, EVALUATION_ARTIFACT_DIR, GROUP_METRICS_FILE,
                                                  PROMOTION_PENDING)
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
+from healthcare_mlops.parameters import governance_thresholds
 from healthcare_mlops.settings import Settings
 
 STATUS_TAG = "governance_status"
@@ -73,7 +74,7 @@ class Governance:
         self.role_check = role_check
         self.client = configure_mlflow(settings)
         self.model_name = settings.model_name
-        self.thresholds = GovernanceThresholds.from_variables(settings.variables)
+        self.thresholds = governance_thresholds(settings.variables)
         self.approval_mode = approval_mode(settings.variables)
 
     # -- registry state -------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Governance thresholds, read from the bundle's variables (the one place they are set).
+"""Governance thresholds, set by the bundle's variables (the one place they are set).
 
 Locally they are the variables' defaults; on Databricks the job receives them as task
-parameters, so a deployer changes a threshold per target in ``databricks.yml``.
+parameters, so a deployer changes a threshold per target in ``databricks.yml``. The edge
+reads them (``parameters.governance_thresholds``); the checks take the typed object.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.settings import numbers_from_variables
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,6 @@ class GovernanceThresholds:
     champion_mae_tolerance: float
     fairness_bootstrap_samples: int
     fairness_ci_level: float
-
-    @classmethod
-    def from_variables(cls, variables: dict) -> "GovernanceThresholds":
-        return numbers_from_variables(cls, variables, "governance")
 
 
 AUTO_APPROVAL, MANUAL_APPROVAL = "auto", "manual"

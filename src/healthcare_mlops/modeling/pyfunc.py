@@ -11,9 +11,9 @@ and ``"age": 35.5`` into ``35``), and a field MLflow itself finds missing is ref
 own words, after a dump of the whole request. Untyped and optional, the caller's values
 reach ``predict`` as sent, and the input contract (``input_contract.row_problems``) refuses
 a missing field or a wrong type with a message naming the record and the field
-(``scoring_request.RequestRefused``). The signature also declares the prohibited fields
-(``privacy.PROHIBITED_FIELD_NAMES``) so that a request carrying one is refused by name, and
-the request params (``scoring_request.SCORING_PARAMS``).
+(``scoring_request.RequestRefused``, handed to MLflow as ``RefusedByModel``). The signature
+also declares the prohibited fields (``privacy.PROHIBITED_FIELD_NAMES``) so that a request
+carrying one is refused by name, and the request params (``scoring_request.SCORING_PARAMS``).
 
 A request with ``{"params": {"reasons": true}}`` also gets each member's explanation (base
 value, one contribution per input, the floor line, ``top_reasons`` in words and
@@ -25,7 +25,10 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types.schema import ParamSchema, ParamSpec
 
 from healthcare_mlops.explanations.contributions import (CONTRIBUTION_PREFIX, OUTSIDE_COLUMN, REASONS_PARAM,
                                                          TOP_REASONS_COLUMN, ExplanationUnavailable)
@@ -34,7 +37,7 @@ from healthcare_mlops.modeling.input_contract import prohibited_field_problems, 
 from healthcare_mlops.modeling.intervals import AdaptiveIntervals
 from healthcare_mlops.modeling.risk import risk_category, risk_score
 from healthcare_mlops.modeling.scoring_request import (
-    ERROR_COLUMN, FAIL, ON_ERROR, RequestRefused, params_schema, record_errors, resolve_params)
+    ERROR_COLUMN, FAIL, ON_ERROR, SCORING_PARAMS, RequestRefused, record_errors, resolve_params)
 from healthcare_mlops.privacy import PROHIBITED_FIELD_NAMES
 
 REFUSED_FIELDS = "refused_fields"
@@ -101,6 +104,23 @@ def scored_or_refused(scored: pd.DataFrame, errors: list[dict], index: pd.Index)
     return output
 
 
+def params_schema() -> ParamSchema:
+    """The params part of the model's signature (MLflow passes only declared params to ``predict``)."""
+    return ParamSchema([ParamSpec(p.name, p.dtype, p.default) for p in SCORING_PARAMS])
+
+
+class RefusedByModel(MlflowException):
+    """A ``RequestRefused`` as MLflow's scoring server answers it: HTTP 400 with the refusal's own JSON."""
+
+    def __init__(self, refused: RequestRefused):
+        self.refused = refused
+        self.errors, self.summary = refused.errors, refused.summary
+        super().__init__(refused.summary, error_code=INVALID_PARAMETER_VALUE)
+
+    def serialize_as_json(self) -> str:
+        return self.refused.serialize_as_json()
+
+
 class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
     """The fitted pipeline, its intervals and the training reference distributions."""
 
@@ -123,6 +143,13 @@ class InsuranceRiskModel(mlflow.pyfunc.PythonModel):
         return problems
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        try:
+            return self.checked_predict(model_input, params)
+        except RequestRefused as refused:
+            raise RefusedByModel(refused) from None
+
+    def checked_predict(self, model_input: pd.DataFrame, params: dict | None) -> pd.DataFrame:
+        """``predict`` in the model's own terms: a refusal is a ``RequestRefused``."""
         options = resolve_params(params)
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         problems = self.request_problems(frame)

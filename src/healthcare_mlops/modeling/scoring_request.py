@@ -25,8 +25,10 @@ never the value sent.
 (the first problem, and how many more) and ``errors``, one ``{"record", "field",
 "message"}`` per refused record (``record`` is the record's position in the request,
 from 0). The scoring server puts ``Failed to predict data '<the whole input DataFrame>'``
-in front of the message of any ``MlflowException`` raised in ``predict``; this exception
-writes its own JSON, so a 10,000-record request gets its errors, not a dump of itself.
+in front of the message of any ``MlflowException`` raised in ``predict``; the pyfunc hands
+MLflow a refusal as ``pyfunc.RefusedByModel``, which writes this module's JSON, so a
+10,000-record request gets its errors, not a dump of itself. This module knows nothing of
+MLflow (the pyfunc module is the one that does).
 """
 
 from __future__ import annotations
@@ -35,8 +37,6 @@ import json
 from dataclasses import dataclass
 
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from healthcare_mlops.explanations.contributions import REASONS_PARAM
 from healthcare_mlops.modeling.input_contract import PROHIBITED_FIELD_RULE
@@ -50,6 +50,7 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024     # a request's body; the server answers a
 MAX_RECORDS = 10_000                    # records in one request
 RECORDS, SPLIT, PARAMS = "dataframe_records", "dataframe_split", "params"
 SHOWN_NAME = 64               # a caller's field name is cut to this length in a refusal
+INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"    # a refusal's error code: MLflow's and HTTP's 400
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,6 @@ SCORING_PARAMS = (
 )
 
 
-def params_schema():
-    """The params part of the model's signature (MLflow passes only declared params to ``predict``)."""
-    from mlflow.types.schema import ParamSchema, ParamSpec
-
-    return ParamSchema([ParamSpec(p.name, p.dtype, p.default) for p in SCORING_PARAMS])
-
-
 def resolve_params(params: dict | None) -> dict:
     """Every declared param's value for this request: the one sent, else its default."""
     params = params or {}
@@ -104,8 +98,10 @@ def _described(error: dict, records: int) -> str:
     return f"{where}{error['field']}: {error['message']}"
 
 
-class RequestRefused(MlflowException):
+class RequestRefused(Exception):
     """A 400 whose JSON names each refused record and field (see the module docstring)."""
+
+    error_code = INVALID_PARAMETER_VALUE
 
     def __init__(self, errors: list[dict], records: int):
         self.errors = errors
@@ -113,7 +109,7 @@ class RequestRefused(MlflowException):
         more = len(errors) - SHOWN_ERRORS
         counted = f"{len(errors)} of {records} records refused: " if records > 1 else ""
         self.summary = counted + shown + (f"; and {more} more (see errors)" if more > 0 else "")
-        super().__init__(self.summary, error_code=INVALID_PARAMETER_VALUE)
+        super().__init__(self.summary)
 
     def serialize_as_json(self) -> str:
         return json.dumps({"error_code": self.error_code, "message": self.summary, "errors": self.errors})

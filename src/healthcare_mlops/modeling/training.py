@@ -25,6 +25,7 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.explanations.contributions import Explainer, build_explainer, mean_abs_contributions, normalised
 from healthcare_mlops.features.definitions import (CARRIED_GROUP_COLUMNS, FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN,
                                                    MODEL_INPUT_COLUMNS, WINDOW_FAIRNESS_GROUPS, engineer_features)
+from healthcare_mlops.features.training_range import TrainingRange
 from healthcare_mlops.governance.group_evidence import CRITICAL as CRITICAL_FLAG
 from healthcare_mlops.modeling import metrics as m
 from healthcare_mlops.modeling.estimators import CANDIDATES, make_pipeline
@@ -33,7 +34,6 @@ from healthcare_mlops.modeling.intervals import (AdaptiveIntervals, calibrate_in
 from healthcare_mlops.modeling.pyfunc import score
 from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY, reference_quantiles, risk_category, risk_score
 from healthcare_mlops.modeling.splits import DEFAULT_SALT, MEMBER_KEY, fold_ids, held_out_mask, member_keys
-from healthcare_mlops.scoring.rules import TrainingRange
 
 MIN_LABELLED_ROWS = 200
 INTERVAL_COVERAGE = 0.90

@@ -11,24 +11,26 @@ locally that checks the version it read; whoever comes second is told who acknow
 first. ``acknowledged_by`` / ``acknowledged_at`` (and the optional comment) are kept on the
 alert, and the acknowledgement is one row of the audit table (``governance/audit.py``) with
 the user and role; the table's Delta history keeps every change.
-Callers: the CLI (``healthcare-mlops alerts``) and the console, each with its identity.
+Callers: the CLI (``healthcare-mlops alerts``) and the console, each with its identity; they
+hand these functions the target's table catalog and the audit writer, so this module does no
+I/O of its own choosing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
+from typing import Protocol
 
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.governance import audit
+from healthcare_mlops.governance.audit import ACKNOWLEDGED
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
 from healthcare_mlops.monitoring.evaluation import Verdict, details_json
-from healthcare_mlops.runtime.catalog import table_catalog
-from healthcare_mlops.settings import Settings
-from healthcare_mlops.tables import ML_MODEL_ALERTS, ML_MODEL_ALERTS_SPEC
+from healthcare_mlops.tables import ML_MODEL_ALERTS, ML_MODEL_ALERTS_SPEC, TableRegistry
 
 ALERT_NAMESPACE = uuid.UUID("6f0c1a52-8f4e-4a8e-9a55-2b1f6d0e7c31")
 CARRIED_OVER = ("created_at", "acknowledged_by", "acknowledged_at", "acknowledged_comment", "retrain_run_id")
@@ -36,15 +38,30 @@ LIST_COLUMNS = ("alert_id", "created_at", "window_start", "window_end", "type", 
                 "value", "threshold", "message", "acknowledged_by", "acknowledged_at", "retrain_run_id")
 
 
+class AlertTable(Protocol):
+    """What the alert functions need of the table catalog (``runtime.catalog.TableCatalog`` has it)."""
+
+    def fqn(self, name: str) -> str: ...
+    def exists(self, name: str) -> bool: ...
+    def read_pandas(self, name: str, where: list[tuple] | None = None,
+                    columns: list[str] | None = None) -> pd.DataFrame: ...
+    def update(self, name: str, values: dict, where: list[tuple]) -> int: ...
+
+
+# (identity, audit action, what was done): the audit writer the caller hands in
+# (``governance.audit.record_action`` bound to the target)
+RecordAction = Callable[[Identity, str, str], None]
+
+
 def alert_arrow_schema():
     """``ml_model_alerts`` as an Arrow schema (for writers without Spark)."""
     return ML_MODEL_ALERTS_SPEC.arrow_schema()
 
 
-def alert_id(settings: Settings, window_start: dt.date, window_end: dt.date, alert_type: str,
+def alert_id(tables: TableRegistry, window_start: dt.date, window_end: dt.date, alert_type: str,
              column_name: str) -> str:
-    """The stable id of an alert: the same window, type and column give the same id."""
-    key = "|".join([settings.catalog, settings.schema, window_start.isoformat(), window_end.isoformat(),
+    """The stable id of an alert: the same catalog.schema, window, type and column give the same id."""
+    key = "|".join([tables.catalog, tables.schema, window_start.isoformat(), window_end.isoformat(),
                     alert_type, column_name or ""])
     return str(uuid.uuid5(ALERT_NAMESPACE, key))
 
@@ -56,7 +73,7 @@ def normalise_alert_id(value: str) -> str:
         raise UserError(f"'{value}' is not an alert id (a UUID, as `healthcare-mlops alerts list` shows)") from None
 
 
-def alert_rows(settings: Settings, verdicts: list[Verdict], run_id: str, window_start: dt.date,
+def alert_rows(tables: TableRegistry, verdicts: list[Verdict], run_id: str, window_start: dt.date,
                window_end: dt.date, created_at: dt.datetime, previous: pd.DataFrame | None = None) -> list[dict]:
     """The window's alert rows; an alert the window raised before keeps its history (CARRIED_OVER).
 
@@ -67,7 +84,7 @@ def alert_rows(settings: Settings, verdicts: list[Verdict], run_id: str, window_
         earlier = {row["alert_id"]: row for row in previous.to_dict(orient="records")}
     rows = []
     for verdict in verdicts:
-        identifier = alert_id(settings, window_start, window_end, verdict.type, verdict.column_name)
+        identifier = alert_id(tables, window_start, window_end, verdict.type, verdict.column_name)
         row = {"alert_id": identifier, "run_id": run_id, "window_start": window_start, "window_end": window_end,
                "type": verdict.type, "severity": verdict.severity, "message": verdict.message,
                "column_name": verdict.column_name, "value": _number(verdict.value),
@@ -103,24 +120,23 @@ def _number(value) -> float | None:
 
 
 # -- reading -----------------------------------------------------------------------------------
-def _alerts(settings: Settings, where: list[tuple]) -> pd.DataFrame:
+def _alerts(catalog: AlertTable, where: list[tuple]) -> pd.DataFrame:
     """The alert rows matching ``where`` (none when the table does not exist yet)."""
-    catalog = table_catalog(settings)
     if not catalog.exists(ML_MODEL_ALERTS):
         return pd.DataFrame(columns=list(ALERT_COLUMNS))
     return catalog.read_pandas(ML_MODEL_ALERTS, where, list(ALERT_COLUMNS))
 
 
-def list_alerts(settings: Settings, include_acknowledged: bool = False, limit: int | None = None) -> pd.DataFrame:
+def list_alerts(catalog: AlertTable, include_acknowledged: bool = False, limit: int | None = None) -> pd.DataFrame:
     """Alerts, newest first; by default only those nobody has acknowledged yet."""
-    frame = _alerts(settings, [] if include_acknowledged else [("acknowledged_at", "is null", None)])
+    frame = _alerts(catalog, [] if include_acknowledged else [("acknowledged_at", "is null", None)])
     frame = frame.sort_values(["created_at", "window_end", "severity", "type", "column_name"],
                               ascending=[False, False, True, True, True], kind="stable")
     return frame[list(LIST_COLUMNS)].head(limit or len(frame)).reset_index(drop=True)
 
 
-def get_alert(settings: Settings, identifier: str) -> dict | None:
-    frame = _alerts(settings, [("alert_id", "=", identifier)])
+def get_alert(catalog: AlertTable, identifier: str) -> dict | None:
+    frame = _alerts(catalog, [("alert_id", "=", identifier)])
     return None if frame.empty else frame.iloc[0].to_dict()
 
 
@@ -129,35 +145,36 @@ def _is_set(value) -> bool:
     return value is not None and not (isinstance(value, float) and pd.isna(value)) and value is not pd.NaT
 
 
-def acknowledge(settings: Settings, identifier: str, identity: Identity, comment: str | None = None) -> dict:
-    """Record that ``identity`` acknowledged the alert (operator role); return the updated alert."""
+def acknowledge(catalog: AlertTable, identifier: str, identity: Identity, record_action: RecordAction,
+                comment: str | None = None) -> dict:
+    """Record that ``identity`` acknowledged the alert (operator role), and the audit row through
+    ``record_action``; return the updated alert."""
     identity.require("acknowledge")
     identifier = normalise_alert_id(identifier)
-    alert = get_alert(settings, identifier)
+    alert = get_alert(catalog, identifier)
     if alert is None:
-        raise UserError(f"no alert {identifier} in {settings.tables.fqn(ML_MODEL_ALERTS)}")
+        raise UserError(f"no alert {identifier} in {catalog.fqn(ML_MODEL_ALERTS)}")
     if _is_set(alert.get("acknowledged_at")):
         raise UserError(f"alert {identifier} was already acknowledged by {alert['acknowledged_by']} "
                         f"at {alert['acknowledged_at']}")
     comment = (comment or "").strip() or None
-    updated = table_catalog(settings).update(
+    updated = catalog.update(
         ML_MODEL_ALERTS, {"acknowledged_by": identity.user, "acknowledged_at": dt.datetime.now(dt.timezone.utc),
                           "acknowledged_comment": comment},
         [("alert_id", "=", identifier), ("acknowledged_at", "is null", None)])
-    after = get_alert(settings, identifier) or {}
+    after = get_alert(catalog, identifier) or {}
     if updated == 0 or after.get("acknowledged_by") != identity.user:
         raise UserError(f"alert {identifier} was acknowledged meanwhile by {after.get('acknowledged_by')} "
                         f"at {after.get('acknowledged_at')}")
-    audit.record_action(settings, identity, audit.ACKNOWLEDGED,
-                        f"{alert['type']} alert {identifier}" + (f": {comment}" if comment else ""))
+    record_action(identity, ACKNOWLEDGED, f"{alert['type']} alert {identifier}" + (f": {comment}" if comment else ""))
     return after
 
 
 # -- the retrain link ----------------------------------------------------------------------------
-def record_retrain(settings: Settings, identifiers: list[str], retrain_run_id: str) -> None:
+def record_retrain(catalog: AlertTable, identifiers: list[str], retrain_run_id: str) -> None:
     """Set ``retrain_run_id`` on the alerts that triggered the retrain (one atomic update)."""
     identifiers = [normalise_alert_id(i) for i in identifiers]
     if not identifiers:
         return
-    table_catalog(settings).update(ML_MODEL_ALERTS, {"retrain_run_id": str(retrain_run_id)},
+    catalog.update(ML_MODEL_ALERTS, {"retrain_run_id": str(retrain_run_id)},
                                    [("alert_id", "in", identifiers)])

@@ -42,7 +42,6 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import GROUP_COLUMNS, MODEL_INPUT_COLUMNS, WINDOW_FAIRNESS_GROUPS
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.monitoring.contract import AlertSeverity
-from healthcare_mlops.settings import numbers_from_variables
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 PREDICTION = "prediction"
@@ -63,6 +62,8 @@ CRITICAL, WARNING = AlertSeverity.CRITICAL.value, AlertSeverity.WARNING.value
 
 @dataclass(frozen=True)
 class MonitoringThresholds:
+    """Monitoring's thresholds, each the bundle variable of its name (``parameters.monitoring_thresholds``)."""
+
     psi_moderate: float
     psi_significant: float
     composite_drift_alert: float
@@ -75,10 +76,6 @@ class MonitoringThresholds:
     calibration_ratio_max: float
     fairness_min_group_size: int
     four_fifths_min: float
-
-    @classmethod
-    def from_variables(cls, variables: dict) -> "MonitoringThresholds":
-        return numbers_from_variables(cls, variables, "monitoring")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ Three routes, one interface (``score(record) -> dict`` and ``route``, the words 
 shows): the Model Serving endpoint of a workspace, a local scoring server
 (``healthcare-mlops serve``, $HEALTHCARE_MLOPS_SCORING_URL), or the champion loaded from
 the local registry in-process. ``healthcare_mlops.composition.realtime_scorer`` picks one.
+The endpoint's scorer talks databricks-sdk, so it lives with the adapters
+(``runtime/serving_endpoint_scorer.py``).
 All three send only the five model inputs and turn every refusal into a ``UserError`` that
 names the cause; ``score(record, reasons=True)`` asks for the member's explanation too
 (the pyfunc's ``reasons`` parameter, see modeling/pyfunc.py).
@@ -37,38 +39,6 @@ def first_prediction(payload) -> dict:
 def request_body(record: dict, reasons: bool = False) -> dict:
     """One member's scoring request; with ``reasons`` it asks the model for the explanation too."""
     return {"dataframe_records": [record], **({"params": {REASONS_PARAM: True}} if reasons else {})}
-
-
-class ServingEndpointScorer:
-    """A Databricks Model Serving endpoint, queried with databricks-sdk."""
-
-    needs_registered_champion = False
-
-    def __init__(self, client_factory: Callable[[], object], name: str):
-        self._client_factory = client_factory
-        self.name = name
-
-    @property
-    def route(self) -> str:
-        return f"Model Serving endpoint {self.name}"
-
-    def score(self, record: dict, reasons: bool = False) -> dict:
-        from databricks.sdk.errors import DatabricksError, NotFound
-
-        if not self.name:
-            raise UserError("this target has no serving endpoint (the bundle variable serving_endpoint_name is empty)")
-        try:
-            client = self._client_factory()
-            if reasons:     # the SDK's query() has no pyfunc ``params``: the same request, posted as is
-                return first_prediction(client.api_client.do(
-                    "POST", f"/serving-endpoints/{self.name}/invocations", body=request_body(record, reasons)))
-            response = client.serving_endpoints.query(name=self.name, dataframe_records=[record])
-        except NotFound:
-            raise UserError(f"serving endpoint {self.name} does not exist yet: it is created when a model version "
-                            "first becomes champion (run ml_training_pipeline, or approve a challenger)") from None
-        except DatabricksError as exc:       # 400 names the field (the model's input contract), 403, 503 ...
-            raise UserError(f"serving endpoint {self.name} refused the request: {exc}") from None
-        return first_prediction({"predictions": response.predictions})
 
 
 class ScoringServerScorer:
@@ -112,16 +82,16 @@ class InProcessScorer:
     needs_registered_champion = True
     route = "the champion loaded from the local registry"
 
-    def __init__(self, load_champion: Callable[[], object]):
+    def __init__(self, load_champion: Callable[[], object], refusals: tuple[type[Exception], ...]):
         self._load_champion = load_champion       # the loaded pyfunc (cached by the caller)
+        self._refusals = refusals                 # what the loaded model raises when it refuses a request
 
     def score(self, record: dict, reasons: bool = False) -> dict:
         import pandas as pd
-        from mlflow.exceptions import MlflowException
 
         try:
             params = request_body(record, reasons).get("params")
             result = self._load_champion().predict(pd.DataFrame([record]), params=params)
-        except MlflowException as exc:
+        except self._refusals as exc:
             raise UserError(str(exc.message if hasattr(exc, "message") else exc)) from exc
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in result.iloc[0].to_dict().items()}

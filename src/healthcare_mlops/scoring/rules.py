@@ -3,7 +3,7 @@
 They run on the model's output for each member (``modeling/pyfunc.py``), after the
 member's features passed the model's input contract. The thresholds are the bundle
 variables ``min_predicted_charges`` and ``review_interval_width_ratio`` (databricks.yml,
-overridable per target or per run; required, like every threshold); the training range is the champion's own training
+overridable per target or per run; required, like every threshold); the training range (``features/training_range.py``) is the champion's own training
 reference (``reference/training_reference.json`` in its MLflow run).
 
 | rule | setting | effect | reason code |
@@ -32,46 +32,23 @@ import pandas as pd
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.features.training_range import TrainingRange, outside_training_range
 from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY
 from healthcare_mlops.scoring.contract import REASON_SEPARATOR
-from healthcare_mlops.settings import numbers_from_variables
 from healthcare_mlops.tables import IS_CRITICAL_RISK
 
 
 BELOW_MINIMUM = "below_minimum_charges"
 CRITICAL_RISK = "critical_risk"
 LOW_CONFIDENCE = "low_confidence"
-OUTSIDE_TRAINING_RANGE = "outside_training_range"
 
 RULE_COLUMNS = ("predicted_annual_charges", "interval_lower", "interval_upper", IS_CRITICAL_RISK,
                 "requires_review", "review_reasons")
 
 
-def outside_range_reason(column: str) -> str:
-    return f"{OUTSIDE_TRAINING_RANGE}:{column}"
-
-
-@dataclass(frozen=True)
-class TrainingRange:
-    """The values each model input took in training: numeric [min, max] and the categories seen."""
-
-    numeric: dict = field(default_factory=dict)        # column -> (min, max)
-    categories: dict = field(default_factory=dict)     # column -> frozenset of lower-case labels
-
-    @classmethod
-    def from_reference(cls, reference: dict | None, columns=MODEL_INPUT_COLUMNS) -> "TrainingRange":
-        """From a model version's ``training_reference.json`` (see ``modeling.training``)."""
-        reference = reference or {}
-        numeric = {c: (float(v["min"]), float(v["max"])) for c, v in (reference.get("numeric") or {}).items()
-                   if c in columns and "min" in v and "max" in v}
-        categories = {c: frozenset(str(k).lower() for k in shares)
-                      for c, shares in (reference.get("categorical") or {}).items() if c in columns}
-        return cls(numeric=numeric, categories=categories)
-
-
 @dataclass(frozen=True)
 class ScoringThresholds:
-    """The scoring rules' thresholds, from the bundle variables of their names."""
+    """The scoring rules' thresholds, the bundle variables of their names (``parameters.scoring_thresholds``)."""
 
     min_predicted_charges: float
     review_interval_width_ratio: float
@@ -81,10 +58,6 @@ class ScoringThresholds:
             if getattr(self, name) < 0:
                 raise UserError(f"scoring threshold '{name}' must be >= 0, not {getattr(self, name)!r}")
 
-    @classmethod
-    def from_variables(cls, variables: dict) -> "ScoringThresholds":
-        return numbers_from_variables(cls, variables, "scoring")
-
 
 @dataclass(frozen=True)
 class BusinessRules:
@@ -92,33 +65,10 @@ class BusinessRules:
     training_range: TrainingRange = field(default_factory=TrainingRange)
 
     @classmethod
-    def from_variables(cls, variables: dict, reference: dict | None = None) -> "BusinessRules":
-        """The thresholds from the settings' variables (the bundle's, or the task's parameters)."""
-        return cls(ScoringThresholds.from_variables(variables), TrainingRange.from_reference(reference))
-
-
-def _unseen(values: pd.Series, seen: frozenset) -> np.ndarray:
-    """Which values are not among the training categories (compared as ``str(value).lower()``)."""
-    if values.dtype == bool:
-        labels = np.array(["false", "true"], dtype=object)[values.to_numpy().astype(np.int8)]
-        return ~np.isin(labels, list(seen))
-    unseen = ~values.isin(seen).to_numpy()          # most values are spelled as in training
-    if unseen.any():
-        unseen[unseen] = ~values[unseen].astype(str).str.lower().isin(seen).to_numpy()
-    return unseen
-
-
-def outside_training_range(inputs: pd.DataFrame, training_range: TrainingRange) -> list[tuple[str, np.ndarray]]:
-    """(reason code, mask) per model input the training range knows, in model-input order."""
-    flags = []
-    for column in inputs.columns:
-        if column in training_range.numeric:
-            low, high = training_range.numeric[column]
-            values = inputs[column].to_numpy(dtype=float)
-            flags.append((outside_range_reason(column), (values < low) | (values > high)))
-        elif column in training_range.categories:
-            flags.append((outside_range_reason(column), _unseen(inputs[column], training_range.categories[column])))
-    return flags
+    def for_model(cls, thresholds: ScoringThresholds, reference: dict | None = None) -> "BusinessRules":
+        """The rules for one model version: the thresholds (``parameters.scoring_thresholds``) and the
+        version's training range, from its training reference."""
+        return cls(thresholds, TrainingRange.from_reference(reference))
 
 
 def join_reasons(flags: list[tuple[str, np.ndarray]], rows: int) -> np.ndarray:

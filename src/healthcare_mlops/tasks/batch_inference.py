@@ -99,6 +99,7 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     from healthcare_mlops.scoring.batch import (ModelSource, model_input_names, model_source, predictions,
                                                 score_features)
     from healthcare_mlops.scoring.rules import BusinessRules
+    from healthcare_mlops.parameters import scoring_thresholds
 
     from healthcare_mlops.runtime.catalog import table_catalog
     from healthcare_mlops.runtime.spark_session import get_spark
@@ -118,7 +119,7 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
                         "(healthcare-mlops jobs run ml_training_pipeline)")
     as_of = latest_features_date(catalog, day)
     model = resolve_model(settings, alias)
-    rules = BusinessRules.from_variables(settings.variables, model["reference"])
+    rules = BusinessRules.for_model(scoring_thresholds(settings.variables), model["reference"])
 
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     source: ModelSource = model_source(model["uri"], local_path,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import partial
 
 import pandas as pd
 
@@ -38,9 +39,11 @@ from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.governance.first_champion import waiting_for_first_champion
+from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION
 from healthcare_mlops.monitoring import evaluation as ev
 from healthcare_mlops.monitoring import performance
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
+from healthcare_mlops.parameters import monitoring_thresholds
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_INSURANCE_FEATURES, ML_MODEL_ALERTS,
                                      ML_PATIENT_PREDICTIONS, SILVER_PATIENTS, TABLE_SPECS)
@@ -113,7 +116,7 @@ def _performance(catalog, settings: Settings, window_end: dt.date, champion_vers
                  t: ev.MonitoringThresholds):
     """Metric rows, fairness rows, verdicts and the batch description of the latest labelled batch."""
     from healthcare_mlops.monitoring.drift import performance_sums
-    from healthcare_mlops.monitoring.reference import risk_references
+    from healthcare_mlops.runtime.monitoring_reference import risk_references
 
     pending = [ev.metric_row(ev.BATCH, "labelled_predictions", 0, None, ev.PENDING)], [], [], {}
     if not catalog.exists(ML_INSURANCE_FEATURES):
@@ -184,7 +187,6 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     """Judge the window's drift and the latest labelled batch, write the three tables, retrain once if critical."""
     from healthcare_mlops.composition import launcher as launcher_for
     from healthcare_mlops.monitoring import alerts as al
-    from healthcare_mlops.monitoring.reference import load_reference
     from healthcare_mlops.monitoring.report import summary_lines
     from healthcare_mlops.monitoring.retrain import retrain_once
     from healthcare_mlops.runtime.catalog import table_catalog
@@ -194,7 +196,7 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     if waiting:               # a new workspace: the schedule runs before the first champion exists
         print(waiting)
         return {"waiting": waiting}
-    t = ev.MonitoringThresholds.from_variables(settings.variables)
+    t = monitoring_thresholds(settings.variables)
     spark = get_spark(settings)
     catalog = table_catalog(settings, spark)
     if not catalog.exists(ML_PATIENT_PREDICTIONS):
@@ -202,7 +204,7 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     window = resolve_window(catalog.distinct_values(ML_PATIENT_PREDICTIONS, "scoring_date"), window_start, window_end)
     run_id = str(run_id or uuid.uuid4().hex)
     now = dt.datetime.now(dt.timezone.utc)
-    champion = load_reference(settings)
+    champion = version_reference(settings, CHAMPION, required=True)
     drift_rows, verdicts, volume = _drift(catalog, window, champion, t)
     perf_rows, fairness_rows, perf_verdicts, batch = _performance(catalog, settings, window[1], champion.version, t)
     verdicts += perf_verdicts
@@ -213,12 +215,13 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     drift_table = [{**base, **row} for row in drift_rows + perf_rows]
     fairness_table = [{**base, **row} for row in fairness_rows]
     previous = _previous_alerts(catalog, window)
-    alert_table = al.alert_rows(settings, verdicts, run_id, window[0], window[1], now, previous)
+    alert_table = al.alert_rows(settings.tables, verdicts, run_id, window[0], window[1], now, previous)
     _write_tables(catalog, spark, window, drift_table, fairness_table, alert_table)
 
     critical = [a for a in alert_table if a["severity"] == ev.CRITICAL and a["run_id"] == run_id]
-    retrain_run_id, note = retrain_once(settings, launcher or launcher_for(settings), retrain_job_id, window,
-                                        critical, previous, latest_load(catalog) if critical else None)
+    retrain_run_id, note = retrain_once(settings.tables, launcher or launcher_for(settings), retrain_job_id, window,
+                                        critical, previous, partial(al.record_retrain, catalog),
+                                        latest_load(catalog) if critical else None)
     summary = {"run_id": run_id, "window_start": window[0].isoformat(), "window_end": window[1].isoformat(),
                "volume": volume, "reference_version": champion.version,
                "performance_batch": {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in batch.items()},
@@ -231,22 +234,32 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     return summary
 
 
+def version_reference(settings: Settings, alias: str, required: bool = False):
+    """The monitoring reference (``monitoring.reference.ModelReference``) of the version behind
+    ``alias`` (the champion: the audited one); None when no version has it, unless ``required``."""
+    from healthcare_mlops.governance.champion import audited_champion
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.runtime.monitoring_reference import load_reference, resolve_version
+
+    resolved = resolve_version(settings, configure_mlflow(settings), alias, partial(audited_champion, settings))
+    if resolved is None:
+        if required:
+            raise UserError(f"{settings.model_name} has no {alias}: run the ml_training_pipeline job first")
+        return None
+    return load_reference(settings, *resolved)
+
+
 def setup(settings: Settings) -> dict:
     """Check the monitoring references of the champion and challenger; create the monitoring tables."""
-    from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION
-    from healthcare_mlops.monitoring.reference import load_reference, resolve_version
     from healthcare_mlops.runtime.catalog import table_catalog
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
     from healthcare_mlops.runtime.spark_session import get_spark
 
-    client = configure_mlflow(settings)
     checked = {}
     for alias in (CHAMPION, CHALLENGER):
-        resolved = resolve_version(settings, client, alias)
-        if resolved is None:
+        reference = version_reference(settings, alias)
+        if reference is None:
             continue
-        version = resolved[0]
-        reference = load_reference(settings, version=version)
+        version = reference.version
         ev.column_specs(reference.reference)      # the reference must describe every monitored column
         checked[alias] = version
         print(f"{alias}: version {version} has its monitoring reference "
