@@ -130,3 +130,10 @@ def test_reflowed_keeps_paragraphs_and_verbatim_blocks():
     assert reflowed("One\n    two.\n\n    Three\n    four.") == "One two.\n\nThree four."
     assert reflowed("One.\n\n\b\nkeep\nlines") == "One.\n\n\b\nkeep\nlines"
     assert reflowed(None) is None
+
+
+def test_ci_runs_the_walkthrough():
+    steps = (REPO / ".ci" / "run").read_text().splitlines()
+    assert "bash ci/own_member_file.sh" in steps
+    script_text = (REPO / "ci" / "own_member_file.sh").read_text()
+    assert "ci/walkthrough.py" in script_text and "ci/member_file.py" in script_text
