@@ -203,9 +203,12 @@ def _cell(samples: list[tuple]) -> str:
     return f"{wall} ({server:.2f} + {browser:.2f})"
 
 
-def ratio(samples: list[tuple], floor: list[tuple]) -> float:
-    """A page's median wall time as a multiple of the bare page's median."""
-    return statistics.median(s[0] for s in samples) / statistics.median(f[0] for f in floor)
+def ratio(samples: list[tuple], floor: list[tuple], cpu: bool = False) -> float:
+    """A page's median wall time (``cpu``: server + browser CPU seconds, which other load on the
+    machine does not stretch) as a multiple of the bare page's median."""
+    def cost(sample: tuple) -> float:
+        return sample[1] + sample[2] if cpu else sample[0]
+    return statistics.median(map(cost, samples)) / statistics.median(map(cost, floor))
 
 
 def report(first: dict, returning: dict, starts: dict, by_url: dict, by_click: dict, probes: dict, baseline: dict,
@@ -238,6 +241,10 @@ def report(first: dict, returning: dict, starts: dict, by_url: dict, by_click: d
         ("sidebar click", max(sample[0] for t in PAGES for sample in by_click[t]), LATER_GOAL, " s"),
         ("later visit by URL (new tab)", max(sample[0] for t in PAGES for sample in by_url[t]), LATER_GOAL, " s"),
     ]
+    cpu = {title: (ratio([first[title]], floor_first, cpu=True), ratio(by_url[title], floor_later, cpu=True))
+           for title in PAGES}
+    print("\nCPU seconds (server + browser) vs the bare page's, first visit / new tab: "
+          + ", ".join(f"{title} {a:.2f}x / {b:.2f}x" for title, (a, b) in cpu.items()))
     print()
     for name, worst, goal, unit in verdicts:
         print(f"{name}: slowest {worst:.2f}{unit} (goal <= {goal:g}{unit}): {'met' if worst <= goal else 'NOT met'}")
