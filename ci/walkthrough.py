@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import socket
 from pathlib import Path
 
 SECTION = "Your own member file"
 CONSOLE_COMMAND = "healthcare-mlops app"
-CONSOLE_PORT = 8599
+CONSOLE_START_SECONDS = 300        # a loaded CI machine starts Streamlit slowly
 
 
 def section_commands(readme: str, title: str = SECTION) -> list[str]:
@@ -34,19 +35,25 @@ def section_commands(readme: str, title: str = SECTION) -> list[str]:
     return commands
 
 
-def script(commands: list[str], repo: Path) -> str:
-    """Bash that runs ``commands`` in order, failing on the first that fails."""
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def script(commands: list[str], repo: Path, port: int) -> str:
+    """Bash that runs ``commands`` in order, failing on the first that fails; the console on ``port``."""
     lines = ["set -euxo pipefail"]
     for command in commands:
         if command.startswith("./quickstart"):
             command = shlex.quote(str(repo / "quickstart")) + command[len("./quickstart"):]
         if command.startswith(CONSOLE_COMMAND):
-            lines += [f"{command} --port {CONSOLE_PORT} > console.log 2>&1 &",
+            lines += [f"{command} --port {port} > console.log 2>&1 &",
                       "console=$!",
                       "trap 'kill $console 2>/dev/null || true' EXIT",
-                      f"for _ in $(seq 120); do curl -fsS localhost:{CONSOLE_PORT}/_stcore/health && break; "
-                      "sleep 1; done",
-                      f"curl -fsS -o /dev/null localhost:{CONSOLE_PORT}/ || {{ cat console.log; exit 1; }}"]
+                      f"for _ in $(seq {CONSOLE_START_SECONDS}); do "
+                      f"curl -fsS localhost:{port}/_stcore/health && break; sleep 1; done",
+                      f"curl -fsS -o /dev/null localhost:{port}/ || {{ cat console.log; exit 1; }}"]
         else:
             lines.append(command)
     return "\n".join(lines) + "\n"
@@ -57,7 +64,7 @@ def main() -> None:
     parser.add_argument("readme", type=Path)
     args = parser.parse_args()
     repo = args.readme.resolve().parent
-    print(script(section_commands(args.readme.read_text(encoding="utf-8")), repo), end="")
+    print(script(section_commands(args.readme.read_text(encoding="utf-8")), repo, free_port()), end="")
 
 
 if __name__ == "__main__":

@@ -105,9 +105,9 @@ def test_the_walkthrough_names_only_commands_and_options_that_exist():
 
 def test_the_walkthrough_script_starts_the_console_in_the_background():
     text = script(["./quickstart install", "healthcare-mlops data ingest m.csv --home h",
-                   "healthcare-mlops app --home h"], REPO)
+                   "healthcare-mlops app --home h"], REPO, 8123)
     assert text.splitlines()[1] == f"{REPO / 'quickstart'} install"
-    assert "healthcare-mlops app --home h --port 8599 > console.log 2>&1 &" in text
+    assert "healthcare-mlops app --home h --port 8123 > console.log 2>&1 &" in text
     assert "/_stcore/health" in text
 
 
