@@ -66,9 +66,18 @@ def console_target() -> str:
     return _target(os.environ.get(composition.TARGET_ENV), os.environ.get(composition.APP_NAME_ENV))
 
 
+# (the environment and working folder the settings depend on) -> Settings. Pages ask for the settings
+# a dozen times per run; resolving the home's path and the cache's argument hashing each time
+# was most of the data layer's time on a warm server, so they are remembered per process here.
+_SETTINGS: dict[tuple, Settings] = {}
+
+
 def console_settings() -> Settings:
     """The console's settings (target, catalog, schema, home, thresholds), resolved once."""
-    return _settings_for(console_target(), str(resolve_home(None).resolve()))
+    key = (tuple(sorted(os.environ.items())), os.getcwd())
+    if key not in _SETTINGS:
+        _SETTINGS[key] = _settings_for(console_target(), str(resolve_home(None).resolve()))
+    return _SETTINGS[key]
 
 
 def facts() -> composition.RuntimeFacts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from healthcare_mlops.cli.context import state
-from healthcare_mlops.cli.output import Format, print_frame, print_json, records
+from healthcare_mlops.cli.output import Format, ReportFormat, format_option, print_frame, print_json, records
 
 app = typer.Typer(help="Monitoring alerts (ml_model_alerts): list them, acknowledge one.", no_args_is_help=True)
 
@@ -14,7 +14,7 @@ app = typer.Typer(help="Monitoring alerts (ml_model_alerts): list them, acknowle
 def list_alerts(ctx: typer.Context,
                 all_alerts: bool = typer.Option(False, "--all", help="Also the acknowledged alerts."),
                 limit: int = typer.Option(None, "--limit", min=1, help="At most N alerts (newest first)."),
-                fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json.")) -> None:
+                fmt: Format = format_option()) -> None:
     """Alerts newest first; by default only those nobody has acknowledged."""
     from healthcare_mlops.monitoring.alerts import list_alerts as read_alerts
     from healthcare_mlops.runtime.catalog import table_catalog
@@ -66,7 +66,7 @@ def alert_table(frame) -> list[str]:
 def ack(ctx: typer.Context,
         alert_id: str = typer.Argument(..., help="The alert's id (see `alerts list`)."),
         comment: str = typer.Option(None, "--comment", help="Why, or what was done (stored with the alert)."),
-        fmt: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
+        fmt: ReportFormat = format_option(ReportFormat)) -> None:
     """Acknowledge an alert (operator role); records who and when."""
     from functools import partial
 

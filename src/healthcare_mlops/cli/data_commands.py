@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from healthcare_mlops.cli.context import parse_date, state
-from healthcare_mlops.cli.output import Format, print_json
+from healthcare_mlops.cli.output import Format, ReportFormat, format_option, print_json
 from healthcare_mlops.data.scenarios import SCENARIOS
 
 app = typer.Typer(help="Generate and ingest patient data into silver_patients and dim_patients.",
@@ -34,7 +34,7 @@ def generate(
                                  help="Population shift to apply: " + ", ".join(SCENARIOS) + "."),
     replace: bool = typer.Option(False, "--replace",
                                  help="Replace this date's generated load made with another seed, size or scenario."),
-    fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
+    fmt: ReportFormat = format_option(ReportFormat),
 ) -> None:
     """Generate synthetic members for one as-of date and load them (validated, SCD2)."""
     from healthcare_mlops.spark.patient_load import generate_patients
@@ -50,7 +50,7 @@ def ingest(
     as_of: str = typer.Option(None, "--as-of", help="Load date YYYY-MM-DD (default: today, UTC)."),
     replace: bool = typer.Option(False, "--replace",
                                  help="Replace this date's load of the same path made from other content."),
-    fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
+    fmt: ReportFormat = format_option(ReportFormat),
 ) -> None:
     """Load a CSV in the public insurance-charges format; bad rows go to the quarantine.
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import typer
 
 from healthcare_mlops.cli.context import state
-from healthcare_mlops.cli.output import Format, print_json
+from healthcare_mlops.cli.output import Format, ReportFormat, format_option, print_json
 
 app = typer.Typer(help="Champion/challenger governance: checks, approvals, promotion, rollback.",
                   no_args_is_help=True)
 
-FORMAT = typer.Option(Format.table, "--format", help="table or json.")
+FORMAT = format_option(ReportFormat)
 
 
 def _governance(ctx: typer.Context, repair: bool = True):
@@ -34,7 +34,7 @@ def _print_checks(checks: list[dict]) -> None:
 
 
 @app.command()
-def status(ctx: typer.Context, fmt: Format = FORMAT) -> None:
+def status(ctx: typer.Context, fmt: ReportFormat = FORMAT) -> None:
     """Champion, challenger, pending approvals and the challenger's checks next to the champion's.
 
     Only reads: an interrupted promotion or rollback is reported, not repaired."""
@@ -55,7 +55,7 @@ def status(ctx: typer.Context, fmt: Format = FORMAT) -> None:
 
 
 @app.command()
-def repair(ctx: typer.Context, fmt: Format = FORMAT) -> None:
+def repair(ctx: typer.Context, fmt: ReportFormat = FORMAT) -> None:
     """Finish or undo a promotion or rollback that a killed process left half-done (repair right).
 
     The audit log names who repaired it; nothing to do when no move was interrupted."""
@@ -66,7 +66,7 @@ def repair(ctx: typer.Context, fmt: Format = FORMAT) -> None:
 
 @app.command()
 def validate(ctx: typer.Context, version: int = typer.Option(None, "--version", help="Default: the challenger."),
-             fmt: Format = FORMAT) -> None:
+             fmt: ReportFormat = FORMAT) -> None:
     """Run every governance check on a version (operator role) and record the result in the audit log."""
     result = _governance(ctx).validate(version)
     if fmt == Format.json:
@@ -86,7 +86,7 @@ def approve(ctx: typer.Context, version: int = typer.Option(..., "--version"),
             comment: str = typer.Option(..., "--comment", help="Why you approve."),
             override_reason: str = typer.Option(None, "--override-reason",
                                                 help="Required to approve a version that fails hard checks."),
-            fmt: Format = FORMAT) -> None:
+            fmt: ReportFormat = FORMAT) -> None:
     """Approve a version (needs the approver role) and promote it to champion."""
     champion = _governance(ctx).approve(version, comment, override_reason)
     _done(fmt, {"action": "approved", "version": version, "champion": int(champion)},
@@ -95,7 +95,7 @@ def approve(ctx: typer.Context, version: int = typer.Option(..., "--version"),
 
 @app.command()
 def reject(ctx: typer.Context, version: int = typer.Option(..., "--version"),
-           comment: str = typer.Option(..., "--comment", help="Why you reject."), fmt: Format = FORMAT) -> None:
+           comment: str = typer.Option(..., "--comment", help="Why you reject."), fmt: ReportFormat = FORMAT) -> None:
     """Reject a version (needs the approver role); the champion stays."""
     _governance(ctx).reject(version, comment)
     _done(fmt, {"action": "rejected", "version": version}, f"rejected version {version}")
@@ -103,7 +103,7 @@ def reject(ctx: typer.Context, version: int = typer.Option(..., "--version"),
 
 @app.command()
 def promote(ctx: typer.Context, version: int = typer.Option(None, "--version", help="Default: the challenger."),
-            fmt: Format = FORMAT) -> None:
+            fmt: ReportFormat = FORMAT) -> None:
     """Promote a version whose hard checks pass and that is approved (or auto mode)."""
     champion = _governance(ctx).promote(version)
     _done(fmt, {"action": "promoted", "champion": int(champion)}, f"champion is version {champion}")
@@ -114,14 +114,14 @@ def rollback(ctx: typer.Context, to_version: int = typer.Option(..., "--to-versi
              override_reason: str = typer.Option(None, "--override-reason",
                                                  help="Required for a version that was rejected or fails hard "
                                                       "checks; recorded."),
-             fmt: Format = FORMAT) -> None:
+             fmt: ReportFormat = FORMAT) -> None:
     """Move the champion back to an earlier version that passed its checks (approver role)."""
     champion = _governance(ctx).rollback(to_version, override_reason=override_reason)
     _done(fmt, {"action": "rolled back", "champion": int(champion)}, f"champion is version {champion}")
 
 
 @app.command()
-def reproduce(ctx: typer.Context, version: int = typer.Option(..., "--version"), fmt: Format = FORMAT) -> None:
+def reproduce(ctx: typer.Context, version: int = typer.Option(..., "--version"), fmt: ReportFormat = FORMAT) -> None:
     """Rebuild a version from its lineage and compare it with the registered one (operator role).
 
     Reads the recorded table versions by time travel, checks the training frame's hash,

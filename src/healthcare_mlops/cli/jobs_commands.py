@@ -7,7 +7,7 @@ import json
 import typer
 
 from healthcare_mlops.cli.context import state
-from healthcare_mlops.cli.output import Format, print_frame, print_json
+from healthcare_mlops.cli.output import Format, ReportFormat, format_option, print_frame, print_json
 from healthcare_mlops.settings import LOCAL_TARGET
 
 app = typer.Typer(help="List, run (locally) and validate the bundle's jobs; see their run history.",
@@ -16,7 +16,7 @@ app = typer.Typer(help="List, run (locally) and validate the bundle's jobs; see 
 
 @app.command("list")
 def list_jobs(ctx: typer.Context,
-              fmt: Format = typer.Option(Format.table, "--format", help="table or json.")) -> None:
+              fmt: ReportFormat = format_option(ReportFormat)) -> None:
     """Every job of the bundle with its schedule, parameters, tasks and their dependencies."""
     from healthcare_mlops.bundle.definition import load_bundle
     from healthcare_mlops.emulator.runner import describe_jobs
@@ -69,7 +69,7 @@ def run(ctx: typer.Context,
 def runs(ctx: typer.Context,
          job: str = typer.Option(None, "--job", help="Only this job's runs."),
          limit: int = typer.Option(20, "--limit", min=1, help="The latest N job runs (with their tasks)."),
-         fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json.")) -> None:
+         fmt: Format = format_option()) -> None:
     """The local run history (the job_runs table): each job run followed by its task runs."""
     from healthcare_mlops.emulator.run_history import read_runs
 

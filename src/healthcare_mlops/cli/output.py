@@ -12,9 +12,22 @@ import typer
 
 
 class Format(str, Enum):
+    """Rows: a table, CSV or JSON."""
     table = "table"
     csv = "csv"
     json = "json"
+
+
+class ReportFormat(str, Enum):
+    """A report or a mapping, not rows: no CSV."""
+    table = "table"
+    json = "json"
+
+
+def format_option(kind: type[Enum] = Format):
+    """``--format``: its help names exactly the choices ``kind`` accepts."""
+    names = [member.value for member in kind]
+    return typer.Option(kind("table"), "--format", help=f"{', '.join(names[:-1])} or {names[-1]}.")
 
 
 def _json_default(value):
