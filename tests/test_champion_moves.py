@@ -27,12 +27,13 @@ from healthcare_mlops.identity import APPROVER, ROLE_ENV, USER_ENV, Identity
 from healthcare_mlops.modeling.artifacts import CHAMPION
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
-from healthcare_mlops.tables import ML_PATIENT_PREDICTIONS
+from healthcare_mlops.tables import ML_INSURANCE_FEATURES, ML_PATIENT_PREDICTIONS
 from healthcare_mlops.tasks import batch_inference
 
 CLI = [sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()"]
 STEPS = ("promotion:after_intent", "promotion:after_tags", "promotion:after_alias", "promotion:after_audit")
 DAY = dt.date(2026, 1, 2)
+SCORED_MEMBERS = 500          # the members each test scores (_keep_the_first_members)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,22 @@ def two_versions(pipeline_home, tmp_path_factory):
                                                           if not k.startswith("check.") and k != "governance_status"})
     assert str(second.version) == "2"
     assert governance.validate(2).passed
+    _keep_the_first_members(resolve_settings("local", root), SCORED_MEMBERS)
     return root
+
+
+def _keep_the_first_members(settings, count: int) -> None:
+    """Cut the features the day is scored from to ``count`` members, after version 2's validation
+    (which needs the whole population): which version scores a day does not depend on how many
+    members it scores, and each test's batch scoring then takes seconds, not the 20,000 members'."""
+    catalog = DeltaCatalog(settings)
+    features = catalog.read_arrow(ML_INSURANCE_FEATURES)
+    as_of = set(features.column("as_of_date").to_pylist())
+    assert len(as_of) == 1 and features.num_rows > count
+    kept = features.sort_by("patient_natural_key").slice(0, count)
+    catalog.write(kept, ML_INSURANCE_FEATURES, mode="replace_partition", partition={"as_of_date": as_of.pop()},
+                  partition_by=["as_of_date"])
+    assert catalog.read_arrow(ML_INSURANCE_FEATURES).num_rows == count
 
 
 def _kill(home, point: str, *args: str) -> None:
@@ -75,6 +91,7 @@ def _score_and_check(home, old: str, new: str, point: str) -> None:
     result = batch_inference.run(settings, DAY)
     assert result["model_version"] == expected
     assert _scored_versions(settings) == {expected}
+    assert result["predictions"] + result["quarantined"] == SCORED_MEMBERS
     assert misscored_days(settings) == []
 
 

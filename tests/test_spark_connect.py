@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
+import runpy
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from healthcare_mlops.bundle.run_states import FAILED, SUCCEEDED
 from healthcare_mlops.runtime.spark_session import CONNECT_REFUSED, SPARK_API_ENV
 from healthcare_mlops.settings import HOME_ENV, resolve_settings
 from healthcare_mlops.tables import (DIM_PATIENTS, JOB_RUNS, ML_INSURANCE_FEATURES,
@@ -169,13 +171,55 @@ RUN_TABLES = {JOB_RUNS}
 RUN_ID = r"\b(\d{13,}|[0-9a-f]{32})\b"        # a job run's id, an MLflow run's id
 
 
+def loop_commands(home: Path) -> list[list[str]]:
+    """LOOP as ``healthcare-mlops`` commands: ``jobs run`` of each job with its parameters."""
+    return [["--home", str(home), "jobs", "run", job,
+             *[part for name, value in params.items() for part in ("--param", f"{name}={value}")]]
+            for job, params in LOOP]
+
+
 def run_loop(home: Path, api: str) -> None:
-    for job, params in LOOP:
-        command = [*CLI, "--home", str(home), "jobs", "run", job,
-                   *[part for name, value in params.items() for part in ("--param", f"{name}={value}")]]
-        result = subprocess.run(command, capture_output=True, text=True, cwd=str(REPO), timeout=900,
+    """LOOP as a user runs it: each ``jobs run`` in its own process, each task in its own."""
+    for command in loop_commands(home):
+        result = subprocess.run([*CLI, *command], capture_output=True, text=True, cwd=str(REPO), timeout=900,
                                 env={**os.environ, SPARK_API_ENV: api, HOME_ENV: str(home)})
-        assert result.returncode == 0, f"{job} under {api}: {result.stderr[-3000:]}"
+        assert result.returncode == 0, f"{command[3:5]} under {api}: {result.stderr[-3000:]}"
+
+
+def run_task_in_this_process(task_key, python_file, argv, cwd, env, log_path, echo, timeout, started=None):
+    """The runner's ``task_process.run_task`` without the process: the task's job file runs as
+    ``__main__`` here, with its argv, working directory and environment, on this process's
+    (the suite's classic) Spark session. A non-zero exit is the task's failure, as in a process."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setattr(sys, "argv", [str(python_file), *argv])
+        for name, value in env.items():
+            if os.environ.get(name) != value:
+                patch.setenv(name, value)
+        try:
+            runpy.run_path(str(python_file), run_name="__main__")
+        except SystemExit as exit_:
+            if exit_.code not in (None, 0):
+                return FAILED, 1, f"exit code 1: {exit_.code}"
+    return SUCCEEDED, 0, None
+
+
+def run_loop_in_this_process(home: Path, monkeypatch) -> None:
+    """The same ``jobs run`` commands (the CLI's audit row, the runner's plan, parameters, run history
+    and audit rows) in this process, each task too (``run_task_in_this_process``): the classic reference
+    without a process and a JVM start per task, minutes of the suite."""
+    from typer.testing import CliRunner
+
+    from healthcare_mlops.cli.main import app
+    from healthcare_mlops.emulator import runner
+
+    monkeypatch.setattr(runner, "run_task", run_task_in_this_process)
+    monkeypatch.setenv(HOME_ENV, str(home))
+    for command in loop_commands(home):
+        result = CliRunner().invoke(app, command)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        assert result.exit_code == 0, f"{command[3:5]} in this process: {result.output[-3000:]}"
 
 
 def comparable_tables(home: Path) -> dict:
@@ -198,12 +242,14 @@ def comparable_tables(home: Path) -> dict:
     return tables
 
 
-@pytest.mark.slow
-def test_every_job_runs_under_spark_connect_and_makes_the_tables_classic_spark_makes(tmp_path):
+def test_every_job_runs_under_spark_connect_and_makes_the_tables_classic_spark_makes(spark, tmp_path,
+                                                                                      monkeypatch):
+    """The Connect loop runs as a user runs it (processes); the classic reference runs the same jobs
+    through the same runner on the suite's classic session (``spark``), in this process."""
     import pandas as pd
 
     run_loop(tmp_path / "connect", "connect")
-    run_loop(tmp_path / "classic", "classic")
+    run_loop_in_this_process(tmp_path / "classic", monkeypatch)
     connect, classic = comparable_tables(tmp_path / "connect"), comparable_tables(tmp_path / "classic")
     assert sorted(connect) == sorted(classic)
     for name in (SILVER_PATIENTS, DIM_PATIENTS, ML_INSURANCE_FEATURES, ML_PATIENT_PREDICTIONS):
