@@ -65,23 +65,24 @@ def current_as_of(dim: DataFrame, as_of: dt.date) -> DataFrame:
 def merge_dim_patients(catalog, load_rows: DataFrame, as_of: dt.date) -> None:
     """Merge one load's rows (silver columns) into dim_patients through ``catalog``.
 
-    New members get version 1; a member whose tracked attributes differ from their current
+    The load's keys are unique (validation). New members get version 1 (on the first load
+    every member: no window, no shuffle); a member whose tracked attributes differ from their current
     version gets the next version from ``as_of``, and the version before is closed on
     ``as_of``; unchanged members are not written. Two commits (the new versions, then the
     closed ones), inside the load's journal, which restores the table's version on failure."""
-    if not catalog.exists(DIM_PATIENTS):
-        catalog.write(build_dim_patients(load_rows), DIM_PATIENTS, mode="overwrite", partition_by=PARTITION_BY)
-        return
-    dim = catalog.read(DIM_PATIENTS)
-    latest = dim.agg(F.max("effective_from")).first()[0]
-    if latest is not None and latest >= as_of:
-        catalog.write(build_dim_patients(catalog.read(SILVER_PATIENTS)), DIM_PATIENTS, mode="overwrite",
-                      partition_by=PARTITION_BY)
-        return
-    current = dim.where(F.col("is_current_record")).select(KEY, "scd_version", _fingerprint().alias("_current_fp"))
-    arriving = (load_rows.withColumn("_fp", _fingerprint()).join(current, KEY, "left")
-                .where(F.col("_current_fp").isNull() | (F.col("_current_fp") != F.col("_fp"))))
-    changed = [row[KEY] for row in arriving.where(F.col("_current_fp").isNotNull()).select(KEY).collect()]
+    changed, arriving = [], load_rows.withColumn("scd_version", F.lit(None).cast("int"))  # the first load
+    if catalog.exists(DIM_PATIENTS):
+        dim = catalog.read(DIM_PATIENTS)
+        latest = dim.agg(F.max("effective_from")).first()[0]
+        if latest is not None and latest >= as_of:
+            catalog.write(build_dim_patients(catalog.read(SILVER_PATIENTS)), DIM_PATIENTS, mode="overwrite",
+                          partition_by=PARTITION_BY)
+            return
+        current = dim.where(F.col("is_current_record")).select(KEY, "scd_version",
+                                                               _fingerprint().alias("_current_fp"))
+        arriving = (load_rows.withColumn("_fp", _fingerprint()).join(current, KEY, "left")
+                    .where(F.col("_current_fp").isNull() | (F.col("_current_fp") != F.col("_fp"))))
+        changed = [row[KEY] for row in arriving.where(F.col("_current_fp").isNotNull()).select(KEY).collect()]
     new_versions = (arriving.withColumn("effective_from", F.lit(as_of))
                     .withColumn("effective_to", F.lit(None).cast("date"))
                     .withColumn("is_current_record", F.lit(True))
