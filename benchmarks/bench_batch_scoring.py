@@ -45,7 +45,7 @@ def train_quick_model(home: Path, members: int, seed: int,
                       candidates: tuple = ("hist_gradient_boosting_poisson",)) -> None:
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
     from healthcare_mlops.settings import resolve_settings
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
     from healthcare_mlops.tasks import feature_engineering, model_training
 
     settings = resolve_settings("local", home)

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     as_of = dt.date.fromisoformat(args.as_of)
 
     from healthcare_mlops.settings import resolve_settings
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
     from healthcare_mlops.runtime.spark_session import get_spark
 
     started = time.perf_counter()

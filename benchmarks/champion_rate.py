@@ -25,7 +25,7 @@ def _seeds(text: str) -> list[int]:
 def run_seed(patients: int, seed: int) -> tuple[str, str]:
     """The governance outcome for one generated population, and the checks that were not passed."""
     from healthcare_mlops.settings import resolve_settings
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
     from healthcare_mlops.tasks import feature_engineering, model_governance, model_training
 
     as_of = dt.date(2026, 1, 1)

@@ -43,7 +43,7 @@ def _seeds(text: str) -> list[int]:
 def measure(settings, as_of, patients: int | None, seed: int, csv: str | None):
     """Load (generate or ingest), build features, train: the result and the training seconds."""
     from healthcare_mlops.modeling.training import train
-    from healthcare_mlops.spark.patient_load import generate_patients, ingest_csv
+    from healthcare_mlops.tasks.load_members import generate_patients, ingest_csv
     from healthcare_mlops.tasks import feature_engineering
     from healthcare_mlops.tasks.model_training import load_training_frame
 

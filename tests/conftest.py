@@ -57,7 +57,7 @@ def pipeline_home(spark, tmp_path_factory):
     """
     import datetime as dt
 
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
     from healthcare_mlops.tasks import feature_engineering, model_governance, model_training
 
     root = tmp_path_factory.mktemp("pipeline") / "lakehouse"

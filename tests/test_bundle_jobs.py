@@ -101,7 +101,7 @@ def test_job_parameters(bundle):
         "load_members": {"source": "${var.member_source}",
                          "path": "/Volumes/${var.catalog}/${var.schema}/landing/insurance.csv",
                          "patients": "20000", "seed": "42", "scenario": "baseline", "as_of": "",
-                         "replace": "false"},
+                         "replace": "false", "member_id_column": "${var.member_id_column}"},
     }
 
 

@@ -66,7 +66,7 @@ def console_home(spark, pipeline_home, tmp_path_factory) -> Path:
         pytest.skip(reason)
     batch_inference, model_monitoring = tasks
     from healthcare_mlops.emulator.runner import run_job
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
     from healthcare_mlops.tasks import feature_engineering
 
     root = tmp_path_factory.mktemp("console") / "lakehouse"

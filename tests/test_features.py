@@ -27,7 +27,7 @@ from healthcare_mlops.privacy import MEMBER_KEY, member_keys, personal_data
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.spark.features import QUARANTINE_RECORD, band_column, build_features
-from healthcare_mlops.spark.patient_load import generate_patients
+from healthcare_mlops.tasks.load_members import generate_patients
 from healthcare_mlops.spark.scd2 import build_dim_patients
 from healthcare_mlops.runtime.catalog import table_catalog
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, ML_INSURANCE_FEATURES, SILVER_PATIENTS

@@ -47,7 +47,7 @@ def se_share(p: float, n: int = N) -> float:
 
 @pytest.fixture(scope="module")
 def generated(spark, tmp_path_factory):
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
 
     settings = resolve_settings("local", tmp_path_factory.mktemp("generated"))
     report = generate_patients(settings, N, SEED, AS_OF)
@@ -237,7 +237,7 @@ def test_date_of_birth_gives_the_age(members):
 
 def test_same_seed_and_date_give_the_same_tables(spark, generated, tmp_path):
     """The whole write path again into another home: identical silver and dim tables."""
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
 
     first = generated[0]
     again = resolve_settings("local", tmp_path / "again")

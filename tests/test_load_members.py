@@ -12,7 +12,7 @@ import pytest
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
-from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVER_PATIENTS
+from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, MEMBER_LOADS, SILVER_PATIENTS
 from healthcare_mlops.tasks import load_members
 from healthcare_mlops.tasks.arguments import parse_task_arguments
 
@@ -58,3 +58,5 @@ def test_a_csv_from_a_volume_path_and_a_synthetic_load_fill_the_source_tables(sp
     store = DeltaCatalog(settings)
     assert all(store.exists(name) for name in (SILVER_PATIENTS, DIM_PATIENTS, DATA_QUALITY_QUARANTINE))
     assert generated.current_members == 2 + generated.rows_loaded
+    loads = store.read_arrow(MEMBER_LOADS).to_pandas()
+    assert set(loads["loaded_by"]) == {f"job:{settings.target}"} and set(loads["role"]) == {"system"}

@@ -452,7 +452,7 @@ THROUGH_RUNNER = ("baseline",)
 @pytest.mark.parametrize("scenario", list(EXPECTED))
 def test_scenario_raises_the_alerts_it_should(scenario, scored_day1, tmp_path, monkeypatch, spark):
     from healthcare_mlops.emulator.runner import run_job
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
     from healthcare_mlops.tasks import batch_inference, feature_engineering, model_monitoring
 
     root = tmp_path / "lakehouse"
@@ -491,7 +491,7 @@ def test_a_critical_alert_retrains_through_the_runner(scored_day1, tmp_path, mon
     from healthcare_mlops.emulator.run_history import read_runs
     from healthcare_mlops.emulator.runner import run_job
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
     from healthcare_mlops.tasks import batch_inference, feature_engineering
 
     root = tmp_path / "lakehouse"

@@ -1,8 +1,9 @@
 """Determinism: the same data gives the same model, whatever the as-of date, row order or files.
 
 The end-to-end test runs the real loop (CSV ingest and features on Spark, delta-rs tables,
-training registered in MLflow, governance validation) on one 1,338-row CSV loaded on two
-dates, the second date's features rewritten by Spark in another row order and partitioning.
+training registered in MLflow, governance validation and reproduction) on one 1,338-row CSV
+loaded on one date and its rows shuffled under another file name on a second date, the
+second date's features rewritten by Spark in another row order and partitioning.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from healthcare_mlops.data.synthetic import synthetic_members
 from healthcare_mlops.governance.lineage import FRAME_HASH_TAG
+from healthcare_mlops.governance.reproduce import IDENTICAL, reproduce_version
 from healthcare_mlops.governance.service import Governance
 from healthcare_mlops.identity import APPROVER, Identity
 from healthcare_mlops.modeling.frame_hash import frame_hash
@@ -57,13 +59,15 @@ def _shuffled_into_files(settings, spark, day: dt.date, files: int) -> int:
 
 
 def test_same_csv_on_two_dates_and_reordered_files_gives_identical_models(spark, settings, tmp_path):
-    from healthcare_mlops.spark.patient_load import ingest_csv
+    from healthcare_mlops.tasks.load_members import ingest_csv
     from healthcare_mlops.tasks import feature_engineering, model_training
 
-    path = tmp_path / "insurance.csv"
+    path, shuffled = tmp_path / "insurance.csv", tmp_path / "members_export_2026-03.csv"
     write_public_csv(path)
-    for day in (FIRST, SECOND):
-        ingest_csv(settings, path, day)
+    rows = pd.read_csv(path)
+    rows.sample(frac=1.0, random_state=11).to_csv(shuffled, index=False)      # no row order, another name
+    for day, csv_file in ((FIRST, path), (SECOND, shuffled)):
+        ingest_csv(settings, csv_file, day)
         feature_engineering.run(settings, day)
     assert _shuffled_into_files(settings, spark, SECOND, files=5) == 5
     keys = [table_catalog(settings).read_arrow(ML_INSURANCE_FEATURES, [("as_of_date", "=", day)],
@@ -87,6 +91,8 @@ def test_same_csv_on_two_dates_and_reordered_files_gives_identical_models(spark,
     governance = Governance(settings, Identity("owner@example.com", APPROVER))
     verdicts = [[(c.name, c.value, c.verdict) for c in governance.validate(v).checks] for v in versions]
     assert verdicts[0] == verdicts[1]
+    reproduced = reproduce_version(settings, Identity("owner@example.com", APPROVER), versions[1])
+    assert reproduced.result == IDENTICAL, reproduced.as_dict()
 
 
 def test_the_frame_hash_ignores_order_and_date_but_not_values():

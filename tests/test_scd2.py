@@ -37,7 +37,7 @@ def read(settings, name: str) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def history(spark, tmp_path_factory):
     """Snapshots of silver and dim after each load, then after rerunning D3 and D2."""
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
 
     settings = resolve_settings("local", tmp_path_factory.mktemp("scd2"))
     snapshots = {}
@@ -272,3 +272,71 @@ def test_low_volume_delivers_exactly_30_existing_members(scenario_loads, referen
     now = scenario_loads["low_volume"]
     assert len(now) == 30
     assert set(now.index) <= set(reference.index)      # an outage: no new members either
+
+
+# --- member files with ids: one key per member across files, a version per change ----------------
+
+MEMBERS, CHANGED = 500, 50
+
+
+def member_file(path, bmi_shift: dict[int, float], shuffle_seed: int, id_column: str = "member_id"):
+    """``MEMBERS`` members with ids, in a shuffled order; member i's BMI moved by ``bmi_shift[i]``."""
+    import random
+
+    rows = [f"M{i:07d},{18 + i % 60},{'female' if i % 2 else 'male'},{25 + i % 20 + bmi_shift.get(i, 0.0):.1f},"
+            f"{i % 4},{'yes' if i % 5 == 0 else 'no'},southwest,{2000 + i}" for i in range(MEMBERS)]
+    random.Random(shuffle_seed).shuffle(rows)
+    path.write_text("\n".join([f"{id_column},age,sex,bmi,children,smoker,region,charges", *rows]) + "\n")
+    return path
+
+
+def test_two_monthly_files_with_member_ids_give_one_key_per_member_and_a_version_per_change(spark, tmp_path):
+    from healthcare_mlops.tasks import feature_engineering
+    from healthcare_mlops.tasks.load_members import ingest_csv
+
+    settings = resolve_settings("local", tmp_path / "home")
+    catalog = DeltaCatalog(settings)
+    january = ingest_csv(settings, member_file(tmp_path / "members_2024_01.csv", {}, 1), D1)
+    dim_before = catalog.version(DIM_PATIENTS)
+    changed = {i: 1.5 for i in range(0, 2 * CHANGED, 2)}
+    february = ingest_csv(settings, member_file(tmp_path / "members_2024_02.csv", changed, 2), D2)
+    assert (january.rows_loaded, february.rows_loaded) == (MEMBERS, MEMBERS)
+
+    dim = read(settings, DIM_PATIENTS)
+    assert (len(dim), dim[KEY].nunique(), int(dim["is_current_record"].sum())) == \
+        (MEMBERS + CHANGED, MEMBERS, MEMBERS)
+    assert (february.dim_versions, february.current_members) == (MEMBERS + CHANGED, MEMBERS)
+    opened = dim[dim["effective_from"] == D2]
+    assert sorted(opened["member_id"]) == sorted(f"M{i:07d}" for i in changed)
+    assert (opened["scd_version"] == 2).all() and opened["is_current_record"].all()
+    closed = dim[dim[KEY].isin(opened[KEY]) & (dim["scd_version"] == 1)]
+    assert (closed["effective_to"] == D2).all() and not closed["is_current_record"].any()
+    assert all(key.startswith("MBR-") and "M0" not in key for key in dim[KEY])
+    # Merged, not rebuilt: the load appended its 50 versions and rewrote only January's partition.
+    commits = catalog.delta_table(DIM_PATIENTS).history(catalog.version(DIM_PATIENTS) - dim_before)
+    assert [c["operationParameters"].get("mode") for c in commits][::-1] == ["Append", "Overwrite"]
+    assert "effective_from" in commits[0]["operationParameters"].get("predicate", "")
+
+    feature_engineering.run(settings, D2)        # the ids stay behind the feature step
+    features = catalog.read_arrow("ml_insurance_features").to_pandas()
+    assert "member_id" not in features.columns
+    assert not features.astype(str).isin(set(dim["member_id"])).any().any()
+
+
+def test_the_member_id_column_name_is_configurable_and_ids_are_required(spark, tmp_path):
+    from healthcare_mlops.tasks.load_members import ingest_csv
+
+    settings = resolve_settings("local", tmp_path / "home")
+    path = member_file(tmp_path / "members.csv", {}, 3, id_column="MemberNo")
+    with pytest.raises(UserError, match=r"unknown column 'memberno'"):
+        ingest_csv(settings, path, D1)
+    lines = path.read_text().splitlines()
+    lines[1] = "," + lines[1].split(",", 1)[1]                       # a row without its id
+    lines.append(lines[2])                                           # the same id twice
+    path.write_text("\n".join(lines) + "\n")
+    report = ingest_csv(settings, path, D1, id_column="memberno")
+    assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (MEMBERS + 1, MEMBERS - 1, 2)
+    quarantine = DeltaCatalog(settings).read_arrow("data_quality_quarantine").to_pandas()
+    reasons = quarantine["reason"].str.replace(r" \d+$", "", regex=True)
+    assert sorted(reasons) == ["duplicate of source row", "missing value"]
+    assert sorted(quarantine["column_name"]) == ["member_id", "memberno"]

@@ -70,7 +70,7 @@ def cli(home: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
 @pytest.mark.parametrize("first, second", [("a-b.csv", "a_b.csv"), ("d1/claims.csv", "d2/claims.csv")],
                          ids=["same letters", "same name, other folder"])
 def test_two_files_keep_every_member_under_their_own_keys(spark, settings, tmp_path, first, second):
-    from healthcare_mlops.spark.patient_load import ingest_csv
+    from healthcare_mlops.tasks.load_members import ingest_csv
 
     ingest_csv(settings, write_members(tmp_path / first, 20, 3), AS_OF)
     report = ingest_csv(settings, write_members(tmp_path / second, 40, 2), AS_OF)
@@ -84,7 +84,7 @@ def test_two_files_keep_every_member_under_their_own_keys(spark, settings, tmp_p
 
 
 def test_a_changed_file_at_the_same_path_is_refused_without_replace(spark, settings, tmp_path):
-    from healthcare_mlops.spark.patient_load import ingest_csv
+    from healthcare_mlops.tasks.load_members import ingest_csv
 
     path = write_members(tmp_path / "landing" / "members.csv", 20, 3, bad_rows=1)
     ingest_csv(settings, path, AS_OF)
@@ -105,7 +105,7 @@ def test_a_changed_file_at_the_same_path_is_refused_without_replace(spark, setti
 
 
 def test_a_second_generate_for_a_date_is_idempotent_or_needs_replace(spark, settings):
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
 
     generate_patients(settings, 40, 1, AS_OF)
     before = member_tables(settings)
@@ -132,7 +132,7 @@ def assert_consistent(settings) -> None:
 
 @pytest.mark.parametrize("point", [AFTER_SILVER])
 def test_a_killed_load_is_rolled_back_before_the_next_load(spark, settings, home, tmp_path, point):
-    from healthcare_mlops.spark.patient_load import ingest_csv
+    from healthcare_mlops.tasks.load_members import ingest_csv
 
     ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
     before = member_tables(settings)
@@ -159,7 +159,7 @@ def test_a_killed_load_is_rolled_back_before_the_next_load(spark, settings, home
 def test_a_killed_load_leaves_no_rows_and_no_features(spark, settings, home, tmp_path, point, first_load):
     """Issue 24, item 7: a load killed after the quarantine commit kept its quarantine rows after
     the rollback, and feature_engineering then "succeeded" with 0 features from the killed load."""
-    from healthcare_mlops.spark.patient_load import ingest_csv
+    from healthcare_mlops.tasks.load_members import ingest_csv
     from healthcare_mlops.tasks import feature_engineering
 
     if not first_load:
@@ -191,7 +191,7 @@ def test_identifier_tables_are_readable_by_their_owner_only(spark, settings, tmp
     """Issue 24, item 7: silver_patients, dim_patients and the quarantine were written 0644 under 0755."""
     import stat
 
-    from healthcare_mlops.spark.patient_load import ingest_csv
+    from healthcare_mlops.tasks.load_members import ingest_csv
     from healthcare_mlops.tables import PERSONAL_TABLES
 
     ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
@@ -208,7 +208,7 @@ def test_identifier_tables_are_readable_by_their_owner_only(spark, settings, tmp
 
 def test_a_load_that_fails_in_process_puts_silver_and_the_quarantine_back(spark, settings, tmp_path):
     """A real failure: dim_patients' folder is a file, so the dimension cannot be written."""
-    from healthcare_mlops.spark.patient_load import ingest_csv
+    from healthcare_mlops.tasks.load_members import ingest_csv
 
     ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
     before = member_tables(settings)
@@ -241,7 +241,7 @@ def _wait_for_lock(settings, process: subprocess.Popen, timeout: float = 60.0) -
 
 
 def test_two_concurrent_generates_for_one_date_one_wins_the_other_fails(spark, settings, home, tmp_path):
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks.load_members import generate_patients
 
     day = ["--patients", "30", "--as-of", AS_OF.isoformat()]
     first = cli(home, "data", "generate", "--seed", "1", *day)
@@ -262,16 +262,29 @@ def test_two_concurrent_generates_for_one_date_one_wins_the_other_fails(spark, s
         pd.testing.assert_frame_equal(table(settings, name), table(alone, name), obj=name)
 
 
-# --- 3. large files -------------------------------------------------------------------------------------
+# --- 3. who loads ------------------------------------------------------------------------------------
 
-def test_line_numbers_past_ten_million_keep_their_own_keys(spark):
-    """A 7-digit pad must not cut line 10,000,001 down to line 1,000,000's key."""
-    from pyspark.sql import functions as F
+def test_a_load_needs_the_operator_role_and_records_who_made_it(spark, settings, tmp_path, monkeypatch):
+    from healthcare_mlops.identity import ROLE_ENV, USER_ENV
+    from healthcare_mlops.tasks.load_members import LOADED_MEMBERS, generate_patients, ingest_csv
 
-    from healthcare_mlops.spark.patient_load import line_key
+    path = write_members(tmp_path / "members.csv", 20, 3)
+    monkeypatch.setenv(USER_ENV, "viewer@example.com")
+    for role in ("viewer", "analyst"):                       # this machine's role, as data ingest takes it
+        monkeypatch.setenv(ROLE_ENV, role)
+        with pytest.raises(UserError, match=rf"load needs the operator role; viewer@example.com has the {role} role"):
+            ingest_csv(settings, path, AS_OF)
+        with pytest.raises(UserError, match="load needs the operator role"):
+            generate_patients(settings, 10, 1, AS_OF)
+    assert not settings.home.exists()                         # refused before anything was opened
 
-    lines = [2, 1_000_000, 9_999_999, 10_000_000, 10_000_001, 123_456_789]
-    keys = [row.key for row in spark.createDataFrame([(n,) for n in lines], "line BIGINT")
-            .select(line_key("ING-x-", F.col("line")).alias("key")).collect()]
-    assert keys == ["ING-x-0000002", "ING-x-1000000", "ING-x-9999999", "ING-x-10000000", "ING-x-10000001",
-                    "ING-x-123456789"]
+    monkeypatch.setenv(USER_ENV, "ops@example.com")
+    monkeypatch.setenv(ROLE_ENV, "operator")
+    report = ingest_csv(settings, path, AS_OF)
+    loads = table(settings, MEMBER_LOADS)
+    assert list(loads["event"].sort_values()) == ["committed", "started"]
+    assert set(loads["loaded_by"]) == {"ops@example.com"} and set(loads["role"]) == {"operator"}
+    audit = DeltaCatalog(settings).read_arrow("model_governance_log").to_pandas()
+    row = audit[audit["action"] == LOADED_MEMBERS].iloc[0]
+    assert (row["actor"], row["role"]) == ("ops@example.com", "operator")
+    assert report.source in row["comment"] and "rows in 3 = loaded 3 + quarantined 0" in row["comment"]

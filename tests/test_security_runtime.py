@@ -372,7 +372,9 @@ CHARGES_CASES = {  # the charges field -> the quarantine reason (None: the row l
     "inf": r"not a finite number: 'inf'",
     "-Infinity": r"not a finite number: '-Infinity'",
     "nan": r"not a finite number: 'nan'",
-    "-5": r"charges must be > 0, got -5\.0",
+    "-5": r"charges below the lower bound 1 \(data/contract.py\), got -5\.0",
+    "1e-320": r"charges below the lower bound 1 \(data/contract.py\), got [0-9.]+E-3[0-9]{2}",
+    "1": None,                                          # the lower bound itself
 }
 
 

@@ -6,10 +6,11 @@ Roles, lowest first; each may do everything the ones below it may:
 |----------|--------------------------------------------------------------------------|
 | viewer   | reading the console's pages                                              |
 | analyst  | ``export`` (the Risk page's CSV download)                                |
-| operator | ``acknowledge``, ``run_job``, ``validate``, ``reproduce``, ``repair``, ``read_identifiers`` |
+| operator | ``acknowledge``, ``run_job``, ``validate``, ``reproduce``, ``repair``, ``read_identifiers``, ``load`` |
 | approver | ``approve``, ``reject``, ``promote``, ``rollback``                       |
 
-A scheduled job acts as ``system``: it validates, reproduces, repairs and promotes (auto approval) only.
+A scheduled job acts as ``system``: it validates, reproduces, repairs, promotes (auto approval) and
+loads members (the ``load_members`` job) only.
 
 On Databricks Apps the user comes from the ``X-Forwarded-Email`` header; against a workspace
 target from anywhere else, the user signed in with the Databricks CLI's auth. Either way the
@@ -39,13 +40,13 @@ EXPOSED_ENV = "HEALTHCARE_MLOPS_EXPOSED"               # "1": the local console 
 GRANTS = {
     VIEWER: (),
     ANALYST: ("export",),
-    OPERATOR: ("acknowledge", "run_job", "validate", "reproduce", "repair", "read_identifiers"),
+    OPERATOR: ("acknowledge", "run_job", "validate", "reproduce", "repair", "read_identifiers", "load"),
     APPROVER: ("approve", "reject", "promote", "rollback"),
 }
 # What each identity may do: a role's own grants and those of every role below it.
 ALLOWED = {role: {action for lower in ROLES[: index + 1] for action in GRANTS[lower]}
            for index, role in enumerate(ROLES)}
-ALLOWED[SYSTEM] = {"validate", "reproduce", "repair", "promote"}
+ALLOWED[SYSTEM] = {"validate", "reproduce", "repair", "promote", "load"}
 # The bundle variable naming each role's members, highest role first (role_for takes the first match).
 ROLE_GROUPS = ((APPROVER, "approvers_group"), (OPERATOR, "operators_group"), (ANALYST, "analysts_group"))
 

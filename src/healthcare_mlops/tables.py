@@ -229,6 +229,8 @@ MEMBER_LOADS_SPEC = TableSpec(MEMBER_LOADS, Columns.of(
     ("silver_version", BIGINT),  # before the load; null: the table did not exist
     ("quarantine_version", BIGINT), ("rows_in", BIGINT), ("rows_loaded", BIGINT), ("rows_quarantined", BIGINT),
     ("recorded_at", TIMESTAMP),
+    ("dim_version", BIGINT),     # dim_patients before the load (merged, not rebuilt: its rollback)
+    ("loaded_by", STRING), ("role", STRING),     # who started the load, in which role (identity.py)
 ))
 
 SPECS = (SILVER_PATIENTS_SPEC, DIM_PATIENTS_SPEC, DATA_QUALITY_QUARANTINE_SPEC, ML_INSURANCE_FEATURES_SPEC,

@@ -37,28 +37,39 @@ def generate(
     fmt: ReportFormat = format_option(ReportFormat),
 ) -> None:
     """Generate synthetic members for one as-of date and load them (validated, SCD2)."""
-    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.composition import cli_identity
+    from healthcare_mlops.tasks.load_members import generate_patients
 
-    report = generate_patients(state(ctx).settings(), patients, seed, parse_date(as_of), scenario, replace)
+    settings = state(ctx).settings()
+    report = generate_patients(settings, patients, seed, parse_date(as_of), scenario, replace,
+                               identity=cli_identity(settings))
     _report(report, fmt)
 
 
 @app.command()
 def ingest(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="CSV with header age,sex,bmi,children,smoker,region,charges."),
+    file: Path = typer.Argument(..., help="CSV with header age,sex,bmi,children,smoker,region,charges "
+                                          "(any order) and optionally a member-id column."),
     as_of: str = typer.Option(None, "--as-of", help="Load date YYYY-MM-DD (default: today, UTC)."),
     replace: bool = typer.Option(False, "--replace",
                                  help="Replace this date's load of the same path made from other content."),
+    member_id_column: str = typer.Option(None, "--member-id-column",
+                                         help="Name of the member-id column (default: the bundle variable "
+                                              "member_id_column, member_id)."),
     fmt: ReportFormat = format_option(ReportFormat),
 ) -> None:
     """Load a CSV in the public insurance-charges format; bad rows go to the quarantine.
 
-    Loading the same file again changes nothing; a changed file at the same path for the
-    same date needs --replace."""
-    from healthcare_mlops.spark.patient_load import ingest_csv
+    Needs the operator role. Members with an id keep one key across files; without ids a
+    row's key comes from its values. Loading the same file again changes nothing; a changed
+    file at the same path for the same date needs --replace."""
+    from healthcare_mlops.composition import cli_identity
+    from healthcare_mlops.tasks.load_members import ingest_csv
 
-    report = ingest_csv(state(ctx).settings(), file, parse_date(as_of), replace)
+    settings = state(ctx).settings()
+    report = ingest_csv(settings, file, parse_date(as_of), replace, id_column=member_id_column,
+                        identity=cli_identity(settings))
     _report(report, fmt)
 
 

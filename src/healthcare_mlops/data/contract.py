@@ -19,12 +19,14 @@ SMOKER_VALUES = {"yes": True, "no": False}
 AGE_RANGE = (18, 100)
 BMI_RANGE = (10.0, 80.0)
 CHILDREN_RANGE = (0, 10)
-# Annual charges in USD: more than the first, at most the second. The upper bound catches
-# unit slips (cents for dollars), digit runs and overflow (1e308), not costly members: it
-# is about 157 x the public table's maximum (63,770) and above the largest one-member
-# annual claims stop-loss carriers report (single-digit millions: gene therapies list at
-# 2-3.5 M USD alone).
-CHARGES_RANGE = (0.0, 10_000_000.0)
+# Annual charges in USD, both bounds included. The lower bound (one dollar) catches values
+# that are no member's year of care: zero, negatives, denormal floats (1e-320) and amounts
+# in thousands of dollars read as dollars; the public table's minimum is 1,121.87. The upper
+# bound catches unit slips (cents for dollars), digit runs and overflow (1e308), not costly
+# members: it is about 157 x the public table's maximum (63,770) and above the largest
+# one-member annual claims stop-loss carriers report (single-digit millions: gene therapies
+# list at 2-3.5 M USD alone).
+CHARGES_RANGE = (1.0, 10_000_000.0)
 
 # Attributes whose change opens a new SCD2 version of a member in dim_patients.
 SCD2_TRACKED = ("bmi", "smoker", "region", "children", "zip_code")

@@ -1,5 +1,9 @@
 """Stage a CSV in the public insurance-charges format as Parquet of raw string columns, streaming.
 
+The format: a header naming the seven columns of the public table in any order, and
+optionally a member-id column (its name is the caller's: ``member_id`` by default); no
+other column.
+
 A file that is not this format at all (unreadable, empty, binary, no header, another
 delimiter, missing or misspelled columns) raises ``UserError`` naming the problem
 before anything is written. Row-level problems are not decided here: a row with the
@@ -9,8 +13,8 @@ values and upper-case values are accepted.
 
 The file is never held whole: it is parsed line by line (Python's ``csv`` module, so a
 row keeps its line number) and written to the staged Parquet every ``CHUNK_ROWS`` rows,
-hashing the bytes on the way; driver memory stays fixed whatever the file's size. Spark
-then reads the staged file like any other.
+hashing the bytes on the way, and the last partial chunk when the file ends; driver memory
+stays fixed whatever the file's size. Spark then reads the staged file like any other.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import difflib
 import hashlib
 import io
 import json
+import stat
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,8 +41,12 @@ SNIFF_BYTES = 64 * 1024
 READ_BUFFER_BYTES = 1 << 20
 CHUNK_ROWS = 200_000
 OTHER_DELIMITERS = (";", "\t", "|")
-# The staged rows: raw strings of a well-formed row, or the reason and fields of a malformed one.
-STAGED_SCHEMA = pa.schema([*[(f"raw_{c}", pa.string()) for c in SOURCE_COLUMNS], ("source_row", pa.int64()),
+MEMBER_ID = "member_id"       # the staged name of the member-id column, whatever the file calls it
+DEFAULT_MEMBER_ID_COLUMN = MEMBER_ID
+STAGED_FIELDS = (*SOURCE_COLUMNS, MEMBER_ID)
+# The staged rows: raw strings of a well-formed row (the id null in a file without ids), or the
+# reason and fields of a malformed one.
+STAGED_SCHEMA = pa.schema([*[(f"raw_{c}", pa.string()) for c in STAGED_FIELDS], ("source_row", pa.int64()),
                            ("malformed_reason", pa.string()), ("malformed_record", pa.string())])
 
 
@@ -50,6 +59,8 @@ class StagedCsv:
     header: tuple[str, ...]    # the file's columns in file order (lower case)
     staged: Path               # Parquet with STAGED_SCHEMA
     rows: int                  # records read (blank lines are not records)
+    fields: tuple[str, ...]    # the staged raw_* columns in the file's order
+    member_ids: bool           # whether the file has a member-id column
 
 
 class _HashingReader(io.RawIOBase):
@@ -70,11 +81,14 @@ class _HashingReader(io.RawIOBase):
 
 
 class _ChunkWriter:
-    """Collects rows and writes them to the staged Parquet every ``CHUNK_ROWS`` rows."""
+    """Collects rows and writes them to the staged Parquet every ``chunk_rows`` rows."""
 
-    def __init__(self, target: Path, positions: dict[str, int]):
+    def __init__(self, target: Path, positions: dict[str, int], chunk_rows: int = CHUNK_ROWS):
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
         self.target = target
         self.positions = positions
+        self.chunk_rows = chunk_rows
         self.rows = 0
         self._good, self._good_lines, self._bad = [], [], []
         self._writer: pq.ParquetWriter | None = None
@@ -90,13 +104,14 @@ class _ChunkWriter:
 
     def _count(self) -> None:
         self.rows += 1
-        if len(self._good) + len(self._bad) >= CHUNK_ROWS:
+        if len(self._good) + len(self._bad) >= self.chunk_rows:
             self.flush()
 
     def flush(self) -> None:
         """Write the collected rows (an empty file with the schema when there were none)."""
         columns = list(zip(*self._good)) if self._good else [()] * (max(self.positions.values()) + 1)
-        good = {f"raw_{c}": pa.array(columns[p], pa.string()) for c, p in self.positions.items()}
+        good = {f"raw_{c}": pa.array(columns[self.positions[c]], pa.string()) if c in self.positions
+                else pa.nulls(len(self._good), pa.string()) for c in STAGED_FIELDS}
         lines, reasons, records = zip(*self._bad) if self._bad else ((), (), ())
         table = pa.table({
             **{name: pa.concat_arrays([values, pa.nulls(len(lines), pa.string())]) for name, values in good.items()},
@@ -111,7 +126,8 @@ class _ChunkWriter:
         self._good, self._good_lines, self._bad = [], [], []
 
     def close(self) -> None:
-        if self._writer is None:
+        """Write the rows of the last, partial chunk (or the empty file), then finish the file."""
+        if self._writer is None or self._good or self._bad:
             self.flush()
         self._writer.close()
 
@@ -129,9 +145,10 @@ def _check_text(path: Path, head: bytes) -> None:
             raise UserError(f"{path}: not UTF-8 text (byte {exc.start}), not a CSV text file") from exc
 
 
-def _check_header(path: Path, header: list[str]) -> dict[str, int]:
-    """Map each required column to its position; explain what is wrong otherwise."""
+def _check_header(path: Path, header: list[str], id_column: str) -> dict[str, int]:
+    """Map each column to its position (the member-id column as ``member_id``); explain what is wrong otherwise."""
     names = [h.strip().lower() for h in header]
+    id_column = id_column.strip().lower()
     if len(names) == 1:
         for delimiter in OTHER_DELIMITERS:
             if delimiter in names[0]:
@@ -143,18 +160,19 @@ def _check_header(path: Path, header: list[str]) -> dict[str, int]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UserError(f"{path}: duplicate columns in the header: {', '.join(duplicates)}")
-    unknown = [n for n in names if n not in SOURCE_COLUMNS]
+    unknown = [n for n in names if n not in SOURCE_COLUMNS and n != id_column]
     missing = [c for c in SOURCE_COLUMNS if c not in names]
     if unknown or missing:
         problems = []
         for name in unknown:
-            guess = difflib.get_close_matches(name, missing or SOURCE_COLUMNS, n=1)
+            guess = difflib.get_close_matches(name, missing or (*SOURCE_COLUMNS, id_column), n=1)
             hint = f" (did you mean '{guess[0]}'?)" if guess else ""
             problems.append(f"unknown column '{name}'{hint}")
         if missing:
             problems.append(f"missing columns: {', '.join(missing)}")
         raise UserError(f"{path}: " + "; ".join(problems))
-    return {name: names.index(name) for name in SOURCE_COLUMNS}
+    positions = {name: names.index(name) for name in SOURCE_COLUMNS}
+    return positions | ({MEMBER_ID: names.index(id_column)} if id_column in names else {})
 
 
 def _looks_like_value(text: str) -> bool:
@@ -167,8 +185,11 @@ def _looks_like_value(text: str) -> bool:
 
 
 @contextlib.contextmanager
-def staged_insurance_csv(path: str | Path, staging_root: Path) -> Iterator[StagedCsv]:
+def staged_insurance_csv(path: str | Path, staging_root: Path, chunk_rows: int = CHUNK_ROWS,
+                         id_column: str = DEFAULT_MEMBER_ID_COLUMN) -> Iterator[StagedCsv]:
     """Stage ``path`` under ``staging_root`` for the duration of the block, then remove it.
+
+    ``id_column``: the name of the optional member-id column; ``chunk_rows``: rows per write.
 
     Raises ``UserError`` when the file cannot be read as the insurance format; all such
     errors come out of the staging pass, before the caller writes any table.
@@ -176,7 +197,7 @@ def staged_insurance_csv(path: str | Path, staging_root: Path) -> Iterator[Stage
     path = Path(path)
     target = staging_root / f"{uuid.uuid4().hex}.parquet"
     try:
-        yield _stage(path, target)
+        yield _stage(path, target, chunk_rows, id_column)
     finally:
         with contextlib.suppress(FileNotFoundError):   # a file refused at its header stages nothing
             target.unlink()
@@ -184,14 +205,43 @@ def staged_insurance_csv(path: str | Path, staging_root: Path) -> Iterator[Stage
             staging_root.rmdir()
 
 
-def _stage(path: Path, target: Path) -> StagedCsv:
+def _open_regular(path: Path):
+    """The file opened for reading, refused unless it is a regular file.
+
+    A FIFO, socket or device would block the open or the read (nothing may ever write to
+    it) and cannot be read twice (the sniff, then the pass), so it is refused before the
+    open; a directory is refused by the open."""
     try:
-        raw = path.open("rb")
+        mode = path.stat().st_mode
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read: {exc.strerror}") from exc
-    with raw:
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise UserError(f"{path}: not a regular file (a pipe, socket or device); save the CSV to a file "
+                        "and load that")
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def _first_non_utf8(path: Path) -> tuple[int, int]:
+    """(line, byte in that line), 1-based, of the first byte that is not UTF-8.
+
+    Read again on the error path only: the decoder reads ahead of the CSV parser, so the
+    parser's line number at the error is not the line that holds the byte."""
+    with path.open("rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return number, exc.start + 1
+    return 0, 0
+
+
+def _stage(path: Path, target: Path, chunk_rows: int, id_column: str) -> StagedCsv:
+    with _open_regular(path) as raw:
         _check_text(path, raw.read(SNIFF_BYTES))
         raw.seek(0)
         hashing = _HashingReader(raw)
@@ -199,16 +249,19 @@ def _stage(path: Path, target: Path) -> StagedCsv:
         reader = csv.reader(text)
         try:
             header = next(reader)
-            positions = _check_header(path, header)
-            writer = _ChunkWriter(target, positions)
+            positions = _check_header(path, header, id_column)
+            writer = _ChunkWriter(target, positions, chunk_rows)
             _stream_rows(reader, writer, len(header))
             writer.close()
         except csv.Error as exc:
             raise UserError(f"{path}: not readable as CSV at line {reader.line_num}: {exc}") from exc
         except UnicodeDecodeError:
-            raise UserError(f"{path}: not UTF-8 text (after line {reader.line_num})") from None
+            line, byte = _first_non_utf8(path)
+            raise UserError(f"{path}: not UTF-8 text: line {line}, byte {byte} (save the file as UTF-8)") from None
     return StagedCsv(path=path.resolve(), fingerprint=hashing.digest.hexdigest(),
-                     header=tuple(h.strip().lower() for h in header), staged=target, rows=writer.rows)
+                     header=tuple(h.strip().lower() for h in header), staged=target, rows=writer.rows,
+                     fields=tuple(f"raw_{name}" for name, _ in sorted(positions.items(), key=lambda item: item[1])),
+                     member_ids=MEMBER_ID in positions)
 
 
 def _stream_rows(reader, writer: _ChunkWriter, width: int) -> None:
