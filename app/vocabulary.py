@@ -47,6 +47,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "acknowledged_by": ("Acknowledged by", "text"),
     "acknowledged_at": ("Acknowledged (UTC)", "text"),
     "acknowledged_comment": ("Acknowledgement comment", "text"),
+    "acknowledged": ("Acknowledged", "text"),
     "retrain_run_id": ("Retrain run", "text"),
     "alert_id": ("Alert id", "text"),
     "group_column": ("Group column", "text"),
@@ -65,6 +66,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "hard_checks_passed": ("Hard checks passed", "text"),
     "approval_mode": ("Approval mode", "text"),
     "registered": ("Registered (UTC)", "text"),
+    "version": ("Version", "text"),
+    "reproduced_at": ("Last reproduced (UTC)", "text"),
+    "reproduction": ("Reproduction result", "text"),
 }
 
 
