@@ -354,21 +354,19 @@ def test_score_page_reports_a_scoring_server_problem(home, monkeypatch):
 
 # -- an empty lakehouse ---------------------------------------------------------------------------
 
-EMPTY_HINTS = {"overview": "healthcare-mlops jobs run batch_inference",
-               "risk": "healthcare-mlops jobs run batch_inference",
-               "fairness": "healthcare-mlops jobs run model_monitoring",
-               "drift": "healthcare-mlops jobs run model_monitoring",
-               "governance": "healthcare-mlops jobs run ml_training_pipeline",
-               "jobs": "healthcare-mlops jobs run",
-               "score": "healthcare-mlops jobs run ml_training_pipeline"}
+EMPTY_HINTS = {"overview": "jobs run batch_inference", "risk": "jobs run batch_inference",
+               "fairness": "jobs run model_monitoring", "drift": "jobs run model_monitoring",
+               "governance": "jobs run ml_training_pipeline", "jobs": "jobs run",
+               "score": "jobs run ml_training_pipeline"}
 
 
 @pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_on_an_empty_lakehouse_says_what_to_run(empty_home, page):
+    """The hint is the exact command for this home: ``healthcare-mlops --home <the home> jobs run ...``."""
     at = open_page(page)
     assert [t.value for t in at.title] == [PAGES[page]]
     assert not at.error
-    assert EMPTY_HINTS[page] in texts(at)
+    assert f"healthcare-mlops --home {empty_home.resolve()} {EMPTY_HINTS[page]}" in texts(at)
     assert not empty_home.joinpath("mlflow", "mlflow.db").exists(), "a read created the MLflow database"
 
 
