@@ -47,9 +47,9 @@ def _checklist(champion_checks: list, challenger_checks: list) -> pd.DataFrame:
 def _decision(identity, challenger: int, checks: list, approval_mode: str, status: str) -> None:
     hard_failures = [c["name"] for c in checks if c["hard"] and c["verdict"] == "fail"]
     referred = [c for c in checks if c["hard"] and c["verdict"] == "refer"]
-    st.subheader(f"Decision on version {challenger}")
+    st.subheader(f"Version {challenger}: rejected" if status == REJECTED else f"Decision on version {challenger}")
     if status:
-        st.caption(f"Registry status of version {challenger}: `{status}`")
+        st.caption(f"Status of version {challenger}: `{status}`")
     if status == PROMOTION_PENDING:      # an approval is recorded; the job run has not promoted it yet
         st.info(f"Version {challenger} is {PROMOTION_PENDING}: a {actions.GOVERNANCE_JOB} run applies the "
                 "approval and moves the champion alias and the serving endpoint (see Jobs).")
