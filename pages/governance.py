@@ -120,7 +120,7 @@ def _validate_button(identity, challenger: int) -> None:
         return
     if st.button(f"Validate version {challenger} (run the checks)", key="gov_validate", type="primary"):
         with ui.guard():
-            run = actions.start_governance(identity, data.console_settings(), str(challenger))
+            run = actions.run_job_now(identity, actions.GOVERNANCE_JOB, {"model_version": str(challenger)})
             st.session_state["gov_message"] = (f"Started {actions.GOVERNANCE_JOB} ({run.run_id or 'started'}) "
                                                f"for version {challenger}: its checks appear here when it ends.")
             st.rerun()

@@ -685,3 +685,20 @@ def test_score_page_through_the_local_scoring_server(home, monkeypatch, tmp_path
                                             "region": "southeast"}])).iloc[0]
     assert number(metric(at, "Predicted annual charges")) == round(expected["predicted_annual_charges"])
     assert metric(at, "Risk category") == expected["risk_category"]
+
+
+def test_a_running_job_is_on_jobs_before_its_first_task_ends(empty_home):
+    """Issue 29 item 5: the runner writes a run's job_runs row when the run ends and its start only to the
+    audit log; Jobs lists a run whose start is logged and whose end is not as RUNNING, and not after it ends."""
+    from healthcare_mlops.emulator.run_guard import record_audit
+
+    settings = resolve_settings("local", empty_home)
+    record_audit(settings, "model_monitoring", 4242, "cli:someone")
+    at = open_page("jobs")
+    [runs] = [d.value for d in at.dataframe if "status" in d.value.columns]
+    assert list(zip(runs["job_key"], runs["run_id"], runs["status"])) == [("model_monitoring", 4242, "RUNNING")]
+    assert "Running" in [m.label for m in at.metric] and metric(at, "Running") == "1"
+
+    record_audit(settings, "model_monitoring", 4242, "cli:someone", status="SUCCEEDED")
+    at = open_page("jobs")
+    assert not [d.value for d in at.dataframe if "status" in d.value.columns]     # ended: no RUNNING row
