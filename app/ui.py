@@ -40,8 +40,7 @@ def command(arguments: str, job_key: str) -> str:
     """What to run for ``arguments``: locally the exact CLI command for this home, on a workspace the job."""
     from healthcare_mlops import composition
 
-    settings = data.console_settings()
-    return f"`{composition.local_command(settings, arguments)}`" if settings.is_local else data.run_hint(job_key)
+    return composition.command_hint(data.console_settings(), arguments, job_key)
 
 
 @contextmanager

@@ -8,15 +8,17 @@ names) comes through here.
 from healthcare_mlops import tables
 from healthcare_mlops.data.contract import AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS
 from healthcare_mlops.features.definitions import AGE_BANDS, SCORED_RATING_FACTORS
-from healthcare_mlops.governance.thresholds import approval_mode
+from healthcare_mlops.governance.audit import REJECTED
 from healthcare_mlops.governance.checks import FAIRNESS_GROUPS, in_words
+from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.modeling.artifacts import PROMOTION_PENDING
 from healthcare_mlops.modeling.risk import RiskBand
 from healthcare_mlops.monitoring.contract import AlertSeverity
-from healthcare_mlops.monitoring.evaluation import ALERT, OK, MonitoringThresholds
+from healthcare_mlops.monitoring.evaluation import ALERT, ALL_GROUP, FLAG, OK, MonitoringThresholds
 
-__all__ = ["AGE_BANDS", "AGE_RANGE", "ALERT", "BMI_RANGE", "CHILDREN_RANGE", "COLUMNS", "FAIRNESS_GROUPS", "OK",
-           "PROMOTION_PENDING", "REGIONS", "SCORED_RATING_FACTORS", "AlertSeverity", "MonitoringThresholds", "RiskBand",
+__all__ = ["AGE_BANDS", "AGE_RANGE", "ALERT", "ALL_GROUP", "BMI_RANGE", "CHILDREN_RANGE", "COLUMNS", "FAIRNESS_GROUPS",
+           "FLAG", "OK", "PROMOTION_PENDING", "REGIONS", "REJECTED", "SCORED_RATING_FACTORS", "AlertSeverity",
+           "MonitoringThresholds", "RiskBand",
            "approval_mode",
            "column_words", "in_words", "plural", "tables"]
 

@@ -12,8 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, data, ui
-from app.vocabulary import ALERT, FAIRNESS_GROUPS, OK, MonitoringThresholds, in_words
-from healthcare_mlops.monitoring.evaluation import ALL_GROUP, FLAG
+from app.vocabulary import ALERT, ALL_GROUP, FAIRNESS_GROUPS, FLAG, OK, MonitoringThresholds, in_words
 
 METRICS = {"calibration_ratio": "mean predicted / mean actual", "mae": "MAE (USD)",
            "critical_share": "share flagged critical", "risk_score_mae": "risk-score MAE"}

@@ -5,8 +5,7 @@ import streamlit as st
 
 from app import actions, auth, data, explanation, reproduction, ui
 from app.registry import version_status
-from healthcare_mlops.governance.audit import REJECTED
-from app.vocabulary import PROMOTION_PENDING, in_words
+from app.vocabulary import PROMOTION_PENDING, REJECTED, in_words
 from app.vocabulary import approval_mode as approval_mode_of
 
 

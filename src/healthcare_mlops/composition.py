@@ -120,6 +120,11 @@ def local_command(settings: Settings, arguments: str) -> str:
     return f"healthcare-mlops --home {shlex.quote(str(settings.home.resolve()))} {arguments}"
 
 
+def command_hint(settings: Settings, arguments: str, job_key: str) -> str:
+    """What to run for ``arguments``: locally the exact CLI command for this home, on a workspace the job."""
+    return f"`{local_command(settings, arguments)}`" if settings.is_local else run_hint(settings, job_key)
+
+
 def run_hint(settings: Settings, job_key: str, params: dict | None = None) -> str:
     """The command (locally) or the job (on Databricks) that produces what a page is missing."""
     if settings.is_local:        # the exact command for this home, so it works from any folder
