@@ -83,7 +83,7 @@ KEY_COLUMNS = {
 # the last column drawn may be cut, so it does not count as in view.
 COLUMNS_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stDataFrame"]')].map(f => {
   const holder = f.closest('[class*="st-key-"]');
-  const key = holder ? [...holder.classList].find(c => c.startsWith('st-key-')).slice(7) : '';
+  const key = holder ? [...holder.classList].find(c => c.startsWith('st-key-')).slice(7).replace(/_rows$/, '') : '';
   const grid = f.querySelector('table');
   const headers = grid ? [...grid.querySelectorAll('thead th, tr:first-child th')].map(
     h => ({text: h.textContent.trim(), index: Number(h.getAttribute('aria-colindex') || 0)})) : [];

@@ -69,7 +69,7 @@ def test_checks_without_an_interval(verdict, hard, value):
     elif verdict == REFER:
         assert "approver decides" in words
     elif value is None:
-        assert words.startswith("Not computed")
+        assert words.startswith("No value to judge")
     else:
         assert "Outside >= 0.8" in words and ("blocks promotion" in words) == hard
 

@@ -281,7 +281,8 @@ def verdict_words(verdict: str, hard: bool, estimate, interval, threshold: str) 
     if limits is None or not numeric:
         if verdict == PASS:
             return f"Meets {threshold}."
-        return f"Not computed ({consequence})." if _missing(estimate) else f"Does not meet {threshold} ({consequence})."
+        return f"No value to judge ({consequence})." if _missing(estimate) else \
+            f"Does not meet {threshold} ({consequence})."
     low, high = limits
     estimate_inside = low <= estimate <= high
     if not interval:
