@@ -212,7 +212,8 @@ def job_durations(runs: pd.DataFrame) -> alt.LayerChart:
     base = alt.Chart(frame).encode(
         x=alt.X("start_time:T", title="started (UTC)", scale=_padded_utc(frame["start_time"]),
                 axis=alt.Axis(format="%m-%d %H:%M", labelAngle=0, labelOverlap=True)),
-        y=alt.Y("duration_seconds:Q", title="seconds", scale=alt.Scale(zero=True, padding=12)))
+        y=alt.Y("duration_seconds:Q", title="seconds",    # headroom: the highest point is drawn whole
+                scale=alt.Scale(domain=[0, max(1.0, float(frame["duration_seconds"].max()) * 1.1)])))
     lines = base.mark_line(color="#90a4ae").encode(detail="job_key:N")
     points = base.mark_point(filled=True, size=90, stroke="#333", strokeWidth=1).encode(
         color=alt.Color("status:N", title="status",
