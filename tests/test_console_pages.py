@@ -470,7 +470,8 @@ def test_approve_without_a_comment_is_refused_with_a_message(pending):
     at = open_page("governance")
     at.button(key="gov_approve").click().run()
     assert not at.exception
-    assert "approve needs a --comment" in at.error[0].value
+    # in the console's words (the Comment box), not the CLI's (--comment)
+    assert "Write in the Comment box why you approve" in at.error[0].value and "--comment" not in at.error[0].value
     _, client = registry_client(settings.home)
     assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "1"
 
