@@ -54,7 +54,7 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
                 "approval and moves the champion alias and the serving endpoint (see Jobs).")
         return
     if status == REJECTED:
-        st.error(f"Version {challenger} was rejected: it is never promoted, and the champion stays. The next "
+        st.warning(f"Version {challenger} was rejected: it is never promoted, and the champion stays. The next "
                  f"run of {data.run_hint('ml_training_pipeline')} registers a new challenger. The reason is in the "
                  "audit log below.")
         return

@@ -489,6 +489,8 @@ def test_reject_keeps_the_champion_and_writes_the_audit(pending):
     assert list(rejected["actor"]) == [USER] and list(rejected["comment"]) == ["duplicate registration"]
     assert actions.started_runs()[0].process.wait(timeout=600) == 0          # the run applies the rejection
     assert client.get_model_version(settings.model_name, version).tags["governance_status"] == "rejected"
+    assert f"Version {version} was rejected" in " ".join(w.value for w in at.warning)   # the rejected state
+    assert not [b for b in at.button if b.key == "gov_approve"]
 
 
 def test_acknowledge_writes_who_and_when_on_the_alert(home, monkeypatch):
