@@ -55,8 +55,8 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
         return
     if status == REJECTED:
         st.warning(f"Version {challenger} was rejected: it is never promoted, and the champion stays. The next "
-                 f"run of {data.run_hint('ml_training_pipeline')} registers a new challenger. The reason is in the "
-                 "audit log below.")
+                   f"run of {data.run_hint('ml_training_pipeline')} registers a new challenger. The reason is in "
+                   "the audit log below.")
         return
     if referred and not hard_failures:
         st.warning(f"Version {challenger} was referred to you: " + " ".join(in_words(c) for c in referred)
