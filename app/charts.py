@@ -111,14 +111,18 @@ def category_mix(mix: pd.DataFrame, dimension: str) -> alt.Chart:
 
 
 def group_metric_bars(groups: pd.DataFrame, metric: str, title: str, low: float | None = None,
-                      high: float | None = None) -> alt.LayerChart:
-    """``group_value, <metric>`` for one group column -> bars with the threshold band as lines."""
+                      high: float | None = None, reference: float | None = None) -> alt.LayerChart:
+    """``group_value, <metric>`` for one group column -> bars with the threshold band as lines, or with
+    ``reference`` (e.g. the whole batch's value) as one line when the bars are not what a band judges."""
     words = metric.replace("_", " ")
     frame = groups[["group_value", metric]].assign(group_value=groups["group_value"].astype(str))
     bars = alt.Chart(frame).mark_bar(color=LINE_COLOR).encode(
         x=alt.X("group_value:N", title="group", axis=alt.Axis(labelAngle=0)), y=alt.Y(f"{metric}:Q", title=words),
         tooltip=[alt.Tooltip("group_value:N", title="group"), alt.Tooltip(f"{metric}:Q", format=".4~g", title=words)])
-    return _finish(alt.layer(bars, *_bound_rules(low, high, words)), title)
+    rules = _bound_rules(low, high, words)
+    if reference is not None:
+        rules.append(_threshold_rules([(reference, f"whole batch {reference:.3f}")], words))
+    return _finish(alt.layer(bars, *rules), title)
 
 
 def date_axis(dates: pd.Series, field: str = "window_end", title: str = "window end") -> alt.X:
@@ -187,22 +191,35 @@ def psi_heatmap(psi: pd.DataFrame, moderate: float = 0.1, significant: float = 0
     return chart.properties(height=max(HEIGHT, 40 * frame["column_name"].nunique() + 140))
 
 
+def _padded_utc(times: pd.Series) -> alt.Scale:
+    """A UTC time scale with room on both sides, so the first and last points are drawn whole."""
+    times = pd.to_datetime(times, utc=True).dropna()
+    if times.empty:
+        return alt.Scale(type="utc")
+    pad = max((times.max() - times.min()) * 0.05, pd.Timedelta(minutes=2))
+    ends = (times.min() - pad, times.max() + pad)
+    return alt.Scale(type="utc", domain=[alt.DateTime(year=t.year, month=t.month, date=t.day, hours=t.hour,
+                                                      minutes=t.minute, seconds=t.second, utc=True) for t in ends])
+
+
 def job_durations(runs: pd.DataFrame) -> alt.LayerChart:
     """``job_key, start_time, duration_seconds, status`` -> duration of each run over time."""
     frame = runs[["job_key", "start_time", "duration_seconds", "status"]].sort_values("start_time")
-    frame = frame.assign(start_time=pd.to_datetime(frame["start_time"]), job_key=frame["job_key"].astype(str),
-                         status=frame["status"].astype(str))
+    start = pd.to_datetime(frame["start_time"], utc=True)
+    frame = frame.assign(start_time=start, job_key=frame["job_key"].astype(str), status=frame["status"].astype(str),
+                         started=start.dt.strftime("%Y-%m-%d %H:%M:%S UTC"))
     statuses = sorted(set(frame["status"]))
     base = alt.Chart(frame).encode(
-        x=alt.X("start_time:T", title="started", scale=alt.Scale(type="utc")),
-        y=alt.Y("duration_seconds:Q", title="seconds"))
+        x=alt.X("start_time:T", title="started (UTC)", scale=_padded_utc(frame["start_time"]),
+                axis=alt.Axis(format="%m-%d %H:%M", labelAngle=0, labelOverlap=True)),
+        y=alt.Y("duration_seconds:Q", title="seconds",    # headroom: the highest point is drawn whole
+                scale=alt.Scale(domain=[0, max(1.0, float(frame["duration_seconds"].max()) * 1.1)])))
     lines = base.mark_line(color="#90a4ae").encode(detail="job_key:N")
     points = base.mark_point(filled=True, size=90, stroke="#333", strokeWidth=1).encode(
         color=alt.Color("status:N", title="status",
                         scale=alt.Scale(domain=statuses, range=[STATUS_COLORS.get(s, LINE_COLOR) for s in statuses])),
         shape=alt.Shape("job_key:N", title="job"),
-        tooltip=[alt.Tooltip("job_key:N", title="job"), alt.Tooltip("start_time:T", format="%Y-%m-%d %H:%M:%S",
-                                                                     title="started"),
+        tooltip=[alt.Tooltip("job_key:N", title="job"), alt.Tooltip("started:N", title="started"),
                  alt.Tooltip("duration_seconds:Q", format=".1f", title="seconds"), alt.Tooltip("status:N")])
     return _finish(alt.layer(lines, points), "Job run durations (marker colour: status)")
 

@@ -32,12 +32,17 @@ PAGES = (
     ("score", "Score", ":material/calculate:"),
 )
 TITLE = "Healthcare risk console"
+ROOT_PAGE = "home"       # the default page's reserved name; it is served at the root
 
 
 def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon=":material/health_and_safety:", layout="wide")
-    pages = [st.Page(PAGES_DIR / f"{name}.py", title=title, icon=icon, url_path=name, default=index == 0)
-             for index, (name, title, icon) in enumerate(PAGES)]
+    pages = [st.Page(PAGES_DIR / f"{name}.py", title=title, icon=icon, url_path=name if index else ROOT_PAGE,
+                     default=index == 0) for index, (name, title, icon) in enumerate(PAGES)]
+    # Streamlit serves the default page at the root only; its own name in an address (/overview, as in
+    # a link written by hand) opens the same page through a hidden entry instead of "Page not found".
+    name, title, icon = PAGES[0]
+    pages.append(st.Page(PAGES_DIR / f"{name}.py", title=title, icon=icon, url_path=name, visibility="hidden"))
     navigation = st.navigation(pages, position="sidebar")
     try:
         from app import auth, data
@@ -49,7 +54,9 @@ def main() -> None:
         return
     with st.sidebar:
         st.markdown(f"**{identity.user}**  \nrole: `{identity.role}`")
-        st.caption(f"{data.facts().where} · `{settings.catalog}.{settings.schema}`")
+        facts = data.facts()       # which home or workspace target: two consoles on two homes differ here
+        st.caption(f"{facts.where} · {facts.data}" + (f" · `{settings.catalog}.{settings.schema}`"
+                                                     if facts.data != f"{settings.catalog}.{settings.schema}" else ""))
     navigation.run()
 
 

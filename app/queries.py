@@ -196,6 +196,14 @@ _QUERIES = [
     WHERE parent_run_id IS NULL
     ORDER BY start_time DESC, run_id DESC
     LIMIT 200""", "local job runs, newest first"),
+    Query("running_jobs", """
+    SELECT s.event_time AS start_time, s.actor AS trigger, s.comment
+    FROM {model_governance_log} s
+    WHERE s.action = 'job run started' AND NOT EXISTS (
+        SELECT 1 FROM {model_governance_log} e
+        WHERE e.action = 'job run ended' AND e.comment LIKE s.comment || ' %')
+    ORDER BY s.event_time DESC
+    LIMIT 50""", "local job runs started and not ended yet (the runner writes job_runs when a run ends)"),
     Query("task_runs", """
     SELECT run_id, task_key, status, start_time, end_time, duration_seconds, error
     FROM {job_runs}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from healthcare_mlops.governance import decisions
+from healthcare_mlops.governance import audit, decisions
 from healthcare_mlops.governance.lineage import REPRODUCED_AT_TAG, RESULT_TAG
 from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, IMPORTANCE_METRIC_PREFIX, PROMOTION_PENDING
 from healthcare_mlops.runtime.mlflow_setup import find_in_registry
@@ -76,11 +76,15 @@ def read_importance(client, registry: dict) -> pd.DataFrame:
 
 def version_status(versions: pd.DataFrame, audit_log: pd.DataFrame, version) -> str:
     """The version's status: an approval recorded in the audit log (the ``audit_log`` query) that no
-    model_governance run has applied yet reads as ``PROMOTION_PENDING``; else the registry's status tag."""
+    model_governance run has applied yet reads as ``PROMOTION_PENDING``, a rejection as ``rejected`` (the
+    decision stands at once: no job is needed to stop a rejected version); else the registry's status tag."""
     history = audit_log[audit_log["version"].astype(str) == str(version)] if not audit_log.empty else audit_log
     history = history.rename(columns={"actor_role": "role"}).sort_values(["event_time", "event_id"]) \
         if not history.empty else history
     if not history.empty and decisions.approved_not_promoted(history):
         return PROMOTION_PENDING
+    latest = decisions.latest_decision(history) if not history.empty else None
+    if latest is not None and latest["action"] == audit.REJECTED:      # recorded, applied or not yet
+        return audit.REJECTED        # the same word as the status tag governance puts on it
     status = versions.loc[versions["version"] == version, "status"] if not versions.empty else versions
     return str(status.iloc[0]) if len(status) else ""

@@ -23,6 +23,8 @@ def reproduction_table(versions: pd.DataFrame) -> pd.DataFrame:
     """Version, when it was last reproduced and the result ("not yet" when never)."""
     frame = versions[["version", "reproduced_at", "reproduction"]].copy()
     frame["reproduction"] = frame["reproduction"].where(frame["reproduction"] != "", "not yet")
+    # the tag holds an ISO time; shown in the console's one timestamp format
+    frame["reproduced_at"] = [ui.timestamp(t, zone=False) if t else "" for t in frame["reproduced_at"]]
     return frame
 
 
@@ -36,7 +38,7 @@ def render(registry: dict, identity: Identity) -> None:
     """The section: the table, and for an operator the version picker and Reproduce."""
     st.subheader("Reproduction")
     versions = registry["versions"]
-    st.dataframe(reproduction_table(versions), hide_index=True, key="gov_reproduction")
+    ui.table(reproduction_table(versions), key="gov_reproduction_table")
     st.caption("Reproduce rebuilds a version from its lineage (the tables at their recorded Delta versions, "
                "the recorded parameters) and compares the training data's hash, the predictions, the metrics, "
                "every governance verdict and the package versions with the registered model.")

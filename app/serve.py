@@ -14,10 +14,21 @@ longer walks them. The arguments are Streamlit's own command line (``streamlit.w
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class _DecorationTimeWarning(logging.Filter):
+    """Drops Streamlit's "No runtime found, using MemoryCacheStorageManager": importing the pages' modules
+    before the server starts checks each ``st.cache_data`` decoration against a stand-in store and logs
+    it once per cached function. Harmless (the real store is chosen at the first call, after the start),
+    and a warning at every start that means nothing teaches people to ignore warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No runtime found" not in record.getMessage()
 
 
 def preload() -> None:
@@ -26,8 +37,14 @@ def preload() -> None:
         sys.path.insert(0, str(ROOT))
     import altair  # noqa: F401
     import streamlit.elements.vega_charts  # noqa: F401
+    import streamlit.runtime.caching.cache_data_api as cache_data_api
 
-    from app import auth, charts, data, queries, ui, vocabulary  # noqa: F401
+    quiet = _DecorationTimeWarning()
+    cache_data_api._LOGGER.addFilter(quiet)
+    try:
+        from app import auth, charts, data, queries, ui, vocabulary  # noqa: F401
+    finally:
+        cache_data_api._LOGGER.removeFilter(quiet)
     try:
         data.warm_up()
     except Exception as exc:        # an optimisation only: the first visit meets the cause and shows it

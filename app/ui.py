@@ -16,6 +16,7 @@ from healthcare_mlops.identity import Identity
 _NUMBER_FORMATS = {"usd": "dollar", "percent": "percent", "count": "localized", "score": "%.1f",
                    "seconds": "%.1f", "ratio": "%.3f"}
 _LINE_PIXELS, _ROW_PADDING = 21, 14
+_HEADER_PIXELS, _ROW_PIXELS = 35, 35            # the grid's header and its default row
 
 
 def identity() -> Identity:
@@ -33,6 +34,13 @@ def empty_state(what: str, job_key: str, params: dict | None = None, extra: str 
     if extra:
         text += f" {extra}"
     st.info(text)
+
+
+def command(arguments: str, job_key: str) -> str:
+    """What to run for ``arguments``: locally the exact CLI command for this home, on a workspace the job."""
+    from healthcare_mlops import composition
+
+    return composition.command_hint(data.console_settings(), arguments, job_key)
 
 
 @contextmanager
@@ -54,6 +62,29 @@ def usd(value) -> str:
 
 def number(value, digits: int = 3) -> str:
     return "—" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
+
+
+def interval(bounds, digits: int = 3) -> str:
+    """An interval as "0.993–1.005": fixed decimals, so no bound is cut to "1" and both read alike."""
+    if not bounds or any(b is None or pd.isna(b) for b in bounds):
+        return ""
+    low, high = (float(b) for b in bounds)
+    digits = 0 if max(abs(low), abs(high)) >= 1000 else digits
+    return f"{low:,.{digits}f}–{high:,.{digits}f}"
+
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M"       # every page's one format; tables say "(UTC)" in the header
+_GRID_TIMESTAMP_FORMAT = "YYYY-MM-DD HH:mm"  # the same, in the table grid's (moment.js) words
+
+
+def timestamp(moment, zone: bool = True) -> str:
+    """One timestamp format on every page: "2026-12-07 05:40 UTC" (naive means UTC); ``zone=False`` for a
+    table cell, whose header names the zone."""
+    if moment is None or pd.isna(moment):
+        return ""
+    moment = pd.Timestamp(moment)
+    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    return f"{moment:{TIMESTAMP_FORMAT}}" + (" UTC" if zone else "")
 
 
 def ago(moment) -> str:
@@ -90,6 +121,8 @@ def column_config(frame: pd.DataFrame, wide: tuple[str, ...] = ()) -> dict:
         width = "large" if name in wide else None
         if kind in _NUMBER_FORMATS and pd.api.types.is_numeric_dtype(frame[name]):
             config[name] = st.column_config.NumberColumn(header, format=_NUMBER_FORMATS[kind], width=width)
+        elif pd.api.types.is_datetime64_any_dtype(frame[name]):
+            config[name] = st.column_config.DatetimeColumn(header, format=_GRID_TIMESTAMP_FORMAT, width=width)
         else:
             config[name] = st.column_config.Column(header, width=width)
     return config
@@ -107,7 +140,19 @@ def table(frame: pd.DataFrame, key: str, wide: tuple[str, ...] = (), lines: int 
     if selectable:
         options.update(on_select="rerun", selection_mode="single-row", key=f"{key}_rows")
     with st.container(key=key):
-        return st.dataframe(frame, hide_index=True, column_config=column_config(frame, wide), **options)
+        return st.dataframe(_without_missing_text(frame), hide_index=True, column_config=column_config(frame, wide),
+                            **options)
+
+
+def _without_missing_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing text reads as an empty cell, never "None" (the grid writes None for a missing value)."""
+    text = [c for c in frame.columns if frame[c].dtype == object and frame[c].isna().any()]
+    return frame.assign(**{c: frame[c].where(frame[c].notna(), "") for c in text}) if text else frame
+
+
+def every_row(frame: pd.DataFrame, lines: int = 1) -> int:
+    """The height (px) at which a table shows every row of ``frame`` without its own scroll bar."""
+    return _HEADER_PIXELS + len(frame) * (_ROW_PADDING + _LINE_PIXELS * lines if lines > 1 else _ROW_PIXELS) + 3
 
 
 def chart(figure, key: str, where=st) -> None:

@@ -8,16 +8,18 @@ names) comes through here.
 from healthcare_mlops import tables
 from healthcare_mlops.data.contract import AGE_RANGE, BMI_RANGE, CHILDREN_RANGE, REGIONS
 from healthcare_mlops.features.definitions import AGE_BANDS, SCORED_RATING_FACTORS
-from healthcare_mlops.governance.thresholds import approval_mode
+from healthcare_mlops.governance.audit import REJECTED
 from healthcare_mlops.governance.checks import FAIRNESS_GROUPS, in_words
+from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.modeling.artifacts import PROMOTION_PENDING
 from healthcare_mlops.modeling.risk import RiskBand
 from healthcare_mlops.monitoring.contract import AlertSeverity
-from healthcare_mlops.monitoring.evaluation import ALERT, OK, MonitoringThresholds
+from healthcare_mlops.monitoring.evaluation import ALERT, ALL_GROUP, FLAG, OK, MonitoringThresholds
 from healthcare_mlops.parameters import monitoring_thresholds
 
-__all__ = ["AGE_BANDS", "AGE_RANGE", "ALERT", "BMI_RANGE", "CHILDREN_RANGE", "COLUMNS", "FAIRNESS_GROUPS", "OK",
-           "PROMOTION_PENDING", "REGIONS", "SCORED_RATING_FACTORS", "AlertSeverity", "MonitoringThresholds", "RiskBand",
+__all__ = ["AGE_BANDS", "AGE_RANGE", "ALERT", "ALL_GROUP", "BMI_RANGE", "CHILDREN_RANGE", "COLUMNS", "FAIRNESS_GROUPS",
+           "FLAG", "OK", "PROMOTION_PENDING", "REGIONS", "REJECTED", "SCORED_RATING_FACTORS", "AlertSeverity",
+           "MonitoringThresholds", "RiskBand",
            "approval_mode", "monitoring_thresholds",
            "column_words", "in_words", "plural", "tables"]
 
@@ -48,6 +50,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "acknowledged_by": ("Acknowledged by", "text"),
     "acknowledged_at": ("Acknowledged (UTC)", "text"),
     "acknowledged_comment": ("Acknowledgement comment", "text"),
+    "acknowledged": ("Acknowledged", "text"),
     "retrain_run_id": ("Retrain run", "text"),
     "alert_id": ("Alert id", "text"),
     "group_column": ("Group column", "text"),
@@ -66,6 +69,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "hard_checks_passed": ("Hard checks passed", "text"),
     "approval_mode": ("Approval mode", "text"),
     "registered": ("Registered (UTC)", "text"),
+    "version": ("Version", "text"),
+    "reproduced_at": ("Last reproduced (UTC)", "text"),
+    "reproduction": ("Reproduction result", "text"),
 }
 
 

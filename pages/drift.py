@@ -15,9 +15,13 @@ def _alerts(identity) -> None:
         st.success("No open alerts." if state == "open" else "No alerts so far.")
         return
     shown = alerts.assign(threshold=ui.thresholds_in_words(alerts["alert_type"], alerts["threshold"],
-                                                            missing="see the message"))
-    ui.table(shown[["created_at", "severity", "alert_type", "message", "column_name", "value", "threshold",
-                    "acknowledged_by", "acknowledged_at", "acknowledged_comment", "retrain_run_id", "alert_id"]],
+                                                            missing="see the message"),
+                          acknowledged=[f"by {who}, {ui.timestamp(when, zone=False)}" if isinstance(who, str) and who
+                                        else "no" for who, when in zip(alerts["acknowledged_by"],
+                                                                       alerts["acknowledged_at"])])
+    # the decision columns (value, threshold, acknowledged, retrain run) before the long message: in view at 1440 px
+    ui.table(shown[["created_at", "severity", "alert_type", "value", "threshold", "acknowledged", "retrain_run_id",
+                    "message", "column_name", "acknowledged_comment", "alert_id"]],
              key="alerts_table", wide=("message",), lines=3)
     open_alerts = alerts[alerts["acknowledged_at"].isna()]
     if open_alerts.empty:

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, data, ui
-from app.vocabulary import ALERT, FAIRNESS_GROUPS, OK, in_words, monitoring_thresholds
+from app.vocabulary import ALERT, ALL_GROUP, FAIRNESS_GROUPS, FLAG, OK, in_words, monitoring_thresholds
 
 METRICS = {"calibration_ratio": "mean predicted / mean actual", "mae": "MAE (USD)",
            "critical_share": "share flagged critical", "risk_score_mae": "risk-score MAE"}
@@ -34,10 +34,26 @@ def _champion_checks() -> None:
                "the threshold.")
     ui.table(pd.DataFrame([{
         "check": c["name"], "group": c.get("group") or "", "value": c["value"],
-        "interval": f"{c['interval'][0]:.3g} - {c['interval'][1]:.3g}" if c.get("interval") else "",
+        "interval": ui.interval(c.get("interval")),
         "threshold": c.get("threshold") or "not set", "verdict": c["verdict"], "what it means": in_words(c)}
         for c in checks]), key="fairness_champion_checks", wide=("what it means",), lines=3)
     st.subheader("Monitored batches")
+
+
+def _no_fairness_yet() -> None:
+    """The real cause: monitoring never ran, or it ran and no scored member's actual charges have arrived."""
+    monitored = data.query("composite_drift")
+    if monitored.empty:
+        ui.empty_state("fairness metrics", "model_monitoring",
+                       extra="Monitoring needs a scored batch first (batch_inference).")
+        return
+    last = monitored["window_end"].max()
+    st.info(f"**No fairness metrics yet: no actual charges have arrived for the scored members.** Monitoring "
+            f"has run ({len(monitored):,} runs, the last for the window ending {last}), but fairness compares a "
+            "batch scored on one day with the charges a later member load delivers for those members. Load the "
+            f"later member file ({ui.command('data ingest FILE.csv --as-of DATE', 'load_members')}, a date after the "
+            f"scored batch), then run {data.run_hint('feature_engineering')}, {data.run_hint('batch_inference')} "
+            f"and {data.run_hint('model_monitoring')}.")
 
 
 def render() -> None:
@@ -52,8 +68,7 @@ def render() -> None:
                f"{t.four_fifths_min:g} (a flag, not a verdict).")
     runs = data.query("fairness_runs")
     if runs.empty:
-        ui.empty_state("fairness metrics", "model_monitoring",
-                       extra="Monitoring needs a scored batch first (batch_inference).")
+        _no_fairness_yet()
         return
 
     labels = {f"{r.window_start} .. {r.window_end} (run {r.run_id})": r.run_id for r in runs.itertuples()}
@@ -66,9 +81,13 @@ def render() -> None:
         st.info("No performance metrics in this run yet: they need the members' actual charges, which "
                 "monitoring joins once they arrive.")
     else:
-        passed, failed = st.columns(2)
-        passed.metric("Checks passed", f"{int((verdicts['status'] == OK).sum())} of {len(verdicts)}")
-        failed.metric("Checks failed", f"{int((verdicts['status'] == ALERT).sum())}")
+        passed, flagged, failed = st.columns(3)
+        status = verdicts["status"]
+        passed.metric("Checks passed", f"{int((status == OK).sum())} of {len(verdicts)}")
+        flagged.metric("Flagged (reported, never blocks)", f"{int((status == FLAG).sum())}")
+        failed.metric("Alerts (sex, protected)", f"{int((status == ALERT).sum())}")
+        if (others := int((~status.isin([OK, FLAG, ALERT])).sum())):
+            st.caption(f"{others} of {len(verdicts)} not judged: too few members in a group.")
         ui.table(verdicts.assign(threshold=ui.thresholds_in_words(verdicts["metric"], verdicts["threshold"])),
                  key="fairness_checks")
         st.caption("alert: a fairness alert was raised (sex, the protected attribute); flag: a rating factor "
@@ -76,10 +95,11 @@ def render() -> None:
                    "verdict); insufficient_data: fewer than two groups large enough to compare.")
 
     st.subheader("Per group")
-    table = latest.assign(judged=latest["n"] >= t.fairness_min_group_size,
-                          calibration_ok=latest["calibration_ratio"].between(t.calibration_ratio_min,
-                                                                             t.calibration_ratio_max))
-    ui.table(table, key="fairness_groups")
+    # No per-group "calibration ok" here: the band judges a group relative to everyone else (Checks above),
+    # not its own mean predicted / mean actual.
+    groups_table = latest.assign(judged=latest["n"] >= t.fairness_min_group_size)
+    ui.table(groups_table[["group_column", "group_value", "n", "critical_share", "calibration_ratio", "mae",
+                           "risk_score_mae", "judged"]], key="fairness_groups")
     columns = [c for c in FAIRNESS_GROUPS if c in set(latest["group_column"])] + \
         sorted(set(latest["group_column"]) - set(FAIRNESS_GROUPS))
     if not columns:
@@ -88,9 +108,14 @@ def render() -> None:
                       key="fairness_group")
     groups = latest[latest["group_column"] == column]
     left, right = st.columns(2)
-    ui.chart(charts.group_metric_bars(groups, "calibration_ratio", f"Calibration by {column}",
-                                      t.calibration_ratio_min, t.calibration_ratio_max),
+    # The check judges each group relative to everyone else (Checks above); these bars are each group's
+    # own mean predicted / mean actual, so they carry the whole batch's value as their reference, not the band.
+    overall = latest.loc[latest["group_column"] == ALL_GROUP, "calibration_ratio"]
+    ui.chart(charts.group_metric_bars(groups, "calibration_ratio", f"Mean predicted / mean actual by {column}",
+                                      reference=None if overall.empty else float(overall.iloc[0])),
              "fairness_calibration", where=left)
+    left.caption("The checks judge each group against everyone else: a group at the whole batch's line is "
+                 "calibrated like the rest, however far that line is from 1.")
     ui.chart(charts.group_metric_bars(groups, "critical_share", f"Share flagged critical by {column}"),
              "fairness_critical", where=right)
 
@@ -99,12 +124,11 @@ def render() -> None:
     metric = st.radio("Metric", list(METRICS), format_func=METRICS.get, horizontal=True,
                       key="fairness_history_metric")
     part = history[history["group_column"] == column]
-    band = (t.calibration_ratio_min, t.calibration_ratio_max) if metric == "calibration_ratio" else (None, None)
     if part["window_end"].nunique() == 1:
         st.caption(f"One monitoring run so far ({part['window_end'].iloc[0]}): one point per group; the lines "
                    "start with the second run.")
     if part[metric].notna().any():
-        ui.chart(charts.metric_over_time(part, metric, f"{METRICS[metric]} by {column}", *band),
+        ui.chart(charts.metric_over_time(part, metric, f"{METRICS[metric]} by {column}"),
                  "fairness_over_time")
     else:
         st.info(f"No {METRICS[metric]} recorded for {column} yet.")

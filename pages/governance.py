@@ -5,13 +5,12 @@ import streamlit as st
 
 from app import actions, auth, data, explanation, reproduction, ui
 from app.registry import version_status
-from app.vocabulary import PROMOTION_PENDING, in_words
+from app.vocabulary import PROMOTION_PENDING, REJECTED, in_words
 from app.vocabulary import approval_mode as approval_mode_of
 
 
 def _interval(check: dict | None) -> str:
-    interval = (check or {}).get("interval")
-    return f"{interval[0]:.3g} - {interval[1]:.3g}" if interval else ""
+    return ui.interval((check or {}).get("interval"))
 
 
 def _value(check: dict | None) -> str:
@@ -22,21 +21,24 @@ def _value(check: dict | None) -> str:
 
 
 def _checklist(champion_checks: list, challenger_checks: list) -> pd.DataFrame:
-    """One row per check: threshold, hard/soft, each version's value, interval and verdict, and in words."""
+    """One row per check: in words, each version's verdict, value and interval, threshold, hard/soft.
+
+    The words and the challenger's columns come first (what a decision reads, in view at 1440 px); a
+    version without checks has no columns."""
     names = list(dict.fromkeys([c["name"] for c in challenger_checks] + [c["name"] for c in champion_checks]))
     by_name = {"champion": {c["name"]: c for c in champion_checks},
                "challenger": {c["name"]: c for c in challenger_checks}}
+    roles = [role for role, checks in (("challenger", challenger_checks), ("champion", champion_checks)) if checks]
     rows = []
     for name in names:
         any_check = by_name["challenger"].get(name) or by_name["champion"][name]
-        row = {"check": name, "threshold": any_check.get("threshold") or "not set",
-               "kind": "hard" if any_check["hard"] else "soft"}
-        for role in ("champion", "challenger"):
+        row = {"check": name, "what it means": in_words(any_check)}
+        for role in roles:
             check = by_name[role].get(name)
+            row[f"{role} verdict"] = "" if check is None else check["verdict"]
             row[f"{role} value"] = _value(check)
             row[f"{role} interval"] = _interval(check)
-            row[f"{role} verdict"] = "" if check is None else check["verdict"]
-        row["what it means"] = in_words(any_check)
+        row.update(threshold=any_check.get("threshold") or "not set", kind="hard" if any_check["hard"] else "soft")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -44,12 +46,17 @@ def _checklist(champion_checks: list, challenger_checks: list) -> pd.DataFrame:
 def _decision(identity, challenger: int, checks: list, approval_mode: str, status: str) -> None:
     hard_failures = [c["name"] for c in checks if c["hard"] and c["verdict"] == "fail"]
     referred = [c for c in checks if c["hard"] and c["verdict"] == "refer"]
-    st.subheader(f"Decision on version {challenger}")
+    st.subheader(f"Version {challenger}: rejected" if status == REJECTED else f"Decision on version {challenger}")
     if status:
-        st.caption(f"Registry status of version {challenger}: `{status}`")
+        st.caption(f"Status of version {challenger}: `{status}`")
     if status == PROMOTION_PENDING:      # an approval is recorded; the job run has not promoted it yet
         st.info(f"Version {challenger} is {PROMOTION_PENDING}: a {actions.GOVERNANCE_JOB} run applies the "
                 "approval and moves the champion alias and the serving endpoint (see Jobs).")
+        return
+    if status == REJECTED:
+        st.warning(f"Version {challenger} was rejected: it is never promoted, and the champion stays. The next "
+                   f"run of {data.run_hint('ml_training_pipeline')} registers a new challenger. The reason is in "
+                   "the audit log below.")
         return
     if referred and not hard_failures:
         st.warning(f"Version {challenger} was referred to you: " + " ".join(in_words(c) for c in referred)
@@ -58,8 +65,9 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
         st.warning(f"Version {challenger} fails hard checks: {', '.join(hard_failures)}. Approving it is an "
                    "override and needs a reason, which is recorded.")
     elif not checks:
-        st.info(f"Version {challenger} has not been validated yet: a {actions.GOVERNANCE_JOB} run validates it "
-                "before it can be approved or rejected.")
+        st.info(f"Version {challenger} has not been validated yet: there are no checks to look at. Validate it "
+                f"first ({actions.GOVERNANCE_JOB} runs every check and, in manual mode, waits for your decision).")
+        _validate_button(identity, challenger)
     else:
         st.success(f"Version {challenger} passes every hard check.")
     st.caption(f"Approval mode: **{approval_mode}**"
@@ -75,18 +83,46 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
     label, kind = ("Approve (override)", "secondary") if hard_failures else ("Approve", "primary")
     if approve.button(label, key="gov_approve", type=kind, disabled=bool(hard_failures) and not override.strip(),
                       help="Enter an override reason first: this version fails hard checks." if hard_failures
-                      else None):
+                      else None) and _has_comment(comment, "approve"):
         with ui.guard():
             run = actions.approve(identity, challenger, comment, override or None)
-            st.session_state["gov_message"] = (
-                f"Approved by {identity.user}: version {challenger} is {PROMOTION_PENDING} "
-                f"({actions.GOVERNANCE_JOB} run {run.run_id or 'started'} applies it; see Jobs).")
-            st.rerun()
-    if reject.button("Reject", key="gov_reject", type="primary" if hard_failures else "secondary"):
+            _decided(f"Approved by {identity.user}: version {challenger} is {PROMOTION_PENDING} "
+                     f"({actions.GOVERNANCE_JOB} run {run.run_id or 'started'} applies it; see Jobs).")
+    if reject.button("Reject", key="gov_reject", type="primary" if hard_failures else "secondary") \
+            and _has_comment(comment, "reject"):
         with ui.guard():
             run = actions.reject(identity, challenger, comment)
-            st.session_state["gov_message"] = (f"Rejected by {identity.user}: version {challenger} (recorded; "
-                                               f"{actions.GOVERNANCE_JOB} run {run.run_id or 'started'} applies it).")
+            _decided(f"Rejected by {identity.user}: version {challenger} (recorded; "
+                     f"{actions.GOVERNANCE_JOB} run {run.run_id or 'started'} applies it).")
+
+
+def _has_comment(comment: str, decision: str) -> bool:
+    """A decision says why; asked for in the console's words (the CLI's check would say --comment)."""
+    if comment.strip():
+        return True
+    st.error(f"Write in the Comment box why you {decision} this version first: the audit log records it.")
+    return False
+
+
+def _decided(message: str) -> None:
+    """After a decision: the message, and a fresh comment box (the old comment belongs to the decision made)."""
+    st.session_state["gov_message"] = message
+    for key in ("gov_comment", "gov_override"):
+        st.session_state.pop(key, None)
+    st.rerun()
+
+
+def _validate_button(identity, challenger: int) -> None:
+    """Validate (run the checks) before deciding: the operator's Run now of the governance job."""
+    if not auth.can(identity, "run_job"):
+        st.caption(f"Validating needs the operator role; you are {identity.role}. An operator can run "
+                   f"{data.run_hint(actions.GOVERNANCE_JOB)}.")
+        return
+    if st.button(f"Validate version {challenger} (run the checks)", key="gov_validate", type="primary"):
+        with ui.guard():
+            run = actions.run_job_now(identity, actions.GOVERNANCE_JOB, {"model_version": str(challenger)})
+            st.session_state["gov_message"] = (f"Started {actions.GOVERNANCE_JOB} ({run.run_id or 'started'}) "
+                                               f"for version {challenger}: its checks appear here when it ends.")
             st.rerun()
 
 
@@ -113,7 +149,7 @@ def render() -> None:
         st.caption(f"The challenger (version {challenger}) is the champion: nothing is waiting for a decision.")
     if champion_checks or challenger_checks:
         checklist = _checklist(champion_checks, challenger_checks if challenger != champion else [])
-        ui.table(checklist, key="gov_checklist", wide=("threshold", "what it means"), lines=3)
+        ui.table(checklist, key="gov_checklist", wide=("what it means",), lines=4, height=ui.every_row(checklist, 4))
     else:
         st.info("No checks recorded yet: " + data.run_hint("model_governance") + " validates the challenger.")
 

@@ -14,10 +14,29 @@ def _jobs_table(jobs: list[dict]) -> pd.DataFrame:
             "job": job["job_key"],
             "schedule": (f"{schedule['quartz_cron_expression']} {schedule['timezone_id']} ({schedule['pause_status']})"
                          if schedule else "on demand"),
-            "tasks": " -> ".join(t["task_key"] for t in job["tasks"]),
             "parameters": ", ".join(f"{k}={v!r}" for k, v in job["parameters"].items()),
+            "tasks": " -> ".join(t["task_key"] for t in job["tasks"]),
         })
     return pd.DataFrame(rows)
+
+
+def _with_running(runs: pd.DataFrame, task_history: bool) -> pd.DataFrame:
+    """The runs, with those started and not ended yet on top (status RUNNING): the local runner writes a
+    run's row when it ends, its start only to the audit log ("job run started: <job> run <id>")."""
+    running = data.query("running_jobs") if task_history else pd.DataFrame()
+    if running.empty:
+        return runs
+    parts = running["comment"].str.extract(r"^(?P<job_key>\S+) run (?P<run_id>\d+)$")
+    now = pd.Timestamp.now(tz="UTC")
+    started = pd.to_datetime(running["start_time"], utc=True)
+    aware = "start_time" in runs and isinstance(runs["start_time"].dtype, pd.DatetimeTZDtype)
+    rows = pd.DataFrame({"run_id": pd.to_numeric(parts["run_id"]), "job_key": parts["job_key"], "status": "RUNNING",
+                         "trigger": running["trigger"],
+                         "start_time": started if aware or runs.empty else started.dt.tz_localize(None),
+                         "end_time": pd.NaT, "duration_seconds": (now - started).dt.total_seconds().round(1),
+                         "error": ""}).dropna(subset=["job_key"])
+    rows = rows[~rows["run_id"].isin(runs["run_id"])] if "run_id" in runs else rows
+    return pd.concat([rows, runs], ignore_index=True) if not runs.empty else rows
 
 
 def _run_now(identity, jobs: list[dict]) -> None:
@@ -39,8 +58,8 @@ def _run_now(identity, jobs: list[dict]) -> None:
             changed = {k: v for k, v in params.items() if v != str(declared.get(k) or "")}
             started = actions.run_job_now(identity, job_key, changed)
             where = f"log: `{started.log_path}`" if started.log_path else f"run {started.run_id}"
-            st.success(f"Started {job_key} for {identity.user} ({where}). It appears below when its first "
-                       "task ends.")
+            st.success(f"Started {job_key} for {identity.user} ({where}). It appears under Recent runs as "
+                       "RUNNING (reload the page) until it ends.")
 
 
 def render() -> None:
@@ -49,7 +68,7 @@ def render() -> None:
     jobs = data.bundle_jobs()
     st.caption(f"The jobs of the bundle (databricks.yml, resources/jobs.yml), the same definitions "
                f"{facts.jobs_run_by} executes.")
-    ui.table(_jobs_table(jobs), key="jobs_table", wide=("schedule", "tasks", "parameters"), lines=2)
+    ui.table(_jobs_table(jobs), key="jobs_table", wide=("parameters", "tasks"), lines=3)
 
     started = actions.started_runs()
     if started:
@@ -58,16 +77,17 @@ def render() -> None:
             for run in started))
 
     st.subheader("Recent runs")
-    runs = data.job_runs()
+    runs = _with_running(data.job_runs(), facts.task_history)
     if runs.empty:
-        st.info("No job runs yet. Start one below" + (", or `healthcare-mlops jobs run JOB`." if facts.task_history
+        st.info("No job runs yet. Start one below" + (f", or {data.run_hint('JOB')}." if facts.task_history
                                                       else "."))
     else:
-        succeeded = int((runs["status"] == "SUCCEEDED").sum())
-        c1, c2, c3 = st.columns(3)
+        succeeded, running = int((runs["status"] == "SUCCEEDED").sum()), int((runs["status"] == "RUNNING").sum())
+        c1, c2, c3, c4 = st.columns(4)
         c1.metric("Job runs", f"{len(runs):,}")
-        c2.metric("Succeeded", f"{succeeded:,}")
-        c3.metric("Not succeeded", f"{len(runs) - succeeded:,}")
+        c2.metric("Running", f"{running:,}")
+        c3.metric("Succeeded", f"{succeeded:,}")
+        c4.metric("Not succeeded", f"{len(runs) - succeeded - running:,}")
         if runs["duration_seconds"].notna().any():
             ui.chart(charts.job_durations(runs.dropna(subset=["duration_seconds"])), "jobs_durations")
         shown = runs.assign(error=runs["error"].map(
@@ -77,7 +97,11 @@ def render() -> None:
             labels = {int(r.run_id): f"{r.job_key} · {r.start_time:%Y-%m-%d %H:%M:%S} · {r.status}"
                       for r in runs.head(50).itertuples()}
             run_id = st.selectbox("Tasks of run", list(labels), format_func=labels.get, key="jobs_run_detail")
-            ui.table(data.task_runs(run_id), key="jobs_tasks", wide=("error",))
+            tasks = data.task_runs(run_id)
+            if tasks.empty:
+                st.caption("No task of this run has ended yet.")
+            else:
+                ui.table(tasks, key="jobs_tasks", wide=("error",))
     _run_now(ui.identity(), jobs)
 
 

@@ -1,5 +1,6 @@
 """Overview: the last scored batch, its category mix, the champion, open alerts, the last job runs."""
 
+import pandas as pd
 import streamlit as st
 
 from app import charts, data, ui
@@ -42,6 +43,7 @@ def render() -> None:
         st.subheader(f"Last batch: {scoring_date}")
         st.caption(f"model version {summary['model_version']} · scored {ui.ago(summary['scored_at'])} · "
                    f"mean predicted charges {ui.usd(summary['mean_predicted'])}")
+        _why_another_version(summary, registry)
         counts = data.category_counts(scoring_date)
         left, right = st.columns([3, 2])
         ui.chart(charts.category_bar(counts), "overview_categories", where=left)
@@ -52,12 +54,34 @@ def render() -> None:
     runs = data.job_runs()
     if runs.empty:
         if data.facts().task_history and not data.has_table(T.JOB_RUNS):
-            st.info("No job has run on this lakehouse yet. Jobs page: Run now, or `healthcare-mlops jobs run JOB`.")
+            st.info(f"No job has run on this lakehouse yet. Jobs page: Run now, or {data.run_hint('JOB')}.")
         else:
             st.info("No job runs yet.")
     else:
         latest = runs.drop_duplicates("job_key").head(10)
         ui.table(latest[["job_key", "status", "trigger", "start_time", "duration_seconds"]], key="overview_runs")
+
+
+def _utc(moment) -> pd.Timestamp:
+    moment = pd.Timestamp(moment)
+    return moment.tz_convert("UTC") if moment.tzinfo else moment.tz_localize("UTC")
+
+
+def _why_another_version(summary, registry: dict) -> None:
+    """A batch scored by a version that is not the champion: say why, and what scores with the champion."""
+    scored_by, champion = str(summary["model_version"]), registry["champion"]
+    if champion is None or scored_by == str(champion):
+        return
+    since = data.query("champion_since", model_name=registry["model_name"])
+    row = since[since["version"].astype(str) == str(champion)] if not since.empty else since
+    since = _utc(row["since"].iloc[0]) if len(row) else None
+    scored = _utc(summary["scored_at"])
+    after = since is not None and since > scored
+    why = (f"version {champion} became champion after it, on {ui.timestamp(since)}" if after else
+           f"it was not the champion then either (version {champion} is champion since "
+           f"{ui.timestamp(since) if since is not None else 'an earlier promotion'}): the run named its version")
+    st.caption(f"Why version {scored_by}: this batch was scored on {ui.timestamp(scored)}, and {why}. The next "
+               f"{data.run_hint('batch_inference')} scores with the champion, version {champion}.")
 
 
 with ui.guard():

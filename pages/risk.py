@@ -9,8 +9,9 @@ ALL_LABEL = "All"
 SMOKER_CHOICES = {ALL_LABEL: data.ALL, "Smokers": "yes", "Non-smokers": "no"}
 # The queue's columns on screen; the rest of each row (inputs, explanation) feeds the selected member's waterfall
 # and is never sent to the browser as a table.
-QUEUE_COLUMNS = ("patient_natural_key", "risk_score", "risk_category", "predicted_annual_charges", "interval_lower",
-                 "interval_upper", "review_reasons", "region", "age_band", "smoker")
+# The reason comes right after the score and category, so it is in view at 1440 px without a sideways scroll.
+QUEUE_COLUMNS = ("patient_natural_key", "risk_score", "risk_category", "review_reasons", "predicted_annual_charges",
+                 "interval_lower", "interval_upper", "region", "age_band", "smoker")
 
 
 def _download(identity, scoring_date, members: int, params: dict) -> None:
@@ -73,7 +74,7 @@ def render() -> None:
         st.info("Nobody in this view is flagged for review.")
     else:
         visible = queue[list(QUEUE_COLUMNS)].assign(review_reasons=queue["review_reasons"].map(ui.reasons))
-        picked = ui.table(visible, key="risk_review_queue", wide=("review_reasons",), selectable=True)
+        picked = ui.table(visible, key="risk_review_queue", wide=("review_reasons",), lines=2, selectable=True)
         rows = picked.selection.rows
         if rows:
             member = queue.iloc[rows[0]]

@@ -31,7 +31,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CONSOLE_SCRIPT = Path(sys.executable).with_name("healthcare-mlops")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-dev-shm-usage"]
-VIEWPORT = {"width": 1400, "height": 1000}
+VIEWPORT = {"width": 1440, "height": 1000}     # the width the key columns must fit (issue 29)
 # page title -> (page name: file in pages/ and url path, the key of the element the page script draws
 # last, for an approver); the first is app/main.py's default page, served at the root.
 PAGES = {

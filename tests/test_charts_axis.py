@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 
 from app import charts
 
@@ -42,3 +43,15 @@ def test_the_waterfall_runs_from_the_base_through_each_input_to_the_prediction()
     assert list(zip(bars["start"], bars["end"])) == [(0, 13_000), (13_000, 17_000), (17_000, 11_000), (0, 11_000)]
     assert list(bars["direction"]) == ["total", "increase", "decrease", "total"]
     assert list(bars["text"]) == ["13,000", "+4,000", "-6,000", "11,000"]
+
+
+def test_job_durations_read_utc_and_leave_room_for_the_first_and_last_run():
+    """Issue 29 item 5: the Jobs chart read '12:50 ... 01 AM' for 00:50 UTC and clipped its last point."""
+    runs = pd.DataFrame({"job_key": ["a", "a"], "status": ["SUCCEEDED", "FAILED"], "duration_seconds": [30.0, 90.0],
+                         "start_time": pd.to_datetime(["2026-01-02 00:50", "2026-01-02 01:50"])})
+    layer = charts.job_durations(runs).to_dict()["layer"][0]["encoding"]
+    x, y = layer["x"], layer["y"]
+    assert x["scale"]["type"] == "utc" and x["axis"]["format"] == "%m-%d %H:%M" and "UTC" in x["title"]
+    low, high = x["scale"]["domain"]
+    assert (low["hours"], low["minutes"], high["hours"], high["minutes"]) == (0, 47, 1, 53)   # 5 % of an hour
+    assert y["scale"]["domain"] == [0, pytest.approx(99.0)]                                     # above the longest

@@ -190,3 +190,42 @@ def test_the_console_starts_model_governance_for_the_version(monkeypatch, tmp_pa
     assert calls == [("model_governance", {"model_version": "3"}, f"console:{OWNER.user}")]
     assert decisions.approved_not_promoted(audit.history(settings, "3"))    # the next run applies it
     data.clear_caches()
+
+
+@pytest.mark.slow
+def test_a_rejected_challenger_is_no_challenger_in_status_and_reads_rejected_in_the_console(
+        registry, private_home, monkeypatch):
+    """Issue 29 item 4: after a reject, ``governance status`` lists no challenger (it names the rejected
+    version instead), and the console reads the version's status as rejected at once (before the job
+    applies it)."""
+    from typer.testing import CliRunner
+
+    from app.registry import version_status
+    from healthcare_mlops.cli.main import app
+
+    home = private_home(registry)
+    manual = resolve_settings("local", home, {"approval_mode": "manual"})
+    assert model_governance.run(manual) == model_governance.WAITING          # validates the challenger, v2
+    cli = CliRunner()
+    monkeypatch.setenv("HEALTHCARE_MLOPS_ROLE", APPROVER)
+    before = cli.invoke(app, ["--home", str(home), "governance", "status", "--format", "json"])
+    assert before.exit_code == 0, before.output
+    assert '"challenger": 2' in before.output and '"rejected": null' in before.output
+
+    assert version_status(data_frame_of_versions(), audit.history(manual, "2"), 2) != audit.REJECTED
+    decisions.record_decision(manual, OWNER, "2", decisions.REJECT, "the error parity is too wide")
+    assert version_status(data_frame_of_versions(), audit.history(manual, "2"), 2) == audit.REJECTED  # not applied
+
+    shown = cli.invoke(app, ["--home", str(home), "governance", "status"])
+    assert shown.exit_code == 0, shown.output
+    assert "challenger: none (version 2 was rejected)" in shown.output, shown.output
+    assert "challenger checks:" not in shown.output
+    as_json = cli.invoke(app, ["--home", str(home), "governance", "status", "--format", "json"])
+    assert '"challenger": null' in as_json.output and '"rejected": 2' in as_json.output
+
+
+def data_frame_of_versions():
+    """The versions frame as app/registry.read_registry builds it, with no status tags yet."""
+    import pandas as pd
+
+    return pd.DataFrame({"version": [2, 1], "status": ["", ""]})

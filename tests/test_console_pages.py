@@ -252,7 +252,8 @@ def test_fairness_numbers_equal_the_tables(home):
     fairness = table(home, T.ML_FAIRNESS_METRICS)
     latest_run = fairness.sort_values("computed_at")["run_id"].iloc[-1]
     expected = fairness[fairness["run_id"] == latest_run].set_index(["group_column", "group_value"])
-    shown = frame_with(at, "calibration_ok").set_index(["group_column", "group_value"])
+    shown = frame_with(at, "judged").set_index(["group_column", "group_value"])
+    assert "calibration_ok" not in shown     # the band judges a group relative to the rest, not its own ratio
     assert set(shown.index) == set(expected.index)
     assert (shown["n"] == expected.loc[shown.index, "n"]).all()
     pd.testing.assert_series_equal(shown["critical_share"], expected.loc[shown.index, "critical_share"],
@@ -266,7 +267,9 @@ def test_fairness_numbers_equal_the_tables(home):
     checks = frame_with(at, "worst_group")
     assert len(checks) == len(recorded) > 0
     assert sorted(checks["status"]) == sorted(recorded["status"])
-    assert number(metric(at, "Checks failed")) == (recorded["status"] == "alert").sum()
+    assert number(metric(at, "Alerts (sex, protected)")) == (recorded["status"] == "alert").sum()
+    assert number(metric(at, "Flagged (reported, never blocks)")) == (recorded["status"] == "flag").sum()
+    assert metric(at, "Checks passed") == f"{(recorded['status'] == 'ok').sum()} of {len(recorded)}"
 
 
 def test_drift_numbers_equal_the_tables(home):
@@ -354,21 +357,19 @@ def test_score_page_reports_a_scoring_server_problem(home, monkeypatch):
 
 # -- an empty lakehouse ---------------------------------------------------------------------------
 
-EMPTY_HINTS = {"overview": "healthcare-mlops jobs run batch_inference",
-               "risk": "healthcare-mlops jobs run batch_inference",
-               "fairness": "healthcare-mlops jobs run model_monitoring",
-               "drift": "healthcare-mlops jobs run model_monitoring",
-               "governance": "healthcare-mlops jobs run ml_training_pipeline",
-               "jobs": "healthcare-mlops jobs run",
-               "score": "healthcare-mlops jobs run ml_training_pipeline"}
+EMPTY_HINTS = {"overview": "jobs run batch_inference", "risk": "jobs run batch_inference",
+               "fairness": "jobs run model_monitoring", "drift": "jobs run model_monitoring",
+               "governance": "jobs run ml_training_pipeline", "jobs": "jobs run",
+               "score": "jobs run ml_training_pipeline"}
 
 
 @pytest.mark.parametrize("page", list(PAGES))
 def test_every_page_on_an_empty_lakehouse_says_what_to_run(empty_home, page):
+    """The hint is the exact command for this home: ``healthcare-mlops --home <the home> jobs run ...``."""
     at = open_page(page)
     assert [t.value for t in at.title] == [PAGES[page]]
     assert not at.error
-    assert EMPTY_HINTS[page] in texts(at)
+    assert f"healthcare-mlops --home {empty_home.resolve()} {EMPTY_HINTS[page]}" in texts(at)
     assert not empty_home.joinpath("mlflow", "mlflow.db").exists(), "a read created the MLflow database"
 
 
@@ -469,7 +470,8 @@ def test_approve_without_a_comment_is_refused_with_a_message(pending):
     at = open_page("governance")
     at.button(key="gov_approve").click().run()
     assert not at.exception
-    assert "approve needs a --comment" in at.error[0].value
+    # in the console's words (the Comment box), not the CLI's (--comment)
+    assert "Write in the Comment box why you approve" in at.error[0].value and "--comment" not in at.error[0].value
     _, client = registry_client(settings.home)
     assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "1"
 
@@ -487,6 +489,8 @@ def test_reject_keeps_the_champion_and_writes_the_audit(pending):
     assert list(rejected["actor"]) == [USER] and list(rejected["comment"]) == ["duplicate registration"]
     assert actions.started_runs()[0].process.wait(timeout=600) == 0          # the run applies the rejection
     assert client.get_model_version(settings.model_name, version).tags["governance_status"] == "rejected"
+    assert f"Version {version} was rejected" in " ".join(w.value for w in at.warning)   # the rejected state
+    assert not [b for b in at.button if b.key == "gov_approve"]
 
 
 def test_acknowledge_writes_who_and_when_on_the_alert(home, monkeypatch):
@@ -687,3 +691,20 @@ def test_score_page_through_the_local_scoring_server(home, monkeypatch, tmp_path
                                             "region": "southeast"}])).iloc[0]
     assert number(metric(at, "Predicted annual charges")) == round(expected["predicted_annual_charges"])
     assert metric(at, "Risk category") == expected["risk_category"]
+
+
+def test_a_running_job_is_on_jobs_before_its_first_task_ends(empty_home):
+    """Issue 29 item 5: the runner writes a run's job_runs row when the run ends and its start only to the
+    audit log; Jobs lists a run whose start is logged and whose end is not as RUNNING, and not after it ends."""
+    from healthcare_mlops.emulator.run_guard import record_audit
+
+    settings = resolve_settings("local", empty_home)
+    record_audit(settings, "model_monitoring", 4242, "cli:someone")
+    at = open_page("jobs")
+    [runs] = [d.value for d in at.dataframe if "status" in d.value.columns]
+    assert list(zip(runs["job_key"], runs["run_id"], runs["status"])) == [("model_monitoring", 4242, "RUNNING")]
+    assert "Running" in [m.label for m in at.metric] and metric(at, "Running") == "1"
+
+    record_audit(settings, "model_monitoring", 4242, "cli:someone", status="SUCCEEDED")
+    at = open_page("jobs")
+    assert not [d.value for d in at.dataframe if "status" in d.value.columns]     # ended: no RUNNING row

@@ -108,16 +108,28 @@ def facts(settings: Settings) -> RuntimeFacts:
     """The target's runtime in words (see ``RuntimeFacts``)."""
     if settings.is_local:
         return RuntimeFacts("local", f"home {settings.home.resolve()}", "the local runner", True,
-                            "`healthcare-mlops demo`")
+                            f"`{local_command(settings, 'demo')}`")
     return RuntimeFacts(f"Databricks ({settings.target})", f"{settings.catalog}.{settings.schema}", "Databricks Jobs",
                         False, "")
 
 
+def local_command(settings: Settings, arguments: str) -> str:
+    """``healthcare-mlops --home <this home> <arguments>``: a command a user can paste for this home."""
+    import shlex
+
+    return f"healthcare-mlops --home {shlex.quote(str(settings.home.resolve()))} {arguments}"
+
+
+def command_hint(settings: Settings, arguments: str, job_key: str) -> str:
+    """What to run for ``arguments``: locally the exact CLI command for this home, on a workspace the job."""
+    return f"`{local_command(settings, arguments)}`" if settings.is_local else run_hint(settings, job_key)
+
+
 def run_hint(settings: Settings, job_key: str, params: dict | None = None) -> str:
     """The command (locally) or the job (on Databricks) that produces what a page is missing."""
-    if settings.is_local:
+    if settings.is_local:        # the exact command for this home, so it works from any folder
         extra = "".join(f" --param {k}={v}" for k, v in (params or {}).items())
-        return f"`healthcare-mlops jobs run {job_key}{extra}`"
+        return f"`{local_command(settings, f'jobs run {job_key}{extra}')}`"
     return (f"the `{job_key}` job (Jobs page, Run now; or `databricks bundle run -t {settings.target} "
             f"{job_key}`)")
 

@@ -38,7 +38,8 @@ def status(ctx: typer.Context, fmt: ReportFormat = FORMAT) -> None:
     """Champion, challenger, pending approvals and the challenger's checks next to the champion's.
 
     Only reads: an interrupted promotion or rollback is reported, not repaired."""
-    result = _governance(ctx, repair=False).status()
+    governance = _governance(ctx, repair=False)
+    result = _without_rejected_challenger(governance, governance.status())
     if fmt == Format.json:
         print_json(result)
         return
@@ -46,12 +47,31 @@ def status(ctx: typer.Context, fmt: ReportFormat = FORMAT) -> None:
     if result["interrupted"] is not None:
         typer.echo(f"an interrupted promotion of version {result['interrupted']}: "
                    "run `healthcare-mlops governance repair`")
-    typer.echo(f"champion: {result['champion'] or 'none'}   challenger: {result['challenger'] or 'none'}   "
+    rejected = f" (version {result['rejected']} was rejected)" if result["rejected"] else ""
+    typer.echo(f"champion: {result['champion'] or 'none'}   challenger: {result['challenger'] or 'none'}{rejected}   "
                f"pending approval: {', '.join(map(str, result['pending'])) or 'none'}")
-    typer.echo("\nchallenger checks:")
-    _print_checks(result["checks"])
+    if result["challenger"] is not None and result["challenger"] == result["champion"]:
+        typer.echo(f"\nthe challenger is the champion (version {result['champion']}); its checks:")
+        _print_checks(result["champion_checks"])
+        return
+    if result["challenger"] is not None:
+        typer.echo("\nchallenger checks:")
+        _print_checks(result["checks"])
     typer.echo("\nchampion checks:")
     _print_checks(result["champion_checks"])
+
+
+def _without_rejected_challenger(governance, result: dict) -> dict:
+    """A version whose latest decision is a rejection is no challenger: nothing waits for a decision on
+    it, and it is never promoted. Reported as ``rejected`` instead (the alias stays until training
+    registers the next challenger)."""
+    from healthcare_mlops.governance.audit import REJECTED
+
+    challenger = result["challenger"]
+    decision = governance.latest_decision(str(challenger)) if challenger is not None else None
+    if decision is None or decision["action"] != REJECTED or challenger == result["champion"]:
+        return {**result, "rejected": None}
+    return {**result, "challenger": None, "checks": [], "referred": [], "rejected": challenger}
 
 
 @app.command()

@@ -11,6 +11,7 @@ fallback numbers.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -247,25 +248,61 @@ def referrals(checks: list[Check]) -> list[Check]:
     return [c for c in checks if c.hard and c.verdict == REFER]
 
 
-def in_words(check: dict) -> str:
-    """A check's verdict as a model owner reads it: which group, how far, how sure."""
-    verdict, threshold, detail = check.get("verdict"), check.get("threshold") or "the threshold", check.get("detail")
-    interval = check.get("interval")
-    blocks = "blocks promotion" if check.get("hard") else "reported only, never blocks"
+def _limits(threshold: str) -> tuple[float, float] | None:
+    """The band a threshold string allows ("<= 1.25", ">= 0.8", "0.9-1.1"), or None when it is not numeric."""
+    text = str(threshold or "").replace(",", "").strip()
+    if match := re.fullmatch(r"(<=|>=)\s*(-?[\d.]+)(?:\s.*)?", text):
+        value = float(match.group(2))
+        return (-math.inf, value) if match.group(1) == "<=" else (value, math.inf)
+    if match := re.fullmatch(r"(-?[\d.]+)\s*-\s*(-?[\d.]+)", text):
+        return float(match.group(1)), float(match.group(2))
+    return None
+
+
+def _consequence(verdict: str, hard: bool) -> str:
+    """What the verdict does to promotion: only a hard fail blocks."""
+    if verdict == FAIL and hard:
+        return "blocks promotion"
+    return "a warning, does not block" if hard else "reported only, never blocks"
+
+
+def verdict_words(verdict: str, hard: bool, estimate, interval, threshold: str) -> str:
+    """A verdict in words, from the same fields as its numbers: whether the estimate and the whole
+    interval lie inside or beyond the threshold decide the words (a real difference or maybe chance);
+    the verdict and hard/soft decide only the consequence. So a soft check whose whole interval is
+    beyond its limit reads "a real difference", never "may be chance"."""
+    limits, threshold = _limits(threshold), threshold or "the threshold"
     if verdict == TOO_FEW:
-        return f"Not judged: {detail or 'too few members'}."
+        return "Not judged: too few members."
     if verdict == REFER:
-        return f"Below the floor ({threshold}), but so is the champion on the same rows: an approver decides. {detail}."
-    prefix = f"{detail}. " if detail else ""
-    if interval:
-        sure = {PASS: f"Within {threshold}.",
-                WARN: f"The estimate is beyond {threshold} but its interval reaches back inside: it may be "
-                      f"chance; watch it ({'a warning' if check.get('hard') else blocks}).",
-                FAIL: f"The whole interval lies beyond {threshold}: a real difference, not chance "
-                      f"({blocks})."}.get(verdict, "")
-        return prefix + sure
-    if verdict == PASS:
-        return prefix + f"Meets {threshold}."
-    if verdict == WARN:
-        return prefix + f"Outside {threshold} ({blocks})."
-    return prefix + f"Does not meet {threshold} ({blocks})."
+        return f"Below the floor ({threshold}), but so is the champion on the same rows: an approver decides."
+    consequence = _consequence(verdict, hard)
+    numeric = isinstance(estimate, (int, float)) and not isinstance(estimate, bool) and not _missing(estimate)
+    if limits is None or not numeric:
+        if verdict == PASS:
+            return f"Meets {threshold}."
+        return f"No value to judge ({consequence})." if _missing(estimate) else \
+            f"Does not meet {threshold} ({consequence})."
+    low, high = limits
+    estimate_inside = low <= estimate <= high
+    if not interval:
+        return f"Meets {threshold}." if estimate_inside else f"Outside {threshold} ({consequence})."
+    lo, hi = sorted(float(v) for v in interval)
+    if lo >= low and hi <= high:
+        return f"Within {threshold}, and so is its whole interval."
+    if hi < low or lo > high:
+        return f"The whole interval lies beyond {threshold}: a real difference, not chance ({consequence})."
+    if estimate_inside:
+        return f"Within {threshold}, but its interval reaches beyond: too few members to be sure."
+    return (f"The estimate is beyond {threshold} but its interval reaches back inside: it may be chance; "
+            f"watch it ({consequence}).")
+
+
+def in_words(check: dict) -> str:
+    """A check's verdict as a model owner reads it: which group, how far, how sure (``verdict_words``)."""
+    detail = check.get("detail")
+    if check.get("verdict") == TOO_FEW:
+        return f"Not judged: {detail or 'too few members'}."
+    words = verdict_words(check.get("verdict"), bool(check.get("hard")), check.get("value"), check.get("interval"),
+                          check.get("threshold"))
+    return f"{detail}. {words}" if detail else words

@@ -34,11 +34,13 @@ class GovernanceFailed(UserError):
 
 
 def format_checks(checks) -> str:
-    lines = [f"{'check':36} {'value':>14} {'interval':>17} {'threshold':>34} {'verdict':>15} {'hard':>5}"]
+    """The checks as a table; the threshold column is as wide as its longest threshold (never cut)."""
+    width = max([len("threshold"), *(len(c.threshold) for c in checks)])
+    lines = [f"{'check':36} {'value':>14} {'interval':>17} {'threshold':>{width}} {'verdict':>15} {'hard':>5}"]
     for c in checks:
         value = "" if c.value is None else str(c.value)
         interval = f"{c.interval[0]:.3f}-{c.interval[1]:.3f}" if c.interval else ""
-        lines.append(f"{c.name:36} {value[:14]:>14} {interval:>17} {c.threshold[:34]:>34} {c.verdict:>15} "
+        lines.append(f"{c.name:36} {value[:14]:>14} {interval:>17} {c.threshold:>{width}} {c.verdict:>15} "
                      f"{str(c.hard):>5}")
     return "\n".join(lines)
 
