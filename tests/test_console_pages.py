@@ -333,7 +333,7 @@ def test_score_page_matches_the_champion(home):
     at.selectbox(key="score_region").select("northwest")
     at.button(key="score_button").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    settings, _ = registry_client(home)
+    settings, client = registry_client(home)
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
     expected = model.predict(pd.DataFrame([{"age": 52, "bmi": 34.5, "children": 1, "smoker": True,
                                             "region": "northwest"}])).iloc[0]
@@ -342,6 +342,8 @@ def test_score_page_matches_the_champion(home):
     assert metric(at, "Risk category") == expected["risk_category"]
     low, high = metric(at, "90 % interval").split(" – ")
     assert (number(low), number(high)) == (round(expected["interval_lower"]), round(expected["interval_upper"]))
+    champion = client.get_model_version_by_alias(settings.model_name, "champion").version
+    assert any(f"Answered by model version {champion} (" in c.value for c in at.caption)
 
 
 def test_score_page_reports_a_scoring_server_problem(home, monkeypatch):
@@ -681,7 +683,7 @@ def test_score_page_through_the_local_scoring_server(home, monkeypatch, tmp_path
 
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    settings, _ = registry_client(home)
+    settings, client = registry_client(home)
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
     expected = model.predict(pd.DataFrame([{"age": 33, "bmi": 31.0, "children": 2, "smoker": True,
                                             "region": "southeast"}])).iloc[0]
