@@ -14,9 +14,11 @@ from healthcare_mlops.modeling.artifacts import PROMOTION_PENDING
 from healthcare_mlops.modeling.risk import RiskBand
 from healthcare_mlops.monitoring.contract import AlertSeverity
 from healthcare_mlops.monitoring.evaluation import ALERT, OK, MonitoringThresholds
+from healthcare_mlops.monitoring.serving_traffic import REALTIME_PREFIX
 
 __all__ = ["AGE_BANDS", "AGE_RANGE", "ALERT", "BMI_RANGE", "CHILDREN_RANGE", "COLUMNS", "FAIRNESS_GROUPS", "OK",
-           "PROMOTION_PENDING", "REGIONS", "SCORED_RATING_FACTORS", "AlertSeverity", "MonitoringThresholds", "RiskBand",
+           "PROMOTION_PENDING", "REALTIME_PREFIX",
+           "REGIONS", "SCORED_RATING_FACTORS", "AlertSeverity", "MonitoringThresholds", "RiskBand",
            "approval_mode",
            "column_words", "in_words", "plural", "tables"]
 
