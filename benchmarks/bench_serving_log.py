@@ -9,10 +9,10 @@ processes hits both alike. Prints p50 / p95 latency of each, the p95 ratio, and 
 the logging server committed once stopped. Goal: p95 with logging <= 1.2x without.
 
     .venv/bin/python benchmarks/bench_serving_log.py                   # 1,000 requests each
-    .venv/bin/python benchmarks/bench_serving_log.py --requests 200 --members 5000
+    .venv/bin/python benchmarks/bench_serving_log.py --requests 200 --members 20000
 
 The champion is trained first on generated data (``--members``, hist_gradient_boosting_poisson)
-in a temporary home, as in bench_batch_scoring.py.
+in a temporary home and promoted by governance (the server serves the audited champion only).
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_batch_scoring import train_quick_model  # noqa: E402
 
 GOAL_RATIO = 1.2
 MEMBER = {"age": 52, "bmi": 41.2, "children": 2, "smoker": True, "region": "southeast"}
@@ -82,10 +79,27 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[94]
 
 
+def promoted_champion(home: Path, members: int, seed: int) -> None:
+    """Generate, build features, train and promote through governance, as the training pipeline does."""
+    import datetime as dt
+
+    from healthcare_mlops.settings import resolve_settings
+    from healthcare_mlops.spark.patient_load import generate_patients
+    from healthcare_mlops.tasks import feature_engineering, model_governance, model_training
+
+    settings = resolve_settings("local", home)
+    as_of = dt.date(2026, 1, 1)
+    generate_patients(settings, members, seed, as_of)
+    feature_engineering.run(settings, as_of)
+    model_training.run(settings, as_of, seed=seed, candidates=("hist_gradient_boosting_poisson",))
+    if model_governance.run(settings) != model_governance.PROMOTED:
+        raise RuntimeError("governance did not promote the trained version: nothing to serve")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--members", type=int, default=5000)
+    parser.add_argument("--members", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
@@ -94,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from healthcare_mlops.tables import SERVING_PAYLOAD
 
     home = Path(tempfile.mkdtemp(prefix="bench-serving-log-")) / "lakehouse"
-    train_quick_model(home, args.members, args.seed)
+    promoted_champion(home, args.members, args.seed)
     (logged, logged_url), (plain, plain_url) = start_server(home, True), start_server(home, False)
     latencies = {"with logging": [], "without": []}
     try:
