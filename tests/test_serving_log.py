@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
-from healthcare_mlops.runtime.scoring_server import ChampionFollower, delta_writer, load_app
+from healthcare_mlops.runtime.scoring_server import ChampionFollower, delta_writer, load_app, with_shutdown
 from healthcare_mlops.scoring.http_server import RequestGuard
 from healthcare_mlops.scoring.request_log import RequestLog
 from healthcare_mlops.tables import MODEL_INPUT_COLUMNS, SERVING_PAYLOAD, SERVING_PAYLOAD_SPEC
@@ -139,3 +139,17 @@ def test_a_failing_table_never_fails_an_answer_and_keeps_the_rows():
     assert log.flush() == 3 and writes == [3]
     with pytest.raises(ValueError, match="lacks"):
         log.add({"status_code": 200})
+
+
+def test_the_request_log_commits_when_the_server_stops():
+    """uvicorn re-raises SIGTERM after shutting down: the lifespan's shutdown is where the last rows commit."""
+    stopped = []
+
+    async def app(scope, receive, send):          # the scoring app's place; only the lifespan matters here
+        raise AssertionError("no request is sent")
+
+    _, server, thread = serve(with_shutdown(app, lambda: stopped.append("closed")))
+    assert stopped == []
+    server.should_exit = True
+    thread.join(timeout=30)
+    assert stopped == ["closed"]

@@ -104,6 +104,26 @@ def delta_writer(settings: Settings):
     return write
 
 
+def with_shutdown(app, on_shutdown):
+    """``app`` answering the ASGI lifespan itself, calling ``on_shutdown`` when the server stops.
+
+    uvicorn re-raises SIGTERM once it has shut down, so code after ``uvicorn.run`` never
+    runs; the lifespan's shutdown is the last moment the request log can commit its rows.
+    """
+    async def lifespan_aware(scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await app(scope, receive, send)
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    return lifespan_aware
+
+
 def guarded_server(settings: Settings, log: bool = True, check_seconds: float = CHECK_SECONDS):
     """(the ASGI app, the follower, the request log or None): the pieces ``main`` runs, for tests too."""
     follower = ChampionFollower.for_settings(settings, check_seconds)
@@ -122,12 +142,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     app, follower, request_log = guarded_server(resolve_settings(home=args.home), log=not args.no_log)
     follower.follow()
-    try:
-        uvicorn.run(app, host=args.host, port=args.port)
-    finally:
+
+    def stop() -> None:
         follower.stop()
         if request_log is not None:
             request_log.close()
+
+    uvicorn.run(with_shutdown(app, stop), host=args.host, port=args.port, lifespan="on")
 
 
 if __name__ == "__main__":
