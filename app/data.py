@@ -363,7 +363,7 @@ def _load_champion():
     champion = registry()[CHAMPION]
     if champion is None:
         raise UserError("there is no champion model to score with yet")
-    return _champion_model(_key(settings), champion, settings)
+    return _champion_model(_key(settings), champion, settings), str(champion)
 
 
 def scorer():

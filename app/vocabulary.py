@@ -15,11 +15,12 @@ from healthcare_mlops.modeling.artifacts import PROMOTION_PENDING
 from healthcare_mlops.modeling.risk import RiskBand
 from healthcare_mlops.monitoring.contract import AlertSeverity
 from healthcare_mlops.monitoring.evaluation import ALERT, ALL_GROUP, FLAG, OK, MonitoringThresholds
+from healthcare_mlops.monitoring.serving_traffic import REALTIME_PREFIX
 from healthcare_mlops.parameters import monitoring_thresholds
 
 __all__ = ["AGE_BANDS", "AGE_RANGE", "ALERT", "ALL_GROUP", "BMI_RANGE", "CHILDREN_RANGE", "COLUMNS", "FAIRNESS_GROUPS",
-           "FLAG", "OK", "PROMOTION_PENDING", "REGIONS", "REJECTED", "SCORED_RATING_FACTORS", "AlertSeverity",
-           "MonitoringThresholds", "RiskBand",
+           "FLAG", "OK", "PROMOTION_PENDING", "REALTIME_PREFIX", "REGIONS", "REJECTED", "SCORED_RATING_FACTORS",
+           "AlertSeverity", "MonitoringThresholds", "RiskBand",
            "approval_mode", "monitoring_thresholds",
            "column_words", "in_words", "plural", "tables"]
 

@@ -1,9 +1,39 @@
-"""Drift: the composite drift score over time, PSI per feature across runs, and the alerts (Acknowledge)."""
+"""Drift: the composite drift score over time, PSI per feature across runs, batch and real-time traffic side by
+side, and the alerts (Acknowledge)."""
 
+import pandas as pd
 import streamlit as st
 
 from app import actions, auth, charts, data, ui
-from app.vocabulary import monitoring_thresholds
+from app.vocabulary import REALTIME_PREFIX, monitoring_thresholds
+
+SIDE_BY_SIDE = ("psi", "js_distance", "ks_statistic", "wasserstein_norm", "composite_drift", "volume")
+
+
+def _side_by_side(metrics: pd.DataFrame) -> None:
+    """The latest run's batch metrics next to the same metrics of the window's real-time requests."""
+    st.subheader("Batch and real-time traffic")
+    realtime = metrics[metrics["metric"].str.startswith(REALTIME_PREFIX)]
+    value = dict(zip(realtime["metric"].str.removeprefix(REALTIME_PREFIX), realtime["value"]))
+    if not value.get("request_volume"):
+        st.info("No real-time requests in this window. `healthcare-mlops serve` logs each request it answers "
+                "(serving_payload); on Databricks the endpoint's inference table does.")
+        return
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Real-time requests", f"{int(value['request_volume']):,}")
+    c2.metric("Error rate", f"{value['error_rate']:.1%}")
+    c3.metric("Latency p95", f"{value['latency_p95_ms']:.0f} ms",
+              help=f"p50 {value['latency_p50_ms']:.0f} ms, p99 {value['latency_p99_ms']:.0f} ms")
+    c4.metric("Real-time composite drift", ui.number(value.get("composite_drift")))
+    keys = ["column_name", "metric"]
+    batch = metrics[metrics["metric"].isin(SIDE_BY_SIDE)][[*keys, "value", "threshold", "status"]]
+    live = realtime.assign(metric=realtime["metric"].str.removeprefix(REALTIME_PREFIX))
+    live = live[live["metric"].isin(SIDE_BY_SIDE)][[*keys, "value", "status"]]
+    both = batch.merge(live, on=keys, how="outer", suffixes=("_batch", "_realtime"))
+    both = both.rename(columns={"column_name": "column", "value_batch": "batch", "value_realtime": "real-time",
+                                "status_batch": "batch status", "status_realtime": "real-time status"})
+    ui.table(both[["column", "metric", "batch", "real-time", "threshold", "batch status", "real-time status"]],
+             key="drift_side_by_side")
 
 
 def _alerts(identity) -> None:
@@ -72,8 +102,9 @@ def render() -> None:
             labels.loc[repeated, "run_label"] += " #" + labels.loc[repeated, "run_id"].astype(str).str[-6:]
             psi = psi.merge(labels[["run_id", "run_label"]], on="run_id")
             ui.chart(charts.psi_heatmap(psi, moderate, significant), "drift_psi")
+        metrics = data.query("drift_run_metrics", run_id=str(latest["run_id"]))
+        _side_by_side(metrics)
         with st.expander("Every metric of the latest run"):
-            metrics = data.query("drift_run_metrics", run_id=str(latest["run_id"]))
             ui.table(metrics.assign(threshold=ui.thresholds_in_words(metrics["metric"], metrics["threshold"])),
                      key="drift_latest_metrics")
     _alerts(ui.identity())

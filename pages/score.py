@@ -45,6 +45,7 @@ def render() -> None:
     st.caption(f"For {scored_record['age']} years, BMI {scored_record['bmi']:g}, "
                f"{plural(scored_record['children'], 'child', 'children')}, "
                f"{'smoker' if scored_record['smoker'] else 'non-smoker'}, {scored_record['region']}.")
+    st.caption(f"Answered by model version {prediction.get('model_version') or 'not said'} ({scorer.route}).")
     explanation.show_member({**scored_record, **prediction}, key="score_waterfall")
 
 

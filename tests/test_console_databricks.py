@@ -204,8 +204,9 @@ def test_the_score_page_turns_workspace_errors_into_messages():
     def score(client, name="insurance-risk"):
         return ServingEndpointScorer(lambda: client, name).score(record)
 
-    ok = Client(QueryEndpointResponse(predictions=[answer]))
-    assert score(ok) == answer
+    ok = Client(QueryEndpointResponse(predictions=[answer], served_model_name="insurance_model-4"))
+    assert score(ok) == {**answer, "model_version": "insurance_model-4"}
+    assert score(Client(QueryEndpointResponse(predictions=[answer])))["model_version"] == "not said by the endpoint"
     assert ok.serving_endpoints.calls == [("insurance-risk", [record])]
     with pytest.raises(UserError, match="does not exist yet"):
         score(Client(NotFound("no such endpoint")))

@@ -77,10 +77,31 @@ def console_home(spark, pipeline_home, tmp_path_factory) -> Path:
     generate_patients(settings, PIPELINE_MEMBERS, 42, DRIFT_DAY, scenario="smoker_surge")
     feature_engineering.run(settings, DRIFT_DAY)
     batch_inference.run(settings, DRIFT_DAY, "production")
+    log_realtime_traffic(settings, DRIFT_DAY, members=300, failed=6)
     # no retrain job: a critical alert is recorded, nothing is started
     model_monitoring.run(settings, "monitor", DRIFT_DAY.isoformat(), DRIFT_DAY.isoformat())
     run_job("model_governance", home=root, echo=False, task_output=False).raise_for_status()
     return root
+
+
+def log_realtime_traffic(settings, day, members: int, failed: int) -> None:
+    """Real-time requests on ``day`` in ``serving_payload``, through the scoring server's own log and writer:
+    ``members`` answered (the day's batch predictions as the answers) and ``failed`` refused."""
+    from healthcare_mlops.runtime.scoring_server import delta_writer
+    from healthcare_mlops.scoring.request_log import RequestLog, Served, payload_row
+
+    scored = table(settings.home, T.ML_PATIENT_PREDICTIONS)
+    scored = scored[scored["scoring_date"] == day].head(members)
+    served, started = Served(settings.model_name, "1"), dt.datetime.combine(day, dt.time(9), dt.timezone.utc)
+    log = RequestLog(delta_writer(settings))
+    for row in scored.itertuples():
+        request = {"dataframe_records": [{c: getattr(row, c) for c in ("age", "bmi", "children", "region")}
+                                         | {"smoker": bool(row.smoker)}]}
+        answer = {"predictions": [{"predicted_annual_charges": row.predicted_annual_charges}]}
+        log.add(payload_row(200, started, 12.0, json.dumps(request, default=int), json.dumps(answer), served))
+    for _ in range(failed):
+        log.add(payload_row(400, started, 3.0, None, '{"error_code": "BAD_REQUEST"}', served))
+    log.close()
 
 
 @pytest.fixture
@@ -286,11 +307,23 @@ def test_drift_numbers_equal_the_tables(home):
     cells = chart_data(heatmap[0], "column_name")
     assert set(cells["column_name"]) == set(psi["column_name"])
     assert sorted(cells["value"].round(6)) == sorted(psi["value"].round(6))
+    realtime = drift[drift["run_id"] == composite["run_id"].iloc[-1]]
+    realtime = dict(zip(realtime["metric"], realtime["value"]))
+    assert number(metric(at, "Real-time requests")) == realtime["realtime_request_volume"] == 306
+    assert metric(at, "Error rate") == f"{realtime['realtime_error_rate']:.1%}" == "2.0%"
+    side = frame_with(at, "real-time status")
+    psi_rows = side[side["metric"] == "psi"].set_index("column")
+    assert psi_rows.loc["smoker", "real-time"] == pytest.approx(realtime_value(drift, "smoker"), abs=1e-9)
     alerts = table(home, T.ML_MODEL_ALERTS)
     shown = frame_with(at, "alert_type")
     assert set(shown["alert_id"]) == set(alerts[alerts["acknowledged_at"].isna()]["alert_id"])
     at.radio(key="alerts_state").set_value("all").run()
     assert len(frame_with(at, "alert_type")) == len(alerts)
+
+
+def realtime_value(drift: pd.DataFrame, column: str, metric: str = "realtime_psi") -> float:
+    latest = drift[drift["computed_at"] == drift["computed_at"].max()]
+    return float(latest[(latest["column_name"] == column) & (latest["metric"] == metric)]["value"].iloc[0])
 
 
 def test_governance_numbers_equal_the_registry_and_audit(home):
@@ -336,7 +369,7 @@ def test_score_page_matches_the_champion(home):
     at.selectbox(key="score_region").select("northwest")
     at.button(key="score_button").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    settings, _ = registry_client(home)
+    settings, client = registry_client(home)
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
     expected = model.predict(pd.DataFrame([{"age": 52, "bmi": 34.5, "children": 1, "smoker": True,
                                             "region": "northwest"}])).iloc[0]
@@ -345,6 +378,8 @@ def test_score_page_matches_the_champion(home):
     assert metric(at, "Risk category") == expected["risk_category"]
     low, high = metric(at, "90 % interval").split(" – ")
     assert (number(low), number(high)) == (round(expected["interval_lower"]), round(expected["interval_upper"]))
+    champion = client.get_model_version_by_alias(settings.model_name, "champion").version
+    assert any(f"Answered by model version {champion} (" in c.value for c in at.caption)
 
 
 def test_score_page_reports_a_scoring_server_problem(home, monkeypatch):
@@ -685,7 +720,7 @@ def test_score_page_through_the_local_scoring_server(home, monkeypatch, tmp_path
 
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    settings, _ = registry_client(home)
+    settings, client = registry_client(home)
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@champion")
     expected = model.predict(pd.DataFrame([{"age": 33, "bmi": 31.0, "children": 2, "smoker": True,
                                             "region": "southeast"}])).iloc[0]

@@ -364,10 +364,10 @@ class ModelRefusal(Exception):
 def test_the_in_process_scorer_turns_the_models_refusal_into_a_user_error_and_nothing_else():
     from healthcare_mlops.scoring.realtime import InProcessScorer
 
-    refusing = InProcessScorer(lambda: RefusingModel(ModelRefusal()), (ModelRefusal,))
+    refusing = InProcessScorer(lambda: (RefusingModel(ModelRefusal()), "1"), (ModelRefusal,))
     with pytest.raises(UserError, match="age: outside 18-100"):
         refusing.score({"age": 300})
-    broken = InProcessScorer(lambda: RefusingModel(RuntimeError("disk gone")), (ModelRefusal,))
+    broken = InProcessScorer(lambda: (RefusingModel(RuntimeError("disk gone")), "1"), (ModelRefusal,))
     with pytest.raises(RuntimeError, match="disk gone"):      # a failure is not a refusal
         broken.score({"age": 30})
 

@@ -194,7 +194,8 @@ def test_the_scoring_server_returns_the_reasons_only_when_asked(server):  # noqa
     assert outside["outside_training_range"] == "bmi" and outside["top_reasons"].startswith(f"{OUTSIDE_WORDS}: bmi")
     answer = ScoringServerScorer(server["url"]).score(SMOKER, reasons=True)    # the console's route
     assert answer["top_reasons"] == first["top_reasons"]
-    assert set(ScoringServerScorer(server["url"]).score(SMOKER)) == set(OUTPUT_COLUMNS)
+    plain_answer = ScoringServerScorer(server["url"]).score(SMOKER)
+    assert set(plain_answer) == {*OUTPUT_COLUMNS, "model_version"} and plain_answer["model_version"] == "1"
 
 
 def test_the_serving_endpoint_route_posts_the_reasons_parameter_through_the_sdk():
@@ -213,7 +214,8 @@ def test_the_serving_endpoint_route_posts_the_reasons_parameter_through_the_sdk(
         def do_POST(self):  # noqa: N802  (http.server's name)
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append((self.path, body))
-            answer = json.dumps({"predictions": [{"predicted_annual_charges": 1.0, "top_reasons": "smoker: +1 USD"}]})
+            answer = json.dumps({"predictions": [{"predicted_annual_charges": 1.0, "top_reasons": "smoker: +1 USD"}],
+                                 "served_model_name": "insurance_model-3"})
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -229,7 +231,7 @@ def test_the_serving_endpoint_route_posts_the_reasons_parameter_through_the_sdk(
         answer = ServingEndpointScorer(lambda: client, "insurance-risk").score(SMOKER, reasons=True)
     finally:
         httpd.shutdown()
-    assert answer["top_reasons"] == "smoker: +1 USD"
+    assert (answer["top_reasons"], answer["model_version"]) == ("smoker: +1 USD", "insurance_model-3")
     assert seen == [("/serving-endpoints/insurance-risk/invocations",
                      {"dataframe_records": [SMOKER], "params": {"reasons": True}})]
 

@@ -16,15 +16,12 @@ import urllib.request
 
 import pandas as pd
 import pytest
-from databricks.sdk.errors import NotFound
-from databricks.sdk.service.apps import App
-from databricks.sdk.service.serving import EndpointCoreConfigOutput, ServedEntityOutput, ServingEndpointDetailed
 
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
 from healthcare_mlops.modeling.risk import RISK_CATEGORIES
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
-from healthcare_mlops.scoring.serving import deploy_champion_endpoint, local_server_command
+from healthcare_mlops.scoring.serving import local_server_command
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import ML_PATIENT_PREDICTIONS
 
@@ -208,115 +205,7 @@ def test_serve_on_a_databricks_target_points_at_the_endpoint(home):
 
 def test_the_local_server_command(settings):
     argv, env, version = local_server_command(settings, 8123, "127.0.0.1", version="4")
-    assert argv[1:] == ["-m", "healthcare_mlops.scoring.http_server", "--model-uri",
-                        f"models:/{settings.model_name}/4", "--port", "8123", "--host", "127.0.0.1"]
+    assert argv[1:] == ["-m", "healthcare_mlops.runtime.scoring_server", "--home", str(settings.home),
+                        "--port", "8123", "--host", "127.0.0.1"]
     assert env["MLFLOW_TRACKING_URI"] == settings.tracking_uri == env["MLFLOW_REGISTRY_URI"]
     assert version == "4"
-
-
-# ----------------------------------------------------------------------------- Databricks endpoint
-
-class FakeServingEndpoints:
-    """Records calls the way databricks.sdk's ServingEndpointsAPI receives them."""
-
-    def __init__(self, existing: dict):
-        self.existing = dict(existing)        # endpoint name -> its served entities (ServedEntityOutput)
-        self.calls = []
-
-    def get(self, name):
-        self.calls.append(("get", name, {}))
-        if name not in self.existing:
-            raise NotFound(f"serving endpoint {name} does not exist")
-        return ServingEndpointDetailed(name=name, id=f"id-{name}",
-                                       config=EndpointCoreConfigOutput(served_entities=self.existing[name]))
-
-    def create_and_wait(self, name, **kwargs):
-        self.calls.append(("create_and_wait", name, kwargs))
-        self.existing[name] = served(kwargs["config"].served_entities)
-
-    def update_config_and_wait(self, name, **kwargs):
-        self.calls.append(("update_config_and_wait", name, kwargs))
-        self.existing[name] = served(kwargs["served_entities"])
-
-
-    def update_permissions(self, serving_endpoint_id, **kwargs):
-        self.calls.append(("update_permissions", serving_endpoint_id, kwargs))
-
-
-class FakeApps:
-    def get(self, name):
-        return App(name=name, service_principal_client_id=f"sp-of-{name}")
-
-
-def served(entities) -> list:
-    return [ServedEntityOutput(entity_name=e.entity_name, entity_version=e.entity_version) for e in entities]
-
-
-class FakeWorkspaceClient:
-    def __init__(self, existing=None):
-        existing = existing or {}
-        self.serving_endpoints = FakeServingEndpoints(existing)
-        self.apps = FakeApps()
-
-
-def changes(client, since: int = 0) -> list:
-    """The calls that change the workspace (every deploy also reads the endpoint)."""
-    return [c for c in client.serving_endpoints.calls[since:] if c[0] != "get"]
-
-
-# The deployed names the model_governance task receives in dev (its --model_name and --app_name).
-AS_THE_DEV_JOB_PASSES = {"model_name": "insurance_model", "app_name": "hc-dev-jane-doe",
-                         "serving_endpoint_name": "insurance-risk-dev-jane-doe"}
-
-
-def test_the_first_promotion_creates_the_endpoint_and_later_ones_update_it():
-    settings = resolve_settings("dev", overrides=AS_THE_DEV_JOB_PASSES)
-    client = FakeWorkspaceClient()
-    created = deploy_champion_endpoint(settings, 1, client=client)
-    (action, name, kwargs), (grant, endpoint_id, acl) = changes(client)
-    assert (action, name) == ("create_and_wait", "insurance-risk-dev-jane-doe")
-    assert created == {"action": "created", "endpoint": "insurance-risk-dev-jane-doe",
-                       "entity_name": "healthcare_dev.insurance_ml.insurance_model", "entity_version": "1",
-                       "console_principal": "sp-of-hc-dev-jane-doe"}
-    body = kwargs["config"].as_dict()
-    assert body == {"name": "insurance-risk-dev-jane-doe",
-                    "served_entities": [{"entity_name": "healthcare_dev.insurance_ml.insurance_model",
-                                         "entity_version": "1", "workload_size": "Small",
-                                         "scale_to_zero_enabled": True}]}
-    assert (grant, endpoint_id) == ("update_permissions", "id-insurance-risk-dev-jane-doe")
-    assert [a.as_dict() for a in acl["access_control_list"]] == [
-        {"service_principal_name": "sp-of-hc-dev-jane-doe", "permission_level": "CAN_QUERY"}]
-
-    calls = len(client.serving_endpoints.calls)
-    updated = deploy_champion_endpoint(settings, "2", client=client)
-    (action, name, kwargs), (grant, _, _) = changes(client, calls)
-    assert (action, name, updated["action"], grant) == ("update_config_and_wait", "insurance-risk-dev-jane-doe",
-                                                        "updated", "update_permissions")
-    assert [e.as_dict() for e in kwargs["served_entities"]] == [
-        {"entity_name": "healthcare_dev.insurance_ml.insurance_model", "entity_version": "2",
-         "workload_size": "Small", "scale_to_zero_enabled": True}]
-
-    calls = len(client.serving_endpoints.calls)
-    again = deploy_champion_endpoint(settings, 2, client=client)      # e.g. a retried promotion
-    assert again["action"] == "unchanged"
-    assert [c[0] for c in changes(client, calls)] == ["update_permissions"]   # the grant is repeated, harmlessly
-
-
-def test_each_target_serves_from_its_own_endpoint_and_none_without_a_name():
-    prod = resolve_settings("prod")
-    client = FakeWorkspaceClient(existing={"insurance-risk": []})
-    result = deploy_champion_endpoint(prod, 7, client=client)
-    action, name, kwargs = changes(client)[0]
-    assert (action, name) == ("update_config_and_wait", "insurance-risk")
-    assert kwargs["served_entities"][0].entity_name == "healthcare_prod.insurance_ml.insurance_model"
-    assert result["console_principal"] == "sp-of-hc-mlops-console"
-
-    no_console = resolve_settings("dev", overrides={**AS_THE_DEV_JOB_PASSES, "app_name": ""})
-    quiet = FakeWorkspaceClient()
-    assert deploy_champion_endpoint(no_console, 1, client=quiet)["console_principal"] is None
-    assert [c[0] for c in changes(quiet)] == ["create_and_wait"]
-
-    unnamed = resolve_settings("dev", overrides={**AS_THE_DEV_JOB_PASSES, "serving_endpoint_name": ""})
-    silent = FakeWorkspaceClient()
-    assert deploy_champion_endpoint(unnamed, 1, client=silent) is None
-    assert silent.serving_endpoints.calls == []

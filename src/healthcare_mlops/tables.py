@@ -28,6 +28,7 @@ ML_MODEL_ALERTS = "ml_model_alerts"
 MODEL_GOVERNANCE_LOG = "model_governance_log"
 JOB_RUNS = "job_runs"
 MEMBER_LOADS = "member_loads"
+SERVING_PAYLOAD = "serving_payload"
 
 
 class ColumnType(str, Enum):
@@ -233,9 +234,21 @@ MEMBER_LOADS_SPEC = TableSpec(MEMBER_LOADS, Columns.of(
     ("loaded_by", STRING), ("role", STRING),     # who started the load, in which role (identity.py)
 ))
 
+# Every real-time request: on Databricks AI Gateway's inference table (<prefix>_payload, its columns),
+# locally the same columns written by `healthcare-mlops serve` (scoring/request_log.py), plus the
+# version that answered. ``request`` holds only the model inputs; a refused request keeps its error only.
+SERVING_PAYLOAD_SPEC = TableSpec(SERVING_PAYLOAD, Columns.of(
+    ("request_date", DATE), ("databricks_request_id", STRING), ("request_time", TIMESTAMP),
+    ("status_code", INT), ("execution_duration_ms", BIGINT),
+    ("request", STRING),         # JSON of the accepted request; null when it was refused
+    ("response", STRING),        # JSON of the answer, or of the refusal's error
+    ("served_entity_id", STRING), ("model_version", STRING),
+), partition_by=("request_date",))
+
 SPECS = (SILVER_PATIENTS_SPEC, DIM_PATIENTS_SPEC, DATA_QUALITY_QUARANTINE_SPEC, ML_INSURANCE_FEATURES_SPEC,
          ML_PATIENT_PREDICTIONS_SPEC, ML_PATIENT_PREDICTIONS_VALIDATION_SPEC, ML_DRIFT_METRICS_SPEC,
-         ML_FAIRNESS_METRICS_SPEC, ML_MODEL_ALERTS_SPEC, MODEL_GOVERNANCE_LOG_SPEC, JOB_RUNS_SPEC, MEMBER_LOADS_SPEC)
+         ML_FAIRNESS_METRICS_SPEC, ML_MODEL_ALERTS_SPEC, MODEL_GOVERNANCE_LOG_SPEC, JOB_RUNS_SPEC, MEMBER_LOADS_SPEC,
+         SERVING_PAYLOAD_SPEC)
 TABLE_SPECS = {spec.name: spec for spec in SPECS}
 
 ALL_TABLES = tuple(TABLE_SPECS)

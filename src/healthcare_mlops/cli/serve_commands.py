@@ -15,7 +15,7 @@ from healthcare_mlops.scoring.serving import DEFAULT_SCORING_PORT
 def serve(ctx: typer.Context,
           port: int = typer.Option(DEFAULT_SCORING_PORT, "--port", min=1, max=65535, help="Port to listen on."),
           host: str = HOST_OPTION, expose: bool = EXPOSE_OPTION) -> None:
-    """Serve the champion over HTTP (POST /invocations, GET /ping), as Model Serving does on Databricks."""
+    """Serve the champion over HTTP (POST /invocations, GET /ping), following promotions; log each request."""
     from healthcare_mlops.composition import require_this_machine
     from healthcare_mlops.scoring.serving import endpoint_name, local_server_command
 
@@ -26,8 +26,8 @@ def serve(ctx: typer.Context,
                          f"endpoint '{endpoint_name(settings, resolve=False) or '(serving_endpoint_name not set)'}'")
     argv, env, version = local_server_command(settings, port, host)
     url = f"http://{host}:{port}"
-    typer.echo(f"serving {settings.model_name} version {version} (champion) at {url}/invocations "
-               f"(health: {url}/ping); Ctrl-C stops it")
+    typer.echo(f"serving {settings.model_name} version {version} (the champion now; a promotion is followed) at "
+               f"{url}/invocations (health: {url}/ping); each request is logged to serving_payload; Ctrl-C stops it")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(argv[0], argv, env)

@@ -18,7 +18,8 @@ DRIFT_SCHEMA_DDL = ML_DRIFT_METRICS_SPEC.ddl
 FAIRNESS_SCHEMA_DDL = ML_FAIRNESS_METRICS_SPEC.ddl
 ALERT_SCHEMA_DDL = ML_MODEL_ALERTS_SPEC.ddl
 
-ALERT_TYPES = ("composite_drift", "prediction_drift", "demographic_shift", "low_volume", "performance", "fairness")
+ALERT_TYPES = ("composite_drift", "prediction_drift", "demographic_shift", "low_volume", "performance", "fairness",
+               "realtime_drift", "serving_error_rate")
 
 
 class AlertSeverity(str, Enum):

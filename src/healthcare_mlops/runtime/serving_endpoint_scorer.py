@@ -34,12 +34,14 @@ class ServingEndpointScorer:
         try:
             client = self._client_factory()
             if reasons:     # the SDK's query() has no pyfunc ``params``: the same request, posted as is
-                return first_prediction(client.api_client.do(
-                    "POST", f"/serving-endpoints/{self.name}/invocations", body=request_body(record, reasons)))
+                answer = client.api_client.do("POST", f"/serving-endpoints/{self.name}/invocations",
+                                              body=request_body(record, reasons))
+                return first_prediction(answer, (answer or {}).get("served_model_name") or "not said by the endpoint")
             response = client.serving_endpoints.query(name=self.name, dataframe_records=[record])
         except NotFound:
             raise UserError(f"serving endpoint {self.name} does not exist yet: it is created when a model version "
                             "first becomes champion (run ml_training_pipeline, or approve a challenger)") from None
         except DatabricksError as exc:       # 400 names the field (the model's input contract), 403, 503 ...
             raise UserError(f"serving endpoint {self.name} refused the request: {exc}") from None
-        return first_prediction({"predictions": response.predictions})
+        return first_prediction({"predictions": response.predictions},
+                                response.served_model_name or "not said by the endpoint")

@@ -8,7 +8,10 @@ The endpoint's scorer talks databricks-sdk, so it lives with the adapters
 (``runtime/serving_endpoint_scorer.py``).
 All three send only the five model inputs and turn every refusal into a ``UserError`` that
 names the cause; ``score(record, reasons=True)`` asks for the member's explanation too
-(the pyfunc's ``reasons`` parameter, see modeling/pyfunc.py).
+(the pyfunc's ``reasons`` parameter, see modeling/pyfunc.py). Each answer carries
+``model_version``: the version that answered (the scoring server's ``model_version``, the
+endpoint's served entity, the version loaded here), so a page never shows a stale champion's
+answer as the current one's.
 """
 
 from __future__ import annotations
@@ -21,19 +24,24 @@ from collections.abc import Callable
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.explanations.contributions import REASONS_PARAM
 
+VERSION_FIELD = "model_version"
 SCORING_URL_ENV = "HEALTHCARE_MLOPS_SCORING_URL"      # `healthcare-mlops serve`: http://host:port[/invocations]
 SERVING_ENDPOINT_ENV = "HEALTHCARE_MLOPS_SERVING_ENDPOINT"   # optional; default: the target's serving_endpoint_name
 REQUEST_TIMEOUT_SECONDS = 30
 
 
-def first_prediction(payload) -> dict:
-    """The first record of a scoring response (records, or column -> values)."""
+def first_prediction(payload, version: str | None = None) -> dict:
+    """The first record of a scoring response (records, or column -> values), with the version that answered."""
     predictions = payload.get("predictions") if isinstance(payload, dict) else payload
+    if version is None and isinstance(payload, dict) and payload.get(VERSION_FIELD) is not None:
+        version = str(payload[VERSION_FIELD])
     if isinstance(predictions, dict):                 # column -> values (dataframe "split"/"columns")
-        return {k: (v[0] if isinstance(v, list) else v) for k, v in predictions.items()}
-    if isinstance(predictions, list) and predictions:
-        return dict(predictions[0])
-    raise UserError(f"the scoring response has no prediction: {str(payload)[:200]}")
+        record = {k: (v[0] if isinstance(v, list) else v) for k, v in predictions.items()}
+    elif isinstance(predictions, list) and predictions:
+        record = dict(predictions[0])
+    else:
+        raise UserError(f"the scoring response has no prediction: {str(payload)[:200]}")
+    return {**record, VERSION_FIELD: version}
 
 
 def request_body(record: dict, reasons: bool = False) -> dict:
@@ -64,7 +72,7 @@ class ScoringServerScorer:
         request = urllib.request.Request(self.endpoint, data=body, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:  # nosec B310  # http(s) URL the operator configured
-                return first_prediction(json.loads(response.read()))
+                return first_prediction(json.loads(response.read()), response.headers.get("x-model-version"))
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")
             try:
@@ -82,8 +90,8 @@ class InProcessScorer:
     needs_registered_champion = True
     route = "the champion loaded from the local registry"
 
-    def __init__(self, load_champion: Callable[[], object], refusals: tuple[type[Exception], ...]):
-        self._load_champion = load_champion       # the loaded pyfunc (cached by the caller)
+    def __init__(self, load_champion: Callable[[], tuple[object, str]], refusals: tuple[type[Exception], ...]):
+        self._load_champion = load_champion       # (the loaded pyfunc, its version), cached by the caller
         self._refusals = refusals                 # what the loaded model raises when it refuses a request
 
     def score(self, record: dict, reasons: bool = False) -> dict:
@@ -91,7 +99,9 @@ class InProcessScorer:
 
         try:
             params = request_body(record, reasons).get("params")
-            result = self._load_champion().predict(pd.DataFrame([record]), params=params)
+            model, version = self._load_champion()
+            result = model.predict(pd.DataFrame([record]), params=params)
         except self._refusals as exc:
             raise UserError(str(exc.message if hasattr(exc, "message") else exc)) from exc
-        return {k: (v.item() if hasattr(v, "item") else v) for k, v in result.iloc[0].to_dict().items()}
+        answer = {k: (v.item() if hasattr(v, "item") else v) for k, v in result.iloc[0].to_dict().items()}
+        return {**answer, VERSION_FIELD: str(version)}

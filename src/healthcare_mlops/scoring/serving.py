@@ -17,7 +17,9 @@ flags) are not applied here; see ``scoring/rules.py``.
 
 Locally, ``healthcare-mlops serve`` runs MLflow's scoring server for the audited champion
 (``governance/champion.py``: never a half-moved alias) behind a guard that bounds and checks
-each request (``scoring/http_server.py``, ``local_server_command``). On Databricks the
+each request (``scoring/http_server.py``, ``local_server_command``); it follows the champion
+(a promotion is served within seconds, ``runtime/scoring_server.py``), every answer names the
+version that gave it, and every request is logged to ``serving_payload``. On Databricks the
 promotion step calls
 ``deploy_champion_endpoint``, which creates the serving endpoint named by the bundle
 variable ``serving_endpoint_name`` the first time and points it at the new champion
@@ -31,14 +33,22 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from dataclasses import dataclass
 
+from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import Settings, development_endpoint_name
+from healthcare_mlops.tables import SERVING_PAYLOAD
 
 # `serve`'s port and the demo's: not MLflow's 5000, which macOS's AirPlay receiver holds.
 DEFAULT_SCORING_PORT = 5001
 ENDPOINT_VARIABLE = "serving_endpoint_name"
 APP_VARIABLE = "app_name"
-WORKLOAD_SIZE = "Small"
+# The most concurrent requests each workload size serves (Databricks Model Serving's sizes); with a
+# minimum provisioned concurrency the size's bound becomes the endpoint's maximum.
+WORKLOAD_CONCURRENCY = {"Small": 4, "Medium": 16, "Large": 64}
+CONCURRENCY_STEP = 4           # provisioned concurrency comes in multiples of 4
+# AI Gateway names the inference table <prefix>_payload; the local server writes the same table.
+INFERENCE_TABLE_PREFIX = SERVING_PAYLOAD.removesuffix("_payload")
 # How long a promotion waits for the endpoint to be ready: the SDK's default is 20 minutes, said
 # here so that the model_governance task timeout (resources/jobs.yml) can leave room for it.
 ENDPOINT_WAIT = dt.timedelta(minutes=20)
@@ -53,10 +63,10 @@ def champion_version(settings: Settings, client=None) -> str:
 
 def local_server_command(settings: Settings, port: int, host: str,
                          version: str | None = None) -> tuple[list[str], dict, str]:
-    """(argv, environment, version) of the guarded MLflow scoring server for the champion."""
+    """(argv, environment, version now champion) of the guarded scoring server that follows the champion."""
     version = version or champion_version(settings)
-    argv = [sys.executable, "-m", "healthcare_mlops.scoring.http_server", "--model-uri",
-            f"models:/{settings.model_name}/{version}", "--port", str(int(port)), "--host", host]
+    argv = [sys.executable, "-m", "healthcare_mlops.runtime.scoring_server", "--home", str(settings.home),
+            "--port", str(int(port)), "--host", host]
     env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri, "MLFLOW_REGISTRY_URI": settings.registry_uri}
     return argv, env, version
 
@@ -69,12 +79,68 @@ def endpoint_name(settings: Settings, resolve: bool = True) -> str | None:
     return name or None
 
 
+@dataclass(frozen=True)
+class ServingSizing:
+    """How big the champion's endpoint is and whether it may stop when idle (bundle variables per target)."""
+
+    workload_size: str
+    scale_to_zero: bool
+    min_provisioned_concurrency: int
+
+    @classmethod
+    def from_variables(cls, variables: dict) -> "ServingSizing":
+        """The sizing from the variables ``serving_workload_size``, ``serving_scale_to_zero`` and
+        ``serving_min_provisioned_concurrency``.
+
+        A contradiction (scale to zero with a minimum above 0, a minimum that is not a multiple
+        of 4 or exceeds the size's bound, an unknown size) is a UserError naming the variable.
+        """
+        size = str(variables.get("serving_workload_size") or "").strip()
+        if size not in WORKLOAD_CONCURRENCY:
+            raise UserError(f"serving_workload_size must be one of {', '.join(WORKLOAD_CONCURRENCY)}, not '{size}'")
+        to_zero = str(variables.get("serving_scale_to_zero")).strip().lower()
+        if to_zero not in ("true", "false"):
+            raise UserError(f"serving_scale_to_zero must be true or false, not '{to_zero}'")
+        raw = str(variables.get("serving_min_provisioned_concurrency")).strip()
+        minimum = int(float(raw)) if raw.replace(".", "", 1).isdigit() and float(raw).is_integer() else -1
+        if minimum < 0 or minimum % CONCURRENCY_STEP or minimum > WORKLOAD_CONCURRENCY[size]:
+            raise UserError(f"serving_min_provisioned_concurrency must be a multiple of {CONCURRENCY_STEP} from 0 "
+                            f"to {WORKLOAD_CONCURRENCY[size]} ({size}), not '{raw}'")
+        if to_zero == "true" and minimum:
+            raise UserError("serving_scale_to_zero is true but serving_min_provisioned_concurrency is "
+                            f"{minimum}: an endpoint that keeps capacity ready cannot scale to zero")
+        return cls(size, to_zero == "true", minimum)
+
+    def entity_fields(self) -> dict:
+        """The served entity's sizing fields: a workload size, or a concurrency range when a minimum is set."""
+        if self.min_provisioned_concurrency:      # the API takes a range or a size, never both
+            return {"min_provisioned_concurrency": self.min_provisioned_concurrency,
+                    "max_provisioned_concurrency": WORKLOAD_CONCURRENCY[self.workload_size],
+                    "scale_to_zero_enabled": False}
+        return {"workload_size": self.workload_size, "scale_to_zero_enabled": self.scale_to_zero}
+
+
 def served_entity(settings: Settings, version) -> object:
-    """The endpoint's one served entity: the Unity Catalog model version, small, scaling to zero."""
+    """The endpoint's one served entity: the Unity Catalog model version, sized for the target."""
     from databricks.sdk.service.serving import ServedEntityInput
 
-    return ServedEntityInput(entity_name=settings.model_name, entity_version=str(version),
-                             workload_size=WORKLOAD_SIZE, scale_to_zero_enabled=True)
+    sizing = ServingSizing.from_variables(settings.variables)
+    return ServedEntityInput(entity_name=settings.model_name, entity_version=str(version), **sizing.entity_fields())
+
+
+def inference_table(catalog: str, schema: str) -> object:
+    """AI Gateway's inference table of the endpoint: every request and answer, in the project's schema."""
+    from databricks.sdk.service.serving import AiGatewayInferenceTableConfig
+
+    return AiGatewayInferenceTableConfig(catalog_name=catalog, schema_name=schema,
+                                         table_name_prefix=INFERENCE_TABLE_PREFIX, enabled=True)
+
+
+def logs_to(endpoint, wanted) -> bool:
+    """Whether an endpoint (``ServingEndpointDetailed``) already logs to the ``wanted`` inference table."""
+    gateway = getattr(endpoint, "ai_gateway", None)
+    current = gateway.inference_table_config if gateway else None
+    return current is not None and current.as_dict() == wanted.as_dict()
 
 
 def served_versions(endpoint) -> set[tuple[str, str]]:
@@ -92,7 +158,7 @@ def deploy_champion_endpoint(settings: Settings, version, client=None) -> dict |
     requested, or None when no endpoint name is configured.
     """
     from databricks.sdk.errors import NotFound
-    from databricks.sdk.service.serving import EndpointCoreConfigInput
+    from databricks.sdk.service.serving import AiGatewayConfig, EndpointCoreConfigInput
 
     name = endpoint_name(settings)
     if name is None:
@@ -104,11 +170,13 @@ def deploy_champion_endpoint(settings: Settings, version, client=None) -> dict |
 
         client = WorkspaceClient()
     entity = served_entity(settings, version)
+    table = inference_table(settings.catalog, settings.schema)
     try:
         existing = client.serving_endpoints.get(name)
     except NotFound:
         client.serving_endpoints.create_and_wait(
-            name=name, config=EndpointCoreConfigInput(name=name, served_entities=[entity]), timeout=ENDPOINT_WAIT)
+            name=name, config=EndpointCoreConfigInput(name=name, served_entities=[entity]),
+            ai_gateway=AiGatewayConfig(inference_table_config=table), timeout=ENDPOINT_WAIT)
         action = "created"
     else:
         if served_versions(existing) == {(settings.model_name, str(version))}:
@@ -117,6 +185,8 @@ def deploy_champion_endpoint(settings: Settings, version, client=None) -> dict |
             client.serving_endpoints.update_config_and_wait(name=name, served_entities=[entity],
                                                             timeout=ENDPOINT_WAIT)
             action = "updated"
+        if not logs_to(existing, table):      # an endpoint created before inference tables were enabled
+            client.serving_endpoints.put_ai_gateway(name=name, inference_table_config=table)
     print(f"serving endpoint {name} {action}: {settings.model_name} version {version}")
     console = grant_console_query(settings, client, client.serving_endpoints.get(name).id)
     return {"action": action, "endpoint": name, "entity_name": settings.model_name, "entity_version": str(version),

@@ -45,6 +45,7 @@ from healthcare_mlops.monitoring import performance
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
 from healthcare_mlops.parameters import monitoring_thresholds
 from healthcare_mlops.settings import Settings
+from healthcare_mlops.tasks.serving_monitoring import realtime_monitoring
 from healthcare_mlops.tables import (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_INSURANCE_FEATURES, ML_MODEL_ALERTS,
                                      ML_PATIENT_PREDICTIONS, SILVER_PATIENTS, TABLE_SPECS)
 
@@ -206,6 +207,8 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     now = dt.datetime.now(dt.timezone.utc)
     champion = version_reference(settings, CHAMPION, required=True)
     drift_rows, verdicts, volume = _drift(catalog, window, champion, t)
+    realtime_rows, realtime_verdicts = realtime_monitoring(catalog, window, champion, t, settings.variables)
+    drift_rows, verdicts = drift_rows + realtime_rows, verdicts + realtime_verdicts
     perf_rows, fairness_rows, perf_verdicts, batch = _performance(catalog, settings, window[1], champion.version, t)
     verdicts += perf_verdicts
     for verdict in verdicts:
