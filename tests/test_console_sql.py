@@ -22,6 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 from app import data
+from healthcare_mlops.runtime.catalog import audit_log
 from healthcare_mlops import tables as T
 from healthcare_mlops.governance import audit
 from healthcare_mlops.runtime.console_sql import CONSOLE_TABLES, LocalConsoleEngine
@@ -46,7 +47,7 @@ def lakehouse(tmp_path_factory):
         event["event_time"] = dt.datetime(2026, 1, 2, 10, len(events), tzinfo=dt.timezone.utc)
         events.append(event)
     for event in events:
-        audit.record(settings, event)
+        audit_log(settings).record(event)
     return settings
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from healthcare_mlops.composition import build_runtime
 from healthcare_mlops.data.synthetic import synthetic_members
 from healthcare_mlops.governance.lineage import FRAME_HASH_TAG
-from healthcare_mlops.governance.service import Governance
 from healthcare_mlops.identity import APPROVER, Identity
 from healthcare_mlops.modeling.frame_hash import frame_hash
 from healthcare_mlops.runtime.catalog import table_catalog
@@ -64,13 +64,14 @@ def test_same_csv_on_two_dates_and_reordered_files_gives_identical_models(spark,
     write_public_csv(path)
     for day in (FIRST, SECOND):
         ingest_csv(settings, path, day)
-        feature_engineering.run(settings, day)
+        feature_engineering.run(build_runtime(settings), day)
     assert _shuffled_into_files(settings, spark, SECOND, files=5) == 5
     keys = [table_catalog(settings).read_arrow(ML_INSURANCE_FEATURES, [("as_of_date", "=", day)],
                                                ["patient_natural_key"]).column(0).to_pylist()
             for day in (FIRST, SECOND)]
     assert sorted(keys[0]) == sorted(keys[1]) and keys[0] != keys[1]      # the same members, in another order
-    versions = [model_training.run(settings, day, candidates=CANDIDATES)["version"] for day in (FIRST, SECOND)]
+    versions = [model_training.run(build_runtime(settings), day, candidates=CANDIDATES)["version"]
+                for day in (FIRST, SECOND)]
 
     client = configure_mlflow(settings)
     tags = [client.get_model_version(settings.model_name, v).tags for v in versions]
@@ -84,7 +85,7 @@ def test_same_csv_on_two_dates_and_reordered_files_gives_identical_models(spark,
     for column in OUTPUTS:
         assert np.array_equal(np.round(first[column], 2), np.round(second[column], 2)), column   # to the cent
         assert np.array_equal(first[column].to_numpy(), second[column].to_numpy()), column       # and exactly
-    governance = Governance(settings, Identity("owner@example.com", APPROVER))
+    governance = build_runtime(settings).governance(Identity("owner@example.com", APPROVER))
     verdicts = [[(c.name, c.value, c.verdict) for c in governance.validate(v).checks] for v in versions]
     assert verdicts[0] == verdicts[1]
 

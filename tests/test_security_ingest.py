@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from healthcare_mlops.composition import build_runtime
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import FAILPOINT_ENV, KILLED_EXIT_CODE
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
@@ -172,7 +173,7 @@ def test_a_killed_load_leaves_no_rows_and_no_features(spark, settings, home, tmp
     assert killed.returncode == KILLED_EXIT_CODE, stderr[-2000:]
     for as_of in (killed_day, None):
         with pytest.raises(UserError, match=rf"member load of .*killed.csv as of {killed_day} did not finish"):
-            feature_engineering.run(settings, as_of)
+            feature_engineering.run(build_runtime(settings), as_of)
 
     ingest_csv(settings, write_members(tmp_path / "next.csv", 60, 1), AS_OF)     # heals first
     store = DeltaCatalog(settings)
@@ -183,8 +184,8 @@ def test_a_killed_load_leaves_no_rows_and_no_features(spark, settings, home, tmp
             assert str(killed_file.resolve()) not in set(rows.get("source", [])), name
     assert sorted(table(settings, SILVER_PATIENTS)["age"]) == ([60] if first_load else [20, 21, 22, 60])
     with pytest.raises(UserError, match=f"no silver_patients load on as-of date {killed_day}"):
-        feature_engineering.run(settings, killed_day)
-    assert feature_engineering.run(settings, AS_OF)["features"] == (1 if first_load else 4)
+        feature_engineering.run(build_runtime(settings), killed_day)
+    assert feature_engineering.run(build_runtime(settings), AS_OF)["features"] == (1 if first_load else 4)
 
 
 def test_identifier_tables_are_readable_by_their_owner_only(spark, settings, tmp_path):

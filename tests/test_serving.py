@@ -20,6 +20,7 @@ from databricks.sdk.errors import NotFound
 from databricks.sdk.service.apps import App
 from databricks.sdk.service.serving import EndpointCoreConfigOutput, ServedEntityOutput, ServingEndpointDetailed
 
+from healthcare_mlops.composition import build_runtime
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
 from healthcare_mlops.modeling.risk import RISK_CATEGORIES
@@ -84,7 +85,7 @@ def test_http_scoring_matches_batch_scoring_and_refuses_bad_payloads(spark, serv
     from healthcare_mlops.tasks import batch_inference
 
     settings = resolve_settings("local", server["home"])
-    batch_inference.run(settings, DAY)
+    batch_inference.run(build_runtime(settings), DAY)
     batch = DeltaCatalog(settings).read_arrow(ML_PATIENT_PREDICTIONS).to_pandas()
     members = batch[batch["predicted_annual_charges"] > settings.variables["min_predicted_charges"]]
     members = pd.concat([members[members["smoker"]].head(2), members[~members["smoker"]].head(2)])

@@ -26,7 +26,7 @@ from healthcare_mlops.governance import audit
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
 from healthcare_mlops.monitoring.evaluation import Verdict, details_json
-from healthcare_mlops.runtime.catalog import table_catalog
+from healthcare_mlops.runtime.catalog import audit_log, table_catalog
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_MODEL_ALERTS, ML_MODEL_ALERTS_SPEC
 
@@ -148,8 +148,8 @@ def acknowledge(settings: Settings, identifier: str, identity: Identity, comment
     if updated == 0 or after.get("acknowledged_by") != identity.user:
         raise UserError(f"alert {identifier} was acknowledged meanwhile by {after.get('acknowledged_by')} "
                         f"at {after.get('acknowledged_at')}")
-    audit.record_action(settings, identity, audit.ACKNOWLEDGED,
-                        f"{alert['type']} alert {identifier}" + (f": {comment}" if comment else ""))
+    audit_log(settings).record_action(identity, audit.ACKNOWLEDGED,
+                                      f"{alert['type']} alert {identifier}" + (f": {comment}" if comment else ""))
     return after
 
 

@@ -42,8 +42,9 @@ def resolve_version(settings: Settings, client, alias: str) -> tuple[str, str] |
     The champion is the audited one (``governance/champion.py``), never a half-moved alias."""
     if alias == CHAMPION:
         from healthcare_mlops.governance.champion import audited_champion
+        from healthcare_mlops.runtime.catalog import audit_log
 
-        version = audited_champion(settings)
+        version = audited_champion(audit_log(settings))
         mv = None if version is None else find_in_registry(client.get_model_version, settings.model_name, version)
     else:
         mv = find_in_registry(client.get_model_version_by_alias, settings.model_name, alias)

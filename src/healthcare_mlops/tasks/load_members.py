@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from healthcare_mlops.dates import parse_optional_date, today_utc
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.settings import Settings
+from healthcare_mlops.composition import Runtime
 
 SOURCES = ("csv", "synthetic")
 DEFAULT_SCENARIO = "baseline"
@@ -61,15 +61,15 @@ def plan(params: dict) -> dict:
             "scenario": str(params.get("scenario") or DEFAULT_SCENARIO)}
 
 
-def run(settings: Settings, params: dict):
+def run(runtime: Runtime, params: dict):
     """Load the members ``params`` describe; return the ``LoadReport`` (rows in = loaded + quarantined)."""
     from healthcare_mlops.spark.patient_load import generate_patients, ingest_csv
 
     loading = plan(params)
     if loading["source"] == "csv":
-        report = ingest_csv(settings, loading["path"], loading["as_of"], loading["replace"])
+        report = ingest_csv(runtime.settings, loading["path"], loading["as_of"], loading["replace"])
     else:
-        report = generate_patients(settings, loading["patients"], loading["seed"], loading["as_of"],
+        report = generate_patients(runtime.settings, loading["patients"], loading["seed"], loading["as_of"],
                                    loading["scenario"], loading["replace"])
     print(f"load_members ({report.source}) as of {report.as_of_date}: rows in {report.rows_in} = "
           f"loaded {report.rows_loaded} + quarantined {report.rows_quarantined}; dim_patients "

@@ -34,6 +34,8 @@ import uuid
 
 import pandas as pd
 
+from healthcare_mlops.composition import Runtime
+
 from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
@@ -179,29 +181,26 @@ def _write_tables(catalog, spark, window: tuple[dt.date, dt.date], drift_table: 
     failpoint("monitoring:after_alerts")
 
 
-def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_id: str | None = None,
+def monitor(runtime: Runtime, window_start=None, window_end=None, retrain_job_id: str | None = None,
             run_id: str | None = None, launcher=None) -> dict:
     """Judge the window's drift and the latest labelled batch, write the three tables, retrain once if critical."""
-    from healthcare_mlops.composition import launcher as launcher_for
     from healthcare_mlops.monitoring import alerts as al
     from healthcare_mlops.monitoring.reference import load_reference
     from healthcare_mlops.monitoring.report import summary_lines
     from healthcare_mlops.monitoring.retrain import retrain_once
-    from healthcare_mlops.runtime.catalog import table_catalog
-    from healthcare_mlops.runtime.spark_session import get_spark
 
-    waiting = waiting_for_first_champion(settings, "model_monitoring")
+    settings = runtime.settings
+    waiting = waiting_for_first_champion(runtime.audit_log, runtime.registry, "model_monitoring")
     if waiting:               # a new workspace: the schedule runs before the first champion exists
         print(waiting)
         return {"waiting": waiting}
     t = ev.MonitoringThresholds.from_variables(settings.variables)
-    spark = get_spark(settings)
-    catalog = table_catalog(settings, spark)
+    spark, catalog = runtime.spark, runtime.spark_catalog
     if not catalog.exists(ML_PATIENT_PREDICTIONS):
         raise UserError(f"{catalog.fqn(ML_PATIENT_PREDICTIONS)} does not exist yet: {NO_PREDICTIONS}")
     window = resolve_window(catalog.distinct_values(ML_PATIENT_PREDICTIONS, "scoring_date"), window_start, window_end)
     run_id = str(run_id or uuid.uuid4().hex)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = runtime.clock()
     champion = load_reference(settings)
     drift_rows, verdicts, volume = _drift(catalog, window, champion, t)
     perf_rows, fairness_rows, perf_verdicts, batch = _performance(catalog, settings, window[1], champion.version, t)
@@ -217,7 +216,7 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     _write_tables(catalog, spark, window, drift_table, fairness_table, alert_table)
 
     critical = [a for a in alert_table if a["severity"] == ev.CRITICAL and a["run_id"] == run_id]
-    retrain_run_id, note = retrain_once(settings, launcher or launcher_for(settings), retrain_job_id, window,
+    retrain_run_id, note = retrain_once(settings, launcher or runtime.launcher, retrain_job_id, window,
                                         critical, previous, latest_load(catalog) if critical else None)
     summary = {"run_id": run_id, "window_start": window[0].isoformat(), "window_end": window[1].isoformat(),
                "volume": volume, "reference_version": champion.version,
@@ -231,15 +230,12 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     return summary
 
 
-def setup(settings: Settings) -> dict:
+def setup(runtime: Runtime) -> dict:
     """Check the monitoring references of the champion and challenger; create the monitoring tables."""
     from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION
     from healthcare_mlops.monitoring.reference import load_reference, resolve_version
-    from healthcare_mlops.runtime.catalog import table_catalog
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
-    from healthcare_mlops.runtime.spark_session import get_spark
 
-    client = configure_mlflow(settings)
+    settings, client = runtime.settings, runtime.mlflow_client
     checked = {}
     for alias in (CHAMPION, CHALLENGER):
         resolved = resolve_version(settings, client, alias)
@@ -253,8 +249,7 @@ def setup(settings: Settings) -> dict:
               f"({reference.reference.get('rows')} training rows, counted per value and bin)")
     if not checked:
         raise UserError(f"{settings.model_name} has neither a champion nor a challenger: run model_training first")
-    spark = get_spark(settings)
-    catalog = table_catalog(settings, spark)
+    spark, catalog = runtime.spark, runtime.spark_catalog
     created = ensure_tables(catalog, spark)
     for name in MONITORING_TABLES:
         print(f"{catalog.fqn(name)}: {'created' if name in created else 'exists'}")
@@ -267,11 +262,11 @@ def setup(settings: Settings) -> dict:
     return {"references": checked, "created": created, "scoring_dates": predictions or 0}
 
 
-def run(settings: Settings, mode: str = MONITOR, window_start=None, window_end=None,
+def run(runtime: Runtime, mode: str = MONITOR, window_start=None, window_end=None,
         retrain_job_id: str | None = None, run_id: str | None = None, launcher=None) -> dict:
     mode = (mode or MONITOR).strip()
     if mode not in MODES:
         raise UserError(f"--mode must be one of {', '.join(MODES)}, not '{mode}'")
     if mode == SETUP:
-        return setup(settings)
-    return monitor(settings, window_start, window_end, retrain_job_id, run_id, launcher)
+        return setup(runtime)
+    return monitor(runtime, window_start, window_end, retrain_job_id, run_id, launcher)
