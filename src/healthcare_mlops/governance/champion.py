@@ -83,7 +83,8 @@ def resolve_champion(log: audit.AuditLog, registry):
 
 def misscored_days(log: audit.AuditLog) -> list[dict]:
     """Scoring dates whose production predictions came from a version other than the audited
-    champion when they were written: ``scoring_date, model_version, champion, scored_at``."""
+    champion when they were written: ``scoring_date, model_version, champion, scored_at``
+    (the predictions are read from the audit log's catalog, the target's)."""
     catalog = log.catalog
     if not catalog.exists(ML_PATIENT_PREDICTIONS):
         return []

@@ -58,7 +58,7 @@ class Governance:
 
     ``registry`` is the model's registry adapter (runtime/model_registry.py), ``log`` its audit
     log, ``catalog`` the target's ``TableCatalog``; the composition root builds all three
-    (``composition.governance``). The approval mode is the audit log's."""
+    (``composition.Runtime.governance``). The approval mode is the audit log's."""
 
     def __init__(self, registry: Any, log: audit.AuditLog, catalog: Any, identity: Identity,
                  thresholds: GovernanceThresholds, champion_endpoint: Callable[[str], object] | None = None,
