@@ -331,12 +331,12 @@ def test_entry_point_reports_a_user_error_in_one_line(loaded, monkeypatch, capsy
     monkeypatch.setenv("HEALTHCARE_MLOPS_HOME", str(loaded.home))
     args = ["--target", "local", "--catalog", loaded.catalog, "--schema", loaded.schema, "--as_of", "2025-06-01"]
     with pytest.raises(SystemExit) as exit_info:
-        entrypoint.main(lambda params, s: feature_engineering.run(build_runtime(s), params.get("as_of") or None), args)
+        entrypoint.main(lambda params, runtime: feature_engineering.run(runtime, params.get("as_of") or None), args)
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no silver_patients load on as-of date 2025-06-01") and "\n" not in err
 
-    def failing(params, s):
+    def failing(params, runtime):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):     # anything else is not disguised as a user error
