@@ -491,7 +491,7 @@ def test_console_decisions_write_one_row_each_naming_the_approver(home):
     promoted = everyone[(everyone["action"] == audit.PROMOTED) & (everyone["version"] == "2")]
     assert list(promoted["actor"]) == ["job:local"]
     # version 1, now older than the champion, is not promoted but its rejection is applied
-    assert governance_as(home, VIEWER).client.get_model_version(settings.model_name, "1") \
+    assert governance_as(home, VIEWER).registry.client.get_model_version(settings.model_name, "1") \
         .tags["governance_status"] == "rejected"
 
 
@@ -537,7 +537,7 @@ def test_status_only_reads_an_interrupted_promotion_and_the_explicit_repair_writ
     repaired = cli.invoke(app, ["--home", str(home), "governance", "repair"])
     assert repaired.exit_code == 0, repaired.output
     assert "repair: rolled back" in repaired.output
-    assert INTENT_TAG not in operator.client.get_registered_model(operator.model_name).tags
+    assert INTENT_TAG not in operator.registry.client.get_registered_model(operator.model_name).tags
     assert operator.alias("champion") == "1"                  # the half-done promotion was undone
     rows = events(settings, audit.REPAIRED)
     assert list(zip(rows["actor"], rows["role"], rows["version"])) == [(USER, OPERATOR, "2")]
