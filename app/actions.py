@@ -29,7 +29,8 @@ from app import data
 from healthcare_mlops import composition
 from healthcare_mlops.bundle.launchers import LaunchedRun
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.governance import audit, decisions
+from healthcare_mlops.governance import decisions
+from healthcare_mlops.runtime.catalog import audit_log
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.settings import Settings
 
@@ -64,7 +65,7 @@ def _decide(identity: Identity, version, kind: str, comment: str, override_reaso
     settings = settings or data.console_settings()
     version = str(version)
     try:
-        decisions.record_decision(settings, identity, version, kind, comment, override_reason)
+        decisions.record_decision(audit_log(settings), identity, version, kind, comment, override_reason)
         return start_governance(identity, settings, version)
     finally:
         data.clear_caches()
@@ -75,7 +76,7 @@ def start_governance(identity: Identity, settings: Settings, version: str) -> La
     params = {"model_version": version}
     started = _launcher(settings).run_now(GOVERNANCE_JOB, params, trigger=f"console:{identity.user}")
     _remember(started)
-    audit.record_job_run(settings, identity, started.job_key, started.run_id, params)
+    audit_log(settings).record_job_run(identity, started.job_key, started.run_id, params)
     return started
 
 
@@ -89,15 +90,12 @@ def acknowledge(identity: Identity, alert_id: str, comment: str | None = None,
                 settings: Settings | None = None) -> dict:
     """Mark an alert as seen: who, when (and an optional comment) are written on the alert row."""
     identity.require("acknowledge")
-    from functools import partial
-
-    from healthcare_mlops.governance.audit import record_action
     from healthcare_mlops.monitoring import alerts
-    from healthcare_mlops.runtime.catalog import table_catalog
+    from healthcare_mlops.runtime.catalog import audit_log, table_catalog
 
     settings = settings or data.console_settings()
     try:
-        return alerts.acknowledge(table_catalog(settings), alert_id, identity, partial(record_action, settings),
+        return alerts.acknowledge(table_catalog(settings), alert_id, identity, audit_log(settings).record_action,
                                   comment)
     finally:
         data.clear_caches()
@@ -141,5 +139,5 @@ def run_job_now(identity: Identity, job_key: str, params: dict | None = None,
     finally:
         data.clear_caches()
     _remember(run)
-    audit.record_job_run(settings, identity, run.job_key, run.run_id, params)
+    audit_log(settings).record_job_run(identity, run.job_key, run.run_id, params)
     return run

@@ -25,7 +25,7 @@ import streamlit as st
 from app import data
 from app.data import EMAIL_HEADER, TOKEN_HEADER
 from healthcare_mlops import composition
-from healthcare_mlops.identity import VIEWER, Identity, role_for, role_needed
+from healthcare_mlops.identity import VIEWER, Identity, RoleMembers, role_for, role_needed
 
 __all__ = ["can", "current_identity", "role_needed"]
 
@@ -58,7 +58,7 @@ def _forwarded_identity() -> Identity:
     token = data.request_header(TOKEN_HEADER)
     digest = hashlib.sha256(token.encode()).hexdigest()[:16] if token else ""
     groups = list(_groups(email, digest, token))
-    return Identity(email, role_for(email, groups, data.console_settings()))
+    return Identity(email, role_for(email, groups, RoleMembers.from_variables(data.console_settings().variables)))
 
 
 @st.cache_data(ttl=300, show_spinner=False, max_entries=8)

@@ -245,8 +245,9 @@ def _mlflow_client(key: tuple, _settings: Settings):
 @st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=32)
 def _registry_cached(key: tuple, fingerprint, _settings: Settings) -> dict:
     from healthcare_mlops.governance.champion import audited_champion
+    from healthcare_mlops.runtime.catalog import audit_log
 
-    return read_registry(_mlflow_client(key, _settings), _settings.model_name, audited_champion(_settings))
+    return read_registry(_mlflow_client(key, _settings), _settings.model_name, audited_champion(audit_log(_settings)))
 
 
 def registry() -> dict:

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from healthcare_mlops.composition import build_runtime, cli_runtime
 
 GOAL_VS_PLAIN = 0.5
 GOAL_VS_SPARK_UDF = 1.2
@@ -50,9 +51,9 @@ def train_quick_model(home: Path, members: int, seed: int,
 
     settings = resolve_settings("local", home)
     as_of = dt.date.fromisoformat(AS_OF)
-    generate_patients(settings, members, seed, as_of)
-    feature_engineering.run(settings, as_of)
-    summary = model_training.run(settings, as_of, seed=seed, candidates=candidates)
+    generate_patients(cli_runtime(settings), members, seed, as_of)
+    feature_engineering.run(build_runtime(settings), as_of)
+    summary = model_training.run(build_runtime(settings), as_of, seed=seed, candidates=candidates)
     configure_mlflow(settings).set_registered_model_alias(settings.model_name, "champion", summary["version"])
 
 
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     settings = resolve_settings("local", home)
     configure_mlflow(settings)
-    model = resolve_model(settings, "champion")
+    model = resolve_model(build_runtime(settings), "champion")
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     pyfunc = mlflow.pyfunc.load_model(local_path)
     inputs = model_input_names(pyfunc)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_batch_scoring import million_rows, run_rounds, train_quick_model  # noqa: E402
+from healthcare_mlops.composition import build_runtime
 
 GOAL_RATIO = 2.5
 GOAL_P95_MS = 50.0
@@ -53,7 +54,7 @@ def batch_ratio(spark, settings, rows: int, partitions: int, repeat: int, seed: 
     from healthcare_mlops.tables import ML_INSURANCE_FEATURES
     from healthcare_mlops.tasks.batch_inference import resolve_model
 
-    model = resolve_model(settings, "champion")
+    model = resolve_model(build_runtime(settings), "champion")
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     inputs = model_input_names(mlflow.models.Model.load(local_path))
     rules = BusinessRules.for_model(scoring_thresholds(settings.variables), model["reference"])

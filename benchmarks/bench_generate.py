@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     as_of = dt.date.fromisoformat(args.as_of)
 
     from healthcare_mlops.settings import resolve_settings
+    from healthcare_mlops.composition import cli_runtime
     from healthcare_mlops.tasks.load_members import generate_patients
     from healthcare_mlops.runtime.spark_session import get_spark
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = get_spark()
     spark.sparkContext.setLogLevel("ERROR")
     with tempfile.TemporaryDirectory(prefix="hc-bench-warmup-") as warm:
-        generate_patients(resolve_settings("local", warm), 100, args.seed, as_of)
+        generate_patients(cli_runtime(resolve_settings("local", warm)), 100, args.seed, as_of)
     print(f"spark start-up + warm-up: {time.perf_counter() - started:.1f} s "
           f"(cores: {os.cpu_count()})", flush=True)
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         root = Path(tempfile.mkdtemp(prefix=f"hc-bench-{size}-"))
         t0 = time.perf_counter()
-        report = generate_patients(resolve_settings("local", root), size, args.seed, as_of)
+        report = generate_patients(cli_runtime(resolve_settings("local", root)), size, args.seed, as_of)
         seconds = time.perf_counter() - t0
         results[size] = seconds
         print(f"{size:>10,} {seconds:>9.1f} {size / seconds:>10,.0f}  {report.rows_loaded:>6,} "
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.later:
             joiners = max(1, size // 100)
             t0 = time.perf_counter()
-            later = generate_patients(resolve_settings("local", root), joiners, args.seed,
+            later = generate_patients(cli_runtime(resolve_settings("local", root)), joiners, args.seed,
                                       as_of + dt.timedelta(days=30))
             seconds = time.perf_counter() - t0
             print(f"{later.rows_in:>10,} {seconds:>9.1f} {later.rows_in / seconds:>10,.0f}  "

@@ -83,16 +83,17 @@ def promoted_champion(home: Path, members: int, seed: int) -> None:
     """Generate, build features, train and promote through governance, as the training pipeline does."""
     import datetime as dt
 
+    from healthcare_mlops.composition import build_runtime
     from healthcare_mlops.settings import resolve_settings
-    from healthcare_mlops.spark.patient_load import generate_patients
     from healthcare_mlops.tasks import feature_engineering, model_governance, model_training
+    from healthcare_mlops.tasks.load_members import generate_patients
 
-    settings = resolve_settings("local", home)
+    runtime = build_runtime(resolve_settings("local", home))
     as_of = dt.date(2026, 1, 1)
-    generate_patients(settings, members, seed, as_of)
-    feature_engineering.run(settings, as_of)
-    model_training.run(settings, as_of, seed=seed, candidates=("hist_gradient_boosting_poisson",))
-    if model_governance.run(settings) != model_governance.PROMOTED:
+    generate_patients(runtime, members, seed, as_of)
+    feature_engineering.run(runtime, as_of)
+    model_training.run(runtime, as_of, seed=seed, candidates=("hist_gradient_boosting_poisson",))
+    if model_governance.run(runtime) != model_governance.PROMOTED:
         raise RuntimeError("governance did not promote the trained version: nothing to serve")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import tempfile
+from healthcare_mlops.composition import build_runtime, cli_runtime
 
 
 def _seeds(text: str) -> list[int]:
@@ -31,17 +32,16 @@ def run_seed(patients: int, seed: int) -> tuple[str, str]:
     as_of = dt.date(2026, 1, 1)
     with tempfile.TemporaryDirectory() as home:
         settings = resolve_settings("local", home, {"approval_mode": "auto"})
-        generate_patients(settings, patients, seed, as_of)
-        feature_engineering.run(settings, as_of)
-        model_training.run(settings, as_of)
+        generate_patients(cli_runtime(settings), patients, seed, as_of)
+        feature_engineering.run(build_runtime(settings), as_of)
+        model_training.run(build_runtime(settings), as_of)
         try:
-            outcome = model_governance.run(settings)
+            outcome = model_governance.run(build_runtime(settings))
         except model_governance.GovernanceFailed as exc:
             return "refused", str(exc)
-        from healthcare_mlops.governance.service import Governance
         from healthcare_mlops.identity import job_identity
 
-        checks = Governance(settings, job_identity(settings)).status()["checks"]
+        checks = build_runtime(settings).governance(job_identity(settings.target)).status()["checks"]
         notes = ", ".join(f"{c['name']} {c['verdict']}" for c in checks if c["verdict"] != "pass")
         return outcome, notes
 

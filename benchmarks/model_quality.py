@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import tempfile
 import time
+from healthcare_mlops.composition import build_runtime, cli_runtime
 
 GOALS = {"cv_r2": (">=", 0.85), "cv_mae": ("<=", 1800.0), "cv_risk_score_mae": ("<=", 7.0),
          "cv_high_risk_capture": (">=", 0.85), "cv_interval_coverage": ("in", (0.88, 0.93)),
@@ -48,11 +49,11 @@ def measure(settings, as_of, patients: int | None, seed: int, csv: str | None):
     from healthcare_mlops.tasks.model_training import load_training_frame
 
     if csv:
-        ingest_csv(settings, csv, as_of)
+        ingest_csv(cli_runtime(settings), csv, as_of)
     else:
-        generate_patients(settings, patients, seed, as_of)
-    feature_engineering.run(settings, as_of)
-    frame, _ = load_training_frame(settings, as_of)
+        generate_patients(cli_runtime(settings), patients, seed, as_of)
+    feature_engineering.run(build_runtime(settings), as_of)
+    frame, _ = load_training_frame(build_runtime(settings).catalog, as_of)
     started = time.perf_counter()
     result = train(frame, seed=seed)
     return frame, result, time.perf_counter() - started

@@ -13,5 +13,5 @@ from healthcare_mlops.tasks import batch_inference
 from healthcare_mlops.tasks.entrypoint import main
 
 if __name__ == "__main__":
-    main(lambda params, settings: batch_inference.run(settings, params.get("scoring_date") or None,
+    main(lambda params, runtime: batch_inference.run(runtime, params.get("scoring_date") or None,
                                                       params.get("mode") or batch_inference.PRODUCTION))

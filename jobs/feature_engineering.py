@@ -9,4 +9,4 @@ from healthcare_mlops.tasks import feature_engineering
 from healthcare_mlops.tasks.entrypoint import main
 
 if __name__ == "__main__":
-    main(lambda params, settings: feature_engineering.run(settings, params.get("as_of") or None))
+    main(lambda params, runtime: feature_engineering.run(runtime, params.get("as_of") or None))

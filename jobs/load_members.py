@@ -11,4 +11,4 @@ from healthcare_mlops.tasks import load_members
 from healthcare_mlops.tasks.entrypoint import main
 
 if __name__ == "__main__":
-    main(lambda params, settings: load_members.run(settings, params))
+    main(lambda params, runtime: load_members.run(runtime, params))

@@ -11,4 +11,4 @@ from healthcare_mlops.tasks import model_governance
 from healthcare_mlops.tasks.entrypoint import main
 
 if __name__ == "__main__":
-    main(lambda params, settings: model_governance.run(settings, params.get("model_version") or None))
+    main(lambda params, runtime: model_governance.run(runtime, params.get("model_version") or None))

@@ -14,6 +14,6 @@ from healthcare_mlops.tasks import model_monitoring
 from healthcare_mlops.tasks.entrypoint import main
 
 if __name__ == "__main__":
-    main(lambda params, settings: model_monitoring.run(
-        settings, params.get("mode") or model_monitoring.MONITOR, params.get("window_start"),
+    main(lambda params, runtime: model_monitoring.run(
+        runtime, params.get("mode") or model_monitoring.MONITOR, params.get("window_start"),
         params.get("window_end"), params.get("retrain_job_id"), params.get("run_id")))

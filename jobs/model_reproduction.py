@@ -11,4 +11,4 @@ from healthcare_mlops.tasks import model_reproduction
 from healthcare_mlops.tasks.entrypoint import main
 
 if __name__ == "__main__":
-    main(lambda params, settings: model_reproduction.run(settings, params.get("model_version") or None))
+    main(lambda params, runtime: model_reproduction.run(runtime, params.get("model_version") or None))

@@ -12,6 +12,6 @@ from healthcare_mlops.tasks import model_training
 from healthcare_mlops.tasks.entrypoint import main
 
 if __name__ == "__main__":
-    main(lambda params, settings: model_training.run(
-        settings, parse_optional_date(params.get("as_of"), "as-of date"), seed=int(params.get("seed") or 42),
+    main(lambda params, runtime: model_training.run(
+        runtime, parse_optional_date(params.get("as_of"), "as-of date"), seed=int(params.get("seed") or 42),
         candidates=tuple(c for c in (params.get("candidates") or "").split(",") if c) or None))

@@ -51,7 +51,8 @@ def _no_fairness_yet() -> None:
     st.info(f"**No fairness metrics yet: no actual charges have arrived for the scored members.** Monitoring "
             f"has run ({len(monitored):,} runs, the last for the window ending {last}), but fairness compares a "
             "batch scored on one day with the charges a later member load delivers for those members. Load the "
-            f"later member file ({ui.command('data ingest FILE.csv --as-of DATE', 'load_members')}, a date after the "
+            f"later member file ({ui.command('data ingest FILE.csv --as-of YYYY-MM-DD', 'load_members')}, "
+            "a date after the "
             f"scored batch), then run {data.run_hint('feature_engineering')}, {data.run_hint('batch_inference')} "
             f"and {data.run_hint('model_monitoring')}.")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from healthcare_mlops.composition import build_runtime, cli_runtime
 from healthcare_mlops.settings import resolve_settings
 from slow_tests import pytest_collection_modifyitems, pytest_configure, pytest_runtestloop  # noqa: F401
 
@@ -63,10 +64,10 @@ def pipeline_home(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline") / "lakehouse"
     settings = resolve_settings("local", root)
     as_of = dt.date.fromisoformat(PIPELINE_AS_OF)
-    generate_patients(settings, PIPELINE_MEMBERS, 42, as_of)
-    feature_engineering.run(settings, as_of)
-    model_training.run(settings, as_of, candidates=("hist_gradient_boosting_poisson",))
-    assert model_governance.run(settings) == model_governance.PROMOTED
+    generate_patients(cli_runtime(settings), PIPELINE_MEMBERS, 42, as_of)
+    feature_engineering.run(build_runtime(settings), as_of)
+    model_training.run(build_runtime(settings), as_of, candidates=("hist_gradient_boosting_poisson",))
+    assert model_governance.run(build_runtime(settings)) == model_governance.PROMOTED
     return root
 
 

@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from healthcare_mlops.composition import build_runtime
 from healthcare_mlops import tables as T
 from healthcare_mlops.bundle.run_states import SUCCEEDED
+from healthcare_mlops.emulator.run_guard import record_audit
 from healthcare_mlops.emulator.run_history import RunRecord, append_runs
 from healthcare_mlops.data.contract import REGIONS
 from healthcare_mlops.data.synthetic import synthetic_members
@@ -186,13 +188,14 @@ def write_job_runs(settings: Settings) -> None:
                                      status=SUCCEEDED, trigger="schedule", start_time=start, end_time=end,
                                      parameters=[]))
     append_runs(settings, records)
+    # one run still going (its start row in the audit log, no end row yet): the Jobs page shows it
+    record_audit(settings, "model_monitoring", run_id + 2, "schedule")
 
 
 def register_models(settings: Settings, seed: int) -> None:
     """A small real model: version 1 validated and promoted (champion), version 2 the challenger."""
     import pandas as pd
 
-    from healthcare_mlops.governance.service import Governance
     from healthcare_mlops.identity import APPROVER, Identity, job_identity
     from healthcare_mlops.modeling.training import train
     from healthcare_mlops.tasks.model_training import log_and_register
@@ -201,14 +204,14 @@ def register_models(settings: Settings, seed: int) -> None:
     frame["patient_natural_key"] = [f"BENCH-{i:07d}" for i in range(len(frame))]   # splits hash the member key
     result = train(frame, seed=seed, candidates=("hist_gradient_boosting_poisson",))
     version = {"table": settings.tables.fqn(T.ML_INSURANCE_FEATURES), "as_of_date": "2026-01-01", "delta_version": 0}
-    log_and_register(settings, result, version, commit="benchmark")
-    governance = Governance(settings, job_identity(settings))
+    log_and_register(build_runtime(settings), result, version, commit="benchmark")
+    governance = build_runtime(settings).governance(job_identity(settings.target))
     if governance.validate("1").passed:
         governance.promote("1", comment="benchmark champion")
     else:   # a small synthetic sample can miss a fairness threshold: an approver overrides, recorded
-        Governance(settings, Identity("benchmark@localhost", APPROVER)).approve(
+        build_runtime(settings).governance(Identity("benchmark@localhost", APPROVER)).approve(
             "1", "benchmark champion", override_reason="synthetic benchmark data")
-    log_and_register(settings, result, version, commit="benchmark")
+    log_and_register(build_runtime(settings), result, version, commit="benchmark")
     governance.validate("2")
 
 

@@ -14,6 +14,7 @@ context is alive at its end.
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -83,6 +84,9 @@ def spark_is_running() -> bool:
 def pytest_runtestloop(session: pytest.Session):
     if not is_fast_run(session.config):
         return (yield)
+    # platform.processor() runs `uname -p` once per process and caches it; whichever test first
+    # builds an SDK or MLflow user agent would pay it, so it is paid here, before the guard.
+    platform.processor()
     with no_new_processes():
         result = yield
     if spark_is_running():

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from healthcare_mlops.composition import build_runtime
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import FAILPOINT_ENV, KILLED_EXIT_CODE
 from healthcare_mlops.features.training_range import TrainingRange, outside_range_reason
@@ -161,7 +162,7 @@ def _features(settings) -> pd.DataFrame:
 
 def test_scoring_writes_the_contract_reruns_idempotently_and_replaces_only_its_date(spark, copy_home):
     settings = _settings(copy_home)
-    first = batch_inference.run(settings, DAY1.isoformat())
+    first = batch_inference.run(build_runtime(settings), DAY1.isoformat())
     n_features = len(_features(settings))
     assert first["features"] == n_features == first["predictions"] + first["quarantined"]
     assert (first["quarantined"], first["features_as_of"]) == (0, "2026-01-01")
@@ -187,11 +188,11 @@ def test_scoring_writes_the_contract_reruns_idempotently_and_replaces_only_its_d
     assert day1["model_run_id"].str.fullmatch(r"[0-9a-f]{32}").all()
     assert day1["scored_at"].nunique() == 1
 
-    batch_inference.run(settings, DAY2.isoformat())
+    batch_inference.run(build_runtime(settings), DAY2.isoformat())
     day2 = _partition(settings, ML_PATIENT_PREDICTIONS, DAY2)
     version = DeltaCatalog(settings).version(ML_PATIENT_PREDICTIONS)
 
-    again = batch_inference.run(settings, DAY1)                     # rerun day 1
+    again = batch_inference.run(build_runtime(settings), DAY1)                     # rerun day 1
     assert again["predictions"] == first["predictions"]
     assert DeltaCatalog(settings).version(ML_PATIENT_PREDICTIONS) == version + 1
     rerun = _partition(settings, ML_PATIENT_PREDICTIONS, DAY1)
@@ -203,7 +204,7 @@ def test_scoring_writes_the_contract_reruns_idempotently_and_replaces_only_its_d
 
 def test_no_personal_data_in_the_predictions(spark, copy_home):
     settings = _settings(copy_home)
-    batch_inference.run(settings, DAY1)
+    batch_inference.run(build_runtime(settings), DAY1)
     predictions = _table(settings, ML_PATIENT_PREDICTIONS)
     identifiers = [c for c in predictions.columns if any(p.search(c.lower()) for p in IDENTIFIER_COLUMN_PATTERNS)]
     assert identifiers == ["model_name"]             # the registered model's name, not a person's
@@ -233,13 +234,13 @@ def test_no_personal_data_in_the_predictions(spark, copy_home):
 
 def test_validation_mode_scores_the_challenger_and_leaves_production_untouched(spark, copy_home):
     settings = _settings(copy_home)
-    batch_inference.run(settings, DAY1, mode="production")
+    batch_inference.run(build_runtime(settings), DAY1, mode="production")
     store = DeltaCatalog(settings)
     version, before = store.version(ML_PATIENT_PREDICTIONS), _table(settings, ML_PATIENT_PREDICTIONS)
     quarantine = _table(settings, DATA_QUALITY_QUARANTINE)
     production_quarantine = quarantine[quarantine["stage"] != "batch_inference_validation"]
 
-    result = batch_inference.run(settings, DAY1, mode="validation")
+    result = batch_inference.run(build_runtime(settings), DAY1, mode="validation")
     assert result["alias"] == "challenger" and result["table"].endswith(ML_PATIENT_PREDICTIONS_VALIDATION)
     assert store.version(ML_PATIENT_PREDICTIONS) == version
     pd.testing.assert_frame_equal(_table(settings, ML_PATIENT_PREDICTIONS), before)
@@ -256,7 +257,7 @@ def test_the_output_contract_check_names_what_is_broken(spark, copy_home):
     from healthcare_mlops.scoring.batch import output_contract_problems
 
     settings = _settings(copy_home)
-    batch_inference.run(settings, DAY1, mode="validation")
+    batch_inference.run(build_runtime(settings), DAY1, mode="validation")
     good = spark.createDataFrame(DeltaCatalog(settings).read_arrow(ML_PATIENT_PREDICTIONS_VALIDATION))
     assert output_contract_problems(good, 1000.0) == []
     first = F.col("patient_natural_key") == F.lit(good.first()["patient_natural_key"])
@@ -293,7 +294,7 @@ def test_members_breaking_the_input_contract_are_quarantined_and_counts_reconcil
     store.write(pa.Table.from_pandas(features, schema=schema, preserve_index=False), ML_INSURANCE_FEATURES,
                       mode="replace_partition", partition={"as_of_date": dt.date(2026, 1, 1)})
 
-    result = batch_inference.run(settings, DAY1)
+    result = batch_inference.run(build_runtime(settings), DAY1)
     assert result["quarantined"] == len(broken)
     assert result["features"] == len(features) == result["predictions"] + result["quarantined"]
     quarantine = _table(settings, DATA_QUALITY_QUARANTINE)
@@ -306,7 +307,7 @@ def test_members_breaking_the_input_contract_are_quarantined_and_counts_reconcil
         assert set(json.loads(ours.loc[key, "raw_record"])) == {"age", "bmi", "children", "smoker", "region"}
     predicted = set(_partition(settings, ML_PATIENT_PREDICTIONS, DAY1)["patient_natural_key"])
     assert not predicted & set(keys)
-    batch_inference.run(settings, DAY1)                          # a rerun replaces, not adds
+    batch_inference.run(build_runtime(settings), DAY1)                          # a rerun replaces, not adds
     again = _table(settings, DATA_QUALITY_QUARANTINE)
     assert (again["stage"] == "batch_inference").sum() == len(broken)
 
@@ -314,18 +315,18 @@ def test_members_breaking_the_input_contract_are_quarantined_and_counts_reconcil
 def test_clear_errors_without_features_or_champion(spark, copy_home):
     settings = _settings(copy_home)
     with pytest.raises(UserError, match=r"no features on or before 2025-12-31: run the training pipeline first"):
-        batch_inference.run(settings, "2025-12-31")
+        batch_inference.run(build_runtime(settings), "2025-12-31")
     with pytest.raises(UserError, match="mode must be one of production, validation, not 'shadow'"):
-        batch_inference.run(settings, DAY1, mode="shadow")
+        batch_inference.run(build_runtime(settings), DAY1, mode="shadow")
     with pytest.raises(UserError, match="scoring date must be YYYY-MM-DD, not '01/02/2026'"):
-        batch_inference.run(settings, "01/02/2026")
+        batch_inference.run(build_runtime(settings), "01/02/2026")
     from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
 
     configure_mlflow(settings).delete_registered_model_alias(settings.model_name, "champion")
     # a champion existed (the audit shows its promotion): its disappearance is a failure, not a wait
     with pytest.raises(UserError, match=r"no 'champion' alias, but the audit log's champion is version 1: "
                                         r"the alias was removed outside governance"):
-        batch_inference.run(settings, DAY1)
+        batch_inference.run(build_runtime(settings), DAY1)
     assert not DeltaCatalog(settings).exists(ML_PATIENT_PREDICTIONS)
 
 
@@ -337,7 +338,7 @@ def test_workers_get_the_model_as_a_path_or_as_shipped_files_and_score_alike(spa
     from healthcare_mlops.runtime.catalog import table_catalog
 
     settings = _settings(pipeline_home)
-    model = batch_inference.resolve_model(settings, "champion")
+    model = batch_inference.resolve_model(build_runtime(settings), "champion")
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     rules = BusinessRules.for_model(scoring_thresholds(settings.variables), model["reference"])
     inputs = batch.model_input_names(mlflow.models.Model.load(local_path))
@@ -365,7 +366,7 @@ def test_score_batch_scores_valid_rows_and_skips_the_rest(pipeline_home):
     from healthcare_mlops.scoring import batch
 
     settings = _settings(pipeline_home)
-    model = batch_inference.resolve_model(settings, "champion")
+    model = batch_inference.resolve_model(build_runtime(settings), "champion")
     pyfunc = batch.cached_model(batch.ModelSource(model["uri"], mlflow.artifacts.download_artifacts(model["uri"]),
                                                   run_id=model["run_id"]))
     frame = _features(settings).head(5).copy()
@@ -400,7 +401,7 @@ def _job(home, day: dt.date, failpoint: str | None = None) -> subprocess.Complet
 def test_a_job_killed_mid_write_leaves_the_previous_state(spark, copy_home, point):
     settings = _settings(copy_home)
     store = DeltaCatalog(settings)
-    batch_inference.run(settings, DAY1)
+    batch_inference.run(build_runtime(settings), DAY1)
     version, before = store.version(ML_PATIENT_PREDICTIONS), _table(settings, ML_PATIENT_PREDICTIONS)
 
     killed = _job(copy_home, DAY1, failpoint=point)
@@ -408,7 +409,7 @@ def test_a_job_killed_mid_write_leaves_the_previous_state(spark, copy_home, poin
     assert store.version(ML_PATIENT_PREDICTIONS) == version
     pd.testing.assert_frame_equal(_table(settings, ML_PATIENT_PREDICTIONS), before)
 
-    batch_inference.run(settings, DAY1)                                  # a normal rerun succeeds
+    batch_inference.run(build_runtime(settings), DAY1)                                  # a normal rerun succeeds
     assert store.version(ML_PATIENT_PREDICTIONS) == version + 1
     pd.testing.assert_frame_equal(_partition(settings, ML_PATIENT_PREDICTIONS, DAY1).drop(columns=["scored_at"]),
                                   before.sort_values("patient_natural_key").reset_index(drop=True)

@@ -22,7 +22,7 @@ from healthcare_mlops.bundle.definition import load_bundle
 from healthcare_mlops.emulator.deploy_rules import plan_cycles
 from healthcare_mlops.bundle.deployment import render_target
 from healthcare_mlops.bundle.interpolation import REFERENCE, references, resolve_target, target_for_app_name
-from healthcare_mlops.scoring.serving import ENDPOINT_WAIT, endpoint_name
+from healthcare_mlops.runtime.serving_endpoint import ENDPOINT_WAIT, endpoint_name
 from healthcare_mlops.settings import GOVERNANCE_JOB_ID_ENV, MODEL_NAME_ENV, resolve_settings
 
 REPO = Path(__file__).resolve().parents[1]

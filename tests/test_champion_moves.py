@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from healthcare_mlops.composition import build_runtime
+from healthcare_mlops.runtime.catalog import audit_log
 from healthcare_mlops.failpoints import FAILPOINT_ENV, KILLED_EXIT_CODE
-from healthcare_mlops.governance import audit
 from healthcare_mlops.governance.champion import INTENT_TAG, audited_champion, misscored_days
-from healthcare_mlops.governance.service import Governance
 from healthcare_mlops.identity import APPROVER, ROLE_ENV, USER_ENV, Identity
 from healthcare_mlops.modeling.artifacts import CHAMPION
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
@@ -45,9 +45,9 @@ def two_versions(pipeline_home, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("two_versions") / "lakehouse"
     shutil.copytree(pipeline_home, root)
-    governance = Governance(resolve_settings("local", root), Identity("owner@example.com", APPROVER))
-    first = governance.client.get_model_version(governance.model_name, "1")
-    second = governance.client.create_model_version(governance.model_name, first.source, first.run_id,
+    governance = build_runtime(resolve_settings("local", root)).governance(Identity("owner@example.com", APPROVER))
+    first = governance.registry.client.get_model_version(governance.model_name, "1")
+    second = governance.registry.client.create_model_version(governance.model_name, first.source, first.run_id,
                                                     tags={k: v for k, v in first.tags.items()
                                                           if not k.startswith("check.") and k != "governance_status"})
     assert str(second.version) == "2"
@@ -84,15 +84,15 @@ def _scored_versions(settings) -> set:
 
 def _score_and_check(home, old: str, new: str, point: str) -> None:
     settings = resolve_settings("local", home)
-    client = Governance(settings, Identity("viewer@example.com", "viewer")).client
+    client = build_runtime(settings).mlflow_client
     assert INTENT_TAG in client.get_registered_model(settings.model_name).tags       # the move is half done
     expected = new if point == "promotion:after_audit" else old     # the audit row is what makes it champion
-    assert audited_champion(settings) == expected
-    result = batch_inference.run(settings, DAY)
+    assert audited_champion(audit_log(settings)) == expected
+    result = batch_inference.run(build_runtime(settings), DAY)
     assert result["model_version"] == expected
     assert _scored_versions(settings) == {expected}
     assert result["predictions"] + result["quarantined"] == SCORED_MEMBERS
-    assert misscored_days(settings) == []
+    assert misscored_days(audit_log(settings)) == []
 
 
 @pytest.mark.parametrize("point", STEPS)
@@ -107,7 +107,7 @@ def test_a_promotion_killed_at_any_step_scores_with_the_audited_champion(spark, 
 def test_a_rollback_killed_at_any_step_scores_with_the_audited_champion(spark, two_versions, private_home, point):
     """Attack (issue 24, item 1): kill `governance rollback --to-version 1` at each step, then score a day."""
     home = private_home(two_versions)
-    governance = Governance(resolve_settings("local", home), Identity("owner@example.com", APPROVER))
+    governance = build_runtime(resolve_settings("local", home)).governance(Identity("owner@example.com", APPROVER))
     governance.promote(2)
     _kill(home, point, "rollback", "--to-version", "1")
     _score_and_check(home, "2", "1", point)
@@ -118,8 +118,8 @@ def test_a_day_scored_from_a_half_moved_alias_is_named_by_the_repair(spark, two_
     batch scoring did before this change) is named for rescoring when the move is repaired."""
     home = private_home(two_versions)
     settings = resolve_settings("local", home)
-    Governance(settings, Identity("owner@example.com", APPROVER)).promote(2)
-    batch_inference.run(settings, DAY)
+    build_runtime(settings).governance(Identity("owner@example.com", APPROVER)).promote(2)
+    batch_inference.run(build_runtime(settings), DAY)
     _kill(home, "promotion:after_alias", "rollback", "--to-version", "1")
     # what an alias reader wrote: the day's predictions from version 1, which the audit never made champion
     catalog = DeltaCatalog(settings)
@@ -131,11 +131,12 @@ def test_a_day_scored_from_a_half_moved_alias_is_named_by_the_repair(spark, two_
                                  pc.cast(pa.array([now] * day.num_rows), day.schema.field("scored_at").type))
     catalog.write(stamped, ML_PATIENT_PREDICTIONS, mode="replace_partition", partition={"scoring_date": DAY},
                   partition_by=["scoring_date"])
-    assert misscored_days(settings) == [{"scoring_date": DAY.isoformat(), "model_version": "1", "champion": "2",
-                                         "scored_at": str(misscored_days(settings)[0]["scored_at"])}]
+    wrong = misscored_days(audit_log(settings))
+    assert wrong == [{"scoring_date": DAY.isoformat(), "model_version": "1", "champion": "2",
+                      "scored_at": str(wrong[0]["scored_at"])}]
 
-    repaired = Governance(settings, Identity("owner@example.com", APPROVER))
+    repaired = build_runtime(settings).governance(Identity("owner@example.com", APPROVER))
     assert repaired.recover() == "rolled back"                                     # the explicit repair
     assert repaired.alias(CHAMPION) == "2"
-    comment = audit.history(settings).iloc[-1]["comment"]
+    comment = audit_log(settings).history().iloc[-1]["comment"]
     assert "rolled back" in comment and f"rescore: {DAY.isoformat()} (version 1, champion 2)" in comment

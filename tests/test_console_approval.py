@@ -18,11 +18,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 from app import actions, data
+from healthcare_mlops.composition import build_runtime
+from healthcare_mlops.runtime.catalog import audit_log
 from healthcare_mlops.data.population import Shape
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit, decisions
-from healthcare_mlops.governance.service import (CHALLENGER, CHAMPION, PROMOTION_PENDING, STATUS_TAG,
-                                                 Governance)
+from healthcare_mlops.governance.service import (CHALLENGER, CHAMPION, PROMOTION_PENDING, STATUS_TAG)
 from healthcare_mlops.identity import APPROVER, OPERATOR, Identity, job_identity
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tasks import model_governance
@@ -44,9 +45,9 @@ def registry(spark, tmp_path_factory):
     frame = generate_load(spark, 3, dt.date(2026, 1, 1), 2000, Shape()).toPandas()
     frame = frame[frame["annual_charges"].notna()].reset_index(drop=True)
     frame["age_band"] = band(frame["age"], AGE_BANDS)
-    log_and_register(settings, train(frame, seed=1, candidates=("hist_gradient_boosting_poisson",)),
+    log_and_register(build_runtime(settings), train(frame, seed=1, candidates=("hist_gradient_boosting_poisson",)),
                      {"table": "features", "as_of_date": "2026-01-01", "delta_version": 1}, commit="abc123")
-    client = Governance(settings, OWNER).client
+    client = build_runtime(settings).mlflow_client
     first = client.get_model_version(settings.model_name, "1")
     tags = {k: v for k, v in first.tags.items() if k in ("training_data_version", "git_commit", "model_inputs",
                                                          "run_id")}
@@ -56,7 +57,7 @@ def registry(spark, tmp_path_factory):
 
 
 def _audited(settings, version: str) -> list[tuple[str, str]]:
-    return list(zip(audit.history(settings, version)["action"], audit.history(settings, version)["actor"]))
+    return list(zip(audit_log(settings).history(version)["action"], audit_log(settings).history(version)["actor"]))
 
 
 @pytest.mark.slow
@@ -64,9 +65,9 @@ def test_a_console_approval_is_recorded_and_the_started_run_applies_it(registry,
     home = private_home(registry)
     settings = resolve_settings("local", home)
     manual = resolve_settings("local", home, {"approval_mode": "manual"})
-    assert model_governance.run(manual) == model_governance.WAITING          # validates the challenger, v2
-    governance = Governance(manual, job_identity(manual))
-    card_before = governance.client.get_model_version(governance.model_name, "2").description
+    assert model_governance.run(build_runtime(manual)) == model_governance.WAITING   # validates the challenger, v2
+    governance = build_runtime(manual).governance(job_identity(manual.target))
+    card_before = governance.registry.client.get_model_version(governance.model_name, "2").description
 
     with pytest.raises(UserError, match="has no recorded validation"):     # v1 was never validated
         actions.approve(OWNER, "1", "looks fine", settings=manual)
@@ -80,14 +81,14 @@ def test_a_console_approval_is_recorded_and_the_started_run_applies_it(registry,
     assert _audited(manual, "2") == [(audit.VALIDATED, "job:local")]       # refused: nothing recorded
     started = actions.approve(OWNER, "2", "checked the fairness table", "test data is small", settings=manual)
     # What the console did: two audit rows, nothing in the registry.
-    version = governance.client.get_model_version(governance.model_name, "2")
+    version = governance.registry.client.get_model_version(governance.model_name, "2")
     assert "approval" not in version.tags and version.tags[STATUS_TAG] != PROMOTION_PENDING
     assert version.description == card_before
     actions_by = _audited(manual, "2")
     assert actions_by[-1] == (audit.OVERRIDDEN, OWNER.user)
-    [ran] = [row for _, row in audit.history(manual, "").iterrows() if row["action"] == audit.RAN_JOB]
+    [ran] = [row for _, row in audit_log(manual).history("").iterrows() if row["action"] == audit.RAN_JOB]
     assert (ran["actor"], ran["comment"]) == (OWNER.user, 'model_governance with {"model_version": "2"}')
-    assert decisions.approved_not_promoted(audit.history(manual, "2"))
+    assert decisions.approved_not_promoted(audit_log(manual).history("2"))
 
     # The started run: the bundle's model_governance job through the local runner, in the background.
     assert (started.job_key, started.where, started.trigger) == ("model_governance", "local",
@@ -96,13 +97,13 @@ def test_a_console_approval_is_recorded_and_the_started_run_applies_it(registry,
     log = started.log_path.read_text()
     assert "version 2 (challenger)" in log and "recorded decision: overridden by owner@example.com" in log
     assert governance.alias(CHAMPION) == "2"
-    version = governance.client.get_model_version(governance.model_name, "2")
+    version = governance.registry.client.get_model_version(governance.model_name, "2")
     assert version.tags[STATUS_TAG] == CHAMPION and '"by": "owner@example.com"' in version.tags["approval"]
     assert "checked the fairness table" in version.description             # the card, re-rendered by the job
-    promoted = audit.history(settings, "2").iloc[-1]
+    promoted = audit_log(settings).history("2").iloc[-1]
     assert (promoted["action"], promoted["actor"]) == (audit.PROMOTED, "job:local")
     assert promoted["comment"] == "overridden by owner@example.com: checked the fairness table"
-    assert not decisions.approved_not_promoted(audit.history(manual, "2"))
+    assert not decisions.approved_not_promoted(audit_log(manual).history("2"))
 
 
 @pytest.mark.slow
@@ -110,21 +111,21 @@ def test_the_job_applies_only_decisions_whose_role_may_take_them(registry, priva
     """Attack: a row in the audit table that claims a decision its role may not take is ignored."""
     home = private_home(registry)
     manual = resolve_settings("local", home, {"approval_mode": "manual"})
-    assert model_governance.run(manual) == model_governance.WAITING
-    checks = decisions.recorded_checks(audit.history(manual, "2"))
+    assert model_governance.run(build_runtime(manual)) == model_governance.WAITING
+    checks = decisions.recorded_checks(audit_log(manual).history("2"))
     for role in (OPERATOR, "system", "admin"):
         forged = audit.audit_event(manual.model_name, "2", audit.OVERRIDDEN, "mallory@example.com", role, "manual",
                                    checks, "forged", "forged")
-        audit.record(manual, forged)
+        audit_log(manual).record(forged)
         assert not decisions.trusted(forged)
-    assert model_governance.run(manual, "2") == model_governance.WAITING
-    governance = Governance(manual, job_identity(manual))
+    assert model_governance.run(build_runtime(manual), "2") == model_governance.WAITING
+    governance = build_runtime(manual).governance(job_identity(manual.target))
     assert governance.alias(CHAMPION) is None
-    assert "approval" not in governance.client.get_model_version(governance.model_name, "2").tags
+    assert "approval" not in governance.registry.client.get_model_version(governance.model_name, "2").tags
 
     actions.reject(OWNER, "2", "duplicate registration", settings=manual).process.wait(timeout=600)
-    assert governance.client.get_model_version(governance.model_name, "2").tags[STATUS_TAG] == "rejected"
-    assert model_governance.run(manual, "2") == model_governance.REJECTED      # a success: the champion stays
+    assert governance.registry.client.get_model_version(governance.model_name, "2").tags[STATUS_TAG] == "rejected"
+    assert model_governance.run(build_runtime(manual), "2") == model_governance.REJECTED  # a success: champion stays
     assert governance.alias(CHAMPION) is None
 
 
@@ -138,13 +139,13 @@ def test_model_governance_governs_exactly_the_version_it_is_given(registry, priv
     for refused, message in (("9", "has no version 9"), ("1; drop", "must be a version number"),
                              ("-1", "must be a version number")):
         with pytest.raises(UserError, match=message):
-            model_governance.run(settings, refused)
-    assert audit.history(settings).empty                                   # a refused parameter writes nothing
+            model_governance.run(build_runtime(settings), refused)
+    assert audit_log(settings).history().empty                                   # a refused parameter writes nothing
 
     with pytest.raises(model_governance.GovernanceFailed, match="version 1 is not promoted"):   # auto mode
-        model_governance.run(settings, "1")
+        model_governance.run(build_runtime(settings), "1")
     assert [a for a, _ in _audited(settings, "1")] == [audit.VALIDATED]
-    assert audit.history(settings, "2").empty                               # the challenger was not touched
+    assert audit_log(settings).history("2").empty                               # the challenger was not touched
 
     # Through the bundle's job definition and the runner, as `healthcare-mlops jobs run` does.
     missing = run_job("model_governance", {"model_version": "7"}, home=home, echo=False)
@@ -152,10 +153,10 @@ def test_model_governance_governs_exactly_the_version_it_is_given(registry, priv
     governed = run_job("model_governance", {"model_version": "2"}, home=home, echo=False)
     assert not governed.succeeded and "version 2 is not promoted" in governed.error
     assert [a for a, _ in _audited(settings, "2")] == [audit.VALIDATED]
-    Governance(settings, OWNER).approve("2", "small test data", override_reason="test data is small")
+    build_runtime(settings).governance(OWNER).approve("2", "small test data", override_reason="test data is small")
     older = run_job("model_governance", {"model_version": "1"}, home=home, echo=False)
     assert not older.succeeded and "older than the champion (version 2)" in older.error
-    assert Governance(settings, job_identity(settings)).alias(CHAMPION) == "2"
+    assert build_runtime(settings).governance(job_identity(settings.target)).alias(CHAMPION) == "2"
     assert [a for a, _ in _audited(settings, "1")] == [audit.VALIDATED]
 
 
@@ -183,12 +184,12 @@ def test_the_console_starts_model_governance_for_the_version(monkeypatch, tmp_pa
 
     monkeypatch.setattr(actions, "_launcher", lambda settings: Launcher())
     checks = [{"name": "r2", "value": 0.8, "threshold": ">= 0.7", "verdict": "pass", "hard": True}]
-    audit.record(settings, audit.audit_event(settings.model_name, "3", audit.VALIDATED, "job:local", "system",
+    audit_log(settings).record(audit.audit_event(settings.model_name, "3", audit.VALIDATED, "job:local", "system",
                                              "auto", checks, hard_checks_passed=True))
     with pytest.raises(UserError, match="no deployed job id"):
         actions.approve(OWNER, 3, "ship it", settings=settings)
     assert calls == [("model_governance", {"model_version": "3"}, f"console:{OWNER.user}")]
-    assert decisions.approved_not_promoted(audit.history(settings, "3"))    # the next run applies it
+    assert decisions.approved_not_promoted(audit_log(settings).history("3"))    # the next run applies it
     data.clear_caches()
 
 

@@ -134,7 +134,7 @@ def test_run_now_uses_the_job_id_that_app_yaml_maps(workspace, monkeypatch):
     from healthcare_mlops.governance import audit
 
     audited = []     # the audit row goes to the SQL warehouse, which cannot exist here
-    monkeypatch.setattr(audit, "record", lambda settings, event: audited.append(event))
+    monkeypatch.setattr(audit.AuditLog, "record", lambda log, event: audited.append(event))
     monkeypatch.setattr(data, "workspace_client", lambda: type("Client", (), {"jobs": Jobs()})())
     monkeypatch.setenv("HEALTHCARE_MLOPS_JOB_ID_MODEL_MONITORING", "4242")
     started = actions.run_job_now(Identity("ops@example.com", OPERATOR), "model_monitoring",

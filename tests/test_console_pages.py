@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 from conftest import PIPELINE_AS_OF, PIPELINE_MEMBERS
 
 from app import actions, data
+from healthcare_mlops.composition import build_runtime, cli_runtime
 from healthcare_mlops import tables as T
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.scoring.realtime import SCORING_URL_ENV
@@ -72,14 +73,14 @@ def console_home(spark, pipeline_home, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("console") / "lakehouse"
     shutil.copytree(pipeline_home, root)
     settings = resolve_settings("local", root)
-    batch_inference.run(settings, FIRST_DAY, "production")
-    model_monitoring.run(settings, "monitor", FIRST_DAY.isoformat(), FIRST_DAY.isoformat())
-    generate_patients(settings, PIPELINE_MEMBERS, 42, DRIFT_DAY, scenario="smoker_surge")
-    feature_engineering.run(settings, DRIFT_DAY)
-    batch_inference.run(settings, DRIFT_DAY, "production")
+    batch_inference.run(build_runtime(settings), FIRST_DAY, "production")
+    model_monitoring.run(build_runtime(settings), "monitor", FIRST_DAY.isoformat(), FIRST_DAY.isoformat())
+    generate_patients(cli_runtime(settings), PIPELINE_MEMBERS, 42, DRIFT_DAY, scenario="smoker_surge")
+    feature_engineering.run(build_runtime(settings), DRIFT_DAY)
+    batch_inference.run(build_runtime(settings), DRIFT_DAY, "production")
     log_realtime_traffic(settings, DRIFT_DAY, members=300, failed=6)
     # no retrain job: a critical alert is recorded, nothing is started
-    model_monitoring.run(settings, "monitor", DRIFT_DAY.isoformat(), DRIFT_DAY.isoformat())
+    model_monitoring.run(build_runtime(settings), "monitor", DRIFT_DAY.isoformat(), DRIFT_DAY.isoformat())
     run_job("model_governance", home=root, echo=False, task_output=False).raise_for_status()
     return root
 
@@ -413,7 +414,6 @@ def test_every_page_on_an_empty_lakehouse_says_what_to_run(empty_home, page):
 @pytest.fixture
 def pending(home, monkeypatch):
     """Manual approval mode (a Settings override) and a validated challenger, version 2, waiting."""
-    from healthcare_mlops.governance.service import Governance
     from healthcare_mlops.identity import job_identity
 
     settings = resolve_settings("local", home, {"approval_mode": "manual"})
@@ -425,7 +425,7 @@ def pending(home, monkeypatch):
     version = client.create_model_version(settings.model_name, champion.source, run_id=champion.run_id,
                                           tags=tags).version
     client.set_registered_model_alias(settings.model_name, "challenger", version)
-    governance = Governance(settings, job_identity(settings))
+    governance = build_runtime(settings).governance(job_identity(settings.target))
     assert governance.validate(version).passed
     assert governance.pending() == [int(version)]
     data.clear_caches()

@@ -22,6 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 from app import data
+from healthcare_mlops.runtime.catalog import audit_log
 from healthcare_mlops import tables as T
 from healthcare_mlops.governance import audit
 from healthcare_mlops.runtime.console_sql import CONSOLE_TABLES, LocalConsoleEngine
@@ -46,7 +47,7 @@ def lakehouse(tmp_path_factory):
         event["event_time"] = dt.datetime(2026, 1, 2, 10, len(events), tzinfo=dt.timezone.utc)
         events.append(event)
     for event in events:
-        audit.record(settings, event)
+        audit_log(settings).record(event)
     return settings
 
 
@@ -82,7 +83,7 @@ def _parameters(settings: Settings) -> list[tuple[str, dict]]:
         "audit_log": [{"model_name": settings.model_name}],
         "validations": [{"model_name": settings.model_name, "action": audit.VALIDATED}],
         "champion_since": [{"model_name": settings.model_name}],
-        "job_runs": [{}], "task_runs": [{"run_id": job_run}],
+        "job_runs": [{}], "running_jobs": [{}], "task_runs": [{"run_id": job_run}],
     }
     for name in ("review_queue", "risk_export"):
         values[name] = [open_filters, narrow, non_smokers]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from test_serving import server  # noqa: F401  (fixture: `healthcare-mlops serve` on a copy of the pipeline home)
 
+from healthcare_mlops.composition import build_runtime
 from healthcare_mlops.data.synthetic import synthetic_members
 from healthcare_mlops.explanations.contributions import (CONTRIBUTION_COLUMNS, EXPLANATION_COLUMNS, FLOOR_COLUMN,
                                                          ExplanationUnavailable, fold_matrix)
@@ -152,7 +153,7 @@ def test_batch_scoring_writes_contributions_and_reasons_in_words(pipeline_home):
     from healthcare_mlops.tasks import batch_inference
 
     settings = resolve_settings("local", pipeline_home)
-    model = batch_inference.resolve_model(settings, "champion")
+    model = batch_inference.resolve_model(build_runtime(settings), "champion")
     pyfunc = batch.cached_model(batch.ModelSource(model["uri"], mlflow.artifacts.download_artifacts(model["uri"]),
                                                   run_id=model["run_id"]))
     frame = pd.DataFrame([{**SMOKER, "bmi": 45.0, "age": 63}, {**SMOKER, "smoker": False, "age": 19, "bmi": 19.0},

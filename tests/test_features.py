@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from healthcare_mlops.composition import build_runtime, cli_runtime
 from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.data import population as pop
 from healthcare_mlops.data.contract import QUARANTINE_COLUMNS, SILVER_COLUMNS, SILVER_SCHEMA_DDL
@@ -78,8 +79,8 @@ def loaded(spark, tmp_path_factory):
     """A local home with two generated loads (AS_OF, NEXT) in silver_patients and dim_patients."""
     home = tmp_path_factory.mktemp("features-home") / "lakehouse"
     settings = resolve_settings("local", home)
-    generate_patients(settings, MEMBERS, 5, AS_OF)
-    generate_patients(settings, JOINERS, 5, NEXT)
+    generate_patients(cli_runtime(settings), MEMBERS, 5, AS_OF)
+    generate_patients(cli_runtime(settings), JOINERS, 5, NEXT)
     return settings
 
 
@@ -286,15 +287,15 @@ def test_no_feature_is_computed_from_annual_charges(generated, generated_feature
 # ----------------------------------------------------------------------------- the task
 
 def test_rerun_of_a_date_replaces_that_date_only(loaded):
-    first = feature_engineering.run(loaded, AS_OF)
-    second = feature_engineering.run(loaded, None)      # no date: the latest load
+    first = feature_engineering.run(build_runtime(loaded), AS_OF)
+    second = feature_engineering.run(build_runtime(loaded), None)      # no date: the latest load
     assert first["delivered"] == first["features"] + first["quarantined"] == MEMBERS
     assert second["as_of_date"] == NEXT.isoformat()
     assert second["delivered"] == MEMBERS + JOINERS == second["features"] + second["quarantined"]
     before = read_local(loaded, ML_INSURANCE_FEATURES)
     version = DeltaCatalog(loaded).version(ML_INSURANCE_FEATURES)
 
-    again = feature_engineering.run(loaded, "2026-01-01")
+    again = feature_engineering.run(build_runtime(loaded), "2026-01-01")
     after = read_local(loaded, ML_INSURANCE_FEATURES)
     assert again == first
     assert DeltaCatalog(loaded).version(ML_INSURANCE_FEATURES) == version + 1
@@ -316,26 +317,26 @@ def test_as_of_parsing():
 
 def test_a_clear_error_for_a_date_without_a_load(loaded):
     with pytest.raises(UserError, match=r"no silver_patients load on as-of date 2026-03-01.*latest load is 2026-02-01"):
-        feature_engineering.run(loaded, dt.date(2026, 3, 1))
+        feature_engineering.run(build_runtime(loaded), dt.date(2026, 3, 1))
     with pytest.raises(UserError, match="YYYY-MM-DD"):
-        feature_engineering.run(loaded, "2026-02-30")
+        feature_engineering.run(build_runtime(loaded), "2026-02-30")
 
 
 def test_missing_tables_give_a_user_error(spark, settings):
     with pytest.raises(UserError, match="silver_patients does not exist yet"):
-        feature_engineering.run(settings, AS_OF)
+        feature_engineering.run(build_runtime(settings), AS_OF)
 
 
 def test_entry_point_reports_a_user_error_in_one_line(loaded, monkeypatch, capsys):
     monkeypatch.setenv("HEALTHCARE_MLOPS_HOME", str(loaded.home))
     args = ["--target", "local", "--catalog", loaded.catalog, "--schema", loaded.schema, "--as_of", "2025-06-01"]
     with pytest.raises(SystemExit) as exit_info:
-        entrypoint.main(lambda params, s: feature_engineering.run(s, params.get("as_of") or None), args)
+        entrypoint.main(lambda params, runtime: feature_engineering.run(runtime, params.get("as_of") or None), args)
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no silver_patients load on as-of date 2025-06-01") and "\n" not in err
 
-    def failing(params, s):
+    def failing(params, runtime):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):     # anything else is not disguised as a user error
@@ -394,10 +395,10 @@ def test_unfeaturizable_rows_are_quarantined_and_counts_reconcile(spark, setting
     table_catalog(settings, spark).write(generate_stage, DATA_QUALITY_QUARANTINE, mode="overwrite",
                                          partition_by=["as_of_date"])
 
-    result = feature_engineering.run(settings, AS_OF)
+    result = feature_engineering.run(build_runtime(settings), AS_OF)
     assert result["delivered"] == 22 == result["features"] + result["quarantined"]
     assert (result["features"], result["quarantined"]) == (10, 12)
-    rerun = feature_engineering.run(settings, AS_OF)
+    rerun = feature_engineering.run(build_runtime(settings), AS_OF)
     assert rerun == result
 
     quarantine = read_local(settings, DATA_QUALITY_QUARANTINE)

@@ -13,6 +13,9 @@ import re
 
 import pytest
 
+from healthcare_mlops.runtime.model_registry import model_registry
+from healthcare_mlops.composition import build_runtime
+from healthcare_mlops.runtime.catalog import audit_log
 from healthcare_mlops.emulator.runner import run_job
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit
@@ -50,12 +53,13 @@ def test_scheduled_jobs_on_a_new_workspace_wait_for_the_first_champion_and_succe
         assert run.succeeded, run.error                       # no failure, so no failure e-mail
         assert f"{job}: waiting for the first champion" in run.task(job).log_path.read_text()
     _register(settings, "validated")                          # a challenger trained, not promoted yet
-    waiting = batch_inference.run(settings)["waiting"]
+    waiting = batch_inference.run(build_runtime(settings))["waiting"]
     assert "1 version(s) registered, none promoted" in waiting
-    assert model_monitoring.run(settings)["waiting"].startswith("model_monitoring: waiting for the first champion")
+    assert model_monitoring.run(build_runtime(settings))["waiting"].startswith(
+        "model_monitoring: waiting for the first champion")
     # validation scoring (the training pipeline's step) never waits: it fails on what is missing
     with pytest.raises(UserError, match="ml_insurance_features does not exist"):
-        batch_inference.run(settings, mode="validation")
+        batch_inference.run(build_runtime(settings), mode="validation")
 
 
 @pytest.mark.slow
@@ -63,12 +67,12 @@ def test_scheduled_jobs_on_a_new_workspace_wait_for_the_first_champion_and_succe
 def test_a_champion_that_disappeared_fails_the_scheduled_jobs_naming_the_cause(settings, evidence):
     version = _register(settings, "retired" if evidence == "status" else "validated")
     if evidence == "audit":
-        audit.record(settings, audit.audit_event(settings.model_name, version, audit.PROMOTED, "job:local", "system",
-                                                 "auto"))
+        audit_log(settings).record(audit.audit_event(settings.model_name, version, audit.PROMOTED, "job:local",
+                                                     "system", "auto"))
     cause = (f"no 'champion' alias, but the audit log's champion is version {version}" if evidence == "audit"
              else f"no audited champion, but version(s) {version} were champion before")
     with pytest.raises(ChampionMissing, match=re.escape(cause)):
-        waiting_for_first_champion(settings, "batch_inference")
+        waiting_for_first_champion(audit_log(settings), model_registry(settings), "batch_inference")
     for job in SCHEDULED:
         run = run_job(job, home=settings.home, echo=False)
         assert not run.succeeded

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from healthcare_mlops.composition import cli_runtime
 from healthcare_mlops.data import population as pop
 from healthcare_mlops.data.contract import REGIONS, SILVER_COLUMNS
 from healthcare_mlops.data.population import Shape
@@ -50,7 +51,7 @@ def generated(spark, tmp_path_factory):
     from healthcare_mlops.tasks.load_members import generate_patients
 
     settings = resolve_settings("local", tmp_path_factory.mktemp("generated"))
-    report = generate_patients(settings, N, SEED, AS_OF)
+    report = generate_patients(cli_runtime(settings), N, SEED, AS_OF)
     return settings, report, read(settings, SILVER_PATIENTS)
 
 
@@ -241,7 +242,7 @@ def test_same_seed_and_date_give_the_same_tables(spark, generated, tmp_path):
 
     first = generated[0]
     again = resolve_settings("local", tmp_path / "again")
-    generate_patients(again, N, SEED, AS_OF)
+    generate_patients(cli_runtime(again), N, SEED, AS_OF)
     pd.testing.assert_frame_equal(sorted_frame(read(again, SILVER_PATIENTS)),
                                   sorted_frame(read(first, SILVER_PATIENTS)))
     dim_key = ["patient_natural_key", "scd_version"]

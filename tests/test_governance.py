@@ -11,6 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from healthcare_mlops.composition import build_runtime
+from healthcare_mlops.runtime.catalog import audit_log
 from healthcare_mlops.data.population import Shape
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import AGE_BANDS, MODEL_INPUT_COLUMNS, band
@@ -212,14 +214,15 @@ def registry(spark, tmp_path_factory):
     frame["family_size_category"] = band(frame["children"], FAMILY_SIZE_CATEGORIES)
     data_version = _store_features(settings, frame)
     good = train(frame, seed=1, candidates=FAST)
-    log_and_register(settings, good, data_version, commit="abc123")
+    log_and_register(build_runtime(settings), good, data_version, commit="abc123")
     with_sex = train(frame, seed=1, candidates=FAST, inputs=(*MODEL_INPUT_COLUMNS, "sex"))
-    log_and_register(settings, with_sex, data_version, inputs=(*MODEL_INPUT_COLUMNS, "sex"), commit="abc123")
+    log_and_register(build_runtime(settings), with_sex, data_version, inputs=(*MODEL_INPUT_COLUMNS, "sex"),
+                     commit="abc123")
     shuffled = frame.assign(annual_charges=np.random.default_rng(0).permutation(frame["annual_charges"]))
-    log_and_register(settings, train(shuffled, seed=1, candidates=FAST), data_version, commit="abc123")
-    log_and_register(settings, good, data_version, commit="abc123")
+    log_and_register(build_runtime(settings), train(shuffled, seed=1, candidates=FAST), data_version, commit="abc123")
+    log_and_register(build_runtime(settings), good, data_version, commit="abc123")
     good.pipeline = ScaledPipeline(good.pipeline, 1.25)
-    log_and_register(settings, good, data_version, commit="abc123")
+    log_and_register(build_runtime(settings), good, data_version, commit="abc123")
     return home
 
 
@@ -229,26 +232,26 @@ def home(registry, private_home):
 
 
 def _governance(home, role=APPROVER, **variables) -> Governance:
-    return Governance(resolve_settings("local", home, variables), Identity("owner@example.com", role))
+    return build_runtime(resolve_settings("local", home, variables)).governance(Identity("owner@example.com", role))
 
 
 def _set_challenger(governance, version):
-    governance.client.set_registered_model_alias(governance.model_name, CHALLENGER, str(version))
+    governance.registry.client.set_registered_model_alias(governance.model_name, CHALLENGER, str(version))
 
 
 def test_the_job_promotes_a_passing_challenger_and_rerunning_is_idempotent(home):
     governance = _governance(home)
     _set_challenger(governance, 1)
     settings = resolve_settings("local", home)
-    assert model_governance.run(settings) == model_governance.PROMOTED
+    assert model_governance.run(build_runtime(settings)) == model_governance.PROMOTED
     assert governance.alias(CHAMPION) == "1"
-    events = audit.history(settings)
+    events = audit_log(settings).history()
     assert list(events["action"]) == [audit.VALIDATED, audit.PROMOTED]
-    assert model_governance.run(settings) == model_governance.ALREADY_CHAMPION
-    assert len(audit.history(settings)) == len(events)
-    tags = governance.client.get_model_version(governance.model_name, "1").tags
+    assert model_governance.run(build_runtime(settings)) == model_governance.ALREADY_CHAMPION
+    assert len(audit_log(settings).history()) == len(events)
+    tags = governance.registry.client.get_model_version(governance.model_name, "1").tags
     assert '"verdict": "pass"' in tags["check.r2"]
-    description = governance.client.get_model_version(governance.model_name, "1").description
+    description = governance.registry.client.get_model_version(governance.model_name, "1").description
     assert "# Model card" in description and "Governance history" in description and "promoted" in description
 
 
@@ -256,7 +259,7 @@ def test_a_model_trained_with_sex_is_refused(home):
     governance = _governance(home)
     _set_challenger(governance, 2)
     with pytest.raises(model_governance.GovernanceFailed, match="no_prohibited_inputs"):
-        model_governance.run(resolve_settings("local", home))
+        model_governance.run(build_runtime(resolve_settings("local", home)))
     assert governance.alias(CHAMPION) is None
     checks = {c.name: c for c in governance.latest_validation("2").checks}
     assert checks["no_prohibited_inputs"].verdict == FAIL and checks["no_prohibited_inputs"].value == "sex"
@@ -274,7 +277,7 @@ def test_a_model_much_worse_than_the_champion_is_not_promoted(home):
     governance.promote(1)
     _set_challenger(governance, 5)
     with pytest.raises(model_governance.GovernanceFailed, match="champion_comparison"):
-        model_governance.run(resolve_settings("local", home))
+        model_governance.run(build_runtime(resolve_settings("local", home)))
     assert governance.alias(CHAMPION) == "1"
     check = {c.name: c for c in governance.latest_validation("5").checks}["champion_comparison"]
     champion_mae = float(check.detail.split("champion ")[1].split(" USD")[0].replace(",", ""))
@@ -285,7 +288,7 @@ def test_manual_mode_waits_for_an_approver_and_the_approval_promotes(home):
     settings = resolve_settings("local", home, {"approval_mode": "manual"})
     governance = _governance(home, approval_mode="manual")
     _set_challenger(governance, 1)
-    assert model_governance.run(settings) == model_governance.WAITING
+    assert model_governance.run(build_runtime(settings)) == model_governance.WAITING
     assert governance.status()["pending"] == [1] and governance.alias(CHAMPION) is None
     with pytest.raises(UserError, match="approve needs the approver role"):
         _governance(home, role=OPERATOR, approval_mode="manual").approve(1, "looks good")
@@ -295,7 +298,7 @@ def test_manual_mode_waits_for_an_approver_and_the_approval_promotes(home):
     assert governance.alias(CHAMPION) == "1"
     status = governance.status()
     assert status["champion"] == 1 and status["pending"] == []
-    actions = list(audit.history(settings, "1")["action"])
+    actions = list(audit_log(settings).history("1")["action"])
     assert actions[-2:] == [audit.APPROVED, audit.PROMOTED]
 
 
@@ -306,7 +309,7 @@ def test_override_needs_a_reason_and_is_recorded(home):
         governance.approve(3, "ship it")
     governance.approve(3, "ship it", override_reason="regulator-mandated refresh; R2 accepted for one cycle")
     assert governance.alias(CHAMPION) == "3"
-    events = audit.history(resolve_settings("local", home), "3")
+    events = audit_log(resolve_settings("local", home)).history("3")
     overridden = events[events["action"] == audit.OVERRIDDEN].iloc[-1]
     assert overridden["override_reason"].startswith("regulator-mandated")
     assert overridden["hard_checks_passed"] is False or overridden["hard_checks_passed"] == False  # noqa: E712
@@ -328,7 +331,7 @@ def test_reject_keeps_the_champion_and_rollback_moves_it_back(home):
     assert governance.alias(CHAMPION) == "5"
     assert governance.rollback(1) == "1"
     assert governance.alias(CHAMPION) == "1"
-    assert audit.ROLLED_BACK in set(audit.history(resolve_settings("local", home), "1")["action"])
+    assert audit.ROLLED_BACK in set(audit_log(resolve_settings("local", home)).history("1")["action"])
     with pytest.raises(UserError, match="rollback needs the approver role"):
         _governance(home, role=OPERATOR).rollback(5)
 
@@ -340,14 +343,15 @@ def test_a_promotion_killed_half_way_is_rolled_back_on_the_next_run(home, point)
     governance.promote(1)
     _set_challenger(governance, 5)
     governance.approve(5, "pilot", override_reason="pilot")  # v5 champion, so v1 can be rolled back to
-    script = ("from healthcare_mlops.governance.service import Governance\n"
+    script = ("from healthcare_mlops.composition import build_runtime\n"
               "from healthcare_mlops.identity import Identity\n"
               "from healthcare_mlops.settings import resolve_settings\n"
-              f"Governance(resolve_settings('local', {str(home)!r}), Identity('o', 'approver')).rollback(1)\n")
+              f"build_runtime(resolve_settings('local', {str(home)!r})).governance(Identity('o', 'approver'))"
+              ".rollback(1)\n")
     killed = subprocess.run([sys.executable, "-c", script], env={**__import__("os").environ,
                             "HEALTHCARE_MLOPS_FAILPOINT": point}, capture_output=True, text=True)
     assert killed.returncode == 137
-    client = governance.client
+    client = governance.registry.client
     assert INTENT_TAG in client.get_registered_model(governance.model_name).tags
     repaired = _governance(home)            # building it only reads; the repair is an explicit step
     assert INTENT_TAG in client.get_registered_model(governance.model_name).tags
@@ -356,7 +360,7 @@ def test_a_promotion_killed_half_way_is_rolled_back_on_the_next_run(home, point)
     assert INTENT_TAG not in client.get_registered_model(governance.model_name).tags
     assert repaired.alias(CHAMPION) == "5"
     assert client.get_model_version(governance.model_name, "5").tags["governance_status"] == CHAMPION
-    events = audit.history(resolve_settings("local", home), "1")
+    events = audit_log(resolve_settings("local", home)).history("1")
     assert audit.ROLLED_BACK not in set(events["action"])
     assert repaired.rollback(1) == "1"
 
@@ -391,24 +395,24 @@ def test_a_floor_both_versions_miss_goes_to_an_approver_in_auto_mode(home):
     _set_challenger(governance, 1)
     governance.approve(1, "first champion", override_reason="capture floor raised after the first version")
     _set_challenger(governance, 4)
-    assert model_governance.run(settings) == model_governance.WAITING          # auto mode, not refused
+    assert model_governance.run(build_runtime(settings)) == model_governance.WAITING          # auto mode, not refused
     assert governance.alias(CHAMPION) == "1"
     status = governance.status()
     assert status["pending"] == [4]
     referred = {c["name"]: c for c in status["referred"]}
     assert set(referred) == {"high_risk_capture"} and "champion" in referred["high_risk_capture"]["detail"]
-    events = audit.history(settings, "4")
+    events = audit_log(settings).history("4")
     assert events.iloc[-1]["action"] == audit.REFERRED and "high_risk_capture" in events.iloc[-1]["comment"]
     assert governance.approve(4, "capture is a population effect; champion no better") == "4"
-    assert audit.history(settings, "4").iloc[-2]["action"] == audit.APPROVED
+    assert audit_log(settings).history("4").iloc[-2]["action"] == audit.APPROVED
 
 
 def test_evaluation_artifacts_hold_no_member_rows(home):
     import mlflow
 
     governance = _governance(home)
-    run_id = governance.client.get_model_version(governance.model_name, "1").run_id
-    artifacts = {a.path for a in governance.client.list_artifacts(run_id, "evaluation")}
+    run_id = governance.registry.client.get_model_version(governance.model_name, "1").run_id
+    artifacts = {a.path for a in governance.registry.client.list_artifacts(run_id, "evaluation")}
     assert artifacts == {"evaluation/group_evidence.parquet", "evaluation/group_metrics.json"}
     evidence = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id,
                                                                    artifact_path="evaluation/group_evidence.parquet"))

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from healthcare_mlops.composition import cli_runtime
 from healthcare_mlops.data.contract import SILVER_COLUMNS
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
@@ -133,9 +134,9 @@ def ingested(spark, tmp_path_factory):
     files = {"good": write_csv(root / GOOD_FILE, GOOD_LINES),
              "bad": write_csv(root / BAD_FILE, BAD_LINES, bom=False, newline="\n"),
              "empty": write_csv(root / EMPTY_FILE, [HEADER])}
-    reports = {name: ingest_csv(settings, path, AS_OF) for name, path in files.items()}
+    reports = {name: ingest_csv(cli_runtime(settings), path, AS_OF) for name, path in files.items()}
     before_rerun = {name: frame(settings, name) for name in (SILVER_PATIENTS, DIM_PATIENTS, DATA_QUALITY_QUARANTINE)}
-    reports["good_again"] = ingest_csv(settings, files["good"], AS_OF)
+    reports["good_again"] = ingest_csv(cli_runtime(settings), files["good"], AS_OF)
     return settings, reports, before_rerun
 
 
@@ -268,7 +269,7 @@ def test_unreadable_file_fails_and_writes_nothing(settings, home, tmp_path, cont
     path = tmp_path / "members.csv"
     path.write_bytes(content)
     with pytest.raises(UserError, match=message) as failure:
-        ingest_csv(settings, path, AS_OF)
+        ingest_csv(cli_runtime(settings), path, AS_OF)
     assert str(failure.value).startswith(f"{path}: ")        # the message names the file
     assert "\n" not in str(failure.value)
     assert not home.exists(), "a file that cannot be read must write nothing"
@@ -278,9 +279,9 @@ def test_missing_file_and_directory(settings, home, tmp_path):
     from healthcare_mlops.tasks.load_members import ingest_csv
 
     with pytest.raises(UserError, match=r"nope\.csv: file not found"):
-        ingest_csv(settings, tmp_path / "nope.csv", AS_OF)
+        ingest_csv(cli_runtime(settings), tmp_path / "nope.csv", AS_OF)
     with pytest.raises(UserError, match=r"cannot read"):
-        ingest_csv(settings, tmp_path, AS_OF)
+        ingest_csv(cli_runtime(settings), tmp_path, AS_OF)
     assert not home.exists()
 
 
@@ -349,7 +350,7 @@ def test_a_load_of_several_small_chunks_and_a_few_loads_every_row(spark, setting
     from healthcare_mlops.tasks.load_members import ingest_csv
 
     path = write_csv(tmp_path / "members.csv", member_lines(3 * 4 + 2, malformed_every=5))
-    report = ingest_csv(settings, path, AS_OF, chunk_rows=4)
+    report = ingest_csv(cli_runtime(settings), path, AS_OF, chunk_rows=4)
     assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (14, 12, 2)
 
 
@@ -358,7 +359,7 @@ def test_a_valid_row_is_never_a_duplicate_of_a_refused_one(spark, settings, tmp_
 
     lines = [HEADER, "30,male,30,0,no,southwest,abc", "30,male,30,0,no,southwest,",
              "31,male,30,0,no,southwest,", "31,male,30,0,no,southwest,"]
-    report = ingest_csv(settings, write_csv(tmp_path / "members.csv", lines), AS_OF)
+    report = ingest_csv(cli_runtime(settings), write_csv(tmp_path / "members.csv", lines), AS_OF)
     assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (4, 2, 2)
     reasons = frame(settings, DATA_QUALITY_QUARANTINE).set_index("source_row")["reason"].to_dict()
     assert reasons[2] == "not a number: 'abc'" and reasons[5] == "duplicate of source row 4"
@@ -404,8 +405,9 @@ def test_the_same_rows_shuffled_under_another_name_and_date_are_the_same_members
     shuffled = [HEADER] + list(reversed([line.replace(" ", "").upper() for line in lines[1:] if line]))
     first = resolve_settings("local", tmp_path / "first")
     second = resolve_settings("local", tmp_path / "second")
-    ingest_csv(first, write_csv(tmp_path / "insurance.csv", lines), AS_OF)
-    ingest_csv(second, write_csv(tmp_path / "members_export.csv", shuffled, bom=False), dt.date(2025, 9, 15))
+    ingest_csv(cli_runtime(first), write_csv(tmp_path / "insurance.csv", lines), AS_OF)
+    ingest_csv(cli_runtime(second), write_csv(tmp_path / "members_export.csv", shuffled, bom=False),
+               dt.date(2025, 9, 15))
     assert silver_keys(first) == silver_keys(second) and len(silver_keys(first)) == len(GOOD_EXPECTED)
     repeats = [frame(s, DATA_QUALITY_QUARANTINE).iloc[0] for s in (first, second)]
     assert repeats[0]["record_key"] == repeats[1]["record_key"] not in silver_keys(first).values()
@@ -414,11 +416,11 @@ def test_the_same_rows_shuffled_under_another_name_and_date_are_the_same_members
 def test_a_member_in_two_files_of_one_date_is_loaded_once(spark, settings, tmp_path):
     from healthcare_mlops.tasks.load_members import ingest_csv
 
-    first = ingest_csv(settings, write_csv(tmp_path / "a.csv", GOOD_LINES[:4]), AS_OF)
-    second = ingest_csv(settings, write_csv(tmp_path / "b.csv", [HEADER, GOOD_LINES[3], OK]), AS_OF)
+    first = ingest_csv(cli_runtime(settings), write_csv(tmp_path / "a.csv", GOOD_LINES[:4]), AS_OF)
+    second = ingest_csv(cli_runtime(settings), write_csv(tmp_path / "b.csv", [HEADER, GOOD_LINES[3], OK]), AS_OF)
     assert (first.rows_loaded, second.rows_loaded, second.rows_quarantined) == (3, 1, 1)
     row = frame(settings, DATA_QUALITY_QUARANTINE).iloc[0]
     assert (row["source_row"], row["column_name"]) == (2, "row")
     assert row["reason"] == f"member already loaded for 2025-03-01 from {tmp_path / 'a.csv'}"
     with pytest.raises(UserError, match=r"the same content was already loaded for 2025-03-01 from .*a\.csv"):
-        ingest_csv(settings, write_csv(tmp_path / "copy_of_a.csv", GOOD_LINES[:4]), AS_OF)
+        ingest_csv(cli_runtime(settings), write_csv(tmp_path / "copy_of_a.csv", GOOD_LINES[:4]), AS_OF)

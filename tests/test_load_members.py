@@ -10,6 +10,7 @@ import datetime as dt
 
 import pytest
 
+from healthcare_mlops.composition import build_runtime
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, MEMBER_LOADS, SILVER_PATIENTS
@@ -48,11 +49,11 @@ def test_a_csv_from_a_volume_path_and_a_synthetic_load_fill_the_source_tables(sp
         "19,female,27.9,0,yes,southwest,16884.924\n"
         "18,male,33.77,1,no,southeast,1725.5523\n"
         "230,male,33,3,no,southeast,4449.462\n")            # age out of range: quarantined
-    report = load_members.run(settings, parse_task_arguments(
+    report = load_members.run(build_runtime(settings), parse_task_arguments(
         BASE + ["--source", "csv", "--path", str(landing / "insurance.csv"), "--as_of", "2026-01-15"]))
     assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (3, 2, 1)
 
-    generated = load_members.run(settings, parse_task_arguments(
+    generated = load_members.run(build_runtime(settings), parse_task_arguments(
         BASE + ["--source", "synthetic", "--patients", "200", "--seed", "3", "--as_of", "2026-01-15"]))
     assert generated.rows_in == 200 and generated.rows_loaded + generated.rows_quarantined == 200
     store = DeltaCatalog(settings)

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,8 +28,10 @@ from hypothesis import strategies as s
 from scipy.stats import ks_2samp, wasserstein_distance
 from typer.testing import CliRunner
 
+from healthcare_mlops.composition import build_runtime, cli_runtime
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.governance import audit
+from healthcare_mlops.governance.audit import ACKNOWLEDGED
+from healthcare_mlops.runtime.catalog import audit_log
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.monitoring import alerts as al
 from healthcare_mlops.monitoring import evaluation as ev
@@ -167,7 +168,7 @@ def write_alerts(settings, verdicts, window=(DAY2, DAY2), previous=None):
 
 def audited(settings):
     """The audit writer the CLI and the console hand ``acknowledge``."""
-    return partial(audit.record_action, settings)
+    return audit_log(settings).record_action
 
 
 VERDICTS = [ev.Verdict("composite_drift", "critical", "", 0.61, 0.3, "smoker drifted", {"psi": {"smoker": 0.11}}),
@@ -198,8 +199,8 @@ def test_acknowledge_records_who_and_when_once(settings):
     with pytest.raises(UserError, match="already acknowledged by ops@example.com"):
         al.acknowledge(alerts, target, Identity("other@example.com", "approver"), record)
     # the audit writer handed in got one row: the acknowledgement, not the refusals
-    events = audit.history(settings)
-    acks = events[events["action"] == audit.ACKNOWLEDGED]
+    events = audit_log(settings).history()
+    acks = events[events["action"] == ACKNOWLEDGED]
     assert list(acks["actor"]) == ["ops@example.com"] and target in acks.iloc[0]["comment"]
     open_alerts = al.list_alerts(alerts)
     assert list(open_alerts["alert_id"]) == [rows[1]["alert_id"]]
@@ -329,22 +330,22 @@ def test_monitoring_without_predictions_says_what_to_run(copy_home):
 
     settings = resolve_settings("local", copy_home)
     with pytest.raises(UserError, match="run batch_inference first"):
-        model_monitoring.run(settings, "monitor")
+        model_monitoring.run(build_runtime(settings), "monitor")
 
 
 def test_setup_checks_the_references_and_creates_the_tables(copy_home, spark):
     from healthcare_mlops.tasks import model_monitoring
 
     settings = resolve_settings("local", copy_home)
-    result = model_monitoring.run(settings, "setup")
+    result = model_monitoring.run(build_runtime(settings), "setup")
     assert result["references"] == {"champion": "1", "challenger": "1"}
     assert set(result["created"]) == {ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_MODEL_ALERTS}
     assert result["scoring_dates"] == 0
-    assert model_monitoring.run(settings, "setup")["created"] == []
+    assert model_monitoring.run(build_runtime(settings), "setup")["created"] == []
     for name in (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_MODEL_ALERTS):
         assert table(settings, name).empty
     with pytest.raises(UserError, match="--mode"):
-        model_monitoring.run(settings, "sideways")
+        model_monitoring.run(build_runtime(settings), "sideways")
 
 
 def test_window_resolution():
@@ -372,7 +373,7 @@ def scored_day1(pipeline_home, tmp_path_factory, spark):
 
     root = tmp_path_factory.mktemp("scored") / "lakehouse"
     shutil.copytree(pipeline_home, root)
-    batch_inference.run(resolve_settings("local", root), DAY1.isoformat(), batch_inference.PRODUCTION)
+    batch_inference.run(build_runtime(resolve_settings("local", root)), DAY1.isoformat(), batch_inference.PRODUCTION)
     return root
 
 
@@ -382,7 +383,7 @@ def test_first_day_has_no_alerts_and_a_rerun_replaces_its_window(scored_day1, tm
     root = tmp_path / "lakehouse"
     shutil.copytree(scored_day1, root)
     settings = resolve_settings("local", root)
-    first = model_monitoring.run(settings, "monitor", retrain_job_id="", run_id="first")
+    first = model_monitoring.run(build_runtime(settings), "monitor", retrain_job_id="", run_id="first")
     assert first["window_start"] == first["window_end"] == DAY1.isoformat()
     assert first["alerts"] == [] and first["volume"] == 20000
     assert first["performance_batch"] == {}                   # no later charges yet
@@ -390,8 +391,8 @@ def test_first_day_has_no_alerts_and_a_rerun_replaces_its_window(scored_day1, tm
     psi = drift[drift["metric"] == "psi"].set_index("column_name")["value"]
     assert set(psi.index) == {"age", "bmi", "children", "smoker", "region", "prediction"}
     assert (psi < 0.1).all()
-    second = model_monitoring.run(settings, "monitor", window_start=DAY1.isoformat(), window_end=DAY1.isoformat(),
-                                  retrain_job_id="", run_id="second")
+    second = model_monitoring.run(build_runtime(settings), "monitor", window_start=DAY1.isoformat(),
+                                  window_end=DAY1.isoformat(), retrain_job_id="", run_id="second")
     again = table(settings, ML_DRIFT_METRICS)
     assert len(again) == len(drift) and set(again["run_id"]) == {"second"}
     assert second["drift_metrics"] == len(again)
@@ -459,16 +460,16 @@ def test_scenario_raises_the_alerts_it_should(scenario, scored_day1, tmp_path, m
     shutil.copytree(scored_day1, root)
     monkeypatch.setenv("HEALTHCARE_MLOPS_HOME", str(root))
     settings = resolve_settings("local", root)
-    generate_patients(settings, 2000, 42, DAY2, scenario)          # data generate --patients 2000 --scenario X
+    generate_patients(cli_runtime(settings), 2000, 42, DAY2, scenario)      # data generate --patients 2000 --scenario X
     if scenario in THROUGH_RUNNER:
         for job_key, params in (("feature_engineering", {"as_of": DAY2.isoformat()}),
                                 ("batch_inference", {"scoring_date": DAY2.isoformat()}),
                                 ("model_monitoring", {"window_start": DAY2.isoformat()})):
             run_job(job_key, params, home=root, echo=False).raise_for_status()
     else:
-        feature_engineering.run(settings, DAY2)
-        batch_inference.run(settings, DAY2.isoformat(), batch_inference.PRODUCTION)
-        model_monitoring.run(settings, "monitor", retrain_job_id="")
+        feature_engineering.run(build_runtime(settings), DAY2)
+        batch_inference.run(build_runtime(settings), DAY2.isoformat(), batch_inference.PRODUCTION)
+        model_monitoring.run(build_runtime(settings), "monitor", retrain_job_id="")
     alerts = table(settings, ML_MODEL_ALERTS)
     raised = {(a.type, a.severity, a.column_name) for a in alerts.itertuples()}
     assert EXPECTED[scenario] <= raised, raised
@@ -498,9 +499,9 @@ def test_a_critical_alert_retrains_through_the_runner(scored_day1, tmp_path, mon
     shutil.copytree(scored_day1, root)
     monkeypatch.setenv("HEALTHCARE_MLOPS_HOME", str(root))
     settings = resolve_settings("local", root)
-    generate_patients(settings, 2000, 42, DAY2, "smoker_surge")
-    feature_engineering.run(settings, DAY2)
-    batch_inference.run(settings, DAY2.isoformat(), batch_inference.PRODUCTION)
+    generate_patients(cli_runtime(settings), 2000, 42, DAY2, "smoker_surge")
+    feature_engineering.run(build_runtime(settings), DAY2)
+    batch_inference.run(build_runtime(settings), DAY2.isoformat(), batch_inference.PRODUCTION)
     run_job("model_monitoring", {}, home=root, echo=False).raise_for_status()
     alerts = table(settings, ML_MODEL_ALERTS)
     critical = alerts[alerts["severity"] == "critical"]

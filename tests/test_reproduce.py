@@ -12,6 +12,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from healthcare_mlops.composition import build_runtime
+from healthcare_mlops.runtime.catalog import audit_log
 from healthcare_mlops.cli.main import app
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit
@@ -75,7 +77,7 @@ def test_reproduce_passes_on_an_untouched_version_and_is_recorded(copy_home, mon
     settings = resolve_settings("local", copy_home)
     tags = _tags(settings)
     assert tags["reproduction_result"] == "identical" and dt.datetime.fromisoformat(tags["reproduced_at"])
-    rows = audit.history(settings, VERSION)
+    rows = audit_log(settings).history(VERSION)
     reproduced = rows[rows["action"] == audit.REPRODUCED]
     assert len(reproduced) == 1 and reproduced.iloc[-1]["role"] == OPERATOR
     assert bool(reproduced.iloc[-1]["hard_checks_passed"]) is True
@@ -100,7 +102,7 @@ def test_reproduce_detects_a_changed_row_and_a_changed_package(copy_home, monkey
     assert "training frame hash" in message and "package scikit-learn" in message
     assert "package scikit-learn: recorded 0.0.1" in result.stdout
     assert _tags(settings)["reproduction_result"].startswith("different: ")
-    rows = audit.history(settings, VERSION)
+    rows = audit_log(settings).history(VERSION)
     assert rows[rows["action"] == audit.REPRODUCED].iloc[-1]["hard_checks_passed"] == False  # noqa: E712
 
 
@@ -126,19 +128,22 @@ def test_a_vacuumed_version_is_named_with_the_retention_that_keeps_it(copy_home)
 
 def test_a_viewer_may_not_reproduce(copy_home):
     with pytest.raises(UserError, match="reproduce needs the operator role"):
-        reproduce_module.reproduce_version(resolve_settings("local", copy_home), Identity("v@x", VIEWER), VERSION)
+        reproduce_module.reproduce_version(build_runtime(resolve_settings("local", copy_home)).reproduction_sources(),
+                                           Identity("v@x", VIEWER), VERSION)
 
 
 @pytest.mark.parametrize("hostile", ["1; DROP TABLE model_versions", "-1", "1 OR 1=1", "../../etc/passwd", ""])
 def test_a_version_that_is_not_a_number_is_refused_before_anything_runs(settings, hostile):
     with pytest.raises(UserError, match="a model version is a number"):
-        reproduce_module.reproduce_version(settings, Identity("o@x", OPERATOR), hostile)
+        reproduce_module.reproduce_version(build_runtime(settings).reproduction_sources(), Identity("o@x", OPERATOR),
+                                           hostile)
     assert not settings.mlflow_dir.exists()          # refused before the registry was opened
 
 
 def test_a_version_the_registry_does_not_hold_is_named(pipeline_home):
     settings = resolve_settings("local", pipeline_home)
     with pytest.raises(UserError, match="has no version 999"):
-        reproduce_module.reproduce_version(settings, Identity("o@x", OPERATOR), "999")
+        reproduce_module.reproduce_version(build_runtime(settings).reproduction_sources(), Identity("o@x", OPERATOR),
+                                           "999")
     result = CliRunner().invoke(app, ["governance", "reproduce", "--version", "1;rm -rf /"])
     assert result.exit_code == 2 and "integer" in " ".join(result.output.split())     # Typer refuses it

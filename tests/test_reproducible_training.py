@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from healthcare_mlops.composition import build_runtime, cli_runtime
 from healthcare_mlops.data.synthetic import synthetic_members
 from healthcare_mlops.governance.lineage import FRAME_HASH_TAG
 from healthcare_mlops.governance.reproduce import IDENTICAL, reproduce_version
-from healthcare_mlops.governance.service import Governance
 from healthcare_mlops.identity import APPROVER, Identity
 from healthcare_mlops.modeling.frame_hash import frame_hash
 from healthcare_mlops.runtime.catalog import table_catalog
@@ -67,14 +67,15 @@ def test_same_csv_on_two_dates_and_reordered_files_gives_identical_models(spark,
     rows = pd.read_csv(path)
     rows.sample(frac=1.0, random_state=11).to_csv(shuffled, index=False)      # no row order, another name
     for day, csv_file in ((FIRST, path), (SECOND, shuffled)):
-        ingest_csv(settings, csv_file, day)
-        feature_engineering.run(settings, day)
+        ingest_csv(cli_runtime(settings), csv_file, day)
+        feature_engineering.run(build_runtime(settings), day)
     assert _shuffled_into_files(settings, spark, SECOND, files=5) == 5
     keys = [table_catalog(settings).read_arrow(ML_INSURANCE_FEATURES, [("as_of_date", "=", day)],
                                                ["patient_natural_key"]).column(0).to_pylist()
             for day in (FIRST, SECOND)]
     assert sorted(keys[0]) == sorted(keys[1]) and keys[0] != keys[1]      # the same members, in another order
-    versions = [model_training.run(settings, day, candidates=CANDIDATES)["version"] for day in (FIRST, SECOND)]
+    versions = [model_training.run(build_runtime(settings), day, candidates=CANDIDATES)["version"]
+                for day in (FIRST, SECOND)]
 
     client = configure_mlflow(settings)
     tags = [client.get_model_version(settings.model_name, v).tags for v in versions]
@@ -88,10 +89,11 @@ def test_same_csv_on_two_dates_and_reordered_files_gives_identical_models(spark,
     for column in OUTPUTS:
         assert np.array_equal(np.round(first[column], 2), np.round(second[column], 2)), column   # to the cent
         assert np.array_equal(first[column].to_numpy(), second[column].to_numpy()), column       # and exactly
-    governance = Governance(settings, Identity("owner@example.com", APPROVER))
+    governance = build_runtime(settings).governance(Identity("owner@example.com", APPROVER))
     verdicts = [[(c.name, c.value, c.verdict) for c in governance.validate(v).checks] for v in versions]
     assert verdicts[0] == verdicts[1]
-    reproduced = reproduce_version(settings, Identity("owner@example.com", APPROVER), versions[1])
+    reproduced = reproduce_version(build_runtime(settings).reproduction_sources(),
+                                   Identity("owner@example.com", APPROVER), versions[1])
     assert reproduced.result == IDENTICAL, reproduced.as_dict()
 
 

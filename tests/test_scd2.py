@@ -14,6 +14,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from healthcare_mlops.composition import build_runtime, cli_runtime
 from healthcare_mlops.data.contract import DIM_ATTRIBUTE_COLUMNS, SCD2_TRACKED, SILVER_COLUMNS
 from healthcare_mlops.data.scenarios import AGING_MIN_AGE, SCENARIOS, get_scenario
 from healthcare_mlops.errors import UserError
@@ -45,7 +46,7 @@ def history(spark, tmp_path_factory):
                                         ("d3", D3, JOINERS, "smoker_surge"),
                                         ("rerun_d3", D3, JOINERS, "smoker_surge"),
                                         ("rerun_d2", D2, JOINERS, "baseline")]:
-        report = generate_patients(settings, count, SEED, day, scenario)
+        report = generate_patients(cli_runtime(settings), count, SEED, day, scenario)
         snapshots[label] = {"report": report, "silver": read(settings, SILVER_PATIENTS),
                             "dim": read(settings, DIM_PATIENTS),
                             "silver_version": DeltaCatalog(settings).version(SILVER_PATIENTS)}
@@ -296,10 +297,10 @@ def test_two_monthly_files_with_member_ids_give_one_key_per_member_and_a_version
 
     settings = resolve_settings("local", tmp_path / "home")
     catalog = DeltaCatalog(settings)
-    january = ingest_csv(settings, member_file(tmp_path / "members_2024_01.csv", {}, 1), D1)
+    january = ingest_csv(cli_runtime(settings), member_file(tmp_path / "members_2024_01.csv", {}, 1), D1)
     dim_before = catalog.version(DIM_PATIENTS)
     changed = {i: 1.5 for i in range(0, 2 * CHANGED, 2)}
-    february = ingest_csv(settings, member_file(tmp_path / "members_2024_02.csv", changed, 2), D2)
+    february = ingest_csv(cli_runtime(settings), member_file(tmp_path / "members_2024_02.csv", changed, 2), D2)
     assert (january.rows_loaded, february.rows_loaded) == (MEMBERS, MEMBERS)
 
     dim = read(settings, DIM_PATIENTS)
@@ -317,7 +318,7 @@ def test_two_monthly_files_with_member_ids_give_one_key_per_member_and_a_version
     assert [c["operationParameters"].get("mode") for c in commits][::-1] == ["Append", "Overwrite"]
     assert "effective_from" in commits[0]["operationParameters"].get("predicate", "")
 
-    feature_engineering.run(settings, D2)        # the ids stay behind the feature step
+    feature_engineering.run(build_runtime(settings), D2)        # the ids stay behind the feature step
     features = catalog.read_arrow("ml_insurance_features").to_pandas()
     assert "member_id" not in features.columns
     assert not features.astype(str).isin(set(dim["member_id"])).any().any()
@@ -329,12 +330,12 @@ def test_the_member_id_column_name_is_configurable_and_ids_are_required(spark, t
     settings = resolve_settings("local", tmp_path / "home")
     path = member_file(tmp_path / "members.csv", {}, 3, id_column="MemberNo")
     with pytest.raises(UserError, match=r"unknown column 'memberno'"):
-        ingest_csv(settings, path, D1)
+        ingest_csv(cli_runtime(settings), path, D1)
     lines = path.read_text().splitlines()
     lines[1] = "," + lines[1].split(",", 1)[1]                       # a row without its id
     lines.append(lines[2])                                           # the same id twice
     path.write_text("\n".join(lines) + "\n")
-    report = ingest_csv(settings, path, D1, id_column="memberno")
+    report = ingest_csv(cli_runtime(settings), path, D1, id_column="memberno")
     assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (MEMBERS + 1, MEMBERS - 1, 2)
     quarantine = DeltaCatalog(settings).read_arrow("data_quality_quarantine").to_pandas()
     reasons = quarantine["reason"].str.replace(r" \d+$", "", regex=True)

@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 from json_http import JsonHandler
 
+from healthcare_mlops.composition import build_runtime
+from healthcare_mlops.runtime.catalog import audit_log
 from healthcare_mlops import identity
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit
@@ -165,7 +167,7 @@ def serving(command: list[str], port: int, folder: Path, health_host: str = "127
 
 
 def events(settings, action: str):
-    history = audit.history(settings)
+    history = audit_log(settings).history()
     return history[history["action"] == action]
 
 
@@ -190,9 +192,8 @@ def home(lakehouse, private_home, monkeypatch) -> Path:
 
 
 def governance_as(home: Path, role: str, **variables):
-    from healthcare_mlops.governance.service import Governance
 
-    return Governance(resolve_settings("local", home, variables), Identity(USER, role))
+    return build_runtime(resolve_settings("local", home, variables)).governance(Identity(USER, role))
 
 
 # -- 1. where the console listens ------------------------------------------------------------------
@@ -337,10 +338,10 @@ def test_each_role_may_do_what_the_lower_roles_may_and_its_own_grants():
 
 
 def test_the_analysts_group_gives_the_analyst_role():
-    settings = resolve_settings("prod")
-    assert identity.role_for("a@example.com", ["healthcare-mlops-analysts"], settings) == identity.ANALYST
+    members = identity.RoleMembers.from_variables(resolve_settings("prod").variables)
+    assert identity.role_for("a@example.com", ["healthcare-mlops-analysts"], members) == identity.ANALYST
     assert identity.role_for("a@example.com", ["healthcare-mlops-analysts", "healthcare-mlops-operators"],
-                             settings) == OPERATOR
+                             members) == OPERATOR
 
 
 def _risk_page(role: str, monkeypatch):
@@ -388,14 +389,14 @@ def test_an_analyst_downloads_the_filtered_view(home, monkeypatch):
 def test_a_viewer_cannot_validate_and_nothing_is_written(home):
     settings = resolve_settings("local", home)
     governance = governance_as(home, VIEWER)
-    tags_before = governance.client.get_model_version(governance.model_name, "2").tags
-    rows_before = len(audit.history(settings))
+    tags_before = governance.registry.client.get_model_version(governance.model_name, "2").tags
+    rows_before = len(audit_log(settings).history())
     with pytest.raises(UserError, match="validate needs the operator role"):
         governance.validate(2)
     assert "validate needs the operator role" in error_line(cli("governance", "validate", "--version", "2",
                                                                 home=home, role=VIEWER))
-    assert governance.client.get_model_version(governance.model_name, "2").tags == tags_before
-    assert len(audit.history(settings)) == rows_before
+    assert governance.registry.client.get_model_version(governance.model_name, "2").tags == tags_before
+    assert len(audit_log(settings).history()) == rows_before
 
 
 # -- 4. rollback onto a rejected or failing version -------------------------------------------------
@@ -445,12 +446,11 @@ def test_rollback_onto_a_version_failing_hard_checks_needs_a_recorded_reason(hom
 # -- 5. one audit row per state change, with the user -----------------------------------------------
 
 def test_each_person_who_validates_gets_one_row_naming_them(home):
-    from healthcare_mlops.governance.service import Governance
 
     settings = resolve_settings("local", home)
     before = len(events(settings, audit.VALIDATED))
     for who in ("first@example.com", "second@example.com"):      # the same result twice, two people
-        Governance(settings, Identity(who, OPERATOR)).validate(2)
+        build_runtime(settings).governance(Identity(who, OPERATOR)).validate(2)
     validated = events(settings, audit.VALIDATED)
     assert len(validated) == before + 2
     assert list(zip(validated["actor"], validated["role"]))[-2:] == \
@@ -482,7 +482,7 @@ def test_console_decisions_write_one_row_each_naming_the_approver(home):
     # the console records; the model_governance run each decision starts applies it (as the job)
     assert actions.approve(approver, 2, "new registration", "small synthetic sample").process.wait(600) == 0
     assert actions.reject(approver, 1, "retired for good").process.wait(600) == 0
-    everyone = audit.history(settings)
+    everyone = audit_log(settings).history()
     mine = everyone[everyone["actor"] == approver.user]
     decided = [(audit.APPROVED if action == audit.OVERRIDDEN else action, version)     # fails hard checks here
                for action, version in zip(mine["action"], mine["version"])]
@@ -492,7 +492,7 @@ def test_console_decisions_write_one_row_each_naming_the_approver(home):
     promoted = everyone[(everyone["action"] == audit.PROMOTED) & (everyone["version"] == "2")]
     assert list(promoted["actor"]) == ["job:local"]
     # version 1, now older than the champion, is not promoted but its rejection is applied
-    assert governance_as(home, VIEWER).client.get_model_version(settings.model_name, "1") \
+    assert governance_as(home, VIEWER).registry.client.get_model_version(settings.model_name, "1") \
         .tags["governance_status"] == "rejected"
 
 
@@ -505,10 +505,10 @@ def test_status_only_reads_an_interrupted_promotion_and_the_explicit_repair_writ
     from healthcare_mlops.cli.main import app
     from healthcare_mlops.governance.service import INTENT_TAG
 
-    script = ("from healthcare_mlops.governance.service import Governance\n"
+    script = ("from healthcare_mlops.composition import build_runtime\n"
               "from healthcare_mlops.identity import Identity\n"
               "from healthcare_mlops.settings import resolve_settings\n"
-              f"Governance(resolve_settings('local', {str(home)!r}), Identity('a', 'approver'))"
+              f"build_runtime(resolve_settings('local', {str(home)!r})).governance(Identity('a', 'approver'))"
               ".approve(2, 'ship', override_reason='small synthetic sample')\n")
     killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env={**os.environ, "HEALTHCARE_MLOPS_FAILPOINT": "promotion:after_alias"})
@@ -516,10 +516,10 @@ def test_status_only_reads_an_interrupted_promotion_and_the_explicit_repair_writ
     settings = resolve_settings("local", home)
 
     def registry_and_audit() -> tuple:
-        client = governance_as(home, VIEWER).client
+        client = governance_as(home, VIEWER).registry.client
         model = client.get_registered_model(settings.model_name)
         versions = {v: dict(client.get_model_version(settings.model_name, v).tags) for v in ("1", "2")}
-        return dict(model.tags), dict(model.aliases), versions, audit.history(settings).to_json()
+        return dict(model.tags), dict(model.aliases), versions, audit_log(settings).history().to_json()
 
     before = registry_and_audit()
     assert INTENT_TAG in before[0] and str(before[1]["champion"]) == "2"  # the move is half done
@@ -538,7 +538,7 @@ def test_status_only_reads_an_interrupted_promotion_and_the_explicit_repair_writ
     repaired = cli.invoke(app, ["--home", str(home), "governance", "repair"])
     assert repaired.exit_code == 0, repaired.output
     assert "repair: rolled back" in repaired.output
-    assert INTENT_TAG not in operator.client.get_registered_model(operator.model_name).tags
+    assert INTENT_TAG not in operator.registry.client.get_registered_model(operator.model_name).tags
     assert operator.alias("champion") == "1"                  # the half-done promotion was undone
     rows = events(settings, audit.REPAIRED)
     assert list(zip(rows["actor"], rows["role"], rows["version"])) == [(USER, OPERATOR, "2")]

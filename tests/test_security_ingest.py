@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from healthcare_mlops.composition import build_runtime, cli_runtime
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import FAILPOINT_ENV, KILLED_EXIT_CODE
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
@@ -72,8 +73,8 @@ def cli(home: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
 def test_two_files_keep_every_member_under_their_own_keys(spark, settings, tmp_path, first, second):
     from healthcare_mlops.tasks.load_members import ingest_csv
 
-    ingest_csv(settings, write_members(tmp_path / first, 20, 3), AS_OF)
-    report = ingest_csv(settings, write_members(tmp_path / second, 40, 2), AS_OF)
+    ingest_csv(cli_runtime(settings), write_members(tmp_path / first, 20, 3), AS_OF)
+    report = ingest_csv(cli_runtime(settings), write_members(tmp_path / second, 40, 2), AS_OF)
 
     silver, dim = table(settings, SILVER_PATIENTS), table(settings, DIM_PATIENTS)
     assert len(silver) == 5 and silver["source"].nunique() == 2
@@ -87,17 +88,17 @@ def test_a_changed_file_at_the_same_path_is_refused_without_replace(spark, setti
     from healthcare_mlops.tasks.load_members import ingest_csv
 
     path = write_members(tmp_path / "landing" / "members.csv", 20, 3, bad_rows=1)
-    ingest_csv(settings, path, AS_OF)
+    ingest_csv(cli_runtime(settings), path, AS_OF)
     before = member_tables(settings)
-    ingest_csv(settings, path, AS_OF)                                    # the same file again: no change
+    ingest_csv(cli_runtime(settings), path, AS_OF)                                    # the same file again: no change
     assert_same_tables(settings, before)
 
     write_members(path, 50, 2)
     with pytest.raises(UserError, match=r"already loaded for 2025-03-01 with other content .*pass --replace"):
-        ingest_csv(settings, path, AS_OF)
+        ingest_csv(cli_runtime(settings), path, AS_OF)
     assert_same_tables(settings, before)
 
-    report = ingest_csv(settings, path, AS_OF, replace=True)
+    report = ingest_csv(cli_runtime(settings), path, AS_OF, replace=True)
     silver = table(settings, SILVER_PATIENTS)
     assert (report.rows_in, report.rows_loaded, report.rows_quarantined) == (2, 2, 0)
     assert sorted(silver["age"]) == [50, 51] and table(settings, DATA_QUALITY_QUARANTINE).empty
@@ -107,16 +108,16 @@ def test_a_changed_file_at_the_same_path_is_refused_without_replace(spark, setti
 def test_a_second_generate_for_a_date_is_idempotent_or_needs_replace(spark, settings):
     from healthcare_mlops.tasks.load_members import generate_patients
 
-    generate_patients(settings, 40, 1, AS_OF)
+    generate_patients(cli_runtime(settings), 40, 1, AS_OF)
     before = member_tables(settings)
-    generate_patients(settings, 40, 1, AS_OF)
+    generate_patients(cli_runtime(settings), 40, 1, AS_OF)
     assert_same_tables(settings, before)
     for other in ({"patients": 40, "seed": 2}, {"patients": 41, "seed": 1}):
         with pytest.raises(UserError, match=r"generator was already loaded .*seed=1 patients=40.*--replace"):
-            generate_patients(settings, other["patients"], other["seed"], AS_OF)
+            generate_patients(cli_runtime(settings), other["patients"], other["seed"], AS_OF)
         assert_same_tables(settings, before)
 
-    generate_patients(settings, 40, 2, AS_OF, replace=True)
+    generate_patients(cli_runtime(settings), 40, 2, AS_OF, replace=True)
     replaced = table(settings, SILVER_PATIENTS)
     assert len(replaced) == 40 and not replaced["ssn"].equals(before[SILVER_PATIENTS]["ssn"])
 
@@ -134,7 +135,7 @@ def assert_consistent(settings) -> None:
 def test_a_killed_load_is_rolled_back_before_the_next_load(spark, settings, home, tmp_path, point):
     from healthcare_mlops.tasks.load_members import ingest_csv
 
-    ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
+    ingest_csv(cli_runtime(settings), write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
     before = member_tables(settings)
     killed_file = write_members(tmp_path / "killed.csv", 40, 4, bad_rows=2)
     killed = cli(home, "data", "ingest", str(killed_file), "--as-of", AS_OF.isoformat(),
@@ -142,7 +143,7 @@ def test_a_killed_load_is_rolled_back_before_the_next_load(spark, settings, home
     _, stderr = killed.communicate(timeout=300)
     assert killed.returncode == KILLED_EXIT_CODE, stderr[-2000:]
 
-    ingest_csv(settings, write_members(tmp_path / "next.csv", 60, 1), AS_OF)     # the next load heals first
+    ingest_csv(cli_runtime(settings), write_members(tmp_path / "next.csv", 60, 1), AS_OF)  # the next load heals first
     silver, quarantine = table(settings, SILVER_PATIENTS), table(settings, DATA_QUALITY_QUARANTINE)
     assert str(killed_file.resolve()) not in set(silver["source"]) | set(quarantine["source"])
     assert sorted(silver["age"]) == [20, 21, 22, 60]
@@ -163,7 +164,7 @@ def test_a_killed_load_leaves_no_rows_and_no_features(spark, settings, home, tmp
     from healthcare_mlops.tasks import feature_engineering
 
     if not first_load:
-        ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
+        ingest_csv(cli_runtime(settings), write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
     killed_day = AS_OF + dt.timedelta(days=1)
     killed_file = write_members(tmp_path / "killed.csv", 40, 4, bad_rows=2)
     killed = cli(home, "data", "ingest", str(killed_file), "--as-of", killed_day.isoformat(),
@@ -172,9 +173,9 @@ def test_a_killed_load_leaves_no_rows_and_no_features(spark, settings, home, tmp
     assert killed.returncode == KILLED_EXIT_CODE, stderr[-2000:]
     for as_of in (killed_day, None):
         with pytest.raises(UserError, match=rf"member load of .*killed.csv as of {killed_day} did not finish"):
-            feature_engineering.run(settings, as_of)
+            feature_engineering.run(build_runtime(settings), as_of)
 
-    ingest_csv(settings, write_members(tmp_path / "next.csv", 60, 1), AS_OF)     # heals first
+    ingest_csv(cli_runtime(settings), write_members(tmp_path / "next.csv", 60, 1), AS_OF)     # heals first
     store = DeltaCatalog(settings)
     for name in (SILVER_PATIENTS, DATA_QUALITY_QUARANTINE, DIM_PATIENTS):
         if store.exists(name):
@@ -183,8 +184,8 @@ def test_a_killed_load_leaves_no_rows_and_no_features(spark, settings, home, tmp
             assert str(killed_file.resolve()) not in set(rows.get("source", [])), name
     assert sorted(table(settings, SILVER_PATIENTS)["age"]) == ([60] if first_load else [20, 21, 22, 60])
     with pytest.raises(UserError, match=f"no silver_patients load on as-of date {killed_day}"):
-        feature_engineering.run(settings, killed_day)
-    assert feature_engineering.run(settings, AS_OF)["features"] == (1 if first_load else 4)
+        feature_engineering.run(build_runtime(settings), killed_day)
+    assert feature_engineering.run(build_runtime(settings), AS_OF)["features"] == (1 if first_load else 4)
 
 
 def test_identifier_tables_are_readable_by_their_owner_only(spark, settings, tmp_path):
@@ -194,8 +195,8 @@ def test_identifier_tables_are_readable_by_their_owner_only(spark, settings, tmp
     from healthcare_mlops.tasks.load_members import ingest_csv
     from healthcare_mlops.tables import PERSONAL_TABLES
 
-    ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
-    ingest_csv(settings, write_members(tmp_path / "second.csv", 40, 2), AS_OF)     # a second commit to each
+    ingest_csv(cli_runtime(settings), write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
+    ingest_csv(cli_runtime(settings), write_members(tmp_path / "second.csv", 40, 2), AS_OF)  # a second commit to each
     store = DeltaCatalog(settings)
     for name in PERSONAL_TABLES:
         root = store.path(name)
@@ -210,20 +211,20 @@ def test_a_load_that_fails_in_process_puts_silver_and_the_quarantine_back(spark,
     """A real failure: dim_patients' folder is a file, so the dimension cannot be written."""
     from healthcare_mlops.tasks.load_members import ingest_csv
 
-    ingest_csv(settings, write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
+    ingest_csv(cli_runtime(settings), write_members(tmp_path / "first.csv", 20, 3, bad_rows=1), AS_OF)
     before = member_tables(settings)
     dim_folder = DeltaCatalog(settings).path(DIM_PATIENTS)
     shutil.move(dim_folder, tmp_path / "dim_aside")
     dim_folder.write_text("not a table")
     with pytest.raises(Exception) as failure:
-        ingest_csv(settings, write_members(tmp_path / "second.csv", 40, 2, bad_rows=1), AS_OF)
+        ingest_csv(cli_runtime(settings), write_members(tmp_path / "second.csv", 40, 2, bad_rows=1), AS_OF)
     assert not isinstance(failure.value, UserError)                      # the real cause, not swallowed
     for name in (SILVER_PATIENTS, DATA_QUALITY_QUARANTINE):
         pd.testing.assert_frame_equal(table(settings, name), before[name], obj=name)
 
     dim_folder.unlink()
     shutil.move(tmp_path / "dim_aside", dim_folder)
-    ingest_csv(settings, write_members(tmp_path / "third.csv", 60, 1), AS_OF)
+    ingest_csv(cli_runtime(settings), write_members(tmp_path / "third.csv", 60, 1), AS_OF)
     assert sorted(table(settings, SILVER_PATIENTS)["age"]) == [20, 21, 22, 60]
     assert_consistent(settings)
 
@@ -257,7 +258,7 @@ def test_two_concurrent_generates_for_one_date_one_wins_the_other_fails(spark, s
     assert journal["fingerprint"].unique().tolist() == ["seed=1 patients=30 scenario=baseline"]
 
     alone = resolve_settings("local", tmp_path / "alone")                  # the winner's load, on its own
-    generate_patients(alone, 30, 1, AS_OF)
+    generate_patients(cli_runtime(alone), 30, 1, AS_OF)
     for name in MEMBER_TABLES:
         pd.testing.assert_frame_equal(table(settings, name), table(alone, name), obj=name)
 
@@ -273,14 +274,14 @@ def test_a_load_needs_the_operator_role_and_records_who_made_it(spark, settings,
     for role in ("viewer", "analyst"):                       # this machine's role, as data ingest takes it
         monkeypatch.setenv(ROLE_ENV, role)
         with pytest.raises(UserError, match=rf"load needs the operator role; viewer@example.com has the {role} role"):
-            ingest_csv(settings, path, AS_OF)
+            ingest_csv(cli_runtime(settings), path, AS_OF)
         with pytest.raises(UserError, match="load needs the operator role"):
-            generate_patients(settings, 10, 1, AS_OF)
+            generate_patients(cli_runtime(settings), 10, 1, AS_OF)
     assert not settings.home.exists()                         # refused before anything was opened
 
     monkeypatch.setenv(USER_ENV, "ops@example.com")
     monkeypatch.setenv(ROLE_ENV, "operator")
-    report = ingest_csv(settings, path, AS_OF)
+    report = ingest_csv(cli_runtime(settings), path, AS_OF)
     loads = table(settings, MEMBER_LOADS)
     assert list(loads["event"].sort_values()) == ["committed", "started"]
     assert set(loads["loaded_by"]) == {"ops@example.com"} and set(loads["role"]) == {"operator"}

@@ -17,11 +17,12 @@ import urllib.request
 import pandas as pd
 import pytest
 
+from healthcare_mlops.composition import build_runtime
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
 from healthcare_mlops.modeling.risk import RISK_CATEGORIES
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
-from healthcare_mlops.scoring.serving import local_server_command
+from healthcare_mlops.runtime.serving_endpoint import local_server_command
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import ML_PATIENT_PREDICTIONS
 
@@ -81,7 +82,7 @@ def test_http_scoring_matches_batch_scoring_and_refuses_bad_payloads(spark, serv
     from healthcare_mlops.tasks import batch_inference
 
     settings = resolve_settings("local", server["home"])
-    batch_inference.run(settings, DAY)
+    batch_inference.run(build_runtime(settings), DAY)
     batch = DeltaCatalog(settings).read_arrow(ML_PATIENT_PREDICTIONS).to_pandas()
     members = batch[batch["predicted_annual_charges"] > settings.variables["min_predicted_charges"]]
     members = pd.concat([members[members["smoker"]].head(2), members[~members["smoker"]].head(2)])

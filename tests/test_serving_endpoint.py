@@ -16,7 +16,7 @@ from databricks.sdk.service.apps import AppsAPI
 from databricks.sdk.service.serving import ServingEndpointsAPI
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.scoring.serving import ServingSizing, deploy_champion_endpoint, served_entity
+from healthcare_mlops.runtime.serving_endpoint import ServingSizing, deploy_champion_endpoint, served_entity
 from healthcare_mlops.settings import resolve_settings
 
 ENDPOINTS = "/api/2.0/serving-endpoints"

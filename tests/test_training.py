@@ -11,6 +11,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from sklearn.metrics import mean_absolute_error, r2_score
 
+from healthcare_mlops.composition import build_runtime
 from healthcare_mlops.data.population import Shape
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import AGE_BANDS, band
@@ -143,8 +144,8 @@ def test_reference_holds_what_monitoring_needs(trained):
 
 
 def test_registered_version_has_alias_challenger_and_the_output_contract(settings, trained):
-    summary = log_and_register(settings, trained, {"table": "t", "as_of_date": "2026-01-01", "delta_version": 3},
-                               commit="0123abc")
+    summary = log_and_register(build_runtime(settings), trained,
+                               {"table": "t", "as_of_date": "2026-01-01", "delta_version": 3}, commit="0123abc")
     client = configure_mlflow(settings)
     version = client.get_model_version_by_alias(settings.model_name, CHALLENGER)
     assert str(version.version) == summary["version"]

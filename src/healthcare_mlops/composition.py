@@ -1,21 +1,30 @@
-"""Where the runtime's edges are built: the one place, with ``runtime/`` and ``settings.py``, that asks
-whether a target is local or a Databricks workspace (docs/architecture.md).
+"""The composition root: the one place, with ``runtime/`` and ``settings.py``, that asks whether a
+target is local or a Databricks workspace (docs/architecture.md).
 
-The CLI, the console and the job tasks build their table catalog, job launcher, SQL
-engine and identity here and hand them to code that never asks where it runs.
+``build_runtime(settings)`` builds one ``Runtime`` per process: the table catalog, the Spark
+session, the model registry adapter (MLflow's process-wide URIs set once, here), the job
+launcher, the workspace client, who acts, the clock and the typed parameters built once from
+the bundle's variables. Each task receives it (``tasks/entrypoint.py``); the CLI and the console
+build theirs here too, and hand the pieces to a core that never asks where it runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 from healthcare_mlops.bundle.launchers import DatabricksJobsLauncher, JobLauncher
 from healthcare_mlops.emulator.launcher import LocalRunnerLauncher
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.identity import Identity, local_identity, role_for
-from healthcare_mlops.runtime.catalog import table_catalog
+from healthcare_mlops.governance.audit import AuditLog
+from healthcare_mlops.governance.thresholds import GovernanceThresholds
+from healthcare_mlops.parameters import governance_thresholds
+from healthcare_mlops.identity import Identity, RoleMembers, job_identity, local_identity, role_for
+from healthcare_mlops.runtime.catalog import audit_log, table_catalog
 from healthcare_mlops.runtime.sql_engine import sql_engine
 from healthcare_mlops.settings import LOCAL_TARGET, Settings
 
@@ -36,10 +45,143 @@ class RuntimeFacts:
 
 
 def workspace_client():
-    """databricks-sdk with the credentials of the environment (a job, an app, a CLI profile)."""
+    """databricks-sdk with the credentials of the environment (a job, an app, a CLI profile).
+
+    The one place a ``WorkspaceClient`` is built; a ``Runtime`` keeps the one it made."""
     from databricks.sdk import WorkspaceClient
 
     return WorkspaceClient()
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything a task, a command or a page reaches the world through, built once per process.
+
+    Each piece is made on first use and kept: a task that never reads a table starts no Spark
+    session, one that never touches the registry does not configure MLflow."""
+
+    settings: Settings
+    identify: Callable[[Runtime], Identity]    # who acts: a job, the CLI's user (``build_runtime``)
+    clock: Callable[[], dt.datetime] = utc_now
+    client_factory: Callable[[], Any] = field(default=workspace_client, repr=False)
+
+    @cached_property
+    def identity(self) -> Identity:
+        return self.identify(self)
+
+    @cached_property
+    def spark(self):
+        """The Spark session (local, tuned for a small machine; the cluster's on Databricks)."""
+        from healthcare_mlops.runtime.spark_session import get_spark
+
+        return get_spark(self.settings)
+
+    @cached_property
+    def catalog(self):
+        """The table catalog without a session of its own: delta-rs locally (Spark started only for a
+        Spark read), the SQL warehouse on Databricks; what governance and the console read through."""
+        return table_catalog(self.settings)
+
+    @cached_property
+    def spark_catalog(self):
+        """The table catalog on this process's Spark session (the jobs that transform with Spark)."""
+        return table_catalog(self.settings, self.spark)
+
+    @cached_property
+    def mlflow_client(self):
+        """MLflow's client, after the process-wide tracking and registry URIs were set (here only)."""
+        from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+
+        return configure_mlflow(self.settings)
+
+    def use_experiment(self) -> str:
+        """The target's experiment made active (created when missing), after MLflow is configured."""
+        from healthcare_mlops.runtime.mlflow_setup import use_experiment
+
+        _ = self.mlflow_client
+        return use_experiment(self.settings)
+
+    @cached_property
+    def registry(self):
+        """The registered model's adapter (runtime/model_registry.py)."""
+        from healthcare_mlops.runtime.model_registry import model_registry
+
+        return model_registry(self.settings, lambda: self.mlflow_client)
+
+    @cached_property
+    def workspace(self):
+        """The Databricks workspace client (built once; never on a local target)."""
+        return self.client_factory()
+
+    @cached_property
+    def launcher(self) -> JobLauncher:
+        return launcher(self.settings, client_factory=lambda: self.workspace)
+
+    # -- typed parameters, built once from the bundle's variables ---------------------------
+    @cached_property
+    def thresholds(self) -> GovernanceThresholds:
+        return governance_thresholds(self.settings.variables)
+
+    @cached_property
+    def approval_mode(self) -> str:
+        return self.audit_log.approval_mode
+
+    @cached_property
+    def role_members(self) -> RoleMembers:
+        return RoleMembers.from_variables(self.settings.variables)
+
+    @cached_property
+    def audit_log(self) -> AuditLog:
+        return audit_log(self.settings, self.catalog)
+
+    # -- what governance is handed -----------------------------------------------------------
+    def governance(self, identity: Identity | None = None, check_roles: bool = False):
+        """Governance of the target's model on behalf of ``identity`` (default: this runtime's), the
+        serving endpoint following the champion on Databricks; ``check_roles``: a recorded
+        decision counts only when its actor's groups still give the role (``role_check``)."""
+        from healthcare_mlops.governance.service import Governance
+
+        return Governance(self.registry, self.audit_log, self.catalog, identity or self.identity, self.thresholds,
+                          champion_endpoint(self.settings),
+                          role_check(self.settings, lambda: self.workspace) if check_roles else None)
+
+    def reproduction_sources(self):
+        """What ``governance/reproduce.py`` reads and writes through."""
+        from healthcare_mlops.governance.reproduce import Sources
+        from healthcare_mlops.runtime.lineage import git_commit, installed_versions
+
+        return Sources(self.catalog, self.registry, self.audit_log, self.thresholds, installed_versions,
+                       git_commit(self.settings.variables))
+
+
+def job_runtime_identity(runtime: Runtime) -> Identity:
+    return job_identity(runtime.settings.target)
+
+
+def cli_runtime_identity(runtime: Runtime) -> Identity:
+    return cli_identity(runtime.settings, lambda: runtime.workspace)
+
+
+def build_runtime(settings: Settings, identify: Callable[[Runtime], Identity] = job_runtime_identity,
+                  **parts) -> Runtime:
+    """The process's ``Runtime``: a job acts as ``job:<target>`` unless ``identify`` says who acts."""
+    return Runtime(settings, identify, **parts)
+
+
+def task_runtime(params: dict) -> Runtime:
+    """A job task's ``Runtime``, from the task parameters (``settings.task_settings``)."""
+    from healthcare_mlops.settings import task_settings
+
+    return build_runtime(task_settings(params))
+
+
+def cli_runtime(settings: Settings) -> Runtime:
+    """A CLI command's ``Runtime``: it acts as the signed-in user (``cli_identity``), asked when first needed."""
+    return build_runtime(settings, cli_runtime_identity)
 
 
 def launcher(settings: Settings, bundle=None, client_factory=workspace_client) -> JobLauncher:
@@ -56,7 +198,7 @@ def champion_endpoint(settings: Settings):
         return None
     from functools import partial
 
-    from healthcare_mlops.scoring.serving import deploy_champion_endpoint
+    from healthcare_mlops.runtime.serving_endpoint import deploy_champion_endpoint
 
     return partial(deploy_champion_endpoint, settings)
 
@@ -75,7 +217,7 @@ def role_check(settings: Settings, client_factory=workspace_client):
         users = client_factory().users.list(filter=f'userName eq "{user}"', attributes="userName,groups")
         groups = [g.display for u in users if (u.user_name or "").lower() == user.lower()
                   for g in (u.groups or []) if g.display]
-        return Identity(user, role_for(user, groups, settings)).may(action)
+        return Identity(user, role_for(user, groups, RoleMembers.from_variables(settings.variables))).may(action)
 
     return may
 
@@ -95,7 +237,8 @@ def cli_identity(settings: Settings, client_factory=workspace_client) -> Identit
         raise UserError(f"cannot tell who you are on {settings.target}: {first} (sign in with "
                         "`databricks auth login`, or set DATABRICKS_HOST and a token)") from exc
     groups = [g.display for g in (me.groups or []) if g.display]
-    return Identity(user=me.user_name, role=role_for(me.user_name, groups, settings))
+    return Identity(user=me.user_name, role=role_for(me.user_name, groups,
+                                                     RoleMembers.from_variables(settings.variables)))
 
 
 def require_this_machine(settings: Settings, what: str, instead: str) -> None:
@@ -184,7 +327,7 @@ def realtime_scorer(settings: Settings, environ: dict, load_champion, client_fac
     from healthcare_mlops.scoring import realtime
 
     if not settings.is_local:
-        from healthcare_mlops.scoring.serving import endpoint_name
+        from healthcare_mlops.runtime.serving_endpoint import endpoint_name
 
         from healthcare_mlops.runtime.serving_endpoint_scorer import ServingEndpointScorer
 

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.settings import Settings
 
 VIEWER, ANALYST, OPERATOR, APPROVER = "viewer", "analyst", "operator", "approver"
 ROLES = (VIEWER, ANALYST, OPERATOR, APPROVER)          # lowest first
@@ -75,11 +75,23 @@ def _members(value) -> set[str]:
     return {item.strip().lower() for item in str(value or "").split(",") if item.strip()}
 
 
-def role_for(user: str, groups: list[str], settings: Settings) -> str:
+@dataclass(frozen=True)
+class RoleMembers:
+    """Who holds each role: per role, highest first, the lower-cased groups and e-mails configured for it."""
+
+    by_role: tuple[tuple[str, frozenset[str]], ...]
+
+    @classmethod
+    def from_variables(cls, variables: Mapping) -> "RoleMembers":
+        """From the bundle variables ``approvers_group``, ``operators_group``, ``analysts_group``."""
+        return cls(tuple((role, frozenset(_members(variables.get(variable)))) for role, variable in ROLE_GROUPS))
+
+
+def role_for(user: str, groups: list[str], members: RoleMembers) -> str:
     """The highest role whose configured members include the user or one of their groups."""
     names = {user.lower(), *(g.lower() for g in groups)}
-    for role, variable in ROLE_GROUPS:
-        if names & _members(settings.variables.get(variable)):
+    for role, configured in members.by_role:
+        if names & configured:
             return role
     return VIEWER
 
@@ -94,6 +106,6 @@ def local_identity() -> Identity:
     return Identity(user=user, role=role)
 
 
-def job_identity(settings: Settings) -> Identity:
-    """A scheduled job acts as the pipeline itself; it may validate, repair and auto-promote only."""
-    return Identity(user=f"job:{settings.target}", role=SYSTEM)
+def job_identity(target: str) -> Identity:
+    """A scheduled job on ``target`` acts as the pipeline itself; it may validate, repair and auto-promote only."""
+    return Identity(user=f"job:{target}", role=SYSTEM)

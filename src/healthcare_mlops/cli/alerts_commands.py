@@ -68,17 +68,15 @@ def ack(ctx: typer.Context,
         comment: str = typer.Option(None, "--comment", help="Why, or what was done (stored with the alert)."),
         fmt: ReportFormat = format_option(ReportFormat)) -> None:
     """Acknowledge an alert (operator role); records who and when."""
-    from functools import partial
 
     import pandas as pd
 
     from healthcare_mlops.composition import cli_identity
-    from healthcare_mlops.governance.audit import record_action
     from healthcare_mlops.monitoring.alerts import acknowledge
-    from healthcare_mlops.runtime.catalog import table_catalog
+    from healthcare_mlops.runtime.catalog import audit_log, table_catalog
 
     settings = state(ctx).settings()
-    alert = acknowledge(table_catalog(settings), alert_id, cli_identity(settings), partial(record_action, settings),
+    alert = acknowledge(table_catalog(settings), alert_id, cli_identity(settings), audit_log(settings).record_action,
                         comment)
     if fmt == Format.json:
         print_json(records(pd.DataFrame([alert]))[0])

@@ -37,12 +37,11 @@ def generate(
     fmt: ReportFormat = format_option(ReportFormat),
 ) -> None:
     """Generate synthetic members for one as-of date and load them (validated, SCD2)."""
-    from healthcare_mlops.composition import cli_identity
+    from healthcare_mlops.composition import cli_runtime
     from healthcare_mlops.tasks.load_members import generate_patients
 
-    settings = state(ctx).settings()
-    report = generate_patients(settings, patients, seed, parse_date(as_of), scenario, replace,
-                               identity=cli_identity(settings))
+    report = generate_patients(cli_runtime(state(ctx).settings()), patients, seed, parse_date(as_of), scenario,
+                               replace)
     _report(report, fmt)
 
 
@@ -64,12 +63,11 @@ def ingest(
     Needs the operator role. Members with an id keep one key across files; without ids a
     row's key comes from its values. Loading the same file again changes nothing; a changed
     file at the same path for the same date needs --replace."""
-    from healthcare_mlops.composition import cli_identity
+    from healthcare_mlops.composition import cli_runtime
     from healthcare_mlops.tasks.load_members import ingest_csv
 
-    settings = state(ctx).settings()
-    report = ingest_csv(settings, file, parse_date(as_of), replace, id_column=member_id_column,
-                        identity=cli_identity(settings))
+    report = ingest_csv(cli_runtime(state(ctx).settings()), file, parse_date(as_of), replace,
+                        id_column=member_id_column)
     _report(report, fmt)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bundle
 from healthcare_mlops.emulator.runner import run_job
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.scoring.serving import DEFAULT_SCORING_PORT
+from healthcare_mlops.runtime.serving_endpoint import DEFAULT_SCORING_PORT
 from healthcare_mlops.settings import HOME_ENV
 
 CONSOLE_ENTRY = "app/main.py"
@@ -140,7 +140,7 @@ def _engine(context: DemoContext):
 
 def _report(context: DemoContext) -> None:
     """Say what the loop produced, from the tables and the registry, before the console opens."""
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.composition import build_runtime
     from healthcare_mlops.settings import resolve_settings
     from healthcare_mlops.tables import IS_CRITICAL_RISK, ML_MODEL_ALERTS, ML_PATIENT_PREDICTIONS
 
@@ -157,7 +157,7 @@ def _report(context: DemoContext) -> None:
                 + ", ".join(f"{a.type} ({a.severity})" for a in alerts.itertuples()) if len(alerts)
                 else "alerts on the drifted day: none")
     settings = resolve_settings("local", context.home)
-    aliases = configure_mlflow(settings).get_registered_model(settings.model_name).aliases or {}
+    aliases = build_runtime(settings).mlflow_client.get_registered_model(settings.model_name).aliases or {}
     context.say("model: " + ", ".join(f"{alias} = version {version}" for alias, version in sorted(aliases.items())))
 
 
@@ -207,10 +207,9 @@ def _checks(checks: list[dict]) -> str:
 
 def governance_outcome(settings) -> Outcome:
     """What governance decided about the latest challenger, and why, in a model owner's words."""
-    from healthcare_mlops.governance.service import Governance
-    from healthcare_mlops.identity import job_identity
+    from healthcare_mlops.composition import build_runtime
 
-    status = Governance(settings, job_identity(settings)).status()
+    status = build_runtime(settings).governance().status()
     challenger, champion = status["challenger"], status["champion"]
     if challenger is None or challenger == champion:
         if not champion:
@@ -254,9 +253,11 @@ def _reproduce_champion(context: DemoContext) -> Outcome:
 def reproduction_outcome(settings, run_status: str) -> Outcome:
     """The champion's last reproduction, from its version tags."""
     from healthcare_mlops.governance.lineage import REPRODUCED_AT_TAG, RESULT_TAG
+    from healthcare_mlops.composition import build_runtime
     from healthcare_mlops.governance.champion import resolve_champion
 
-    champion = resolve_champion(settings)
+    runtime = build_runtime(settings)
+    champion = resolve_champion(runtime.audit_log, runtime.registry)
     result = champion.tags.get(RESULT_TAG)
     if not result:
         return Outcome("failed", f"version {champion.version} was not reproduced (model_reproduction {run_status}; "

@@ -16,11 +16,9 @@ FORMAT = format_option(ReportFormat)
 def _governance(ctx: typer.Context, repair: bool = True):
     """The target's governance as the CLI's user. ``repair``: a command that changes the registry
     first finishes or undoes a move a killed process left half-done (as ``governance repair``)."""
-    from healthcare_mlops.governance.service import Governance
-    from healthcare_mlops.composition import champion_endpoint, cli_identity
+    from healthcare_mlops.composition import cli_runtime
 
-    settings = state(ctx).settings()
-    governance = Governance(settings, cli_identity(settings), champion_endpoint(settings))
+    governance = cli_runtime(state(ctx).settings()).governance()
     if repair and governance.identity.may("repair"):      # a viewer's command goes on and is refused on its own
         governance.recover()
     return governance
@@ -148,13 +146,13 @@ def reproduce(ctx: typer.Context, version: int = typer.Option(..., "--version"),
     retrains with the recorded parameters and compares predictions, metrics and every
     governance verdict, and the installed package versions. Exits 1 naming any difference;
     the outcome is tagged on the version and written to the audit log."""
-    from healthcare_mlops.composition import cli_identity
+    from healthcare_mlops.composition import cli_runtime
     from healthcare_mlops.errors import UserError
     from healthcare_mlops.governance.reproduce import reproduce_version
     from healthcare_mlops.governance.reproduction_report import format_report
 
-    settings = state(ctx).settings()
-    report = reproduce_version(settings, cli_identity(settings), version)
+    runtime = cli_runtime(state(ctx).settings())
+    report = reproduce_version(runtime.reproduction_sources(), runtime.identity, version)
     if fmt == Format.json:
         print_json(report.as_dict())
     else:

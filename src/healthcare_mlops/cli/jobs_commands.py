@@ -48,18 +48,17 @@ def run(ctx: typer.Context,
     numeric id). The audit table records who started it."""
     from healthcare_mlops.emulator.runner import parse_param_overrides
     from healthcare_mlops.bundle.launchers import QUEUED
-    from healthcare_mlops.composition import cli_identity, launcher
-    from healthcare_mlops.governance import audit
+    from healthcare_mlops.composition import cli_runtime, launcher
 
     # refuse a job that cannot start offline before the settings ask the workspace for anything
     jobs = launcher(state(ctx).settings(resolve_model_name=False))
     params = parse_param_overrides(param)
     jobs.check(job_key)
-    settings = state(ctx).settings()
-    identity = cli_identity(settings)
+    runtime = cli_runtime(state(ctx).settings())
+    identity = runtime.identity
     identity.require("run_job")
     run = jobs.run_now(job_key, params, trigger=f"cli:{identity.user}", wait=True, task_output=not quiet)
-    audit.record_job_run(settings, identity, job_key, run.run_id, params)
+    runtime.audit_log.record_job_run(identity, job_key, run.run_id, params)
     if run.status == QUEUED:              # a workspace run: it goes on there
         typer.echo(f"started {job_key}: run {run.run_id} ({run.status})")
     run.raise_for_status()

@@ -9,7 +9,7 @@ import typer
 
 from healthcare_mlops.cli.context import state
 from healthcare_mlops.cli.listen import EXPOSE_OPTION, HOST_OPTION, checked_host
-from healthcare_mlops.scoring.serving import DEFAULT_SCORING_PORT
+from healthcare_mlops.runtime.serving_endpoint import DEFAULT_SCORING_PORT
 
 
 def serve(ctx: typer.Context,
@@ -17,7 +17,7 @@ def serve(ctx: typer.Context,
           host: str = HOST_OPTION, expose: bool = EXPOSE_OPTION) -> None:
     """Serve the champion over HTTP (POST /invocations, GET /ping), following promotions; log each request."""
     from healthcare_mlops.composition import require_this_machine
-    from healthcare_mlops.scoring.serving import endpoint_name, local_server_command
+    from healthcare_mlops.runtime.serving_endpoint import endpoint_name, local_server_command
 
     checked_host(host, expose, "the scoring server")
     # the refusal for a workspace target needs no model name, so it asks the workspace nothing

@@ -191,14 +191,14 @@ def record_audit(settings: Settings, job_key: str, run_id: int, trigger: str, st
                  error: str | None = None) -> None:
     """The audit log's row for a run that starts (``status`` None) or ends (its status and why)."""
     from healthcare_mlops.governance import audit
-    from healthcare_mlops.governance.thresholds import approval_mode
-    from healthcare_mlops.identity import SYSTEM
+    from healthcare_mlops.identity import SYSTEM, Identity
+    from healthcare_mlops.runtime.catalog import audit_log
 
     action = audit.JOB_STARTED if status is None else audit.JOB_ENDED
     comment = f"{job_key} run {run_id}" + ("" if status is None else f" {status}") + \
         (f": {error.splitlines()[0]}" if error else "")
-    audit.record(settings, audit.audit_event(settings.model_name, "", action, trigger, SYSTEM,
-                                             approval_mode(settings.variables), comment=comment))
+    log = audit_log(settings)
+    log.record(log.event("", action, Identity(trigger, SYSTEM), comment=comment))
 
 
 @contextlib.contextmanager

@@ -11,13 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
-from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.identity import Identity
-from healthcare_mlops.runtime.catalog import table_catalog
-from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import MODEL_GOVERNANCE_LOG, MODEL_GOVERNANCE_LOG_SPEC
 
 VALIDATED, APPROVED, REJECTED, PROMOTED, ROLLED_BACK, OVERRIDDEN = (
@@ -43,32 +42,42 @@ def audit_event(model_name: str, version: str, action: str, actor: str, role: st
             "approval_mode": approval_mode}
 
 
-def record(settings: Settings, event: dict) -> None:
-    table_catalog(settings).append_rows(MODEL_GOVERNANCE_LOG, [event], AUDIT_SCHEMA)
+@dataclass(frozen=True)
+class AuditLog:
+    """The audit rows of one model in ``catalog`` (any ``TableCatalog``; runtime/catalog_base.py).
 
+    ``approval_mode`` is the one every row records (governance/thresholds.py)."""
 
-def record_action(settings: Settings, identity: Identity, action: str, comment: str) -> None:
-    """One row for a change that is not about a model version (an alert acknowledged, a job started)."""
-    record(settings, audit_event(settings.model_name, "", action, identity.user, identity.role,
-                                 approval_mode(settings.variables), comment=comment))
+    catalog: Any
+    model_name: str
+    approval_mode: str
 
+    def record(self, event: dict) -> None:
+        self.catalog.append_rows(MODEL_GOVERNANCE_LOG, [event], AUDIT_SCHEMA)
 
-def record_job_run(settings: Settings, identity: Identity, job_key: str, run_id: str | None, params: dict) -> None:
-    """Who started which run of ``job_key`` (the run itself names only its trigger, or on Databricks the app)."""
-    comment = job_key + (f" run {run_id}" if run_id else "") + \
-        (f" with {json.dumps(params, sort_keys=True)}" if params else "")
-    record_action(settings, identity, RAN_JOB, comment)
+    def event(self, version: str, action: str, identity: Identity, **details) -> dict:
+        """A row of this model by ``identity`` (``details``: those of ``audit_event``)."""
+        return audit_event(self.model_name, version, action, identity.user, identity.role, self.approval_mode,
+                           **details)
 
+    def record_action(self, identity: Identity, action: str, comment: str) -> None:
+        """One row for a change that is not about a model version (an alert acknowledged, a job started)."""
+        self.record(self.event("", action, identity, comment=comment))
 
-def history(settings: Settings, version: str | None = None) -> pd.DataFrame:
-    """The model's audit events, oldest first (optionally of one version)."""
-    catalog = table_catalog(settings)
-    if not catalog.exists(MODEL_GOVERNANCE_LOG):
-        return pd.DataFrame(columns=AUDIT_SCHEMA.names)
-    where = [("model_name", "=", settings.model_name)]
-    where += [("version", "=", str(version))] if version is not None else []
-    frame = catalog.read_pandas(MODEL_GOVERNANCE_LOG, where)
-    return frame.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
+    def record_job_run(self, identity: Identity, job_key: str, run_id: str | None, params: dict) -> None:
+        """Who started which run of ``job_key`` (the run itself names only its trigger, or on Databricks the app)."""
+        comment = job_key + (f" run {run_id}" if run_id else "") + \
+            (f" with {json.dumps(params, sort_keys=True)}" if params else "")
+        self.record_action(identity, RAN_JOB, comment)
+
+    def history(self, version: str | None = None) -> pd.DataFrame:
+        """The model's audit events, oldest first (optionally of one version)."""
+        if not self.catalog.exists(MODEL_GOVERNANCE_LOG):
+            return pd.DataFrame(columns=AUDIT_SCHEMA.names)
+        where = [("model_name", "=", self.model_name)]
+        where += [("version", "=", str(version))] if version is not None else []
+        frame = self.catalog.read_pandas(MODEL_GOVERNANCE_LOG, where)
+        return frame.sort_values(["event_time", "event_id"], kind="stable").reset_index(drop=True)
 
 
 def decoded_checks(event: pd.Series) -> list[dict]:

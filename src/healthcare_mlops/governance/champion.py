@@ -24,7 +24,8 @@ import pandas as pd
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit
-from healthcare_mlops.settings import Settings
+from healthcare_mlops.modeling.artifacts import CHAMPION
+from healthcare_mlops.tables import ML_PATIENT_PREDICTIONS
 
 INTENT_TAG = "promotion_in_progress"     # the registered-model tag of a move in progress
 CHAMPION_ACTIONS = (audit.PROMOTED, audit.ROLLED_BACK)
@@ -42,42 +43,37 @@ def champion_at(timeline: pd.DataFrame, when) -> str | None:
     return None if before.empty else str(before.iloc[-1]["version"])
 
 
-def audited_champion(settings: Settings) -> str | None:
+def audited_champion(log: audit.AuditLog) -> str | None:
     """The champion as the audit log records it (None when no version was ever promoted)."""
-    timeline = champion_timeline(audit.history(settings))
+    timeline = champion_timeline(log.history())
     return None if timeline.empty else str(timeline.iloc[-1]["version"])
 
 
-def move_in_progress(client, model_name: str) -> dict | None:
-    """The intent of a promotion or rollback not finished (or not yet repaired), or None."""
-    from healthcare_mlops.runtime.mlflow_setup import find_in_registry
+def move_in_progress(registry) -> dict | None:
+    """The intent of a promotion or rollback not finished (or not yet repaired), or None.
 
-    model = find_in_registry(client.get_registered_model, model_name)
-    intent = None if model is None else (model.tags or {}).get(INTENT_TAG)
+    ``registry``: the model's registry adapter (runtime/model_registry.py)."""
+    intent = (registry.model_tags() or {}).get(INTENT_TAG)
     return None if intent is None else json.loads(intent)
 
 
-def resolve_champion(settings: Settings, client=None):
+def resolve_champion(log: audit.AuditLog, registry):
     """The audited champion's registered ``ModelVersion``, or a UserError saying how to get one.
 
     Says so when the alias points elsewhere (a move half done, or the alias set outside
     governance): the reader goes on with the audited version."""
-    from healthcare_mlops.modeling.artifacts import CHAMPION
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
-
-    client = client or configure_mlflow(settings)
-    name = settings.model_name
-    version = audited_champion(settings)
+    name = registry.model_name
+    version = audited_champion(log)
     if version is None:
         raise UserError(f"{name} has no champion: run the training pipeline first "
                         "(healthcare-mlops jobs run ml_training_pipeline); no version was ever promoted in the "
                         "governance audit log")
-    found = find_in_registry(client.get_model_version, name, version)
+    found = registry.version(version)
     if found is None:
         raise UserError(f"{name} version {version}, the audited champion, is not in the registry")
-    alias = find_in_registry(client.get_model_version_by_alias, name, CHAMPION)
+    alias = registry.aliased(CHAMPION)
     if alias is None or str(alias.version) != version:
-        intent = move_in_progress(client, name)
+        intent = move_in_progress(registry)
         why = (f"a move to version {intent['version']} is in progress or was interrupted" if intent
                else "the alias was set outside governance")
         print(f"the '{CHAMPION}' alias of {name} is on version {alias.version if alias else '(none)'} but the "
@@ -85,18 +81,16 @@ def resolve_champion(settings: Settings, client=None):
     return found
 
 
-def misscored_days(settings: Settings) -> list[dict]:
+def misscored_days(log: audit.AuditLog) -> list[dict]:
     """Scoring dates whose production predictions came from a version other than the audited
-    champion when they were written: ``scoring_date, model_version, champion, scored_at``."""
-    from healthcare_mlops.runtime.catalog import table_catalog
-    from healthcare_mlops.tables import ML_PATIENT_PREDICTIONS
-
-    catalog = table_catalog(settings)
+    champion when they were written: ``scoring_date, model_version, champion, scored_at``
+    (the predictions are read from the audit log's catalog, the target's)."""
+    catalog = log.catalog
     if not catalog.exists(ML_PATIENT_PREDICTIONS):
         return []
     scored = catalog.read_pandas(ML_PATIENT_PREDICTIONS, columns=["scoring_date", "model_version", "scored_at"])
     runs = scored.groupby(["scoring_date", "model_version"], as_index=False)["scored_at"].max()
-    timeline = champion_timeline(audit.history(settings))
+    timeline = champion_timeline(log.history())
     wrong = []
     for row in runs.itertuples(index=False):
         champion = champion_at(timeline, row.scored_at)

@@ -16,9 +16,7 @@ import pandas as pd
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit
 from healthcare_mlops.governance.checks import Check, hard_failures, referrals
-from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.identity import Identity
-from healthcare_mlops.settings import Settings
 
 APPROVE, REJECT = "approve", "reject"
 # The right each recorded decision needs: a row whose role lacks it is ignored.
@@ -60,7 +58,7 @@ def require_comment(kind: str, comment: str | None) -> None:
         raise UserError(f"{kind} needs a --comment saying why")
 
 
-def decision_event(settings: Settings, identity: Identity, version: str, kind: str, comment: str,
+def decision_event(log: audit.AuditLog, identity: Identity, version: str, kind: str, comment: str,
                    override_reason: str | None = None, checks: list[Check] | None = None) -> dict:
     """The audit row of ``identity``'s decision on ``version``, refused when it may not be taken.
 
@@ -69,31 +67,29 @@ def decision_event(settings: Settings, identity: Identity, version: str, kind: s
     identity.require(kind)
     require_comment(kind, comment)
     if checks is None:
-        checks = recorded_checks(audit.history(settings, version))
+        checks = recorded_checks(log.history(version))
     if checks is None:
         raise UserError(f"version {version} has no recorded validation: run the model_governance job "
                         f"(--param model_version={version}) first")
     failures = hard_failures(checks)
     reason = (override_reason or "").strip() or None
     passed = not failures and not referrals(checks)
-    mode = approval_mode(settings.variables)
     if kind == REJECT:
-        return audit.audit_event(settings.model_name, version, audit.REJECTED, identity.user, identity.role, mode,
-                                 checks, comment, None, passed)
+        return log.event(version, audit.REJECTED, identity, checks=checks, comment=comment, hard_checks_passed=passed)
     if failures and reason is None:
         raise UserError(f"version {version} fails hard checks ({', '.join(c.name for c in failures)}); approving "
                         "it needs --override-reason, which is recorded")
     # A referred floor (the champion misses it too) is the approver's to decide: no override.
     action = audit.OVERRIDDEN if failures else audit.APPROVED
-    return audit.audit_event(settings.model_name, version, action, identity.user, identity.role, mode, checks,
-                             comment, reason if failures else None, passed)
+    return log.event(version, action, identity, checks=checks, comment=comment,
+                     override_reason=reason if failures else None, hard_checks_passed=passed)
 
 
-def record_decision(settings: Settings, identity: Identity, version: str, kind: str, comment: str,
+def record_decision(log: audit.AuditLog, identity: Identity, version: str, kind: str, comment: str,
                     override_reason: str | None = None, checks: list[Check] | None = None) -> dict:
     """Append the decision's audit row (refused before anything is written); return the row."""
-    event = decision_event(settings, identity, version, kind, comment, override_reason, checks)
-    audit.record(settings, event)
+    event = decision_event(log, identity, version, kind, comment, override_reason, checks)
+    log.record(event)
     return event
 
 

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit
 from healthcare_mlops.modeling.artifacts import CHAMPION
-from healthcare_mlops.settings import Settings
 
 # Statuses only a version that was champion carries (governance/service.py writes them).
 WAS_CHAMPION_STATUSES = (CHAMPION, "retired")
@@ -33,32 +32,29 @@ def past_champions(audited: Iterable[tuple[str, str]], statuses: Iterable[tuple[
     return sorted(versions, key=lambda v: (len(v), v))
 
 
-def waiting_for_first_champion(settings: Settings, job: str) -> str | None:
+def waiting_for_first_champion(log: audit.AuditLog, registry, job: str) -> str | None:
     """None when the model has a champion; a message when none has ever existed (``job`` waits).
 
     The champion is the audited one (``governance/champion.py``), as every reader sees it.
     Raises ``ChampionMissing`` when one existed and is gone: the audit names a champion whose
     alias was removed outside governance (no move in progress), or versions carry a champion's
-    status while the audit names none."""
+    status while the audit names none. ``registry``: the model's registry adapter
+    (runtime/model_registry.py)."""
     from healthcare_mlops.governance.champion import audited_champion, move_in_progress
     from healthcare_mlops.governance.service import STATUS_TAG
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
 
-    client = configure_mlflow(settings)
-    name = settings.model_name
-    audited = audited_champion(settings)
+    name = registry.model_name
+    audited = audited_champion(log)
     if audited is not None:
-        if (find_in_registry(client.get_model_version_by_alias, name, CHAMPION) is None
-                and move_in_progress(client, name) is None):
+        if registry.aliased(CHAMPION) is None and move_in_progress(registry) is None:
             raise ChampionMissing(f"{name} has no '{CHAMPION}' alias, but the audit log's champion is version "
                                   f"{audited}: the alias was removed outside governance. Restore it with "
                                   f"`healthcare-mlops governance rollback --to-version {audited}` (or a "
                                   "model_governance run)")
         return None
-    history = audit.history(settings)
+    history = log.history()
     audited_moves = zip(history["version"], history["action"]) if not history.empty else []
-    model = find_in_registry(client.get_registered_model, name)
-    versions = client.search_model_versions(f"name = '{name}'") if model is not None else []
+    versions = registry.versions()
     before = past_champions(audited_moves, [(v.version, (v.tags or {}).get(STATUS_TAG)) for v in versions])
     if before:
         raise ChampionMissing(f"{name} has no audited champion, but version(s) {', '.join(before)} were champion "

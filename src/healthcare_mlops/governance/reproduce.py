@@ -21,38 +21,48 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 
-from healthcare_mlops.errors import UserError
+from healthcare_mlops.errors import UserError, VersionUnavailable
 from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS, MODEL_INPUT_COLUMNS
 from healthcare_mlops.governance import audit
 from healthcare_mlops.governance.champion import audited_champion
 from healthcare_mlops.governance.checks import Evidence, run_checks
-from healthcare_mlops.governance.evaluation import evaluation_rows, gather_evidence, model_inputs, model_uri, \
-    scored_metrics
+from healthcare_mlops.governance.evaluation import evaluation_rows, gather_evidence, scored_metrics
 from healthcare_mlops.governance.group_evidence import GroupEvidence
 from healthcare_mlops.governance.lineage import (BY_TAG, REPRODUCED_AT_TAG, RESULT_TAG, RecordedLineage,
                                                  recorded_lineage)
-from healthcare_mlops.governance.thresholds import approval_mode
+from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.modeling.frame_hash import frame_hash
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel
 from healthcare_mlops.modeling.training import TrainingResult, train
-from healthcare_mlops.runtime.catalog import table_catalog
-from healthcare_mlops.runtime.catalog_base import VersionUnavailable
-from healthcare_mlops.runtime.lineage import git_commit, installed_versions
-from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
-from healthcare_mlops.parameters import governance_thresholds
-from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_INSURANCE_FEATURES
 
 TOLERANCE = 0.0                          # see the module docstring: nothing here is non-deterministic
 NUMERIC_OUTPUTS = ("predicted_annual_charges", "risk_score", "interval_lower", "interval_upper")
 IDENTICAL = "identical"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What a reproduction reads and writes through, handed in by its caller (the composition root).
+
+    ``catalog``: the target's ``TableCatalog``; ``registry``: the model's registry adapter
+    (runtime/model_registry.py); ``installed_versions``: package name -> installed version, and
+    ``code_commit`` the commit running now (runtime/lineage.py)."""
+
+    catalog: Any
+    registry: Any
+    log: audit.AuditLog
+    thresholds: GovernanceThresholds
+    installed_versions: Callable[[tuple[str, ...]], dict[str, str]]
+    code_commit: str | None
 
 
 @dataclass
@@ -113,12 +123,12 @@ def _same(name: str, recorded, reproduced) -> Comparison:
 
 
 # -- the environment -------------------------------------------------------------------------------
-def environment_comparisons(lineage: RecordedLineage, settings: Settings) -> tuple[list[Comparison], list[str]]:
+def environment_comparisons(lineage: RecordedLineage, sources: Sources) -> tuple[list[Comparison], list[str]]:
     """Recorded vs installed package versions and code commit; notes on what the record cannot pin."""
-    installed = installed_versions(tuple(lineage.packages))
+    installed = sources.installed_versions(tuple(lineage.packages))
     comparisons = [_same(f"package {name}", version, installed[name])
                    for name, version in sorted(lineage.packages.items())]
-    notes, current = [], git_commit(settings.variables)
+    notes, current = [], sources.code_commit
     if lineage.git_commit is None or current is None:
         notes.append("the code commit is unknown at training or now: the code is not compared")
     else:
@@ -130,19 +140,19 @@ def environment_comparisons(lineage: RecordedLineage, settings: Settings) -> tup
 
 
 # -- the data --------------------------------------------------------------------------------------
-def features_entry(lineage: RecordedLineage, settings: Settings) -> dict:
+def features_entry(lineage: RecordedLineage, catalog) -> dict:
     """The recorded features table read, checked to be this target's table."""
     entry = lineage.tables.get(ML_INSURANCE_FEATURES)
-    fqn = table_catalog(settings).fqn(ML_INSURANCE_FEATURES)
+    fqn = catalog.fqn(ML_INSURANCE_FEATURES)
     if entry is None or entry.get("table") != fqn:
         raise UserError(f"the version was trained on {entry and entry.get('table')!r}, not on {fqn}")
     return entry
 
 
-def read_recorded_frame(settings: Settings, entry: dict) -> pd.DataFrame:
+def read_recorded_frame(catalog, entry: dict) -> pd.DataFrame:
     """The training frame as it was: the recorded as-of date at the recorded Delta version."""
     as_of = dt.date.fromisoformat(str(entry["as_of_date"]))
-    table = table_catalog(settings).read_arrow(ML_INSURANCE_FEATURES, [("as_of_date", "=", as_of)],
+    table = catalog.read_arrow(ML_INSURANCE_FEATURES, [("as_of_date", "=", as_of)],
                                                version=int(entry["delta_version"]))
     return table.to_pandas(date_as_object=True)
 
@@ -208,70 +218,65 @@ def verdict_comparisons(registered_checks, rebuilt_checks) -> list[Comparison]:
     return comparisons
 
 
-def _model_comparisons(settings: Settings, client, model_name: str, version: str, run, lineage: RecordedLineage,
+def _model_comparisons(sources: Sources, version: str, run, lineage: RecordedLineage,
                        frame: pd.DataFrame) -> list[Comparison]:
     """Retrain and compare candidate, predictions, metrics and checks with the registered version."""
     result, trained_inputs = retrain(frame, lineage)
-    uri = model_uri(model_name, version)
-    inputs = model_inputs(uri) or list(trained_inputs)
+    inputs = sources.registry.inputs(version) or list(trained_inputs)
     extra_inputs = tuple(c for c in trained_inputs if c not in MODEL_INPUT_COLUMNS)
     rebuilt = _Rebuilt(InsuranceRiskModel(result.pipeline, result.intervals, result.prediction_reference,
                                           result.actual_reference, extra_inputs=extra_inputs))
     data_version = json.loads(run.data.tags.get("training_data_version") or "{}")
-    rows = evaluation_rows(settings, data_version, run.data.params)
-    champion_version = audited_champion(settings)
-    registered = gather_evidence(settings, client, model_name, version, champion_version)
+    rows = evaluation_rows(sources.catalog, data_version, run.data.params)
+    champion_version = audited_champion(sources.log)
+    registered = gather_evidence(sources.catalog, sources.registry, version, champion_version)
     if registered.failure:
         raise UserError(f"the registered version {version} cannot be judged: {registered.failure}")
     rebuilt_evidence = Evidence(
         metrics=scored_metrics(rebuilt, inputs, rows), oof=GroupEvidence.from_rows(result.oof_evidence,
                                                                                   FAIRNESS_GROUP_COLUMNS),
         inputs=inputs, model_loads=True, champion_metrics=registered.champion_metrics, lineage=registered.lineage)
-    thresholds = governance_thresholds(settings.variables)
+    thresholds = sources.thresholds
     return [_same("selected candidate", run.data.params.get("candidate"), result.candidate),
-            *prediction_comparisons(mlflow.pyfunc.load_model(uri), rebuilt, rows, inputs),
+            *prediction_comparisons(sources.registry.load(version), rebuilt, rows, inputs),
             *metric_comparisons(run.data.metrics, result),
             *verdict_comparisons(run_checks(registered, thresholds), run_checks(rebuilt_evidence, thresholds))]
 
 
-def reproduce(settings: Settings, version) -> Reproduction:
+def reproduce(sources: Sources, version) -> Reproduction:
     """Rebuild ``version`` from its lineage and compare (see the module docstring); records nothing."""
     if not str(version).isdigit():          # a job parameter or CLI text reaches the registry only as a number
         raise UserError(f"a model version is a number, got {str(version)!r}")
-    client = configure_mlflow(settings)
-    model_name = settings.model_name
-    mv = find_in_registry(client.get_model_version, model_name, str(version))
+    model_name = sources.registry.model_name
+    mv = sources.registry.version(version)
     if mv is None:
         raise UserError(f"{model_name} has no version {version}")
     lineage = recorded_lineage(mv.tags, str(version))
     report = Reproduction(model_name, str(mv.version), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-    report.comparisons, report.notes = environment_comparisons(lineage, settings)
+    report.comparisons, report.notes = environment_comparisons(lineage, sources)
     try:
-        frame = read_recorded_frame(settings, features_entry(lineage, settings))
+        frame = read_recorded_frame(sources.catalog, features_entry(lineage, sources.catalog))
     except VersionUnavailable as exc:
         report.error = str(exc)
         return report
     report.comparisons.append(_same("training frame hash", lineage.frame_hash,
                                     frame_hash(frame, recorded_inputs(lineage))))
-    report.comparisons += _model_comparisons(settings, client, model_name, str(mv.version), client.get_run(mv.run_id),
-                                             lineage, frame)
+    report.comparisons += _model_comparisons(sources, str(mv.version), sources.registry.run(mv.run_id), lineage, frame)
     return report
 
 
-def record(settings: Settings, identity: Identity, report: Reproduction) -> None:
+def record(sources: Sources, identity: Identity, report: Reproduction) -> None:
     """The outcome as tags on the version and one audit row (who reproduced it, when, the result)."""
-    client = configure_mlflow(settings)
     for key, value in ((REPRODUCED_AT_TAG, report.reproduced_at), (RESULT_TAG, report.result[:4000]),
                        (BY_TAG, identity.user)):
-        client.set_model_version_tag(report.model_name, report.version, key, value)
-    audit.record(settings, audit.audit_event(report.model_name, report.version, audit.REPRODUCED, identity.user,
-                                             identity.role, approval_mode(settings.variables), comment=report.result,
-                                             hard_checks_passed=report.passed))
+        sources.registry.set_version_tag(report.version, key, value)
+    sources.log.record(sources.log.event(report.version, audit.REPRODUCED, identity, comment=report.result,
+                                         hard_checks_passed=report.passed))
 
 
-def reproduce_version(settings: Settings, identity: Identity, version) -> Reproduction:
+def reproduce_version(sources: Sources, identity: Identity, version) -> Reproduction:
     """``reproduce`` on behalf of ``identity`` (operator or higher), the outcome recorded."""
     identity.require("reproduce")
-    report = reproduce(settings, version)
-    record(settings, identity, report)
+    report = reproduce(sources, version)
+    record(sources, identity, report)
     return report

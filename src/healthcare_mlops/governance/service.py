@@ -14,8 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import mlflow
+from typing import Any
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
@@ -24,13 +23,10 @@ from healthcare_mlops.governance.champion import INTENT_TAG, audited_champion, m
 from healthcare_mlops.governance.checks import Check, hard_failures, referrals, run_checks
 from healthcare_mlops.governance.evaluation import gather_evidence
 from healthcare_mlops.governance.model_card import render_model_card
-from healthcare_mlops.governance.thresholds import approval_mode
+from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import Identity
 from healthcare_mlops.modeling.artifacts import (CHALLENGER, CHAMPION, EVALUATION_ARTIFACT_DIR, GROUP_METRICS_FILE,
                                                  PROMOTION_PENDING)
-from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
-from healthcare_mlops.parameters import governance_thresholds
-from healthcare_mlops.settings import Settings
 
 STATUS_TAG = "governance_status"
 MODEL_CARD_FILE = "model_card.md"
@@ -58,12 +54,16 @@ class Validation:
 
 
 class Governance:
-    """Governance actions for the target's registered model, on behalf of ``identity``."""
+    """Governance actions for the target's registered model, on behalf of ``identity``.
 
-    def __init__(self, settings: Settings, identity: Identity,
-                 champion_endpoint: Callable[[str], object] | None = None,
+    ``registry`` is the model's registry adapter (runtime/model_registry.py), ``log`` its audit
+    log, ``catalog`` the target's ``TableCatalog``; the composition root builds all three
+    (``composition.Runtime.governance``). The approval mode is the audit log's."""
+
+    def __init__(self, registry: Any, log: audit.AuditLog, catalog: Any, identity: Identity,
+                 thresholds: GovernanceThresholds, champion_endpoint: Callable[[str], object] | None = None,
                  role_check: Callable[[str, str], bool] | None = None):
-        self.settings = settings
+        self.registry, self.log, self.catalog = registry, log, catalog
         self.identity = identity
         # Points the serving endpoint at a new champion (Databricks; composition.champion_endpoint).
         # None locally, where `serve` reads the alias. The console never acts here: it records
@@ -72,31 +72,29 @@ class Governance:
         # Whether a recorded decision's actor still has a role that may take it, asked of the
         # workspace's directory (composition.role_check); None: the recorded role is trusted.
         self.role_check = role_check
-        self.client = configure_mlflow(settings)
-        self.model_name = settings.model_name
-        self.thresholds = governance_thresholds(settings.variables)
-        self.approval_mode = approval_mode(settings.variables)
+        self.model_name = registry.model_name
+        self.thresholds = thresholds
+        self.approval_mode = log.approval_mode
 
     # -- registry state -------------------------------------------------------------
     def alias(self, name: str) -> str | None:
-        found = find_in_registry(self.client.get_model_version_by_alias, self.model_name, name)
-        return None if found is None else str(found.version)
+        return self.registry.alias(name)
 
     def _require_version(self, version) -> str:
-        found = find_in_registry(self.client.get_model_version, self.model_name, str(version))
+        found = self.registry.version(version)
         if found is None:
             raise UserError(f"{self.model_name} has no version {version}")
         return str(found.version)
 
     def _event(self, version: str, action: str, checks=None, comment=None, override_reason=None,
                passed=None, event_id=None) -> dict:
-        return audit.audit_event(self.model_name, version, action, self.identity.user, self.identity.role,
-                                 self.approval_mode, checks, comment, override_reason, passed, event_id)
+        return self.log.event(version, action, self.identity, checks=checks, comment=comment,
+                              override_reason=override_reason, hard_checks_passed=passed, event_id=event_id)
 
     # -- recovery -------------------------------------------------------------------
     def interrupted_move(self) -> dict | None:
         """The intent of a promotion or rollback a killed process left half-done, or None (only reads)."""
-        return move_in_progress(self.client, self.model_name)
+        return move_in_progress(self.registry)
 
     def recover(self) -> str | None:
         """Finish or undo a promotion that a killed process left half-done; the audit names who repaired it.
@@ -107,33 +105,32 @@ class Governance:
         if intent is None:
             return None
         self.identity.require("repair")
-        history = audit.history(self.settings, intent["version"])
+        history = self.log.history(intent["version"])
         if not history.empty and intent["event_id"] in set(history["event_id"]):
             outcome = "completed"
         else:
             previous = intent.get("previous_champion")
             if previous:
-                self.client.set_registered_model_alias(self.model_name, CHAMPION, previous)
-                self.client.set_model_version_tag(self.model_name, previous, STATUS_TAG, CHAMPION)
+                self.registry.set_alias(CHAMPION, previous)
+                self.registry.set_version_tag(previous, STATUS_TAG, CHAMPION)
             else:
-                self.client.delete_registered_model_alias(self.model_name, CHAMPION)
-            self.client.set_model_version_tag(self.model_name, intent["version"], STATUS_TAG,
-                                              intent.get("previous_status") or "validated")
+                self.registry.delete_alias(CHAMPION)
+            self.registry.set_version_tag(intent["version"], STATUS_TAG, intent.get("previous_status") or "validated")
             outcome = "rolled back"
         message = f"repaired an interrupted promotion of version {intent['version']}: {outcome}"
-        wrong = misscored_days(self.settings)
+        wrong = misscored_days(self.log)
         if wrong:       # scored from the half-moved alias (by a reader that did not resolve the champion)
             message += "; scored by a version that was not the audited champion, rescore: " + ", ".join(
                 f"{d['scoring_date']} (version {d['model_version']}, champion {d['champion']})" for d in wrong)
         # recorded before the intent is cleared: a repair killed here is repeated, never unrecorded
-        audit.record(self.settings, self._event(intent["version"], audit.REPAIRED, comment=message))
-        self.client.delete_registered_model_tag(self.model_name, INTENT_TAG)
+        self.log.record(self._event(intent["version"], audit.REPAIRED, comment=message))
+        self.registry.delete_model_tag(INTENT_TAG)
         print(message)
         return outcome
 
     # -- validation -----------------------------------------------------------------
     def latest_validation(self, version: str) -> Validation | None:
-        history = audit.history(self.settings, version)
+        history = self.log.history(version)
         validated = history[history["action"] == audit.VALIDATED]
         if validated.empty:
             return None
@@ -148,25 +145,24 @@ class Governance:
         self.identity.require("validate")
         version = self._require_version(version or self._challenger_or_fail())
         champion = self.alias(CHAMPION)
-        evidence = gather_evidence(self.settings, self.client, self.model_name, version, champion)
+        evidence = gather_evidence(self.catalog, self.registry, version, champion)
         checks = run_checks(evidence, self.thresholds)
         result = Validation(version=version, checks=checks)
         if not self._same_validation(version, checks):
-            audit.record(self.settings, self._event(version, audit.VALIDATED, checks, passed=result.passed))
+            self.log.record(self._event(version, audit.VALIDATED, checks, passed=result.passed))
         for check in checks:
-            self.client.set_model_version_tag(self.model_name, version, f"check.{check.name}",
-                                              json.dumps({"value": check.value, "threshold": check.threshold,
-                                                          "verdict": check.verdict, "hard": check.hard}))
-        if self.client.get_model_version(self.model_name, version).tags.get(STATUS_TAG) != CHAMPION:
-            self.client.set_model_version_tag(self.model_name, version, STATUS_TAG,
-                                              "validated" if result.passed else "failed_checks")
+            self.registry.set_version_tag(version, f"check.{check.name}",
+                                          json.dumps({"value": check.value, "threshold": check.threshold,
+                                                      "verdict": check.verdict, "hard": check.hard}))
+        if self.registry.version_tags(version).get(STATUS_TAG) != CHAMPION:
+            self.registry.set_version_tag(version, STATUS_TAG, "validated" if result.passed else "failed_checks")
         groups = evidence.oof.group_metrics() if evidence.oof is not None else []
         self.attach_model_card(version, checks, groups)
         return result
 
     def _same_validation(self, version: str, checks: list[Check]) -> bool:
         """Whether the latest validation of ``version`` was this actor's, with these results."""
-        history = audit.history(self.settings, version)
+        history = self.log.history(version)
         validated = history[history["action"] == audit.VALIDATED]
         if validated.empty:
             return False
@@ -201,12 +197,12 @@ class Governance:
         if not validation.referrals:
             return None
         reason = "; ".join(f"{c.name} {c.threshold}: {c.detail}" for c in validation.referrals)
-        history = audit.history(self.settings, version)
+        history = self.log.history(version)
         last = history.iloc[-1] if not history.empty else None
         if last is None or last["action"] != audit.REFERRED or last["comment"] != reason:
-            audit.record(self.settings, self._event(version, audit.REFERRED, validation.checks, reason,
+            self.log.record(self._event(version, audit.REFERRED, validation.checks, reason,
                                                     passed=False))
-        self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, "pending_approval")
+        self.registry.set_version_tag(version, STATUS_TAG, "pending_approval")
         return reason
 
     # -- decisions ------------------------------------------------------------------
@@ -221,7 +217,7 @@ class Governance:
         decisions.require_comment("approve", comment)
         version = self._require_version(version)
         validation = self._validation_for_decision(version)
-        decisions.record_decision(self.settings, self.identity, version, decisions.APPROVE, comment,
+        decisions.record_decision(self.log, self.identity, version, decisions.APPROVE, comment,
                                   override_reason, validation.checks)
         self.apply_decision(version)
         promoted = self.promote(version, comment=comment)
@@ -233,7 +229,7 @@ class Governance:
         decisions.require_comment("reject", comment)
         version = self._require_version(version)
         validation = self._validation_for_decision(version)
-        decisions.record_decision(self.settings, self.identity, version, decisions.REJECT, comment,
+        decisions.record_decision(self.log, self.identity, version, decisions.REJECT, comment,
                                   checks=validation.checks)
         self.apply_decision(version)
         self.refresh_model_card(version)
@@ -242,7 +238,7 @@ class Governance:
         """The version's latest trusted decision in the audit log (a row), or None.
 
         With a ``role_check``, a row also counts only when its actor's current role may take it."""
-        rows = decisions.decisions(audit.history(self.settings, version))
+        rows = decisions.decisions(self.log.history(version))
         if self.role_check is not None and not rows.empty:
             rows = rows[[self.role_check(str(r["actor"]), decisions.NEEDS[r["action"]]) for _, r in rows.iterrows()]]
         return None if rows.empty else rows.iloc[-1]
@@ -256,14 +252,14 @@ class Governance:
         if decision is None or decision["action"] == audit.PROMOTED:
             return decision
         if decision["action"] == audit.REJECTED:
-            self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, "rejected")
+            self.registry.set_version_tag(version, STATUS_TAG, "rejected")
             return decision
-        self.client.set_model_version_tag(self.model_name, version, "approval",
-                                          json.dumps({"by": decision["actor"], "action": decision["action"],
-                                                      "comment": decision["comment"],
-                                                      "override_reason": decision["override_reason"]}))
+        self.registry.set_version_tag(version, "approval",
+                                      json.dumps({"by": decision["actor"], "action": decision["action"],
+                                                  "comment": decision["comment"],
+                                                  "override_reason": decision["override_reason"]}))
         if self.alias(CHAMPION) != version:
-            self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, PROMOTION_PENDING)
+            self.registry.set_version_tag(version, STATUS_TAG, PROMOTION_PENDING)
         return decision
 
     def promotion_blockers(self, version: str) -> list[str]:
@@ -309,7 +305,7 @@ class Governance:
             self.serve_champion(version)
             return version
         validation = self.latest_validation(version)
-        history = audit.history(self.settings, version)
+        history = self.log.history(version)
         was_champion = not history.empty and audit.PROMOTED in set(history["action"])
         if validation is None or not (validation.passed or was_champion):
             raise UserError(f"version {version} cannot be rolled back to: it never passed its checks")
@@ -324,7 +320,7 @@ class Governance:
 
     def _rollback_concerns(self, version: str, validation: Validation) -> list[str]:
         """Why rolling back to ``version`` needs an override reason (empty: it does not)."""
-        decisions = audit.history(self.settings, version)
+        decisions = self.log.history(version)
         decisions = decisions[decisions["action"].isin(DECISIONS)]
         concerns = ["it was rejected"] if not decisions.empty and decisions.iloc[-1]["action"] == audit.REJECTED \
             else []
@@ -338,21 +334,21 @@ class Governance:
         checks = (self.latest_validation(version) or Validation(version, [])).checks
         event = self._event(version, action, checks, comment, override_reason,
                             passed=not hard_failures(checks) and not referrals(checks))
-        status = self.client.get_model_version(self.model_name, version).tags.get(STATUS_TAG)
+        status = self.registry.version_tags(version).get(STATUS_TAG)
         intent = {"event_id": event["event_id"], "version": version, "previous_champion": previous,
                   "previous_status": status}
-        self.client.set_registered_model_tag(self.model_name, INTENT_TAG, json.dumps(intent))
+        self.registry.set_model_tag(INTENT_TAG, json.dumps(intent))
         failpoint("promotion:after_intent")
         if previous:
-            self.client.set_model_version_tag(self.model_name, previous, STATUS_TAG, "retired")
-        self.client.set_model_version_tag(self.model_name, version, STATUS_TAG, CHAMPION)
+            self.registry.set_version_tag(previous, STATUS_TAG, "retired")
+        self.registry.set_version_tag(version, STATUS_TAG, CHAMPION)
         failpoint("promotion:after_tags")
-        self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
+        self.registry.set_alias(CHAMPION, version)
         failpoint("promotion:after_alias")
         # stamped when recorded: readers take the champion from this row, never earlier than the alias
-        audit.record(self.settings, {**event, "event_time": dt.datetime.now(dt.timezone.utc)})
+        self.log.record({**event, "event_time": dt.datetime.now(dt.timezone.utc)})
         failpoint("promotion:after_audit")
-        self.client.delete_registered_model_tag(self.model_name, INTENT_TAG)
+        self.registry.delete_model_tag(INTENT_TAG)
         self.refresh_model_card(version)
         self.serve_champion(version)
 
@@ -367,7 +363,7 @@ class Governance:
         challenger = self.alias(CHALLENGER)
         if challenger is None or challenger == self.alias(CHAMPION):
             return []
-        history = audit.history(self.settings, challenger)
+        history = self.log.history(challenger)
         decided = not history.empty and bool(set(history["action"]) & set(DECISIONS))
         validated = not history.empty and audit.VALIDATED in set(history["action"])
         if decided or not validated:
@@ -377,7 +373,7 @@ class Governance:
         return [int(challenger)]
 
     def status(self) -> dict:
-        champion, challenger = audited_champion(self.settings), self.alias(CHALLENGER)
+        champion, challenger = audited_champion(self.log), self.alias(CHALLENGER)
         interrupted = self.interrupted_move()
 
         def checks_of(version):
@@ -395,15 +391,14 @@ class Governance:
     def refresh_model_card(self, version: str) -> str:
         """Re-render the card after a decision, with the training run's group metrics."""
         validation = self.latest_validation(version)
-        run_id = self.client.get_model_version(self.model_name, version).run_id
-        groups = mlflow.artifacts.load_dict(f"runs:/{run_id}/{EVALUATION_ARTIFACT_DIR}/{GROUP_METRICS_FILE}")
+        run_id = self.registry.version(version).run_id
+        groups = self.registry.run_json(run_id, f"{EVALUATION_ARTIFACT_DIR}/{GROUP_METRICS_FILE}")
         return self.attach_model_card(version, validation.checks if validation else [], groups)
 
     def attach_model_card(self, version: str, checks: list[Check], groups: list[dict]) -> str:
-        mv = self.client.get_model_version(self.model_name, version)
-        run = self.client.get_run(mv.run_id)
+        mv = self.registry.version(version)
+        run = self.registry.run(mv.run_id)
         card = render_model_card(self.model_name, version, run, [c.as_dict() for c in checks], groups,
-                                 audit.history(self.settings, version))
-        self.client.log_text(mv.run_id, card, MODEL_CARD_FILE)
-        self.client.update_model_version(self.model_name, version, description=card)
+                                 self.log.history(version))
+        self.registry.describe(version, mv.run_id, card, MODEL_CARD_FILE)
         return card

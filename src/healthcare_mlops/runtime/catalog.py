@@ -7,10 +7,12 @@ The interface is ``TableCatalog`` (runtime/catalog_base.py); the laptop's implem
 
 from __future__ import annotations
 
+from healthcare_mlops.governance.audit import AuditLog
+from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.runtime.catalog_base import TableCatalog, partition_predicate
 from healthcare_mlops.settings import Settings
 
-__all__ = ["TableCatalog", "partition_predicate", "table_catalog"]
+__all__ = ["TableCatalog", "audit_log", "partition_predicate", "table_catalog"]
 
 
 def table_catalog(settings: Settings, spark=None) -> TableCatalog:
@@ -25,3 +27,8 @@ def table_catalog(settings: Settings, spark=None) -> TableCatalog:
     from healthcare_mlops.runtime.unity_catalog import UnityCatalog
 
     return UnityCatalog(settings, spark)
+
+
+def audit_log(settings: Settings, catalog: TableCatalog | None = None) -> AuditLog:
+    """The target model's audit log (governance/audit.py) in ``catalog`` (default: the target's catalog)."""
+    return AuditLog(catalog or table_catalog(settings), settings.model_name, approval_mode(settings.variables))

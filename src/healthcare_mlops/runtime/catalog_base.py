@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from healthcare_mlops.errors import UserError
+from healthcare_mlops.errors import UserError, VersionUnavailable
 from healthcare_mlops.settings import Settings
 
 WRITE_MODES = ("overwrite", "append", "replace_partition")
@@ -49,16 +49,14 @@ class WriteConflict(UserError):
     """Another writer holds or changed the table first; this write committed nothing."""
 
 
-class VersionUnavailable(UserError):
-    """A table version a lineage records can no longer be read: its log or files were removed."""
-
-    def __init__(self, table: str, version: int, cause: str):
-        self.table, self.version = table, int(version)
-        super().__init__(
-            f"{table} version {version} is no longer readable ({cause}): its transaction log entry or "
-            f"its data files were removed (log cleanup, VACUUM). {LOG_RETENTION} keeps the log and "
-            f"{FILE_RETENTION} keeps the files VACUUM may delete; the bundle sets both from the variable "
-            f"{RETENTION_VARIABLE} when it creates a table (docs/deployment.md, 'Retention').")
+def version_unavailable(table: str, version: int, cause: str) -> VersionUnavailable:
+    """The error for a table version that can no longer be read, saying what keeps versions readable."""
+    return VersionUnavailable(
+        table, version,
+        f"{table} version {version} is no longer readable ({cause}): its transaction log entry or "
+        f"its data files were removed (log cleanup, VACUUM). {LOG_RETENTION} keeps the log and "
+        f"{FILE_RETENTION} keeps the files VACUUM may delete; the bundle sets both from the variable "
+        f"{RETENTION_VARIABLE} when it creates a table (docs/deployment.md, 'Retention').")
 
 
 def retention_properties(variables: dict) -> dict[str, str]:

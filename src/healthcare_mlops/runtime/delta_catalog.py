@@ -32,7 +32,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, VersionUnavailable, WriteConflict,
+from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, version_unavailable, WriteConflict,
                                               check_filters, check_write, is_spark_frame, partition_predicate,
                                               retention_properties)
 from healthcare_mlops.settings import Settings
@@ -100,7 +100,7 @@ class DeltaCatalog(TableCatalog):
         except DeltaError as exc:
             # An older version whose log entries were cleaned up also reads as "not found".
             if version is not None and self.exists(name):
-                raise VersionUnavailable(self.fqn(name), version, str(exc).splitlines()[0]) from exc
+                raise version_unavailable(self.fqn(name), version, str(exc).splitlines()[0]) from exc
             if isinstance(exc, TableNotFoundError):
                 raise UserError(f"table {self.fqn(name)} does not exist yet "
                                 f"(looked in {self.path(name)})") from exc
@@ -125,7 +125,7 @@ class DeltaCatalog(TableCatalog):
         except FileNotFoundError as exc:
             if version is None:
                 raise
-            raise VersionUnavailable(self.fqn(name), version, f"a data file is gone: {exc}") from exc
+            raise version_unavailable(self.fqn(name), version, f"a data file is gone: {exc}") from exc
 
     @property
     def spark(self):

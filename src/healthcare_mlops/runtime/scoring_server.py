@@ -53,7 +53,7 @@ class ChampionFollower:
     @classmethod
     def for_settings(cls, settings: Settings, check_seconds: float = CHECK_SECONDS) -> "ChampionFollower":
         from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
-        from healthcare_mlops.scoring.serving import champion_version
+        from healthcare_mlops.runtime.serving_endpoint import champion_version
 
         client = configure_mlflow(settings)
         return cls(lambda: champion_version(settings, client), lambda v: load_app(settings.model_name, v),

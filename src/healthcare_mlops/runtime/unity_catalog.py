@@ -20,7 +20,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.runtime.catalog_base import (COMPARISONS, HistoryEntry, TableCatalog, VersionUnavailable,
+from healthcare_mlops.runtime.catalog_base import (COMPARISONS, HistoryEntry, TableCatalog, version_unavailable,
                                               check_filters, check_write, is_spark_frame, partition_predicate,
                                               retention_properties)
 from healthcare_mlops.settings import Settings
@@ -188,7 +188,7 @@ class UnityCatalog(TableCatalog):
         except Exception as exc:  # only an unreadable time-travel version is translated; the rest propagates
             if version is None or not unreadable_version(str(exc)):
                 raise
-            raise VersionUnavailable(self.fqn(name), version, str(exc).splitlines()[0]) from exc
+            raise version_unavailable(self.fqn(name), version, str(exc).splitlines()[0]) from exc
 
     def distinct_values(self, name: str, column: str, where: list[tuple] | None = None,
                         not_null: str | None = None) -> list:

@@ -28,7 +28,7 @@ from healthcare_mlops.explanations.contributions import BASE_COLUMN
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.governance.first_champion import waiting_for_first_champion
 from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, TRAINING_REFERENCE_PATH
-from healthcare_mlops.settings import Settings
+from healthcare_mlops.composition import Runtime
 from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, IS_CRITICAL_RISK, ML_INSURANCE_FEATURES,
                                      ML_PATIENT_PREDICTIONS, ML_PATIENT_PREDICTIONS_VALIDATION)
 
@@ -56,20 +56,18 @@ def resolve_scoring_date(value) -> dt.date:
     return parse_optional_date(value, "scoring date") or today_utc()
 
 
-def resolve_model(settings: Settings, alias: str) -> dict:
+def resolve_model(runtime: Runtime, alias: str) -> dict:
     """The registered version at ``alias``: name, version, run id, URI, and its training reference."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, find_in_registry
-
-    client = configure_mlflow(settings)
+    settings = runtime.settings
     if alias == CHAMPION:       # the audited champion, never a half-moved alias (governance/champion.py)
         from healthcare_mlops.governance.champion import resolve_champion
 
-        version = resolve_champion(settings, client)
+        version = resolve_champion(runtime.audit_log, runtime.registry)
     else:
-        version = find_in_registry(client.get_model_version_by_alias, settings.model_name, alias)
+        version = runtime.registry.aliased(alias)
     if version is None:
         raise UserError(f"{settings.model_name} has no '{alias}' version: run the training pipeline first "
                         "(healthcare-mlops jobs run ml_training_pipeline)")
@@ -92,7 +90,7 @@ def latest_features_date(catalog, scoring_date: dt.date) -> dt.date:
     return dates[-1]
 
 
-def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) -> dict:
+def run(runtime: Runtime, scoring_date=None, mode: str | None = PRODUCTION) -> dict:
     """Score the members for ``scoring_date`` (default today, UTC); return the counts."""
     import mlflow
 
@@ -101,24 +99,21 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     from healthcare_mlops.scoring.rules import BusinessRules
     from healthcare_mlops.parameters import scoring_thresholds
 
-    from healthcare_mlops.runtime.catalog import table_catalog
-    from healthcare_mlops.runtime.spark_session import get_spark
-
+    settings = runtime.settings
     mode = parse_mode(mode)
     day = resolve_scoring_date(scoring_date)
     alias, target_table, stage = MODES[mode]
     if mode == PRODUCTION:
-        waiting = waiting_for_first_champion(settings, "batch_inference")
+        waiting = waiting_for_first_champion(runtime.audit_log, runtime.registry, "batch_inference")
         if waiting:            # a new workspace: the schedule runs before the first champion exists
             print(waiting)
             return {"mode": mode, "scoring_date": day.isoformat(), "waiting": waiting}
-    spark = get_spark(settings)
-    catalog = table_catalog(settings, spark)
+    catalog = runtime.spark_catalog
     if not catalog.exists(ML_INSURANCE_FEATURES):
         raise UserError(f"{catalog.fqn(ML_INSURANCE_FEATURES)} does not exist: run the training pipeline first "
                         "(healthcare-mlops jobs run ml_training_pipeline)")
     as_of = latest_features_date(catalog, day)
-    model = resolve_model(settings, alias)
+    model = resolve_model(runtime, alias)
     rules = BusinessRules.for_model(scoring_thresholds(settings.variables), model["reference"])
 
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
@@ -127,7 +122,7 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     input_names = model_input_names(mlflow.models.Model.load(local_path))
     features = catalog.read(ML_INSURANCE_FEATURES, [("as_of_date", "=", as_of)])
     n_features = features.count()
-    scored_at = dt.datetime.now(dt.timezone.utc)
+    scored_at = runtime.clock()
 
     rows = predictions(score_features(features, source, rules, input_names), day, model, scored_at)
     n_quarantined, n_predictions = _write_partitions(catalog, features, rows, stage, target_table, day)

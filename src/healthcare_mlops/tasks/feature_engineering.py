@@ -17,7 +17,7 @@ import datetime as dt
 from healthcare_mlops.data.load_journal import Load, unfinished
 from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.settings import Settings
+from healthcare_mlops.composition import Runtime
 from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, DIM_PATIENTS, ML_INSURANCE_FEATURES,
                                      SILVER_PATIENTS)
 
@@ -45,14 +45,12 @@ def refuse_unfinished_loads(loads: list[Load]) -> None:
                         "run the next member load (data ingest or data generate), which rolls it back first")
 
 
-def run(settings: Settings, as_of: dt.date | str | None = None) -> dict:
+def run(runtime: Runtime, as_of: dt.date | str | None = None) -> dict:
     """Featurize the members delivered on ``as_of`` (default: the latest load); return the counts."""
-    from healthcare_mlops.runtime.catalog import table_catalog
-    from healthcare_mlops.runtime.spark_session import get_spark
     from healthcare_mlops.spark.features import QUARANTINE_SOURCE, STAGE, build_features, delivered_members
 
     requested = parse_optional_date(as_of, "as-of date")
-    catalog = table_catalog(settings, get_spark(settings))
+    catalog = runtime.spark_catalog
     refuse_unfinished_loads(unfinished(catalog))
     for name in (SILVER_PATIENTS, DIM_PATIENTS):
         if not catalog.exists(name):

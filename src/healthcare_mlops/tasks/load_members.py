@@ -29,8 +29,7 @@ from healthcare_mlops.data.csv_source import CHUNK_ROWS, DEFAULT_MEMBER_ID_COLUM
 from healthcare_mlops.data.load_journal import Load
 from healthcare_mlops.dates import parse_optional_date, today_utc
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.identity import Identity, job_identity, local_identity
-from healthcare_mlops.settings import Settings
+from healthcare_mlops.composition import Runtime
 
 LOADED_MEMBERS = "loaded members"     # the audit action of a member load (model_governance_log)
 
@@ -76,12 +75,12 @@ def plan(params: dict) -> dict:
             "scenario": str(params.get("scenario") or DEFAULT_SCENARIO)}
 
 
-def member_id_column(settings: Settings, override: str | None = None) -> str:
+def member_id_column(settings, override: str | None = None) -> str:
     """The member-id column's name: the caller's, else the bundle variable ``member_id_column``."""
     return (override or str(settings.variables.get("member_id_column") or "") or DEFAULT_MEMBER_ID_COLUMN).strip()
 
 
-def _member_keys(settings: Settings, id_column: str):
+def _member_keys(settings, id_column: str):
     from healthcare_mlops.spark.patient_load import MemberKeys
 
     secret = str(settings.variables.get("member_key_secret") or "")
@@ -90,68 +89,62 @@ def _member_keys(settings: Settings, id_column: str):
     return MemberKeys(id_column=id_column, secret=secret)
 
 
-def _load(settings: Settings, identity: Identity, load: Load, replace: bool, frames, rows_read: int | None = None):
+def _load(runtime: Runtime, load: Load, replace: bool, frames, rows_read: int | None = None):
     """Holding the lock: start Spark, run the load, record who made it; the ``LoadReport``."""
-    from healthcare_mlops.governance import audit
-    from healthcare_mlops.runtime.catalog import table_catalog
-    from healthcare_mlops.runtime.spark_session import get_spark
     from healthcare_mlops.spark.patient_load import run_load
     from healthcare_mlops.tables import SILVER_PATIENTS
 
-    catalog = table_catalog(settings)
+    catalog = runtime.spark_catalog
     with catalog.exclusive(SILVER_PATIENTS, f"loading {load.source} as of {load.as_of_date.isoformat()}"):
-        spark = get_spark(settings)
-        report = run_load(catalog, load, replace, lambda: frames(spark, catalog), rows_read)
-    audit.record_action(settings, identity, LOADED_MEMBERS,
-                        f"{report.source} as of {report.as_of_date} (load {load.load_id}): rows in "
-                        f"{report.rows_in} = loaded {report.rows_loaded} + quarantined {report.rows_quarantined}")
+        report = run_load(catalog, load, replace, lambda: frames(runtime.spark, catalog), rows_read)
+    runtime.audit_log.record_action(runtime.identity, LOADED_MEMBERS,
+                                    f"{report.source} as of {report.as_of_date} (load {load.load_id}): rows in "
+                                    f"{report.rows_in} = loaded {report.rows_loaded} + quarantined "
+                                    f"{report.rows_quarantined}")
     return report
 
 
-def generate_patients(settings: Settings, patients: int, seed: int, as_of: dt.date, scenario: str = "baseline",
-                      replace: bool = False, identity: Identity | None = None):
-    """Generate one as-of date's member load (first load: the population) and store it.
-
-    ``identity``: who loads (default: this machine's user and role, ``identity.local_identity``)."""
+def generate_patients(runtime: Runtime, patients: int, seed: int, as_of: dt.date, scenario: str = "baseline",
+                      replace: bool = False):
+    """Generate one as-of date's member load (first load: the population) and store it, on behalf
+    of ``runtime.identity`` (who must hold the ``load`` right)."""
     from healthcare_mlops.spark.generator import GENERATOR_SOURCE
     from healthcare_mlops.spark.patient_load import generated_frames
 
-    identity = identity or local_identity()
+    identity = runtime.identity
     identity.require("load")
     fingerprint = f"seed={seed} patients={patients} scenario={scenario}"
     load = Load.new(GENERATOR_SOURCE, "generate", as_of, fingerprint, identity.user, identity.role)
-    return _load(settings, identity, load, replace,
+    return _load(runtime, load, replace,
                  lambda spark, catalog: generated_frames(spark, catalog, patients, seed, as_of, scenario))
 
 
-def ingest_csv(settings: Settings, path: str | Path, as_of: dt.date, replace: bool = False,
-               chunk_rows: int = CHUNK_ROWS, id_column: str | None = None, identity: Identity | None = None):
-    """Load a CSV in the public insurance-charges format (with an optional member-id column).
-
-    ``identity``: who loads (default: this machine's user and role, ``identity.local_identity``)."""
+def ingest_csv(runtime: Runtime, path: str | Path, as_of: dt.date, replace: bool = False,
+               chunk_rows: int = CHUNK_ROWS, id_column: str | None = None):
+    """Load a CSV in the public insurance-charges format (with an optional member-id column), on
+    behalf of ``runtime.identity`` (who must hold the ``load`` right)."""
     from healthcare_mlops.spark.patient_load import ingest_frames
 
-    identity = identity or local_identity()
+    settings, identity = runtime.settings, runtime.identity
     identity.require("load")
     id_column = member_id_column(settings, id_column)
     with staged_insurance_csv(path, settings.staging_dir(Path(path)), chunk_rows, id_column) as staged:
         load = Load.new(str(staged.path), "ingest", as_of, f"sha256:{staged.fingerprint}", identity.user,
                         identity.role)
         keys = _member_keys(settings, id_column)
-        return _load(settings, identity, load, replace,
+        return _load(runtime, load, replace,
                      lambda spark, catalog: ingest_frames(spark, catalog, staged, as_of, keys), staged.rows)
 
 
-def run(settings: Settings, params: dict):
+def run(runtime: Runtime, params: dict):
     """Load the members ``params`` describe as the job; the ``LoadReport`` (rows in = loaded + quarantined)."""
     loading = plan(params)
-    identity = job_identity(settings)
     if loading["source"] == "csv":
-        report = ingest_csv(settings, loading["path"], loading["as_of"], loading["replace"],
-                            id_column=loading["member_id_column"], identity=identity)
+        report = ingest_csv(runtime, loading["path"], loading["as_of"], loading["replace"],
+                            id_column=loading["member_id_column"])
     else:
-        report = generate_patients(settings, loading["patients"], loading["seed"], loading["as_of"],
-                                   loading["scenario"], loading["replace"], identity=identity)
+        report = generate_patients(runtime, loading["patients"], loading["seed"], loading["as_of"],
+                                   loading["scenario"], loading["replace"])
     print(f"load_members ({report.source}) as of {report.as_of_date}: rows in {report.rows_in} = "
           f"loaded {report.rows_loaded} + quarantined {report.rows_quarantined}; dim_patients "
           f"{report.current_members} current members")

@@ -18,13 +18,11 @@ approver in either mode (waiting, with both values in the audit log), not refuse
 
 from __future__ import annotations
 
-from healthcare_mlops.composition import champion_endpoint, role_check
+from healthcare_mlops.composition import Runtime
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance import audit, decisions
 from healthcare_mlops.governance.service import REFERRED_BLOCKER, Governance
 from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION
-from healthcare_mlops.identity import job_identity
-from healthcare_mlops.settings import Settings
 
 PROMOTED, WAITING, ALREADY_CHAMPION, REJECTED = "promoted", "waiting_for_approval", "already_champion", "rejected"
 
@@ -45,11 +43,11 @@ def format_checks(checks) -> str:
     return "\n".join(lines)
 
 
-def run(settings: Settings, model_version=None) -> str:
+def run(runtime: Runtime, model_version=None) -> str:
     """Govern ``model_version`` (default: the challenger): validate it, apply the decision an
     approver recorded for it (the console records, this job applies as the model's owner), and
     promote it when nothing blocks it."""
-    governance = Governance(settings, job_identity(settings), champion_endpoint(settings), role_check(settings))
+    governance: Governance = runtime.governance(check_roles=True)
     governance.recover()          # finish or undo a move a killed run left half-done, before governing
     version = governance.governed_version(model_version)
     decision = governance.latest_decision(version)
@@ -61,7 +59,7 @@ def run(settings: Settings, model_version=None) -> str:
                         f"`healthcare-mlops governance rollback --to-version {version}`")
     validation = governance.validate(version)
     role = "challenger" if governance.alias(CHALLENGER) == version else "given"
-    print(f"{settings.model_name} version {version} ({role}), approval mode {governance.approval_mode}")
+    print(f"{governance.model_name} version {version} ({role}), approval mode {governance.approval_mode}")
     print(format_checks(validation.checks))
     decision = governance.apply_decision(version)
     if decision is not None and decision["action"] != audit.PROMOTED:

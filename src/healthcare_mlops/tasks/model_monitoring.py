@@ -35,6 +35,8 @@ from functools import partial
 
 import pandas as pd
 
+from healthcare_mlops.composition import Runtime
+
 from healthcare_mlops.dates import parse_optional_date
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.failpoints import failpoint
@@ -44,7 +46,6 @@ from healthcare_mlops.monitoring import evaluation as ev
 from healthcare_mlops.monitoring import performance
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
 from healthcare_mlops.parameters import monitoring_thresholds
-from healthcare_mlops.settings import Settings
 from healthcare_mlops.tasks.serving_monitoring import realtime_monitoring
 from healthcare_mlops.tables import (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_INSURANCE_FEATURES, ML_MODEL_ALERTS,
                                      ML_PATIENT_PREDICTIONS, SILVER_PATIENTS, TABLE_SPECS)
@@ -113,7 +114,7 @@ def labelled_batch(scoring_dates: list[dt.date], label_dates: list[dt.date]) -> 
     return pairs[0] if pairs else None
 
 
-def _performance(catalog, settings: Settings, window_end: dt.date, champion_version: str,
+def _performance(catalog, registry, window_end: dt.date, champion_version: str,
                  t: ev.MonitoringThresholds):
     """Metric rows, fairness rows, verdicts and the batch description of the latest labelled batch."""
     from healthcare_mlops.monitoring.drift import performance_sums
@@ -134,10 +135,10 @@ def _performance(catalog, settings: Settings, window_end: dt.date, champion_vers
                           columns=["patient_natural_key", "annual_charges"])
     version = _scoring_version(predictions) or champion_version
     try:
-        prediction_reference, actual_reference = risk_references(settings, version)
+        prediction_reference, actual_reference = risk_references(registry, version)
     except UserError:
         version = champion_version
-        prediction_reference, actual_reference = risk_references(settings, version)
+        prediction_reference, actual_reference = risk_references(registry, version)
     sums = performance_sums(predictions, labels, prediction_reference, actual_reference)
     described = {"scoring_date": scoring_date, "label_date": label_date, "model_version": version}
     rows, fairness, verdicts = performance.evaluate_performance(sums, t, described)
@@ -183,33 +184,31 @@ def _write_tables(catalog, spark, window: tuple[dt.date, dt.date], drift_table: 
     failpoint("monitoring:after_alerts")
 
 
-def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_id: str | None = None,
+def monitor(runtime: Runtime, window_start=None, window_end=None, retrain_job_id: str | None = None,
             run_id: str | None = None, launcher=None) -> dict:
     """Judge the window's drift and the latest labelled batch, write the three tables, retrain once if critical."""
-    from healthcare_mlops.composition import launcher as launcher_for
     from healthcare_mlops.monitoring import alerts as al
     from healthcare_mlops.monitoring.report import summary_lines
     from healthcare_mlops.monitoring.retrain import retrain_once
-    from healthcare_mlops.runtime.catalog import table_catalog
-    from healthcare_mlops.runtime.spark_session import get_spark
 
-    waiting = waiting_for_first_champion(settings, "model_monitoring")
+    settings = runtime.settings
+    waiting = waiting_for_first_champion(runtime.audit_log, runtime.registry, "model_monitoring")
     if waiting:               # a new workspace: the schedule runs before the first champion exists
         print(waiting)
         return {"waiting": waiting}
     t = monitoring_thresholds(settings.variables)
-    spark = get_spark(settings)
-    catalog = table_catalog(settings, spark)
+    spark, catalog = runtime.spark, runtime.spark_catalog
     if not catalog.exists(ML_PATIENT_PREDICTIONS):
         raise UserError(f"{catalog.fqn(ML_PATIENT_PREDICTIONS)} does not exist yet: {NO_PREDICTIONS}")
     window = resolve_window(catalog.distinct_values(ML_PATIENT_PREDICTIONS, "scoring_date"), window_start, window_end)
     run_id = str(run_id or uuid.uuid4().hex)
-    now = dt.datetime.now(dt.timezone.utc)
-    champion = version_reference(settings, CHAMPION, required=True)
+    now = runtime.clock()
+    champion = version_reference(runtime, CHAMPION, required=True)
     drift_rows, verdicts, volume = _drift(catalog, window, champion, t)
     realtime_rows, realtime_verdicts = realtime_monitoring(catalog, window, champion, t, settings.variables)
     drift_rows, verdicts = drift_rows + realtime_rows, verdicts + realtime_verdicts
-    perf_rows, fairness_rows, perf_verdicts, batch = _performance(catalog, settings, window[1], champion.version, t)
+    perf_rows, fairness_rows, perf_verdicts, batch = _performance(catalog, runtime.registry, window[1],
+                                                                  champion.version, t)
     verdicts += perf_verdicts
     for verdict in verdicts:
         verdict.details.setdefault("reference_model_version", champion.version)
@@ -222,7 +221,7 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     _write_tables(catalog, spark, window, drift_table, fairness_table, alert_table)
 
     critical = [a for a in alert_table if a["severity"] == ev.CRITICAL and a["run_id"] == run_id]
-    retrain_run_id, note = retrain_once(settings.tables, launcher or launcher_for(settings), retrain_job_id, window,
+    retrain_run_id, note = retrain_once(settings.tables, launcher or runtime.launcher, retrain_job_id, window,
                                         critical, previous, partial(al.record_retrain, catalog),
                                         latest_load(catalog) if critical else None)
     summary = {"run_id": run_id, "window_start": window[0].isoformat(), "window_end": window[1].isoformat(),
@@ -237,29 +236,27 @@ def monitor(settings: Settings, window_start=None, window_end=None, retrain_job_
     return summary
 
 
-def version_reference(settings: Settings, alias: str, required: bool = False):
+def version_reference(runtime: Runtime, alias: str, required: bool = False):
     """The monitoring reference (``monitoring.reference.ModelReference``) of the version behind
     ``alias`` (the champion: the audited one); None when no version has it, unless ``required``."""
     from healthcare_mlops.governance.champion import audited_champion
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
     from healthcare_mlops.runtime.monitoring_reference import load_reference, resolve_version
 
-    resolved = resolve_version(settings, configure_mlflow(settings), alias, partial(audited_champion, settings))
+    settings = runtime.settings
+    resolved = resolve_version(runtime.registry, alias, partial(audited_champion, runtime.audit_log))
     if resolved is None:
         if required:
             raise UserError(f"{settings.model_name} has no {alias}: run the ml_training_pipeline job first")
         return None
-    return load_reference(settings, *resolved)
+    return load_reference(runtime.registry, *resolved)
 
 
-def setup(settings: Settings) -> dict:
+def setup(runtime: Runtime) -> dict:
     """Check the monitoring references of the champion and challenger; create the monitoring tables."""
-    from healthcare_mlops.runtime.catalog import table_catalog
-    from healthcare_mlops.runtime.spark_session import get_spark
-
+    settings = runtime.settings
     checked = {}
     for alias in (CHAMPION, CHALLENGER):
-        reference = version_reference(settings, alias)
+        reference = version_reference(runtime, alias)
         if reference is None:
             continue
         version = reference.version
@@ -269,8 +266,7 @@ def setup(settings: Settings) -> dict:
               f"({reference.reference.get('rows')} training rows, counted per value and bin)")
     if not checked:
         raise UserError(f"{settings.model_name} has neither a champion nor a challenger: run model_training first")
-    spark = get_spark(settings)
-    catalog = table_catalog(settings, spark)
+    spark, catalog = runtime.spark, runtime.spark_catalog
     created = ensure_tables(catalog, spark)
     for name in MONITORING_TABLES:
         print(f"{catalog.fqn(name)}: {'created' if name in created else 'exists'}")
@@ -283,11 +279,11 @@ def setup(settings: Settings) -> dict:
     return {"references": checked, "created": created, "scoring_dates": predictions or 0}
 
 
-def run(settings: Settings, mode: str = MONITOR, window_start=None, window_end=None,
+def run(runtime: Runtime, mode: str = MONITOR, window_start=None, window_end=None,
         retrain_job_id: str | None = None, run_id: str | None = None, launcher=None) -> dict:
     mode = (mode or MONITOR).strip()
     if mode not in MODES:
         raise UserError(f"--mode must be one of {', '.join(MODES)}, not '{mode}'")
     if mode == SETUP:
-        return setup(settings)
-    return monitor(settings, window_start, window_end, retrain_job_id, run_id, launcher)
+        return setup(runtime)
+    return monitor(runtime, window_start, window_end, retrain_job_id, run_id, launcher)

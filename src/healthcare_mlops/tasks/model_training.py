@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from healthcare_mlops.composition import Runtime
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.explanations.contributions import TREE
 from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS, MODEL_INPUT_COLUMNS
@@ -28,7 +29,6 @@ from healthcare_mlops.modeling.training import IMPORTANCE_KEY, TrainingResult, m
 from healthcare_mlops.monitoring.drift import reference_counts
 from healthcare_mlops.monitoring.evaluation import column_specs
 from healthcare_mlops.runtime.lineage import git_commit, git_dirty, installed_versions
-from healthcare_mlops.runtime.mlflow_setup import configure_mlflow, use_experiment
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_INSURANCE_FEATURES
 
@@ -41,11 +41,8 @@ SYNTHETIC_INPUT_EXAMPLE = (
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
-def load_training_frame(settings: Settings, as_of: dt.date | None) -> tuple[pd.DataFrame, dict]:
-    """The features of one as-of date (default: the latest) and the data version they came from."""
-    from healthcare_mlops.runtime.catalog import table_catalog
-
-    catalog = table_catalog(settings)
+def load_training_frame(catalog, as_of: dt.date | None) -> tuple[pd.DataFrame, dict]:
+    """The features of one as-of date (default: the latest) in ``catalog`` and the data version they came from."""
     if not catalog.exists(ML_INSURANCE_FEATURES):
         raise UserError(f"{catalog.fqn(ML_INSURANCE_FEATURES)} does not exist: run the feature_engineering job first")
     version = catalog.version(ML_INSURANCE_FEATURES)
@@ -122,13 +119,13 @@ def quiet_cloudpickle_notice() -> None:
         logger.addFilter(_WithoutCloudpickleNotice())
 
 
-def log_and_register(settings: Settings, result: TrainingResult, data_version: dict,
+def log_and_register(runtime: Runtime, result: TrainingResult, data_version: dict,
                      inputs=MODEL_INPUT_COLUMNS, commit: str | None = None, lineage: dict | None = None) -> dict:
     """Log params, metrics, artifacts and the pyfunc; register a version; alias it ``challenger``.
 
     ``lineage``: the ``governance.lineage`` tags, set on the run and on the version."""
-    client = configure_mlflow(settings)
-    use_experiment(settings)
+    settings, client = runtime.settings, runtime.mlflow_client
+    runtime.use_experiment()
     model = InsuranceRiskModel(result.pipeline, result.intervals, result.prediction_reference,
                                result.actual_reference,
                                extra_inputs=tuple(c for c in inputs if c not in MODEL_INPUT_COLUMNS),
@@ -163,18 +160,19 @@ def log_and_register(settings: Settings, result: TrainingResult, data_version: d
             "candidate": result.candidate, "metrics": result.metrics}
 
 
-def run(settings: Settings, as_of: dt.date | None = None, seed: int = 42,
+def run(runtime: Runtime, as_of: dt.date | None = None, seed: int = 42,
         candidates: tuple[str, ...] | None = None) -> dict:
     """Train on one as-of date's features and register the winner as the challenger.
 
     ``candidates`` narrows the model search (default: every candidate in estimators.py).
     """
-    frame, data_version = load_training_frame(settings, as_of)
+    settings = runtime.settings
+    frame, data_version = load_training_frame(runtime.catalog, as_of)
     unknown = sorted(set(candidates or ()) - set(CANDIDATES))
     if unknown:
         raise UserError(f"unknown candidates: {', '.join(unknown)} (known: {', '.join(CANDIDATES)})")
     result = train(frame, seed=seed, candidates=tuple(candidates or CANDIDATES), salt=DEFAULT_SALT)
-    summary = log_and_register(settings, result, data_version, commit=git_commit(settings.variables),
+    summary = log_and_register(runtime, result, data_version, commit=git_commit(settings.variables),
                                lineage=training_lineage(settings, frame, data_version, result.params))
     print(f"registered {summary['model_name']} version {summary['version']} ({summary['candidate']}) "
           f"as '{CHALLENGER}'")

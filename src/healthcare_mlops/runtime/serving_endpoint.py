@@ -57,8 +57,11 @@ ENDPOINT_WAIT = dt.timedelta(minutes=20)
 def champion_version(settings: Settings, client=None) -> str:
     """The audited champion's version (never a half-moved alias), or a UserError saying how to get one."""
     from healthcare_mlops.governance.champion import resolve_champion
+    from healthcare_mlops.runtime.catalog import audit_log
+    from healthcare_mlops.runtime.model_registry import model_registry
 
-    return str(resolve_champion(settings, client).version)
+    registry = model_registry(settings, None if client is None else lambda: client)
+    return str(resolve_champion(audit_log(settings), registry).version)
 
 
 def local_server_command(settings: Settings, port: int, host: str,
