@@ -146,6 +146,7 @@ def test_the_waterfall_runs_from_the_base_through_each_input_and_the_floor_to_th
 def test_batch_scoring_writes_contributions_and_reasons_in_words(pipeline_home):
     import mlflow
 
+    from healthcare_mlops.runtime.model_loading import load_scoring_model
     from healthcare_mlops.scoring import batch
     from healthcare_mlops.settings import resolve_settings
     from healthcare_mlops.tasks import batch_inference
@@ -153,13 +154,13 @@ def test_batch_scoring_writes_contributions_and_reasons_in_words(pipeline_home):
     settings = resolve_settings("local", pipeline_home)
     model = batch_inference.resolve_model(settings, "champion")
     pyfunc = batch.cached_model(batch.ModelSource(model["uri"], mlflow.artifacts.download_artifacts(model["uri"]),
-                                                  run_id=model["run_id"]))
+                                                  run_id=model["run_id"], loader=load_scoring_model))
     frame = pd.DataFrame([{**SMOKER, "bmi": 45.0, "age": 63}, {**SMOKER, "smoker": False, "age": 19, "bmi": 19.0},
                           {**SMOKER, "age": 40, "bmi": 28.0, "smoker": False}, {**SMOKER, "bmi": 60.0}])
     frame = frame.assign(patient_natural_key=[f"k{i}" for i in range(len(frame))], sex="female", age_band="x")
     rules = BusinessRules(ScoringThresholds(min_predicted_charges=5_000.0, review_interval_width_ratio=9.0),
                           training_range=TrainingRange.from_reference(model["reference"]))
-    scored = batch.score_frame(frame, pyfunc, rules)
+    scored = batch.score_frame(frame, pyfunc, rules, explain=batch.EXPLAIN_ALL)
     _assert_additive(scored)
     assert scored.loc[1, FLOOR_COLUMN] > 0 and scored.loc[1, "predicted_annual_charges"] == 5_000.0   # the floor line
     critical = scored.loc[0]
@@ -168,10 +169,17 @@ def test_batch_scoring_writes_contributions_and_reasons_in_words(pipeline_home):
     assert scored.loc[2, "review_reasons"] == "" and scored.loc[2, "top_reasons"] != ""
     assert scored.loc[3, "review_reasons"].startswith("critical_risk;outside_training_range:bmi; ")
     assert f"{OUTSIDE_WORDS}: bmi" in scored.loc[3, "review_reasons"]
-    unexplained = batch.score_frame(frame, pyfunc, rules, explain=False)
+    unexplained = batch.score_frame(frame, pyfunc, rules, explain=batch.EXPLAIN_NONE)
     assert unexplained[list(EXPLANATION_COLUMNS)].isna().all().all()
     assert list(unexplained["review_reasons"]) == ["critical_risk", "below_minimum_charges", "",
                                                    "critical_risk;outside_training_range:bmi"]
+    # The job's default: the flagged members carry the same explanation, the unflagged one none.
+    flagged = batch.score_frame(frame, pyfunc, rules)
+    assert flagged.loc[2, list(EXPLANATION_COLUMNS)].isna().all() and flagged.loc[2, "top_reasons"] is None
+    same = [0, 1, 3]
+    pd.testing.assert_frame_equal(flagged.loc[same], scored.loc[same])
+    with pytest.raises(ValueError, match="explain must be one of"):
+        batch.score_frame(frame, pyfunc, rules, explain="some")
 
 
 # ----------------------------------------------------------------------------- real time, over HTTP

@@ -101,6 +101,7 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     from healthcare_mlops.scoring.rules import BusinessRules
 
     from healthcare_mlops.runtime.catalog import table_catalog
+    from healthcare_mlops.runtime.model_loading import load_scoring_model
     from healthcare_mlops.runtime.spark_session import get_spark
 
     mode = parse_mode(mode)
@@ -122,7 +123,8 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
 
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     source: ModelSource = model_source(model["uri"], local_path,
-                                       shared_filesystem=settings.executors_share_filesystem, run_id=model["run_id"])
+                                       shared_filesystem=settings.executors_share_filesystem, run_id=model["run_id"],
+                                       loader=load_scoring_model)
     input_names = model_input_names(mlflow.models.Model.load(local_path))
     features = catalog.read(ML_INSURANCE_FEATURES, [("as_of_date", "=", as_of)])
     n_features = features.count()
