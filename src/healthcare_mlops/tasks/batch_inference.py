@@ -28,6 +28,7 @@ from healthcare_mlops.explanations.contributions import BASE_COLUMN
 from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.governance.first_champion import waiting_for_first_champion
 from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, TRAINING_REFERENCE_PATH
+from healthcare_mlops.progress import Progress
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, IS_CRITICAL_RISK, ML_INSURANCE_FEATURES,
                                      ML_PATIENT_PREDICTIONS, ML_PATIENT_PREDICTIONS_VALIDATION)
@@ -128,10 +129,13 @@ def run(settings: Settings, scoring_date=None, mode: str | None = PRODUCTION) ->
     input_names = model_input_names(mlflow.models.Model.load(local_path))
     features = catalog.read(ML_INSURANCE_FEATURES, [("as_of_date", "=", as_of)])
     n_features = features.count()
+    progress = Progress("batch scoring", 1)
+    progress.note(f"scoring {n_features:,} feature rows with {model['name']} version {model['version']}")
     scored_at = dt.datetime.now(dt.timezone.utc)
 
     rows = predictions(score_features(features, source, rules, input_names), day, model, scored_at)
     n_quarantined, n_predictions = _write_partitions(catalog, features, rows, stage, target_table, day)
+    progress.advance(f"{n_predictions:,} predictions and {n_quarantined:,} quarantined rows written")
     if n_features != n_predictions + n_quarantined:
         raise RuntimeError(f"batch inference lost rows on {day}: features {n_features} != "
                            f"predictions {n_predictions} + quarantined {n_quarantined}")
@@ -169,12 +173,14 @@ def _write_partitions(catalog, features, rows, stage: str, target_table: str, da
 
 
 def _summary(written):
-    """How many written predictions need review, are in the critical band, or carry no explanation."""
+    """How many written predictions need review, are in the critical band, or are flagged without an
+    explanation (only flagged members are explained: scoring.batch.EXPLAIN_FLAGGED)."""
     from pyspark.sql import functions as F
 
     return written.agg(F.sum(F.col("requires_review").cast("long")).alias("review"),
                        F.sum(F.col(IS_CRITICAL_RISK).cast("long")).alias("critical_risk"),
-                       F.sum(F.col(BASE_COLUMN).isNull().cast("long")).alias("unexplained")).first()
+                       F.sum((F.col("requires_review") & F.col(BASE_COLUMN).isNull()).cast("long"))
+                       .alias("unexplained")).first()
 
 
 def _announce(result: dict, unexplained: int) -> None:
@@ -184,7 +190,7 @@ def _announce(result: dict, unexplained: int) -> None:
           f"{result['table']} ({result['model_name']} version {result['model_version']}, '{result['alias']}'); "
           f"critical risk {result['critical_risk_members']}, flagged for review {result['requires_review']}")
     if unexplained:
-        print(f"no reasons for {unexplained} members: {result['model_name']} version {result['model_version']} "
+        print(f"no reasons for {unexplained} flagged members: {result['model_name']} version {result['model_version']} "
               "cannot be explained exactly (its explanation columns are empty)")
 
 
