@@ -271,3 +271,15 @@ def test_a_reasons_param_that_is_not_a_boolean_is_refused_naming_it(hostile):
         resolve_params({"reasons": hostile})
     assert refused.value.errors[0]["field"] == "params.reasons"
     assert resolve_params({"reasons": True})["reasons"] is True and resolve_params(None)["reasons"] is False
+
+
+def test_joining_words_keeps_rows_whose_texts_are_all_empty():
+    import pyarrow as pa
+
+    from healthcare_mlops.explanations.reasons import join_words
+
+    codes = pa.array(["critical_risk", "", "low_confidence", "", None])
+    top = pa.array(["smoker: +23,400 USD", "", "", None, "age 52: +100 USD"])
+    assert join_words(codes, top).to_pylist() == ["critical_risk; smoker: +23,400 USD", "", "low_confidence", "",
+                                                   "age 52: +100 USD"]
+    assert join_words(pa.array(["", ""]), pa.array(["", ""])).to_pylist() == ["", ""]
