@@ -283,3 +283,21 @@ def test_joining_words_keeps_rows_whose_texts_are_all_empty():
     assert join_words(codes, top).to_pylist() == ["critical_risk; smoker: +23,400 USD", "", "low_confidence", "",
                                                    "age 52: +100 USD"]
     assert join_words(pa.array(["", ""]), pa.array(["", ""])).to_pylist() == ["", ""]
+
+
+def test_batch_scoring_explains_the_flagged_members_exactly_as_it_would_explain_all(linear):
+    from healthcare_mlops.scoring import batch
+
+    frame = _members(400, 21).assign(sex="female", age_band="x")
+    rules = BusinessRules(ScoringThresholds(min_predicted_charges=3_000.0, review_interval_width_ratio=9.0),
+                          training_range=TrainingRange.from_reference(linear.reference))
+    everyone = batch.score_frame(frame, _model(linear), rules, explain=batch.EXPLAIN_ALL)
+    flagged = batch.score_frame(frame, _model(linear), rules)
+    review = flagged["requires_review"].to_numpy()
+    assert 0 < review.sum() < len(flagged)
+    pd.testing.assert_frame_equal(flagged[review], everyone[review])
+    quiet = flagged[~review]
+    assert quiet[[*EXPLANATION_COLUMNS, "top_reasons"]].isna().all().all() and (quiet["review_reasons"] == "").all()
+    assert (everyone.loc[~review, "top_reasons"] != "").all()
+    pd.testing.assert_frame_equal(quiet.drop(columns=list(batch.EXPLAINED)),
+                                  everyone[~review].drop(columns=list(batch.EXPLAINED)))
