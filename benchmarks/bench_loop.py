@@ -15,9 +15,9 @@ within 1 % of the full-data figure.
     .venv/bin/python benchmarks/bench_loop.py                         # 100k and 1M
     .venv/bin/python benchmarks/bench_loop.py --sizes 5000 20000      # a quick look
 
-Governance runs the model_governance job; when its checks keep the version from becoming
-the champion (it happens on generated data), the benchmark says so and sets the alias
-itself, so that scoring and monitoring still run and are timed.
+Governance runs the model_governance job; its outcome is printed and the benchmark then sets
+the champion alias to the trained version itself (a no-op after a promotion), so that
+scoring and monitoring run and are timed even when the checks keep it back.
 """
 
 from __future__ import annotations
@@ -71,12 +71,10 @@ def loop(members: int, home: Path, seed: int, as_of: dt.date, full: bool) -> dic
     summary = timed(times, "training", lambda: model_training.run(settings, as_of, seed=seed))
     outcome = timed(times, "governance", lambda: model_governance.run(settings))
     client = configure_mlflow(settings)
-    champion = client.get_model_version_by_alias(settings.model_name, "champion").version \
-        if "champion" in client.get_registered_model(settings.model_name).aliases else None
-    if champion != summary["version"]:
-        print(f"   governance kept version {summary['version']} from the champion ({outcome}); "
-              "the benchmark sets the alias to time scoring and monitoring")
-        client.set_registered_model_alias(settings.model_name, "champion", summary["version"])
+    # Governance may keep a generated-data version from the champion: the alias is set either
+    # way (idempotent after a promotion), so that scoring and monitoring run and are timed.
+    print(f"   governance: {outcome}; champion alias set to version {summary['version']}")
+    client.set_registered_model_alias(settings.model_name, "champion", summary["version"])
     timed(times, "batch scoring", lambda: batch_inference.run(settings, as_of))
     timed(times, "monitoring", lambda: model_monitoring.run(settings))
     run = client.get_run(summary["run_id"])
