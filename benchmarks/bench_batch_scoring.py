@@ -8,14 +8,15 @@
 3. plain in-memory ``model.predict`` on a pandas DataFrame, on one core (threadpoolctl
    limit 1).
 
-The issue's goal: ours >= 0.5x plain predict and >= 1.2x spark_udf, on ``local[2]``.
+The goals: ours >= 0.5x plain predict and >= 1.5x spark_udf, on ``local[2]``, with a linear and with
+a tree champion (``--champions``), each timed and reported on its own.
 
     .venv/bin/python benchmarks/bench_batch_scoring.py                  # 1M rows, local[2]
     .venv/bin/python benchmarks/bench_batch_scoring.py --rows 200000 --repeat 1
     .venv/bin/python benchmarks/bench_batch_scoring.py --home .lakehouse  # reuse a home with a champion
 
-Without ``--home`` a model is trained first, quickly, on generated data (20,000 members,
-one candidate) in a temporary home. The 1M rows are that population's features repeated
+Without ``--home`` a model of each kind is trained first, quickly, on generated data (20,000
+members, one candidate each) in a temporary home. The 1M rows are that population's features repeated
 and perturbed (bmi +/- noise, new keys). The Spark DataFrame is cached before timing,
 each way is warmed up on 20,000 rows (in every Python worker), and a Spark way is timed
 as a full evaluation into the ``noop`` sink. The ways run ``--repeat`` rounds,
@@ -36,7 +37,7 @@ from pathlib import Path
 from healthcare_mlops.composition import build_runtime, cli_runtime
 
 GOAL_VS_PLAIN = 0.5
-GOAL_VS_SPARK_UDF = 1.2
+GOAL_VS_SPARK_UDF = 1.5
 AS_OF = "2026-01-01"
 UDF_RESULT = ("predicted_annual_charges double, risk_score double, risk_category string, "
               "interval_lower double, interval_upper double")
@@ -86,50 +87,40 @@ def run_rounds(ways: dict, repeat: int, rows: int) -> list[dict]:
             for label, s in seconds.items()]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--partitions", type=int, default=4, help="partitions of the scored DataFrame")
-    parser.add_argument("--batch-rows", type=int, default=None,
-                        help="spark.sql.execution.arrow.maxRecordsPerBatch (default: Spark's, 10000)")
-    parser.add_argument("--home", default=None, help="a local home with features and a champion (else: train one)")
-    parser.add_argument("--members", type=int, default=20_000, help="members to train the quick model on")
-    parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args(argv)
-    os.environ["HEALTHCARE_MLOPS_SPARK_MASTER"] = args.master
+# The two kinds of champion the goal holds for: the linear model and the tree ensemble the
+# public table picks (its explanations are TreeSHAP, several times the cost of a prediction).
+CHAMPIONS = {"linear": "linear_huber", "tree": "hist_gradient_boosting_absolute_error"}
 
+
+def champion_home(args, kind: str, scratch: Path) -> Path:
+    """A home with features and a champion of ``kind`` (``--home`` is used for every kind when given)."""
+    if args.home:
+        return Path(args.home)
+    home = scratch / kind
+    t0 = time.perf_counter()
+    train_quick_model(home, args.members, args.seed, (CHAMPIONS[kind],))
+    print(f"{kind} champion ({CHAMPIONS[kind]}) trained on {args.members:,} generated members in "
+          f"{time.perf_counter() - t0:.1f} s", flush=True)
+    return home
+
+
+def measure(spark, home: Path, args) -> dict:
+    """The three ways on ``home``'s champion, timed on the same 1M rows; the rounds' results by way."""
     import mlflow
     import pyarrow as pa
     from pyspark.sql import functions as F
     from threadpoolctl import threadpool_limits
 
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
     from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
+    from healthcare_mlops.runtime.model_loading import load_scoring_model
     from healthcare_mlops.scoring.batch import CARRIED, model_input_names, model_source, score_features
     from healthcare_mlops.scoring.rules import BusinessRules
     from healthcare_mlops.parameters import scoring_thresholds
     from healthcare_mlops.settings import resolve_settings
-    from healthcare_mlops.runtime.spark_session import get_spark
     from healthcare_mlops.tables import ML_INSURANCE_FEATURES
     from healthcare_mlops.tasks.batch_inference import resolve_model
 
-    started = time.perf_counter()
-    spark = get_spark()
-    spark.sparkContext.setLogLevel("ERROR")
-    if args.batch_rows:
-        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_rows))
-    print(f"spark {spark.version} on {args.master} (cores: {os.cpu_count()}, load average "
-          f"{os.getloadavg()[0]:.1f}); start-up {time.perf_counter() - started:.1f} s", flush=True)
-
-    scratch = tempfile.TemporaryDirectory(prefix="hc-bench-scoring-")
-    home = Path(args.home) if args.home else Path(scratch.name) / "lakehouse"
-    if not args.home:
-        t0 = time.perf_counter()
-        train_quick_model(home, args.members, args.seed)
-        print(f"quick model trained on {args.members:,} generated members in {time.perf_counter() - t0:.1f} s",
-              flush=True)
     settings = resolve_settings("local", home)
     configure_mlflow(settings)
     model = resolve_model(build_runtime(settings), "champion")
@@ -137,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     pyfunc = mlflow.pyfunc.load_model(local_path)
     inputs = model_input_names(pyfunc)
     rules = BusinessRules.for_model(scoring_thresholds(settings.variables), model["reference"])
-    source = model_source(model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"])
-
+    source = model_source(model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"],
+                          loader=load_scoring_model)
     features = DeltaCatalog(settings).read_arrow(ML_INSURANCE_FEATURES).to_pandas()
     frame = million_rows(features, args.rows, args.seed)
     table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -148,15 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     sample = spark.createDataFrame(table.slice(0, 20_000)).repartition(args.partitions).cache()
     sample.count()
     print(f"{args.rows:,} rows in {df.rdd.getNumPartitions()} cached partitions; model "
-          f"{model['name']} version {model['version']}; arrow batch "
-          f"{spark.conf.get('spark.sql.execution.arrow.maxRecordsPerBatch')} rows", flush=True)
-
+          f"{model['name']} version {model['version']} ({pyfunc.unwrap_python_model().explainer.candidate}); "
+          f"arrow batch {spark.conf.get('spark.sql.execution.arrow.maxRecordsPerBatch')} rows", flush=True)
     udf = mlflow.pyfunc.spark_udf(spark, model["uri"], result_type=UDF_RESULT, env_manager="local")
+    carried = [c for c in CARRIED if c in df.columns]
 
     def ours(data):
         score_features(data, source, rules, inputs).write.format("noop").mode("overwrite").save()
-
-    carried = [c for c in CARRIED if c in df.columns]
 
     def spark_udf(data):
         # the same rows out as ours (key, inputs, group columns, the model's five outputs), without the rules
@@ -173,26 +162,63 @@ def main(argv: list[str] | None = None) -> int:
     ours(sample)
     spark_udf(sample)
     plain(plain_input.head(20_000))
-
     results = run_rounds({"ours": lambda: ours(df), "spark_udf": lambda: spark_udf(df), "plain": plain},
                          args.repeat, args.rows)
-    by = {r["label"]: r for r in results}
+    df.unpersist()
+    sample.unpersist()
+    return {r["label"]: r for r in results}
+
+
+def report(kind: str, by: dict) -> bool:
+    """Print one champion's table and ratios; whether both goals are met."""
     vs_plain = by["ours"]["rows_per_s"] / by["plain"]["rows_per_s"]
     vs_udf = by["ours"]["rows_per_s"] / by["spark_udf"]["rows_per_s"]
     median_vs_plain = by["ours"]["median_rows_per_s"] / by["plain"]["median_rows_per_s"]
     median_vs_udf = by["ours"]["median_rows_per_s"] / by["spark_udf"]["median_rows_per_s"]
-
-    print(f"\n{'way':10} {'best s':>8} {'median s':>9} {'rows/s (best)':>14} {'rows/s (median)':>16}")
-    for r in results:
+    print(f"\n{kind} champion ({CHAMPIONS[kind]})")
+    print(f"{'way':10} {'best s':>8} {'median s':>9} {'rows/s (best)':>14} {'rows/s (median)':>16}")
+    for r in by.values():
         print(f"{r['label']:10} {r['best']:8.2f} {r['median']:9.2f} {r['rows_per_s']:>14,.0f} "
               f"{r['median_rows_per_s']:>16,.0f}")
-    print(f"\nours / plain predict (1 core): {vs_plain:.2f}x best, {median_vs_plain:.2f}x median  "
+    print(f"ours / plain predict (1 core): {vs_plain:.2f}x best, {median_vs_plain:.2f}x median  "
           f"(goal >= {GOAL_VS_PLAIN}x)  {'met' if vs_plain >= GOAL_VS_PLAIN else 'NOT met'}")
     print(f"ours / spark_udf:               {vs_udf:.2f}x best, {median_vs_udf:.2f}x median  "
           f"(goal >= {GOAL_VS_SPARK_UDF}x)  {'met' if vs_udf >= GOAL_VS_SPARK_UDF else 'NOT met'}")
+    return vs_plain >= GOAL_VS_PLAIN and vs_udf >= GOAL_VS_SPARK_UDF
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the scored DataFrame")
+    parser.add_argument("--batch-rows", type=int, default=None,
+                        help="spark.sql.execution.arrow.maxRecordsPerBatch (default: Spark's, 10000)")
+    parser.add_argument("--home", default=None, help="a local home with features and a champion (else: train one "
+                        "of each kind)")
+    parser.add_argument("--champions", default=",".join(CHAMPIONS), help="which kinds: linear,tree")
+    parser.add_argument("--members", type=int, default=20_000, help="members to train the quick models on")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    os.environ["HEALTHCARE_MLOPS_SPARK_MASTER"] = args.master
+
+    from healthcare_mlops.runtime.spark_session import get_spark
+
+    started = time.perf_counter()
+    spark = get_spark()
+    spark.sparkContext.setLogLevel("ERROR")
+    if args.batch_rows:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_rows))
+    print(f"spark {spark.version} on {args.master} (cores: {os.cpu_count()}, load average "
+          f"{os.getloadavg()[0]:.1f}); start-up {time.perf_counter() - started:.1f} s", flush=True)
+    scratch = tempfile.TemporaryDirectory(prefix="hc-bench-scoring-")
+    kinds = [k.strip() for k in args.champions.split(",") if k.strip()]
+    results = {kind: measure(spark, champion_home(args, kind, Path(scratch.name)), args) for kind in kinds}
+    met = [report(kind, by) for kind, by in results.items()]
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     scratch.cleanup()
-    return 0 if vs_plain >= GOAL_VS_PLAIN and vs_udf >= GOAL_VS_SPARK_UDF else 1
+    return 0 if all(met) else 1
 
 
 if __name__ == "__main__":

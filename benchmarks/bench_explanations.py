@@ -2,19 +2,22 @@
 
 1. Batch: the batch_inference job's scoring path (``scoring.batch.score_features``) on the
    same 1M rows on ``local[2]``, with reasons (base, five contributions, floor line, top
-   reasons, review reasons in words) and without (``explain=False``), rounds interleaved;
-   the ratio of the two times. Goal: <= 2.5x.
+   reasons, review reasons in words) for the members flagged for review (the job's
+   ``EXPLAIN_FLAGGED``), for every member (``EXPLAIN_ALL``) and for none, rounds
+   interleaved; the ratios to none. Goal (flagged, the job): <= 2.5x. A linear and a tree
+   champion, one after the other.
 2. Real time: a real ``healthcare-mlops serve`` (the MLflow scoring server) on loopback, one
    member per request, 1,000 sequential requests with ``{"params": {"reasons": true}}``
    and 1,000 without; p50 / p95 latency. Goal with reasons: p95 <= 50 ms.
 
-    .venv/bin/python benchmarks/bench_explanations.py                       # 1M rows, linear_huber
+    .venv/bin/python benchmarks/bench_explanations.py                       # 1M rows, both champions
     .venv/bin/python benchmarks/bench_explanations.py --rows 200000 --requests 200
-    .venv/bin/python benchmarks/bench_explanations.py --candidate hist_gradient_boosting_poisson
+    .venv/bin/python benchmarks/bench_explanations.py --candidates hist_gradient_boosting_poisson
 
-The model is trained first on generated data (20,000 members, ``--candidate``; default
-``linear_huber``, the candidate selected on generated and public-shaped data) in a
-temporary home. Setup as in bench_batch_scoring.py (cached DataFrame, warm-up in every
+Each model is trained first on generated data (20,000 members, one candidate of
+``--candidates``: ``linear_huber``, selected on generated data, and
+``hist_gradient_boosting_absolute_error``, selected on the public table) in a temporary home.
+Setup as in bench_batch_scoring.py (cached DataFrame, warm-up in every
 worker, full evaluation into the ``noop`` sink); the load average is printed with every run.
 """
 
@@ -48,7 +51,9 @@ def batch_ratio(spark, settings, rows: int, partitions: int, repeat: int, seed: 
     import pyarrow as pa
 
     from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
-    from healthcare_mlops.scoring.batch import model_input_names, model_source, score_features
+    from healthcare_mlops.runtime.model_loading import load_scoring_model
+    from healthcare_mlops.scoring.batch import (EXPLAIN_ALL, EXPLAIN_FLAGGED, EXPLAIN_NONE, model_input_names,
+                                                model_source, score_features)
     from healthcare_mlops.scoring.rules import BusinessRules
     from healthcare_mlops.parameters import scoring_thresholds
     from healthcare_mlops.tables import ML_INSURANCE_FEATURES
@@ -58,7 +63,8 @@ def batch_ratio(spark, settings, rows: int, partitions: int, repeat: int, seed: 
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     inputs = model_input_names(mlflow.models.Model.load(local_path))
     rules = BusinessRules.for_model(scoring_thresholds(settings.variables), model["reference"])
-    source = model_source(model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"])
+    source = model_source(model["uri"], local_path, shared_filesystem=True, run_id=model["run_id"],
+                          loader=load_scoring_model)
     table = pa.Table.from_pandas(million_rows(DeltaCatalog(settings).read_arrow(ML_INSURANCE_FEATURES).to_pandas(),
                                               rows, seed), preserve_index=False)
     df = spark.createDataFrame(table).repartition(partitions).cache()
@@ -66,22 +72,28 @@ def batch_ratio(spark, settings, rows: int, partitions: int, repeat: int, seed: 
     sample = spark.createDataFrame(table.slice(0, 20_000)).repartition(partitions).cache()
     sample.count()
 
-    def scoring(data, explain: bool):
+    def scoring(data, explain: str):
         score_features(data, source, rules, inputs, explain=explain).write.format("noop").mode("overwrite").save()
 
-    scoring(sample, True)
-    scoring(sample, False)
-    results = run_rounds({"with_reasons": lambda: scoring(df, True), "without": lambda: scoring(df, False)},
-                         repeat, rows)
+    scopes = (EXPLAIN_FLAGGED, EXPLAIN_ALL, EXPLAIN_NONE)
+    for scope in scopes:
+        scoring(sample, scope)
+    flagged = score_features(sample, source, rules, inputs, explain=EXPLAIN_NONE) \
+        .selectExpr("avg(cast(requires_review as double))").first()[0]
+    results = run_rounds({scope: (lambda scope=scope: scoring(df, scope)) for scope in scopes}, repeat, rows)
     by = {r["label"]: r for r in results}
-    ratio = by["with_reasons"]["best"] / by["without"]["best"]
-    print(f"\nbatch, {rows:,} rows, {model['name']} version {model['version']}:")
+    ratio = by[EXPLAIN_FLAGGED]["best"] / by[EXPLAIN_NONE]["best"]
+    print(f"\nbatch, {rows:,} rows, {model['name']} version {model['version']} "
+          f"(flagged for review: {flagged:.1%} of the warm-up rows):")
     for r in results:
-        print(f"  {r['label']:13} best {r['best']:7.2f} s  median {r['median']:7.2f} s  "
+        print(f"  explain={r['label']:8} best {r['best']:7.2f} s  median {r['median']:7.2f} s  "
               f"{r['rows_per_s']:>10,.0f} rows/s")
-    print(f"  with reasons / without: {ratio:.2f}x best, "
-          f"{by['with_reasons']['median'] / by['without']['median']:.2f}x median  (goal <= {GOAL_RATIO}x)  "
+    print(f"  every row explained / none: {by[EXPLAIN_ALL]['best'] / by[EXPLAIN_NONE]['best']:.2f}x best")
+    print(f"  flagged rows explained (the job) / none: {ratio:.2f}x best, "
+          f"{by[EXPLAIN_FLAGGED]['median'] / by[EXPLAIN_NONE]['median']:.2f}x median  (goal <= {GOAL_RATIO}x)  "
           f"{'met' if ratio <= GOAL_RATIO else 'NOT met'}", flush=True)
+    df.unpersist()
+    sample.unpersist()
     return ratio
 
 
@@ -149,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--members", type=int, default=20_000)
-    parser.add_argument("--candidate", default="linear_huber")
+    parser.add_argument("--candidates", default="linear_huber,hist_gradient_boosting_absolute_error",
+                        help="one champion of each (a linear and a tree one), measured side by side")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     os.environ["HEALTHCARE_MLOPS_SPARK_MASTER"] = args.master
@@ -162,19 +175,22 @@ def main(argv: list[str] | None = None) -> int:
     spark.sparkContext.setLogLevel("ERROR")
     print(f"spark {spark.version} on {args.master} (cores: {os.cpu_count()}, load average "
           f"{os.getloadavg()[0]:.1f})", flush=True)
+    met = []
     with tempfile.TemporaryDirectory(prefix="hc-bench-explain-") as scratch:
-        home = Path(scratch) / "lakehouse"
-        t0 = time.perf_counter()
-        train_quick_model(home, args.members, args.seed, (args.candidate,))
-        print(f"{args.candidate} trained on {args.members:,} generated members in {time.perf_counter() - t0:.1f} s",
-              flush=True)
-        settings = resolve_settings("local", home)
-        configure_mlflow(settings)
-        ratio = batch_ratio(spark, settings, args.rows, args.partitions, args.repeat, args.seed)
-        spark.catalog.clearCache()
-        p95 = serving_latency(home, args.requests)
+        for candidate in [c.strip() for c in args.candidates.split(",") if c.strip()]:
+            home = Path(scratch) / candidate
+            t0 = time.perf_counter()
+            train_quick_model(home, args.members, args.seed, (candidate,))
+            print(f"\n{candidate} trained on {args.members:,} generated members in "
+                  f"{time.perf_counter() - t0:.1f} s", flush=True)
+            settings = resolve_settings("local", home)
+            configure_mlflow(settings)
+            ratio = batch_ratio(spark, settings, args.rows, args.partitions, args.repeat, args.seed)
+            spark.catalog.clearCache()
+            p95 = serving_latency(home, args.requests)
+            met.append(ratio <= GOAL_RATIO and p95 <= GOAL_P95_MS)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
-    return 0 if ratio <= GOAL_RATIO and p95 <= GOAL_P95_MS else 1
+    return 0 if all(met) else 1
 
 
 if __name__ == "__main__":

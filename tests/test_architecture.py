@@ -29,15 +29,8 @@ SHELL = (*ADAPTERS, "healthcare_mlops.composition", "healthcare_mlops.tasks", "h
 FORBIDDEN_IN_CORE = (*ADAPTERS, "mlflow", "databricks", "deltalake", "duckdb")
 # The one stated exception: the model's packaging subclasses MLflow's PythonModel (and says
 # which request errors MLflow returns), so it imports mlflow and nothing else of the edge.
-PACKAGING = ("healthcare_mlops.modeling.pyfunc", "healthcare_mlops.modeling.scoring_request")
+PACKAGING = ("healthcare_mlops.modeling.pyfunc",)
 PACKAGING_MAY_IMPORT = ("mlflow",)
-# Core modules still being converted to take frames and typed parameters (issue 25, other
-# branches: monitoring, scoring rules, ingest, batch scoring, serving). Each one here breaks
-# the core rules today; the list is exact (a module that no longer needs it fails the test)
-# and is emptied when those branches are merged.
-NOT_YET_CONVERTED = frozenset({
-    "healthcare_mlops.scoring.batch",
-})
 # Layers, lowest first. A module may import its own layer and the ones below, never above.
 # The local Databricks emulator (runner, Quartz, DAG, run guard, run history, offline validation,
 # the local launcher) sits above the bundle model it reads, so the bundle model never imports it.
@@ -285,16 +278,9 @@ def test_only_the_composition_root_asks_where_it_runs(parsed):
 
 
 def test_the_core_imports_no_adapter_and_takes_no_settings(parsed):
-    broken = {name: found for name, tree in parsed.items() if is_core(name) and name not in NOT_YET_CONVERTED
+    broken = {name: found for name, tree in parsed.items() if is_core(name)
               and (found := core_violations(tree, name, package_of(name)))}
     assert broken == {}
-
-
-def test_the_not_yet_converted_list_is_exact(parsed):
-    """Each listed module is a core module that still breaks a core rule: converted ones leave the list."""
-    assert {name for name in NOT_YET_CONVERTED
-            if name in parsed and is_core(name) and core_violations(parsed[name], name, package_of(name))} \
-        == NOT_YET_CONVERTED
 
 
 def test_tasks_and_the_core_receive_their_runtime(parsed):
@@ -304,7 +290,7 @@ def test_tasks_and_the_core_receive_their_runtime(parsed):
     deciding = deciding_functions(parsed)
     assert {"table_catalog", "get_spark", "configure_mlflow"} <= set().union(*deciding.values())
     built = {name: found for name, tree in parsed.items()
-             if (is_core(name) or within(name, ("healthcare_mlops.tasks",))) and name not in NOT_YET_CONVERTED
+             if (is_core(name) or within(name, ("healthcare_mlops.tasks",)))
              and (found := runtime_built(tree, deciding))}
     assert built == {}
 
@@ -316,8 +302,7 @@ def test_there_is_no_import_circle(graph):
 def test_layers_point_one_way(graph):
     """Nothing points up; a not-yet-converted core module's arrows into the adapters are its listed fault."""
     upward = sorted(f"{source} -> {target}" for source, targets in graph.items() for target in targets
-                    if layer_of(target) > layer_of(source)
-                    and not (source in NOT_YET_CONVERTED and within(target, ADAPTERS)))
+                    if layer_of(target) > layer_of(source))
     assert upward == []
 
 

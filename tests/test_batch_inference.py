@@ -21,6 +21,7 @@ from healthcare_mlops.features.training_range import TrainingRange, outside_rang
 from healthcare_mlops.modeling.risk import risk_category
 from healthcare_mlops.privacy import IDENTIFIER_COLUMN_PATTERNS, MEMBER_KEY, member_keys, personal_data
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+from healthcare_mlops.runtime.model_loading import load_scoring_model
 from healthcare_mlops.scoring.contract import PREDICTION_COLUMNS, PREDICTION_SCHEMA_DDL, REASON_SEPARATOR
 from healthcare_mlops.scoring.rules import (BELOW_MINIMUM, CRITICAL_RISK, LOW_CONFIDENCE, BusinessRules,
                                             ScoringThresholds, apply_rules, join_reasons)
@@ -346,18 +347,22 @@ def test_workers_get_the_model_as_a_path_or_as_shipped_files_and_score_alike(spa
     results = []
     for shared in (True, False):
         source = batch.model_source(model["uri"], local_path, shared_filesystem=shared,
-                                    run_id=model["run_id"])
+                                    run_id=model["run_id"], loader=load_scoring_model)
         assert (source.local_path is None) is (not shared) and (source.archive is None) is shared
         results.append(batch.score_features(features, source, rules, inputs).toPandas()
                        .sort_values("patient_natural_key").reset_index(drop=True))
     pd.testing.assert_frame_equal(results[0], results[1])
     assert len(results[0]) == 300 and tuple(results[0].columns) == batch.SCORED_COLUMNS
 
-    shipped = batch.ModelSource(uri=model["uri"], archive=batch.zip_folder(local_path), run_id="other-run")
+    shipped = batch.ModelSource(uri=model["uri"], archive=batch.zip_folder(local_path), run_id="other-run",
+                                loader=load_scoring_model)
     assert (Path(shipped.materialize()) / "MLmodel").is_file()
     first = batch.cached_model(shipped)
     assert batch.cached_model(shipped) is first                       # loaded once per process
-    assert batch.cached_model(batch.ModelSource(model["uri"], local_path, run_id=model["run_id"])) is not first
+    assert batch.cached_model(batch.ModelSource(model["uri"], local_path, run_id=model["run_id"],
+                                                loader=load_scoring_model)) is not first
+    with pytest.raises(ValueError, match="no loader"):
+        batch.cached_model(batch.ModelSource(model["uri"], local_path, run_id="no-loader"))
 
 
 def test_score_batch_scores_valid_rows_and_skips_the_rest(pipeline_home):
@@ -367,12 +372,18 @@ def test_score_batch_scores_valid_rows_and_skips_the_rest(pipeline_home):
 
     settings = _settings(pipeline_home)
     model = batch_inference.resolve_model(build_runtime(settings), "champion")
-    pyfunc = batch.cached_model(batch.ModelSource(model["uri"], mlflow.artifacts.download_artifacts(model["uri"]),
-                                                  run_id=model["run_id"]))
+    path = mlflow.artifacts.download_artifacts(model["uri"])
+    unwrapped = batch.cached_model(batch.ModelSource(model["uri"], path, run_id=model["run_id"],
+                                                     loader=load_scoring_model))
+    pyfunc = mlflow.pyfunc.load_model(path)
     frame = _features(settings).head(5).copy()
     frame.loc[1, "region"] = "atlantis"
-    scored = batch.score_frame(frame, pyfunc, RULES)
+    scored = batch.score_frame(frame, unwrapped, RULES)
     assert list(scored["patient_natural_key"]) == list(frame["patient_natural_key"].drop(index=1))
+    # any other pyfunc is scored through its predict, to the same numbers (without explanations)
+    through_predict = batch.score_frame(frame, pyfunc, RULES)
+    pd.testing.assert_frame_equal(through_predict.drop(columns=list(batch.EXPLAINED) + ["review_reasons"]),
+                                  scored.drop(columns=list(batch.EXPLAINED) + ["review_reasons"]))
     direct = pyfunc.predict(frame.drop(index=1)[list(batch.MODEL_INPUT_COLUMNS)])
     for column in ("risk_score", "risk_category"):
         assert list(scored[column]) == list(direct[column])

@@ -246,16 +246,6 @@ def test_a_perfect_model_scores_perfectly_and_a_biased_one_shows_its_bias():
 
 # -- scoring/batch.py: the pandas core, with a model trained in memory -----------------------------
 
-class LoadedModel:
-    """What ``mlflow.pyfunc.load_model`` hands back, for a model that never went through MLflow."""
-
-    def __init__(self, python_model: InsuranceRiskModel) -> None:
-        self.python_model = python_model
-
-    def unwrap_python_model(self) -> InsuranceRiskModel:
-        return self.python_model
-
-
 @pytest.fixture(scope="module")
 def trained():
     members = pd.DataFrame(synthetic_members(2000, np.random.default_rng(3)))
@@ -270,15 +260,16 @@ def _features(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_batch_scoring_skips_broken_rows_floors_flags_and_explains_the_rest(trained):
-    model = LoadedModel(InsuranceRiskModel(trained.pipeline, trained.intervals, trained.prediction_reference,
-                                           trained.actual_reference, explainer=trained.explainer))
+    # What the batch scorer's loader (runtime/model_loading.py) unwraps from the pyfunc.
+    model = InsuranceRiskModel(trained.pipeline, trained.intervals, trained.prediction_reference,
+                               trained.actual_reference, explainer=trained.explainer)
     frame = _features(200, 8)
     frame.loc[1, "region"] = "atlantis"
-    floor = float(np.quantile(model.python_model.predict(None, frame.drop(index=1)[list(MODEL_INPUT_COLUMNS)])
+    floor = float(np.quantile(model.predict(None, frame.drop(index=1)[list(MODEL_INPUT_COLUMNS)])
                               ["predicted_annual_charges"], 0.2))
     rules = BusinessRules(ScoringThresholds(min_predicted_charges=floor, review_interval_width_ratio=9.0),
                           TrainingRange.from_reference(trained.reference))
-    scored = batch.score_frame(frame, model, rules)
+    scored = batch.score_frame(frame, model, rules, explain=batch.EXPLAIN_ALL)
     assert list(scored["patient_natural_key"]) == list(frame["patient_natural_key"].drop(index=1))
     assert scored["predicted_annual_charges"].min() == pytest.approx(floor)
     below = scored["review_reasons"].str.startswith(BELOW_MINIMUM)
@@ -287,7 +278,7 @@ def test_batch_scoring_skips_broken_rows_floors_flags_and_explains_the_rest(trai
     assert np.abs(total - scored["predicted_annual_charges"]).max() <= 1.0
     critical = scored["risk_category"] == "critical"
     assert critical.any() and scored.loc[critical, "review_reasons"].str.startswith(CRITICAL_RISK).all()
-    unexplained = batch.score_frame(frame, model, rules, explain=False)
+    unexplained = batch.score_frame(frame, model, rules, explain=batch.EXPLAIN_NONE)
     assert unexplained[list(EXPLANATION_COLUMNS)].isna().all().all()
     assert list(unexplained["predicted_annual_charges"]) == pytest.approx(list(scored["predicted_annual_charges"]))
 

@@ -148,6 +148,7 @@ def test_the_waterfall_runs_from_the_base_through_each_input_and_the_floor_to_th
 def test_batch_scoring_writes_contributions_and_reasons_in_words(pipeline_home):
     import mlflow
 
+    from healthcare_mlops.runtime.model_loading import load_scoring_model
     from healthcare_mlops.scoring import batch
     from healthcare_mlops.settings import resolve_settings
     from healthcare_mlops.tasks import batch_inference
@@ -155,13 +156,13 @@ def test_batch_scoring_writes_contributions_and_reasons_in_words(pipeline_home):
     settings = resolve_settings("local", pipeline_home)
     model = batch_inference.resolve_model(build_runtime(settings), "champion")
     pyfunc = batch.cached_model(batch.ModelSource(model["uri"], mlflow.artifacts.download_artifacts(model["uri"]),
-                                                  run_id=model["run_id"]))
+                                                  run_id=model["run_id"], loader=load_scoring_model))
     frame = pd.DataFrame([{**SMOKER, "bmi": 45.0, "age": 63}, {**SMOKER, "smoker": False, "age": 19, "bmi": 19.0},
                           {**SMOKER, "age": 40, "bmi": 28.0, "smoker": False}, {**SMOKER, "bmi": 60.0}])
     frame = frame.assign(patient_natural_key=[f"k{i}" for i in range(len(frame))], sex="female", age_band="x")
     rules = BusinessRules(ScoringThresholds(min_predicted_charges=5_000.0, review_interval_width_ratio=9.0),
                           training_range=TrainingRange.from_reference(model["reference"]))
-    scored = batch.score_frame(frame, pyfunc, rules)
+    scored = batch.score_frame(frame, pyfunc, rules, explain=batch.EXPLAIN_ALL)
     _assert_additive(scored)
     assert scored.loc[1, FLOOR_COLUMN] > 0 and scored.loc[1, "predicted_annual_charges"] == 5_000.0   # the floor line
     critical = scored.loc[0]
@@ -170,10 +171,17 @@ def test_batch_scoring_writes_contributions_and_reasons_in_words(pipeline_home):
     assert scored.loc[2, "review_reasons"] == "" and scored.loc[2, "top_reasons"] != ""
     assert scored.loc[3, "review_reasons"].startswith("critical_risk;outside_training_range:bmi; ")
     assert f"{OUTSIDE_WORDS}: bmi" in scored.loc[3, "review_reasons"]
-    unexplained = batch.score_frame(frame, pyfunc, rules, explain=False)
+    unexplained = batch.score_frame(frame, pyfunc, rules, explain=batch.EXPLAIN_NONE)
     assert unexplained[list(EXPLANATION_COLUMNS)].isna().all().all()
     assert list(unexplained["review_reasons"]) == ["critical_risk", "below_minimum_charges", "",
                                                    "critical_risk;outside_training_range:bmi"]
+    # The job's default: the flagged members carry the same explanation, the unflagged one none.
+    flagged = batch.score_frame(frame, pyfunc, rules)
+    assert flagged.loc[2, list(EXPLANATION_COLUMNS)].isna().all() and flagged.loc[2, "top_reasons"] is None
+    same = [0, 1, 3]
+    pd.testing.assert_frame_equal(flagged.loc[same], scored.loc[same])
+    with pytest.raises(ValueError, match="explain must be one of"):
+        batch.score_frame(frame, pyfunc, rules, explain="some")
 
 
 # ----------------------------------------------------------------------------- real time, over HTTP
@@ -267,3 +275,33 @@ def test_a_reasons_param_that_is_not_a_boolean_is_refused_naming_it(hostile):
         resolve_params({"reasons": hostile})
     assert refused.value.errors[0]["field"] == "params.reasons"
     assert resolve_params({"reasons": True})["reasons"] is True and resolve_params(None)["reasons"] is False
+
+
+def test_joining_words_keeps_rows_whose_texts_are_all_empty():
+    import pyarrow as pa
+
+    from healthcare_mlops.explanations.reasons import join_words
+
+    codes = pa.array(["critical_risk", "", "low_confidence", "", None])
+    top = pa.array(["smoker: +23,400 USD", "", "", None, "age 52: +100 USD"])
+    assert join_words(codes, top).to_pylist() == ["critical_risk; smoker: +23,400 USD", "", "low_confidence", "",
+                                                   "age 52: +100 USD"]
+    assert join_words(pa.array(["", ""]), pa.array(["", ""])).to_pylist() == ["", ""]
+
+
+def test_batch_scoring_explains_the_flagged_members_exactly_as_it_would_explain_all(linear):
+    from healthcare_mlops.scoring import batch
+
+    frame = _members(400, 21).assign(sex="female", age_band="x")
+    rules = BusinessRules(ScoringThresholds(min_predicted_charges=3_000.0, review_interval_width_ratio=9.0),
+                          training_range=TrainingRange.from_reference(linear.reference))
+    everyone = batch.score_frame(frame, _model(linear), rules, explain=batch.EXPLAIN_ALL)
+    flagged = batch.score_frame(frame, _model(linear), rules)
+    review = flagged["requires_review"].to_numpy()
+    assert 0 < review.sum() < len(flagged)
+    pd.testing.assert_frame_equal(flagged[review], everyone[review])
+    quiet = flagged[~review]
+    assert quiet[[*EXPLANATION_COLUMNS, "top_reasons"]].isna().all().all() and (quiet["review_reasons"] == "").all()
+    assert (everyone.loc[~review, "top_reasons"] != "").all()
+    pd.testing.assert_frame_equal(quiet.drop(columns=list(batch.EXPLAINED)),
+                                  everyone[~review].drop(columns=list(batch.EXPLAINED)))

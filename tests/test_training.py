@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import mlflow
 import numpy as np
@@ -18,8 +19,10 @@ from healthcare_mlops.features.definitions import AGE_BANDS, band
 from healthcare_mlops.modeling import metrics as m
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
 from healthcare_mlops.modeling.risk import RISK_CATEGORIES, reference_quantiles, risk_category, risk_score
-from healthcare_mlops.modeling.splits import DEFAULT_SALT, fold_ids, held_out_mask
-from healthcare_mlops.modeling.training import MIN_LABELLED_ROWS, R2_TOLERANCE, select_candidate, train
+from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
+from healthcare_mlops.modeling.splits import DEFAULT_SALT, fold_ids, held_out_mask, sample_mask
+from healthcare_mlops.modeling.training import (FOLDS, LEARNING_CURVE_SHARES, MIN_LABELLED_ROWS, R2_TOLERANCE,
+                                                select_candidate, train)
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
 from healthcare_mlops.tasks.model_training import CHALLENGER, log_and_register
 
@@ -118,6 +121,51 @@ def test_selection_follows_the_rule_and_does_not_depend_on_row_order(members):
     assert first.params["split_salt"] == DEFAULT_SALT
 
 
+def test_one_and_two_workers_give_the_same_model_and_report_progress(members):
+    pair = ("hist_gradient_boosting_absolute_error", "linear_huber")
+    lines: list[str] = []
+    one = train(members, seed=3, candidates=pair, workers=1)
+    two = train(members, seed=3, candidates=pair, workers=2, emit=lines.append)
+    assert one.candidate == two.candidate and one.cv_results == two.cv_results
+    assert one.metrics == two.metrics and one.learning_curve == two.learning_curve
+    rows = members[list(MODEL_INPUT_COLUMNS)]
+    assert (one.pipeline.predict(rows) == two.pipeline.predict(rows)).all()
+    # a line per fold of each candidate, at each learning-curve size, with elapsed time and what is left
+    folds = [line for line in lines if " fold " in line]
+    assert len(folds) == len(pair) * FOLDS * len({p["rows"] for p in one.learning_curve})
+    assert all(re.search(r"elapsed \d+\.\d s, about \d+ s left$", line) for line in folds)
+    assert lines[-1].startswith("[training] ") and "fitting it on all" in lines[-1]
+
+
+def test_candidates_are_compared_on_a_capped_member_sample_and_the_winner_fitted_on_all(members):
+    pair = ("hist_gradient_boosting_absolute_error", "linear_huber")
+    capped = train(members, seed=3, candidates=pair, selection_cap=1600)
+    full = train(members, seed=3, candidates=pair, selection_cap=None)
+    train_rows = capped.params["train_rows"]
+    assert capped.params["selection_rows"] == 1600 and capped.params["selection_cap"] == 1600
+    assert full.params["selection_rows"] == train_rows and full.params["selection_cap"] == "none"
+    # the curve: every candidate at each nested size below the cap, then at the cap
+    sizes = sorted({p["rows"] for p in capped.learning_curve})
+    assert sizes == [int(1600 * share) for share in LEARNING_CURVE_SHARES if 1600 * share >= MIN_LABELLED_ROWS] + [1600]
+    assert len(sizes) == 4
+    assert {p["candidate"] for p in capped.learning_curve} == set(pair)
+    at_cap = {p["candidate"]: p["cv_mae"] for p in capped.learning_curve if p["rows"] == 1600}
+    assert at_cap == {name: r["cv_mae"] for name, r in capped.cv_results.items()}
+    # the winner's own CV runs on every training row: the same OOF evidence as the full comparison's
+    assert len(capped.oof_evidence) == train_rows
+    if capped.candidate == full.candidate:
+        assert capped.metrics == full.metrics
+    assert capped.cv_results != full.cv_results           # the comparison itself ran on fewer rows
+
+
+def test_the_selection_sample_is_nested_and_stable_when_members_are_added():
+    keys = np.array([f"member-{i}" for i in range(3000)])
+    small, large = sample_mask(keys, "salt", 500), sample_mask(keys, "salt", 1500)
+    assert small.sum() == 500 and large.sum() == 1500 and not (small & ~large).any()
+    assert sample_mask(keys, "salt", 5000).all()
+    assert (sample_mask(keys, "other", 500) != small).any()
+
+
 def test_select_candidate_prefers_lower_mae_within_the_r2_tolerance():
     results = {"a": {"cv_r2": 0.860, "cv_mae": 2400.0}, "b": {"cv_r2": 0.853, "cv_mae": 1700.0},
                "c": {"cv_r2": 0.830, "cv_mae": 1500.0}}
@@ -200,3 +248,18 @@ def test_job_logs_carry_no_cloudpickle_notice_but_other_mlflow_warnings(caplog):
         logger.warning("Validating input example against model signature failed")
     assert [r.getMessage() for r in caplog.records] == ["Validating input example against model signature failed"]
     assert len(logger.filters) == 1
+
+
+def test_the_model_card_shows_the_learning_curve_it_was_logged_with():
+    from healthcare_mlops.governance.model_card import learning_curve_section
+    from healthcare_mlops.modeling.training import learning_curve_metrics
+
+    curve = [{"rows": rows, "candidate": name, "cv_mae": mae, "cv_r2": 0.8}
+             for rows, name, mae in ((2500, "linear_huber", 1610.0), (2500, "random_forest", 1702.4),
+                                     (20000, "linear_huber", 1530.0), (20000, "random_forest", 1650.0))]
+    section = learning_curve_section({"candidate": "linear_huber", "selection_rows": "20000",
+                                      "selection_cap": "20000"}, learning_curve_metrics(curve))
+    assert "| `linear_huber` (chosen) | $1,610 | $1,530 |" in section
+    assert "| `random_forest` | $1,702 | $1,650 |" in section
+    assert "2,500 rows | 20,000 rows" in section
+    assert "No learning curve" in learning_curve_section({}, {"cv_mae": 1.0})

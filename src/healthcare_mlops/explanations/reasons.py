@@ -24,6 +24,8 @@ TOP_REASONS = 3
 ROUND_TO_USD = 100
 OUTSIDE_WORDS = "outside what the model was trained on"
 REASONS_JOINER = "; "
+_END = "\x1f"                       # a unit separator: never in an input's words
+_END_PATTERN = f"({REASONS_JOINER})?\x1f$"
 _AMOUNT_OFFSET = 1 << 24          # rounded amounts (in hundreds of USD) are far inside +/- this
 
 
@@ -69,9 +71,15 @@ def _present(words: pa.Array) -> pa.Array:
 
 
 def join_words(*columns: pa.Array) -> pa.Array:
-    """Row by row the non-empty texts of ``columns`` joined by ``REASONS_JOINER`` ('' when none); in Arrow."""
-    joined = pc.binary_join_element_wise(*[_present(c) for c in columns], REASONS_JOINER, null_handling="skip")
-    return pc.fill_null(joined, "")
+    """Row by row the non-empty texts of ``columns`` joined by ``REASONS_JOINER`` ('' when none); in Arrow.
+
+    A last column that is never empty (``_END``) is joined too and cut off after: pyarrow's
+    ``binary_join_element_wise`` with ``skip`` drops a row whose inputs are all null instead of
+    giving '' (seen with pyarrow 25), which would shift every later row."""
+    rows = len(columns[0])
+    end = pa.array(np.full(rows, _END, dtype=object), type=pa.string())
+    joined = pc.binary_join_element_wise(*[_present(c) for c in columns], end, REASONS_JOINER, null_handling="skip")
+    return pc.replace_substring_regex(joined, _END_PATTERN, "")
 
 
 def top_reasons(inputs: pd.DataFrame, contributions: np.ndarray, names: tuple,

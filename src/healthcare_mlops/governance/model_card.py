@@ -98,6 +98,28 @@ def checks_summary(checks: list[dict]) -> str:
     return head + "\n\n" + _table(["Check", "Value", "Threshold", "Verdict"], rows)
 
 
+CURVE_PREFIX = "learning_curve_"
+
+
+def learning_curve_section(params: dict, metrics: dict) -> str:
+    """The candidates' CV MAE at each sample size (``learning_curve_<rows>_<candidate>_cv_mae`` metrics):
+    the evidence that the choice made on the capped sample does not depend on the cap."""
+    points = {}
+    for key, value in metrics.items():
+        if key.startswith(CURVE_PREFIX) and key.endswith("_cv_mae"):
+            rows, _, candidate = key[len(CURVE_PREFIX):-len("_cv_mae")].partition("_")
+            points.setdefault(candidate, {})[int(rows)] = value
+    if not points:
+        return "No learning curve was logged with this version (trained before candidates were compared on a sample)."
+    sizes = sorted({n for by_size in points.values() for n in by_size})
+    rows = [[f"`{name}`{' (chosen)' if name == params.get('candidate') else ''}",
+             *[_format(by_size[n], "usd") if n in by_size else "" for n in sizes]]
+            for name, by_size in sorted(points.items())]
+    head = (f"Candidates compared on {_count(params.get('selection_rows', '?'))} training members (a member-hash "
+            f"sample capped at {params.get('selection_cap', '?')}); CV MAE at nested samples of each size:")
+    return head + "\n\n" + _table(["Candidate", *[f"{n:,} rows" for n in sizes]], rows)
+
+
 def render_model_card(model_name: str, version: str, run, checks: list[dict], groups: list[dict],
                       history: pd.DataFrame) -> str:
     """Markdown: intended use, data, model, metrics by split, groups, checks, limitations, history."""
@@ -120,6 +142,7 @@ def render_model_card(model_name: str, version: str, run, checks: list[dict], gr
         f"`{params.get('candidate', '?')}` ({params.get('selection_rule', 'chosen by 5-fold cross-validation')}); "
         f"90 % prediction intervals by {params.get('interval_method', 'split conformal')}. Training run "
         f"`{run.info.run_id}`, git commit `{tags.get('git_commit', '?')}`.",
+        "", "#### Learning curve (how the candidate was chosen)", learning_curve_section(params, metrics),
         "", "#### Metrics", metrics_table(metrics),
         "#### Groups (out-of-fold predictions of every training member)", groups_table(groups),
         "#### Governance checks", checks_summary(checks),

@@ -179,8 +179,9 @@ def recorded_inputs(lineage: RecordedLineage) -> tuple[str, ...]:
 def retrain(frame: pd.DataFrame, lineage: RecordedLineage) -> tuple[TrainingResult, tuple[str, ...]]:
     """The model trained again with the recorded parameters; and its inputs."""
     inputs = recorded_inputs(lineage)
+    cap = lineage.params.get("selection_cap", "none")      # versions before the cap compared on every row
     result = train(frame, seed=lineage.seed, candidates=tuple(lineage.params["candidates"].split(",")),
-                   inputs=inputs, salt=lineage.split_salt)
+                   inputs=inputs, salt=lineage.split_salt, selection_cap=None if cap == "none" else int(cap))
     return result, inputs
 
 

@@ -35,6 +35,19 @@ def fold_ids(keys, salt: str, folds: int) -> np.ndarray:
     return np.minimum((_unit(keys, salt, "fold") * folds).astype(int), folds - 1)
 
 
+def sample_mask(keys, salt: str, rows: int) -> np.ndarray:
+    """True for the ``rows`` members with the smallest selection hash (all of them when there are fewer).
+
+    Nested: the sample of ``n`` rows is inside the sample of ``m > n`` rows, so a learning
+    curve over several sizes adds members without swapping any."""
+    if len(keys) <= rows:
+        return np.ones(len(keys), dtype=bool)
+    order = np.argsort(_unit(keys, salt, "selection"), kind="stable")
+    mask = np.zeros(len(keys), dtype=bool)
+    mask[order[:rows]] = True
+    return mask
+
+
 def member_keys(frame: pd.DataFrame) -> pd.Series:
     """The member keys of a training frame, or a ValueError when the frame has none."""
     if MEMBER_KEY not in frame.columns:

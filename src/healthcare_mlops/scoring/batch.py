@@ -31,7 +31,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,8 +62,16 @@ SCORED = ML_PATIENT_PREDICTIONS_SPEC.columns.without("scoring_date", "model_name
 SCORED_COLUMNS = SCORED.names
 # Rows per model call in a worker (see score_arrow_batches).
 SCORING_CHUNK_ROWS = 50_000
-# Null when the model version cannot be explained exactly (see explained_columns).
+# Null when the row is not explained or the model version cannot be explained exactly
+# (see explained_columns).
 EXPLAINED = (*EXPLANATION_COLUMNS, TOP_REASONS_COLUMN)
+# Which members the batch explains. The explanation columns are read where a member is
+# flagged for review: review_reasons in words and the console's review queue (app/queries.py)
+# are their only readers. Explaining only those keeps a tree champion's scoring at the
+# speed of the linear one's (TreeSHAP costs several times a prediction; README, speed table).
+# Any other member's reasons come from the serving endpoint ({"params": {"reasons": true}}).
+EXPLAIN_ALL, EXPLAIN_FLAGGED, EXPLAIN_NONE = "all", "flagged", "none"
+EXPLAIN_SCOPES = (EXPLAIN_ALL, EXPLAIN_FLAGGED, EXPLAIN_NONE)
 PROBLEM = Columns.of((KEY, STRING), ("column_name", STRING), ("reason", STRING), ("raw_record", STRING))
 SCORED_ARROW = SCORED.arrow_schema()
 PROBLEM_ARROW = PROBLEM.arrow_schema()
@@ -83,6 +91,9 @@ class ModelSource:
     local_path: str | None = None
     archive: bytes | None = None    # the model folder's zip bytes
     run_id: str = ""
+    # path -> model: a runtime adapter's function (runtime/model_loading.py), pickled by name
+    # with the scoring function, so this module needs no MLflow.
+    loader: Callable[[str], object] | None = None
 
     @property
     def key(self) -> str:
@@ -119,9 +130,9 @@ def cached_model(source: ModelSource):
     """The pyfunc at ``source``, loaded once per process and kept for the next tasks."""
     model = _MODELS.get(source.key)
     if model is None:
-        import mlflow
-
-        model = mlflow.pyfunc.load_model(source.materialize())
+        if source.loader is None:
+            raise ValueError(f"no loader for {source.uri}: ModelSource.loader reads the model's files")
+        model = source.loader(source.materialize())
         _MODELS.clear()             # one model per worker at a time
         _MODELS[source.key] = model
     return model
@@ -171,65 +182,82 @@ def problem_rows(frame: pd.DataFrame, problems: pd.Series) -> pd.DataFrame:
                          "reason": reasons.to_numpy(), "raw_record": records})
 
 
-def model_output(model, inputs: pd.DataFrame, input_names: list[str], explain: bool = True) -> pd.DataFrame:
+def model_output(model, inputs: pd.DataFrame, input_names: list[str]) -> pd.DataFrame:
     """The model's output for rows that already passed the input contract.
 
-    For this project's pyfunc that is the body of ``InsuranceRiskModel.predict`` after its
-    contract check (``pyfunc.score`` on the typed inputs): the check just ran on the same
-    rows, so it is not run twice; with ``explain`` and an explainer of the five inputs it
-    carries the explanation columns. Any other pyfunc is called through ``predict``.
+    For this project's model (an ``InsuranceRiskModel``, as ``ModelSource.loader`` unwraps it)
+    that is the body of its ``predict`` after the contract check (``pyfunc.score`` on the
+    typed inputs): the check just ran on the same rows, so it is not run twice. Any other
+    pyfunc is called through ``predict``.
     """
-    from mlflow.exceptions import MlflowException
-
-    try:
-        python_model = model.unwrap_python_model()
-    except MlflowException:  # not a PythonModel pyfunc
-        python_model = None
-    if isinstance(python_model, InsuranceRiskModel):
-        missing = [c for c in python_model.extra_inputs if c not in inputs.columns]
-        if not missing:
-            typed = typed_model_input(inputs, python_model.extra_inputs)
-            explainer = getattr(python_model, "explainer", None) if explain else None
-            if explainer is not None and explainer.inputs != MODEL_INPUT_COLUMNS:
-                explainer = None        # the table has a contribution column for the five inputs only
-            return score(python_model.pipeline, python_model.intervals, python_model.prediction_reference, typed,
-                         explainer)
-    output = model.predict(inputs[input_names])
+    if isinstance(model, InsuranceRiskModel):
+        if all(c in inputs.columns for c in model.extra_inputs):
+            typed = typed_model_input(inputs, model.extra_inputs)
+            return score(model.pipeline, model.intervals, model.prediction_reference, typed)
+        output = model.predict(None, inputs[input_names])
+    else:
+        output = model.predict(inputs[input_names])
     output.index = inputs.index
     return output
 
 
-def explained_columns(output: pd.DataFrame, ruled: pd.DataFrame, inputs: pd.DataFrame,
-                      rules: BusinessRules) -> dict:
+def explained_rows(ruled: pd.DataFrame, explain: str) -> np.ndarray:
+    """Which scored rows carry the explanation (``EXPLAIN_SCOPES``)."""
+    if explain not in EXPLAIN_SCOPES:
+        raise ValueError(f"explain must be one of {', '.join(EXPLAIN_SCOPES)}, not {explain!r}")
+    if explain == EXPLAIN_FLAGGED:
+        return ruled["requires_review"].to_numpy(dtype=bool)
+    return np.full(len(ruled), explain == EXPLAIN_ALL)
+
+
+def _scattered(values, rows: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """``values`` (one per True of ``rows``) spread over all rows, null elsewhere."""
+    if rows.all():
+        return values if isinstance(values, pa.Array) else pa.array(values, type=kind)
+    positions = np.cumsum(rows) - 1
+    return pc.take(values if isinstance(values, pa.Array) else pa.array(values, type=kind),
+                   pa.array(np.where(rows, positions, 0), mask=~rows))
+
+
+def explained_columns(model, ruled: pd.DataFrame, inputs: pd.DataFrame, rules: BusinessRules,
+                      explain: str = EXPLAIN_FLAGGED) -> dict:
     """The explanation columns of scored rows after the rules, and ``review_reasons`` in words.
 
-    The floor line absorbs the rules' minimum charge, so base + contributions + floor =
-    the written prediction; a flagged member's reason codes are followed by its top reasons.
-    Without an explanation in ``output`` (a model that cannot be explained exactly) the
-    columns are null and the reason codes stay as they are.
+    Only the rows ``explain`` names are explained (``EXPLAIN_FLAGGED``: the members flagged
+    for review); the others get null explanation columns. The floor line absorbs the rules'
+    minimum charge, so base + contributions + floor = the written prediction; a flagged
+    member's reason codes are followed by its top reasons. A model that cannot be explained
+    exactly gives null columns and the reason codes as they are.
     """
-    rows = len(output)
-    if BASE_COLUMN not in output.columns:
-        return {c: np.full(rows, None) for c in EXPLAINED}
-    contributions = output[list(CONTRIBUTION_COLUMNS)].to_numpy(dtype=float)
-    predicted = ruled["predicted_annual_charges"].to_numpy(dtype=float)
-    base = output[BASE_COLUMN].to_numpy(dtype=float)
-    outside = outside_matrix(inputs, rules.training_range, MODEL_INPUT_COLUMNS)
-    top = top_reasons(inputs, contributions, MODEL_INPUT_COLUMNS, outside)
+    explainer = getattr(model, "explainer", None) if isinstance(model, InsuranceRiskModel) else None
+    rows = explained_rows(ruled, explain)
+    # The table has a contribution column for the five inputs only.
+    if explainer is None or explainer.inputs != MODEL_INPUT_COLUMNS or not rows.any():
+        return {c: np.full(len(ruled), None) for c in EXPLAINED}
+    chosen = inputs[rows]
+    explanation = explainer.explain(model.pipeline, typed_model_input(chosen, model.extra_inputs))
+    predicted = ruled["predicted_annual_charges"].to_numpy(dtype=float)[rows]
+    contributions = explanation.contributions
+    outside = outside_matrix(chosen, rules.training_range, MODEL_INPUT_COLUMNS)
+    top = top_reasons(chosen, contributions, MODEL_INPUT_COLUMNS, outside)
+    values = {BASE_COLUMN: np.full(len(chosen), explanation.base),
+              **{c: contributions[:, i] for i, c in enumerate(CONTRIBUTION_COLUMNS)},
+              FLOOR_COLUMN: predicted - explanation.base - contributions.sum(axis=1)}
+    columns = {c: _scattered(v, rows, pa.float64()) for c, v in values.items()}
+    top = _scattered(top, rows, pa.string())
     codes = pa.array(ruled["review_reasons"].to_numpy(dtype=object), type=pa.string())
-    review = pc.if_else(pc.equal(codes, ""), codes, join_words(codes, top))
-    return {**{c: output[c].to_numpy() for c in (BASE_COLUMN, *CONTRIBUTION_COLUMNS)},
-            FLOOR_COLUMN: predicted - base - contributions.sum(axis=1), TOP_REASONS_COLUMN: top,
-            "review_reasons": review}
+    review = pc.if_else(pc.equal(codes, ""), codes, join_words(codes, pc.fill_null(top, "")))
+    return {**columns, TOP_REASONS_COLUMN: top, "review_reasons": review}
 
 
 def score_batch(batch: pa.RecordBatch, model, rules: BusinessRules,
-                input_names: list[str] | None = None, explain: bool = True) -> pa.RecordBatch:
+                input_names: list[str] | None = None, explain: str = EXPLAIN_FLAGGED) -> pa.RecordBatch:
     """Scored rows (``SCORED_COLUMNS``) for the rows of a features batch that pass the input contract.
 
     Only the model's inputs cross into pandas; the key and the group columns stay Arrow.
     One model call for the whole batch, then the rules on its output, then the member's
-    explanation (``explain=False``: null explanation columns, the cost baseline).
+    explanation of the rows ``explain`` names (``EXPLAIN_NONE``: null explanation columns, the
+    cost baseline).
     """
     names = list(input_names or MODEL_INPUT_COLUMNS)
     frame = batch.select(list(dict.fromkeys((*MODEL_INPUT_COLUMNS, *names)))).to_pandas()
@@ -240,10 +268,10 @@ def score_batch(batch: pa.RecordBatch, model, rules: BusinessRules,
         batch, frame = batch.filter(pa.array(keep)), frame[keep]
     if not len(frame):
         return pa.RecordBatch.from_pylist([], schema=SCORED_ARROW)
-    output = model_output(model, frame, names, explain)
+    output = model_output(model, frame, names)
     ruled = apply_rules(output, frame, rules)
     computed = {**{c: output[c].to_numpy() for c in OUTPUT_COLUMNS}, **{c: ruled[c].to_numpy() for c in RULE_COLUMNS},
-                **explained_columns(output, ruled, frame, rules)}
+                **explained_columns(model, ruled, frame, rules, explain)}
     arrays = []
     for field in SCORED_ARROW:
         if field.name in computed:
@@ -256,7 +284,7 @@ def score_batch(batch: pa.RecordBatch, model, rules: BusinessRules,
 
 
 def score_frame(frame: pd.DataFrame, model, rules: BusinessRules, input_names: list[str] | None = None,
-                explain: bool = True) -> pd.DataFrame:
+                explain: str = EXPLAIN_FLAGGED) -> pd.DataFrame:
     """``score_batch`` for a pandas frame of features rows (tests, notebooks)."""
     batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
     return score_batch(batch, model, rules, input_names, explain).to_pandas()
@@ -279,7 +307,7 @@ def coalesce(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Record
 
 def score_arrow_batches(batches: Iterator[pa.RecordBatch], source: ModelSource, rules: BusinessRules,
                         input_names: list[str], chunk_rows: int = SCORING_CHUNK_ROWS,
-                        explain: bool = True) -> Iterator[pa.RecordBatch]:
+                        explain: str = EXPLAIN_FLAGGED) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` body: ``score_batch`` per ``chunk_rows`` rows, with the worker's cached model.
 
     Spark hands over Arrow batches of ``spark.sql.execution.arrow.maxRecordsPerBatch``
@@ -310,17 +338,18 @@ def problem_arrow_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Reco
 
 # ----------------------------------------------------------------------------- the Spark shell
 
-def model_source(uri: str, local_path: str, shared_filesystem: bool, run_id: str = "") -> ModelSource:
+def model_source(uri: str, local_path: str, shared_filesystem: bool, run_id: str = "",
+                 loader: Callable[[str], object] | None = None) -> ModelSource:
     """How the workers get the model: its path when they share the driver's disk, else its zipped files."""
     if shared_filesystem:
-        return ModelSource(uri=uri, local_path=local_path, run_id=run_id)
+        return ModelSource(uri=uri, local_path=local_path, run_id=run_id, loader=loader)
     # Serverless is Spark Connect, which has no SparkContext to broadcast with: the zipped
     # model's bytes travel with the scoring function instead.
-    return ModelSource(uri=uri, local_path=None, archive=zip_folder(local_path), run_id=run_id)
+    return ModelSource(uri=uri, local_path=None, archive=zip_folder(local_path), run_id=run_id, loader=loader)
 
 
 def score_features(features, source: ModelSource, rules: BusinessRules, input_names: list[str],
-                   explain: bool = True):
+                   explain: str = EXPLAIN_FLAGGED):
     """Spark DataFrame of features -> Spark DataFrame of ``SCORED_COLUMNS`` (contract-valid rows only)."""
     columns = list(dict.fromkeys((*CARRIED, *input_names)))
     missing = [c for c in columns if c not in features.columns]

@@ -29,6 +29,7 @@ from healthcare_mlops.failpoints import failpoint
 from healthcare_mlops.governance.first_champion import waiting_for_first_champion
 from healthcare_mlops.modeling.artifacts import CHALLENGER, CHAMPION, TRAINING_REFERENCE_PATH
 from healthcare_mlops.composition import Runtime
+from healthcare_mlops.progress import Progress
 from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, IS_CRITICAL_RISK, ML_INSURANCE_FEATURES,
                                      ML_PATIENT_PREDICTIONS, ML_PATIENT_PREDICTIONS_VALIDATION)
 
@@ -94,10 +95,11 @@ def run(runtime: Runtime, scoring_date=None, mode: str | None = PRODUCTION) -> d
     """Score the members for ``scoring_date`` (default today, UTC); return the counts."""
     import mlflow
 
+    from healthcare_mlops.parameters import scoring_thresholds
+    from healthcare_mlops.runtime.model_loading import load_scoring_model
     from healthcare_mlops.scoring.batch import (ModelSource, model_input_names, model_source, predictions,
                                                 score_features)
     from healthcare_mlops.scoring.rules import BusinessRules
-    from healthcare_mlops.parameters import scoring_thresholds
 
     settings = runtime.settings
     mode = parse_mode(mode)
@@ -118,14 +120,18 @@ def run(runtime: Runtime, scoring_date=None, mode: str | None = PRODUCTION) -> d
 
     local_path = mlflow.artifacts.download_artifacts(model["uri"])
     source: ModelSource = model_source(model["uri"], local_path,
-                                       shared_filesystem=settings.executors_share_filesystem, run_id=model["run_id"])
+                                       shared_filesystem=settings.executors_share_filesystem, run_id=model["run_id"],
+                                       loader=load_scoring_model)
     input_names = model_input_names(mlflow.models.Model.load(local_path))
     features = catalog.read(ML_INSURANCE_FEATURES, [("as_of_date", "=", as_of)])
     n_features = features.count()
+    progress = Progress("batch scoring", 1)
+    progress.note(f"scoring {n_features:,} feature rows with {model['name']} version {model['version']}")
     scored_at = runtime.clock()
 
     rows = predictions(score_features(features, source, rules, input_names), day, model, scored_at)
     n_quarantined, n_predictions = _write_partitions(catalog, features, rows, stage, target_table, day)
+    progress.advance(f"{n_predictions:,} predictions and {n_quarantined:,} quarantined rows written")
     if n_features != n_predictions + n_quarantined:
         raise RuntimeError(f"batch inference lost rows on {day}: features {n_features} != "
                            f"predictions {n_predictions} + quarantined {n_quarantined}")
@@ -163,12 +169,14 @@ def _write_partitions(catalog, features, rows, stage: str, target_table: str, da
 
 
 def _summary(written):
-    """How many written predictions need review, are in the critical band, or carry no explanation."""
+    """How many written predictions need review, are in the critical band, or are flagged without an
+    explanation (only flagged members are explained: scoring.batch.EXPLAIN_FLAGGED)."""
     from pyspark.sql import functions as F
 
     return written.agg(F.sum(F.col("requires_review").cast("long")).alias("review"),
                        F.sum(F.col(IS_CRITICAL_RISK).cast("long")).alias("critical_risk"),
-                       F.sum(F.col(BASE_COLUMN).isNull().cast("long")).alias("unexplained")).first()
+                       F.sum((F.col("requires_review") & F.col(BASE_COLUMN).isNull()).cast("long"))
+                       .alias("unexplained")).first()
 
 
 def _announce(result: dict, unexplained: int) -> None:
@@ -178,7 +186,7 @@ def _announce(result: dict, unexplained: int) -> None:
           f"{result['table']} ({result['model_name']} version {result['model_version']}, '{result['alias']}'); "
           f"critical risk {result['critical_risk_members']}, flagged for review {result['requires_review']}")
     if unexplained:
-        print(f"no reasons for {unexplained} members: {result['model_name']} version {result['model_version']} "
+        print(f"no reasons for {unexplained} flagged members: {result['model_name']} version {result['model_version']} "
               "cannot be explained exactly (its explanation columns are empty)")
 
 

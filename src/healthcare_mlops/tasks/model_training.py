@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from healthcare_mlops.modeling.frame_hash import frame_hash
 from healthcare_mlops.modeling.input_contract import typed_model_input
 from healthcare_mlops.modeling.pyfunc import InsuranceRiskModel, input_signature, model_metadata
 from healthcare_mlops.modeling.splits import DEFAULT_SALT
-from healthcare_mlops.modeling.training import IMPORTANCE_KEY, TrainingResult, metric_key, train
+from healthcare_mlops.modeling.training import (IMPORTANCE_KEY, LEARNING_CURVE_FILE, TrainingResult,
+                                                learning_curve_metrics, metric_key, train)
 from healthcare_mlops.monitoring.drift import reference_counts
 from healthcare_mlops.monitoring.evaluation import column_specs
 from healthcare_mlops.runtime.lineage import git_commit, git_dirty, installed_versions
@@ -140,6 +142,8 @@ def log_and_register(runtime: Runtime, result: TrainingResult, data_version: dic
         mlflow.log_metrics(importance_metrics(result.reference[IMPORTANCE_KEY]))
         for name, values in result.cv_results.items():
             mlflow.log_metrics({f"candidate_{name}_{k}": v for k, v in values.items()})
+        mlflow.log_metrics(learning_curve_metrics(result.learning_curve))
+        mlflow.log_dict(result.learning_curve, f"{EVALUATION_ARTIFACT_DIR}/{LEARNING_CURVE_FILE}")
         for group in result.group_metrics:
             for metric in ("mae", "calibration_ratio", "n"):
                 mlflow.log_metric(metric_key("oof", metric, group["group_column"], group["group_value"]),
@@ -171,7 +175,11 @@ def run(runtime: Runtime, as_of: dt.date | None = None, seed: int = 42,
     unknown = sorted(set(candidates or ()) - set(CANDIDATES))
     if unknown:
         raise UserError(f"unknown candidates: {', '.join(unknown)} (known: {', '.join(CANDIDATES)})")
-    result = train(frame, seed=seed, candidates=tuple(candidates or CANDIDATES), salt=DEFAULT_SALT)
+    # Every core of the machine (a Databricks driver's too) runs the folds: see train().
+    workers = len(os.sched_getaffinity(0))
+    print(f"[training] {len(frame):,} feature rows; {workers} workers", flush=True)
+    result = train(frame, seed=seed, candidates=tuple(candidates or CANDIDATES), salt=DEFAULT_SALT,
+                   workers=workers, emit=lambda line: print(line, flush=True))
     summary = log_and_register(runtime, result, data_version, commit=git_commit(settings.variables),
                                lineage=training_lineage(settings, frame, data_version, result.params))
     print(f"registered {summary['model_name']} version {summary['version']} ({summary['candidate']}) "
