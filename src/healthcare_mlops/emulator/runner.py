@@ -33,8 +33,10 @@ from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bun
 from healthcare_mlops.bundle.interpolation import ResolvedBundle, resolve_target, substitute_dynamic
 from healthcare_mlops.bundle.run_states import CANCELED, EXCLUDED, FAILED, SUCCEEDED, TIMED_OUT, UPSTREAM_FAILED
 from healthcare_mlops.emulator.run_history import RunRecord
+from healthcare_mlops.emulator.spark_server import SERVER_LOG, RunSparkServer, SparkServerFailed
 from healthcare_mlops.emulator.task_process import run_task
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.runtime.spark_session import SPARK_REMOTE_ENV, spark_api
 from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET, Settings, resolve_home
 
 MESSAGE_TAIL_LINES = 12    # traceback lines the command's error message shows at most
@@ -288,6 +290,7 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
                      start_time=start)
     execution = _Execution(plan, bundle, settings, job_run, trigger, echo if task_output is None else task_output,
                            say, marker, record)
+    execution.server = _run_server(execution) if spark_api() == "connect" else None
     say(f"job {job_key} run {run_id}: {' -> '.join(plan.order)}")
     with run_guard.stop_on_signals():
         try:
@@ -298,11 +301,21 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
             job_run.status, job_run.error = CANCELED, _interruption(stop)
             _record_job(settings, job_run, trigger, record, marker)
             raise
+        finally:
+            if execution.server is not None:
+                execution.server.stop()
     _conclude(job_run)
     _record_job(settings, job_run, trigger, record, marker)
     say(f"job {job_key} run {run_id}: {job_run.status} in "
         f"{(job_run.end_time - job_run.start_time).total_seconds():.1f} s")
     return job_run
+
+
+def _run_server(execution: "_Execution") -> RunSparkServer:
+    """The run's Spark Connect server (started by the first task), its log beside the tasks' logs."""
+    env = {name: value for name, value in execution.env().items() if name != SPARK_REMOTE_ENV}
+    return RunSparkServer(execution.bundle.root, env, execution.log_dir() / SERVER_LOG, execution.task_output,
+                          execution.say)
 
 
 def _job_settings(plan: JobPlan, home: str | os.PathLike | None) -> Settings:
@@ -348,6 +361,7 @@ class _Execution:
     marker: run_guard.RunMarker | None
     record: bool
     runs: dict = field(default_factory=dict)
+    server: RunSparkServer | None = None
 
     def finish(self, task_run: TaskRun) -> None:
         """Keep a task's run, on the job run and (when recording) in ``job_runs``."""
@@ -374,24 +388,33 @@ class _Execution:
         values = _dynamic_values(self.plan, self.job_run.run_id, self.job_run.start_time, self.trigger, task_key,
                                  task_run_id, self.runs)
         argv = [substitute_dynamic(p, values) for p in task.parameters]
-        log_path = self.settings.home.resolve() / "logs" / "job_runs" / str(self.job_run.run_id) / f"{task_key}.log"
+        log_path = self.log_dir() / f"{task_key}.log"
         self.say(f"> {task_key}: {relative_display(task.python_file, self.bundle.root)} {shlex.join(argv)}")
         task_start = _now()
         started = None if self.marker is None else (
             lambda pid: self.marker.task_started(task_key, task_run_id, task_start, argv, pid))
         try:
-            status, exit_code, error = run_task(task_key, task.python_file, argv, self.bundle.root, self._env(),
+            env = {**self.env(), **({} if self.server is None else {SPARK_REMOTE_ENV: self.server.address()})}
+            status, exit_code, error = run_task(task_key, task.python_file, argv, self.bundle.root, env,
                                                 log_path, self.task_output, self._timeout(task), started)
+        except SparkServerFailed as failure:
+            status, exit_code, error = FAILED, None, str(failure)
         except KeyboardInterrupt as stop:
             self.finish(TaskRun(task_key, task_run_id, CANCELED, task_start, _now(), argv,
                                 error=_interruption(stop), log_path=log_path))
             raise
+        if status != SUCCEEDED and self.server is not None:
+            self.server.stop()        # nothing the task left running goes on beside the next task
         task_run = TaskRun(task_key, task_run_id, status, task_start, _now(), argv, exit_code, error, log_path)
         self.say(f"{'+' if status == SUCCEEDED else 'x'} {task_key}: {status} in "
                  f"{task_run.duration_seconds:.1f} s")
         self.finish(task_run)
 
-    def _env(self) -> dict:
+    def log_dir(self) -> Path:
+        """Where the run's logs go: one per task, and the Spark Connect server's."""
+        return self.settings.home.resolve() / "logs" / "job_runs" / str(self.job_run.run_id)
+
+    def env(self) -> dict:
         """The task process's environment: the runner's, plus the home and the bundle root it reads."""
         return {**os.environ, HOME_ENV: str(self.settings.home.resolve()),
                 BUNDLE_ROOT_ENV: str(self.bundle.root.resolve()), "PYTHONUNBUFFERED": "1"}
