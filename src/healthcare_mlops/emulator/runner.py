@@ -11,8 +11,9 @@ its own process exactly as a ``spark_python_task`` starts::
 
 A task runs when its ``run_if`` holds (default ``ALL_SUCCESS``), else it is recorded as
 ``UPSTREAM_FAILED`` (or ``EXCLUDED``). Tasks run one at a time, unretried (``max_retries`` is
-Databricks'), within ``timeout_seconds``. Every job and task run is appended to ``job_runs``,
-each task's output kept in ``<home>/logs/job_runs/<run_id>/<task_key>.log``. ``run_guard.py``: each task's process
+Databricks'), within ``timeout_seconds``, under Spark Connect as clients of the run's one server
+(``spark_server.py``). Every job and task run is appended to ``job_runs``, each task's output
+kept in ``<home>/logs/job_runs/<run_id>/<task_key>.log``. ``run_guard.py``: each task's process
 group ends with the runner, a killed runner's run is recorded as ``INTERRUPTED`` at the next
 start, ``max_concurrent_runs`` and ``queue`` are honoured, the audit log gets each run's start and end.
 """
@@ -33,10 +34,9 @@ from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bun
 from healthcare_mlops.bundle.interpolation import ResolvedBundle, resolve_target, substitute_dynamic
 from healthcare_mlops.bundle.run_states import CANCELED, EXCLUDED, FAILED, SUCCEEDED, TIMED_OUT, UPSTREAM_FAILED
 from healthcare_mlops.emulator.run_history import RunRecord
-from healthcare_mlops.emulator.spark_server import SERVER_LOG, RunSparkServer, SparkServerFailed
+from healthcare_mlops.emulator.spark_server import RunSparkServer, SparkServerFailed
 from healthcare_mlops.emulator.task_process import run_task
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.runtime.spark_session import SPARK_REMOTE_ENV, spark_api
 from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET, Settings, resolve_home
 
 MESSAGE_TAIL_LINES = 12    # traceback lines the command's error message shows at most
@@ -290,7 +290,7 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
                      start_time=start)
     execution = _Execution(plan, bundle, settings, job_run, trigger, echo if task_output is None else task_output,
                            say, marker, record)
-    execution.server = _run_server(execution) if spark_api() == "connect" else None
+    execution.server = RunSparkServer(bundle.root, execution.env(), execution.log_dir(), execution.task_output, say)
     say(f"job {job_key} run {run_id}: {' -> '.join(plan.order)}")
     with run_guard.stop_on_signals():
         try:
@@ -302,20 +302,12 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
             _record_job(settings, job_run, trigger, record, marker)
             raise
         finally:
-            if execution.server is not None:
-                execution.server.stop()
+            execution.server.stop()
     _conclude(job_run)
     _record_job(settings, job_run, trigger, record, marker)
     say(f"job {job_key} run {run_id}: {job_run.status} in "
         f"{(job_run.end_time - job_run.start_time).total_seconds():.1f} s")
     return job_run
-
-
-def _run_server(execution: "_Execution") -> RunSparkServer:
-    """The run's Spark Connect server (started by the first task), its log beside the tasks' logs."""
-    env = {name: value for name, value in execution.env().items() if name != SPARK_REMOTE_ENV}
-    return RunSparkServer(execution.bundle.root, env, execution.log_dir() / SERVER_LOG, execution.task_output,
-                          execution.say)
 
 
 def _job_settings(plan: JobPlan, home: str | os.PathLike | None) -> Settings:
@@ -361,7 +353,7 @@ class _Execution:
     marker: run_guard.RunMarker | None
     record: bool
     runs: dict = field(default_factory=dict)
-    server: RunSparkServer | None = None
+    server: RunSparkServer | None = None      # set by run_job
 
     def finish(self, task_run: TaskRun) -> None:
         """Keep a task's run, on the job run and (when recording) in ``job_runs``."""
@@ -394,7 +386,7 @@ class _Execution:
         started = None if self.marker is None else (
             lambda pid: self.marker.task_started(task_key, task_run_id, task_start, argv, pid))
         try:
-            env = {**self.env(), **({} if self.server is None else {SPARK_REMOTE_ENV: self.server.address()})}
+            env = {**self.env(), **self.server.task_env()}
             status, exit_code, error = run_task(task_key, task.python_file, argv, self.bundle.root, env,
                                                 log_path, self.task_output, self._timeout(task), started)
         except SparkServerFailed as failure:
@@ -403,15 +395,14 @@ class _Execution:
             self.finish(TaskRun(task_key, task_run_id, CANCELED, task_start, _now(), argv,
                                 error=_interruption(stop), log_path=log_path))
             raise
-        if status != SUCCEEDED and self.server is not None:
-            self.server.stop()        # nothing the task left running goes on beside the next task
+        self.server.task_ended(status == SUCCEEDED)
         task_run = TaskRun(task_key, task_run_id, status, task_start, _now(), argv, exit_code, error, log_path)
         self.say(f"{'+' if status == SUCCEEDED else 'x'} {task_key}: {status} in "
                  f"{task_run.duration_seconds:.1f} s")
         self.finish(task_run)
 
     def log_dir(self) -> Path:
-        """Where the run's logs go: one per task, and the Spark Connect server's."""
+        """The run's logs: one per task, and the Spark Connect server's."""
         return self.settings.home.resolve() / "logs" / "job_runs" / str(self.job_run.run_id)
 
     def env(self) -> dict:

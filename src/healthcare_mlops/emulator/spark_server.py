@@ -25,6 +25,7 @@ from pathlib import Path
 
 from healthcare_mlops.emulator import run_guard
 from healthcare_mlops.emulator.task_process import ERROR_TAIL_LINES, Pump
+from healthcare_mlops.runtime.spark_session import SPARK_REMOTE_ENV, spark_api
 
 SERVER_COMMAND = (sys.executable, "-m", "healthcare_mlops.runtime.connect_server")
 SERVER_LOG = "spark-connect-server.log"
@@ -36,20 +37,27 @@ class SparkServerFailed(RuntimeError):
 
 
 class RunSparkServer:
-    """The run's server: started on first use (``address``), stopped by ``stop``."""
+    """The run's server under ``connect``: started on first use (``task_env``), stopped by ``stop``;
+    under ``classic`` there is none and both do nothing."""
 
-    def __init__(self, cwd: Path, env: dict, log_path: Path, echo: bool, say):
-        self.cwd, self.env, self.log_path, self.echo, self.say = cwd, env, log_path, echo, say
+    def __init__(self, cwd: Path, env: dict, log_dir: Path, echo: bool, say):
+        """``env``: the tasks' environment (its own server address, if any, is dropped)."""
+        self.env = {name: value for name, value in env.items() if name != SPARK_REMOTE_ENV}
+        self.cwd, self.log_path, self.echo, self.say = cwd, log_dir / SERVER_LOG, echo, say
+        self.enabled = spark_api() == "connect"
         self.process: subprocess.Popen | None = None
         self._address = ""
         self._log = None
         self._pump: Pump | None = None
 
-    def address(self) -> str:
-        """The running server's ``sc://`` address, starting the server if none runs."""
+    def task_env(self) -> dict:
+        """What a task's environment adds: the running server's ``sc://`` address (starting the
+        server if none runs), or nothing under ``classic``."""
+        if not self.enabled:
+            return {}
         if self.process is None:
             self._start()
-        return self._address
+        return {SPARK_REMOTE_ENV: self._address}
 
     def _start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,6 +79,12 @@ class RunSparkServer:
         self._address = address
         port = address.split(":")[2].split("/")[0]
         self.say(f"  spark connect server on localhost:{port} (pid {self.process.pid})")
+
+    def task_ended(self, succeeded: bool) -> None:
+        """After a task that did not succeed (failed, timed out, killed), stop the server: the next
+        task starts a new one, and nothing the ended task left running goes on beside it."""
+        if not succeeded:
+            self.stop()
 
     def stop(self) -> None:
         """Stop the server if it runs: close its stdin, wait, then end whatever is left of its group."""
