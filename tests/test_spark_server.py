@@ -119,3 +119,16 @@ def test_a_remote_that_is_no_spark_connect_address_is_refused():
                                  SPARK_REMOTE_ENV: "http://example.invalid:15002"})
     assert result.returncode != 0
     assert f"{SPARK_REMOTE_ENV}: expected a Spark Connect address" in result.stderr
+
+
+@pytest.mark.slow      # a server process whose JVM cannot start
+def test_a_server_that_cannot_start_fails_the_task_naming_why(connect, home, monkeypatch):
+    monkeypatch.setenv("HEALTHCARE_MLOPS_DRIVER_MEMORY", "lots")       # no JVM starts with -Xmx lots
+    result = run_job("shared", bundle=load_bundle(FIXTURE), home=home, echo=False)
+    assert not result.succeeded
+    first = result.task("first")
+    assert first.status == "FAILED" and first.exit_code is None
+    head = first.error.splitlines()[0]
+    assert head.startswith("the local Spark Connect server did not start (exit code 1): "), first.error
+    assert "JAVA_GATEWAY_EXITED" in head, first.error                 # the cause first, then its traceback
+    assert result.task("second").status == "UPSTREAM_FAILED"

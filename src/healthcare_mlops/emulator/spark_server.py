@@ -74,8 +74,9 @@ class RunSparkServer:
         if not address.startswith("sc://"):
             code = self.process.poll()
             self.stop()
-            raise SparkServerFailed("the local Spark Connect server did not start (exit code "
-                                    f"{code}): " + "\n".join(tail or ["(no output on stderr)"]))
+            lines = list(tail) or ["(no output on stderr)"]
+            raise SparkServerFailed(f"the local Spark Connect server did not start (exit code {code}): "
+                                    + "\n".join([lines[-1].strip(), *lines]))
         self._address = address
         port = address.split(":")[2].split("/")[0]
         self.say(f"  spark connect server on localhost:{port} (pid {self.process.pid})")
