@@ -1,7 +1,8 @@
 """Serverless jobs run Spark through Spark Connect; so do the jobs here (runtime/spark_session.py).
 
-Every job runs once under a local Spark Connect server, each task in its own process as
-the runner runs it, and its tables equal the classic session's on the same inputs. What
+Every job runs once under a local Spark Connect server (the run's one server), each task in
+its own process as the runner runs it, a client of that server, and its tables equal the
+classic session's on the same inputs. What
 serverless environment 2 refuses fails locally too: caching and checkpoints by the local
 Connect session's guard, ``sparkContext``/RDDs/``_jvm`` by the Connect client itself, and
 job code that reaches for any of them by the static check below.
@@ -35,8 +36,8 @@ CLASSIC_ONLY_ATTRIBUTES = {"sparkContext", "_jvm", "_jsc", "_jdf", "_jsparkSessi
                            *(attribute for _owner, attribute in CONNECT_REFUSED)}
 CLASSIC_ONLY_MODULES = ("pyspark.rdd", "pyspark.broadcast", "pyspark.context")
 CLASSIC_ONLY_NAMES = {"SparkContext", "RDD", "Broadcast"}
-# The local launcher starts the JVM that hosts the Connect server: it is no job's code.
-LOCAL_LAUNCHER = PACKAGE / "runtime" / "spark_session.py"
+# The local launchers start the JVM that hosts the Connect server: they are no job's code.
+LOCAL_LAUNCHERS = {PACKAGE / "runtime" / "spark_session.py", PACKAGE / "runtime" / "connect_server.py"}
 
 
 def classic_only_uses(tree: ast.AST) -> list[str]:
@@ -57,7 +58,7 @@ def classic_only_uses(tree: ast.AST) -> list[str]:
 def job_code() -> list[Path]:
     """Every module a job task may run: the package (but the console-only parts) and jobs/."""
     package = [path for path in PACKAGE.rglob("*.py") if path.relative_to(PACKAGE).parts[0] != "cli"]
-    return sorted(path for path in [*package, *(REPO / "jobs").glob("*.py")] if path != LOCAL_LAUNCHER)
+    return sorted(path for path in [*package, *(REPO / "jobs").glob("*.py")] if path not in LOCAL_LAUNCHERS)
 
 
 def test_job_code_uses_nothing_a_serverless_environment_lacks():

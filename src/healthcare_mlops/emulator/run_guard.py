@@ -1,7 +1,8 @@
 """What ends with the local runner: each task's process group, and the marker of the run.
 
 A task runs in its own session, so its process group holds the task and everything it
-starts (Spark's JVM, a scoring server). When the runner is ended (Ctrl+C, SIGTERM,
+starts (Spark's JVM under classic, a scoring server; under Spark Connect the JVM is the
+run's server, ``spark_server.py``). When the runner is ended (Ctrl+C, SIGTERM,
 SIGHUP) the group is ended with it: SIGTERM, a grace period, then SIGKILL. Without this a
 killed runner left its task running on to commit, with no ``job_runs`` row.
 

@@ -11,8 +11,9 @@ its own process exactly as a ``spark_python_task`` starts::
 
 A task runs when its ``run_if`` holds (default ``ALL_SUCCESS``), else it is recorded as
 ``UPSTREAM_FAILED`` (or ``EXCLUDED``). Tasks run one at a time, unretried (``max_retries`` is
-Databricks'), within ``timeout_seconds``. Every job and task run is appended to ``job_runs``,
-each task's output kept in ``<home>/logs/job_runs/<run_id>/<task_key>.log``. ``run_guard.py``: each task's process
+Databricks'), within ``timeout_seconds``, under Spark Connect as clients of the run's one server
+(``spark_server.py``). Every job and task run is appended to ``job_runs``, each task's output
+kept in ``<home>/logs/job_runs/<run_id>/<task_key>.log``. ``run_guard.py``: each task's process
 group ends with the runner, a killed runner's run is recorded as ``INTERRUPTED`` at the next
 start, ``max_concurrent_runs`` and ``queue`` are honoured, the audit log gets each run's start and end.
 """
@@ -33,6 +34,7 @@ from healthcare_mlops.bundle.definition import BUNDLE_ROOT_ENV, Bundle, load_bun
 from healthcare_mlops.bundle.interpolation import ResolvedBundle, resolve_target, substitute_dynamic
 from healthcare_mlops.bundle.run_states import CANCELED, EXCLUDED, FAILED, SUCCEEDED, TIMED_OUT, UPSTREAM_FAILED
 from healthcare_mlops.emulator.run_history import RunRecord
+from healthcare_mlops.emulator.spark_server import RunSparkServer, SparkServerFailed
 from healthcare_mlops.emulator.task_process import run_task
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import HOME_ENV, LOCAL_TARGET, Settings, resolve_home
@@ -288,6 +290,7 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
                      start_time=start)
     execution = _Execution(plan, bundle, settings, job_run, trigger, echo if task_output is None else task_output,
                            say, marker, record)
+    execution.server = RunSparkServer(bundle.root, execution.env(), execution.log_dir(), execution.task_output, say)
     say(f"job {job_key} run {run_id}: {' -> '.join(plan.order)}")
     with run_guard.stop_on_signals():
         try:
@@ -298,6 +301,8 @@ def run_job(job_key: str, params: dict | None = None, *, home: str | os.PathLike
             job_run.status, job_run.error = CANCELED, _interruption(stop)
             _record_job(settings, job_run, trigger, record, marker)
             raise
+        finally:
+            execution.server.stop()
     _conclude(job_run)
     _record_job(settings, job_run, trigger, record, marker)
     say(f"job {job_key} run {run_id}: {job_run.status} in "
@@ -348,6 +353,7 @@ class _Execution:
     marker: run_guard.RunMarker | None
     record: bool
     runs: dict = field(default_factory=dict)
+    server: RunSparkServer | None = None      # set by run_job
 
     def finish(self, task_run: TaskRun) -> None:
         """Keep a task's run, on the job run and (when recording) in ``job_runs``."""
@@ -374,24 +380,32 @@ class _Execution:
         values = _dynamic_values(self.plan, self.job_run.run_id, self.job_run.start_time, self.trigger, task_key,
                                  task_run_id, self.runs)
         argv = [substitute_dynamic(p, values) for p in task.parameters]
-        log_path = self.settings.home.resolve() / "logs" / "job_runs" / str(self.job_run.run_id) / f"{task_key}.log"
+        log_path = self.log_dir() / f"{task_key}.log"
         self.say(f"> {task_key}: {relative_display(task.python_file, self.bundle.root)} {shlex.join(argv)}")
         task_start = _now()
         started = None if self.marker is None else (
             lambda pid: self.marker.task_started(task_key, task_run_id, task_start, argv, pid))
         try:
-            status, exit_code, error = run_task(task_key, task.python_file, argv, self.bundle.root, self._env(),
+            env = {**self.env(), **self.server.task_env()}
+            status, exit_code, error = run_task(task_key, task.python_file, argv, self.bundle.root, env,
                                                 log_path, self.task_output, self._timeout(task), started)
+        except SparkServerFailed as failure:
+            status, exit_code, error = FAILED, None, str(failure)
         except KeyboardInterrupt as stop:
             self.finish(TaskRun(task_key, task_run_id, CANCELED, task_start, _now(), argv,
                                 error=_interruption(stop), log_path=log_path))
             raise
+        self.server.task_ended(status == SUCCEEDED)
         task_run = TaskRun(task_key, task_run_id, status, task_start, _now(), argv, exit_code, error, log_path)
         self.say(f"{'+' if status == SUCCEEDED else 'x'} {task_key}: {status} in "
                  f"{task_run.duration_seconds:.1f} s")
         self.finish(task_run)
 
-    def _env(self) -> dict:
+    def log_dir(self) -> Path:
+        """The run's logs: one per task, and the Spark Connect server's."""
+        return self.settings.home.resolve() / "logs" / "job_runs" / str(self.job_run.run_id)
+
+    def env(self) -> dict:
         """The task process's environment: the runner's, plus the home and the bundle root it reads."""
         return {**os.environ, HOME_ENV: str(self.settings.home.resolve()),
                 BUNDLE_ROOT_ENV: str(self.bundle.root.resolve()), "PYTHONUNBUFFERED": "1"}

@@ -21,7 +21,7 @@ from healthcare_mlops.emulator import run_guard
 ERROR_TAIL_LINES = 20      # stderr lines kept as a task's error
 
 
-class _Pump(threading.Thread):
+class Pump(threading.Thread):
     """Copies one of a task's output streams to the log file, the console and a tail buffer."""
 
     def __init__(self, source: IO[str], log: IO[str], lock: threading.Lock, echo: IO[str] | None,
@@ -54,8 +54,8 @@ def run_task(task_key: str, python_file: Path, argv: list, cwd: Path, env: dict,
         log.flush()
         process = run_guard.start_task(command, str(cwd), env)
         prefix = f"[{task_key}] "
-        pumps = [_Pump(process.stdout, log, lock, sys.stdout if echo else None, prefix, None),
-                 _Pump(process.stderr, log, lock, sys.stderr if echo else None, prefix, tail)]
+        pumps = [Pump(process.stdout, log, lock, sys.stdout if echo else None, prefix, None),
+                 Pump(process.stderr, log, lock, sys.stderr if echo else None, prefix, tail)]
         for pump in pumps:
             pump.start()
         try:

@@ -2,8 +2,10 @@
 
 Serverless jobs run Spark through Spark Connect, so locally the jobs can too: with
 ``$HEALTHCARE_MLOPS_SPARK_API=connect`` (the default, ``SPARK_API_DEFAULT``; docs/deployment.md
-says why) the local JVM also starts a Spark Connect server and the job gets a Connect client session, as
-on serverless: no ``sparkContext``, no RDDs, no ``_jvm``. ``classic`` gives the plain
+says why) the job gets a Connect client session, as on serverless: no ``sparkContext``, no
+RDDs, no ``_jvm``. Its server is the one named by ``$HEALTHCARE_MLOPS_SPARK_REMOTE`` (the
+local runner starts one per job run, ``connect_server.py``), else a local JVM this process
+starts with a Spark Connect server in it (a job file run alone). ``classic`` gives the plain
 in-process session (the test suite's shared ``spark`` fixture). Local Spark Connect
 caches DataFrames without complaint, serverless environment 2 refuses it
 (``CONNECT_REFUSED``), so a local Connect session refuses it the same way.
@@ -29,6 +31,7 @@ JDK_INCUBATOR_NOTICE = b"WARNING: Using incubator modules: jdk.incubator.vector"
 SPARK_API_ENV = "HEALTHCARE_MLOPS_SPARK_API"
 SPARK_APIS = ("classic", "connect")
 SPARK_API_DEFAULT = "connect"
+SPARK_REMOTE_ENV = "HEALTHCARE_MLOPS_SPARK_REMOTE"     # sc://localhost:PORT/;token=...: a server to use
 CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
 # What the serverless environment (resources/jobs.yml, environment 2) refuses although local
 # Spark Connect allows it: DataFrame caching needs environment 5 ("Cache DataFrames on
@@ -80,11 +83,10 @@ def _refuse_as_serverless() -> None:
         setattr(owners[owner], attribute, refusal(f"{owner}.{attribute}", statement))
 
 
-def _connect_session(conf):
-    """Start the local JVM with a Spark Connect server on a free loopback port and return a
-    Connect client session to it (the same client serverless jobs get)."""
+def start_connect_server(conf) -> str:
+    """Start the local JVM with a Spark Connect server on a free loopback port, with a token;
+    return the server's ``sc://`` address."""
     from pyspark import SparkContext
-    from pyspark.sql.connect.session import SparkSession as ConnectSession
 
     # Several engineers' servers share a machine: a free port, a token, loopback only.
     token = uuid.uuid4().hex
@@ -94,10 +96,18 @@ def _connect_session(conf):
     _local_context(conf)
     service = getattr(SparkContext._jvm, "org.apache.spark.sql.connect.service.SparkConnectService$")
     port = getattr(service, "MODULE$").localPort()
+    # "localhost": the client sends a token over a local (not TLS) channel only to that host name.
+    return f"sc://localhost:{port}/;token={token}"
+
+
+def _connect_client(address: str):
+    """A Connect client session to ``address`` (the same client serverless jobs get), refusing
+    what serverless refuses."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"     # pyspark's SparkSession.getActiveSession() is Connect's
     _refuse_as_serverless()
-    # "localhost": the client sends a token over a local (not TLS) channel only to that host name.
-    return ConnectSession.builder.remote(f"sc://localhost:{port}/;token={token}").getOrCreate()
+    return ConnectSession.builder.remote(address).getOrCreate()
 
 
 def _local_context(conf) -> None:
@@ -116,7 +126,8 @@ def _local_context(conf) -> None:
 
 def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlops", api: str | None = None):
     """Return the active session, or build a local one tuned for a small machine, through
-    ``spark_api(api)``: classic, or a Spark Connect client of a local server.
+    ``spark_api(api)``: classic, or a Spark Connect client of ``$HEALTHCARE_MLOPS_SPARK_REMOTE``
+    when set (no JVM in this process), else of a server in a JVM this process starts.
 
     pyspark is imported here, not with the module: the console and the light CLI commands
     import ``runtime`` without a JVM."""
@@ -127,13 +138,27 @@ def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlop
         return active
     if settings is not None and not settings.is_local:
         return SparkSession.builder.getOrCreate()
+    if spark_api(api) == "connect":
+        remote = os.environ.get(SPARK_REMOTE_ENV)
+        if remote is not None and not remote.startswith("sc://"):
+            from healthcare_mlops.errors import UserError
+
+            raise UserError(f"{SPARK_REMOTE_ENV}: expected a Spark Connect address sc://HOST:PORT/...")
+        return _connect_client(remote or start_connect_server(local_conf(app_name)))
+    _local_context(local_conf(app_name))
+    return SparkSession.builder.getOrCreate()
+
+
+def local_conf(app_name: str):
+    """The local JVM's configuration, tuned for a small machine; sets the Python workers'
+    interpreter and the local address in this process's environment (the JVM inherits it)."""
+    from pyspark import SparkConf
+
     master = os.environ.get("HEALTHCARE_MLOPS_SPARK_MASTER", "local[*]")
     # Python workers (mapInArrow, UDFs) run this interpreter, not whatever python3 is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")       # one machine: no network address to guess
-    from pyspark import SparkConf
-
-    conf = SparkConf().setMaster(master).setAppName(app_name).setAll([
+    return SparkConf().setMaster(master).setAppName(app_name).setAll([
         ("spark.ui.enabled", "false"),
         ("spark.ui.showConsoleProgress", "false"),
         ("spark.sql.session.timeZone", "UTC"),
@@ -143,7 +168,3 @@ def get_spark(settings: Settings | None = None, app_name: str = "healthcare-mlop
         ("spark.sql.ansi.enabled", "false"),
         ("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOCAL_LOG_CONFIG.as_uri()}"),
     ])
-    if spark_api(api) == "connect":
-        return _connect_session(conf)
-    _local_context(conf)
-    return SparkSession.builder.getOrCreate()
