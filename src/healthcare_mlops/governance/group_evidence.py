@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from healthcare_mlops.governance import fairness as fx
+from healthcare_mlops.modeling.risk import CRITICAL_FLAG
 
 BOOTSTRAP_SEED = 12        # fixed: the same evidence always gives the same intervals and verdicts
 STORED_SAMPLES = 1000      # the most bootstrap samples a governance run can ask for
-# CRITICAL: the flag "the member's risk band is critical" (1/0), not a band or a severity
-ACTUAL, PREDICTED, CRITICAL = "annual_charges", "predicted_annual_charges", "critical"
+ACTUAL, PREDICTED, CRITICAL = "annual_charges", "predicted_annual_charges", CRITICAL_FLAG
 FRAME_COLUMNS = ("group_column", "group_value", "sample", "n", "n_critical", "sum_actual", "sum_predicted",
                  "sum_abs_error")
 

@@ -26,6 +26,8 @@ RISK_CATEGORIES = ((0.0, RiskBand.LOW.value), (50.0, RiskBand.MEDIUM.value), (80
                    (95.0, RiskBand.CRITICAL.value))
 # A high-risk member is one in the critical band (tables.IS_CRITICAL_RISK flags it).
 HIGH_RISK_CATEGORY = RiskBand.CRITICAL.value
+# The evidence column "the member's risk band is critical" (1/0): not a band, not a severity.
+CRITICAL_FLAG = "critical"
 HIGH_RISK_SHARE = 0.05          # the actual top 5 % by charges, for high-risk capture
 REFERENCE_GRID = np.linspace(0.0, 100.0, 1001)
 

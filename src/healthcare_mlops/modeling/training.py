@@ -28,13 +28,13 @@ from healthcare_mlops.explanations.contributions import Explainer, build_explain
 from healthcare_mlops.features.definitions import (CARRIED_GROUP_COLUMNS, FAIRNESS_GROUP_COLUMNS, LABEL_COLUMN,
                                                    MODEL_INPUT_COLUMNS, WINDOW_FAIRNESS_GROUPS, engineer_features)
 from healthcare_mlops.features.training_range import TrainingRange
-from healthcare_mlops.governance.group_evidence import CRITICAL as CRITICAL_FLAG
 from healthcare_mlops.modeling import metrics as m
 from healthcare_mlops.modeling.estimators import CANDIDATES, make_pipeline
 from healthcare_mlops.modeling.intervals import (AdaptiveIntervals, calibrate_intervals,
                                                 cross_validated_interval_quality)
 from healthcare_mlops.modeling.pyfunc import score
-from healthcare_mlops.modeling.risk import HIGH_RISK_CATEGORY, reference_quantiles, risk_category, risk_score
+from healthcare_mlops.modeling.risk import (CRITICAL_FLAG, HIGH_RISK_CATEGORY, reference_quantiles, risk_category,
+                                            risk_score)
 from healthcare_mlops.modeling.splits import (DEFAULT_SALT, MEMBER_KEY, fold_ids, held_out_mask, member_keys,
                                               sample_mask)
 from healthcare_mlops.progress import Progress
