@@ -7,16 +7,18 @@ malformed line and one out-of-range age per 100,000 so the quarantine path runs 
 one after the other in the same run, times two commands, each in its own process on a fresh
 folder:
 
-- ours: ``healthcare-mlops data ingest <file>`` (streaming parse to a staged Parquet,
-  Spark validation, the quarantine, silver_patients and dim_patients written to Delta);
+- ours: ``healthcare-mlops data ingest <file>`` (streaming parse to a staged Parquet, then on a
+  laptop the validation, keys, quarantine and SCD2 merge in DuckDB over Arrow, no Spark:
+  ``runtime/arrow_member_load.py``; the quarantine, silver_patients and dim_patients written to
+  Delta, framed by the load journal);
 - anchor: DuckDB ``CREATE TABLE members AS SELECT * FROM read_csv(<file>)`` into a
   database file (parse and store, no validation).
 
 Peak memory is the largest sum of resident set sizes over the command's whole process
-tree (Spark's JVM included), sampled from /proc every 0.1 s, so Linux only. Both times
-include the process start-up (the JVM for ours). Before the sizes, the same ``data ingest``
-of a one-row file gives the floor: what any load costs whatever its size (interpreter,
-Spark's start-up, the Delta commits). The last lines print the ratios, and with two sizes
+tree (a JVM included, if any started), sampled from /proc every 0.1 s, so Linux only. Both
+times include the process start-up. Before the sizes, the same ``data ingest`` of a one-row
+file gives the floor: what any load costs whatever its size (interpreter, imports, the
+Delta commits). The last lines print the ratios, and with two sizes
 the larger's time per row over the smaller's.
 
     .venv/bin/python benchmarks/bench_ingest.py --rows 1000000 10000000

@@ -10,7 +10,7 @@ from __future__ import annotations
 from healthcare_mlops.runtime.catalog_base import TableCatalog, partition_predicate
 from healthcare_mlops.settings import Settings
 
-__all__ = ["TableCatalog", "partition_predicate", "table_catalog"]
+__all__ = ["TableCatalog", "arrow_member_load", "partition_predicate", "table_catalog"]
 
 
 def table_catalog(settings: Settings, spark=None) -> TableCatalog:
@@ -25,3 +25,10 @@ def table_catalog(settings: Settings, spark=None) -> TableCatalog:
     from healthcare_mlops.runtime.unity_catalog import UnityCatalog
 
     return UnityCatalog(settings, spark)
+
+
+def arrow_member_load(settings: Settings) -> bool:
+    """Whether a CSV member load runs in Arrow and DuckDB (a laptop: no JVM to start) or in Spark (Databricks).
+
+    The one place this is decided (issue 26: Spark's start-up alone is minutes on a laptop)."""
+    return settings.is_local

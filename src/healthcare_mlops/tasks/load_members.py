@@ -90,8 +90,9 @@ def _member_keys(settings: Settings, id_column: str):
     return MemberKeys(id_column=id_column, secret=secret)
 
 
-def _load(settings: Settings, identity: Identity, load: Load, replace: bool, frames, rows_read: int | None = None):
-    """Holding the lock: start Spark, run the load, record who made it; the ``LoadReport``."""
+def _load(settings: Settings, identity: Identity, load: Load, replace: bool, frames, rows_read: int | None = None,
+          steps=None):
+    """Holding the lock: start Spark (unless ``steps`` are Arrow's), run the load, record who made it."""
     from healthcare_mlops.governance import audit
     from healthcare_mlops.runtime.catalog import table_catalog
     from healthcare_mlops.runtime.spark_session import get_spark
@@ -100,8 +101,9 @@ def _load(settings: Settings, identity: Identity, load: Load, replace: bool, fra
 
     catalog = table_catalog(settings)
     with catalog.exclusive(SILVER_PATIENTS, f"loading {load.source} as of {load.as_of_date.isoformat()}"):
-        spark = get_spark(settings)
-        report = run_load(catalog, load, replace, lambda: frames(spark, catalog), rows_read)
+        spark = get_spark(settings) if steps is None else None
+        report = run_load(catalog, load, replace, lambda: frames(spark, catalog), rows_read,
+                          **({} if steps is None else {"steps": steps}))
     audit.record_action(settings, identity, LOADED_MEMBERS,
                         f"{report.source} as of {report.as_of_date} (load {load.load_id}): rows in "
                         f"{report.rows_in} = loaded {report.rows_loaded} + quarantined {report.rows_quarantined}")
@@ -129,6 +131,7 @@ def ingest_csv(settings: Settings, path: str | Path, as_of: dt.date, replace: bo
     """Load a CSV in the public insurance-charges format (with an optional member-id column).
 
     ``identity``: who loads (default: this machine's user and role, ``identity.local_identity``)."""
+    from healthcare_mlops.runtime.catalog import arrow_member_load
     from healthcare_mlops.spark.patient_load import ingest_frames
 
     identity = identity or local_identity()
@@ -138,6 +141,11 @@ def ingest_csv(settings: Settings, path: str | Path, as_of: dt.date, replace: bo
         load = Load.new(str(staged.path), "ingest", as_of, f"sha256:{staged.fingerprint}", identity.user,
                         identity.role)
         keys = _member_keys(settings, id_column)
+        if arrow_member_load(settings):
+            from healthcare_mlops.runtime.arrow_member_load import ARROW_STEPS, ingest_tables
+
+            return _load(settings, identity, load, replace,
+                         lambda _spark, catalog: ingest_tables(catalog, staged, as_of, keys), staged.rows, ARROW_STEPS)
         return _load(settings, identity, load, replace,
                      lambda spark, catalog: ingest_frames(spark, catalog, staged, as_of, keys), staged.rows)
 
