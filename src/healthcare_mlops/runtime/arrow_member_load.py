@@ -141,6 +141,7 @@ def _key(member_ids: bool, secret: str) -> str:
 
 def _connection() -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect(config={"python_enable_replacements": False})
+    connection.execute("SET enable_progress_bar = false")     # it would print into the command's output
     connection.execute(JAVA_DOUBLE)
     return connection
 
@@ -188,7 +189,8 @@ def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) 
                "as_of_date", "source", "source_row"}
     silver = ", ".join(c if c in present else f"CAST(NULL AS {silver_types[c]}) AS {c}"
                        for c in SILVER_COLUMNS)
-    valid = connection.sql(f"SELECT {silver} FROM flagged WHERE _column IS NULL AND _loaded_from IS NULL").to_arrow_table()
+    valid = connection.sql(f"SELECT {silver} FROM flagged WHERE _column IS NULL AND _loaded_from IS NULL")
+    valid = valid.to_arrow_table()
     rejected = connection.sql(f"""
       SELECT 'ingest' AS stage, source, source_row, {KEY} AS record_key, _column AS column_name,
              _reason AS reason, raw_record, as_of_date FROM flagged WHERE _column IS NOT NULL
