@@ -17,7 +17,9 @@ names a CSV's member-id column (default: the bundle variable ``member_id_column`
 This module is the loads' shell: it checks the role (``load``: operator and above, or the job
 itself), opens the catalog, takes its lock before Spark starts (so a second load fails in a
 second, not after its JVM has started), stages the file, runs the core
-(``spark/patient_load.py``) and writes the audit row naming who loaded what.
+(``spark/patient_load.py``) and writes the audit row naming who loaded what. A CSV on a laptop
+is judged in DuckDB over Arrow instead of Spark (``runtime/arrow_member_load.py``; which one
+runs: ``runtime/catalog.arrow_member_load``), with the same journal and writes.
 """
 
 from __future__ import annotations
