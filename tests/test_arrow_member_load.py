@@ -18,7 +18,7 @@ import pytest
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVER_PATIENTS
-from tests.test_ingest import BAD_LINES, GOOD_LINES, write_csv
+from test_ingest import BAD_LINES, GOOD_LINES, write_csv
 
 JANUARY, FEBRUARY = dt.date(2025, 1, 1), dt.date(2025, 2, 1)
 MEMBERS = 40

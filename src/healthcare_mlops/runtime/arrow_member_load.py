@@ -121,10 +121,13 @@ def _parsed_columns() -> str:
                       f"{_trimmed('member_id')} AS member_id"])
 
 
-def _first_failure(checks: list[tuple[str, str, str]]) -> tuple[str, str]:
-    columns = " ".join(f"WHEN {condition} THEN {_text(column)}" for column, _, condition in checks)
-    reasons = " ".join(f"WHEN {condition} THEN {reason}" for _, reason, condition in checks)
-    return f"CASE {columns} END", f"CASE {reasons} END"
+def _first_failure(checks: list[tuple[str, str, str]]) -> tuple[str, str, str]:
+    """(index, column, reason) of the first failing check: each condition is evaluated once, the
+    column and reason only for the rows that fail (most rows pass)."""
+    index = " ".join(f"WHEN {condition} THEN {number}" for number, (_, _, condition) in enumerate(checks))
+    columns = " ".join(f"WHEN {number} THEN {_text(column)}" for number, (column, _, _) in enumerate(checks))
+    reasons = " ".join(f"WHEN {number} THEN {reason}" for number, (_, reason, _) in enumerate(checks))
+    return f"CASE {index} END", f"CASE _failed {columns} END", f"CASE _failed {reasons} END"
 
 
 def _key(member_ids: bool, secret: str) -> str:
@@ -149,14 +152,15 @@ def _connection() -> duckdb.DuckDBPyConnection:
 def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> None:
     """The view ``judged``: every well-formed row parsed, keyed and with its first failure."""
     checks = record_checks(staged.member_ids)
-    failed_column, failed_reason = _first_failure(checks)
+    failed, failed_column, failed_reason = _first_failure(checks)
     duplicate_key = ["member_id"] if staged.member_ids else list(CONTENT_COLUMNS)
     duplicate_column = keys.id_column if staged.member_ids else "row"
     fields = ", ".join(staged.fields)
     connection.execute(f"""CREATE VIEW judged AS
       WITH parsed AS (SELECT *, {_parsed_columns()}, to_json([{fields}]) AS raw_record
                       FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NULL),
-      checked AS (SELECT *, {failed_column} AS _column, {failed_reason} AS _reason FROM parsed),
+      failing AS (SELECT *, {failed} AS _failed FROM parsed),
+      checked AS (SELECT * EXCLUDE (_failed), {failed_column} AS _column, {failed_reason} AS _reason FROM failing),
       ranked AS (SELECT *, row_number() OVER w AS _rank, min(source_row) OVER w AS _first FROM checked
                  WINDOW w AS (PARTITION BY _column IS NULL, {', '.join(duplicate_key)} ORDER BY source_row))
       SELECT * EXCLUDE (_column, _reason),
@@ -182,7 +186,8 @@ def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) 
                                     [KEY, "source"])
     connection.register("others", others)
     duplicate_column = keys.id_column if staged.member_ids else "row"
-    connection.execute(f"""CREATE VIEW flagged AS SELECT j.*, o._loaded_from FROM judged j LEFT JOIN
+    # A table, not a view: the valid and the rejected rows are read from one evaluation.
+    connection.execute(f"""CREATE TEMP TABLE flagged AS SELECT j.*, o._loaded_from FROM judged j LEFT JOIN
       (SELECT {KEY}, min(source) AS _loaded_from FROM others GROUP BY {KEY}) o USING ({KEY})""")
     silver_types = SILVER_PATIENTS_SPEC.columns.types
     present = {KEY, "member_id", "sex", "age", "bmi", "children", "smoker", "region", "annual_charges",
