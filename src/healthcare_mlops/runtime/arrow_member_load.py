@@ -10,19 +10,32 @@ categories, smoker words) and the same patterns and order (``spark/validation.py
 are the same hashes (``spark/patient_load.py``: prefixes, hash length, content columns), so
 one file loaded either way gives the same silver_patients, quarantine and dim_patients rows
 (``tests/test_arrow_member_load.py`` compares them row for row).
+
+Memory stays bounded whatever the file's size: DuckDB works within ``MEMORY_LIMIT`` and spills
+beyond it, and its results (the valid and the rejected rows, the new dim_patients versions) go
+to Parquet beside the staged file or in the home's spool, which the catalog then streams into
+Delta; no table of the load is held in the process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import shutil
+import uuid
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
-from healthcare_mlops.data.contract import (AGE_RANGE, BMI_RANGE, CHARGES_RANGE, CHILDREN_RANGE, REGIONS,
-                                            SCD2_TRACKED, SEXES, SILVER_COLUMNS, SMOKER_VALUES, SOURCE_COLUMNS)
+from healthcare_mlops.data.contract import (AGE_RANGE, BMI_RANGE, CHARGES_RANGE, CHILDREN_RANGE,
+                                            DIM_ATTRIBUTE_COLUMNS, REGIONS, SCD2_TRACKED, SEXES, SILVER_COLUMNS,
+                                            SMOKER_VALUES, SOURCE_COLUMNS)
 from healthcare_mlops.data.csv_source import StagedCsv
+from healthcare_mlops.runtime.catalog_base import sql_literal
+from healthcare_mlops.runtime.delta_catalog import private_folder
 from healthcare_mlops.spark.patient_load import (CONTENT_COLUMNS, INGEST_KEY_PREFIX, KEY_HEX, MEMBER_KEY_PREFIX,
                                                  MemberKeys, StoreSteps)
 from healthcare_mlops.spark.scd2 import PARTITION_BY as DIM_PARTITION_BY
@@ -31,6 +44,9 @@ from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE_SPEC, DIM_PATIENTS,
                                      SILVER_PATIENTS_SPEC)
 
 KEY = "patient_natural_key"
+# DuckDB's memory for one load; beyond it, it spills to the load's spool folder (issue 26: the
+# process tree within 2 GB whatever the file's size). The results go to Parquet, not to memory.
+MEMORY_LIMIT = "1GB"
 # Spark's text of a double (Java's Double.toString): what its reasons and content keys show.
 JAVA_DOUBLE = """CREATE MACRO java_double(v) AS CASE
   WHEN v IS NULL THEN NULL WHEN isnan(v) THEN 'NaN'
@@ -142,11 +158,31 @@ def _key(member_ids: bool, secret: str) -> str:
             f"CAST(_rank AS VARCHAR))), 1, {KEY_HEX})")
 
 
-def _connection() -> duckdb.DuckDBPyConnection:
+def _connection(spill: Path) -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect(config={"python_enable_replacements": False})
     connection.execute("SET enable_progress_bar = false")     # it would print into the command's output
+    connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    connection.execute(f"SET temp_directory = {_text(str(spill))}")
+    connection.execute("SET preserve_insertion_order = false")
     connection.execute(JAVA_DOUBLE)
     return connection
+
+
+@contextlib.contextmanager
+def _spool(catalog):
+    """A private folder under the home's spool for one step's Parquet results, removed after."""
+    folder = private_folder(catalog.settings.home.resolve() / "spool") / uuid.uuid4().hex
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _to_parquet(connection, query: str, path: Path, spec) -> ds.Dataset:
+    """``query``'s rows written to ``path`` by DuckDB, read back lazily with ``spec``'s schema."""
+    connection.execute(f"COPY ({query}) TO {_text(str(path))} (FORMAT parquet)")
+    return ds.dataset(str(path), format="parquet", schema=spec.arrow_schema())
 
 
 def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> None:
@@ -172,13 +208,11 @@ def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> 
       FROM ranked""")
 
 
-def _cast(table: pa.Table, spec) -> pa.Table:
-    return table.select(list(spec.names)).cast(spec.arrow_schema())
-
-
-def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> tuple[pa.Table, pa.Table]:
-    """(valid, rejected) of a staged CSV as Arrow tables: what ``ingest_frames`` gives in Spark."""
-    connection = _connection()
+def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> tuple[ds.Dataset, ds.Dataset]:
+    """(valid, rejected) of a staged CSV as Parquet datasets beside the staged file (removed with it):
+    what ``ingest_frames`` gives in Spark."""
+    stem = staged.staged.parent / staged.staged.stem
+    connection = _connection(Path(f"{stem}-spill"))
     _judged(connection, staged, as_of, keys)
     others = pa.table({KEY: pa.array([], pa.string()), "source": pa.array([], pa.string())})
     if catalog.exists(SILVER_PATIENTS):
@@ -194,9 +228,9 @@ def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) 
                "as_of_date", "source", "source_row"}
     silver = ", ".join(c if c in present else f"CAST(NULL AS {silver_types[c]}) AS {c}"
                        for c in SILVER_COLUMNS)
-    valid = connection.sql(f"SELECT {silver} FROM flagged WHERE _column IS NULL AND _loaded_from IS NULL")
-    valid = valid.to_arrow_table()
-    rejected = connection.sql(f"""
+    valid = _to_parquet(connection, f"SELECT {silver} FROM flagged WHERE _column IS NULL AND _loaded_from IS NULL",
+                        Path(f"{stem}-valid.parquet"), SILVER_PATIENTS_SPEC)
+    rejected = _to_parquet(connection, f"""
       SELECT 'ingest' AS stage, source, source_row, {KEY} AS record_key, _column AS column_name,
              _reason AS reason, raw_record, as_of_date FROM flagged WHERE _column IS NOT NULL
       UNION ALL
@@ -207,59 +241,62 @@ def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) 
       SELECT 'ingest', {_text(str(staged.path))}, source_row,
              '{INGEST_KEY_PREFIX}' || substr(sha256(malformed_record), 1, {KEY_HEX}), 'row', malformed_reason,
              malformed_record, DATE '{as_of.isoformat()}'
-      FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NOT NULL""").to_arrow_table()
+      FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NOT NULL""",
+                           Path(f"{stem}-rejected.parquet"), DATA_QUALITY_QUARANTINE_SPEC)
     connection.close()
-    return _cast(valid, SILVER_PATIENTS_SPEC), _cast(rejected, DATA_QUALITY_QUARANTINE_SPEC)
+    return valid, rejected
 
 
 def _distinct(left: str, right: str) -> str:
     return " OR ".join(f"{left}.{c} IS DISTINCT FROM {right}.{c}" for c in SCD2_TRACKED)
 
 
-def build_dim_patients(silver: pa.Table) -> pa.Table:
-    """Every load of every member folded into SCD2 versions, as ``spark/scd2.build_dim_patients``."""
-    connection = _connection()
-    connection.register("silver", silver)
+def _build_dim() -> str:
+    """The query folding the view ``silver`` into SCD2 versions, as ``spark/scd2.build_dim_patients``."""
     tracked = ", ".join(SCD2_TRACKED)
-    dim = connection.sql(f"""WITH ordered AS (
+    return f"""WITH ordered AS (
         SELECT *, lag(struct_pack({tracked})) OVER w AS _prev, struct_pack({tracked}) AS _now FROM silver
         WINDOW w AS (PARTITION BY {KEY} ORDER BY as_of_date, source)),
       changes AS (SELECT * FROM ordered WHERE _prev IS NULL OR _prev IS DISTINCT FROM _now)
-      SELECT *, as_of_date AS effective_from, lead(as_of_date) OVER v AS effective_to,
-             lead(as_of_date) OVER v IS NULL AS is_current_record, row_number() OVER v AS scd_version
-      FROM changes WINDOW v AS (PARTITION BY {KEY} ORDER BY as_of_date, source)""").to_arrow_table()
-    connection.close()
-    return _cast(dim, DIM_PATIENTS_SPEC)
+      SELECT {', '.join(DIM_ATTRIBUTE_COLUMNS)}, as_of_date AS effective_from,
+             lead(as_of_date) OVER v AS effective_to, lead(as_of_date) OVER v IS NULL AS is_current_record,
+             CAST(row_number() OVER v AS INTEGER) AS scd_version
+      FROM changes WINDOW v AS (PARTITION BY {KEY} ORDER BY as_of_date, source)"""
 
 
 def merge_dim_patients(catalog, where: list[tuple], as_of: dt.date) -> None:
     """Merge one load (silver's rows ``where``) into dim_patients, as ``spark/scd2.merge_dim_patients``."""
-    load_rows = catalog.read_arrow(SILVER_PATIENTS, where)
-    connection = _connection()
-    connection.register("load_rows", load_rows)
-    current = pa.table({KEY: pa.array([], pa.string()), "scd_version": pa.array([], pa.int32()),
-                        **{c: pa.array([], DIM_PATIENTS_SPEC.arrow_schema().field(c).type) for c in SCD2_TRACKED}})
-    if catalog.exists(DIM_PATIENTS):
-        starts = catalog.read_arrow(DIM_PATIENTS, columns=["effective_from"]).column(0)
-        latest = pc.max(starts).as_py() if len(starts) else None
-        if latest is not None and latest >= as_of:
-            catalog.write(build_dim_patients(catalog.read_arrow(SILVER_PATIENTS)), DIM_PATIENTS, mode="overwrite",
-                          partition_by=DIM_PARTITION_BY)
-            return
-        current = catalog.read_arrow(DIM_PATIENTS, [("is_current_record", "=", True)],
-                                     [KEY, "scd_version", *SCD2_TRACKED])
-    connection.register("current_versions", current)
-    arriving = connection.sql(f"""SELECT l.*, c.{KEY} IS NOT NULL AS _changed,
-        DATE '{as_of.isoformat()}' AS effective_from, CAST(NULL AS DATE) AS effective_to,
-        true AS is_current_record, CAST(coalesce(c.scd_version, 0) + 1 AS INTEGER) AS scd_version
-      FROM load_rows l LEFT JOIN current_versions c ON l.{KEY} = c.{KEY}
-      WHERE c.{KEY} IS NULL OR {_distinct('l', 'c')}""").to_arrow_table()
-    connection.close()
-    changed = arriving.filter(arriving.column("_changed")).column(KEY).to_pylist()
-    catalog.write(_cast(arriving, DIM_PATIENTS_SPEC), DIM_PATIENTS, mode="append", partition_by=DIM_PARTITION_BY)
+    with _spool(catalog) as spool:
+        connection = _connection(spool / "spill")
+        connection.register("silver", catalog.delta_table(SILVER_PATIENTS).to_pyarrow_dataset())
+        load_rows = "SELECT * FROM silver WHERE " + " AND ".join(f"{c} = {sql_literal(v)}" for c, _, v in where)
+        current = f"SELECT NULL::VARCHAR AS {KEY}, NULL::INTEGER AS scd_version, " + ", ".join(
+            f"NULL AS {c}" for c in SCD2_TRACKED) + " WHERE false"
+        if catalog.exists(DIM_PATIENTS):
+            starts = catalog.read_arrow(DIM_PATIENTS, columns=["effective_from"]).column(0)
+            latest = pc.max(starts).as_py() if len(starts) else None
+            if latest is not None and latest >= as_of:
+                rebuilt = _to_parquet(connection, _build_dim(), spool / "dim.parquet", DIM_PATIENTS_SPEC)
+                catalog.write(rebuilt, DIM_PATIENTS, mode="overwrite", partition_by=DIM_PARTITION_BY)
+                return
+            connection.register("dim", catalog.read_arrow(DIM_PATIENTS, [("is_current_record", "=", True)],
+                                                          [KEY, "scd_version", *SCD2_TRACKED]))
+            current = "SELECT * FROM dim"
+        attributes = ", ".join(f"l.{c}" for c in DIM_ATTRIBUTE_COLUMNS)
+        arriving = _to_parquet(connection, f"""SELECT {attributes}, DATE '{as_of.isoformat()}' AS effective_from,
+            CAST(NULL AS DATE) AS effective_to, true AS is_current_record,
+            CAST(coalesce(c.scd_version, 0) + 1 AS INTEGER) AS scd_version
+          FROM ({load_rows}) l LEFT JOIN ({current}) c ON l.{KEY} = c.{KEY}
+          WHERE c.{KEY} IS NULL OR {_distinct('l', 'c')}""", spool / "arriving.parquet", DIM_PATIENTS_SPEC)
+        # a member with a current version before this load: that version closes
+        changed = connection.execute(f"SELECT {KEY} FROM read_parquet({_text(str(spool / 'arriving.parquet'))}) "
+                                     "WHERE scd_version > 1").fetchall()
+        connection.close()
+        catalog.write(arriving, DIM_PATIENTS, mode="append", partition_by=DIM_PARTITION_BY)
     if changed:
         catalog.update(DIM_PATIENTS, {"effective_to": as_of, "is_current_record": False},
-                       [(KEY, "in", changed), ("is_current_record", "=", True), ("effective_from", "<", as_of)])
+                       [(KEY, "in", [row[0] for row in changed]), ("is_current_record", "=", True),
+                        ("effective_from", "<", as_of)])
 
 
 def dim_counts(catalog) -> tuple[int, int]:
@@ -268,5 +305,6 @@ def dim_counts(catalog) -> tuple[int, int]:
     return int(pc.sum(current.cast(pa.int64())).as_py() or 0), len(current)
 
 
-ARROW_STEPS = StoreSteps(select=lambda table, names: table.select(list(names)), merge_dim=merge_dim_patients,
+# The datasets already have the tables' columns in order (``_to_parquet``).
+ARROW_STEPS = StoreSteps(select=lambda rows, names: rows, merge_dim=merge_dim_patients,
                          dim_counts=dim_counts)
