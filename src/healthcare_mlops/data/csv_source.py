@@ -25,6 +25,7 @@ import difflib
 import hashlib
 import io
 import json
+import shutil
 import stat
 import uuid
 from collections.abc import Iterator
@@ -187,7 +188,8 @@ def _looks_like_value(text: str) -> bool:
 @contextlib.contextmanager
 def staged_insurance_csv(path: str | Path, staging_root: Path, chunk_rows: int = CHUNK_ROWS,
                          id_column: str = DEFAULT_MEMBER_ID_COLUMN) -> Iterator[StagedCsv]:
-    """Stage ``path`` under ``staging_root`` for the duration of the block, then remove it.
+    """Stage ``path`` under ``staging_root`` for the duration of the block, then remove it (and
+    whatever the load wrote beside it under the staged file's name).
 
     ``id_column``: the name of the optional member-id column; ``chunk_rows``: rows per write.
 
@@ -199,8 +201,11 @@ def staged_insurance_csv(path: str | Path, staging_root: Path, chunk_rows: int =
     try:
         yield _stage(path, target, chunk_rows, id_column)
     finally:
-        with contextlib.suppress(FileNotFoundError):   # a file refused at its header stages nothing
-            target.unlink()
+        for leftover in staging_root.glob(f"{target.stem}*"):  # the staged file and what a load spooled beside it
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
         with contextlib.suppress(OSError):             # other loads may be staging beside it
             staging_root.rmdir()
 

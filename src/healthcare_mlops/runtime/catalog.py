@@ -12,7 +12,7 @@ from healthcare_mlops.governance.thresholds import approval_mode
 from healthcare_mlops.runtime.catalog_base import TableCatalog, partition_predicate
 from healthcare_mlops.settings import Settings
 
-__all__ = ["TableCatalog", "audit_log", "partition_predicate", "table_catalog"]
+__all__ = ["TableCatalog", "arrow_member_load", "audit_log", "partition_predicate", "table_catalog"]
 
 
 def table_catalog(settings: Settings, spark=None) -> TableCatalog:
@@ -32,3 +32,10 @@ def table_catalog(settings: Settings, spark=None) -> TableCatalog:
 def audit_log(settings: Settings, catalog: TableCatalog | None = None) -> AuditLog:
     """The target model's audit log (governance/audit.py) in ``catalog`` (default: the target's catalog)."""
     return AuditLog(catalog or table_catalog(settings), settings.model_name, approval_mode(settings.variables))
+
+
+def arrow_member_load(settings: Settings) -> bool:
+    """Whether a CSV member load runs in Arrow and DuckDB (a laptop: no JVM to start) or in Spark (Databricks).
+
+    The one place this is decided (issue 26: Spark's start-up alone is minutes on a laptop)."""
+    return settings.is_local

@@ -167,6 +167,9 @@ class DeltaCatalog(TableCatalog):
     @contextlib.contextmanager
     def _rows(self, data):
         """``data`` as a pyarrow dataset, every column nullable; a Spark frame spooled to Parquet by Spark."""
+        if isinstance(data, ds.Dataset):     # already Parquet (the laptop's member load spools its rows)
+            yield data
+            return
         if not is_spark_frame(data):
             yield ds.dataset(_nullable(data))
             return

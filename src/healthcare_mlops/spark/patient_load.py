@@ -84,6 +84,18 @@ class MemberKeys:
     secret: str
 
 
+@dataclass(frozen=True)
+class StoreSteps:
+    """What ``_store`` does in the frames' engine: pick columns, merge dim_patients, count it.
+
+    Spark's (``SPARK_STEPS``) on Databricks; Arrow and DuckDB's on a laptop
+    (``runtime/arrow_member_load.py``). The journal, the writes and the rollback are shared."""
+
+    select: Callable          # (frame, column names) -> frame
+    merge_dim: Callable       # (catalog, silver filter of the load, as-of date) -> None
+    dim_counts: Callable      # (catalog) -> (current members, versions)
+
+
 def _partitions(load: Load) -> dict:
     """The partition each table's share of ``load`` lives in."""
     return {DATA_QUALITY_QUARANTINE: {"stage": load.stage, "source": load.source, "as_of_date": load.as_of_date},
@@ -141,7 +153,16 @@ def _check_source(catalog, load: Load, replace: bool) -> None:
                         f"from {twins[0]}; its members are loaded")
 
 
-def _store(catalog, load: Load, valid: DataFrame, rejected: DataFrame, rows_read: int | None) -> LoadReport:
+def _spark_merge(catalog, where: list[tuple], as_of: dt.date) -> None:
+    # The load's rows as silver holds them: not the validation evaluated a third time.
+    merge_dim_patients(catalog, catalog.read(SILVER_PATIENTS, where), as_of)
+
+
+SPARK_STEPS = StoreSteps(select=lambda frame, names: frame.select(*names), merge_dim=_spark_merge,
+                         dim_counts=_dim_counts)
+
+
+def _store(catalog, load: Load, valid, rejected, rows_read: int | None, steps: StoreSteps) -> LoadReport:
     """Write the load's tables between its journal's ``started`` and ``committed``.
 
     ``rows_read``: the records the source held; a load whose rows loaded + quarantined
@@ -152,21 +173,18 @@ def _store(catalog, load: Load, valid: DataFrame, rejected: DataFrame, rows_read
     load.record(catalog, STARTED)
     partitions = _partitions(load)
     try:
-        n_quarantined = catalog.write(rejected.select(*QUARANTINE_COLUMNS), DATA_QUALITY_QUARANTINE,
+        n_quarantined = catalog.write(steps.select(rejected, QUARANTINE_COLUMNS), DATA_QUALITY_QUARANTINE,
                                       mode="replace_partition", partition=partitions[DATA_QUALITY_QUARANTINE],
                                       partition_by=["as_of_date"])
         failpoint(AFTER_QUARANTINE)
-        n_loaded = catalog.write(valid.select(*SILVER_COLUMNS), SILVER_PATIENTS, mode="replace_partition",
+        n_loaded = catalog.write(steps.select(valid, SILVER_COLUMNS), SILVER_PATIENTS, mode="replace_partition",
                                  partition=partitions[SILVER_PATIENTS], partition_by=["as_of_date"])
         failpoint(AFTER_SILVER)
         if rows_read is not None and n_loaded + n_quarantined != rows_read:
             raise RuntimeError(f"{load.source}: read {rows_read} rows but loaded {n_loaded} + quarantined "
                                f"{n_quarantined}; the load is rolled back")
-        # The load's rows as silver holds them: not the validation evaluated a third time.
-        merge_dim_patients(catalog, catalog.read(SILVER_PATIENTS, [(c, "=", v) for c, v in
-                                                                   partitions[SILVER_PATIENTS].items()]),
-                           load.as_of_date)
-        current, versions = _dim_counts(catalog)
+        steps.merge_dim(catalog, [(c, "=", v) for c, v in partitions[SILVER_PATIENTS].items()], load.as_of_date)
+        current, versions = steps.dim_counts(catalog)
         failpoint(AFTER_DIM)
         load.record(catalog, COMMITTED, (n_loaded + n_quarantined, n_loaded, n_quarantined))
     except BaseException:
@@ -177,15 +195,15 @@ def _store(catalog, load: Load, valid: DataFrame, rejected: DataFrame, rows_read
                       current_members=current, dim_versions=versions)
 
 
-def run_load(catalog, load: Load, replace: bool, frames: Callable[[], tuple[DataFrame, DataFrame]],
-             rows_read: int | None = None) -> LoadReport:
-    """Heal, check the source, build (valid, rejected) with ``frames``, store them.
+def run_load(catalog, load: Load, replace: bool, frames: Callable[[], tuple],
+             rows_read: int | None = None, steps: StoreSteps = SPARK_STEPS) -> LoadReport:
+    """Heal, check the source, build (valid, rejected) with ``frames``, store them with ``steps``.
 
     The caller holds the catalog's exclusive right to write silver_patients."""
     heal(catalog)
     _check_source(catalog, load, replace)
     valid, rejected = frames()
-    return _store(catalog, load, valid, rejected, rows_read)
+    return _store(catalog, load, valid, rejected, rows_read, steps)
 
 
 def generated_frames(spark: SparkSession, catalog, patients: int, seed: int, as_of: dt.date,

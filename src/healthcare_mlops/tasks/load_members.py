@@ -17,7 +17,9 @@ names a CSV's member-id column (default: the bundle variable ``member_id_column`
 This module is the loads' shell: it checks the role (``load``: operator and above, or the job
 itself), opens the catalog, takes its lock before Spark starts (so a second load fails in a
 second, not after its JVM has started), stages the file, runs the core
-(``spark/patient_load.py``) and writes the audit row naming who loaded what.
+(``spark/patient_load.py``) and writes the audit row naming who loaded what. A CSV on a laptop
+is judged in DuckDB over Arrow instead of Spark (``runtime/arrow_member_load.py``; which one
+runs: ``runtime/catalog.arrow_member_load``), with the same journal and writes.
 """
 
 from __future__ import annotations
@@ -89,14 +91,17 @@ def _member_keys(settings, id_column: str):
     return MemberKeys(id_column=id_column, secret=secret)
 
 
-def _load(runtime: Runtime, load: Load, replace: bool, frames, rows_read: int | None = None):
-    """Holding the lock: start Spark, run the load, record who made it; the ``LoadReport``."""
+def _load(runtime: Runtime, load: Load, replace: bool, frames, rows_read: int | None = None, steps=None):
+    """Holding the lock: run the load (in Spark unless ``steps`` are Arrow's), record who made it;
+    the ``LoadReport``."""
     from healthcare_mlops.spark.patient_load import run_load
     from healthcare_mlops.tables import SILVER_PATIENTS
 
-    catalog = runtime.spark_catalog
+    catalog = runtime.spark_catalog if steps is None else runtime.catalog
     with catalog.exclusive(SILVER_PATIENTS, f"loading {load.source} as of {load.as_of_date.isoformat()}"):
-        report = run_load(catalog, load, replace, lambda: frames(runtime.spark, catalog), rows_read)
+        spark = runtime.spark if steps is None else None
+        report = run_load(catalog, load, replace, lambda: frames(spark, catalog), rows_read,
+                          **({} if steps is None else {"steps": steps}))
     runtime.audit_log.record_action(runtime.identity, LOADED_MEMBERS,
                                     f"{report.source} as of {report.as_of_date} (load {load.load_id}): rows in "
                                     f"{report.rows_in} = loaded {report.rows_loaded} + quarantined "
@@ -122,7 +127,9 @@ def generate_patients(runtime: Runtime, patients: int, seed: int, as_of: dt.date
 def ingest_csv(runtime: Runtime, path: str | Path, as_of: dt.date, replace: bool = False,
                chunk_rows: int = CHUNK_ROWS, id_column: str | None = None):
     """Load a CSV in the public insurance-charges format (with an optional member-id column), on
-    behalf of ``runtime.identity`` (who must hold the ``load`` right)."""
+    behalf of ``runtime.identity`` (who must hold the ``load`` right): in Arrow and DuckDB on a
+    laptop, in Spark on Databricks (``runtime.catalog.arrow_member_load``)."""
+    from healthcare_mlops.runtime.catalog import arrow_member_load
     from healthcare_mlops.spark.patient_load import ingest_frames
 
     settings, identity = runtime.settings, runtime.identity
@@ -132,6 +139,11 @@ def ingest_csv(runtime: Runtime, path: str | Path, as_of: dt.date, replace: bool
         load = Load.new(str(staged.path), "ingest", as_of, f"sha256:{staged.fingerprint}", identity.user,
                         identity.role)
         keys = _member_keys(settings, id_column)
+        if arrow_member_load(settings):
+            from healthcare_mlops.runtime.arrow_member_load import ARROW_STEPS, ingest_tables
+
+            return _load(runtime, load, replace,
+                         lambda _spark, catalog: ingest_tables(catalog, staged, as_of, keys), staged.rows, ARROW_STEPS)
         return _load(runtime, load, replace,
                      lambda spark, catalog: ingest_frames(spark, catalog, staged, as_of, keys), staged.rows)
 

@@ -1,0 +1,310 @@
+"""The CSV member load on the laptop: validation, keys, quarantine and SCD2 in DuckDB over Arrow, no Spark.
+
+Issue 26: Spark's start-up alone (a JVM, then Spark Connect) costs minutes and gigabytes on a
+laptop, whatever the file's size, so locally the staged CSV is judged by DuckDB and written to
+the Delta tables through the same catalog, journal and rollback (``spark/patient_load.run_load``).
+On Databricks the Spark path runs (``runtime/catalog.arrow_member_load``: decided once).
+
+The checks are the Spark path's, built from the same contract (``data/contract.py``: ranges,
+categories, smoker words) and the same patterns and order (``spark/validation.py``); the keys
+are the same hashes (``spark/patient_load.py``: prefixes, hash length, content columns), so
+one file loaded either way gives the same silver_patients, quarantine and dim_patients rows
+(``tests/test_arrow_member_load.py`` compares them row for row).
+
+Memory stays bounded whatever the file's size: DuckDB works within ``MEMORY_LIMIT`` and spills
+beyond it, and its results (the valid and the rejected rows, the new dim_patients versions) go
+to Parquet beside the staged file or in the home's spool, which the catalog then streams into
+Delta; no table of the load is held in the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import uuid
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from healthcare_mlops.data.contract import (AGE_RANGE, BMI_RANGE, CHARGES_RANGE, CHILDREN_RANGE,
+                                            DIM_ATTRIBUTE_COLUMNS, REGIONS, SCD2_TRACKED, SEXES, SILVER_COLUMNS,
+                                            SMOKER_VALUES, SOURCE_COLUMNS)
+from healthcare_mlops.data.csv_source import StagedCsv
+from healthcare_mlops.runtime.catalog_base import sql_literal
+from healthcare_mlops.runtime.delta_catalog import private_folder
+from healthcare_mlops.spark.patient_load import (CONTENT_COLUMNS, INGEST_KEY_PREFIX, KEY_HEX, MEMBER_KEY_PREFIX,
+                                                 MemberKeys, StoreSteps)
+from healthcare_mlops.spark.scd2 import PARTITION_BY as DIM_PARTITION_BY
+from healthcare_mlops.spark.validation import INTEGER_PATTERN, NON_FINITE_PATTERN, NUMBER_PATTERN
+from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE_SPEC, DIM_PATIENTS, DIM_PATIENTS_SPEC, SILVER_PATIENTS,
+                                     SILVER_PATIENTS_SPEC)
+
+KEY = "patient_natural_key"
+# DuckDB's memory for one load; beyond it, it spills to the load's spool folder (issue 26: the
+# process tree within 2 GB whatever the file's size). The results go to Parquet, not to memory.
+MEMORY_LIMIT = "1GB"
+# Spark's text of a double (Java's Double.toString): what its reasons and content keys show.
+JAVA_DOUBLE = """CREATE MACRO java_double(v) AS CASE
+  WHEN v IS NULL THEN NULL WHEN isnan(v) THEN 'NaN'
+  WHEN isinf(v) THEN CASE WHEN v > 0 THEN 'Infinity' ELSE '-Infinity' END
+  WHEN v = 0 OR (abs(v) >= 1e-3 AND abs(v) < 1e7) THEN CAST(v AS VARCHAR)
+  ELSE CAST(v / pow(10, floor(log10(abs(v)))) AS VARCHAR) || 'E'
+       || CAST(CAST(floor(log10(abs(v))) AS BIGINT) AS VARCHAR)
+END"""
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _trimmed(raw: str) -> str:
+    return f"trim(raw_{raw}, ' ')"
+
+
+def _missing(raw: str) -> str:
+    return f"(raw_{raw} IS NULL OR {_trimmed(raw)} = '')"
+
+
+def _as_text(column: str, kind: str) -> str:
+    return f"java_double({column})" if kind == "double" else f"CAST({column} AS VARCHAR)"
+
+
+def _quote(raw: str) -> str:
+    return f"('''' || coalesce(raw_{raw}, '') || '''')"
+
+
+def _number_checks(column: str, raw: str, low, high, whole: bool, required: bool = True,
+                   named_bounds: bool = False) -> list[tuple[str, str, str]]:
+    """(column name, reason, is bad) of one number, in ``spark/validation._number_checks``' order."""
+    kind = "a whole number" if whole else "a number"
+    value = _as_text(column, "int" if whole else "double")
+    checks = [("'missing value'", _missing(raw))] if required else []
+    checks += [(f"'not a finite number: ' || {_quote(raw)}", f"regexp_matches(lower({_trimmed(raw)}), "
+                                                             f"{_text(NON_FINITE_PATTERN)})"),
+               (f"'not {kind}: ' || {_quote(raw)}", f"({column} IS NULL AND NOT {_missing(raw)})")]
+    if named_bounds:
+        checks += [(f"{_text(f'{raw} below the lower bound {low:,.0f} (data/contract.py), got ')} || {value}",
+                    f"coalesce({column} < {low}, false)"),
+                   (f"{_text(f'{raw} above the upper bound {high:,.0f} (data/contract.py), got ')} || {value}",
+                    f"coalesce({column} > {high}, false)")]
+    else:
+        checks.append((f"{_text(f'{raw} outside {low}-{high}: ')} || {value}",
+                       f"coalesce({column} < {low} OR {column} > {high}, false)"))
+    return [(raw, reason, condition) for reason, condition in checks]
+
+
+def _category_checks(column: str, allowed) -> list[tuple[str, str, str]]:
+    if column == "smoker":
+        not_allowed = f"(smoker IS NULL AND NOT {_missing(column)})"
+    else:
+        not_allowed = f"coalesce(NOT {column} IN ({', '.join(map(_text, allowed))}) AND NOT {_missing(column)}, false)"
+    return [(column, "'missing value'", _missing(column)),
+            (column, f"{_quote(column)} || {_text(' is not one of ' + ', '.join(allowed))}", not_allowed)]
+
+
+def record_checks(member_ids: bool) -> list[tuple[str, str, str]]:
+    """(column, reason, is bad) in the order they are applied, as ``spark/validation.record_checks``."""
+    return [
+        *([("member_id", "'missing value'", _missing("member_id"))] if member_ids else []),
+        *_number_checks("age", "age", *AGE_RANGE, whole=True),
+        *_category_checks("sex", SEXES),
+        *_number_checks("bmi", "bmi", *BMI_RANGE, whole=False),
+        *_number_checks("children", "children", *CHILDREN_RANGE, whole=True),
+        *_category_checks("smoker", tuple(SMOKER_VALUES)),
+        *_category_checks("region", REGIONS),
+        *_number_checks("annual_charges", "charges", *CHARGES_RANGE, whole=False, required=False,
+                        named_bounds=True),
+    ]
+
+
+def _parsed_columns() -> str:
+    """Typed columns from the raw strings, as ``spark/validation.parse_source_columns``."""
+    def number(raw: str, pattern: str, sql_type: str) -> str:
+        value = _trimmed(raw)
+        return f"CASE WHEN regexp_matches({value}, {_text(pattern)}) THEN TRY_CAST({value} AS {sql_type}) END"
+
+    smoker = " ".join(f"WHEN {_text(word)} THEN {str(flag).lower()}" for word, flag in SMOKER_VALUES.items())
+    return ", ".join([f"{number('age', INTEGER_PATTERN, 'INTEGER')} AS age", f"lower({_trimmed('sex')}) AS sex",
+                      f"{number('bmi', NUMBER_PATTERN, 'DOUBLE')} AS bmi",
+                      f"{number('children', INTEGER_PATTERN, 'INTEGER')} AS children",
+                      f"CASE lower({_trimmed('smoker')}) {smoker} END AS smoker",
+                      f"lower({_trimmed('region')}) AS region",
+                      f"{number('charges', NUMBER_PATTERN, 'DOUBLE')} AS annual_charges",
+                      f"{_trimmed('member_id')} AS member_id"])
+
+
+def _first_failure(checks: list[tuple[str, str, str]]) -> tuple[str, str, str]:
+    """(index, column, reason) of the first failing check: each condition is evaluated once, the
+    column and reason only for the rows that fail (most rows pass)."""
+    index = " ".join(f"WHEN {condition} THEN {number}" for number, (_, _, condition) in enumerate(checks))
+    columns = " ".join(f"WHEN {number} THEN {_text(column)}" for number, (column, _, _) in enumerate(checks))
+    reasons = " ".join(f"WHEN {number} THEN {reason}" for number, (_, reason, _) in enumerate(checks))
+    return f"CASE {index} END", f"CASE _failed {columns} END", f"CASE _failed {reasons} END"
+
+
+def _key(member_ids: bool, secret: str) -> str:
+    """The member key (``spark/patient_load.member_key`` / ``content_key``) of a row by ``_rank``."""
+    if member_ids:
+        salt = _text(f"{len(secret)}:{secret}|")
+        return f"'{MEMBER_KEY_PREFIX}' || substr(sha256({salt} || member_id), 1, {KEY_HEX})"
+    kinds = {"age": "int", "children": "int", "bmi": "double", "annual_charges": "double", "smoker": "boolean"}
+    values = [f"coalesce({_as_text(c, kinds.get(c, 'string'))}, 'raw:' || raw_{raw}, '')"
+              for c, raw in zip(CONTENT_COLUMNS, SOURCE_COLUMNS)]
+    return (f"'{INGEST_KEY_PREFIX}' || substr(sha256(concat_ws('|', {', '.join(values)}, "
+            f"CAST(_rank AS VARCHAR))), 1, {KEY_HEX})")
+
+
+def _connection(spill: Path) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect(config={"python_enable_replacements": False})
+    connection.execute("SET enable_progress_bar = false")     # it would print into the command's output
+    connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    connection.execute(f"SET temp_directory = {_text(str(spill))}")
+    connection.execute("SET preserve_insertion_order = false")
+    connection.execute(JAVA_DOUBLE)
+    return connection
+
+
+@contextlib.contextmanager
+def _spool(catalog):
+    """A private folder under the home's spool for one step's Parquet results, removed after."""
+    folder = private_folder(catalog.settings.home.resolve() / "spool") / uuid.uuid4().hex
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _to_parquet(connection, query: str, path: Path, spec) -> ds.Dataset:
+    """``query``'s rows written to ``path`` by DuckDB, read back lazily with ``spec``'s schema."""
+    connection.execute(f"COPY ({query}) TO {_text(str(path))} (FORMAT parquet)")
+    return ds.dataset(str(path), format="parquet", schema=spec.arrow_schema())
+
+
+def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> None:
+    """The view ``judged``: every well-formed row parsed, keyed and with its first failure."""
+    checks = record_checks(staged.member_ids)
+    failed, failed_column, failed_reason = _first_failure(checks)
+    duplicate_key = ["member_id"] if staged.member_ids else list(CONTENT_COLUMNS)
+    duplicate_column = keys.id_column if staged.member_ids else "row"
+    fields = ", ".join(staged.fields)
+    connection.execute(f"""CREATE VIEW judged AS
+      WITH parsed AS (SELECT *, {_parsed_columns()}, to_json([{fields}]) AS raw_record
+                      FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NULL),
+      failing AS (SELECT *, {failed} AS _failed FROM parsed),
+      checked AS (SELECT * EXCLUDE (_failed), {failed_column} AS _column, {failed_reason} AS _reason FROM failing),
+      ranked AS (SELECT *, row_number() OVER w AS _rank, min(source_row) OVER w AS _first FROM checked
+                 WINDOW w AS (PARTITION BY _column IS NULL, {', '.join(duplicate_key)} ORDER BY source_row))
+      SELECT * EXCLUDE (_column, _reason),
+             {_key(staged.member_ids, keys.secret)} AS {KEY},
+             CASE WHEN _column IS NULL AND _rank > 1 THEN {_text(duplicate_column)} ELSE _column END AS _column,
+             CASE WHEN _column IS NULL AND _rank > 1 THEN 'duplicate of source row ' || CAST(_first AS VARCHAR)
+                  ELSE _reason END AS _reason,
+             DATE '{as_of.isoformat()}' AS as_of_date, {_text(str(staged.path))} AS source
+      FROM ranked""")
+
+
+def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> tuple[ds.Dataset, ds.Dataset]:
+    """(valid, rejected) of a staged CSV as Parquet datasets beside the staged file (removed with it):
+    what ``ingest_frames`` gives in Spark."""
+    stem = staged.staged.parent / staged.staged.stem
+    connection = _connection(Path(f"{stem}-spill"))
+    _judged(connection, staged, as_of, keys)
+    others = pa.table({KEY: pa.array([], pa.string()), "source": pa.array([], pa.string())})
+    if catalog.exists(SILVER_PATIENTS):
+        others = catalog.read_arrow(SILVER_PATIENTS, [("as_of_date", "=", as_of), ("source", "!=", str(staged.path))],
+                                    [KEY, "source"])
+    connection.register("others", others)
+    duplicate_column = keys.id_column if staged.member_ids else "row"
+    # A table, not a view: the valid and the rejected rows are read from one evaluation.
+    connection.execute(f"""CREATE TEMP TABLE flagged AS SELECT j.*, o._loaded_from FROM judged j LEFT JOIN
+      (SELECT {KEY}, min(source) AS _loaded_from FROM others GROUP BY {KEY}) o USING ({KEY})""")
+    silver_types = SILVER_PATIENTS_SPEC.columns.types
+    present = {KEY, "member_id", "sex", "age", "bmi", "children", "smoker", "region", "annual_charges",
+               "as_of_date", "source", "source_row"}
+    silver = ", ".join(c if c in present else f"CAST(NULL AS {silver_types[c]}) AS {c}"
+                       for c in SILVER_COLUMNS)
+    valid = _to_parquet(connection, f"SELECT {silver} FROM flagged WHERE _column IS NULL AND _loaded_from IS NULL",
+                        Path(f"{stem}-valid.parquet"), SILVER_PATIENTS_SPEC)
+    rejected = _to_parquet(connection, f"""
+      SELECT 'ingest' AS stage, source, source_row, {KEY} AS record_key, _column AS column_name,
+             _reason AS reason, raw_record, as_of_date FROM flagged WHERE _column IS NOT NULL
+      UNION ALL
+      SELECT 'ingest', source, source_row, {KEY}, {_text(duplicate_column)},
+             'member already loaded for {as_of.isoformat()} from ' || _loaded_from, raw_record, as_of_date
+      FROM flagged WHERE _column IS NULL AND _loaded_from IS NOT NULL
+      UNION ALL
+      SELECT 'ingest', {_text(str(staged.path))}, source_row,
+             '{INGEST_KEY_PREFIX}' || substr(sha256(malformed_record), 1, {KEY_HEX}), 'row', malformed_reason,
+             malformed_record, DATE '{as_of.isoformat()}'
+      FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NOT NULL""",
+                           Path(f"{stem}-rejected.parquet"), DATA_QUALITY_QUARANTINE_SPEC)
+    connection.close()
+    return valid, rejected
+
+
+def _distinct(left: str, right: str) -> str:
+    return " OR ".join(f"{left}.{c} IS DISTINCT FROM {right}.{c}" for c in SCD2_TRACKED)
+
+
+def _build_dim() -> str:
+    """The query folding the view ``silver`` into SCD2 versions, as ``spark/scd2.build_dim_patients``."""
+    tracked = ", ".join(SCD2_TRACKED)
+    return f"""WITH ordered AS (
+        SELECT *, lag(struct_pack({tracked})) OVER w AS _prev, struct_pack({tracked}) AS _now FROM silver
+        WINDOW w AS (PARTITION BY {KEY} ORDER BY as_of_date, source)),
+      changes AS (SELECT * FROM ordered WHERE _prev IS NULL OR _prev IS DISTINCT FROM _now)
+      SELECT {', '.join(DIM_ATTRIBUTE_COLUMNS)}, as_of_date AS effective_from,
+             lead(as_of_date) OVER v AS effective_to, lead(as_of_date) OVER v IS NULL AS is_current_record,
+             CAST(row_number() OVER v AS INTEGER) AS scd_version
+      FROM changes WINDOW v AS (PARTITION BY {KEY} ORDER BY as_of_date, source)"""
+
+
+def merge_dim_patients(catalog, where: list[tuple], as_of: dt.date) -> None:
+    """Merge one load (silver's rows ``where``) into dim_patients, as ``spark/scd2.merge_dim_patients``."""
+    with _spool(catalog) as spool:
+        connection = _connection(spool / "spill")
+        connection.register("silver", catalog.delta_table(SILVER_PATIENTS).to_pyarrow_dataset())
+        load_rows = "SELECT * FROM silver WHERE " + " AND ".join(f"{c} = {sql_literal(v)}" for c, _, v in where)
+        current = f"SELECT NULL::VARCHAR AS {KEY}, NULL::INTEGER AS scd_version, " + ", ".join(
+            f"NULL AS {c}" for c in SCD2_TRACKED) + " WHERE false"
+        if catalog.exists(DIM_PATIENTS):
+            starts = catalog.read_arrow(DIM_PATIENTS, columns=["effective_from"]).column(0)
+            latest = pc.max(starts).as_py() if len(starts) else None
+            if latest is not None and latest >= as_of:
+                rebuilt = _to_parquet(connection, _build_dim(), spool / "dim.parquet", DIM_PATIENTS_SPEC)
+                catalog.write(rebuilt, DIM_PATIENTS, mode="overwrite", partition_by=DIM_PARTITION_BY)
+                return
+            connection.register("dim", catalog.read_arrow(DIM_PATIENTS, [("is_current_record", "=", True)],
+                                                          [KEY, "scd_version", *SCD2_TRACKED]))
+            current = "SELECT * FROM dim"
+        attributes = ", ".join(f"l.{c}" for c in DIM_ATTRIBUTE_COLUMNS)
+        arriving = _to_parquet(connection, f"""SELECT {attributes}, DATE '{as_of.isoformat()}' AS effective_from,
+            CAST(NULL AS DATE) AS effective_to, true AS is_current_record,
+            CAST(coalesce(c.scd_version, 0) + 1 AS INTEGER) AS scd_version
+          FROM ({load_rows}) l LEFT JOIN ({current}) c ON l.{KEY} = c.{KEY}
+          WHERE c.{KEY} IS NULL OR {_distinct('l', 'c')}""", spool / "arriving.parquet", DIM_PATIENTS_SPEC)
+        # a member with a current version before this load: that version closes
+        changed = connection.execute(f"SELECT {KEY} FROM read_parquet({_text(str(spool / 'arriving.parquet'))}) "
+                                     "WHERE scd_version > 1").fetchall()
+        connection.close()
+        catalog.write(arriving, DIM_PATIENTS, mode="append", partition_by=DIM_PARTITION_BY)
+    if changed:
+        catalog.update(DIM_PATIENTS, {"effective_to": as_of, "is_current_record": False},
+                       [(KEY, "in", [row[0] for row in changed]), ("is_current_record", "=", True),
+                        ("effective_from", "<", as_of)])
+
+
+def dim_counts(catalog) -> tuple[int, int]:
+    """(current members, versions) of dim_patients as written."""
+    current = catalog.read_arrow(DIM_PATIENTS, columns=["is_current_record"]).column(0)
+    return int(pc.sum(current.cast(pa.int64())).as_py() or 0), len(current)
+
+
+# The datasets already have the tables' columns in order (``_to_parquet``).
+ARROW_STEPS = StoreSteps(select=lambda rows, names: rows, merge_dim=merge_dim_patients,
+                         dim_counts=dim_counts)

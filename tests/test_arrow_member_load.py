@@ -1,0 +1,97 @@
+"""The laptop's CSV member load (Arrow and DuckDB) gives the tables the Spark path gives, row for row.
+
+Locally ``data ingest`` runs without Spark (``runtime/arrow_member_load.py``); on Databricks the
+Spark path runs (``spark/patient_load.ingest_frames``). The same files, in the same order, go
+through both in two homes: the good and the bad-rows files of ``test_ingest``, two monthly files
+with member ids (new versions, closed versions), a second file of that month sharing members
+(quarantined as loaded elsewhere) and a rerun of an earlier date (dim_patients folded again).
+silver_patients, the quarantine and dim_patients must then be equal, every column of every row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+from healthcare_mlops.settings import resolve_settings
+from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVER_PATIENTS
+from test_ingest import BAD_LINES, GOOD_LINES, write_csv
+
+JANUARY, FEBRUARY = dt.date(2025, 1, 1), dt.date(2025, 2, 1)
+MEMBERS = 40
+HOSTILE = ["M9000001,30,male,1e-5,0,no,southwest,12", "M9000002,31,female,30,0,no,southwest,1e9",
+           "M9000003,32,female,30,0,no,southwest,12345678.5", ",33,male,25,1,no,northeast,100",
+           "M9000004,34,male,25,1,no,northeast,\"1,5\"", "M9000005,35,mäle,25,1,no,northeast,\"quote\"\"d\"",
+           "M9000006,+36,male,025.50,1,YES,northeast,.5"]
+
+
+def member_lines(month: int, changed: range = range(0)) -> list[str]:
+    rows = [f"M{i:07d},{20 + i % 50},{'female' if i % 2 else 'male'},{25 + i % 20 + (1.5 if i in changed else 0):.1f},"
+            f"{i % 4},{'yes' if i % 5 == 0 else 'no'},southwest,{2000 + i + month}" for i in range(MEMBERS)]
+    return ["member_id,age,sex,bmi,children,smoker,region,charges", *rows, *HOSTILE]
+
+
+def _loads(root):
+    """The files and dates, in load order (each home loads the same files)."""
+    return [(write_csv(root / "good.csv", GOOD_LINES), JANUARY),
+            (write_csv(root / "bad.csv", BAD_LINES, bom=False, newline="\n"), JANUARY),
+            (write_csv(root / "members_01.csv", member_lines(1)), JANUARY),
+            (write_csv(root / "members_02.csv", member_lines(2, range(0, 10))), FEBRUARY),
+            (write_csv(root / "members_02_late.csv", member_lines(3, range(5, 15))[:20]), FEBRUARY),
+            (root / "good.csv", JANUARY)]
+
+
+def _tables(settings) -> dict[str, pd.DataFrame]:
+    catalog = DeltaCatalog(settings)
+    tables = {}
+    for name in (SILVER_PATIENTS, DATA_QUALITY_QUARANTINE, DIM_PATIENTS):
+        frame = catalog.read_arrow(name).to_pandas()
+        tables[name] = frame.sort_values(sorted(frame.columns), ignore_index=True, na_position="first")
+    return tables
+
+
+@pytest.fixture(scope="module")
+def both_paths(spark, tmp_path_factory):
+    from healthcare_mlops.runtime import catalog as runtime_catalog
+    from healthcare_mlops.tasks.load_members import ingest_csv
+
+    root = tmp_path_factory.mktemp("paths")
+    loads = _loads(root)
+    reports, tables = {}, {}
+    for engine in ("arrow", "spark"):
+        settings = resolve_settings("local", root / f"home_{engine}")
+        with pytest.MonkeyPatch.context() as patch:
+            if engine == "spark":       # the Databricks choice, taken on this machine
+                patch.setattr(runtime_catalog, "arrow_member_load", lambda _settings: False)
+            reports[engine] = [ingest_csv(settings, path, as_of).as_dict() for path, as_of in loads]
+        tables[engine] = _tables(settings)
+    return reports, tables
+
+
+def test_both_paths_report_the_same_counts(both_paths):
+    reports, _ = both_paths
+    assert reports["arrow"] == reports["spark"]
+    assert all(r["rows_in"] == r["rows_loaded"] + r["rows_quarantined"] for r in reports["arrow"])
+    assert reports["arrow"][-1] == reports["arrow"][0] | {"current_members": reports["arrow"][-1]["current_members"],
+                                                          "dim_versions": reports["arrow"][-1]["dim_versions"]}
+
+
+@pytest.mark.parametrize("table", [SILVER_PATIENTS, DATA_QUALITY_QUARANTINE, DIM_PATIENTS])
+def test_both_paths_write_the_same_rows(both_paths, table):
+    _, tables = both_paths
+    arrow, spark = tables["arrow"][table], tables["spark"][table]
+    assert len(arrow) > 0
+    pd.testing.assert_frame_equal(arrow, spark, check_dtype=False)
+
+
+def test_the_comparison_covers_every_kind_of_row(both_paths):
+    _, tables = both_paths
+    quarantine, dim = tables["arrow"][DATA_QUALITY_QUARANTINE], tables["arrow"][DIM_PATIENTS]
+    reasons = " | ".join(quarantine["reason"])
+    for expected in ("duplicate of source row", "member already loaded for 2025-02-01", "row has 6 fields",
+                     "above the upper bound", "bmi outside 10.0-80.0: 1.0E-5", "missing value"):
+        assert expected in reasons
+    assert (dim["scd_version"] == 2).sum() >= 10 and (~dim["is_current_record"]).sum() >= 10
