@@ -15,6 +15,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from healthcare_mlops.composition import cli_runtime
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVER_PATIENTS
@@ -66,7 +67,7 @@ def both_paths(spark, tmp_path_factory):
         with pytest.MonkeyPatch.context() as patch:
             if engine == "spark":       # the Databricks choice, taken on this machine
                 patch.setattr(runtime_catalog, "arrow_member_load", lambda _settings: False)
-            reports[engine] = [ingest_csv(settings, path, as_of).as_dict() for path, as_of in loads]
+            reports[engine] = [ingest_csv(cli_runtime(settings), path, as_of).as_dict() for path, as_of in loads]
         tables[engine] = _tables(settings)
     return reports, tables
 

@@ -27,8 +27,9 @@ from healthcare_mlops.scoring.rules import (BELOW_MINIMUM, CRITICAL_RISK, LOW_CO
                                             ScoringThresholds, apply_rules, join_reasons)
 from healthcare_mlops.parameters import scoring_thresholds
 from healthcare_mlops.settings import resolve_settings
-from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, ML_INSURANCE_FEATURES, ML_PATIENT_PREDICTIONS,
-                                     ML_PATIENT_PREDICTIONS_VALIDATION, SILVER_PATIENTS)
+from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE, EXPLANATION_COLUMNS, ML_INSURANCE_FEATURES,
+                                     ML_PATIENT_PREDICTIONS, ML_PATIENT_PREDICTIONS_VALIDATION, SILVER_PATIENTS,
+                                     TOP_REASONS_COLUMN)
 from healthcare_mlops.tasks import batch_inference
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,7 +177,10 @@ def test_scoring_writes_the_contract_reruns_idempotently_and_replaces_only_its_d
              "TIMESTAMP": "timestamp[us, tz=UTC]"}
     assert {f.name: str(f.type) for f in arrow} == {name: kinds[kind] for name, kind in types.items()}
     assert day1["patient_natural_key"].is_unique and len(day1) == n_features
-    assert day1.notna().all().all()
+    explained = [*EXPLANATION_COLUMNS, TOP_REASONS_COLUMN]          # only members flagged for review are explained
+    assert day1.drop(columns=explained).notna().all().all()
+    assert (day1[explained].notna().all(axis=1) == day1["requires_review"]).all()
+    assert (day1[explained].isna().all(axis=1) == ~day1["requires_review"]).all()
     assert (day1["interval_lower"] <= day1["predicted_annual_charges"]).all()
     assert (day1["predicted_annual_charges"] <= day1["interval_upper"]).all()
     assert (day1["predicted_annual_charges"] >= 1000.0).all()

@@ -206,16 +206,16 @@ def test_a_rejected_challenger_is_no_challenger_in_status_and_reads_rejected_in_
 
     home = private_home(registry)
     manual = resolve_settings("local", home, {"approval_mode": "manual"})
-    assert model_governance.run(manual) == model_governance.WAITING          # validates the challenger, v2
+    assert model_governance.run(build_runtime(manual)) == model_governance.WAITING   # validates the challenger, v2
     cli = CliRunner()
     monkeypatch.setenv("HEALTHCARE_MLOPS_ROLE", APPROVER)
     before = cli.invoke(app, ["--home", str(home), "governance", "status", "--format", "json"])
     assert before.exit_code == 0, before.output
     assert '"challenger": 2' in before.output and '"rejected": null' in before.output
 
-    assert version_status(data_frame_of_versions(), audit.history(manual, "2"), 2) != audit.REJECTED
-    decisions.record_decision(manual, OWNER, "2", decisions.REJECT, "the error parity is too wide")
-    assert version_status(data_frame_of_versions(), audit.history(manual, "2"), 2) == audit.REJECTED  # not applied
+    assert version_status(data_frame_of_versions(), audit_log(manual).history("2"), 2) != audit.REJECTED
+    decisions.record_decision(audit_log(manual), OWNER, "2", decisions.REJECT, "the error parity is too wide")
+    assert version_status(data_frame_of_versions(), audit_log(manual).history("2"), 2) == audit.REJECTED  # not applied
 
     shown = cli.invoke(app, ["--home", str(home), "governance", "status"])
     assert shown.exit_code == 0, shown.output

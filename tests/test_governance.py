@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +26,7 @@ from healthcare_mlops.governance.group_evidence import FRAME_COLUMNS
 from healthcare_mlops.governance.service import CHAMPION, CHALLENGER, INTENT_TAG, Governance
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.identity import APPROVER, OPERATOR, VIEWER, Identity
-from healthcare_mlops.modeling.training import train
+from healthcare_mlops.modeling.training import LEARNING_CURVE_FILE, train
 from healthcare_mlops.privacy import PROHIBITED_FIELD_NAMES, prohibited_inputs
 from healthcare_mlops.parameters import governance_thresholds
 from healthcare_mlops.settings import resolve_settings
@@ -413,7 +415,11 @@ def test_evaluation_artifacts_hold_no_member_rows(home):
     governance = _governance(home)
     run_id = governance.registry.client.get_model_version(governance.model_name, "1").run_id
     artifacts = {a.path for a in governance.registry.client.list_artifacts(run_id, "evaluation")}
-    assert artifacts == {"evaluation/group_evidence.parquet", "evaluation/group_metrics.json"}
+    assert artifacts == {"evaluation/group_evidence.parquet", "evaluation/group_metrics.json",
+                         f"evaluation/{LEARNING_CURVE_FILE}"}
+    curve = json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=f"evaluation/{LEARNING_CURVE_FILE}")).read_text())
+    assert curve and all(set(point) == {"rows", "candidate", "cv_mae", "cv_r2"} for point in curve)  # scores only
     evidence = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id,
                                                                    artifact_path="evaluation/group_evidence.parquet"))
     assert tuple(evidence.columns) == FRAME_COLUMNS      # sums per group and bootstrap sample, no member rows

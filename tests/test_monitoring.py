@@ -39,11 +39,14 @@ from healthcare_mlops.monitoring import performance as perf
 from healthcare_mlops.monitoring import retrain
 from healthcare_mlops.monitoring import statistics as st
 from healthcare_mlops.monitoring.contract import ALERT_TYPES, SEVERITIES
+from healthcare_mlops.monitoring.serving_traffic import TrafficThresholds
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_MODEL_ALERTS
 
 from test_monitoring_statistics import REFERENCE, THRESHOLDS, counts_of, population
+
+TRAFFIC = TrafficThresholds(serving_error_rate_alert=0.05)
 
 FIXTURE_BUNDLE = Path(__file__).resolve().parent / "fixtures" / "bundles" / "runner"
 DAY1, DAY2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
@@ -407,7 +410,8 @@ def test_a_killed_run_is_repaired_by_the_rerun(scored_day1, tmp_path):
     entry = Path(__file__).resolve().parents[1] / "jobs" / "model_monitoring.py"
 
     def command(run_id: str) -> list[str]:
-        thresholds = [item for name, value in vars(THRESHOLDS).items() for item in (f"--{name}", str(value))]
+        thresholds = [item for name, value in (vars(THRESHOLDS) | vars(TRAFFIC)).items()
+                      for item in (f"--{name}", str(value))]
         return [sys.executable, str(entry), "--target", "local", "--catalog", "hc_local", "--schema", "insurance",
                 "--mode", "monitor", "--run_id", run_id, *thresholds]
 

@@ -15,6 +15,7 @@ from dataclasses import fields
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.monitoring.evaluation import MonitoringThresholds
+from healthcare_mlops.monitoring.serving_traffic import TrafficThresholds
 from healthcare_mlops.scoring.rules import ScoringThresholds
 
 
@@ -47,6 +48,11 @@ def scoring_thresholds(variables: dict) -> ScoringThresholds:
 def monitoring_thresholds(variables: dict) -> MonitoringThresholds:
     """The monitoring job's and the console's thresholds."""
     return numbers_from_variables(MonitoringThresholds, variables, "monitoring")
+
+
+def traffic_thresholds(variables: dict) -> TrafficThresholds:
+    """The real-time traffic's thresholds (monitoring's judgement of ``serving_payload``)."""
+    return numbers_from_variables(TrafficThresholds, variables, "monitoring")
 
 
 def governance_thresholds(variables: dict) -> GovernanceThresholds:

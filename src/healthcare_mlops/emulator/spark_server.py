@@ -72,7 +72,7 @@ class RunSparkServer:
         self._pump.start()
         address = self.process.stdout.readline().strip()
         if not address.startswith("sc://"):
-            code = self.process.poll()
+            code = self._exit_code()
             self.stop()
             lines = list(tail) or ["(no output on stderr)"]
             raise SparkServerFailed(f"the local Spark Connect server did not start (exit code {code}): "
@@ -80,6 +80,14 @@ class RunSparkServer:
         self._address = address
         port = address.split(":")[2].split("/")[0]
         self.say(f"  spark connect server on localhost:{port} (pid {self.process.pid})")
+
+    def _exit_code(self) -> int | None:
+        """The exit code of a server that closed its stdout (its end may lag a moment behind); None
+        if it still runs after ``STOP_SECONDS``."""
+        try:
+            return self.process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            return None
 
     def task_ended(self, succeeded: bool) -> None:
         """After a task that did not succeed (failed, timed out, killed), stop the server: the next

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from healthcare_mlops.data.scenarios import get_scenario
 from healthcare_mlops.data.csv_source import CHUNK_ROWS, DEFAULT_MEMBER_ID_COLUMN, staged_insurance_csv
 from healthcare_mlops.data.load_journal import Load
 from healthcare_mlops.dates import parse_optional_date, today_utc
@@ -118,6 +119,7 @@ def generate_patients(runtime: Runtime, patients: int, seed: int, as_of: dt.date
 
     identity = runtime.identity
     identity.require("load")
+    get_scenario(scenario)                 # an unknown name fails before any lock, table or Spark
     fingerprint = f"seed={seed} patients={patients} scenario={scenario}"
     load = Load.new(GENERATOR_SOURCE, "generate", as_of, fingerprint, identity.user, identity.role)
     return _load(runtime, load, replace,

@@ -11,17 +11,9 @@ import datetime as dt
 import pandas as pd
 
 from healthcare_mlops.monitoring import evaluation as ev
-from healthcare_mlops.monitoring.serving_traffic import TrafficThresholds, realtime_drift, scored_records, traffic_rows
+from healthcare_mlops.monitoring.serving_traffic import realtime_drift, scored_records, traffic_rows
+from healthcare_mlops.parameters import traffic_thresholds
 from healthcare_mlops.tables import SERVING_PAYLOAD, SERVING_PAYLOAD_SPEC
-
-
-def traffic_thresholds(variables: dict) -> TrafficThresholds:
-    """The error-rate limit from the bundle variable of its name (a missing or non-number value fails by name)."""
-    raw = variables.get("serving_error_rate_alert")
-    try:
-        return TrafficThresholds(float(raw))
-    except (TypeError, ValueError):
-        raise ValueError(f"the bundle variable serving_error_rate_alert must be a number, not {raw!r}") from None
 
 
 def window_payload(catalog, window: tuple[dt.date, dt.date]) -> pd.DataFrame:
