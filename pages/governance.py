@@ -139,8 +139,10 @@ def render() -> None:
     approval_mode = approval_mode_of(settings.variables)
     champion, challenger = registry["champion"], registry["challenger"]
     checks = data.checks_by_version(registry["model_name"])
+    audit = data.query("audit_log", model_name=registry["model_name"])
+    status = version_status(registry["versions"], audit, challenger) if challenger is not None else ""
 
-    _headline(registry, approval_mode)
+    _headline(registry, approval_mode, status)
 
     st.subheader("Champion and challenger")
     champion_checks = checks.get(str(champion), []) if champion is not None else []
@@ -156,10 +158,8 @@ def render() -> None:
     st.subheader("What drives each version")
     explanation.show_importance(data.global_importance())
 
-    audit = data.query("audit_log", model_name=registry["model_name"])
     if challenger is not None and challenger != champion:
-        _decision(ui.identity(), challenger, challenger_checks, approval_mode,
-                  version_status(registry["versions"], audit, challenger))
+        _decision(ui.identity(), challenger, challenger_checks, approval_mode, status)
 
     st.subheader("Versions")
     versions = registry["versions"].copy()
@@ -181,12 +181,15 @@ def render() -> None:
     _model_card(list(versions["version"]), champion)
 
 
-def _headline(registry: dict, approval_mode: str) -> None:
-    """The champion, the challenger, how many versions there are and how promotion is approved."""
+def _headline(registry: dict, approval_mode: str, challenger_status: str) -> None:
+    """The champion, the challenger (with its state once decided: a rejected version is no longer a
+    candidate), how many versions there are and how promotion is approved."""
     champion, challenger = registry["champion"], registry["challenger"]
+    decided = challenger_status in (REJECTED, PROMOTION_PENDING) and challenger != champion
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Champion version", str(champion) if champion is not None else "none")
-    c2.metric("Challenger version", str(challenger) if challenger is not None else "none")
+    c2.metric("Challenger version", "none" if challenger is None else
+              f"{challenger} ({challenger_status})" if decided else str(challenger))
     c3.metric("Versions", f"{len(registry['versions']):,}")
     c4.metric("Approval mode", approval_mode)
     st.caption(f"Model `{registry['model_name']}`")

@@ -278,8 +278,8 @@ def test_fairness_numbers_equal_the_tables(home):
     assert "calibration_ok" not in shown     # the band judges a group relative to the rest, not its own ratio
     assert set(shown.index) == set(expected.index)
     assert (shown["n"] == expected.loc[shown.index, "n"]).all()
-    pd.testing.assert_series_equal(shown["critical_share"], expected.loc[shown.index, "critical_share"],
-                                   check_names=False)
+    for column in ("critical_share", "relative_calibration"):   # the latter: what the calibration band judges
+        pd.testing.assert_series_equal(shown[column], expected.loc[shown.index, column], check_names=False)
     thresholds = resolve_settings("local", home).variables
     assert str(thresholds["fairness_mae_ratio_max"]) in texts(at) or "1.25" in texts(at)
     # The verdicts are monitoring's own (ml_drift_metrics), not judged again by the page.
@@ -525,6 +525,7 @@ def test_reject_keeps_the_champion_and_writes_the_audit(pending):
     assert actions.started_runs()[0].process.wait(timeout=600) == 0          # the run applies the rejection
     assert client.get_model_version(settings.model_name, version).tags["governance_status"] == "rejected"
     assert f"Version {version} was rejected" in " ".join(w.value for w in at.warning)   # the rejected state
+    assert metric(at, "Challenger version") == f"{version} (rejected)"         # the headline too
     assert not [b for b in at.button if b.key == "gov_approve"]
 
 
