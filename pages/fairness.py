@@ -58,6 +58,21 @@ def _no_fairness_yet() -> None:
             f"and {data.run_hint('model_monitoring')}.")
 
 
+def _per_group(latest: pd.DataFrame, t) -> pd.DataFrame:
+    """The run's groups as a table (the whole batch as a caption: it has nothing to be relative to, so its
+    row would be blanks); returns the groups without the whole batch."""
+    # relative_calibration is the number the band judges (monitoring stores it beside the group's own ratio).
+    whole = latest[latest["group_column"] == ALL_GROUP]
+    latest = latest[latest["group_column"] != ALL_GROUP]
+    groups_table = latest.assign(judged=latest["n"] >= t.fairness_min_group_size)
+    ui.table(groups_table[["group_column", "group_value", "n", "critical_share", "relative_calibration",
+                           "calibration_ratio", "mae", "risk_score_mae", "judged"]], key="fairness_groups")
+    if not whole.empty and pd.notna(whole["calibration_ratio"].iloc[0]):
+        st.caption(f"Whole batch: {int(whole['n'].iloc[0]):,} members, mean predicted / mean actual "
+                   f"{whole['calibration_ratio'].iloc[0]:.3f} (judged as performance, on the Drift page).")
+    return latest
+
+
 def render() -> None:
     st.title("Fairness")
     settings = data.console_settings()
@@ -97,12 +112,9 @@ def render() -> None:
                    "verdict); insufficient_data: fewer than two groups large enough to compare.")
 
     st.subheader("Per group")
-    # relative_calibration is the number the band judges (monitoring stores it beside the group's own ratio).
-    groups_table = latest.assign(judged=latest["n"] >= t.fairness_min_group_size)
-    ui.table(groups_table[["group_column", "group_value", "n", "critical_share", "relative_calibration",
-                           "calibration_ratio", "mae", "risk_score_mae", "judged"]], key="fairness_groups")
+    latest = _per_group(latest, t)
     columns = [c for c in FAIRNESS_GROUPS if c in set(latest["group_column"])] + \
-        sorted(set(latest["group_column"]) - set(FAIRNESS_GROUPS) - {ALL_GROUP})   # 'all' is in the table above
+        sorted(set(latest["group_column"]) - set(FAIRNESS_GROUPS))
     if not columns:
         return
     column = st.radio("Group", columns, horizontal=True, format_func=lambda c: c.replace("_", " "),
