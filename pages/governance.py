@@ -181,15 +181,26 @@ def render() -> None:
     _model_card(list(versions["version"]), champion)
 
 
+def _challenger_tile(challenger, champion, status: str) -> tuple[str, str]:
+    """The headline tile's label and value for the challenger alias: a rejected version is no longer a
+    challenger (never promoted), so its tile says rejected; an approved one says its promotion is running.
+    The state goes in the label: a value as long as the state would be cut off in a quarter-width tile."""
+    if challenger is None:
+        return "Challenger version", "none"
+    if challenger != champion and status == REJECTED:
+        return "Rejected version", str(challenger)
+    if challenger != champion and status == PROMOTION_PENDING:
+        return "Challenger (promotion running)", str(challenger)
+    return "Challenger version", str(challenger)
+
+
 def _headline(registry: dict, approval_mode: str, challenger_status: str) -> None:
-    """The champion, the challenger (with its state once decided: a rejected version is no longer a
-    candidate), how many versions there are and how promotion is approved."""
+    """The champion, the challenger (or, once rejected, the rejected version), how many versions there
+    are and how promotion is approved."""
     champion, challenger = registry["champion"], registry["challenger"]
-    decided = challenger_status in (REJECTED, PROMOTION_PENDING) and challenger != champion
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Champion version", str(champion) if champion is not None else "none")
-    c2.metric("Challenger version", "none" if challenger is None else
-              f"{challenger} ({challenger_status})" if decided else str(challenger))
+    c2.metric(*_challenger_tile(challenger, champion, challenger_status))
     c3.metric("Versions", f"{len(registry['versions']):,}")
     c4.metric("Approval mode", approval_mode)
     st.caption(f"Model `{registry['model_name']}`")

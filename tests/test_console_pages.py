@@ -530,7 +530,9 @@ def test_reject_keeps_the_champion_and_writes_the_audit(pending):
     assert actions.started_runs()[0].process.wait(timeout=600) == 0          # the run applies the rejection
     assert client.get_model_version(settings.model_name, version).tags["governance_status"] == "rejected"
     assert f"Version {version} was rejected" in " ".join(w.value for w in at.warning)   # the rejected state
-    assert metric(at, "Challenger version") == f"{version} (rejected)"         # the headline too
+    # the headline too: a rejected version is no longer the challenger, its tile says rejected
+    assert metric(at, "Rejected version") == version
+    assert not [m for m in at.metric if "challenger" in m.label.lower()], [(m.label, m.value) for m in at.metric]
     assert not [b for b in at.button if b.key == "gov_approve"]
 
 
