@@ -111,18 +111,21 @@ def category_mix(mix: pd.DataFrame, dimension: str) -> alt.Chart:
 
 
 def group_metric_bars(groups: pd.DataFrame, metric: str, title: str, low: float | None = None,
-                      high: float | None = None, reference: float | None = None) -> alt.LayerChart:
-    """``group_value, <metric>`` for one group column -> bars with the threshold band as lines, or with
-    ``reference`` (e.g. the whole batch's value) as one line when the bars are not what a band judges."""
+                      high: float | None = None) -> alt.LayerChart:
+    """``group_value, <metric>`` for one group column -> bars with the threshold band, if any, as lines."""
     words = metric.replace("_", " ")
     frame = groups[["group_value", metric]].assign(group_value=groups["group_value"].astype(str))
     bars = alt.Chart(frame).mark_bar(color=LINE_COLOR).encode(
         x=alt.X("group_value:N", title="group", axis=alt.Axis(labelAngle=0)), y=alt.Y(f"{metric}:Q", title=words),
         tooltip=[alt.Tooltip("group_value:N", title="group"), alt.Tooltip(f"{metric}:Q", format=".4~g", title=words)])
-    rules = _bound_rules(low, high, words)
-    if reference is not None:
-        rules.append(_threshold_rules([(reference, f"whole batch {reference:.3f}")], words))
-    return _finish(alt.layer(bars, *rules), title)
+    return _finish(alt.layer(bars, *_bound_rules(low, high, words)), title)
+
+
+def calibration_bars(groups: pd.DataFrame, column: str, low: float, high: float) -> alt.LayerChart:
+    """One group column's ``relative_calibration`` (the number monitoring's calibration check judges) with
+    the band that check uses: a bar is inside the band exactly when its group passes."""
+    return group_metric_bars(groups, "relative_calibration", f"Calibration relative to everyone else by {column}",
+                             low=low, high=high)
 
 
 def date_axis(dates: pd.Series, field: str = "window_end", title: str = "window end") -> alt.X:

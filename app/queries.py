@@ -156,7 +156,8 @@ _QUERIES = [
     ORDER BY computed_at DESC
     LIMIT 500""", "monitoring runs with fairness metrics, newest first"),
     Query("fairness_for_run", """
-    SELECT group_column, group_value, n, mae, risk_score_mae, calibration_ratio, critical_share
+    SELECT group_column, group_value, n, mae, risk_score_mae, calibration_ratio, relative_calibration,
+           critical_share
     FROM {ml_fairness_metrics}
     WHERE run_id = :run_id
     ORDER BY group_column, group_value""", "per-group fairness metrics of one run"),
@@ -166,7 +167,8 @@ _QUERIES = [
     WHERE run_id = :run_id AND metric IN ('fairness_mae_ratio', 'calibration_ratio_worst', 'critical_share_four_fifths')
     ORDER BY column_name, metric""", "the fairness verdicts monitoring recorded for one run"),
     Query("fairness_history", """
-    SELECT run_id, window_end, group_column, group_value, n, mae, calibration_ratio, critical_share, computed_at
+    SELECT run_id, window_end, group_column, group_value, n, mae, calibration_ratio, relative_calibration,
+           critical_share, computed_at
     FROM {ml_fairness_metrics}
     ORDER BY window_end, computed_at, group_column, group_value
     LIMIT 20000""", "per-group fairness metrics over time"),

@@ -61,6 +61,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "mae": ("Mean absolute error (USD)", "usd"),
     "risk_score_mae": ("Risk-score mean absolute error (points)", "ratio"),
     "calibration_ratio": ("Mean predicted / mean actual", "ratio"),
+    "relative_calibration": ("Calibration relative to everyone else (what the band judges)", "ratio"),
     "critical_share": ("Share flagged critical", "percent"),
     "calibration_ok": ("Calibration within band", "text"),
     "judged": ("Large enough to judge", "text"),

@@ -14,7 +14,8 @@ import streamlit as st
 from app import charts, data, ui
 from app.vocabulary import ALERT, ALL_GROUP, FAIRNESS_GROUPS, FLAG, OK, in_words, monitoring_thresholds
 
-METRICS = {"calibration_ratio": "mean predicted / mean actual", "mae": "MAE (USD)",
+METRICS = {"relative_calibration": "mean predicted / mean actual relative to everyone else",
+           "calibration_ratio": "mean predicted / mean actual", "mae": "MAE (USD)",
            "critical_share": "share flagged critical", "risk_score_mae": "risk-score MAE"}
 
 
@@ -57,6 +58,21 @@ def _no_fairness_yet() -> None:
             f"and {data.run_hint('model_monitoring')}.")
 
 
+def _per_group(latest: pd.DataFrame, t) -> pd.DataFrame:
+    """The run's groups as a table (the whole batch as a caption: it has nothing to be relative to, so its
+    row would be blanks); returns the groups without the whole batch."""
+    # relative_calibration is the number the band judges (monitoring stores it beside the group's own ratio).
+    whole = latest[latest["group_column"] == ALL_GROUP]
+    latest = latest[latest["group_column"] != ALL_GROUP]
+    groups_table = latest.assign(judged=latest["n"] >= t.fairness_min_group_size)
+    ui.table(groups_table[["group_column", "group_value", "n", "critical_share", "relative_calibration",
+                           "calibration_ratio", "mae", "risk_score_mae", "judged"]], key="fairness_groups")
+    if not whole.empty and pd.notna(whole["calibration_ratio"].iloc[0]):
+        st.caption(f"Whole batch: {int(whole['n'].iloc[0]):,} members, mean predicted / mean actual "
+                   f"{whole['calibration_ratio'].iloc[0]:.3f} (judged as performance, on the Drift page).")
+    return latest
+
+
 def render() -> None:
     st.title("Fairness")
     settings = data.console_settings()
@@ -96,11 +112,7 @@ def render() -> None:
                    "verdict); insufficient_data: fewer than two groups large enough to compare.")
 
     st.subheader("Per group")
-    # No per-group "calibration ok" here: the band judges a group relative to everyone else (Checks above),
-    # not its own mean predicted / mean actual.
-    groups_table = latest.assign(judged=latest["n"] >= t.fairness_min_group_size)
-    ui.table(groups_table[["group_column", "group_value", "n", "critical_share", "calibration_ratio", "mae",
-                           "risk_score_mae", "judged"]], key="fairness_groups")
+    latest = _per_group(latest, t)
     columns = [c for c in FAIRNESS_GROUPS if c in set(latest["group_column"])] + \
         sorted(set(latest["group_column"]) - set(FAIRNESS_GROUPS))
     if not columns:
@@ -109,14 +121,12 @@ def render() -> None:
                       key="fairness_group")
     groups = latest[latest["group_column"] == column]
     left, right = st.columns(2)
-    # The check judges each group relative to everyone else (Checks above); these bars are each group's
-    # own mean predicted / mean actual, so they carry the whole batch's value as their reference, not the band.
-    overall = latest.loc[latest["group_column"] == ALL_GROUP, "calibration_ratio"]
-    ui.chart(charts.group_metric_bars(groups, "calibration_ratio", f"Mean predicted / mean actual by {column}",
-                                      reference=None if overall.empty else float(overall.iloc[0])),
+    # The bars are the quantity the check judges, against the check's band: a bar is inside the band
+    # exactly when the group passes (groups too small to judge are drawn but not judged).
+    ui.chart(charts.calibration_bars(groups, column, t.calibration_ratio_min, t.calibration_ratio_max),
              "fairness_calibration", where=left)
-    left.caption("The checks judge each group against everyone else: a group at the whole batch's line is "
-                 "calibrated like the rest, however far that line is from 1.")
+    left.caption("Each group's mean predicted / mean actual divided by everyone else's: an overall shift "
+                 "(judged as performance, Drift page) moves every group alike and leaves these bars at 1.")
     ui.chart(charts.group_metric_bars(groups, "critical_share", f"Share flagged critical by {column}"),
              "fairness_critical", where=right)
 
@@ -129,7 +139,8 @@ def render() -> None:
         st.caption(f"One monitoring run so far ({part['window_end'].iloc[0]}): one point per group; the lines "
                    "start with the second run.")
     if part[metric].notna().any():
-        ui.chart(charts.metric_over_time(part, metric, f"{METRICS[metric]} by {column}"),
+        band = (t.calibration_ratio_min, t.calibration_ratio_max) if metric == "relative_calibration" else ()
+        ui.chart(charts.metric_over_time(part, metric, f"{METRICS[metric]} by {column}", *band),
                  "fairness_over_time")
     else:
         st.info(f"No {METRICS[metric]} recorded for {column} yet.")

@@ -139,8 +139,10 @@ def render() -> None:
     approval_mode = approval_mode_of(settings.variables)
     champion, challenger = registry["champion"], registry["challenger"]
     checks = data.checks_by_version(registry["model_name"])
+    audit = data.query("audit_log", model_name=registry["model_name"])
+    status = version_status(registry["versions"], audit, challenger) if challenger is not None else ""
 
-    _headline(registry, approval_mode)
+    _headline(registry, approval_mode, status)
 
     st.subheader("Champion and challenger")
     champion_checks = checks.get(str(champion), []) if champion is not None else []
@@ -156,10 +158,8 @@ def render() -> None:
     st.subheader("What drives each version")
     explanation.show_importance(data.global_importance())
 
-    audit = data.query("audit_log", model_name=registry["model_name"])
     if challenger is not None and challenger != champion:
-        _decision(ui.identity(), challenger, challenger_checks, approval_mode,
-                  version_status(registry["versions"], audit, challenger))
+        _decision(ui.identity(), challenger, challenger_checks, approval_mode, status)
 
     st.subheader("Versions")
     versions = registry["versions"].copy()
@@ -181,12 +181,26 @@ def render() -> None:
     _model_card(list(versions["version"]), champion)
 
 
-def _headline(registry: dict, approval_mode: str) -> None:
-    """The champion, the challenger, how many versions there are and how promotion is approved."""
+def _challenger_tile(challenger, champion, status: str) -> tuple[str, str]:
+    """The headline tile's label and value for the challenger alias: a rejected version is no longer a
+    challenger (never promoted), so its tile says rejected; an approved one says its promotion is running.
+    The state goes in the label: a value as long as the state would be cut off in a quarter-width tile."""
+    if challenger is None:
+        return "Challenger version", "none"
+    if challenger != champion and status == REJECTED:
+        return "Rejected version", str(challenger)
+    if challenger != champion and status == PROMOTION_PENDING:
+        return "Challenger (promotion running)", str(challenger)
+    return "Challenger version", str(challenger)
+
+
+def _headline(registry: dict, approval_mode: str, challenger_status: str) -> None:
+    """The champion, the challenger (or, once rejected, the rejected version), how many versions there
+    are and how promotion is approved."""
     champion, challenger = registry["champion"], registry["challenger"]
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Champion version", str(champion) if champion is not None else "none")
-    c2.metric("Challenger version", str(challenger) if challenger is not None else "none")
+    c2.metric(*_challenger_tile(challenger, champion, challenger_status))
     c3.metric("Versions", f"{len(registry['versions']):,}")
     c4.metric("Approval mode", approval_mode)
     st.caption(f"Model `{registry['model_name']}`")

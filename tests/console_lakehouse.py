@@ -141,18 +141,23 @@ def write_monitoring(settings: Settings, seed: int) -> None:
             rows = [{**common, "group_column": column, "group_value": value,
                      "n": int(rng.integers(2000, 9000)), "mae": float(rng.normal(2500, 150)),
                      "risk_score_mae": float(rng.normal(7.5, 0.4)),
-                     "calibration_ratio": float(rng.normal(1.0, 0.03)),
+                     "calibration_ratio": float(rng.normal(0.8, 0.03)),   # an overall shift, as in issue 29
                      "critical_share": float(abs(rng.normal(0.05, 0.01)))} for value in values]
+            for row in rows:                             # over the rest's (n-weighted): what the band judges
+                rest = [r for r in rows if r is not row]
+                row["relative_calibration"] = row["calibration_ratio"] / (
+                    sum(r["calibration_ratio"] * r["n"] for r in rest) / sum(r["n"] for r in rest))
             fairness += rows
             if column == "smoker":                       # monitored for shares, not judged for fairness
                 continue
             ratio = max(r["mae"] for r in rows) / min(r["mae"] for r in rows)
-            worst = max(rows, key=lambda r: abs(r["calibration_ratio"] - 1.0))
+            worst = max(rows, key=lambda r: abs(r["relative_calibration"] - 1.0))
             drift.append({**common, "column_name": column, "metric": "fairness_mae_ratio", "value": ratio,
                           "threshold": 1.25, "status": "alert" if ratio > 1.25 else "ok"})
             drift.append({**common, "column_name": column, "metric": "calibration_ratio_worst",
-                          "value": worst["calibration_ratio"], "threshold": None, "group_value": worst["group_value"],
-                          "status": "ok" if 0.9 <= worst["calibration_ratio"] <= 1.1 else "alert"})
+                          "value": worst["relative_calibration"], "threshold": None,
+                          "group_value": worst["group_value"],
+                          "status": "ok" if 0.9 <= worst["relative_calibration"] <= 1.1 else "alert"})
             if column == "sex":
                 shares = [r["critical_share"] for r in rows]
                 drift.append({**common, "column_name": column, "metric": "critical_share_four_fifths",

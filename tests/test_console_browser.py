@@ -381,4 +381,8 @@ def test_after_a_reject_the_governance_page_shows_the_rejected_state(console_url
         assert "passes every hard check" not in text and "Decision on version" not in text
         assert page.locator(".st-key-gov_approve button").count() == 0
         assert page.locator(".st-key-gov_comment textarea").count() == 0
+        # the headline tile no longer calls the rejected version the challenger
+        tiles = page.locator('[data-testid="stMetric"]').all_inner_texts()
+        assert not [t for t in tiles if "challenger" in t.lower()], tiles
+        assert [t for t in tiles if "Rejected version" in t], tiles
         assert console_browser.errors_on_page(page) == []

@@ -273,13 +273,18 @@ def test_fairness_numbers_equal_the_tables(home):
     at = open_page("fairness")
     fairness = table(home, T.ML_FAIRNESS_METRICS)
     latest_run = fairness.sort_values("computed_at")["run_id"].iloc[-1]
-    expected = fairness[fairness["run_id"] == latest_run].set_index(["group_column", "group_value"])
+    expected = fairness[(fairness["run_id"] == latest_run) & (fairness["group_column"] != "all")] \
+        .set_index(["group_column", "group_value"])
     shown = frame_with(at, "judged").set_index(["group_column", "group_value"])
     assert "calibration_ok" not in shown     # the band judges a group relative to the rest, not its own ratio
     assert set(shown.index) == set(expected.index)
     assert (shown["n"] == expected.loc[shown.index, "n"]).all()
-    pd.testing.assert_series_equal(shown["critical_share"], expected.loc[shown.index, "critical_share"],
-                                   check_names=False)
+    for column in ("critical_share", "relative_calibration"):   # the latter: what the calibration band judges
+        pd.testing.assert_series_equal(shown[column], expected.loc[shown.index, column], check_names=False)
+    # the calibration chart draws that judged number for the group column shown (sex first), not the own ratio
+    bars = chart_data(charts_titled(at, "Calibration relative to everyone else by sex")[0], "relative_calibration")
+    assert dict(zip(bars["group_value"], bars["relative_calibration"])) == \
+        expected.loc["sex", "relative_calibration"].to_dict()
     thresholds = resolve_settings("local", home).variables
     assert str(thresholds["fairness_mae_ratio_max"]) in texts(at) or "1.25" in texts(at)
     # The verdicts are monitoring's own (ml_drift_metrics), not judged again by the page.
@@ -525,6 +530,9 @@ def test_reject_keeps_the_champion_and_writes_the_audit(pending):
     assert actions.started_runs()[0].process.wait(timeout=600) == 0          # the run applies the rejection
     assert client.get_model_version(settings.model_name, version).tags["governance_status"] == "rejected"
     assert f"Version {version} was rejected" in " ".join(w.value for w in at.warning)   # the rejected state
+    # the headline too: a rejected version is no longer the challenger, its tile says rejected
+    assert metric(at, "Rejected version") == version
+    assert not [m for m in at.metric if "challenger" in m.label.lower()], [(m.label, m.value) for m in at.metric]
     assert not [b for b in at.button if b.key == "gov_approve"]
 
 

@@ -485,6 +485,11 @@ def test_scenario_raises_the_alerts_it_should(scenario, scored_day1, tmp_path, m
     performance = table(settings, ML_FAIRNESS_METRICS)
     overall = performance[performance["group_column"] == "all"]
     assert set(overall["scoring_date"]) == {DAY1} and set(overall["label_date"]) == {DAY2}
+    # each group's stored relative calibration (what the Fairness page draws) is the number the check judged
+    worst = drift[drift["metric"] == "calibration_ratio_worst"]
+    stored = performance.set_index(["group_column", "group_value"])["relative_calibration"]
+    assert all(stored[(w.column_name, w.group_value)] == w.value for w in worst.itertuples())
+    assert len(worst) or scenario == "low_volume"
     if scenario in THROUGH_RUNNER:
         assert drift["run_id"].str.isdigit().all()                  # {{job.run_id}} of the runner
 

@@ -205,6 +205,8 @@ ML_FAIRNESS_METRICS_SPEC = TableSpec(ML_FAIRNESS_METRICS, Columns.of(
     ("computed_at", TIMESTAMP),
     ("scoring_date", DATE),      # the scored batch that was evaluated (performance needs later labels)
     ("label_date", DATE),        # the as-of date of the features whose annual_charges were the actuals
+    ("relative_calibration", DOUBLE),  # calibration_ratio / everyone else's: what the calibration band
+                                       # judges (calibration_ratio_worst); null for 'all'
 ), partition_by=("window_start", "window_end"))
 ML_MODEL_ALERTS_SPEC = TableSpec(ML_MODEL_ALERTS, Columns.of(
     ("alert_id", STRING), ("run_id", STRING), *_WINDOW, ("type", STRING), ("severity", STRING),

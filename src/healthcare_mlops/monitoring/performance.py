@@ -76,11 +76,13 @@ def evaluate_performance(sums: pd.DataFrame, t: MonitoringThresholds,
     relative: dict[tuple, dict] = {}     # governance's definitions (docs/definitions.md 5), from the same sums
     for _, group in sums[sums["group_column"] != ALL_GROUP].iterrows():
         metrics = group_performance(group)
-        row = {"group_column": str(group["group_column"]), "group_value": str(group["group_value"]),
-               **{k: metrics[k] for k in FAIRNESS_METRICS}}
+        key = (str(group["group_column"]), str(group["group_value"]))
+        relative[key] = relative_group_metrics(group, overall_rows.iloc[0])
+        # The stored relative calibration is the very number the band judges, so a chart of it agrees with the verdict.
+        row = {"group_column": key[0], "group_value": key[1], **{k: metrics[k] for k in FAIRNESS_METRICS},
+               "relative_calibration": relative[key]["relative_calibration"]}
         fairness.append(row)
         by_column.setdefault(row["group_column"], []).append(row)
-        relative[(row["group_column"], row["group_value"])] = relative_group_metrics(group, overall_rows.iloc[0])
     for column in FAIRNESS_GROUPS:
         groups = sorted(by_column.get(column, []), key=lambda g: g["group_value"])
         eligible = [{**g, **relative[(column, g["group_value"])]} for g in groups
