@@ -19,6 +19,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
+import joblib
 import pytest
 from _pytest.mark.expression import Expression
 
@@ -87,6 +88,9 @@ def pytest_runtestloop(session: pytest.Session):
     # platform.processor() runs `uname -p` once per process and caches it; whichever test first
     # builds an SDK or MLflow user agent would pay it, so it is paid here, before the guard.
     platform.processor()
+    # joblib counts the physical cores (lscpu, /proc/cpuinfo) once per process, when an estimator
+    # first asks; paid here too, or the guard's refusal turns into joblib's warning.
+    joblib.cpu_count(only_physical_cores=True)
     with no_new_processes():
         result = yield
     if spark_is_running():

@@ -56,7 +56,6 @@ def _tables(settings) -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def both_paths(spark, tmp_path_factory):
-    from healthcare_mlops.runtime import catalog as runtime_catalog
     from healthcare_mlops.tasks.load_members import ingest_csv
 
     root = tmp_path_factory.mktemp("paths")
@@ -64,10 +63,9 @@ def both_paths(spark, tmp_path_factory):
     reports, tables = {}, {}
     for engine in ("arrow", "spark"):
         settings = resolve_settings("local", root / f"home_{engine}")
-        with pytest.MonkeyPatch.context() as patch:
-            if engine == "spark":       # the Databricks choice, taken on this machine
-                patch.setattr(runtime_catalog, "arrow_member_load", lambda _settings: False)
-            reports[engine] = [ingest_csv(cli_runtime(settings), path, as_of).as_dict() for path, as_of in loads]
+        runtime = cli_runtime(settings)
+        runtime.member_load_in_arrow = engine == "arrow"        # "spark": the Databricks choice, taken here
+        reports[engine] = [ingest_csv(runtime, path, as_of).as_dict() for path, as_of in loads]
         tables[engine] = _tables(settings)
     return reports, tables
 

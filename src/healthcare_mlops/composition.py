@@ -92,6 +92,13 @@ class Runtime:
         return table_catalog(self.settings, self.spark)
 
     @cached_property
+    def member_load_in_arrow(self) -> bool:
+        """Whether a CSV member load runs in Arrow and DuckDB (a laptop) or in Spark (Databricks)."""
+        from healthcare_mlops.runtime.catalog import arrow_member_load
+
+        return arrow_member_load(self.settings)
+
+    @cached_property
     def mlflow_client(self):
         """MLflow's client, after the process-wide tracking and registry URIs were set (here only)."""
         from healthcare_mlops.runtime.mlflow_setup import configure_mlflow

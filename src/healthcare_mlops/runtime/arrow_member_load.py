@@ -128,12 +128,13 @@ def _parsed_columns() -> str:
         return f"CASE WHEN regexp_matches({value}, {_text(pattern)}) THEN TRY_CAST({value} AS {sql_type}) END"
 
     smoker = " ".join(f"WHEN {_text(word)} THEN {str(flag).lower()}" for word, flag in SMOKER_VALUES.items())
-    return ", ".join([f"{number('age', INTEGER_PATTERN, 'INTEGER')} AS age", f"lower({_trimmed('sex')}) AS sex",
-                      f"{number('bmi', NUMBER_PATTERN, 'DOUBLE')} AS bmi",
-                      f"{number('children', INTEGER_PATTERN, 'INTEGER')} AS children",
+    kind = dict(SILVER_PATIENTS_SPEC.columns.pairs)           # the silver table's types, one place
+    return ", ".join([f"{number('age', INTEGER_PATTERN, kind['age'])} AS age", f"lower({_trimmed('sex')}) AS sex",
+                      f"{number('bmi', NUMBER_PATTERN, kind['bmi'])} AS bmi",
+                      f"{number('children', INTEGER_PATTERN, kind['children'])} AS children",
                       f"CASE lower({_trimmed('smoker')}) {smoker} END AS smoker",
                       f"lower({_trimmed('region')}) AS region",
-                      f"{number('charges', NUMBER_PATTERN, 'DOUBLE')} AS annual_charges",
+                      f"{number('charges', NUMBER_PATTERN, kind['annual_charges'])} AS annual_charges",
                       f"{_trimmed('member_id')} AS member_id"])
 
 

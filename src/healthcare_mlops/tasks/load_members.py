@@ -130,8 +130,7 @@ def ingest_csv(runtime: Runtime, path: str | Path, as_of: dt.date, replace: bool
                chunk_rows: int = CHUNK_ROWS, id_column: str | None = None):
     """Load a CSV in the public insurance-charges format (with an optional member-id column), on
     behalf of ``runtime.identity`` (who must hold the ``load`` right): in Arrow and DuckDB on a
-    laptop, in Spark on Databricks (``runtime.catalog.arrow_member_load``)."""
-    from healthcare_mlops.runtime.catalog import arrow_member_load
+    laptop, in Spark on Databricks (``Runtime.member_load_in_arrow``)."""
     from healthcare_mlops.spark.patient_load import ingest_frames
 
     settings, identity = runtime.settings, runtime.identity
@@ -141,7 +140,7 @@ def ingest_csv(runtime: Runtime, path: str | Path, as_of: dt.date, replace: bool
         load = Load.new(str(staged.path), "ingest", as_of, f"sha256:{staged.fingerprint}", identity.user,
                         identity.role)
         keys = _member_keys(settings, id_column)
-        if arrow_member_load(settings):
+        if runtime.member_load_in_arrow:
             from healthcare_mlops.runtime.arrow_member_load import ARROW_STEPS, ingest_tables
 
             return _load(runtime, load, replace,
