@@ -15,7 +15,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from healthcare_mlops.composition import cli_runtime
+from healthcare_mlops.composition import build_runtime, cli_runtime_identity
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import DATA_QUALITY_QUARANTINE, DIM_PATIENTS, SILVER_PATIENTS
@@ -63,8 +63,8 @@ def both_paths(spark, tmp_path_factory):
     reports, tables = {}, {}
     for engine in ("arrow", "spark"):
         settings = resolve_settings("local", root / f"home_{engine}")
-        runtime = cli_runtime(settings)
-        runtime.member_load_in_arrow = engine == "arrow"        # "spark": the Databricks choice, taken here
+        runtime = build_runtime(settings, cli_runtime_identity,     # "spark": the Databricks choice, taken here
+                                loads_members_in_arrow=lambda _settings, arrow=engine == "arrow": arrow)
         reports[engine] = [ingest_csv(runtime, path, as_of).as_dict() for path, as_of in loads]
         tables[engine] = _tables(settings)
     return reports, tables

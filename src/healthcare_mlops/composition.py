@@ -24,7 +24,7 @@ from healthcare_mlops.governance.audit import AuditLog
 from healthcare_mlops.governance.thresholds import GovernanceThresholds
 from healthcare_mlops.parameters import governance_thresholds
 from healthcare_mlops.identity import Identity, RoleMembers, job_identity, local_identity, role_for
-from healthcare_mlops.runtime.catalog import audit_log, table_catalog
+from healthcare_mlops.runtime.catalog import arrow_member_load, audit_log, table_catalog
 from healthcare_mlops.runtime.sql_engine import sql_engine
 from healthcare_mlops.settings import LOCAL_TARGET, Settings
 
@@ -68,6 +68,7 @@ class Runtime:
     identify: Callable[[Runtime], Identity]    # who acts: a job, the CLI's user (``build_runtime``)
     clock: Callable[[], dt.datetime] = utc_now
     client_factory: Callable[[], Any] = field(default=workspace_client, repr=False)
+    loads_members_in_arrow: Callable[[Settings], bool] = field(default=arrow_member_load, repr=False)
 
     @cached_property
     def identity(self) -> Identity:
@@ -94,9 +95,7 @@ class Runtime:
     @cached_property
     def member_load_in_arrow(self) -> bool:
         """Whether a CSV member load runs in Arrow and DuckDB (a laptop) or in Spark (Databricks)."""
-        from healthcare_mlops.runtime.catalog import arrow_member_load
-
-        return arrow_member_load(self.settings)
+        return self.loads_members_in_arrow(self.settings)
 
     @cached_property
     def mlflow_client(self):
