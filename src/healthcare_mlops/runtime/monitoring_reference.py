@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.modeling.artifacts import (CHAMPION, REFERENCE_ARTIFACT_DIR, REFERENCE_COUNTS_FILE,
-                                                 TRAINING_REFERENCE_FILE)
+from healthcare_mlops.modeling.artifacts import (CHAMPION, LABELLED_REFERENCE_FILE, REFERENCE_ARTIFACT_DIR,
+                                                 REFERENCE_COUNTS_FILE, TRAINING_REFERENCE_FILE)
 from healthcare_mlops.monitoring.reference import ModelReference, model_reference
 from healthcare_mlops.runtime.model_registry import ModelRegistry
 
@@ -54,3 +55,18 @@ def risk_references(registry: ModelRegistry, version: str) -> tuple[np.ndarray, 
         raise UserError(f"{registry.model_name} version {version} does not load: "
                         f"{str(exc).splitlines()[0]}") from None
     return np.asarray(model.prediction_reference, float), np.asarray(model.actual_reference, float)
+
+
+def labelled_reference(registry: ModelRegistry, version: str) -> tuple[pd.DataFrame | None, str]:
+    """(the held-out labelled reference of ``version``, ""), or (None, why there is none): a
+    version trained before training logged it has none, and monitoring then says so."""
+    from mlflow.exceptions import MlflowException
+
+    mv = registry.version(version)
+    if mv is None:
+        return None, f"version {version} is not registered"
+    try:
+        return registry.run_parquet(mv.run_id, f"{REFERENCE_ARTIFACT_DIR}/{LABELLED_REFERENCE_FILE}"), ""
+    except (MlflowException, OSError) as exc:
+        return None, (f"version {version} has no labelled reference ({REFERENCE_ARTIFACT_DIR}/"
+                      f"{LABELLED_REFERENCE_FILE}; trained before it was logged): {str(exc).splitlines()[0]}")

@@ -19,8 +19,9 @@ from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS, MODEL_
 from healthcare_mlops.governance.group_evidence import GroupEvidence
 from healthcare_mlops.governance.lineage import lineage_tags
 from healthcare_mlops.modeling.artifacts import (CHALLENGER, EVALUATION_ARTIFACT_DIR, GROUP_EVIDENCE_FILE,
-                                                 GROUP_METRICS_FILE, IMPORTANCE_METRIC_PREFIX, REFERENCE_ARTIFACT_DIR,
-                                                 REFERENCE_COUNTS_FILE, TRAINING_REFERENCE_FILE)
+                                                 GROUP_METRICS_FILE, IMPORTANCE_METRIC_PREFIX, LABELLED_REFERENCE_FILE,
+                                                 REFERENCE_ARTIFACT_DIR, REFERENCE_COUNTS_FILE,
+                                                 TRAINING_REFERENCE_FILE)
 from healthcare_mlops.modeling.estimators import CANDIDATES
 from healthcare_mlops.modeling.frame_hash import frame_hash
 from healthcare_mlops.modeling.input_contract import typed_model_input
@@ -30,6 +31,7 @@ from healthcare_mlops.modeling.training import (IMPORTANCE_KEY, LEARNING_CURVE_F
                                                 learning_curve_metrics, metric_key, train)
 from healthcare_mlops.monitoring.drift import reference_counts
 from healthcare_mlops.monitoring.evaluation import column_specs
+from healthcare_mlops.monitoring.performance_estimate import labelled_reference
 from healthcare_mlops.runtime.lineage import git_commit, git_dirty, installed_versions
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_INSURANCE_FEATURES
@@ -86,11 +88,15 @@ def importance_metrics(importance_usd: dict) -> dict:
     return {f"{IMPORTANCE_METRIC_PREFIX}{name}": value for name, value in importance_usd.items()}
 
 
-def _log_aggregates(result: TrainingResult) -> None:
+def _log_aggregates(result: TrainingResult, inputs=MODEL_INPUT_COLUMNS) -> None:
     """The monitoring reference and the group checks' evidence, reduced to counts and sums
-    before they reach MLflow: no artifact holds member rows."""
+    before they reach MLflow; and the held-out rows' inputs, predictions and actuals (no
+    identifier) that the label-free MAE estimate learns from."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
+        labelled_reference(result.test_frame, list(inputs), result.actual_reference).to_parquet(
+            folder / LABELLED_REFERENCE_FILE, index=False)
+        mlflow.log_artifact(str(folder / LABELLED_REFERENCE_FILE), REFERENCE_ARTIFACT_DIR)
         (folder / TRAINING_REFERENCE_FILE).write_text(json.dumps(result.reference, indent=2))
         reference_counts(result.reference_sample, column_specs(result.reference)).to_parquet(
             folder / REFERENCE_COUNTS_FILE, index=False)
@@ -148,7 +154,7 @@ def log_and_register(runtime: Runtime, result: TrainingResult, data_version: dic
             for metric in ("mae", "calibration_ratio", "n"):
                 mlflow.log_metric(metric_key("oof", metric, group["group_column"], group["group_value"]),
                                   group[metric])
-        _log_aggregates(result)
+        _log_aggregates(result, inputs)
         quiet_cloudpickle_notice()
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature, input_example=example,
