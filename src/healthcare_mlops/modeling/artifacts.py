@@ -10,15 +10,14 @@ PROMOTION_PENDING = "approved, promotion running"    # a version's status: appro
 REFERENCE_ARTIFACT_DIR = "reference"
 EVALUATION_ARTIFACT_DIR = "evaluation"
 TRAINING_REFERENCE_FILE = "training_reference.json"
-# No other artifact holds member rows: the reference is counts per value and bin, the group
+# No artifact holds member rows: the reference is counts per value and bin, the group
 # checks' evidence is bootstrap sums per group (governance/group_evidence.py).
 REFERENCE_COUNTS_FILE = "reference_counts.parquet"
 GROUP_EVIDENCE_FILE = "group_evidence.parquet"
 GROUP_METRICS_FILE = "group_metrics.json"
-# The one artifact with rows: the held-out test rows' model inputs, predictions, actual charges and
-# risk scores (no identifier, no name, no date of birth), which the label-free MAE estimate learns
-# from (monitoring/performance_estimate.py). Versions trained before it have none.
-LABELLED_REFERENCE_FILE = "labelled_reference.parquet"
+# The label-free MAE estimate's loss models (monitoring/performance_estimate.py), fitted on the
+# held-out rows at training time and pickled like the model itself; versions trained before have none.
+PERFORMANCE_ESTIMATOR_FILE = "performance_estimator.pkl"
 TRAINING_REFERENCE_PATH = f"{REFERENCE_ARTIFACT_DIR}/{TRAINING_REFERENCE_FILE}"
 # Run metrics: each input's mean |contribution| in USD over the training frame (the global importance).
 IMPORTANCE_METRIC_PREFIX = "importance_usd_"

@@ -20,7 +20,10 @@ the package was not taken because it pulls in GPU, cloud-storage and telemetry p
 this product does not want (``pip install --dry-run nannyml``).
 
 The same function estimates the risk-score MAE: pass the predicted and actual risk-score
-columns instead of charges. Pure: frames and parameters in, an ``Estimate`` out.
+columns instead of charges. Training fits both loss models on its held-out rows
+(``fit_estimator``) and logs the fitted ``PerformanceEstimator`` with the version, never the
+rows; monitoring applies it to the window (``estimate_window``). Pure: frames and parameters
+in, an ``Estimate`` out.
 """
 
 from __future__ import annotations
@@ -128,18 +131,30 @@ def estimate_mae(loss: LossModel, current: pd.DataFrame, predicted: str) -> Esti
 
 
 def labelled_reference(scored: pd.DataFrame, inputs, actual_reference: np.ndarray) -> pd.DataFrame:
-    """The held-out reference DLE learns from: model inputs, predictions, actual charges and both
-    risk scores; no identifier (training logs it per version, tasks/model_training.py)."""
+    """The held-out rows DLE learns from: model inputs, predictions, actual charges and both risk scores."""
     frame = scored[[*inputs, PREDICTED_COLUMN, RISK_COLUMN, LABEL_COLUMN]].reset_index(drop=True)
     return frame.assign(**{ACTUAL_RISK_COLUMN: risk_score(frame[LABEL_COLUMN], actual_reference)})
 
 
-def estimate_window(reference: pd.DataFrame, current: pd.DataFrame, inputs: tuple[str, ...],
-                    params: EstimateParams = EstimateParams()) -> dict[str, Estimate]:
-    """The window's estimated MAE and risk-score MAE (keys of ``ESTIMATED``) from the labelled reference."""
-    used = tuple(c for c in inputs if c in reference.columns and c in current.columns)
-    return {metric: estimate_mae(fit_loss_model(reference, used, predicted, actual, params), current, predicted)
-            for metric, (predicted, actual) in ESTIMATED.items()}
+@dataclass(frozen=True)
+class PerformanceEstimator:
+    """One loss model per estimated metric (keys of ``ESTIMATED``), fitted at training time on the
+    held-out rows; training logs it with the version, so no member row leaves training."""
+
+    losses: dict                # metric -> LossModel
+    reference_rows: int
+
+
+def fit_estimator(reference: pd.DataFrame, inputs: tuple[str, ...],
+                  params: EstimateParams = EstimateParams()) -> PerformanceEstimator:
+    """The loss models of ``labelled_reference``'s rows; ValueError when there are too few."""
+    return PerformanceEstimator({metric: fit_loss_model(reference, tuple(inputs), predicted, actual, params)
+                                 for metric, (predicted, actual) in ESTIMATED.items()}, len(reference))
+
+
+def estimate_window(estimator: PerformanceEstimator, current: pd.DataFrame) -> dict[str, Estimate]:
+    """The window's estimated MAE and risk-score MAE from its scored rows (inputs, prediction, risk score)."""
+    return {metric: estimate_mae(loss, current, ESTIMATED[metric][0]) for metric, loss in estimator.losses.items()}
 
 
 def estimate_rows(estimates: dict[str, Estimate], column_name: str, risk_score_mae_alert: float | None,

@@ -1,12 +1,13 @@
 """Monitoring's label-free performance estimate: reads the scored rows and the scoring version's
-labelled reference, hands them to the core (``monitoring/performance_estimate.py``).
+performance estimator (fitted at training time), hands them to the core
+(``monitoring/performance_estimate.py``).
 
 Two estimates per run, as ``ml_drift_metrics`` rows: the window's (column ``''``; a warning
 when the risk-score MAE's whole interval is above the realised one's alert threshold), and
 that of the labelled batch evaluated in the same run (column ``prediction``, next to its
 realised ``mae`` and ``risk_score_mae``), so estimate and realised value stay comparable.
-A version without a labelled reference, or a reference too small, gives ``unavailable``
-rows with the reason; monitoring never fails on it.
+A version without an estimator (trained before it was logged, or on too few held-out rows)
+gives ``unavailable`` rows with the reason; monitoring never fails on it.
 """
 
 from __future__ import annotations
@@ -27,37 +28,33 @@ def _scored(catalog, start: dt.date, end: dt.date):
 
 
 def _estimate(registry, scored, version: str | None, column_name: str, t: ev.MonitoringThresholds,
-              described: dict, references: dict) -> tuple[list[dict], list]:
-    """The estimate rows of ``scored`` from ``version``'s labelled reference (read once per run)."""
-    from healthcare_mlops.runtime.monitoring_reference import labelled_reference
+              described: dict, estimators: dict) -> tuple[list[dict], list]:
+    """The estimate rows of ``scored`` from the estimator of the version that scored most of its rows."""
+    from healthcare_mlops.runtime.monitoring_reference import performance_estimator
 
     versions = scored["model_version"].dropna().astype(str)
-    version = versions.mode().iloc[0] if len(versions) else version    # the version that scored most rows
+    version = versions.mode().iloc[0] if len(versions) else version
     if version is None:
         return pe.unavailable_rows(column_name, "no model version scored these rows"), []
-    if version not in references:
-        references[version] = labelled_reference(registry, version)
-    reference, reason = references[version]
-    if reference is None:
+    if version not in estimators:                   # read once per run
+        estimators[version] = performance_estimator(registry, version)
+    estimator, reason = estimators[version]
+    if estimator is None:
         return pe.unavailable_rows(column_name, reason), []
-    try:
-        estimates = pe.estimate_window(reference, scored, tuple(MODEL_INPUT_COLUMNS))
-    except ValueError as exc:          # a reference too small to learn the error from
-        return pe.unavailable_rows(column_name, f"version {version}: {exc}"), []
-    return pe.estimate_rows(estimates, column_name, t.performance_risk_score_mae_alert,
+    return pe.estimate_rows(pe.estimate_window(estimator, scored), column_name, t.performance_risk_score_mae_alert,
                             {**described, "model_version": version})
 
 
 def estimated_performance(catalog, registry, window: tuple[dt.date, dt.date], champion_version: str,
                           t: ev.MonitoringThresholds, batch: dict) -> tuple[list[dict], list]:
     """Rows and verdicts of the window's estimate and, when ``batch`` (the labelled batch) is set, its estimate."""
-    references: dict = {}
+    estimators: dict = {}
     described = {"window_start": window[0].isoformat(), "window_end": window[1].isoformat()}
     rows, verdicts = _estimate(registry, _scored(catalog, *window), champion_version, ev.BATCH, t, described,
-                               references)
+                               estimators)
     if batch.get("scoring_date") is not None:
         day = batch["scoring_date"]
         batch_rows, _ = _estimate(registry, _scored(catalog, day, day), batch.get("model_version"), ev.PREDICTION,
-                                  t, {"scoring_date": day.isoformat()}, references)
+                                  t, {"scoring_date": day.isoformat()}, estimators)
         rows += batch_rows
     return rows, verdicts
