@@ -32,16 +32,30 @@ def seeds() -> list[dict]:
         return [one_seed(seed) for seed in SEEDS]
 
 
+# A scenario's move of the expected MAE beyond this share of the baseline's has a direction the
+# estimate must follow; and the estimate's move stays within this share of the expected move.
+MATERIAL = TRACKING = 0.03
+
+
 @pytest.mark.slow
 def test_under_covariate_shift_the_estimate_moves_the_right_way_and_covers_the_realised_mae(seeds):
-    """The direction is judged on the expected MAE (the scenario's weighted pool), not on one window's
-    realised MAE, whose sampling noise can hide a rise; coverage is judged on the window's realised MAE."""
+    """The estimate's move from the baseline (on a large draw of the scenario's weighted pool) is
+    judged against the expected MAE's (that pool's, benchmarks/estimate_accuracy.py), not on one
+    window, whose sampling noise is larger than these moves. In this generator more smokers
+    *lower* the model's error (its error is smaller for smokers) and ageing barely moves it: the
+    estimate must follow both, not assume a shift raises the error. Coverage is judged on each
+    window's realised MAE."""
     for scenario in ("smoker_surge", "aging"):
-        assert all(r[scenario][2] > r["baseline"][2] for r in seeds), scenario      # the shift does raise the error
-        moved = [r[scenario][0].value > r["baseline"][0].value for r in seeds]
+        for r in seeds:
+            base = r["baseline"][2]
+            expected, estimated = r[scenario][2] - base, r[scenario][3] - r["baseline"][3]
+            assert abs(estimated - expected) <= TRACKING * base, (scenario, estimated, expected)
+            if abs(expected) > MATERIAL * base:
+                assert np.sign(estimated) == np.sign(expected), (scenario, estimated, expected)
         covered = [r[scenario][0].covers(r[scenario][1]) for r in seeds]
-        assert all(moved), (scenario, moved)
         assert sum(covered) >= 0.8 * len(seeds), (scenario, [(r[scenario][0], r[scenario][1]) for r in seeds])
+    moves = [r["smoker_surge"][2] - r["baseline"][2] for r in seeds]
+    assert all(abs(m) > MATERIAL * r["baseline"][2] for m, r in zip(moves, seeds)), moves   # a move to follow
     assert sum(r["baseline"][0].covers(r["baseline"][1]) for r in seeds) >= 0.8 * len(seeds)
 
 
@@ -49,7 +63,7 @@ def test_under_covariate_shift_the_estimate_moves_the_right_way_and_covers_the_r
 def test_a_price_level_change_is_invisible_to_the_estimate(seeds):
     """Charges x1.25 with the same inputs: the expected MAE rises, the estimate stays at the baseline's."""
     for r in seeds:
-        estimate, _, expected = r["cost_inflation"]
+        estimate, _, expected, _ = r["cost_inflation"]
         assert expected > 1.1 * r["baseline"][2]
         assert abs(estimate.value - r["baseline"][0].value) < 0.05 * r["baseline"][0].value
     assert sum(r["cost_inflation"][0].covers(r["cost_inflation"][1]) for r in seeds) <= len(seeds) // 3
