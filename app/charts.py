@@ -278,3 +278,36 @@ def importance_bars(importance: pd.DataFrame) -> alt.Chart:
         tooltip=[alt.Tooltip("input:N"), alt.Tooltip("version:N"),
                  alt.Tooltip("usd:Q", format=",.0f", title="mean |contribution| (USD)")])
     return _finish(chart, "Global importance: mean |contribution| per input (USD)")
+
+
+ESTIMATE_SERIES = {"": "estimated, this window", "prediction": "estimated, labelled batch"}
+
+
+def estimated_mae(history: pd.DataFrame) -> alt.LayerChart:
+    """``window_end, column_name, metric, value`` (the ``estimated_mae_history`` query) -> the
+    window's estimated MAE with its interval band, and the labelled batch's estimate next to its
+    realised MAE, per monitoring run."""
+    frame = history.dropna(subset=["value"]).drop_duplicates(["window_end", "column_name", "metric"], keep="last")
+    wide = frame.pivot_table(index=["window_end", "column_name"], columns="metric", values="value").reset_index()
+    wide = wide.assign(window_end=pd.to_datetime(wide["window_end"]))
+    for name in ("mae", "estimated_mae", "estimated_mae_lower", "estimated_mae_upper"):
+        if name not in wide:
+            wide[name] = float("nan")
+    estimates = wide[wide["estimated_mae"].notna()].assign(series=lambda f: f["column_name"].map(ESTIMATE_SERIES))
+    realised = wide[wide["mae"].notna()].assign(series="realised, labelled batch")
+    x = date_axis(wide["window_end"])
+    colors = alt.Scale(domain=[*ESTIMATE_SERIES.values(), "realised, labelled batch"],
+                       range=[LINE_COLOR, "#90caf9", THRESHOLD_COLOR])
+    band = alt.Chart(estimates[estimates["column_name"] == ""]).mark_area(opacity=0.2, color=LINE_COLOR).encode(
+        x=x, y=alt.Y("estimated_mae_lower:Q", title="MAE (USD)"), y2="estimated_mae_upper:Q")
+    lines = alt.Chart(estimates).mark_line(point=True).encode(
+        x=x, y="estimated_mae:Q", color=alt.Color("series:N", scale=colors, title=None),
+        tooltip=[alt.Tooltip("window_end:T", format="%Y-%m-%d", title="window end"), "series:N",
+                 alt.Tooltip("estimated_mae:Q", format=",.0f", title="estimate"),
+                 alt.Tooltip("estimated_mae_lower:Q", format=",.0f", title="lower"),
+                 alt.Tooltip("estimated_mae_upper:Q", format=",.0f", title="upper")])
+    points = alt.Chart(realised).mark_point(filled=True, size=70).encode(
+        x=x, y="mae:Q", color=alt.Color("series:N", scale=colors, title=None),
+        tooltip=[alt.Tooltip("window_end:T", format="%Y-%m-%d", title="window end"),
+                 alt.Tooltip("mae:Q", format=",.0f", title="realised MAE")])
+    return _finish(alt.layer(band, lines, points), "Estimated MAE (no labels needed) and realised MAE")

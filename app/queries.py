@@ -145,10 +145,17 @@ _QUERIES = [
     ORDER BY window_end, computed_at, column_name
     LIMIT 20000""", "PSI per feature per monitoring run"),
     Query("drift_run_metrics", """
-    SELECT column_name, metric, value, threshold, status
+    SELECT column_name, metric, value, threshold, status, group_value
     FROM {ml_drift_metrics}
     WHERE run_id = :run_id
     ORDER BY column_name, metric""", "every drift metric of one monitoring run"),
+    Query("estimated_mae_history", """
+    SELECT window_end, computed_at, column_name, metric, value, status, group_value AS reason
+    FROM {ml_drift_metrics}
+    WHERE metric IN ('estimated_mae', 'estimated_mae_lower', 'estimated_mae_upper')
+       OR (column_name = 'prediction' AND metric = 'mae')
+    ORDER BY window_end, computed_at, column_name, metric
+    LIMIT 5000""", "the label-free MAE estimate with its interval per run, and the labelled batch's realised MAE"),
     Query("fairness_runs", """
     SELECT run_id, window_start, window_end, MAX(computed_at) AS computed_at, COUNT(*) AS group_rows
     FROM {ml_fairness_metrics}

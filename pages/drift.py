@@ -1,5 +1,5 @@
 """Drift: the composite drift score over time, PSI per feature across runs, batch and real-time traffic side by
-side, and the alerts (Acknowledge)."""
+side, the label-free MAE estimate against the realised MAE, and the alerts (Acknowledge)."""
 
 import pandas as pd
 import streamlit as st
@@ -34,6 +34,31 @@ def _side_by_side(metrics: pd.DataFrame) -> None:
                                 "status_batch": "batch status", "status_realtime": "real-time status"})
     ui.table(both[["column", "metric", "batch", "real-time", "threshold", "batch status", "real-time status"]],
              key="drift_side_by_side")
+
+
+def _estimated_performance(metrics: pd.DataFrame) -> None:
+    """The latest run's label-free MAE and risk-score MAE estimates with their intervals (or why
+    there are none), and the estimate against the realised MAE over time."""
+    st.subheader("Estimated performance (before the charges arrive)")
+    window = metrics[metrics["column_name"] == ""].set_index("metric")
+    cards = st.columns(2)
+    for card, (metric, label, fmt) in zip(cards, (("estimated_mae", "Estimated MAE", "{:,.0f} USD"),
+                                                  ("estimated_risk_score_mae", "Estimated risk-score MAE",
+                                                   "{:.1f}"))):
+        if metric not in window.index:
+            card.metric(label, "not computed")
+        elif window.loc[metric, "status"] == "unavailable":
+            card.metric(label, "unavailable")
+            card.caption(str(window.loc[metric, "group_value"]))
+        else:
+            lower, upper = (window.loc[f"{metric}_{side}", "value"] for side in ("lower", "upper"))
+            card.metric(label, fmt.format(window.loc[metric, "value"]),
+                        help="Direct Loss Estimation: a model of the absolute error learnt on held-out "
+                             "labelled rows (docs/definitions.md); it cannot see a change in the price level.")
+            card.caption(f"interval {fmt.format(lower)} to {fmt.format(upper)}")
+    history = data.query("estimated_mae_history")
+    if not history.empty and history["value"].notna().any():
+        ui.chart(charts.estimated_mae(history), "drift_estimated_mae")
 
 
 def _alerts(identity) -> None:
@@ -104,6 +129,7 @@ def render() -> None:
             ui.chart(charts.psi_heatmap(psi, moderate, significant), "drift_psi")
         metrics = data.query("drift_run_metrics", run_id=str(latest["run_id"]))
         _side_by_side(metrics)
+        _estimated_performance(metrics)
         with st.expander("Every metric of the latest run"):
             ui.table(metrics.assign(threshold=ui.thresholds_in_words(metrics["metric"], metrics["threshold"])),
                      key="drift_latest_metrics")

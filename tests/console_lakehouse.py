@@ -112,6 +112,22 @@ def _table(spec: T.TableSpec, rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist([{f.name: row.get(f.name) for f in schema} for row in rows], schema=schema)
 
 
+def _estimate_rows(common: dict, rng: np.random.Generator, trend: float) -> list[dict]:
+    """The window's label-free MAE estimate (column ''), and the labelled batch's realised MAE next
+    to its estimate (column 'prediction'), each estimate with its interval rows."""
+    rows = []
+    for column, mae in (("", 2600 + 900 * trend), ("prediction", 2500 + 700 * trend)):
+        estimate = float(rng.normal(mae, 80))
+        for suffix, value in (("", estimate), ("_lower", estimate - 260), ("_upper", estimate + 260),
+                              ("_n", 1000.0)):
+            rows.append({**common, "column_name": column, "metric": f"estimated_mae{suffix}", "value": value,
+                         "threshold": None, "status": "info"})
+    rows.append({**common, "column_name": "prediction", "metric": "mae", "value": float(rng.normal(2500 + 800 * trend,
+                                                                                                    120)),
+                 "threshold": None, "status": "info"})
+    return rows
+
+
 def write_monitoring(settings: Settings, seed: int) -> None:
     rng = np.random.default_rng(seed + 1)
     drift, fairness, alerts = [], [], []
@@ -137,6 +153,7 @@ def write_monitoring(settings: Settings, seed: int) -> None:
                       "threshold": 0.3, "status": "alert" if composite > 0.3 else "ok"})
         drift.append({**common, "column_name": "", "metric": "volume", "value": 1000.0, "threshold": 50.0,
                       "status": "ok"})
+        drift += _estimate_rows(common, rng, trend)
         for column, values in groups.items():
             rows = [{**common, "group_column": column, "group_value": value,
                      "n": int(rng.integers(2000, 9000)), "mae": float(rng.normal(2500, 150)),

@@ -42,7 +42,7 @@ from healthcare_mlops.monitoring.contract import ALERT_TYPES, SEVERITIES
 from healthcare_mlops.monitoring.serving_traffic import TrafficThresholds
 from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
-from healthcare_mlops.tables import ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_MODEL_ALERTS
+from healthcare_mlops.tables import ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_MODEL_ALERTS, ML_PATIENT_PREDICTIONS
 
 from test_monitoring_statistics import REFERENCE, THRESHOLDS, counts_of, population
 
@@ -399,6 +399,40 @@ def test_first_day_has_no_alerts_and_a_rerun_replaces_its_window(scored_day1, tm
     again = table(settings, ML_DRIFT_METRICS)
     assert len(again) == len(drift) and set(again["run_id"]) == {"second"}
     assert second["drift_metrics"] == len(again)
+
+
+def _estimate_rows(settings) -> pd.DataFrame:
+    drift = table(settings, ML_DRIFT_METRICS)
+    return drift[drift["metric"].str.startswith("estimated_")].set_index("metric")
+
+
+def test_the_window_gets_an_estimate_and_a_version_without_an_estimator_says_why(scored_day1, tmp_path):
+    """Version 1 was trained with its performance estimator: the window's estimated MAE and
+    risk-score MAE are written with their intervals. A version whose run has none (trained
+    before training logged it) gives ``unavailable`` rows with the reason; the run still succeeds."""
+    from healthcare_mlops.monitoring.performance_estimate import UNAVAILABLE
+    from healthcare_mlops.tasks import model_monitoring
+
+    root = tmp_path / "lakehouse"
+    shutil.copytree(scored_day1, root)
+    settings = resolve_settings("local", root)
+    runtime = build_runtime(settings)
+    model_monitoring.run(runtime, "monitor", retrain_job_id="", run_id="with")
+    rows = _estimate_rows(settings)
+    for metric in ("estimated_mae", "estimated_risk_score_mae"):
+        value, lower, upper = (rows.loc[name, "value"] for name in (metric, f"{metric}_lower", f"{metric}_upper"))
+        assert 0 < lower <= value <= upper and rows.loc[metric, "status"] != UNAVAILABLE, rows
+        assert rows.loc[f"{metric}_n", "value"] == 20000
+    registry = runtime.registry
+    first = registry.version("1")
+    bare = registry.client.create_run(registry.client.get_run(first.run_id).info.experiment_id).info.run_id
+    registry.client.create_model_version(registry.model_name, first.source, run_id=bare)     # version 2: no estimator
+    assert DeltaCatalog(settings).update(ML_PATIENT_PREDICTIONS, {"model_version": "2"}, []) == 20000
+    model_monitoring.run(build_runtime(settings), "monitor", retrain_job_id="", run_id="without")
+    rows = _estimate_rows(settings)
+    assert set(rows.index) == {"estimated_mae", "estimated_risk_score_mae"}
+    assert (rows["status"] == UNAVAILABLE).all() and rows["value"].isna().all()
+    assert rows["group_value"].str.contains("version 2 has no performance estimator").all(), rows["group_value"]
 
 
 def test_a_killed_run_is_repaired_by_the_rerun(scored_day1, tmp_path):

@@ -12,9 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from healthcare_mlops.data.synthetic import synthetic_members
-from healthcare_mlops.monitoring.performance_estimate import EstimateParams, estimate_mae, fit_loss_model
+from healthcare_mlops.monitoring.performance_estimate import (ACTUAL_RISK_COLUMN, PREDICTED_COLUMN, RISK_COLUMN,
+                                                               EstimateParams, estimate_mae, estimate_window,
+                                                               fit_estimator, fit_loss_model)
 from healthcare_mlops.tables import MODEL_INPUT_COLUMNS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -25,27 +28,44 @@ SEEDS = range(6)
 
 @pytest.fixture(scope="module")
 def seeds() -> list[dict]:
-    return [one_seed(seed) for seed in SEEDS]
+    with threadpool_limits(1):          # as the benchmark: one thread per fit on a shared machine
+        return [one_seed(seed) for seed in SEEDS]
+
+
+# A scenario's move of the expected MAE beyond MATERIAL of the baseline's has a direction the
+# estimate must follow; the estimate's move stays within TRACKING of the baseline of the expected
+# move (the loss model's own bias on a subpopulation: up to 3.2 % on seeds 0-5, ageing, seed 2).
+MATERIAL, TRACKING = 0.03, 0.05
 
 
 @pytest.mark.slow
 def test_under_covariate_shift_the_estimate_moves_the_right_way_and_covers_the_realised_mae(seeds):
+    """The estimate's move from the baseline (on a large draw of the scenario's weighted pool) is
+    judged against the expected MAE's (that pool's, benchmarks/estimate_accuracy.py), not on one
+    window, whose sampling noise is larger than these moves. In this generator more smokers
+    *lower* the model's error (its error is smaller for smokers) and ageing barely moves it: the
+    estimate must follow both, not assume a shift raises the error. Coverage is judged on each
+    window's realised MAE."""
     for scenario in ("smoker_surge", "aging"):
-        moved = [(r[scenario][0].value - r["baseline"][0].value) * (r[scenario][1] - r["baseline"][1]) > 0
-                 for r in seeds]
+        for r in seeds:
+            base = r["baseline"][2]
+            expected, estimated = r[scenario][2] - base, r[scenario][3] - r["baseline"][3]
+            assert abs(estimated - expected) <= TRACKING * base, (scenario, estimated, expected)
+            if abs(expected) > MATERIAL * base:
+                assert np.sign(estimated) == np.sign(expected), (scenario, estimated, expected)
         covered = [r[scenario][0].covers(r[scenario][1]) for r in seeds]
-        assert all(r[scenario][1] > r["baseline"][1] for r in seeds), scenario      # the shift does raise the error
-        assert sum(moved) == len(seeds), (scenario, moved)
         assert sum(covered) >= 0.8 * len(seeds), (scenario, [(r[scenario][0], r[scenario][1]) for r in seeds])
+    moves = [r["smoker_surge"][2] - r["baseline"][2] for r in seeds]
+    assert all(abs(m) > MATERIAL * r["baseline"][2] for m, r in zip(moves, seeds)), moves   # a move to follow
     assert sum(r["baseline"][0].covers(r["baseline"][1]) for r in seeds) >= 0.8 * len(seeds)
 
 
 @pytest.mark.slow
 def test_a_price_level_change_is_invisible_to_the_estimate(seeds):
-    """Charges x1.25 with the same inputs: the realised MAE rises, the estimate stays at the baseline's."""
+    """Charges x1.25 with the same inputs: the expected MAE rises, the estimate stays at the baseline's."""
     for r in seeds:
-        estimate, realised = r["cost_inflation"]
-        assert realised > 1.1 * r["baseline"][1]
+        estimate, _, expected, _ = r["cost_inflation"]
+        assert expected > 1.1 * r["baseline"][2]
         assert abs(estimate.value - r["baseline"][0].value) < 0.05 * r["baseline"][0].value
     assert sum(r["cost_inflation"][0].covers(r["cost_inflation"][1]) for r in seeds) <= len(seeds) // 3
 
@@ -60,3 +80,22 @@ def test_the_estimate_refuses_a_small_reference_and_an_empty_window_is_unknown()
     assert empty.n == 0 and np.isnan(empty.value)
     hostile = big.head(5).assign(region="atlantis", bmi=float("nan"))       # unseen category, missing value
     assert np.isfinite(estimate_mae(loss, hostile, "predicted").value)
+
+
+def test_the_estimator_training_logs_is_rows_free_and_estimates_the_same_after_a_round_trip():
+    """Training pickles the fitted estimator (tasks/model_training.py), not the held-out rows it learnt from."""
+    import pickle
+
+    rng = np.random.default_rng(3)
+    held = pd.DataFrame(synthetic_members(400, rng)).assign(**{PREDICTED_COLUMN: 12000.0, RISK_COLUMN: 50.0})
+    held[ACTUAL_RISK_COLUMN] = rng.uniform(0, 100, len(held))
+    estimator = fit_estimator(held, tuple(MODEL_INPUT_COLUMNS), EstimateParams(folds=2))
+    assert estimator.reference_rows == 400 and set(estimator.losses) == {"mae", "risk_score_mae"}
+    blob = pickle.dumps(estimator)
+    assert b"annual_charges" not in blob          # no frame of the rows rides along
+    window = held.head(50)
+    again = estimate_window(pickle.loads(blob), window)  # nosec B301  # the pickle this test just made
+    assert again == estimate_window(estimator, window)
+    assert 0 < again["mae"].value and again["mae"].n == 50
+    with pytest.raises(ValueError, match="at least 200"):
+        fit_estimator(held.head(199), tuple(MODEL_INPUT_COLUMNS))

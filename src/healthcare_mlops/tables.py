@@ -194,10 +194,11 @@ ML_DRIFT_METRICS_SPEC = TableSpec(ML_DRIFT_METRICS, Columns.of(
     ("metric", STRING),          # psi, js_distance, ks_statistic, ks_pvalue, wasserstein_norm, composite_drift, ...
     ("value", DOUBLE), ("threshold", DOUBLE),
     ("status", STRING),          # stable / moderate / significant for PSI; ok / alert for thresholded metrics;
-                                 # info (no threshold); insufficient_data (too few rows to judge); flag (four-fifths)
+                                 # info (no threshold); insufficient_data (too few rows to judge); flag (four-fifths);
+                                 # unavailable (an estimated_* metric that could not be made)
     ("computed_at", TIMESTAMP),
     ("group_value", STRING),     # the group's value for group_share* rows (and the worst group of
-                                 # calibration_ratio_worst); else null
+                                 # calibration_ratio_worst); why an estimated_* row is unavailable; else null
 ), partition_by=("window_start", "window_end"))
 ML_FAIRNESS_METRICS_SPEC = TableSpec(ML_FAIRNESS_METRICS, Columns.of(
     ("run_id", STRING), *_WINDOW, ("group_column", STRING), ("group_value", STRING), ("n", BIGINT),

@@ -15,6 +15,9 @@ TRAINING_REFERENCE_FILE = "training_reference.json"
 REFERENCE_COUNTS_FILE = "reference_counts.parquet"
 GROUP_EVIDENCE_FILE = "group_evidence.parquet"
 GROUP_METRICS_FILE = "group_metrics.json"
+# The label-free MAE estimate's loss models (monitoring/performance_estimate.py), fitted on the
+# held-out rows at training time and pickled like the model itself; versions trained before have none.
+PERFORMANCE_ESTIMATOR_FILE = "performance_estimator.pkl"
 TRAINING_REFERENCE_PATH = f"{REFERENCE_ARTIFACT_DIR}/{TRAINING_REFERENCE_FILE}"
 # Run metrics: each input's mean |contribution| in USD over the training frame (the global importance).
 IMPORTANCE_METRIC_PREFIX = "importance_usd_"

@@ -19,7 +19,7 @@ FAIRNESS_SCHEMA_DDL = ML_FAIRNESS_METRICS_SPEC.ddl
 ALERT_SCHEMA_DDL = ML_MODEL_ALERTS_SPEC.ddl
 
 ALERT_TYPES = ("composite_drift", "prediction_drift", "demographic_shift", "low_volume", "performance", "fairness",
-               "realtime_drift", "serving_error_rate")
+               "realtime_drift", "serving_error_rate", "estimated_performance")
 
 
 class AlertSeverity(str, Enum):

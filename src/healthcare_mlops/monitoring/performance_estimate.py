@@ -20,7 +20,10 @@ the package was not taken because it pulls in GPU, cloud-storage and telemetry p
 this product does not want (``pip install --dry-run nannyml``).
 
 The same function estimates the risk-score MAE: pass the predicted and actual risk-score
-columns instead of charges. Pure: frames and parameters in, an ``Estimate`` out.
+columns instead of charges. Training fits both loss models on its held-out rows
+(``fit_estimator``) and logs the fitted ``PerformanceEstimator`` with the version, never the
+rows; monitoring applies it to the window (``estimate_window``). Pure: frames and parameters
+in, an ``Estimate`` out.
 """
 
 from __future__ import annotations
@@ -31,7 +34,16 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from healthcare_mlops.features.definitions import LABEL_COLUMN
+from healthcare_mlops.modeling.risk import risk_score
+from healthcare_mlops.monitoring.evaluation import ALERT, INFO, OK, PREDICTION, WARNING, Verdict, metric_row
+
 MIN_REFERENCE_ROWS = 200
+PREDICTED_COLUMN, RISK_COLUMN, ACTUAL_RISK_COLUMN = "predicted_annual_charges", "risk_score", "actual_risk_score"
+# What is estimated, and from which (predicted, actual) columns of the labelled reference.
+ESTIMATED = {"mae": (PREDICTED_COLUMN, LABEL_COLUMN), "risk_score_mae": (RISK_COLUMN, ACTUAL_RISK_COLUMN)}
+UNAVAILABLE = "unavailable"          # ml_drift_metrics.status of an estimate that could not be made
+ESTIMATE_ALERT = "estimated_performance"
 
 
 @dataclass(frozen=True)
@@ -116,3 +128,59 @@ def estimate_mae(loss: LossModel, current: pd.DataFrame, predicted: str) -> Esti
     z = NormalDist().inv_cdf(0.5 + loss.params.ci_level / 2)
     half = z * float(np.sqrt(spread + loss.error_sd ** 2 / n))
     return Estimate(value, max(value - half, 0.0), value + half, n)
+
+
+def labelled_reference(scored: pd.DataFrame, inputs, actual_reference: np.ndarray) -> pd.DataFrame:
+    """The held-out rows DLE learns from: model inputs, predictions, actual charges and both risk scores."""
+    frame = scored[[*inputs, PREDICTED_COLUMN, RISK_COLUMN, LABEL_COLUMN]].reset_index(drop=True)
+    return frame.assign(**{ACTUAL_RISK_COLUMN: risk_score(frame[LABEL_COLUMN], actual_reference)})
+
+
+@dataclass(frozen=True)
+class PerformanceEstimator:
+    """One loss model per estimated metric (keys of ``ESTIMATED``), fitted at training time on the
+    held-out rows; training logs it with the version, so no member row leaves training."""
+
+    losses: dict                # metric -> LossModel
+    reference_rows: int
+
+
+def fit_estimator(reference: pd.DataFrame, inputs: tuple[str, ...],
+                  params: EstimateParams = EstimateParams()) -> PerformanceEstimator:
+    """The loss models of ``labelled_reference``'s rows; ValueError when there are too few."""
+    return PerformanceEstimator({metric: fit_loss_model(reference, tuple(inputs), predicted, actual, params)
+                                 for metric, (predicted, actual) in ESTIMATED.items()}, len(reference))
+
+
+def estimate_window(estimator: PerformanceEstimator, current: pd.DataFrame) -> dict[str, Estimate]:
+    """The window's estimated MAE and risk-score MAE from its scored rows (inputs, prediction, risk score)."""
+    return {metric: estimate_mae(loss, current, ESTIMATED[metric][0]) for metric, loss in estimator.losses.items()}
+
+
+def estimate_rows(estimates: dict[str, Estimate], column_name: str, risk_score_mae_alert: float | None,
+                  described: dict) -> tuple[list[dict], list[Verdict]]:
+    """``estimated_<metric>`` rows with ``_lower``/``_upper`` rows, and a warning when the risk-score
+    MAE's whole interval is above the threshold the realised risk-score MAE alerts on."""
+    rows, verdicts = [], []
+    for metric, estimate in estimates.items():
+        threshold = risk_score_mae_alert if metric == "risk_score_mae" else None
+        beyond = threshold is not None and estimate.n > 0 and estimate.beyond(threshold)
+        name = f"estimated_{metric}"
+        rows += [metric_row(column_name, name, estimate.value, threshold, (ALERT if beyond else OK)
+                            if threshold is not None else INFO),
+                 metric_row(column_name, f"{name}_lower", estimate.lower),
+                 metric_row(column_name, f"{name}_upper", estimate.upper),
+                 metric_row(column_name, f"{name}_n", estimate.n)]
+        if beyond and column_name != PREDICTION:     # the labelled batch's estimate is a comparison only
+            verdicts.append(Verdict(
+                ESTIMATE_ALERT, WARNING, column_name, estimate.value, threshold,
+                f"estimated {metric.replace('_', ' ')} {estimate.value:.1f} (interval {estimate.lower:.1f}-"
+                f"{estimate.upper:.1f}) is wholly above {threshold:g}, before any labels",
+                {**described, "lower": estimate.lower, "upper": estimate.upper, "n": estimate.n}))
+    return rows, verdicts
+
+
+def unavailable_rows(column_name: str, reason: str) -> list[dict]:
+    """The estimate rows of a window whose estimate cannot be made; the reason is in ``group_value``."""
+    return [metric_row(column_name, f"estimated_{metric}", None, None, UNAVAILABLE, group_value=reason)
+            for metric in ESTIMATED]

@@ -99,6 +99,16 @@ class ModelRegistry:
 
         return pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path))
 
+    def run_pickle(self, run_id: str, path: str):
+        """A pickled artifact of the run (written by this product's training, trusted as the model is)."""
+        import pickle  # nosec B403  # only this product's own registry is read
+
+        import mlflow
+
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
+        with open(local, "rb") as handle:
+            return pickle.load(handle)  # nosec B301  # an artifact this product's training logged
+
     # -- models ----------------------------------------------------------------------
     def uri(self, version) -> str:
         return f"models:/{self.model_name}/{version}"

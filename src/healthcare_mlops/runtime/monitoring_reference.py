@@ -9,8 +9,9 @@ from collections.abc import Callable
 import numpy as np
 
 from healthcare_mlops.errors import UserError
-from healthcare_mlops.modeling.artifacts import (CHAMPION, REFERENCE_ARTIFACT_DIR, REFERENCE_COUNTS_FILE,
-                                                 TRAINING_REFERENCE_FILE)
+from healthcare_mlops.modeling.artifacts import (CHAMPION, PERFORMANCE_ESTIMATOR_FILE, REFERENCE_ARTIFACT_DIR,
+                                                 REFERENCE_COUNTS_FILE, TRAINING_REFERENCE_FILE)
+from healthcare_mlops.monitoring.performance_estimate import PerformanceEstimator
 from healthcare_mlops.monitoring.reference import ModelReference, model_reference
 from healthcare_mlops.runtime.model_registry import ModelRegistry
 
@@ -54,3 +55,20 @@ def risk_references(registry: ModelRegistry, version: str) -> tuple[np.ndarray, 
         raise UserError(f"{registry.model_name} version {version} does not load: "
                         f"{str(exc).splitlines()[0]}") from None
     return np.asarray(model.prediction_reference, float), np.asarray(model.actual_reference, float)
+
+
+def performance_estimator(registry: ModelRegistry, version: str) -> tuple[PerformanceEstimator | None, str]:
+    """(``version``'s performance estimator, ""), or (None, why there is none): a version trained
+    before training logged it, or on too few held-out rows, has none, and monitoring then says so
+    instead of failing."""
+    from mlflow.exceptions import MlflowException
+
+    mv = registry.version(version)
+    if mv is None:
+        return None, f"version {version} is not registered"
+    try:
+        return registry.run_pickle(mv.run_id, f"{REFERENCE_ARTIFACT_DIR}/{PERFORMANCE_ESTIMATOR_FILE}"), ""
+    except (MlflowException, OSError) as exc:
+        return None, (f"version {version} has no performance estimator ({REFERENCE_ARTIFACT_DIR}/"
+                      f"{PERFORMANCE_ESTIMATOR_FILE}; trained before it was logged, or on too few held-out "
+                      f"rows): {str(exc).splitlines()[0]}")

@@ -7,7 +7,8 @@ waits (a champion that disappeared is a failure: governance/first_champion.py). 
 for the window's predictions against the champion's reference counts, every drift metric of
 docs/definitions.md (Spark reduces the batch to counts, monitoring/drift.py; the verdicts are
 monitoring/evaluation.py and, for labelled batches, monitoring/performance.py), then
-performance and fairness of the latest *labelled* batch, and writes three tables:
+performance and fairness of the latest *labelled* batch, the label-free estimate of the
+window's MAE and risk-score MAE (tasks/performance_estimation.py), and writes three tables:
 ``ml_drift_metrics``, ``ml_fairness_metrics`` and ``ml_model_alerts``, each replacing the
 window's rows in one atomic write (a rerun of a window replaces it; other windows stay).
 A critical alert then triggers the retrain job once per window, through the job launcher
@@ -46,6 +47,7 @@ from healthcare_mlops.monitoring import evaluation as ev
 from healthcare_mlops.monitoring import performance
 from healthcare_mlops.monitoring.contract import ALERT_COLUMNS
 from healthcare_mlops.parameters import monitoring_thresholds
+from healthcare_mlops.tasks.performance_estimation import estimated_performance
 from healthcare_mlops.tasks.serving_monitoring import realtime_monitoring
 from healthcare_mlops.tables import (ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_INSURANCE_FEATURES, ML_MODEL_ALERTS,
                                      ML_PATIENT_PREDICTIONS, SILVER_PATIENTS, TABLE_SPECS)
@@ -209,7 +211,10 @@ def monitor(runtime: Runtime, window_start=None, window_end=None, retrain_job_id
     drift_rows, verdicts = drift_rows + realtime_rows, verdicts + realtime_verdicts
     perf_rows, fairness_rows, perf_verdicts, batch = _performance(catalog, runtime.registry, window[1],
                                                                   champion.version, t)
-    verdicts += perf_verdicts
+    estimate_rows, estimate_verdicts = estimated_performance(catalog, runtime.registry, window, champion.version,
+                                                             t, batch)
+    perf_rows += estimate_rows
+    verdicts += perf_verdicts + estimate_verdicts
     for verdict in verdicts:
         verdict.details.setdefault("reference_model_version", champion.version)
 

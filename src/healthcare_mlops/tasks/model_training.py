@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+import pickle  # nosec B403  # the estimator is read back only from this product's own registry
 import tempfile
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from healthcare_mlops.features.definitions import FAIRNESS_GROUP_COLUMNS, MODEL_
 from healthcare_mlops.governance.group_evidence import GroupEvidence
 from healthcare_mlops.governance.lineage import lineage_tags
 from healthcare_mlops.modeling.artifacts import (CHALLENGER, EVALUATION_ARTIFACT_DIR, GROUP_EVIDENCE_FILE,
-                                                 GROUP_METRICS_FILE, IMPORTANCE_METRIC_PREFIX, REFERENCE_ARTIFACT_DIR,
+                                                 GROUP_METRICS_FILE, IMPORTANCE_METRIC_PREFIX,
+                                                 PERFORMANCE_ESTIMATOR_FILE, REFERENCE_ARTIFACT_DIR,
                                                  REFERENCE_COUNTS_FILE, TRAINING_REFERENCE_FILE)
 from healthcare_mlops.modeling.estimators import CANDIDATES
 from healthcare_mlops.modeling.frame_hash import frame_hash
@@ -30,6 +32,7 @@ from healthcare_mlops.modeling.training import (IMPORTANCE_KEY, LEARNING_CURVE_F
                                                 learning_curve_metrics, metric_key, train)
 from healthcare_mlops.monitoring.drift import reference_counts
 from healthcare_mlops.monitoring.evaluation import column_specs
+from healthcare_mlops.monitoring.performance_estimate import MIN_REFERENCE_ROWS, fit_estimator, labelled_reference
 from healthcare_mlops.runtime.lineage import git_commit, git_dirty, installed_versions
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_INSURANCE_FEATURES
@@ -86,11 +89,13 @@ def importance_metrics(importance_usd: dict) -> dict:
     return {f"{IMPORTANCE_METRIC_PREFIX}{name}": value for name, value in importance_usd.items()}
 
 
-def _log_aggregates(result: TrainingResult) -> None:
+def _log_aggregates(result: TrainingResult, inputs=MODEL_INPUT_COLUMNS) -> None:
     """The monitoring reference and the group checks' evidence, reduced to counts and sums
-    before they reach MLflow: no artifact holds member rows."""
+    before they reach MLflow: no artifact holds member rows. The label-free MAE estimate's loss
+    models are fitted here, on the held-out rows, and logged fitted."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
+        _log_estimator(result, inputs, folder / PERFORMANCE_ESTIMATOR_FILE)
         (folder / TRAINING_REFERENCE_FILE).write_text(json.dumps(result.reference, indent=2))
         reference_counts(result.reference_sample, column_specs(result.reference)).to_parquet(
             folder / REFERENCE_COUNTS_FILE, index=False)
@@ -100,6 +105,17 @@ def _log_aggregates(result: TrainingResult) -> None:
         mlflow.log_artifact(str(folder / REFERENCE_COUNTS_FILE), REFERENCE_ARTIFACT_DIR)
         mlflow.log_artifact(str(folder / GROUP_EVIDENCE_FILE), EVALUATION_ARTIFACT_DIR)
     mlflow.log_dict(result.group_metrics, f"{EVALUATION_ARTIFACT_DIR}/{GROUP_METRICS_FILE}")
+
+
+def _log_estimator(result: TrainingResult, inputs, path: Path) -> None:
+    """The performance estimator of the held-out rows, unless they are too few (monitoring then says so)."""
+    reference = labelled_reference(result.test_frame, list(inputs), result.actual_reference)
+    if len(reference) < MIN_REFERENCE_ROWS:
+        print(f"[training] no performance estimator: {len(reference)} held-out rows, it needs "
+              f"{MIN_REFERENCE_ROWS}", flush=True)
+        return
+    path.write_bytes(pickle.dumps(fit_estimator(reference, tuple(inputs))))
+    mlflow.log_artifact(str(path), REFERENCE_ARTIFACT_DIR)
 
 
 # MLflow warns on every log_model that a Python-object model is serialised with CloudPickle
@@ -148,7 +164,7 @@ def log_and_register(runtime: Runtime, result: TrainingResult, data_version: dic
             for metric in ("mae", "calibration_ratio", "n"):
                 mlflow.log_metric(metric_key("oof", metric, group["group_column"], group["group_value"]),
                                   group[metric])
-        _log_aggregates(result)
+        _log_aggregates(result, inputs)
         quiet_cloudpickle_notice()
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, signature=signature, input_example=example,
