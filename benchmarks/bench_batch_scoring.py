@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from healthcare_mlops.runtime.spark_session import SPARK_APIS
 from healthcare_mlops.composition import build_runtime, cli_runtime
 
 GOAL_VS_PLAIN = 0.5
@@ -45,7 +46,6 @@ UDF_RESULT = ("predicted_annual_charges double, risk_score double, risk_category
 
 def train_quick_model(home: Path, members: int, seed: int,
                       candidates: tuple = ("hist_gradient_boosting_poisson",)) -> None:
-    from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
     from healthcare_mlops.settings import resolve_settings
     from healthcare_mlops.tasks.load_members import generate_patients
     from healthcare_mlops.tasks import feature_engineering, model_training
@@ -55,7 +55,21 @@ def train_quick_model(home: Path, members: int, seed: int,
     generate_patients(cli_runtime(settings), members, seed, as_of)
     feature_engineering.run(build_runtime(settings), as_of)
     summary = model_training.run(build_runtime(settings), as_of, seed=seed, candidates=candidates)
-    configure_mlflow(settings).set_registered_model_alias(settings.model_name, "champion", summary["version"])
+    make_champion(build_runtime(settings), summary["version"])
+
+
+def make_champion(runtime, version: str) -> str:
+    """Govern ``version`` as the job does; if governance keeps a generated-data version back (a soft
+    referral), an approver's recorded override promotes it, so the benchmark scores a champion
+    the product itself recognises (an alias set by hand has no promotion in the audit log)."""
+    from healthcare_mlops.identity import APPROVER, Identity
+    from healthcare_mlops.tasks import model_governance
+
+    outcome = model_governance.run(runtime, version)
+    if outcome != model_governance.PROMOTED:
+        runtime.governance(Identity("benchmark@localhost", APPROVER)).approve(
+            version, "benchmark champion", override_reason="generated benchmark data")
+    return outcome
 
 
 def million_rows(features, rows: int, seed: int):
@@ -192,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--master", default="local[2]")
+    # classic: the timed DataFrame is cached, which Spark Connect refuses as serverless does; the
+    # scoring path (mapInArrow) is the same under both.
+    parser.add_argument("--api", choices=SPARK_APIS, default="classic",
+                        help="how ours and spark_udf reach Spark (the jobs' local default is connect)")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the scored DataFrame")
     parser.add_argument("--batch-rows", type=int, default=None,
                         help="spark.sql.execution.arrow.maxRecordsPerBatch (default: Spark's, 10000)")
@@ -206,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     from healthcare_mlops.runtime.spark_session import get_spark
 
     started = time.perf_counter()
-    spark = get_spark()
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = get_spark(api=args.api)
+    if args.api == "classic":
+        spark.sparkContext.setLogLevel("ERROR")
     if args.batch_rows:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_rows))
     print(f"spark {spark.version} on {args.master} (cores: {os.cpu_count()}, load average "

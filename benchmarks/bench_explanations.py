@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_batch_scoring import million_rows, run_rounds, train_quick_model  # noqa: E402
+from healthcare_mlops.runtime.spark_session import SPARK_APIS
 from healthcare_mlops.composition import build_runtime
 
 GOAL_RATIO = 2.5
@@ -159,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--requests", type=int, default=1_000)
     parser.add_argument("--master", default="local[2]")
+    # classic: the timed DataFrame is cached, which Spark Connect refuses as serverless does; the
+    # scoring path (mapInArrow) is the same under both.
+    parser.add_argument("--api", choices=SPARK_APIS, default="classic",
+                        help="how ours and spark_udf reach Spark (the jobs' local default is connect)")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--candidates", default="linear_huber,hist_gradient_boosting_absolute_error",
@@ -171,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     from healthcare_mlops.runtime.spark_session import get_spark
     from healthcare_mlops.settings import resolve_settings
 
-    spark = get_spark()
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = get_spark(api=args.api)
+    if args.api == "classic":
+        spark.sparkContext.setLogLevel("ERROR")
     print(f"spark {spark.version} on {args.master} (cores: {os.cpu_count()}, load average "
           f"{os.getloadavg()[0]:.1f})", flush=True)
     met = []
