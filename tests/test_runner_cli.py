@@ -115,9 +115,28 @@ def test_jobs_runs_without_history(home):
 
 def test_demo_steps_are_one_list_in_loop_order():
     assert [step.name for step in DEMO_STEPS] == ["data", "pipeline", "inference", "monitoring", "drifted day",
-                                                  "features 2", "inference 2", "monitoring 2", "retrain",
+                                                  "features 2", "inference 2", "real-time", "monitoring 2", "retrain",
                                                   "governance", "reproduce", "report", "summary", "console"]
     assert DEMO_STEPS[1].requires == ("data",)
+
+
+def test_the_demo_s_real_time_step_logs_every_request_for_monitoring(copy_home):
+    """Issue 28: the demo's real-time traffic goes through ``healthcare-mlops serve`` and every
+    request is in ``serving_payload``, answered by the champion, dated today (monitoring's window)."""
+    from conftest import PIPELINE_AS_OF
+    from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
+    from healthcare_mlops.settings import resolve_settings
+    from healthcare_mlops.tables import SERVING_PAYLOAD
+
+    day = dt.date.fromisoformat(PIPELINE_AS_OF)             # the pipeline's features are the "second day"
+    context = demo_context(copy_home, 100, first_day=day - dt.timedelta(days=1), echo=False)
+    outcome = demo_module._realtime_traffic(context)
+    assert outcome.status == "ok", outcome
+    payload = DeltaCatalog(resolve_settings("local", copy_home)).read_pandas(SERVING_PAYLOAD)
+    assert len(payload) == demo_module.REALTIME_REQUESTS and (payload["status_code"] == 200).all()
+    assert set(payload["model_version"]) == {"1"}
+    assert set(payload["request_date"]) == {dt.datetime.now(dt.timezone.utc).date()}
+    assert not payload["request"].str.contains("patient_natural_key|ssn|first_name", regex=True).any()
 
 
 def test_a_skipped_demo_step_skips_the_steps_that_need_it(home):

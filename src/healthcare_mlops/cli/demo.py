@@ -14,11 +14,15 @@ Jobs run through ``runner.run_job`` (trigger ``demo``), so every run is in ``job
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
-import sys
+import socket
 import subprocess
+import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +36,7 @@ from healthcare_mlops.settings import HOME_ENV
 CONSOLE_ENTRY = "app/main.py"
 CONSOLE_PORT, SCORING_PORT = 8501, DEFAULT_SCORING_PORT
 SECOND_DAY_JOINERS = 1000
+REALTIME_REQUESTS = 200     # the demo's real-time traffic: one member per request
 SUMMARY_WIDTH = 100
 ERROR_SHOWN = 160          # characters of a failed retrain's error in the summary (the governance line has the checks)
 
@@ -109,11 +114,18 @@ def _generate_second_day(context: DemoContext) -> None:
         "--as-of", context.second_day.isoformat(), "--scenario", context.scenario)
 
 
+def _cli_base(context: DemoContext) -> list[str]:
+    return [sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()", "--home", str(context.home)]
+
+
+def _cli_env(context: DemoContext) -> dict:
+    return {**os.environ, HOME_ENV: str(context.home), BUNDLE_ROOT_ENV: str(context.bundle.root)}
+
+
 def _console(context: DemoContext) -> None:
     """Start the scoring server and the console, print their addresses, serve until Ctrl-C."""
-    base = [sys.executable, "-c", "from healthcare_mlops.cli.main import run; run()", "--home", str(context.home)]
-    env = {**os.environ, HOME_ENV: str(context.home), BUNDLE_ROOT_ENV: str(context.bundle.root),
-           "HEALTHCARE_MLOPS_SCORING_URL": f"http://127.0.0.1:{SCORING_PORT}/invocations"}
+    base = _cli_base(context)
+    env = {**_cli_env(context), "HEALTHCARE_MLOPS_SCORING_URL": f"http://127.0.0.1:{SCORING_PORT}/invocations"}
     servers = [subprocess.Popen([*base, "serve", "--port", str(SCORING_PORT)], env=env),
                subprocess.Popen([*base, "app", "--port", str(CONSOLE_PORT)], env=env)]
     context.say(f"\nconsole:        http://localhost:{CONSOLE_PORT}\n"
@@ -129,6 +141,62 @@ def _console(context: DemoContext) -> None:
             server.terminate()
         for server in servers:
             server.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _post_member(url: str, member: dict) -> bool:
+    """One scoring request for one member, as a member-facing app sends it; True when answered."""
+    request = urllib.request.Request(url, data=json.dumps({"dataframe_records": [member]}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # nosec B310  # http://127.0.0.1 only
+            return response.status == 200
+    except urllib.error.HTTPError:
+        return False
+
+
+def _wait_for_ping(base: str, server: subprocess.Popen, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise UserError(f"the scoring server exited with code {server.returncode} before it served")
+        try:
+            with urllib.request.urlopen(f"{base}/ping", timeout=5):  # nosec B310  # http://127.0.0.1 only
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise UserError(f"the scoring server did not answer {base}/ping within {seconds:.0f} s")
+
+
+def _realtime_traffic(context: DemoContext) -> Outcome:
+    """The second day's first ``REALTIME_REQUESTS`` members, one request each, through the local
+    scoring server (as an app calls it): the server logs every request to ``serving_payload``
+    (dated today), which ``model_monitoring`` judges next to the batch (volume, errors,
+    latency, real-time drift)."""
+    from healthcare_mlops.tables import ML_INSURANCE_FEATURES, MODEL_INPUT_COLUMNS
+
+    frame = _engine(context).query(f"SELECT {', '.join(MODEL_INPUT_COLUMNS)} FROM {ML_INSURANCE_FEATURES} "  # nosec B608  # constants of tables.py; the day is a bound parameter
+                                   f"WHERE as_of_date = :day ORDER BY patient_natural_key LIMIT {REALTIME_REQUESTS}",
+                                   {"day": context.second_day})
+    base = f"http://127.0.0.1:{_free_port()}"
+    server = subprocess.Popen([*_cli_base(context), "serve", "--port", base.rsplit(":", 1)[1]], env=_cli_env(context),
+                              stdout=subprocess.DEVNULL)
+    try:
+        _wait_for_ping(base, server)
+        answered = sum(_post_member(f"{base}/invocations", member)
+                       for member in json.loads(frame.to_json(orient="records")))
+    finally:
+        server.terminate()              # uvicorn's shutdown flushes the request log
+        server.wait(timeout=60)
+    if answered < len(frame):
+        return Outcome("failed", f"{len(frame) - answered} of {len(frame)} real-time requests were refused "
+                                 "(serving_payload has their status and error)")
+    return Outcome("ok", f"{answered} real-time requests answered and logged to serving_payload")
 
 
 def _engine(context: DemoContext):
@@ -298,6 +366,9 @@ DEMO_STEPS: list[DemoStep] = [
     DemoStep("inference 2", "score the second day (job batch_inference)",
              job_step("batch_inference", lambda c: {"scoring_date": _day2(c), "mode": "production"}),
              requires=("features 2",)),
+    DemoStep("real-time", f"{REALTIME_REQUESTS} members of the second day scored one request each by the "
+                          "local scoring server, which logs them (healthcare-mlops serve)",
+             _realtime_traffic, requires=("inference 2",)),
     DemoStep("monitoring 2", "drift and alerts for the second day; a critical alert retrains "
                              "(job model_monitoring)",
              job_step("model_monitoring", lambda c: {"window_start": _day2(c), "window_end": _day2(c)}),
