@@ -9,7 +9,7 @@ functions it imports), then prints per scenario the mean of ours, NannyML's and 
 NannyML's: estimate +- 3 sampling errors). NannyML is not a product dependency: install it beside the
 product in a separate virtualenv.
 
-    python -m venv /tmp/nanny && /tmp/nanny/bin/pip install nannyml -e .
+    python -m venv /tmp/nanny && /tmp/nanny/bin/pip install nannyml statsmodels -e .   # 0.13.1 imports statsmodels
     /tmp/nanny/bin/python benchmarks/estimate_crosscheck.py --seeds 3
 """
 
