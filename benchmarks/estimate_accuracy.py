@@ -102,13 +102,18 @@ def one_seed(seed: int, members: int = MEMBERS) -> dict[str, tuple]:
             for scenario, current, realised, expected, large in windows(pool, rng, members // 8)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=6)
+def seeded_runs(doc: str, per_seed, argv: list[str] | None, seeds: int) -> tuple[argparse.Namespace, list]:
+    """``--seeds``/``--members`` from ``argv``, and ``per_seed(seed, members)`` for each seed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=seeds)
     parser.add_argument("--members", type=int, default=MEMBERS)
     args = parser.parse_args(argv)
     with threadpool_limits(1):          # one thread per fit: faster than contended OpenMP threads
-        runs = [one_seed(seed, args.members) for seed in range(args.seeds)]
+        return args, [per_seed(seed, args.members) for seed in range(args.seeds)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, runs = seeded_runs(__doc__, one_seed, argv, 6)
     print(f"{'scenario':<15} {'estimate':>9} {'realised':>9} {'expected':>9} {'|gap|':>8} {'covered':>8}   "
           f"(mean MAE in USD, {args.seeds} seeds, windows of {args.members // 8:,})")
     for scenario in SCENARIOS:

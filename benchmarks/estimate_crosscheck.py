@@ -15,13 +15,11 @@ product in a separate virtualenv.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import numpy as np
-from estimate_accuracy import MEMBERS, SCENARIOS, scored_split, windows
-from threadpoolctl import threadpool_limits
+from estimate_accuracy import SCENARIOS, scored_split, seeded_runs, windows
 
 from healthcare_mlops.monitoring.performance_estimate import EstimateParams, estimate_mae, fit_loss_model
 from healthcare_mlops.tables import MODEL_INPUT_COLUMNS
@@ -58,16 +56,11 @@ def one_seed(seed: int, members: int) -> dict[str, tuple]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--members", type=int, default=MEMBERS)
-    args = parser.parse_args(argv)
     if nml is None:
         print("nannyml is not installed (it is not a product dependency): see this script's docstring",
               file=sys.stderr)
         return 2
-    with threadpool_limits(1):          # one thread per fit: faster than contended OpenMP threads
-        runs = [one_seed(seed, args.members) for seed in range(args.seeds)]
+    args, runs = seeded_runs(__doc__, one_seed, argv, 3)
     print(f"{'scenario':<15} {'ours':>7} {'nannyml':>8} {'realised':>9} {'|diff|':>7} {'ours cov':>9} "
           f"{'nml cov':>8}   (mean MAE in USD, {args.seeds} seeds, windows of {args.members // 8:,})")
     for scenario in SCENARIOS:
