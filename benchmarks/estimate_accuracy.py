@@ -64,12 +64,10 @@ def shaped(pool: pd.DataFrame, scenario: str) -> pd.DataFrame:
     return pool
 
 
-def one_seed(seed: int, members: int = MEMBERS) -> dict[str, tuple]:
-    """Per scenario: (estimate, realised MAE, expected MAE, expected estimate). The estimate and
-    realised MAE are a window's: an eighth of ``members`` drawn from the pool with the scenario's
-    weights; the expected MAE is the weighted pool's and the expected estimate that of a large draw
-    of it (``LARGE_DRAW`` rows), both free of the window's sampling noise. A third of the members train
-    the monitored model, a quarter is the held-out labelled reference, the rest is the pool."""
+def scored_split(seed: int, members: int = MEMBERS):
+    """The seed's generator, its held-out labelled reference and its pool, both scored by the monitored
+    model (column ``predicted``): a third of the members train the model, a quarter is the reference,
+    the rest is the pool."""
     rng = np.random.default_rng(seed)
     drawn = pd.DataFrame(synthetic_members(members, rng))
     cut, held = members // 3, members // 3 + members // 4
@@ -77,28 +75,45 @@ def one_seed(seed: int, members: int = MEMBERS) -> dict[str, tuple]:
     model = monitored_model(train)
     for frame in (reference, pool):
         frame["predicted"] = model.predict(codes(frame))
-    loss = fit_loss_model(reference, tuple(MODEL_INPUT_COLUMNS), "predicted", "annual_charges",
-                          EstimateParams(seed=seed))
-    results = {}
+    return rng, reference, pool
+
+
+def windows(pool: pd.DataFrame, rng: np.random.Generator, size: int):
+    """Per scenario: (scenario, window of ``size`` rows, its realised MAE, expected MAE, large draw). The
+    window is drawn from the pool with the scenario's weights; the expected MAE is the weighted pool's,
+    the large draw (``LARGE_DRAW`` rows) gives an estimate free of the window's sampling noise."""
     for scenario in SCENARIOS:
         population, weight = shaped(pool, scenario), weights(pool, scenario)
         error = (population["annual_charges"] - population["predicted"]).abs()
-        current = population.sample(members // 8, replace=True, weights=weight, random_state=rng.integers(1 << 31))
+        current = population.sample(size, replace=True, weights=weight, random_state=rng.integers(1 << 31))
         realised = float((current["annual_charges"] - current["predicted"]).abs().mean())
-        expected = float(np.average(error, weights=weight))
         large = population.sample(LARGE_DRAW, replace=True, weights=weight, random_state=rng.integers(1 << 31))
-        results[scenario] = (estimate_mae(loss, current, "predicted"), realised, expected,
-                             estimate_mae(loss, large, "predicted").value)
-    return results
+        yield scenario, current, realised, float(np.average(error, weights=weight)), large
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=6)
+def one_seed(seed: int, members: int = MEMBERS) -> dict[str, tuple]:
+    """Per scenario: (estimate, realised MAE, expected MAE, expected estimate) of ``windows`` of an
+    eighth of ``members``; the expected estimate is the large draw's."""
+    rng, reference, pool = scored_split(seed, members)
+    loss = fit_loss_model(reference, tuple(MODEL_INPUT_COLUMNS), "predicted", "annual_charges",
+                          EstimateParams(seed=seed))
+    return {scenario: (estimate_mae(loss, current, "predicted"), realised, expected,
+                       estimate_mae(loss, large, "predicted").value)
+            for scenario, current, realised, expected, large in windows(pool, rng, members // 8)}
+
+
+def seeded_runs(doc: str, per_seed, argv: list[str] | None, seeds: int) -> tuple[argparse.Namespace, list]:
+    """``--seeds``/``--members`` from ``argv``, and ``per_seed(seed, members)`` for each seed."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=seeds)
     parser.add_argument("--members", type=int, default=MEMBERS)
     args = parser.parse_args(argv)
     with threadpool_limits(1):          # one thread per fit: faster than contended OpenMP threads
-        runs = [one_seed(seed, args.members) for seed in range(args.seeds)]
+        return args, [per_seed(seed, args.members) for seed in range(args.seeds)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, runs = seeded_runs(__doc__, one_seed, argv, 6)
     print(f"{'scenario':<15} {'estimate':>9} {'realised':>9} {'expected':>9} {'|gap|':>8} {'covered':>8}   "
           f"(mean MAE in USD, {args.seeds} seeds, windows of {args.members // 8:,})")
     for scenario in SCENARIOS:

@@ -17,7 +17,8 @@ learnt as a function of the inputs. It cannot see a change in the price level or
 charges follow the inputs (concept shift): the inputs look the same, so the estimate stays
 where the reference was while the realised error moves. NannyML's DLE is the same method;
 the package was not taken because it pulls in GPU, cloud-storage and telemetry packages
-this product does not want (``pip install --dry-run nannyml``).
+this product does not want (``pip install --dry-run nannyml``);
+benchmarks/estimate_crosscheck.py compares the two on the same windows.
 
 The same function estimates the risk-score MAE: pass the predicted and actual risk-score
 columns instead of charges. Training fits both loss models on its held-out rows
