@@ -183,6 +183,8 @@ def _realtime_traffic(context: DemoContext) -> Outcome:
     frame = _engine(context).query(f"SELECT {', '.join(MODEL_INPUT_COLUMNS)} FROM {ML_INSURANCE_FEATURES} "  # nosec B608  # constants of tables.py; the day is a bound parameter
                                    f"WHERE as_of_date = :day ORDER BY patient_natural_key LIMIT {REALTIME_REQUESTS}",
                                    {"day": context.second_day})
+    if frame.empty:          # nothing to send is not "every request answered"
+        return Outcome("failed", f"no features for {context.second_day}: no real-time requests were sent")
     base = f"http://127.0.0.1:{_free_port()}"
     server = subprocess.Popen([*_cli_base(context), "serve", "--port", base.rsplit(":", 1)[1]], env=_cli_env(context),
                               stdout=subprocess.DEVNULL)
