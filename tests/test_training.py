@@ -17,12 +17,14 @@ from healthcare_mlops.data.population import Shape
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.features.definitions import AGE_BANDS, band
 from healthcare_mlops.modeling import metrics as m
+from healthcare_mlops.modeling.estimators import make_pipeline
 from healthcare_mlops.modeling.pyfunc import OUTPUT_COLUMNS
 from healthcare_mlops.modeling.risk import RISK_CATEGORIES, reference_quantiles, risk_category, risk_score
 from healthcare_mlops.features.definitions import MODEL_INPUT_COLUMNS
 from healthcare_mlops.modeling.splits import DEFAULT_SALT, fold_ids, held_out_mask, sample_mask
 from healthcare_mlops.modeling.training import (FOLDS, LEARNING_CURVE_SHARES, MIN_LABELLED_ROWS, R2_TOLERANCE,
-                                                select_candidate, train)
+                                                TRAINING_THREADS, cross_validate, select_candidate, train,
+                                                training_pool)
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
 from healthcare_mlops.tasks.model_training import CHALLENGER, log_and_register
 
@@ -156,6 +158,42 @@ def test_candidates_are_compared_on_a_capped_member_sample_and_the_winner_fitted
     if capped.candidate == full.candidate:
         assert capped.metrics == full.metrics
     assert capped.cv_results != full.cv_results           # the comparison itself ran on fewer rows
+
+
+def _openmp_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [library["num_threads"] for library in threadpool_info() if library["user_api"] == "openmp"]
+
+
+def test_the_fold_threads_run_on_the_training_thread_count_as_the_main_thread_does():
+    """OpenMP's thread count is per thread: without the pool's own pin, a fold's histogram boosting
+    ran on every core (floats that follow the core count; minutes on a busy machine)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor  # noqa: F401  (loads scikit-learn's OpenMP)
+
+    with training_pool(2) as pool:
+        in_pool = [pool.submit(_openmp_threads).result() for _ in range(4)]
+    assert all(threads and set(threads) == {TRAINING_THREADS} for threads in in_pool), in_pool
+
+
+def test_cross_validation_in_the_pool_equals_fits_on_the_pinned_main_thread():
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(4)
+    n = 1000
+    x = pd.DataFrame({"age": rng.integers(18, 65, n), "bmi": rng.normal(30, 6, n).round(2),
+                      "children": rng.integers(0, 5, n), "smoker": rng.random(n) < 0.2,
+                      "region": rng.choice(["northeast", "northwest", "southeast", "southwest"], n)})
+    y = (2500 + 260 * x["age"] + np.where(x["smoker"], 24000, 0) + rng.gamma(2, 800, n)).to_numpy()
+    folds = rng.integers(0, FOLDS, n)
+    name = "hist_gradient_boosting_absolute_error"
+    _, pooled = cross_validate((name,), x, y, folds, seed=3, workers=2)
+    expected = np.zeros(n)
+    with threadpool_limits(TRAINING_THREADS):
+        for k in range(FOLDS):
+            held = folds == k
+            expected[held] = make_pipeline(name, 3).fit(x[~held], y[~held]).predict(x[held])
+    assert np.array_equal(pooled[name], np.maximum(expected, 0.0))
 
 
 def test_the_selection_sample_is_nested_and_stable_when_members_are_added():

@@ -215,6 +215,20 @@ def _fold_prediction(name: str, seed: int, extra: tuple, x, y: np.ndarray, held:
     return make_pipeline(name, seed, extra).fit(x[~held], y[~held]).predict(x[held])
 
 
+def pin_worker_threads() -> None:
+    """Pin the calling thread's OpenMP team to ``TRAINING_THREADS``: OpenMP's thread count is a
+    per-thread setting, so the limit ``train`` sets on the main thread does not reach a pool's
+    threads. Unpinned, a fold's histogram boosting runs on every core: its floats then follow
+    the machine's core count, and on a busy machine its spinning threads wait on each other
+    (a 1 s fit took 87 s at a load average of 14)."""
+    threadpool_limits(TRAINING_THREADS, user_api="openmp")
+
+
+def training_pool(workers: int) -> ThreadPoolExecutor:
+    """The threads the (candidate, fold) fits run on, each pinned like the main thread."""
+    return ThreadPoolExecutor(max_workers=max(1, workers), initializer=pin_worker_threads)
+
+
 def cross_validate(candidates, x, y: np.ndarray, folds: np.ndarray, seed: int, extra: tuple = (),
                    workers: int = 1, progress: Progress | None = None) -> tuple[dict, dict]:
     """OOF predictions and CV metrics per candidate (folds fixed by the member hash).
@@ -233,7 +247,7 @@ def cross_validate(candidates, x, y: np.ndarray, folds: np.ndarray, seed: int, e
             progress.advance(f"{name} fold {int(k) + 1}/{len(keys)} on {len(y):,} rows")
         return predicted
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with training_pool(workers) as pool:
         predictions = dict(zip(tasks, pool.map(run, tasks)))
     cv_results, out_of_fold = {}, {}
     for name in candidates:
