@@ -70,6 +70,25 @@ def test_a_price_level_change_is_invisible_to_the_estimate(seeds):
     assert sum(r["cost_inflation"][0].covers(r["cost_inflation"][1]) for r in seeds) <= len(seeds) // 3
 
 
+def test_the_loss_models_are_fitted_on_the_training_thread_count(monkeypatch):
+    """Pinned like training's fits: the same estimator on any machine (and no OpenMP spinning)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_info
+
+    from healthcare_mlops.modeling.threads import TRAINING_THREADS
+
+    seen, fit = [], HistGradientBoostingRegressor.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "openmp"})
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(HistGradientBoostingRegressor, "fit", recording_fit)
+    frame = pd.DataFrame(synthetic_members(400, np.random.default_rng(2))).assign(predicted=10000.0)
+    fit_loss_model(frame, tuple(MODEL_INPUT_COLUMNS), "predicted", "annual_charges", EstimateParams(folds=2))
+    assert seen == [{TRAINING_THREADS}] * 2
+
+
 def test_the_estimate_refuses_a_small_reference_and_an_empty_window_is_unknown():
     frame = pd.DataFrame(synthetic_members(100, np.random.default_rng(1))).assign(predicted=10000.0)
     with pytest.raises(ValueError, match="at least 200"):

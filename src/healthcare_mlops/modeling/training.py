@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.explanations.contributions import Explainer, build_explainer, mean_abs_contributions, normalised
@@ -37,6 +36,7 @@ from healthcare_mlops.modeling.risk import (CRITICAL_FLAG, HIGH_RISK_CATEGORY, r
                                             risk_score)
 from healthcare_mlops.modeling.splits import (DEFAULT_SALT, MEMBER_KEY, fold_ids, held_out_mask, member_keys,
                                               sample_mask)
+from healthcare_mlops.modeling.threads import TRAINING_THREADS, pin_this_thread, pinned_threads
 from healthcare_mlops.progress import Progress
 
 MIN_LABELLED_ROWS = 200
@@ -44,7 +44,6 @@ INTERVAL_COVERAGE = 0.90
 TEST_SHARE = 0.2
 FOLDS = 5
 R2_TOLERANCE = 0.01
-TRAINING_THREADS = 1
 # Candidates are compared on a member-hash sample of at most this many training rows, then the
 # winner is cross-validated and fitted on all of them. Five inputs: the candidates' CV MAE
 # stops moving long before this (the learning curve, logged with every run and on the model
@@ -215,18 +214,9 @@ def _fold_prediction(name: str, seed: int, extra: tuple, x, y: np.ndarray, held:
     return make_pipeline(name, seed, extra).fit(x[~held], y[~held]).predict(x[held])
 
 
-def pin_worker_threads() -> None:
-    """Pin the calling thread's OpenMP team to ``TRAINING_THREADS``: OpenMP's thread count is a
-    per-thread setting, so the limit ``train`` sets on the main thread does not reach a pool's
-    threads. Unpinned, a fold's histogram boosting runs on every core: its floats then follow
-    the machine's core count, and on a busy machine its spinning threads wait on each other
-    (a 1 s fit took 87 s at a load average of 14)."""
-    threadpool_limits(TRAINING_THREADS, user_api="openmp")
-
-
 def training_pool(workers: int) -> ThreadPoolExecutor:
     """The threads the (candidate, fold) fits run on, each pinned like the main thread."""
-    return ThreadPoolExecutor(max_workers=max(1, workers), initializer=pin_worker_threads)
+    return ThreadPoolExecutor(max_workers=max(1, workers), initializer=pin_this_thread)
 
 
 def cross_validate(candidates, x, y: np.ndarray, folds: np.ndarray, seed: int, extra: tuple = (),
@@ -366,11 +356,7 @@ def train(frame: pd.DataFrame, seed: int = 42, candidates=tuple(CANDIDATES),
         train_rows, test_rows, folds = split_by_member(labelled, salt)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    # A fixed BLAS/OpenMP thread count: scikit-learn's histogram boosting sums gradients in
-    # parallel chunks, so its float results depend on the thread count; pinned, the same data
-    # gives the same model on a laptop and on a Databricks cluster (docs/architecture.md,
-    # "Reproducible training"). One thread also keeps OpenMP from spinning beside Spark.
-    limiter = threadpool_limits(TRAINING_THREADS)
+    limiter = pinned_threads()          # modeling/threads.py: the same floats on any machine
     x_train, y_train = train_rows[list(inputs)], train_rows[LABEL_COLUMN].to_numpy(float)
     extra = tuple(c for c in inputs if c not in MODEL_INPUT_COLUMNS)
     keys = member_keys(train_rows).to_numpy()

@@ -37,6 +37,7 @@ import pandas as pd
 
 from healthcare_mlops.features.definitions import LABEL_COLUMN
 from healthcare_mlops.modeling.risk import risk_score
+from healthcare_mlops.modeling.threads import pinned_threads
 from healthcare_mlops.monitoring.evaluation import ALERT, INFO, OK, PREDICTION, WARNING, Verdict, metric_row
 
 MIN_REFERENCE_ROWS = 200
@@ -110,10 +111,11 @@ def fit_loss_model(reference: pd.DataFrame, inputs: tuple[str, ...], predicted: 
     features = _design(reference, inputs, categories, reference[predicted])
     error = np.abs(reference[actual].astype(float).to_numpy() - reference[predicted].astype(float).to_numpy())
     models = []
-    for train, _ in KFold(params.folds, shuffle=True, random_state=params.seed).split(features):
-        model = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.08, min_samples_leaf=40,
-                                              random_state=params.seed)
-        models.append(model.fit(features[train], error[train]))
+    with pinned_threads():          # the same loss models on any machine, as training's fits
+        for train, _ in KFold(params.folds, shuffle=True, random_state=params.seed).split(features):
+            model = HistGradientBoostingRegressor(max_iter=150, learning_rate=0.08, min_samples_leaf=40,
+                                                  random_state=params.seed)
+            models.append(model.fit(features[train], error[train]))
     return LossModel(tuple(models), tuple(inputs), categories, float(error.std(ddof=1)), params)
 
 
