@@ -46,6 +46,7 @@ from healthcare_mlops.errors import UserError
 SNIFF_BYTES = 64 * 1024
 BLOCK_BYTES = 8 << 20          # text read and split per step: memory stays fixed
 CHUNK_ROWS = 200_000          # rows per row group of the staged Parquet
+LARGE_TEXT = 1 << 28          # characters: up to 4 bytes each, within 32-bit offsets
 FIELD_LIMIT = csv.field_size_limit()   # a longer line goes to the csv module, which refuses a longer field
 OTHER_DELIMITERS = (";", "\t", "|")
 MEMBER_ID = "member_id"       # the staged name of the member-id column, whatever the file calls it
@@ -79,7 +80,8 @@ class _StagedWriter:
         self.target, self.positions, self.chunk_rows = target, positions, chunk_rows
         self.rows = 0
         target.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(target, STAGED_SCHEMA, compression="none")  # read once, soon: no codec
+        # read once, soon after: no codec and no dictionaries to build
+        self._writer = pq.ParquetWriter(target, STAGED_SCHEMA, compression="none", use_dictionary=False)
 
     def write(self, good: list[pa.Array], good_lines: pa.Array, bad: list[tuple[int, str, str]]) -> None:
         """Well-formed rows (one array per file column, their line numbers) and malformed ones."""
@@ -287,7 +289,8 @@ def _stage_block(path: Path, text: str, first_line: int, width: int, writer: _St
     A line without quotes and within the ``csv`` module's field limit is split on commas by Arrow,
     which is what the module would read; the rest (quotes, very long lines) and every line that
     is not ``width`` fields (blank lines, malformed rows: few) are read by the module itself."""
-    lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
+    kind = pa.string() if len(text) < LARGE_TEXT else pa.large_string()   # a block is large only for a huge line
+    lines = pc.split_pattern(pa.array([text], kind), "\n").flatten()
     lines = lines.slice(0, len(lines) - 1)             # what follows the last line break: nothing
     numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
     plain = pc.invert(pc.or_(pc.match_substring(lines, '"'), pc.greater(pc.binary_length(lines), FIELD_LIMIT)))
