@@ -131,3 +131,15 @@ def test_a_line_longer_than_a_block_and_a_field_over_the_csv_limit(tmp_path):
     with pytest.raises(UserError, match=r"huge\.csv: not readable as CSV at line 3: field larger than field limit"):
         with csv_source.staged_insurance_csv(path, tmp_path / "staging"):
             pass
+
+
+@pytest.mark.parametrize("size", [4093, 1 << 20])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_a_byte_that_is_not_utf8_is_named_by_its_line_whatever_the_line_breaks(tmp_path, size, newline):
+    good = [b"1,2,3,4,5,6,7", b""] * 5000                 # past the sniffed head: the blocks find it
+    lines = [HEADER.encode(), *good, b"3,f\xe9male,4,5,6,7,8", b"4,5,6,7,8,9,1"]
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(newline.join(lines) + newline)
+    with block_bytes(size), pytest.raises(UserError, match=r"latin1\.csv: not UTF-8 text: line 10002, byte 4 "):
+        with csv_source.staged_insurance_csv(path, tmp_path / "staging"):
+            pass

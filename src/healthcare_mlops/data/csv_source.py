@@ -201,20 +201,6 @@ def _open_regular(path: Path):
         raise UserError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
-def _first_non_utf8(path: Path) -> tuple[int, int]:
-    """(line, byte in that line), 1-based, of the first byte that is not UTF-8.
-
-    Read again on the error path only: a block's decoder knows the byte's offset in the
-    block, not its line."""
-    with path.open("rb") as raw:
-        for number, line in enumerate(raw, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return number, exc.start + 1
-    return 0, 0
-
-
 def _stage(path: Path, target: Path, chunk_rows: int, id_column: str) -> StagedCsv:
     with _open_regular(path) as raw:
         _check_text(path, raw.read(SNIFF_BYTES))
@@ -252,21 +238,25 @@ def _text_blocks(path: Path, raw, digest) -> Iterator[tuple[int, str]]:
         if not cut:
             pending.append(data)
             continue
-        text = _decoded(path, b"".join([*pending, data[:cut]]), decoding)
+        text = _decoded(path, b"".join([*pending, data[:cut]]), decoding, line)
         pending, decoding = [data[cut:]], "utf-8"
         yield line, text
         line += text.count("\n")
     rest = b"".join(pending)
     if rest:
-        text = _decoded(path, rest, decoding)
+        text = _decoded(path, rest, decoding, line)
         yield line, text if text.endswith("\n") else text + "\n"
 
 
-def _decoded(path: Path, data: bytes, encoding: str) -> str:
+def _decoded(path: Path, data: bytes, encoding: str, first_line: int) -> str:
+    """``data`` (whole lines from ``first_line`` on) as text, its line breaks made ``\\n``; a byte
+    that is not UTF-8 refuses the file, named by its line and its byte in that line (1-based)."""
     try:
         text = data.decode(encoding)
-    except UnicodeDecodeError:
-        line, byte = _first_non_utf8(path)
+    except UnicodeDecodeError as exc:
+        before = exc.object[:exc.start]                # after a byte-order mark, if any
+        line = first_line + before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n")
+        byte = exc.start - max(before.rfind(b"\n"), before.rfind(b"\r"))
         raise UserError(f"{path}: not UTF-8 text: line {line}, byte {byte} (save the file as UTF-8)") from None
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
