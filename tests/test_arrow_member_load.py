@@ -11,6 +11,7 @@ silver_patients, the quarantine and dim_patients must then be equal, every colum
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 
 import pandas as pd
 import pytest
@@ -94,3 +95,27 @@ def test_the_comparison_covers_every_kind_of_row(both_paths):
                      "above the upper bound", "bmi outside 10.0-80.0: 1.0E-5", "missing value"):
         assert expected in reasons
     assert (dim["scd_version"] == 2).sum() >= 10 and (~dim["is_current_record"]).sum() >= 10
+
+
+def test_a_home_with_an_unpartitioned_dim_patients_keeps_loading(tmp_path):
+    """dim_patients written before it was partitioned by effective_from: a later month's members
+    are appended and their changed versions closed in that table, which keeps its layout."""
+    from deltalake import DeltaTable, write_deltalake
+
+    from healthcare_mlops.composition import cli_runtime
+    from healthcare_mlops.tasks.load_members import ingest_csv
+
+    settings = resolve_settings("local", tmp_path / "home")
+    ingest_csv(cli_runtime(settings), write_csv(tmp_path / "members_01.csv", member_lines(1)), JANUARY)
+    path = str(DeltaCatalog(settings).path(DIM_PATIENTS))
+    january = DeltaTable(path).to_pyarrow_table()
+    shutil.rmtree(path)                                  # made again as an older home made it
+    write_deltalake(path, january)
+    assert DeltaTable(path).metadata().partition_columns == []
+    report = ingest_csv(cli_runtime(settings), write_csv(tmp_path / "members_02.csv", member_lines(2, range(0, 10))),
+                        FEBRUARY)
+    assert (report.current_members, report.dim_versions) == (MEMBERS, MEMBERS + 10)
+    dim = DeltaCatalog(settings).read_arrow(DIM_PATIENTS).to_pandas()
+    closed = dim[~dim["is_current_record"]]
+    assert len(closed) == 10 and set(closed["effective_to"]) == {FEBRUARY}
+    assert DeltaTable(path).metadata().partition_columns == []

@@ -11,10 +11,14 @@ wrong number of fields is staged as malformed with its reason, every other row a
 strings for the validation to judge. A UTF-8 BOM, CRLF line endings, spaces around
 values and upper-case values are accepted.
 
-The file is never held whole: it is parsed line by line (Python's ``csv`` module, so a
-row keeps its line number) and written to the staged Parquet every ``CHUNK_ROWS`` rows,
-hashing the bytes on the way, and the last partial chunk when the file ends; driver memory
-stays fixed whatever the file's size. Spark then reads the staged file like any other.
+The file is never held whole: it is read in blocks of whole lines (``BLOCK_BYTES``), hashing
+the bytes on the way, and each block is split into lines and fields by Arrow's compute kernels,
+not line by line in Python; driver memory stays fixed whatever the file's size. A record is one
+line, so a row keeps its line number: a quoted field that runs past the end of its line is
+refused with its line. Lines with quotes, very long lines and lines that are not one field per
+column (blank or malformed: few) are read by Python's ``csv`` module, so every row is read as
+the module reads it. The staged Parquet gets ``CHUNK_ROWS`` rows per row group; Spark or DuckDB
+then reads it like any other.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import contextlib
 import csv
 import difflib
 import hashlib
-import io
 import json
 import shutil
 import stat
@@ -32,15 +35,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from healthcare_mlops.data.contract import SOURCE_COLUMNS
 from healthcare_mlops.errors import UserError
 
 SNIFF_BYTES = 64 * 1024
-READ_BUFFER_BYTES = 1 << 20
-CHUNK_ROWS = 200_000
+BLOCK_BYTES = 8 << 20          # text read and split per step: memory stays fixed
+CHUNK_ROWS = 200_000          # rows per row group of the staged Parquet
+LARGE_TEXT = 1 << 28          # characters: up to 4 bytes each, within 32-bit offsets
+FIELD_LIMIT = csv.field_size_limit()   # a longer line goes to the csv module, which refuses a longer field
 OTHER_DELIMITERS = (";", "\t", "|")
 MEMBER_ID = "member_id"       # the staged name of the member-id column, whatever the file calls it
 DEFAULT_MEMBER_ID_COLUMN = MEMBER_ID
@@ -64,72 +71,35 @@ class StagedCsv:
     member_ids: bool           # whether the file has a member-id column
 
 
-class _HashingReader(io.RawIOBase):
-    """Passes a binary file through, hashing every byte read (one pass gives rows and fingerprint)."""
+class _StagedWriter:
+    """Writes the staged rows to Parquet as they come, ``chunk_rows`` rows per row group."""
 
-    def __init__(self, raw):
-        self._raw = raw
-        self.digest = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        count = self._raw.readinto(buffer)
-        if count:
-            self.digest.update(memoryview(buffer)[:count])
-        return count
-
-
-class _ChunkWriter:
-    """Collects rows and writes them to the staged Parquet every ``chunk_rows`` rows."""
-
-    def __init__(self, target: Path, positions: dict[str, int], chunk_rows: int = CHUNK_ROWS):
+    def __init__(self, target: Path, positions: dict[str, int], chunk_rows: int):
         if chunk_rows < 1:
             raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
-        self.target = target
-        self.positions = positions
-        self.chunk_rows = chunk_rows
+        self.target, self.positions, self.chunk_rows = target, positions, chunk_rows
         self.rows = 0
-        self._good, self._good_lines, self._bad = [], [], []
-        self._writer: pq.ParquetWriter | None = None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # read once, soon after: no codec and no dictionaries to build
+        self._writer = pq.ParquetWriter(target, STAGED_SCHEMA, compression="none", use_dictionary=False)
 
-    def good(self, fields: list[str], line: int) -> None:
-        self._good.append(fields)
-        self._good_lines.append(line)
-        self._count()
-
-    def malformed(self, fields: list[str], line: int, reason: str) -> None:
-        self._bad.append((line, reason, json.dumps(fields)))
-        self._count()
-
-    def _count(self) -> None:
-        self.rows += 1
-        if len(self._good) + len(self._bad) >= self.chunk_rows:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the collected rows (an empty file with the schema when there were none)."""
-        columns = list(zip(*self._good)) if self._good else [()] * (max(self.positions.values()) + 1)
-        good = {f"raw_{c}": pa.array(columns[self.positions[c]], pa.string()) if c in self.positions
-                else pa.nulls(len(self._good), pa.string()) for c in STAGED_FIELDS}
-        lines, reasons, records = zip(*self._bad) if self._bad else ((), (), ())
-        table = pa.table({
-            **{name: pa.concat_arrays([values, pa.nulls(len(lines), pa.string())]) for name, values in good.items()},
-            "source_row": pa.array(self._good_lines + list(lines), pa.int64()),
-            "malformed_reason": pa.array([None] * len(self._good) + list(reasons), pa.string()),
-            "malformed_record": pa.array([None] * len(self._good) + list(records), pa.string()),
-        }, schema=STAGED_SCHEMA)
-        if self._writer is None:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.target, STAGED_SCHEMA)
-        self._writer.write_table(table)
-        self._good, self._good_lines, self._bad = [], [], []
+    def write(self, good: list[pa.Array], good_lines: pa.Array, bad: list[tuple[int, str, str]]) -> None:
+        """Well-formed rows (one array per file column, their line numbers) and malformed ones."""
+        lines, reasons, records = zip(*bad) if bad else ((), (), ())
+        empty = pa.nulls(len(lines), pa.string())
+        columns = {f"raw_{c}": pa.concat_arrays([good[self.positions[c]], empty]) if c in self.positions
+                   else pa.nulls(len(good_lines) + len(lines), pa.string()) for c in STAGED_FIELDS}
+        nothing = pa.nulls(len(good_lines), pa.string())
+        table = pa.table({**columns,
+                          "source_row": pa.concat_arrays([good_lines, pa.array(lines, pa.int64())]),
+                          "malformed_reason": pa.concat_arrays([nothing, pa.array(reasons, pa.string())]),
+                          "malformed_record": pa.concat_arrays([nothing, pa.array(records, pa.string())])},
+                         schema=STAGED_SCHEMA)
+        self.rows += table.num_rows
+        if table.num_rows:
+            self._writer.write_table(table, row_group_size=self.chunk_rows)
 
     def close(self) -> None:
-        """Write the rows of the last, partial chunk (or the empty file), then finish the file."""
-        if self._writer is None or self._good or self._bad:
-            self.flush()
         self._writer.close()
 
 
@@ -191,7 +161,7 @@ def staged_insurance_csv(path: str | Path, staging_root: Path, chunk_rows: int =
     """Stage ``path`` under ``staging_root`` for the duration of the block, then remove it (and
     whatever the load wrote beside it under the staged file's name).
 
-    ``id_column``: the name of the optional member-id column; ``chunk_rows``: rows per write.
+    ``id_column``: the name of the optional member-id column; ``chunk_rows``: rows per row group.
 
     Raises ``UserError`` when the file cannot be read as the insurance format; all such
     errors come out of the staging pass, before the caller writes any table.
@@ -231,51 +201,106 @@ def _open_regular(path: Path):
         raise UserError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
-def _first_non_utf8(path: Path) -> tuple[int, int]:
-    """(line, byte in that line), 1-based, of the first byte that is not UTF-8.
-
-    Read again on the error path only: the decoder reads ahead of the CSV parser, so the
-    parser's line number at the error is not the line that holds the byte."""
-    with path.open("rb") as raw:
-        for number, line in enumerate(raw, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return number, exc.start + 1
-    return 0, 0
-
-
 def _stage(path: Path, target: Path, chunk_rows: int, id_column: str) -> StagedCsv:
     with _open_regular(path) as raw:
         _check_text(path, raw.read(SNIFF_BYTES))
         raw.seek(0)
-        hashing = _HashingReader(raw)
-        text = io.TextIOWrapper(io.BufferedReader(hashing, READ_BUFFER_BYTES), encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
+        digest = hashlib.sha256()
+        blocks = _text_blocks(path, raw, digest)
+        first_line, text = next(blocks)          # the sniff saw text: there is a first block
+        end = text.index("\n")
+        header = _record(path, text[:end], first_line)
+        positions = _check_header(path, header, id_column)
+        writer = _StagedWriter(target, positions, chunk_rows)
         try:
-            header = next(reader)
-            positions = _check_header(path, header, id_column)
-            writer = _ChunkWriter(target, positions, chunk_rows)
-            _stream_rows(reader, writer, len(header))
+            _stage_block(path, text[end + 1:], first_line + 1, len(header), writer)
+            for first_line, text in blocks:
+                _stage_block(path, text, first_line, len(header), writer)
+        finally:
             writer.close()
-        except csv.Error as exc:
-            raise UserError(f"{path}: not readable as CSV at line {reader.line_num}: {exc}") from exc
-        except UnicodeDecodeError:
-            line, byte = _first_non_utf8(path)
-            raise UserError(f"{path}: not UTF-8 text: line {line}, byte {byte} (save the file as UTF-8)") from None
-    return StagedCsv(path=path.resolve(), fingerprint=hashing.digest.hexdigest(),
+    return StagedCsv(path=path.resolve(), fingerprint=digest.hexdigest(),
                      header=tuple(h.strip().lower() for h in header), staged=target, rows=writer.rows,
                      fields=tuple(f"raw_{name}" for name, _ in sorted(positions.items(), key=lambda item: item[1])),
                      member_ids=MEMBER_ID in positions)
 
 
-def _stream_rows(reader, writer: _ChunkWriter, width: int) -> None:
-    """Every record after the header to ``writer``: well-formed, or malformed with its reason."""
-    for fields in reader:
-        if not fields or len(fields) <= 1 and not fields[0].strip():
-            continue  # a blank line is not a record
-        if len(fields) == width:
-            writer.good(fields, reader.line_num)
-        else:
-            writer.malformed(fields, reader.line_num, f"row has {len(fields)} fields, expected {width}")
+def _text_blocks(path: Path, raw, digest) -> Iterator[tuple[int, str]]:
+    """The file as text in blocks of whole lines, each with its first line's number, hashing every byte.
 
+    Line breaks are the ``csv`` module's (``\\r\\n``, ``\\r`` or ``\\n``), each made ``\\n``; every
+    block, the last too, ends with one. A line is never cut, however long."""
+    pending: list[bytes] = []
+    line, decoding = 1, "utf-8-sig"                    # a byte-order mark only at the start
+    while data := raw.read(BLOCK_BYTES):
+        digest.update(data)
+        # the last line break of the read (a "\\r" at its very end may be the first half of "\\r\\n")
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
+        if not cut:
+            pending.append(data)
+            continue
+        text = _decoded(path, b"".join([*pending, data[:cut]]), decoding, line)
+        pending, decoding = [data[cut:]], "utf-8"
+        yield line, text
+        line += text.count("\n")
+    rest = b"".join(pending)
+    if rest:
+        text = _decoded(path, rest, decoding, line)
+        yield line, text if text.endswith("\n") else text + "\n"
+
+
+def _decoded(path: Path, data: bytes, encoding: str, first_line: int) -> str:
+    """``data`` (whole lines from ``first_line`` on) as text, its line breaks made ``\\n``; a byte
+    that is not UTF-8 refuses the file, named by its line and its byte in that line (1-based)."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        before = exc.object[:exc.start]                # after a byte-order mark, if any
+        line = first_line + before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n")
+        byte = exc.start - max(before.rfind(b"\n"), before.rfind(b"\r"))
+        raise UserError(f"{path}: not UTF-8 text: line {line}, byte {byte} (save the file as UTF-8)") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _record(path: Path, line: str, number: int) -> list[str]:
+    """The fields of one line as the ``csv`` module reads them; a quoted field may not run past the line."""
+    try:
+        fields = next(csv.reader([line + "\n"]))
+    except csv.Error as exc:
+        raise UserError(f"{path}: not readable as CSV at line {number}: {exc}") from exc
+    if any("\n" in field for field in fields):
+        raise UserError(f"{path}: not readable as CSV at line {number}: a quoted field runs past the end of "
+                        "the line (line breaks inside quotes are not allowed)")
+    return fields
+
+
+def _stage_block(path: Path, text: str, first_line: int, width: int, writer: _StagedWriter) -> None:
+    """Every record of ``text`` (whole lines) to ``writer``: well-formed, or malformed with its reason.
+
+    A line without quotes and within the ``csv`` module's field limit is split on commas by Arrow,
+    which is what the module would read; the rest (quotes, very long lines) and every line that
+    is not ``width`` fields (blank lines, malformed rows: few) are read by the module itself."""
+    kind = pa.string() if len(text) < LARGE_TEXT else pa.large_string()   # a block is large only for a huge line
+    lines = pc.split_pattern(pa.array([text], kind), "\n").flatten()
+    lines = lines.slice(0, len(lines) - 1)             # what follows the last line break: nothing
+    numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
+    plain = pc.invert(pc.or_(pc.match_substring(lines, '"'), pc.greater(pc.binary_length(lines), FIELD_LIMIT)))
+    plain_lines, plain_numbers = lines.filter(plain), numbers.filter(plain)
+    fields = pc.split_pattern(plain_lines, ",")
+    well = pc.equal(pc.list_value_length(fields), width)
+    rows = fields.filter(well)
+    good = [pc.list_element(rows, index).cast(pa.string()) for index in range(width)]
+    others = zip(plain_lines.filter(pc.invert(well)).to_pylist() + lines.filter(pc.invert(plain)).to_pylist(),
+                 plain_numbers.filter(pc.invert(well)).to_pylist() + numbers.filter(pc.invert(plain)).to_pylist())
+    extra, extra_lines, bad = [], [], []
+    for line, number in others:
+        record = _record(path, line, number)
+        if not record or len(record) == 1 and not record[0].strip():
+            continue                                   # a blank line is not a record
+        if len(record) == width:
+            extra.append(record)
+            extra_lines.append(number)
+        else:
+            bad.append((number, f"row has {len(record)} fields, expected {width}", json.dumps(record)))
+    if extra:
+        good = [pa.concat_arrays([column, pa.array(values, pa.string())]) for column, values in zip(good, zip(*extra))]
+    writer.write(good, pa.concat_arrays([plain_numbers.filter(well), pa.array(extra_lines, pa.int64())]), bad)

@@ -48,7 +48,9 @@ KEY = "patient_natural_key"
 # process tree within 2 GB whatever the file's size). The results go to Parquet, not to memory.
 MEMORY_LIMIT = "1GB"
 # Spark's text of a double (Java's Double.toString): what its reasons and content keys show.
+# The plain case comes first: it is nearly every value (NaN compares above every number in DuckDB).
 JAVA_DOUBLE = """CREATE MACRO java_double(v) AS CASE
+  WHEN abs(v) >= 1e-3 AND abs(v) < 1e7 THEN CAST(v AS VARCHAR)
   WHEN v IS NULL THEN NULL WHEN isnan(v) THEN 'NaN'
   WHEN isinf(v) THEN CASE WHEN v > 0 THEN 'Infinity' ELSE '-Infinity' END
   WHEN v = 0 OR (abs(v) >= 1e-3 AND abs(v) < 1e7) THEN CAST(v AS VARCHAR)
@@ -138,10 +140,24 @@ def _parsed_columns() -> str:
                       f"{_trimmed('member_id')} AS member_id"])
 
 
-def _first_failure(checks: list[tuple[str, str, str]]) -> tuple[str, str, str]:
-    """(index, column, reason) of the first failing check: each condition is evaluated once, the
-    column and reason only for the rows that fail (most rows pass)."""
-    index = " ".join(f"WHEN {condition} THEN {number}" for number, (_, _, condition) in enumerate(checks))
+def _passes(member_ids: bool) -> str:
+    """True for a row that no check of ``record_checks`` fails, from the parsed values alone: a
+    parsed number is never missing or non-finite (the patterns take digits only) and a category
+    in its list is not missing. Most rows pass, and this spares them the checks' patterns."""
+    def within(column: str, bounds) -> str:
+        return f"{column} BETWEEN {bounds[0]} AND {bounds[1]}"
+
+    return " AND ".join([*(["member_id <> ''"] if member_ids else []), within("age", AGE_RANGE),
+                         f"sex IN ({', '.join(map(_text, SEXES))})", within("bmi", BMI_RANGE),
+                         within("children", CHILDREN_RANGE), "smoker IS NOT NULL",
+                         f"region IN ({', '.join(map(_text, REGIONS))})", within("annual_charges", CHARGES_RANGE)])
+
+
+def _first_failure(checks: list[tuple[str, str, str]], passes: str) -> tuple[str, str, str]:
+    """(index, column, reason) of the first failing check: each condition is evaluated once and only
+    for rows that do not plainly pass (``passes``), the column and reason only for the rows that fail."""
+    index = f"WHEN {passes} THEN NULL " + " ".join(
+        f"WHEN {condition} THEN {number}" for number, (_, _, condition) in enumerate(checks))
     columns = " ".join(f"WHEN {number} THEN {_text(column)}" for number, (column, _, _) in enumerate(checks))
     reasons = " ".join(f"WHEN {number} THEN {reason}" for number, (_, reason, _) in enumerate(checks))
     return f"CASE {index} END", f"CASE _failed {columns} END", f"CASE _failed {reasons} END"
@@ -182,19 +198,19 @@ def _spool(catalog):
 
 def _to_parquet(connection, query: str, path: Path, spec) -> ds.Dataset:
     """``query``'s rows written to ``path`` by DuckDB, read back lazily with ``spec``'s schema."""
-    connection.execute(f"COPY ({query}) TO {_text(str(path))} (FORMAT parquet)")
+    # read once, soon after, by the Delta commit: no codec to spend time on
+    connection.execute(f"COPY ({query}) TO {_text(str(path))} (FORMAT parquet, COMPRESSION uncompressed)")
     return ds.dataset(str(path), format="parquet", schema=spec.arrow_schema())
 
 
 def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> None:
     """The view ``judged``: every well-formed row parsed, keyed and with its first failure."""
     checks = record_checks(staged.member_ids)
-    failed, failed_column, failed_reason = _first_failure(checks)
+    failed, failed_column, failed_reason = _first_failure(checks, _passes(staged.member_ids))
     duplicate_key = ["member_id"] if staged.member_ids else list(CONTENT_COLUMNS)
     duplicate_column = keys.id_column if staged.member_ids else "row"
-    fields = ", ".join(staged.fields)
     connection.execute(f"""CREATE VIEW judged AS
-      WITH parsed AS (SELECT *, {_parsed_columns()}, to_json([{fields}]) AS raw_record
+      WITH parsed AS (SELECT *, {_parsed_columns()}
                       FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NULL),
       failing AS (SELECT *, {failed} AS _failed FROM parsed),
       checked AS (SELECT * EXCLUDE (_failed), {failed_column} AS _column, {failed_reason} AS _reason FROM failing),
@@ -221,12 +237,17 @@ def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) 
                                     [KEY, "source"])
     connection.register("others", others)
     duplicate_column = keys.id_column if staged.member_ids else "row"
-    # A table, not a view: the valid and the rejected rows are read from one evaluation.
-    connection.execute(f"""CREATE TEMP TABLE flagged AS SELECT j.*, o._loaded_from FROM judged j LEFT JOIN
-      (SELECT {KEY}, min(source) AS _loaded_from FROM others GROUP BY {KEY}) o USING ({KEY})""")  # nosec B608 # names from tables.py, values quoted
+    # A table, not a view: the valid and the rejected rows are read from one evaluation. It holds
+    # the typed columns only, and the fields as read (to_json) only of the rows quarantined.
+    present = [KEY, "member_id", "sex", "age", "bmi", "children", "smoker", "region", "annual_charges",
+               "as_of_date", "source", "source_row"]
+    connection.execute(f"""CREATE TEMP TABLE flagged AS
+      SELECT {', '.join(f'j.{c}' for c in present)}, j._column, j._reason, o._loaded_from,
+             CASE WHEN j._column IS NOT NULL OR o._loaded_from IS NOT NULL
+                  THEN to_json([{', '.join(staged.fields)}]) END AS raw_record
+      FROM judged j LEFT JOIN (SELECT {KEY}, min(source) AS _loaded_from FROM others GROUP BY {KEY}) o
+      USING ({KEY})""")  # nosec B608 # names from tables.py, values quoted
     silver_types = SILVER_PATIENTS_SPEC.columns.types
-    present = {KEY, "member_id", "sex", "age", "bmi", "children", "smoker", "region", "annual_charges",
-               "as_of_date", "source", "source_row"}
     silver = ", ".join(c if c in present else f"CAST(NULL AS {silver_types[c]}) AS {c}"
                        for c in SILVER_COLUMNS)
     valid = _to_parquet(connection, f"SELECT {silver} FROM flagged WHERE _column IS NULL AND _loaded_from IS NULL",  # nosec B608 # names from tables.py, values quoted

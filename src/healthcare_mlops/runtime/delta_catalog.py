@@ -203,7 +203,9 @@ class DeltaCatalog(TableCatalog):
                             partition_by=partition_by or list(partition), schema_mode="merge",
                             configuration=configuration)
         elif mode == "append":
-            write_deltalake(str(path), stream, mode="append", schema_mode="merge", partition_by=partition_by,
+            # a table keeps its own partitioning (dim_patients of a home made before it was partitioned)
+            kept = list(self.delta_table(name).metadata().partition_columns) if exists else partition_by
+            write_deltalake(str(path), stream, mode="append", schema_mode="merge", partition_by=kept or None,
                             configuration=configuration)
         else:
             write_deltalake(str(path), stream, mode="overwrite", schema_mode="overwrite",
