@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -26,7 +27,7 @@ from healthcare_mlops.modeling.training import (FOLDS, LEARNING_CURVE_SHARES, MI
                                                 TRAINING_THREADS, cross_validate, select_candidate, train,
                                                 training_pool)
 from healthcare_mlops.runtime.mlflow_setup import configure_mlflow
-from healthcare_mlops.tasks.model_training import CHALLENGER, log_and_register
+from healthcare_mlops.tasks.model_training import CHALLENGER, log_and_register, model_requirements
 
 FAST = ("linear_huber",)          # the fastest candidate, and the one usually selected
 
@@ -256,6 +257,28 @@ def test_registered_version_has_alias_challenger_and_the_output_contract(setting
         model.predict(members.assign(age=[140, 30]))
     with pytest.raises(MlflowException, match="region"):
         model.predict(members.assign(region=["mars", "southeast"]))
+    _assert_requirements_are_stated_and_complete(f"models:/{settings.model_name}@{CHALLENGER}")
+
+
+def _assert_requirements_are_stated_and_complete(model_uri: str) -> None:
+    """The logged requirements are the stated list (installable: without this package, which the
+    model carries), and MLflow's own inference (the model loaded in a new process) finds nothing else."""
+    from mlflow.utils.environment import infer_pip_requirements
+
+    local = mlflow.artifacts.download_artifacts(model_uri)
+    logged = (Path(local) / "requirements.txt").read_text().split()
+    assert logged == model_requirements(explained_by_tree=False)
+    assert not any(line.startswith("healthcare-mlops") for line in logged)
+    inferred = {line.split("==")[0] for line in infer_pip_requirements(local, "python_function")}
+    assert inferred - {"healthcare-mlops"} <= {line.split("==")[0] for line in logged}, inferred
+
+
+def test_a_tree_model_s_requirements_add_shap_and_every_one_is_pinned_to_what_is_installed():
+    from importlib.metadata import version
+
+    linear, tree = model_requirements(explained_by_tree=False), model_requirements(explained_by_tree=True)
+    assert tree == [*linear, f"shap=={version('shap')}"]
+    assert f"scikit-learn=={version('scikit-learn')}" in linear and f"cloudpickle=={version('cloudpickle')}" in linear
 
 
 @pytest.mark.parametrize("breakage,message", [

@@ -13,7 +13,8 @@ from pathlib import Path
 
 GIT_COMMIT_ENV = "HEALTHCARE_MLOPS_GIT_COMMIT"
 # The distributions whose versions shape a trained model (fit, numerics, serialization, I/O).
-MODEL_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "mlflow", "pyarrow", "healthcare-mlops")
+SELF_DISTRIBUTION = "healthcare-mlops"
+MODEL_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "mlflow", "pyarrow", SELF_DISTRIBUTION)
 _HERE = Path(__file__).resolve().parent
 
 

@@ -33,7 +33,8 @@ from healthcare_mlops.modeling.training import (IMPORTANCE_KEY, LEARNING_CURVE_F
 from healthcare_mlops.monitoring.drift import reference_counts
 from healthcare_mlops.monitoring.evaluation import column_specs
 from healthcare_mlops.monitoring.performance_estimate import MIN_REFERENCE_ROWS, fit_estimator, labelled_reference
-from healthcare_mlops.runtime.lineage import git_commit, git_dirty, installed_versions
+from healthcare_mlops.runtime.lineage import (MODEL_PACKAGES, SELF_DISTRIBUTION, git_commit, git_dirty,
+                                              installed_versions)
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import ML_INSURANCE_FEATURES
 
@@ -77,11 +78,19 @@ def _input_example(inputs) -> pd.DataFrame:
     return typed_model_input(rows.assign(**{c: "unknown" for c in extra}), extra)
 
 
-def explainer_requirements(explainer) -> list[str]:
-    """shap for a tree model's explanations (imported only when one is explained, so MLflow cannot infer it)."""
+def model_requirements(explained_by_tree: bool) -> list[str]:
+    """The pip requirements logged with the model, stated instead of inferred.
+
+    MLflow infers them by loading the model in a new process (12-17 s of every registration),
+    and it listed this package itself, which is no PyPI package (it ships inside the model,
+    ``code_paths``): an environment built from that list cannot be installed. The model
+    imports the lineage's MODEL_PACKAGES, cloudpickle (the pyfunc's pickle) and, for a tree
+    model's explanations, shap; tests/test_training.py checks MLflow's inference finds no other."""
     from importlib.metadata import version
 
-    return [f"shap=={version('shap')}"] if explainer is not None and explainer.kind == TREE else []
+    packages = [name for name in MODEL_PACKAGES if name != SELF_DISTRIBUTION]
+    packages += ["cloudpickle", *(["shap"] if explained_by_tree else [])]
+    return [f"{name}=={version(name)}" for name in packages]
 
 
 def importance_metrics(importance_usd: dict) -> dict:
@@ -170,7 +179,7 @@ def log_and_register(runtime: Runtime, result: TrainingResult, data_version: dic
             name="model", python_model=model, signature=signature, input_example=example,
             metadata=model_metadata(example), code_paths=[str(PACKAGE_DIR)],
             registered_model_name=settings.model_name,
-            extra_pip_requirements=explainer_requirements(result.explainer))
+            pip_requirements=model_requirements(result.explainer is not None and result.explainer.kind == TREE))
         version = str(info.registered_model_version)
         client.set_registered_model_alias(settings.model_name, CHALLENGER, version)
         for key, value in tags.items():
