@@ -305,3 +305,28 @@ def test_batch_scoring_explains_the_flagged_members_exactly_as_it_would_explain_
     assert (everyone.loc[~review, "top_reasons"] != "").all()
     pd.testing.assert_frame_equal(quiet.drop(columns=list(batch.EXPLAINED)),
                                   everyone[~review].drop(columns=list(batch.EXPLAINED)))
+
+
+@pytest.mark.slow          # trains a tree model
+def test_a_tree_champions_batch_explanations_by_pattern_are_shaps_per_row_ones(monkeypatch):
+    """Batch scoring of a tree champion explains flagged members tree by tree over split patterns
+    (explanations/tree_patterns.py): the same table as shap's per-row pass, to rounding in the USD columns
+    and exactly in the words, and the same for a flagged member whether or not everyone is explained."""
+    from healthcare_mlops.explanations import tree_patterns
+    from healthcare_mlops.scoring import batch
+
+    result = train(_members(600, 5), seed=5, candidates=("hist_gradient_boosting_absolute_error",))
+    frame = _members(1_500, 21).assign(sex="female", age_band="x")
+    rules = BusinessRules(ScoringThresholds(min_predicted_charges=9_000.0, review_interval_width_ratio=9.0),
+                          training_range=TrainingRange.from_reference(result.reference))
+    flagged = batch.score_frame(frame, _model(result), rules)
+    review = flagged["requires_review"].to_numpy()
+    assert tree_patterns.PATTERN_MIN_ROWS <= review.sum() < len(flagged)
+    everyone = batch.score_frame(frame, _model(result), rules, explain=batch.EXPLAIN_ALL)
+    pd.testing.assert_frame_equal(flagged[review], everyone[review])
+    monkeypatch.setattr(tree_patterns, "PATTERN_MIN_ROWS", len(frame) + 1)          # shap's per-row pass
+    per_row = batch.score_frame(frame, _model(result), rules)
+    usd = list(EXPLANATION_COLUMNS)
+    pd.testing.assert_frame_equal(flagged.drop(columns=usd), per_row.drop(columns=usd))
+    np.testing.assert_allclose(flagged.loc[review, usd].to_numpy(float), per_row.loc[review, usd].to_numpy(float),
+                               rtol=1e-9, atol=1e-6)

@@ -18,8 +18,10 @@ is shared equally between them).
   independent masker, computed here with one matrix product.
 - Tree models (random forest, gradient boosting, histogram gradient boosting): shap's
   TreeExplainer (path-dependent TreeSHAP, exact) on the fitted regressor; shap is imported
-  only when a tree model is explained. A log-link model (Poisson or gamma loss) predicts
-  ``exp(margin)``, and TreeSHAP is exact on the margin: its values ``phi_j`` are turned into
+  only when a tree model is explained. A batch of rows is explained tree by tree over the
+  rows' distinct split patterns (``tree_patterns.py``: the same values to rounding, several
+  times faster). A log-link model (Poisson or gamma loss) predicts ``exp(margin)``, and
+  TreeSHAP is exact on the margin: its values ``phi_j`` are turned into
   USD by one factor per member, ``(prediction - exp(base margin)) / sum(phi)``, so each
   input keeps its share and sign of the margin and the USD amounts add up exactly
   (base = ``exp(base margin)``).
@@ -34,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from healthcare_mlops.errors import UserError
+from healthcare_mlops.explanations.tree_patterns import pattern_pass_applies, pattern_shap_values
 from healthcare_mlops.features.definitions import FEATURE_SOURCES, MODEL_INPUT_COLUMNS
 # The explanation's columns are predictions-table columns (tables.py); re-exported here.
 from healthcare_mlops.tables import (BASE_COLUMN, CONTRIBUTION_COLUMNS, CONTRIBUTION_PREFIX,  # noqa: F401
@@ -151,7 +154,10 @@ class Explainer:
 
     def _tree_values(self, regressor, encoded: np.ndarray) -> tuple[float, np.ndarray]:
         tree = self._tree_explainer(regressor)
-        phi = np.asarray(tree.shap_values(encoded, check_additivity=False), dtype=float)
+        if pattern_pass_applies(tree, len(encoded)):    # a batch: each tree once per split pattern
+            phi = pattern_shap_values(tree, encoded)
+        else:
+            phi = np.asarray(tree.shap_values(encoded, check_additivity=False), dtype=float)
         margin_base = float(np.ravel(tree.expected_value)[0])
         if not self.log_link:
             return margin_base, phi
