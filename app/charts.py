@@ -9,6 +9,9 @@ the accessible labels the browser test counts.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 import altair as alt
 import pandas as pd
 
@@ -31,6 +34,33 @@ def _finish(chart, title: str):
     """The title, the height and the SVG renderer every chart shares."""
     return chart.properties(title=alt.Title(title, anchor="start"), height=HEIGHT,
                             usermeta={"embedOptions": {"renderer": "svg"}})
+
+
+# Altair's theme and data transformer are process-wide settings: one conversion at a time.
+_CONVERSION_LOCK = threading.Lock()
+
+
+def vega_lite_spec(chart) -> dict:
+    """``chart`` as the Vega-Lite spec ``st.altair_chart`` would send, as a plain dict that can be cached.
+
+    As Streamlit does: Altair's default theme off (its fixed sizes fight the container's width) and each
+    frame kept as a frame under a name made from its content (Streamlit sends it as Arrow, so dates stay
+    instants instead of Altair's zone-less text, which a browser reads in its own time zone).
+    """
+    datasets: dict[str, pd.DataFrame] = {}
+
+    def by_name(frame: pd.DataFrame) -> dict:
+        digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).values.tobytes())
+        digest.update(repr(list(frame.columns)).encode())
+        name = f"data-{digest.hexdigest()[:20]}"
+        datasets[name] = frame
+        return {"name": name}
+
+    alt.data_transformers.register("console_named_frames", by_name)
+    with _CONVERSION_LOCK, alt.theme.enable("none"), alt.data_transformers.enable("console_named_frames"):
+        spec = chart.to_dict()
+    spec["datasets"] = {**spec.get("datasets", {}), **datasets}
+    return spec
 
 
 def _category_of(score: float) -> str:

@@ -23,7 +23,7 @@ def show_member(member: dict, key: str) -> None:
     if member.get("outside_training_range"):
         st.warning(f"Outside what the model was trained on: {member['outside_training_range']}. "
                    "The prediction extrapolates there.")
-    ui.chart(charts.member_waterfall(member), key)
+    ui.chart(charts.member_waterfall, member, key=key)
     if member.get("top_reasons"):
         st.markdown(f"**Why:** {member['top_reasons']}")
 
@@ -33,6 +33,6 @@ def show_importance(importance) -> None:
     if importance.empty:
         st.info("No global importance recorded for these versions (trained before explanations).")
         return
-    ui.chart(charts.importance_bars(importance), "gov_importance")
+    ui.chart(charts.importance_bars, importance, key="gov_importance")
     st.caption("Mean |contribution| of each input over the version's training frame, in USD: what the model "
                "relies on. The champion's are also the composite drift score's weights.")

@@ -155,12 +155,23 @@ def every_row(frame: pd.DataFrame, lines: int = 1) -> int:
     return _HEADER_PIXELS + len(frame) * (_ROW_PADDING + _LINE_PIXELS * lines if lines > 1 else _ROW_PIXELS) + 3
 
 
-def chart(figure, key: str, where=st) -> None:
-    """A chart (app/charts.py) as wide as its column ``where``, in a container keyed ``key``: Streamlit
-    gives a chart without selections no ``st-key-<key>`` class of its own, and the browser tests and
-    benchmark find elements by that class."""
+def chart(builder, *arguments, key: str, where=st) -> None:
+    """The chart ``builder(*arguments)`` (app/charts.py) as wide as its column ``where``, in a container keyed
+    ``key``: Streamlit gives a chart without selections no ``st-key-<key>`` class of its own, and the browser
+    tests and benchmark find elements by that class. Its Vega-Lite spec is built once per process for the
+    same arguments (``_chart_spec``), not on every session's run."""
     with where.container(key=key):
-        st.altair_chart(figure, width="stretch")
+        st.vega_lite_chart(_chart_spec(builder.__name__, *arguments), width="stretch")
+
+
+# Building an Altair chart and converting it to Vega-Lite was most of a page run's server time on a warm
+# server (benchmarks/README.md, issue 29); the arguments are the already aggregated frames the page shows,
+# so a spec is valid for as long as they are the same, whoever asks.
+@st.cache_data(show_spinner=False, max_entries=512)
+def _chart_spec(builder: str, *arguments) -> dict:
+    from app import charts
+
+    return charts.vega_lite_spec(getattr(charts, builder)(*arguments))
 
 
 def thresholds_in_words(names: pd.Series, values: pd.Series, missing: str = "none (information only)") -> list[str]:

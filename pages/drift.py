@@ -58,7 +58,7 @@ def _estimated_performance(metrics: pd.DataFrame) -> None:
             card.caption(f"interval {fmt.format(lower)} to {fmt.format(upper)}")
     history = data.query("estimated_mae_history")
     if not history.empty and history["value"].notna().any():
-        ui.chart(charts.estimated_mae(history), "drift_estimated_mae")
+        ui.chart(charts.estimated_mae, history, key="drift_estimated_mae")
 
 
 def _alerts(identity) -> None:
@@ -116,7 +116,7 @@ def render() -> None:
         c2.metric("Latest window", str(latest["window_end"]),
                   help=f"Scored batches from {latest['window_start']} to {latest['window_end']}")
         c3.metric("Monitoring runs", f"{len(composite):,}")
-        ui.chart(charts.composite_drift(composite, threshold), "drift_composite")
+        ui.chart(charts.composite_drift, composite, threshold, key="drift_composite")
 
         psi = data.query("psi_history")
         if not psi.empty:
@@ -126,7 +126,7 @@ def render() -> None:
             repeated = labels["run_label"].duplicated(keep=False)
             labels.loc[repeated, "run_label"] += " #" + labels.loc[repeated, "run_id"].astype(str).str[-6:]
             psi = psi.merge(labels[["run_id", "run_label"]], on="run_id")
-            ui.chart(charts.psi_heatmap(psi, moderate, significant), "drift_psi")
+            ui.chart(charts.psi_heatmap, psi, moderate, significant, key="drift_psi")
         metrics = data.query("drift_run_metrics", run_id=str(latest["run_id"]))
         _side_by_side(metrics)
         _estimated_performance(metrics)

@@ -123,12 +123,12 @@ def render() -> None:
     left, right = st.columns(2)
     # The bars are the quantity the check judges, against the check's band: a bar is inside the band
     # exactly when the group passes (groups too small to judge are drawn but not judged).
-    ui.chart(charts.calibration_bars(groups, column, t.calibration_ratio_min, t.calibration_ratio_max),
-             "fairness_calibration", where=left)
+    ui.chart(charts.calibration_bars, groups, column, t.calibration_ratio_min, t.calibration_ratio_max,
+             key="fairness_calibration", where=left)
     left.caption("Each group's mean predicted / mean actual divided by everyone else's: an overall shift "
                  "(judged as performance, Drift page) moves every group alike and leaves these bars at 1.")
-    ui.chart(charts.group_metric_bars(groups, "critical_share", f"Share flagged critical by {column}"),
-             "fairness_critical", where=right)
+    ui.chart(charts.group_metric_bars, groups, "critical_share", f"Share flagged critical by {column}",
+             key="fairness_critical", where=right)
 
     st.subheader("Over time")
     history = data.query("fairness_history")
@@ -140,8 +140,8 @@ def render() -> None:
                    "start with the second run.")
     if part[metric].notna().any():
         band = (t.calibration_ratio_min, t.calibration_ratio_max) if metric == "relative_calibration" else ()
-        ui.chart(charts.metric_over_time(part, metric, f"{METRICS[metric]} by {column}", *band),
-                 "fairness_over_time")
+        ui.chart(charts.metric_over_time, part, metric, f"{METRICS[metric]} by {column}", *band,
+                 key="fairness_over_time")
     else:
         st.info(f"No {METRICS[metric]} recorded for {column} yet.")
 

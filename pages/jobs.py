@@ -89,7 +89,7 @@ def render() -> None:
         c3.metric("Succeeded", f"{succeeded:,}")
         c4.metric("Not succeeded", f"{len(runs) - succeeded - running:,}")
         if runs["duration_seconds"].notna().any():
-            ui.chart(charts.job_durations(runs.dropna(subset=["duration_seconds"])), "jobs_durations")
+            ui.chart(charts.job_durations, runs.dropna(subset=["duration_seconds"]), key="jobs_durations")
         shown = runs.assign(error=runs["error"].map(
             lambda e: e.strip().splitlines()[0][:160] if isinstance(e, str) and e.strip() else ""))
         ui.table(shown, key="jobs_runs", wide=("error",))

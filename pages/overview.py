@@ -46,7 +46,7 @@ def render() -> None:
         _why_another_version(summary, registry)
         counts = data.category_counts(scoring_date)
         left, right = st.columns([3, 2])
-        ui.chart(charts.category_bar(counts), "overview_categories", where=left)
+        ui.chart(charts.category_bar, counts, key="overview_categories", where=left)
         with right:
             ui.table(counts.rename(columns={"risk_category": "category"}), key="overview_category_table")
 

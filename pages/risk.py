@@ -59,11 +59,11 @@ def render() -> None:
         return
 
     left, right = st.columns(2)
-    ui.chart(charts.risk_histogram(view["bins"], data.HISTOGRAM_BIN_WIDTH), "risk_histogram", where=left)
+    ui.chart(charts.risk_histogram, view["bins"], data.HISTOGRAM_BIN_WIDTH, key="risk_histogram", where=left)
     with right:
         dimension = st.radio("Category mix by", list(SCORED_RATING_FACTORS), horizontal=True,
                              format_func=lambda d: d.replace("_", " "), key="risk_mix_dimension")
-        ui.chart(charts.category_mix(view["mix"], dimension), "risk_mix")
+        ui.chart(charts.category_mix, view["mix"], dimension, key="risk_mix")
 
     st.subheader("Review queue")
     queue = data.query("review_queue", **params)
