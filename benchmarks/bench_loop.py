@@ -14,6 +14,7 @@ within 1 % of the full-data figure.
 
     .venv/bin/python benchmarks/bench_loop.py                         # 100k and 1M
     .venv/bin/python benchmarks/bench_loop.py --sizes 5000 20000      # a quick look
+    .venv/bin/python benchmarks/bench_loop.py --candidates hist_gradient_boosting_absolute_error  # a tree champion
 
 Governance runs the model_governance job; its outcome is printed, and a version the checks keep
 back (a soft referral on generated data) is promoted by an approver's recorded override
@@ -47,19 +48,21 @@ def timed(times: dict, step: str, work):
     return result
 
 
-def full_selection(settings, as_of: dt.date, seed: int) -> tuple[str, float]:
-    """The candidate and CV MAE that comparing every candidate on every training row gives."""
+def full_selection(settings, as_of: dt.date, seed: int, candidates: tuple | None = None) -> tuple[str, float]:
+    """The candidate and CV MAE that comparing the candidates (default: all) on every training row gives."""
     from healthcare_mlops.composition import build_runtime
+    from healthcare_mlops.modeling.estimators import CANDIDATES
     from healthcare_mlops.modeling.training import train
     from healthcare_mlops.tasks.model_training import load_training_frame
 
     frame, _ = load_training_frame(build_runtime(settings).catalog, as_of)
-    result = train(frame, seed=seed, workers=len(os.sched_getaffinity(0)), selection_cap=None,
+    result = train(frame, seed=seed, candidates=candidates or tuple(CANDIDATES),
+                   workers=len(os.sched_getaffinity(0)), selection_cap=None,
                    emit=lambda line: print(line, flush=True))
     return result.candidate, result.metrics["cv_mae"]
 
 
-def loop(members: int, home: Path, seed: int, as_of: dt.date, full: bool) -> dict:
+def loop(members: int, home: Path, seed: int, as_of: dt.date, full: bool, candidates: tuple | None = None) -> dict:
     """Every step once on ``members`` generated members; their times, the choice and the comparison."""
     from healthcare_mlops.composition import build_runtime
     from healthcare_mlops.settings import resolve_settings
@@ -73,7 +76,7 @@ def loop(members: int, home: Path, seed: int, as_of: dt.date, full: bool) -> dic
     print(f"\n=== {members:,} members", flush=True)
     timed(times, "generate", lambda: generate_patients(runtime, members, seed, as_of))
     timed(times, "features", lambda: feature_engineering.run(runtime, as_of))
-    summary = timed(times, "training", lambda: model_training.run(runtime, as_of, seed=seed))
+    summary = timed(times, "training", lambda: model_training.run(runtime, as_of, seed=seed, candidates=candidates))
     outcome = timed(times, "governance", lambda: make_champion(runtime, summary["version"]))
     print(f"   governance: {outcome}", flush=True)
     timed(times, "batch scoring", lambda: batch_inference.run(runtime, as_of))
@@ -85,7 +88,7 @@ def loop(members: int, home: Path, seed: int, as_of: dt.date, full: bool) -> dic
               "selection_rows": run.data.params.get("selection_rows")}
     if full:
         started = time.perf_counter()
-        chosen["full"] = full_selection(settings, as_of, seed)
+        chosen["full"] = full_selection(settings, as_of, seed, candidates)
         print(f"   full-data selection (not part of the loop): {time.perf_counter() - started:.1f} s", flush=True)
     return {"members": members, "times": times, "chosen": chosen}
 
@@ -124,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--full-selection-up-to", type=int, default=100_000,
                         help="compare every candidate on every row too, for sizes up to this many members")
+    parser.add_argument("--candidates", nargs="+", default=None,
+                        help="train only these candidates (e.g. a tree one: the loop with a tree champion)")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--as-of", default="2026-01-01")
@@ -132,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     as_of = dt.date.fromisoformat(args.as_of)
     print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="hc-bench-loop-") as scratch:
-        results = [loop(n, Path(scratch) / f"home-{n}", args.seed, as_of, n <= args.full_selection_up_to)
+        results = [loop(n, Path(scratch) / f"home-{n}", args.seed, as_of, n <= args.full_selection_up_to,
+                        tuple(args.candidates) if args.candidates else None)
                    for n in args.sizes]
     met = report(results)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
