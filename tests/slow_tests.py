@@ -52,10 +52,24 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "MLflow (left out by the fast suite: -m 'not slow')")
 
 
+# The test files that take longest (a full run's ``--durations``), longest first: they are handed
+# out first, so that with two xdist workers (a file per worker: ``./quickstart test``) neither
+# worker is left alone with one of them at the end of the run.
+LONGEST_FILES = ("test_spark_connect.py", "test_monitoring.py", "test_batch_inference.py", "test_console_pages.py",
+                 "test_governance.py", "test_performance_estimate.py", "test_spark_server.py", "test_training.py")
+
+
+def longest_first(item: pytest.Item) -> int:
+    """The item's file's place in LONGEST_FILES (the others after them, in their order)."""
+    name = item.path.name
+    return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if needs_slow_fixture(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=longest_first)       # stable: each file's tests keep their order
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from slow_tests import GUARD_MESSAGE, is_fast_run, needs_slow_fixture
+from slow_tests import GUARD_MESSAGE, LONGEST_FILES, is_fast_run, longest_first, needs_slow_fixture
 
 pytest_plugins = ["pytester"]
 
@@ -92,3 +92,12 @@ def test_no_test_of_this_run_needs_spark_unless_marked_slow(request):
     assert unmarked == []
     if is_fast_run(request.config):
         assert not [item.nodeid for item in request.session.items if item.get_closest_marker("slow")]
+
+
+def test_the_longest_files_are_handed_out_first(request):
+    """A renamed file would silently drop out of LONGEST_FILES; and this run's items follow the order."""
+    from pathlib import Path
+
+    assert all((Path(__file__).parent / name).is_file() for name in LONGEST_FILES)
+    ranks = [longest_first(item) for item in request.session.items]
+    assert ranks == sorted(ranks)
