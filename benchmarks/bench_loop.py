@@ -49,17 +49,31 @@ def timed(times: dict, step: str, work):
 
 
 def full_selection(settings, as_of: dt.date, seed: int, candidates: tuple | None = None) -> tuple[str, float]:
-    """The candidate and CV MAE that comparing the candidates (default: all) on every training row gives."""
+    """The candidate and CV MAE that comparing the candidates (default: all) on every training row
+    gives: training's split, folds and selection rule on every candidate's 5-fold CV over all
+    training rows (what ``train(selection_cap=None)`` compares, without its learning curve)."""
     from healthcare_mlops.composition import build_runtime
+    from healthcare_mlops.features.definitions import LABEL_COLUMN, MODEL_INPUT_COLUMNS
     from healthcare_mlops.modeling.estimators import CANDIDATES
-    from healthcare_mlops.modeling.training import train
+    from healthcare_mlops.modeling.splits import DEFAULT_SALT
+    from healthcare_mlops.modeling.threads import pinned_threads
+    from healthcare_mlops.modeling.training import (FOLDS, check_training_frame, cross_validate, select_candidate,
+                                                    split_by_member, with_derived_groups)
+    from healthcare_mlops.progress import Progress
     from healthcare_mlops.tasks.model_training import load_training_frame
 
     frame, _ = load_training_frame(build_runtime(settings).catalog, as_of)
-    result = train(frame, seed=seed, candidates=candidates or tuple(CANDIDATES),
-                   workers=len(os.sched_getaffinity(0)), selection_cap=None,
-                   emit=lambda line: print(line, flush=True))
-    return result.candidate, result.metrics["cv_mae"]
+    train_rows, _, folds = split_by_member(with_derived_groups(check_training_frame(frame)), DEFAULT_SALT)
+    x, y = train_rows[list(MODEL_INPUT_COLUMNS)], train_rows[LABEL_COLUMN].to_numpy(float)
+    names = candidates or tuple(CANDIDATES)
+    progress = Progress(f"full-data comparison on {len(y):,} rows", len(names) * FOLDS,
+                        lambda line: print(line, flush=True))
+    with pinned_threads():
+        results, _ = cross_validate(names, x, y, folds, seed, (), len(os.sched_getaffinity(0)), progress)
+    for name, values in results.items():
+        print(f"   {name:40} CV MAE {values['cv_mae']:10,.2f}  CV R2 {values['cv_r2']:.4f}", flush=True)
+    best = select_candidate(results)
+    return best, results[best]["cv_mae"]
 
 
 def loop(members: int, home: Path, seed: int, as_of: dt.date, full: bool, candidates: tuple | None = None) -> dict:
