@@ -53,7 +53,7 @@ JAVA_DOUBLE = """CREATE MACRO java_double(v) AS CASE
   WHEN abs(v) >= 1e-3 AND abs(v) < 1e7 THEN CAST(v AS VARCHAR)
   WHEN v IS NULL THEN NULL WHEN isnan(v) THEN 'NaN'
   WHEN isinf(v) THEN CASE WHEN v > 0 THEN 'Infinity' ELSE '-Infinity' END
-  WHEN v = 0 OR (abs(v) >= 1e-3 AND abs(v) < 1e7) THEN CAST(v AS VARCHAR)
+  WHEN v = 0 THEN CAST(v AS VARCHAR)
   ELSE CAST(v / pow(10, floor(log10(abs(v)))) AS VARCHAR) || 'E'
        || CAST(CAST(floor(log10(abs(v))) AS BIGINT) AS VARCHAR)
 END"""
