@@ -6,7 +6,7 @@ the thread count, and a laptop and a Databricks cluster have different core coun
 winner, the label-free estimate's loss models) runs pinned. OpenMP's thread count is a
 per-thread setting: a pool's threads pin themselves (``pin_this_thread``), the main thread's
 limit does not reach them. Pinned fits also keep OpenMP from spinning beside Spark or on a
-busy machine (a 1.3 s fit on 2,400 rows took 87 s unpinned at a load average of 14).
+busy machine (README, Tests: what that cost under load).
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def _input_example(inputs) -> pd.DataFrame:
 def model_requirements(explained_by_tree: bool) -> list[str]:
     """The pip requirements logged with the model, stated instead of inferred.
 
-    MLflow infers them by loading the model in a new process (12-17 s of every registration),
+    MLflow infers them by loading the model in a new process (seconds of every registration),
     and it listed this package itself, which is no PyPI package (it ships inside the model,
     ``code_paths``): an environment built from that list cannot be installed. The model
     imports the lineage's MODEL_PACKAGES, cloudpickle (the pyfunc's pickle) and, for a tree
