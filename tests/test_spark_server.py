@@ -23,7 +23,7 @@ import pytest
 from healthcare_mlops.bundle.definition import load_bundle
 from healthcare_mlops.emulator.runner import run_job
 from healthcare_mlops.emulator.spark_server import SERVER_LOG
-from healthcare_mlops.runtime.spark_session import SPARK_API_ENV, SPARK_REMOTE_ENV
+from healthcare_mlops.runtime.spark_session import CONNECT_MODE_ENV, SPARK_API_ENV, SPARK_REMOTE_ENV
 from healthcare_mlops.settings import HOME_ENV
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "bundles" / "connect"
@@ -74,6 +74,15 @@ def test_a_run_s_tasks_share_one_server_but_not_their_sessions(connect, home, ca
     assert not second["view"]
     assert _group_gone(int(servers[0][1]))                     # stopped with the run
     assert (result.task("first").log_path.parent / SERVER_LOG).exists()
+
+
+@pytest.mark.slow      # a Spark Connect server and two client tasks, each a process
+def test_a_run_started_from_a_connect_client_s_process_gets_its_own_server(connect, home, monkeypatch):
+    """Monitoring's retrain starts a run from a task that is itself a Connect client: pyspark's
+    client flag in its environment must not reach the new run's server (its JVM would refuse)."""
+    monkeypatch.setenv(CONNECT_MODE_ENV, "1")
+    result = run_job("shared", bundle=load_bundle(FIXTURE), home=home)
+    assert result.succeeded, result.error
 
 
 @pytest.mark.slow      # a task timed out while it queries the server

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from healthcare_mlops.emulator import run_guard
 from healthcare_mlops.emulator.task_process import ERROR_TAIL_LINES, Pump
-from healthcare_mlops.runtime.spark_session import SPARK_REMOTE_ENV, spark_api
+from healthcare_mlops.runtime.spark_session import CONNECT_MODE_ENV, SPARK_REMOTE_ENV, spark_api
 
 SERVER_COMMAND = (sys.executable, "-m", "healthcare_mlops.runtime.connect_server")
 SERVER_LOG = "spark-connect-server.log"
@@ -41,8 +41,11 @@ class RunSparkServer:
     under ``classic`` there is none and both do nothing."""
 
     def __init__(self, cwd: Path, env: dict, log_dir: Path, echo: bool, say):
-        """``env``: the tasks' environment (its own server address, if any, is dropped)."""
-        self.env = {name: value for name, value in env.items() if name != SPARK_REMOTE_ENV}
+        """``env``: the tasks' environment. Its own server address and pyspark's Connect-client flag, if
+        any, are dropped: a run started from a Connect client's process (monitoring's retrain) would
+        hand them to the server, whose JVM then refuses to start ("Remote client cannot create a
+        SparkContext")."""
+        self.env = {name: value for name, value in env.items() if name not in (SPARK_REMOTE_ENV, CONNECT_MODE_ENV)}
         self.cwd, self.log_path, self.echo, self.say = cwd, log_dir / SERVER_LOG, echo, say
         self.enabled = spark_api() == "connect"
         self.process: subprocess.Popen | None = None

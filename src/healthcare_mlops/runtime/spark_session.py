@@ -32,6 +32,9 @@ SPARK_API_ENV = "HEALTHCARE_MLOPS_SPARK_API"
 SPARK_APIS = ("classic", "connect")
 SPARK_API_DEFAULT = "connect"
 SPARK_REMOTE_ENV = "HEALTHCARE_MLOPS_SPARK_REMOTE"     # sc://localhost:PORT/;token=...: a server to use
+# pyspark's own flag that this process is a Connect client (set by ``_connect_client``); a
+# process that inherits it cannot start a SparkContext, so a server's process must not.
+CONNECT_MODE_ENV = "SPARK_CONNECT_MODE_ENABLED"
 CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
 # What the serverless environment (resources/jobs.yml, environment 2) refuses although local
 # Spark Connect allows it: DataFrame caching needs environment 5 ("Cache DataFrames on
@@ -105,7 +108,7 @@ def _connect_client(address: str):
     what serverless refuses."""
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
-    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"     # pyspark's SparkSession.getActiveSession() is Connect's
+    os.environ[CONNECT_MODE_ENV] = "1"     # pyspark's SparkSession.getActiveSession() is Connect's
     _refuse_as_serverless()
     return ConnectSession.builder.remote(address).getOrCreate()
 
