@@ -11,6 +11,7 @@ build theirs here too, and hand the pieces to a core that never asks where it ru
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ from healthcare_mlops.settings import LOCAL_TARGET, Settings
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")   # an actor worth looking up
 catalog = table_catalog          # the target's TableCatalog (the decision is in runtime/catalog.py)
 sql = sql_engine                 # the target's read-only SQL engine (runtime/sql_engine.py)
+# The member-id hash's key: the secret's name in the bundle's scope; a laptop's own or default key.
+MEMBER_KEY_SECRET_NAME = "member-key"
+MEMBER_KEY_SECRET_ENV = "HEALTHCARE_MLOPS_MEMBER_KEY_SECRET"
+LOCAL_MEMBER_KEY_SECRET = "healthcare-mlops-local"
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,17 @@ class Runtime:
     def workspace(self):
         """The Databricks workspace client (built once; never on a local target)."""
         return self.client_factory()
+
+    def member_key_secret(self) -> str:
+        """The key of the member-id hash. On a workspace the secret ``member-key`` of the scope the
+        bundle variable ``member_key_secret_scope`` names (a job parameter would show it to every
+        viewer of the job); locally $HEALTHCARE_MLOPS_MEMBER_KEY_SECRET or a fixed laptop key."""
+        if self.settings.is_local:
+            return os.environ.get(MEMBER_KEY_SECRET_ENV) or LOCAL_MEMBER_KEY_SECRET
+        from healthcare_mlops.runtime.workspace_secrets import read_secret
+
+        scope = str(self.settings.variables.get("member_key_secret_scope") or "").strip()
+        return read_secret(self.workspace, scope, MEMBER_KEY_SECRET_NAME)
 
     @cached_property
     def launcher(self) -> JobLauncher:

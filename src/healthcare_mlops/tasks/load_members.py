@@ -83,13 +83,11 @@ def member_id_column(settings, override: str | None = None) -> str:
     return (override or str(settings.variables.get("member_id_column") or "") or DEFAULT_MEMBER_ID_COLUMN).strip()
 
 
-def _member_keys(settings, id_column: str):
+def _member_keys(runtime: Runtime, id_column: str, member_ids: bool):
+    """How the file's members are keyed; the hash's secret is read only for a file with ids."""
     from healthcare_mlops.spark.patient_load import MemberKeys
 
-    secret = str(settings.variables.get("member_key_secret") or "")
-    if not secret:
-        raise UserError("the bundle variable member_key_secret is empty: member keys need it (databricks.yml)")
-    return MemberKeys(id_column=id_column, secret=secret)
+    return MemberKeys(id_column=id_column, secret=runtime.member_key_secret() if member_ids else "")
 
 
 def _load(runtime: Runtime, load: Load, replace: bool, frames, rows_read: int | None = None, steps=None):
@@ -139,7 +137,7 @@ def ingest_csv(runtime: Runtime, path: str | Path, as_of: dt.date, replace: bool
     with staged_insurance_csv(path, settings.staging_dir(Path(path)), chunk_rows, id_column) as staged:
         load = Load.new(str(staged.path), "ingest", as_of, f"sha256:{staged.fingerprint}", identity.user,
                         identity.role)
-        keys = _member_keys(settings, id_column)
+        keys = _member_keys(runtime, id_column, staged.member_ids)
         if runtime.member_load_in_arrow:
             from healthcare_mlops.runtime.arrow_member_load import ARROW_STEPS, ingest_tables
 
