@@ -61,7 +61,7 @@ def _estimated_performance(metrics: pd.DataFrame) -> None:
         ui.chart(charts.estimated_mae, history, key="drift_estimated_mae")
 
 
-def _alerts(identity) -> None:
+def _alerts() -> None:
     state = st.radio("Show", ["open", "all"], horizontal=True, key="alerts_state",
                      format_func=lambda s: "Open" if s == "open" else "All")
     alerts = data.query("alerts", state=state)
@@ -77,8 +77,13 @@ def _alerts(identity) -> None:
     ui.table(shown[["created_at", "severity", "alert_type", "value", "threshold", "acknowledged", "retrain_run_id",
                     "message", "column_name", "acknowledged_comment", "alert_id"]],
              key="alerts_table", wide=("message",), lines=3)
-    open_alerts = alerts[alerts["acknowledged_at"].isna()]
+
+
+def _acknowledge(identity) -> None:
+    """Acknowledge an open alert, with an optional comment: who and when are recorded."""
+    open_alerts = data.query("alerts", state="open")
     if open_alerts.empty:
+        st.success("No open alerts.")
         return
     if not auth.can(identity, "acknowledge"):
         st.caption(f"Acknowledging an alert needs the operator role; you are {identity.role}.")
@@ -119,9 +124,10 @@ def _every_metric(metrics: pd.DataFrame, **_) -> None:
              key="drift_latest_metrics")
 
 
-# The alerts (what needs acting on) on arrival; the history, the features and the latest run's metrics when
-# asked for. Before any monitoring run only the alerts are there to show.
-VIEWS = {"Alerts": lambda **_: _alerts(ui.identity()), "Composite drift over time": _composite,
+# The alerts (what needs acting on) on arrival; acknowledging one, the history, the features and the latest
+# run's metrics when asked for. Before any monitoring run only the alerts are there to show.
+VIEWS = {"Alerts": lambda **_: _alerts(), "Acknowledge an alert": lambda **_: _acknowledge(ui.identity()),
+         "Composite drift over time": _composite,
          "PSI per feature": _psi, "Batch and real-time traffic": lambda metrics, **_: _side_by_side(metrics),
          "Estimated performance": lambda metrics, **_: _estimated_performance(metrics),
          "Every metric of the latest run": _every_metric}
@@ -137,7 +143,7 @@ def render() -> None:
     if composite.empty:
         ui.empty_state("drift metrics", "model_monitoring",
                        extra="Monitoring compares the latest scored batch (batch_inference) with the training data.")
-        _alerts(ui.identity())
+        _alerts()
         return
     latest = composite.iloc[-1]
     c1, c2, c3 = st.columns(3)

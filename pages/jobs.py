@@ -99,7 +99,7 @@ def _definitions(jobs: list[dict], facts, **_) -> None:
 
 # The recent runs on arrival; their durations, a run's tasks and the jobs' definitions when asked for.
 VIEWS = {"Recent runs": _recent_runs, "Durations": _durations, "Tasks of a run": _tasks,
-         "Job definitions": _definitions}
+         "Job definitions": _definitions, "Run a job": lambda jobs, **_: _run_now(ui.identity(), jobs)}
 
 
 def render() -> None:
@@ -116,6 +116,7 @@ def render() -> None:
         st.info("No job runs yet. Start one below" + (f", or {data.run_hint('JOB')}." if facts.task_history
                                                       else "."))
         _definitions(jobs, facts)
+        _run_now(ui.identity(), jobs)
     else:
         succeeded, running = int((runs["status"] == "SUCCEEDED").sum()), int((runs["status"] == "RUNNING").sum())
         c1, c2, c3, c4 = st.columns(4)
@@ -126,7 +127,6 @@ def render() -> None:
         view, shown = ui.views("Show", list(VIEWS), key="jobs_view")
         with shown:
             VIEWS[view](runs=runs, jobs=jobs, facts=facts)
-    _run_now(ui.identity(), jobs)
 
 
 with ui.guard():

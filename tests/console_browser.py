@@ -41,7 +41,7 @@ PAGES = {
     "Fairness": ("fairness", "fairness_view_shown"),
     "Drift": ("drift", "drift_view_shown"),
     "Governance": ("governance", "gov_view_shown"),
-    "Jobs": ("jobs", "run_now"),
+    "Jobs": ("jobs", "jobs_view_shown"),
     "Score": ("score", "score_button"),
 }
 DEFAULT_PAGE = next(iter(PAGES))

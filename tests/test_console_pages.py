@@ -464,8 +464,8 @@ def test_a_viewer_sees_no_action_buttons_and_every_action_is_refused(pending, mo
     settings, version = pending
     monkeypatch.setenv("HEALTHCARE_MLOPS_ROLE", VIEWER)
     assert not {"gov_approve", "gov_reject"} & _buttons(open_page("governance"))
-    assert "ack_button" not in _buttons(open_page("drift"))
-    assert "run_now" not in _buttons(open_page("jobs"))
+    assert "ack_button" not in _buttons(show(open_page("drift"), "drift_view", "Acknowledge an alert"))
+    assert "run_now" not in _buttons(show(open_page("jobs"), "jobs_view", "Run a job"))
     viewer = Identity(USER, VIEWER)
     alert_id = table(settings.home, T.ML_MODEL_ALERTS)["alert_id"].iloc[0]
     with pytest.raises(UserError, match="approve needs the approver role"):
@@ -487,8 +487,8 @@ def test_an_operator_acknowledges_and_runs_jobs_but_cannot_approve(pending, monk
     governance = open_page("governance")
     assert not {"gov_approve", "gov_reject"} & _buttons(governance)
     assert "need the approver role; you are operator" in texts(governance)
-    assert "ack_button" in _buttons(open_page("drift"))
-    assert "run_now" in _buttons(open_page("jobs"))
+    assert "ack_button" in _buttons(show(open_page("drift"), "drift_view", "Acknowledge an alert"))
+    assert "run_now" in _buttons(show(open_page("jobs"), "jobs_view", "Run a job"))
     with pytest.raises(UserError, match="approve needs the approver role"):
         actions.approve(Identity(USER, OPERATOR), version, "looks fine")
 
@@ -557,7 +557,7 @@ def test_reject_keeps_the_champion_and_writes_the_audit(pending):
 
 def test_acknowledge_writes_who_and_when_on_the_alert(home, monkeypatch):
     monkeypatch.setenv("HEALTHCARE_MLOPS_ROLE", OPERATOR)
-    at = open_page("drift")
+    at = show(open_page("drift"), "drift_view", "Acknowledge an alert")
     open_before = table(home, T.ML_MODEL_ALERTS)
     open_before = open_before[open_before["acknowledged_at"].isna()]
     chosen = at.selectbox(key="ack_alert").value
@@ -572,13 +572,13 @@ def test_acknowledge_writes_who_and_when_on_the_alert(home, monkeypatch):
     assert pd.Timestamp(alerts.loc[chosen, "acknowledged_at"]).tz_convert("UTC") >= pd.Timestamp(started) \
         - pd.Timedelta(seconds=1)
     assert number(metric(open_page("overview"), "Open alerts")) == len(open_before) - 1
-    shown = frame_with(at, "alert_type")
+    shown = frame_with(show(at, "drift_view", "Alerts"), "alert_type")
     assert chosen not in set(shown["alert_id"])
 
 
 def test_run_now_starts_the_job_through_the_runner_and_records_it(home, monkeypatch):
     monkeypatch.setenv("HEALTHCARE_MLOPS_ROLE", OPERATOR)
-    at = open_page("jobs")
+    at = show(open_page("jobs"), "jobs_view", "Run a job")
     before = table(home, T.JOB_RUNS)
     at.selectbox(key="run_job").select("model_governance").run()
     at.button(key="run_now").click().run()
