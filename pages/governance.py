@@ -1,5 +1,5 @@
-"""Governance: champion next to challenger, the checklist, Approve / Reject on arrival; as views picked when
-wanted, the versions, what drives each, reproduction, the audit log and the model card."""
+"""Governance: champion next to challenger, the checklist, Approve / Reject and the versions on arrival; as views
+picked when wanted, what drives each version, reproduction, the audit log and the model card."""
 
 import pandas as pd
 import streamlit as st

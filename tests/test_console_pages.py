@@ -520,7 +520,7 @@ def test_approve_records_the_decision_and_the_started_run_moves_the_champion(pen
     assert set(mine["role"]) == {APPROVER} and set(mine["approval_mode"]) == {"manual"}
     promoted = events[(events["version"] == version) & (events["action"] == "promoted")]
     assert list(promoted["actor"]) == ["job:local"]
-    audit_shown = frame_with(at, "actor_role")
+    audit_shown = frame_with(show(at, "gov_view", "Audit log"), "actor_role")
     assert {"approved", "ran job"} <= set(audit_shown[audit_shown["actor"] == USER]["action"])
 
 
