@@ -92,20 +92,6 @@ def _bound_rules(low: float | None, high: float | None, title: str) -> list:
     return [_threshold_rules(bounds, title)] if bounds else []
 
 
-def category_bar(counts: pd.DataFrame, title: str = "Members per risk category") -> alt.LayerChart:
-    """``risk_category, members, share`` -> horizontal bars in category order."""
-    frame = counts.set_index("risk_category").reindex(CATEGORY_ORDER).fillna(0).reset_index()
-    share = frame["share"] if "share" in frame else frame["members"] * 0
-    frame = frame.assign(share=share, label=[f"{int(n):,} ({s:.1%})" for n, s in zip(frame["members"], share)])
-    base = alt.Chart(frame).encode(
-        y=alt.Y("risk_category:N", sort=CATEGORY_ORDER, title="risk category"),
-        x=alt.X("members:Q", title="members"),
-        tooltip=[alt.Tooltip("risk_category:N", title="category"), alt.Tooltip("members:Q", format=","),
-                 alt.Tooltip("share:Q", format=".1%", title="share of members")])
-    bars = base.mark_bar().encode(color=alt.Color("risk_category:N", scale=CATEGORY_SCALE, legend=None))
-    return _finish(alt.layer(bars, base.mark_text(align="left", dx=4).encode(text="label:N")), title)
-
-
 def risk_histogram(bins: pd.DataFrame, bin_width: int) -> alt.LayerChart:
     """``bin_index, members`` (bins of ``bin_width`` points) -> bars coloured by risk category."""
     full = pd.DataFrame({"bin_index": range(100 // bin_width)})

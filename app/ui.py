@@ -155,6 +155,17 @@ def every_row(frame: pd.DataFrame, lines: int = 1) -> int:
     return _HEADER_PIXELS + len(frame) * (_ROW_PADDING + _LINE_PIXELS * lines if lines > 1 else _ROW_PIXELS) + 3
 
 
+def views(label: str, options: list[str], key: str):
+    """A page's views, one drawn at a time: the first on arrival, another when the user picks it. A view not
+    picked is not sent to the browser at all (``st.tabs`` and ``st.expander`` send and draw their content on
+    arrival), so a new tab draws what a user comes for and pays for the rest only when asked
+    (benchmarks/README.md, issue 29). A horizontal radio: the cheapest of Streamlit's choosers to draw.
+    Returns the picked view and the container to draw it in, keyed ``<key>_shown`` (the element the browser
+    tests and benchmark wait for: the page's last)."""
+    picked = st.radio(label, options, horizontal=True, key=key)
+    return picked, st.container(key=f"{key}_shown")
+
+
 def chart(builder, *arguments, key: str, where=st) -> None:
     """The chart ``builder(*arguments)`` (app/charts.py) as wide as its column ``where``, in a container keyed
     ``key``: Streamlit gives a chart without selections no ``st-key-<key>`` class of its own, and the browser

@@ -10,8 +10,8 @@ Playwright with the system Chromium (``/usr/bin/chromium``).
 
 "Drawn" (tests/console_browser.py, ``wait_rendered``): the page's title is shown, the
 element the page script draws LAST is visible (``PAGES``: Overview the job-runs table, Risk
-the CSV download button, Fairness the "over time" chart, Drift the Acknowledge button,
-Governance the model card, Jobs the Run now button, Score the Score button), every chart
+the CSV download button, Fairness, Drift, Governance and Jobs the view shown on arrival (the
+checks, the alerts, the versions, the recent runs), Score the Score button), every chart
 has drawn its marks, no element is stale and Streamlit's running indicator is gone.
 The clock starts when the browser is told to navigate (or the sidebar link is clicked).
 

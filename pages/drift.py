@@ -1,5 +1,6 @@
-"""Drift: the composite drift score over time, PSI per feature across runs, batch and real-time traffic side by
-side, the label-free MAE estimate against the realised MAE, and the alerts (Acknowledge)."""
+"""Drift: the latest composite drift and the alerts (Acknowledge) on arrival; as views picked when wanted, the
+composite drift score over time, PSI per feature across runs, batch and real-time traffic side by side, the
+label-free MAE estimate against the realised MAE, and every metric of the latest run."""
 
 import pandas as pd
 import streamlit as st
@@ -12,7 +13,6 @@ SIDE_BY_SIDE = ("psi", "js_distance", "ks_statistic", "wasserstein_norm", "compo
 
 def _side_by_side(metrics: pd.DataFrame) -> None:
     """The latest run's batch metrics next to the same metrics of the window's real-time requests."""
-    st.subheader("Batch and real-time traffic")
     realtime = metrics[metrics["metric"].str.startswith(REALTIME_PREFIX)]
     value = dict(zip(realtime["metric"].str.removeprefix(REALTIME_PREFIX), realtime["value"]))
     if not value.get("request_volume"):
@@ -39,7 +39,7 @@ def _side_by_side(metrics: pd.DataFrame) -> None:
 def _estimated_performance(metrics: pd.DataFrame) -> None:
     """The latest run's label-free MAE and risk-score MAE estimates with their intervals (or why
     there are none), and the estimate against the realised MAE over time."""
-    st.subheader("Estimated performance (before the charges arrive)")
+    st.caption("Estimated before the members' actual charges arrive.")
     window = metrics[metrics["column_name"] == ""].set_index("metric")
     cards = st.columns(2)
     for card, (metric, label, fmt) in zip(cards, (("estimated_mae", "Estimated MAE", "{:,.0f} USD"),
@@ -61,8 +61,7 @@ def _estimated_performance(metrics: pd.DataFrame) -> None:
         ui.chart(charts.estimated_mae, history, key="drift_estimated_mae")
 
 
-def _alerts(identity) -> None:
-    st.subheader("Alerts")
+def _alerts() -> None:
     state = st.radio("Show", ["open", "all"], horizontal=True, key="alerts_state",
                      format_func=lambda s: "Open" if s == "open" else "All")
     alerts = data.query("alerts", state=state)
@@ -78,8 +77,13 @@ def _alerts(identity) -> None:
     ui.table(shown[["created_at", "severity", "alert_type", "value", "threshold", "acknowledged", "retrain_run_id",
                     "message", "column_name", "acknowledged_comment", "alert_id"]],
              key="alerts_table", wide=("message",), lines=3)
-    open_alerts = alerts[alerts["acknowledged_at"].isna()]
+
+
+def _acknowledge(identity) -> None:
+    """Acknowledge an open alert, with an optional comment: who and when are recorded."""
+    open_alerts = data.query("alerts", state="open")
     if open_alerts.empty:
+        st.success("No open alerts.")
         return
     if not auth.can(identity, "acknowledge"):
         st.caption(f"Acknowledging an alert needs the operator role; you are {identity.role}.")
@@ -96,44 +100,63 @@ def _alerts(identity) -> None:
             st.rerun()
 
 
+def _composite(composite: pd.DataFrame, t, **_) -> None:
+    ui.chart(charts.composite_drift, composite, t.composite_drift_alert, key="drift_composite")
+
+
+def _psi(t, **_) -> None:
+    """PSI per feature across the last 30 runs, a run's repeated window told apart by its id."""
+    psi = data.query("psi_history")
+    if psi.empty:
+        st.info("No PSI recorded yet.")
+        return
+    runs = psi.drop_duplicates("run_id")[["run_id", "window_end"]].tail(30)
+    psi = psi[psi["run_id"].isin(runs["run_id"])]
+    labels = runs.assign(run_label=runs["window_end"].astype(str))
+    repeated = labels["run_label"].duplicated(keep=False)
+    labels.loc[repeated, "run_label"] += " #" + labels.loc[repeated, "run_id"].astype(str).str[-6:]
+    psi = psi.merge(labels[["run_id", "run_label"]], on="run_id")
+    ui.chart(charts.psi_heatmap, psi, t.psi_moderate, t.psi_significant, key="drift_psi")
+
+
+def _every_metric(metrics: pd.DataFrame, **_) -> None:
+    ui.table(metrics.assign(threshold=ui.thresholds_in_words(metrics["metric"], metrics["threshold"])),
+             key="drift_latest_metrics")
+
+
+# The alerts (what needs acting on) on arrival; acknowledging one, the history, the features and the latest
+# run's metrics when asked for. Before any monitoring run only the alerts are there to show.
+VIEWS = {"Alerts": lambda **_: _alerts(), "Acknowledge an alert": lambda **_: _acknowledge(ui.identity()),
+         "Composite drift over time": _composite,
+         "PSI per feature": _psi, "Batch and real-time traffic": lambda metrics, **_: _side_by_side(metrics),
+         "Estimated performance": lambda metrics, **_: _estimated_performance(metrics),
+         "Every metric of the latest run": _every_metric}
+
+
 def render() -> None:
     st.title("Drift")
     if message := st.session_state.pop("ack_message", None):
         st.success(message)
-    settings = data.console_settings()
     # the jobs' thresholds, from the same bundle variables; a missing one fails loudly
-    t = monitoring_thresholds(settings.variables)
-    threshold, moderate, significant = t.composite_drift_alert, t.psi_moderate, t.psi_significant
+    t = monitoring_thresholds(data.console_settings().variables)
     composite = data.query("composite_drift")
     if composite.empty:
         ui.empty_state("drift metrics", "model_monitoring",
                        extra="Monitoring compares the latest scored batch (batch_inference) with the training data.")
-    else:
-        latest = composite.iloc[-1]
-        c1, c2, c3 = st.columns(3)
-        c1.metric("Composite drift (latest)", ui.number(latest["value"]),
-                  help=f"Share of feature importance on inputs with PSI >= {moderate:g}; alert above {threshold:g}")
-        c2.metric("Latest window", str(latest["window_end"]),
-                  help=f"Scored batches from {latest['window_start']} to {latest['window_end']}")
-        c3.metric("Monitoring runs", f"{len(composite):,}")
-        ui.chart(charts.composite_drift, composite, threshold, key="drift_composite")
-
-        psi = data.query("psi_history")
-        if not psi.empty:
-            runs = psi.drop_duplicates("run_id")[["run_id", "window_end"]].tail(30)
-            psi = psi[psi["run_id"].isin(runs["run_id"])]
-            labels = runs.assign(run_label=runs["window_end"].astype(str))
-            repeated = labels["run_label"].duplicated(keep=False)
-            labels.loc[repeated, "run_label"] += " #" + labels.loc[repeated, "run_id"].astype(str).str[-6:]
-            psi = psi.merge(labels[["run_id", "run_label"]], on="run_id")
-            ui.chart(charts.psi_heatmap, psi, moderate, significant, key="drift_psi")
-        metrics = data.query("drift_run_metrics", run_id=str(latest["run_id"]))
-        _side_by_side(metrics)
-        _estimated_performance(metrics)
-        with st.expander("Every metric of the latest run"):
-            ui.table(metrics.assign(threshold=ui.thresholds_in_words(metrics["metric"], metrics["threshold"])),
-                     key="drift_latest_metrics")
-    _alerts(ui.identity())
+        _alerts()
+        return
+    latest = composite.iloc[-1]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Composite drift (latest)", ui.number(latest["value"]),
+              help=f"Share of feature importance on inputs with PSI >= {t.psi_moderate:g}; alert above "
+                   f"{t.composite_drift_alert:g}")
+    c2.metric("Latest window", str(latest["window_end"]),
+              help=f"Scored batches from {latest['window_start']} to {latest['window_end']}")
+    c3.metric("Monitoring runs", f"{len(composite):,}")
+    view, shown = ui.views("Show", list(VIEWS), key="drift_view")
+    with shown:
+        VIEWS[view](composite=composite, t=t,
+                    metrics=data.query("drift_run_metrics", run_id=str(latest["run_id"])))
 
 
 with ui.guard():

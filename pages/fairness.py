@@ -1,4 +1,5 @@
-"""Fairness: the champion's governance verdicts, then the monitored batches' group metrics over time.
+"""Fairness: a monitoring run's fairness verdicts on arrival; as views picked when wanted, its groups' metrics
+(calibration drawn relative to everyone else), each metric over time and the champion's governance verdicts.
 
 The champion's checks come from governance (out-of-fold predictions of every training
 member, bootstrap intervals, verdicts in words). The batch verdicts are the ones the
@@ -19,15 +20,16 @@ METRICS = {"relative_calibration": "mean predicted / mean actual relative to eve
            "critical_share": "share flagged critical", "risk_score_mae": "risk-score MAE"}
 
 
-def _champion_checks() -> None:
+def _champion_checks(**_) -> None:
     """The champion's fairness verdicts from governance, each with its interval and in words."""
     registry = data.registry()
     champion = registry.get("champion")
-    if not registry["exists"] or champion is None:
-        return
     checks = [c for c in data.checks_by_version(registry["model_name"]).get(str(champion), [])
-              if c["name"].startswith(("calibration_", "fairness_", "critical_share"))]
+              if c["name"].startswith(("calibration_", "fairness_", "critical_share"))] \
+        if registry["exists"] and champion is not None else []
     if not checks:
+        st.info("No champion with governance checks yet: " + data.run_hint("model_governance")
+                + " validates a version.")
         return
     st.subheader(f"Champion (version {champion}): governance checks")
     st.caption("Out-of-fold predictions of every training member; sex is protected (hard checks), the rest are "
@@ -38,7 +40,6 @@ def _champion_checks() -> None:
         "interval": ui.interval(c.get("interval")),
         "threshold": c.get("threshold") or "not set", "verdict": c["verdict"], "what it means": in_words(c)}
         for c in checks]), key="fairness_champion_checks", wide=("what it means",), lines=3)
-    st.subheader("Monitored batches")
 
 
 def _no_fairness_yet() -> None:
@@ -73,52 +74,41 @@ def _per_group(latest: pd.DataFrame, t) -> pd.DataFrame:
     return latest
 
 
-def render() -> None:
-    st.title("Fairness")
-    settings = data.console_settings()
-    t = monitoring_thresholds(settings.variables)
-    _champion_checks()
-    st.caption(f"Thresholds (bundle variables): error relative to mean charges, max/min <= "
-               f"{t.fairness_mae_ratio_max:g}; mean predicted / mean actual relative to everyone else "
-               f"{t.calibration_ratio_min:g}-{t.calibration_ratio_max:g}; groups judged from n >= "
-               f"{t.fairness_min_group_size}; four-fifths ratio of the share flagged critical by sex >= "
-               f"{t.four_fifths_min:g} (a flag, not a verdict).")
-    runs = data.query("fairness_runs")
-    if runs.empty:
-        _no_fairness_yet()
-        return
+def _thresholds(t) -> str:
+    return (f"Thresholds (bundle variables): error relative to mean charges, max/min <= {t.fairness_mae_ratio_max:g}; "
+            f"mean predicted / mean actual relative to everyone else {t.calibration_ratio_min:g}-"
+            f"{t.calibration_ratio_max:g}; groups judged from n >= {t.fairness_min_group_size}; four-fifths ratio "
+            f"of the share flagged critical by sex >= {t.four_fifths_min:g} (a flag, not a verdict).")
 
-    labels = {f"{r.window_start} .. {r.window_end} (run {r.run_id})": r.run_id for r in runs.itertuples()}
-    chosen = st.selectbox("Monitoring run", list(labels), key="fairness_run")
-    latest = data.query("fairness_for_run", run_id=labels[chosen])
 
-    verdicts = data.query("fairness_checks_for_run", run_id=labels[chosen])
-    st.subheader("Checks")
+def _checks(verdicts: pd.DataFrame, t, **_) -> None:
+    """The run's verdicts, with the thresholds and what each status means in one caption."""
     if verdicts.empty:
-        st.info("No performance metrics in this run yet: they need the members' actual charges, which "
-                "monitoring joins once they arrive.")
-    else:
-        passed, flagged, failed = st.columns(3)
-        status = verdicts["status"]
-        passed.metric("Checks passed", f"{int((status == OK).sum())} of {len(verdicts)}")
-        flagged.metric("Flagged (reported, never blocks)", f"{int((status == FLAG).sum())}")
-        failed.metric("Alerts (sex, protected)", f"{int((status == ALERT).sum())}")
-        if (others := int((~status.isin([OK, FLAG, ALERT])).sum())):
-            st.caption(f"{others} of {len(verdicts)} not judged: too few members in a group.")
-        ui.table(verdicts.assign(threshold=ui.thresholds_in_words(verdicts["metric"], verdicts["threshold"])),
-                 key="fairness_checks")
-        st.caption("alert: a fairness alert was raised (sex, the protected attribute); flag: a rating factor "
-                   "(age band, region) beyond its threshold, or the four-fifths ratio is low (reported, not a "
-                   "verdict); insufficient_data: fewer than two groups large enough to compare.")
-
-    st.subheader("Per group")
-    latest = _per_group(latest, t)
-    columns = [c for c in FAIRNESS_GROUPS if c in set(latest["group_column"])] + \
-        sorted(set(latest["group_column"]) - set(FAIRNESS_GROUPS))
-    if not columns:
+        st.caption(_thresholds(t))
         return
-    column = st.radio("Group", columns, horizontal=True, format_func=lambda c: c.replace("_", " "),
-                      key="fairness_group")
+    ui.table(verdicts.assign(threshold=ui.thresholds_in_words(verdicts["metric"], verdicts["threshold"])),
+             key="fairness_checks")
+    st.caption("alert: a fairness alert was raised (sex, the protected attribute); flag: a rating factor "
+               "(age band, region) beyond its threshold, or the four-fifths ratio is low (reported, not a "
+               "verdict); insufficient_data: fewer than two groups large enough to compare. " + _thresholds(t))
+
+
+def _group_column(latest: pd.DataFrame) -> str | None:
+    """The group column to draw, picked by the user (the registry's order first)."""
+    present = set(latest["group_column"]) - {ALL_GROUP}
+    columns = [c for c in FAIRNESS_GROUPS if c in present] + sorted(present - set(FAIRNESS_GROUPS))
+    if not columns:
+        return None
+    return st.radio("Group", columns, horizontal=True, format_func=lambda c: c.replace("_", " "),
+                    key="fairness_group")
+
+
+def _groups(latest: pd.DataFrame, t, **_) -> None:
+    """The run's groups as a table, and one group column's calibration and critical share as bars."""
+    latest = _per_group(latest, t)
+    column = _group_column(latest)
+    if column is None:
+        return
     groups = latest[latest["group_column"] == column]
     left, right = st.columns(2)
     # The bars are the quantity the check judges, against the check's band: a bar is inside the band
@@ -130,7 +120,12 @@ def render() -> None:
     ui.chart(charts.group_metric_bars, groups, "critical_share", f"Share flagged critical by {column}",
              key="fairness_critical", where=right)
 
-    st.subheader("Over time")
+
+def _over_time(latest: pd.DataFrame, t, **_) -> None:
+    """One group column's metric across the monitoring runs."""
+    column = _group_column(latest)
+    if column is None:
+        return
     history = data.query("fairness_history")
     metric = st.radio("Metric", list(METRICS), format_func=METRICS.get, horizontal=True,
                       key="fairness_history_metric")
@@ -144,6 +139,41 @@ def render() -> None:
                  key="fairness_over_time")
     else:
         st.info(f"No {METRICS[metric]} recorded for {column} yet.")
+
+
+# The run's verdicts on arrival; the groups, the history and the champion's checks when asked for.
+VIEWS = {"Checks": _checks, "Per group": _groups, "Over time": _over_time,
+         "Champion's governance checks": _champion_checks}
+
+
+def render() -> None:
+    st.title("Fairness")
+    t = monitoring_thresholds(data.console_settings().variables)
+    runs = data.query("fairness_runs")
+    if runs.empty:
+        if data.registry().get("champion") is not None:
+            _champion_checks()
+        st.caption(_thresholds(t))
+        _no_fairness_yet()
+        return
+
+    labels = {f"{r.window_start} .. {r.window_end} (run {r.run_id})": r.run_id for r in runs.itertuples()}
+    chosen = st.selectbox("Monitoring run", list(labels), key="fairness_run")
+    verdicts = data.query("fairness_checks_for_run", run_id=labels[chosen])
+    if verdicts.empty:
+        st.info("No performance metrics in this run yet: they need the members' actual charges, which "
+                "monitoring joins once they arrive.")
+    else:
+        passed, flagged, failed = st.columns(3)
+        status = verdicts["status"]
+        passed.metric("Checks passed", f"{int((status == OK).sum())} of {len(verdicts)}")
+        flagged.metric("Flagged (reported, never blocks)", f"{int((status == FLAG).sum())}")
+        failed.metric("Alerts (sex, protected)", f"{int((status == ALERT).sum())}")
+        if (others := int((~status.isin([OK, FLAG, ALERT])).sum())):
+            st.caption(f"{others} of {len(verdicts)} not judged: too few members in a group.")
+    view, shown = ui.views("Show", list(VIEWS), key="fairness_view")
+    with shown:
+        VIEWS[view](verdicts=verdicts, latest=data.query("fairness_for_run", run_id=labels[chosen]), t=t)
 
 
 with ui.guard():

@@ -1,4 +1,5 @@
-"""Governance: versions, champion next to challenger, the checklist, Approve / Reject, audit log, model card."""
+"""Governance: champion next to challenger, the checklist, Approve / Reject and the versions on arrival; as views
+picked when wanted, what drives each version, reproduction, the audit log and the model card."""
 
 import pandas as pd
 import streamlit as st
@@ -56,7 +57,7 @@ def _decision(identity, challenger: int, checks: list, approval_mode: str, statu
     if status == REJECTED:
         st.warning(f"Version {challenger} was rejected: it is never promoted, and the champion stays. The next "
                    f"run of {data.run_hint('ml_training_pipeline')} registers a new challenger. The reason is in "
-                   "the audit log below.")
+                   "the audit log (Show: Audit log).")
         return
     if referred and not hard_failures:
         st.warning(f"Version {challenger} was referred to you: " + " ".join(in_words(c) for c in referred)
@@ -154,31 +155,46 @@ def render() -> None:
         ui.table(checklist, key="gov_checklist", wide=("what it means",), lines=4, height=ui.every_row(checklist, 4))
     else:
         st.info("No checks recorded yet: " + data.run_hint("model_governance") + " validates the challenger.")
-
-    st.subheader("What drives each version")
-    explanation.show_importance(data.global_importance())
-
     if challenger is not None and challenger != champion:
         _decision(ui.identity(), challenger, challenger_checks, approval_mode, status)
 
-    st.subheader("Versions")
-    versions = registry["versions"].copy()
+    view, shown = ui.views("Show", list(VIEWS), key="gov_view")
+    with shown:
+        VIEWS[view](registry=registry, audit=audit)
+
+
+def _versions(registry: dict, **_) -> None:
+    """Every registered version, and since when the champion is the champion."""
+    champion = registry["champion"]
+    ui.table(registry["versions"], key="gov_versions")
     since = data.query("champion_since", model_name=registry["model_name"])
-    ui.table(versions, key="gov_versions")
     if champion is not None and not since.empty:
         row = since[since["version"].astype(str) == str(champion)]
         if not row.empty:
             st.caption(f"Version {champion} has been the champion since {row['since'].iloc[0]:%Y-%m-%d %H:%M} UTC.")
 
-    reproduction.render(registry, ui.identity())
 
-    st.subheader("Audit log")
+def _audit_log(audit: pd.DataFrame, **_) -> None:
     if audit.empty:
         st.info("No governance events yet.")
     else:
         ui.table(audit.drop(columns=["event_id"]), key="gov_audit", wide=("comment", "override_reason"), lines=2)
 
-    _model_card(list(versions["version"]), champion)
+
+def _model_card(registry: dict, **_) -> None:
+    """The model card of the version picked (the champion's first)."""
+    choices, champion = list(registry["versions"]["version"]), registry["champion"]
+    default = choices.index(champion) if champion in choices else 0
+    version = st.selectbox("Version", choices, index=default, key="gov_card_version")
+    card = data.model_card(version)
+    with st.container(border=True, key="gov_model_card"):
+        st.markdown(card or f"_Version {version} has no model card yet (governance writes it when it validates)._")
+
+
+# The decision (headline, checklist, Approve / Reject) on arrival; the rest when asked for.
+VIEWS = {"Versions": _versions, "What drives each version": lambda **_: explanation.show_importance(
+    data.global_importance()), "Reproduction": lambda registry, **_: reproduction.render(registry, ui.identity()),
+    "Audit log": _audit_log, "Model card": _model_card}
 
 
 def _challenger_tile(challenger, champion, status: str) -> tuple[str, str]:
@@ -206,16 +222,6 @@ def _headline(registry: dict, approval_mode: str, challenger_status: str) -> Non
     st.caption(f"Model `{registry['model_name']}`")
     if champion is None:
         st.info("No champion yet: nothing serves or scores until a version is promoted.")
-
-
-def _model_card(choices: list, champion) -> None:
-    """The model card of the version picked (the champion's first)."""
-    st.subheader("Model card")
-    default = choices.index(champion) if champion in choices else 0
-    version = st.selectbox("Version", choices, index=default, key="gov_card_version")
-    card = data.model_card(version)
-    with st.container(border=True, key="gov_model_card"):
-        st.markdown(card or f"_Version {version} has no model card yet (governance writes it when it validates)._")
 
 
 with ui.guard():

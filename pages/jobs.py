@@ -1,4 +1,5 @@
-"""Jobs: the bundle's jobs, their recent runs and durations, and Run now."""
+"""Jobs: the recent runs and Run now on arrival; as views picked when wanted, their durations, a run's tasks and
+the bundle's job definitions."""
 
 import pandas as pd
 import streamlit as st
@@ -62,25 +63,60 @@ def _run_now(identity, jobs: list[dict]) -> None:
                        "RUNNING (reload the page) until it ends.")
 
 
-def render() -> None:
-    st.title("Jobs")
-    facts = data.facts()
-    jobs = data.bundle_jobs()
+def _recent_runs(runs: pd.DataFrame, **_) -> None:
+    shown = runs.assign(error=runs["error"].map(
+        lambda e: e.strip().splitlines()[0][:160] if isinstance(e, str) and e.strip() else ""))
+    ui.table(shown, key="jobs_runs", wide=("error",))
+
+
+def _durations(runs: pd.DataFrame, **_) -> None:
+    if runs["duration_seconds"].notna().any():
+        ui.chart(charts.job_durations, runs.dropna(subset=["duration_seconds"]), key="jobs_durations")
+    else:
+        st.info("No run has a duration yet.")
+
+
+def _tasks(runs: pd.DataFrame, facts, **_) -> None:
+    """The tasks of a run picked among the last 50."""
+    if not facts.task_history:
+        st.info(f"Task runs are kept by {facts.jobs_run_by}, not in this lakehouse.")
+        return
+    labels = {int(r.run_id): f"{r.job_key} · {r.start_time:%Y-%m-%d %H:%M:%S} · {r.status}"
+              for r in runs.head(50).itertuples()}
+    run_id = st.selectbox("Tasks of run", list(labels), format_func=labels.get, key="jobs_run_detail")
+    tasks = data.task_runs(run_id)
+    if tasks.empty:
+        st.caption("No task of this run has ended yet.")
+    else:
+        ui.table(tasks, key="jobs_tasks", wide=("error",))
+
+
+def _definitions(jobs: list[dict], facts, **_) -> None:
     st.caption(f"The jobs of the bundle (databricks.yml, resources/jobs.yml), the same definitions "
                f"{facts.jobs_run_by} executes.")
     ui.table(_jobs_table(jobs), key="jobs_table", wide=("parameters", "tasks"), lines=3)
 
+
+# The recent runs on arrival; their durations, a run's tasks and the jobs' definitions when asked for.
+VIEWS = {"Recent runs": _recent_runs, "Durations": _durations, "Tasks of a run": _tasks,
+         "Job definitions": _definitions, "Run a job": lambda jobs, **_: _run_now(ui.identity(), jobs)}
+
+
+def render() -> None:
+    st.title("Jobs")
+    facts = data.facts()
+    jobs = data.bundle_jobs()
     started = actions.started_runs()
     if started:
         st.caption("Started from this console: " + "; ".join(
             f"{run.job_key} by {run.trigger.removeprefix('console:')} at {run.started_at:%H:%M:%S} UTC: {run.state}"
             for run in started))
-
-    st.subheader("Recent runs")
     runs = _with_running(data.job_runs(), facts.task_history)
     if runs.empty:
         st.info("No job runs yet. Start one below" + (f", or {data.run_hint('JOB')}." if facts.task_history
                                                       else "."))
+        _definitions(jobs, facts)
+        _run_now(ui.identity(), jobs)
     else:
         succeeded, running = int((runs["status"] == "SUCCEEDED").sum()), int((runs["status"] == "RUNNING").sum())
         c1, c2, c3, c4 = st.columns(4)
@@ -88,21 +124,9 @@ def render() -> None:
         c2.metric("Running", f"{running:,}")
         c3.metric("Succeeded", f"{succeeded:,}")
         c4.metric("Not succeeded", f"{len(runs) - succeeded - running:,}")
-        if runs["duration_seconds"].notna().any():
-            ui.chart(charts.job_durations, runs.dropna(subset=["duration_seconds"]), key="jobs_durations")
-        shown = runs.assign(error=runs["error"].map(
-            lambda e: e.strip().splitlines()[0][:160] if isinstance(e, str) and e.strip() else ""))
-        ui.table(shown, key="jobs_runs", wide=("error",))
-        if facts.task_history:
-            labels = {int(r.run_id): f"{r.job_key} · {r.start_time:%Y-%m-%d %H:%M:%S} · {r.status}"
-                      for r in runs.head(50).itertuples()}
-            run_id = st.selectbox("Tasks of run", list(labels), format_func=labels.get, key="jobs_run_detail")
-            tasks = data.task_runs(run_id)
-            if tasks.empty:
-                st.caption("No task of this run has ended yet.")
-            else:
-                ui.table(tasks, key="jobs_tasks", wide=("error",))
-    _run_now(ui.identity(), jobs)
+        view, shown = ui.views("Show", list(VIEWS), key="jobs_view")
+        with shown:
+            VIEWS[view](runs=runs, jobs=jobs, facts=facts)
 
 
 with ui.guard():

@@ -1,9 +1,9 @@
-"""Overview: the last scored batch, its category mix, the champion, open alerts, the last job runs."""
+"""Overview: the last scored batch, its category counts, the champion, open alerts, the last job runs."""
 
 import pandas as pd
 import streamlit as st
 
-from app import charts, data, ui
+from app import data, ui
 from app.vocabulary import AlertSeverity
 from app.vocabulary import tables as T
 
@@ -44,11 +44,10 @@ def render() -> None:
         st.caption(f"model version {summary['model_version']} · scored {ui.ago(summary['scored_at'])} · "
                    f"mean predicted charges {ui.usd(summary['mean_predicted'])}")
         _why_another_version(summary, registry)
-        counts = data.category_counts(scoring_date)
-        left, right = st.columns([3, 2])
-        ui.chart(charts.category_bar, counts, key="overview_categories", where=left)
-        with right:
-            ui.table(counts.rename(columns={"risk_category": "category"}), key="overview_category_table")
+        # the counts and shares as a table, without a chart of the same numbers: a chart is the costliest
+        # element a new tab draws (benchmarks/README.md, issue 29); Risk draws the mix by any rating factor
+        ui.table(data.category_counts(scoring_date).rename(columns={"risk_category": "category"}),
+                 key="overview_category_table")
 
     st.subheader("Last job runs")
     runs = data.job_runs()

@@ -1,4 +1,5 @@
-"""Risk: the risk-score distribution and category mix of a scored batch, filters, the review queue, CSV."""
+"""Risk: a scored batch's filters, numbers and review queue (CSV) on arrival; as views picked when wanted, the
+risk-score distribution and the category mix."""
 
 import streamlit as st
 
@@ -30,6 +31,42 @@ def _download(identity, scoring_date, members: int, params: dict) -> None:
                        key="risk_download", icon=":material/download:")
 
 
+def _review_queue(params: dict, numbers: dict) -> None:
+    """The members flagged for review in the filtered view, highest score first; a picked row's waterfall."""
+    queue = data.query("review_queue", **params)
+    review = numbers["summary"]["review"]
+    shown = f"the {len(queue):,} highest scores of " if review > len(queue) else ""
+    st.caption(f"Members flagged `requires_review` in this view ({shown}{review:,}), by de-identified key.")
+    if queue.empty:
+        st.info("Nobody in this view is flagged for review.")
+        return
+    visible = queue[list(QUEUE_COLUMNS)].assign(review_reasons=queue["review_reasons"].map(ui.reasons))
+    picked = ui.table(visible, key="risk_review_queue", wide=("review_reasons",), lines=2, selectable=True)
+    rows = picked.selection.rows
+    if rows:
+        member = queue.iloc[rows[0]]
+        st.markdown(f"**Member {member['patient_natural_key']}**")
+        explanation.show_member(member.to_dict(), key="risk_waterfall")
+    else:
+        st.caption("Select a member in the queue to see why: each input's effect on the prediction.")
+
+
+def _distribution(params: dict, numbers: dict) -> None:
+    """The risk scores of the filtered view, in bins coloured by category."""
+    ui.chart(charts.risk_histogram, numbers["bins"], data.HISTOGRAM_BIN_WIDTH, key="risk_histogram")
+
+
+def _category_mix(params: dict, numbers: dict) -> None:
+    """The filtered view's category mix by a rating factor."""
+    dimension = st.radio("Category mix by", list(SCORED_RATING_FACTORS), horizontal=True,
+                         format_func=lambda d: d.replace("_", " "), key="risk_mix_dimension")
+    ui.chart(charts.category_mix, numbers["mix"], dimension, key="risk_mix")
+
+
+# What a user comes for first (the review queue) is drawn on arrival; the charts when asked for.
+VIEWS = {"Review queue": _review_queue, "Score distribution": _distribution, "Category mix": _category_mix}
+
+
 def render() -> None:
     st.title("Risk")
     dates = data.query("scoring_dates")
@@ -45,9 +82,9 @@ def render() -> None:
     params = data.risk_filters(scoring_date, "" if region == ALL_LABEL else region,
                                "" if age_band == ALL_LABEL else age_band, SMOKER_CHOICES[smoker])
 
-    view = data.risk_view(data.query("risk_cube", scoring_date=scoring_date), params["region"],
-                          params["age_band"], params["smoker"])
-    summary = view["summary"]
+    numbers = data.risk_view(data.query("risk_cube", scoring_date=scoring_date), params["region"],
+                             params["age_band"], params["smoker"])
+    summary = numbers["summary"]
     members = summary["members"]
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Members in view", ui.count(members))
@@ -58,31 +95,9 @@ def render() -> None:
         st.info("No members match these filters.")
         return
 
-    left, right = st.columns(2)
-    ui.chart(charts.risk_histogram, view["bins"], data.HISTOGRAM_BIN_WIDTH, key="risk_histogram", where=left)
-    with right:
-        dimension = st.radio("Category mix by", list(SCORED_RATING_FACTORS), horizontal=True,
-                             format_func=lambda d: d.replace("_", " "), key="risk_mix_dimension")
-        ui.chart(charts.category_mix, view["mix"], dimension, key="risk_mix")
-
-    st.subheader("Review queue")
-    queue = data.query("review_queue", **params)
-    review = summary["review"]
-    shown = f"the {len(queue):,} highest scores of " if review > len(queue) else ""
-    st.caption(f"Members flagged `requires_review` in this view ({shown}{review:,}), by de-identified key.")
-    if queue.empty:
-        st.info("Nobody in this view is flagged for review.")
-    else:
-        visible = queue[list(QUEUE_COLUMNS)].assign(review_reasons=queue["review_reasons"].map(ui.reasons))
-        picked = ui.table(visible, key="risk_review_queue", wide=("review_reasons",), lines=2, selectable=True)
-        rows = picked.selection.rows
-        if rows:
-            member = queue.iloc[rows[0]]
-            st.markdown(f"**Member {member['patient_natural_key']}**")
-            explanation.show_member(member.to_dict(), key="risk_waterfall")
-        else:
-            st.caption("Select a member in the queue to see why: each input's effect on the prediction.")
-
+    view, shown = ui.views("Show", list(VIEWS), key="risk_view")
+    with shown:
+        VIEWS[view](params, numbers)
     _download(ui.identity(), scoring_date, members, params)
 
 

@@ -33,14 +33,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-dev-shm-usage"]
 VIEWPORT = {"width": 1440, "height": 1000}     # the width the key columns must fit (issue 29)
 # page title -> (page name: file in pages/ and url path, the key of the element the page script draws
-# last, for an approver); the first is app/main.py's default page, served at the root.
+# last, for an approver); the first is app/main.py's default page, served at the root. ``<key>_shown``:
+# the container of the view a page shows on arrival (ui.views), below everything else the page draws.
 PAGES = {
     "Overview": ("overview", "overview_runs"),
     "Risk": ("risk", "risk_download"),
-    "Fairness": ("fairness", "fairness_over_time"),
-    "Drift": ("drift", "ack_button"),
-    "Governance": ("governance", "gov_model_card"),
-    "Jobs": ("jobs", "run_now"),
+    "Fairness": ("fairness", "fairness_view_shown"),
+    "Drift": ("drift", "drift_view_shown"),
+    "Governance": ("governance", "gov_view_shown"),
+    "Jobs": ("jobs", "jobs_view_shown"),
     "Score": ("score", "score_button"),
 }
 DEFAULT_PAGE = next(iter(PAGES))

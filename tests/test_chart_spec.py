@@ -26,7 +26,6 @@ FRAMES = {
                                       "value": [0.2, 1.4]}), 0.3),
     "psi_heatmap": (pd.DataFrame({"run_label": ["d1", "d1", "d2", "d2"], "column_name": ["bmi", "age", "bmi", "age"],
                                   "value": [0.05, 0.1, 0.3, 0.249]}),),
-    "category_bar": (pd.DataFrame({"risk_category": ["low", "critical"], "members": [30, 2], "share": [0.9, 0.1]}),),
 }
 
 

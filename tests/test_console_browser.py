@@ -163,6 +163,26 @@ def columns_out_of_view(page, title: str) -> list[str]:
     return found
 
 
+# The pages whose secondary parts are views picked in a radio (app/ui.py views): its key.
+VIEW_KEYS = {"Risk": "risk_view", "Fairness": "fairness_view", "Drift": "drift_view", "Governance": "gov_view",
+             "Jobs": "jobs_view"}
+
+
+def view_names(page, title: str) -> list[str]:
+    """The views ``title``'s page offers besides the one drawn on arrival (the first)."""
+    if title not in VIEW_KEYS:
+        return []
+    labels = page.locator(f'.st-key-{VIEW_KEYS[title]} [data-testid="stRadio"] label').all_inner_texts()
+    return [label.strip() for label in labels][1:]
+
+
+def open_view(page, title: str, view: str) -> None:
+    """Pick ``view`` on ``title``'s page and wait until the page is drawn with it."""
+    page.locator(f'.st-key-{VIEW_KEYS[title]} [data-testid="stRadio"] label', has_text=view).first.click()
+    page.wait_for_timeout(500)          # the click's rerun starts: the script state leaves notRunning
+    console_browser.wait_rendered(page, title)
+
+
 def approve_is_an_override(page) -> list[str]:
     """The lakehouse's challenger fails hard checks (console_lakehouse.py registers it without
     the features table governance re-scores): Approve must not be the primary button, and waits for a reason."""
@@ -197,6 +217,10 @@ def test_every_page_opens_in_chromium_without_an_error(console_url, tmp_path):
                 seen_tables.update(t["key"] for t in page.evaluate(COLUMNS_JS))
                 if title == "Governance":
                     problems += approve_is_an_override(page)
+                for view in view_names(page, title):            # every view a page draws only when asked for
+                    open_view(page, title, view)
+                    problems += problems_on_page(page, f"{title} ({view})")
+                    seen_tables.update(t["key"] for t in page.evaluate(COLUMNS_JS))
                 if title == "Score":                  # the result's tiles, the interval's two amounts among them
                     page.locator(".st-key-score_button button").click()
                     page.locator('[data-testid="stMetricValue"]').nth(3).wait_for(timeout=120_000)
@@ -243,9 +267,6 @@ def test_the_checks_catch_a_none_threshold_and_an_empty_chart(console_url):
             const i = (header || []).findIndex(c => /threshold/i.test(c.textContent));
             return i >= 0 && row ? row[i] : null; }).find(c => c);
           cell.textContent = 'None';
-          // the first chart drawn without data: every mark group emptied, axes and title kept
-          document.querySelector('[data-testid="stVegaLiteChart"] svg').querySelectorAll('g.role-mark')
-            .forEach(g => g.replaceChildren());
         }""")
         page.evaluate("""() => { const cells = document.querySelectorAll('[data-testid="stMain"] table td');
                                  cells[cells.length - 1].textContent = 'interval 0.993 - 1'; }""")
@@ -253,11 +274,18 @@ def test_the_checks_catch_a_none_threshold_and_an_empty_chart(console_url):
         assert any("shows thresholds ['None']" in p for p in found), found
         assert any("the page shows 'None'" in p for p in found), found
         assert any("a cut number '0.993 - 1'" in p for p in found), found
-        assert any("has no data points" in p for p in found), found
         page.set_viewport_size({"width": 800, "height": 1000})     # the alerts' key columns leave the view
         page.wait_for_timeout(1000)
         assert any("alerts_table' needs a sideways scroll" in p for p in columns_out_of_view(page, "Drift")), \
             columns_out_of_view(page, "Drift")
+    with drawn_page(console_url, "Fairness") as page:          # a view with a table and charts
+        open_view(page, "Fairness", "Per group")
+        assert problems_on_page(page, "Fairness") == []
+        # the first chart drawn without data: every mark group emptied, axes and title kept
+        page.evaluate("""() => document.querySelector('[data-testid="stVegaLiteChart"] svg')
+            .querySelectorAll('g.role-mark').forEach(g => g.replaceChildren())""")
+        found = problems_on_page(page, "Fairness")
+        assert any("has no data points" in p for p in found), found
 
 
 WATERFALL_TITLE = "Why this prediction"

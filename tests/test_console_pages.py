@@ -151,6 +151,13 @@ def open_page(page: str):
     return at
 
 
+def show(at, key: str, view: str):
+    """Pick ``view`` in a page's view chooser (app/ui.py views): what the page draws only when asked for."""
+    at.radio(key=key).set_value(view).run()
+    assert not at.exception, at.exception[0].value
+    return at
+
+
 def metric(at, label: str) -> str:
     values = [m.value for m in at.metric if m.label == label]
     assert values, f"no metric '{label}' (metrics: {[m.label for m in at.metric]})"
@@ -230,6 +237,8 @@ def test_risk_numbers_filters_and_review_queue(home):
     assert number(metric(at, "Members in view")) == len(day)
     assert number(metric(at, "Flagged for review")) == int(day["requires_review"].sum())
     assert number(metric(at, "Critical")) == int((day["risk_category"] == "critical").sum())
+    assert not at.get("vega_lite_chart"), "a chart drawn on arrival: the review queue is the arrival view"
+    show(at, "risk_view", "Score distribution")
     histogram = charts_titled(at, "Risk-score distribution")[0]
     assert chart_data(histogram, "members")["members"].sum() == len(day)
 
@@ -241,6 +250,7 @@ def test_risk_numbers_filters_and_review_queue(home):
     assert number(metric(at, "Members in view")) == len(view)
     assert number(metric(at, "Flagged for review")) == int(view["requires_review"].sum())
     assert chart_data(charts_titled(at, "Risk-score distribution")[0], "members")["members"].sum() == len(view)
+    show(at, "risk_view", "Review queue")
     queue = frame_with(at, "review_reasons")
     flagged = view[view["requires_review"]]
     assert len(queue) == min(len(flagged), data.REVIEW_QUEUE_ROWS)
@@ -275,6 +285,7 @@ def test_fairness_numbers_equal_the_tables(home):
     latest_run = fairness.sort_values("computed_at")["run_id"].iloc[-1]
     expected = fairness[(fairness["run_id"] == latest_run) & (fairness["group_column"] != "all")] \
         .set_index(["group_column", "group_value"])
+    show(at, "fairness_view", "Per group")
     shown = frame_with(at, "judged").set_index(["group_column", "group_value"])
     assert "calibration_ok" not in shown     # the band judges a group relative to the rest, not its own ratio
     assert set(shown.index) == set(expected.index)
@@ -285,6 +296,7 @@ def test_fairness_numbers_equal_the_tables(home):
     bars = chart_data(charts_titled(at, "Calibration relative to everyone else by sex")[0], "relative_calibration")
     assert dict(zip(bars["group_value"], bars["relative_calibration"])) == \
         expected.loc["sex", "relative_calibration"].to_dict()
+    show(at, "fairness_view", "Checks")
     thresholds = resolve_settings("local", home).variables
     assert str(thresholds["fairness_mae_ratio_max"]) in texts(at) or "1.25" in texts(at)
     # The verdicts are monitoring's own (ml_drift_metrics), not judged again by the page.
@@ -307,6 +319,10 @@ def test_drift_numbers_equal_the_tables(home):
     assert number(metric(at, "Composite drift (latest)")) == pytest.approx(composite["value"].iloc[-1], abs=5e-4)
     assert number(metric(at, "Monitoring runs")) == len(composite)
     assert metric(at, "Latest window") == str(DRIFT_DAY)
+    alerts = table(home, T.ML_MODEL_ALERTS)
+    shown = frame_with(at, "alert_type")              # the alerts: the arrival view
+    assert set(shown["alert_id"]) == set(alerts[alerts["acknowledged_at"].isna()]["alert_id"])
+    show(at, "drift_view", "PSI per feature")
     heatmap = charts_titled(at, "PSI per feature and run")
     assert heatmap, "no PSI heat map"
     psi = drift[drift["metric"] == "psi"]
@@ -315,14 +331,13 @@ def test_drift_numbers_equal_the_tables(home):
     assert sorted(cells["value"].round(6)) == sorted(psi["value"].round(6))
     realtime = drift[drift["run_id"] == composite["run_id"].iloc[-1]]
     realtime = dict(zip(realtime["metric"], realtime["value"]))
+    show(at, "drift_view", "Batch and real-time traffic")
     assert number(metric(at, "Real-time requests")) == realtime["realtime_request_volume"] == 306
     assert metric(at, "Error rate") == f"{realtime['realtime_error_rate']:.1%}" == "2.0%"
     side = frame_with(at, "real-time status")
     psi_rows = side[side["metric"] == "psi"].set_index("column")
     assert psi_rows.loc["smoker", "real-time"] == pytest.approx(realtime_value(drift, "smoker"), abs=1e-9)
-    alerts = table(home, T.ML_MODEL_ALERTS)
-    shown = frame_with(at, "alert_type")
-    assert set(shown["alert_id"]) == set(alerts[alerts["acknowledged_at"].isna()]["alert_id"])
+    show(at, "drift_view", "Alerts")
     at.radio(key="alerts_state").set_value("all").run()
     assert len(frame_with(at, "alert_type")) == len(alerts)
 
@@ -339,6 +354,7 @@ def test_governance_numbers_equal_the_registry_and_audit(home):
     assert metric(at, "Champion version") == str(champion)
     audit_rows = table(home, T.MODEL_GOVERNANCE_LOG)
     audit_rows = audit_rows[audit_rows["model_name"] == settings.model_name]
+    show(at, "gov_view", "Audit log")
     assert len(frame_with(at, "actor_role")) == len(audit_rows)
     validated = audit_rows[(audit_rows["action"] == "validated") & (audit_rows["version"] == str(champion))]
     checks = json.loads(validated.sort_values("event_time")["checks"].iloc[-1])
@@ -346,6 +362,7 @@ def test_governance_numbers_equal_the_registry_and_audit(home):
     assert list(checklist["check"]) == [c["name"] for c in checks]
     assert list(checklist["champion verdict"]) == [c["verdict"] for c in checks]
     card = client.get_model_version(settings.model_name, str(champion)).description
+    show(at, "gov_view", "Model card")
     assert card.splitlines()[0] in texts(at)
     assert not [b for b in at.button if b.key in ("gov_approve", "gov_reject")], "nothing waits for a decision"
 
@@ -356,10 +373,12 @@ def test_jobs_numbers_equal_job_runs(home):
     jobs = runs[runs["parent_run_id"].isna()]
     assert number(metric(at, "Job runs")) == len(jobs)
     assert number(metric(at, "Succeeded")) == int((jobs["status"] == "SUCCEEDED").sum())
+    show(at, "jobs_view", "Job definitions")
     listed = frame_with(at, "job")
     from healthcare_mlops.bundle.definition import load_bundle
 
     assert set(listed["job"]) == set(load_bundle().jobs())
+    show(at, "jobs_view", "Tasks of a run")
     tasks = frame_with(at, "task_key")
     assert list(tasks["task_key"]) == list(runs[runs["parent_run_id"] == jobs["run_id"].iloc[0]]["task_key"])
 
@@ -445,8 +464,8 @@ def test_a_viewer_sees_no_action_buttons_and_every_action_is_refused(pending, mo
     settings, version = pending
     monkeypatch.setenv("HEALTHCARE_MLOPS_ROLE", VIEWER)
     assert not {"gov_approve", "gov_reject"} & _buttons(open_page("governance"))
-    assert "ack_button" not in _buttons(open_page("drift"))
-    assert "run_now" not in _buttons(open_page("jobs"))
+    assert "ack_button" not in _buttons(show(open_page("drift"), "drift_view", "Acknowledge an alert"))
+    assert "run_now" not in _buttons(show(open_page("jobs"), "jobs_view", "Run a job"))
     viewer = Identity(USER, VIEWER)
     alert_id = table(settings.home, T.ML_MODEL_ALERTS)["alert_id"].iloc[0]
     with pytest.raises(UserError, match="approve needs the approver role"):
@@ -468,8 +487,8 @@ def test_an_operator_acknowledges_and_runs_jobs_but_cannot_approve(pending, monk
     governance = open_page("governance")
     assert not {"gov_approve", "gov_reject"} & _buttons(governance)
     assert "need the approver role; you are operator" in texts(governance)
-    assert "ack_button" in _buttons(open_page("drift"))
-    assert "run_now" in _buttons(open_page("jobs"))
+    assert "ack_button" in _buttons(show(open_page("drift"), "drift_view", "Acknowledge an alert"))
+    assert "run_now" in _buttons(show(open_page("jobs"), "jobs_view", "Run a job"))
     with pytest.raises(UserError, match="approve needs the approver role"):
         actions.approve(Identity(USER, OPERATOR), version, "looks fine")
 
@@ -501,7 +520,7 @@ def test_approve_records_the_decision_and_the_started_run_moves_the_champion(pen
     assert set(mine["role"]) == {APPROVER} and set(mine["approval_mode"]) == {"manual"}
     promoted = events[(events["version"] == version) & (events["action"] == "promoted")]
     assert list(promoted["actor"]) == ["job:local"]
-    audit_shown = frame_with(at, "actor_role")
+    audit_shown = frame_with(show(at, "gov_view", "Audit log"), "actor_role")
     assert {"approved", "ran job"} <= set(audit_shown[audit_shown["actor"] == USER]["action"])
 
 
@@ -538,7 +557,7 @@ def test_reject_keeps_the_champion_and_writes_the_audit(pending):
 
 def test_acknowledge_writes_who_and_when_on_the_alert(home, monkeypatch):
     monkeypatch.setenv("HEALTHCARE_MLOPS_ROLE", OPERATOR)
-    at = open_page("drift")
+    at = show(open_page("drift"), "drift_view", "Acknowledge an alert")
     open_before = table(home, T.ML_MODEL_ALERTS)
     open_before = open_before[open_before["acknowledged_at"].isna()]
     chosen = at.selectbox(key="ack_alert").value
@@ -553,13 +572,13 @@ def test_acknowledge_writes_who_and_when_on_the_alert(home, monkeypatch):
     assert pd.Timestamp(alerts.loc[chosen, "acknowledged_at"]).tz_convert("UTC") >= pd.Timestamp(started) \
         - pd.Timedelta(seconds=1)
     assert number(metric(open_page("overview"), "Open alerts")) == len(open_before) - 1
-    shown = frame_with(at, "alert_type")
+    shown = frame_with(show(at, "drift_view", "Alerts"), "alert_type")
     assert chosen not in set(shown["alert_id"])
 
 
 def test_run_now_starts_the_job_through_the_runner_and_records_it(home, monkeypatch):
     monkeypatch.setenv("HEALTHCARE_MLOPS_ROLE", OPERATOR)
-    at = open_page("jobs")
+    at = show(open_page("jobs"), "jobs_view", "Run a job")
     before = table(home, T.JOB_RUNS)
     at.selectbox(key="run_job").select("model_governance").run()
     at.button(key="run_now").click().run()

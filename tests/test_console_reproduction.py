@@ -32,6 +32,8 @@ def _governance_page():
     at.run()
     at.switch_page("../pages/governance.py").run()
     assert not at.exception, at.exception[0].value
+    at.radio(key="gov_view").set_value("Reproduction").run()        # a view the page draws when asked for
+    assert not at.exception, at.exception[0].value
     return at
 
 
