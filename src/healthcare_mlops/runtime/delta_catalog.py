@@ -35,6 +35,7 @@ from healthcare_mlops.errors import UserError
 from healthcare_mlops.runtime.catalog_base import (HistoryEntry, TableCatalog, version_unavailable, WriteConflict,
                                               check_filters, check_write, is_spark_frame, partition_predicate,
                                               retention_properties)
+from healthcare_mlops.runtime.spooled_parquet import SpooledParquet, adopt, adoptable
 from healthcare_mlops.settings import Settings
 from healthcare_mlops.tables import PERSONAL_TABLES
 
@@ -154,6 +155,14 @@ class DeltaCatalog(TableCatalog):
     def write(self, data, name: str, mode: str = "overwrite", partition: dict | None = None,
               partition_by: list[str] | None = None) -> int:
         check_write(mode, partition)
+        if isinstance(data, SpooledParquet):
+            rows = data.dataset()
+            if mode == "replace_partition":
+                _check_partition_values(rows, partition)
+            count = rows.count_rows()          # from the files' footers, before the commit moves them
+            if mode in ("append", "replace_partition") and self._adopted(data, name, partition):
+                return count
+            data = rows
         with self._rows(data) as rows:
             if mode == "replace_partition":
                 _check_partition_values(rows, partition)
@@ -163,6 +172,38 @@ class DeltaCatalog(TableCatalog):
                 raise WriteConflict(f"conflict: another writer committed to {self.fqn(name)} while this one "
                                     f"wrote; nothing of this write was committed ({str(exc).splitlines()[0]})") from exc
             return rows.count_rows()
+
+    def _adopted(self, spool: SpooledParquet, name: str, partition: dict | None) -> bool:
+        """Whether ``spool``'s files were committed as they are (``runtime/spooled_parquet.py``)."""
+        exists = self.exists(name)
+        table = self.delta_table(name) if exists else None
+
+        def has_rows() -> bool:
+            where = [(column, "=", value) for column, value in (partition or {}).items()]
+            return exists and bool(partition) and self.delta_table(name).to_pyarrow_dataset().count_rows(
+                filter=arrow_filter(where)) > 0
+
+        if not adoptable(spool, table, has_rows):
+            return False
+        path = self._prepared(name)
+        configuration = None if exists else retention_properties(self.settings.variables) or None
+        try:
+            adopt(spool, path, table, configuration)
+        except CommitFailedError as exc:
+            raise WriteConflict(f"conflict: another writer committed to {self.fqn(name)} while this one "
+                                f"wrote; nothing of this write was committed ({str(exc).splitlines()[0]})") from exc
+        if name in PERSONAL_TABLES:
+            owner_only(path)
+        return True
+
+    def _prepared(self, name: str) -> Path:
+        """The table's folder, its parent made; an identifier table's closed before any file is written."""
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name in PERSONAL_TABLES:     # closed before the write, so no new file is ever reachable by others
+            path.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
+            path.chmod(PRIVATE_FOLDER)
+        return path
 
     @contextlib.contextmanager
     def _rows(self, data):
@@ -185,11 +226,7 @@ class DeltaCatalog(TableCatalog):
 
     def _commit(self, rows: ds.Dataset, name: str, mode: str, partition: dict | None,
                 partition_by: list[str] | None) -> None:
-        path = self.path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if name in PERSONAL_TABLES:     # closed before the write, so no new file is ever reachable by others
-            path.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
-            path.chmod(PRIVATE_FOLDER)
+        path = self._prepared(name)
         # A new table gets the retention that keeps the versions a lineage records readable.
         exists = self.exists(name)
         configuration = None if exists else retention_properties(self.settings.variables) or None
