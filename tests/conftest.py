@@ -6,7 +6,10 @@ file re-exports so they apply to every run.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,6 +50,33 @@ def settings(home):
 
 PIPELINE_AS_OF = "2026-01-01"
 PIPELINE_MEMBERS = 20000
+XDIST_WORKER_ENV = "PYTEST_XDIST_WORKER"      # set in each xdist worker
+
+
+def build_pipeline_home(root: Path) -> None:
+    """The real pipeline steps into ``root``: data, features, a trained and promoted champion."""
+    import datetime as dt
+
+    from healthcare_mlops.tasks.load_members import generate_patients
+    from healthcare_mlops.tasks import feature_engineering, model_governance, model_training
+
+    settings = resolve_settings("local", root)
+    as_of = dt.date.fromisoformat(PIPELINE_AS_OF)
+    generate_patients(cli_runtime(settings), PIPELINE_MEMBERS, 42, as_of)
+    feature_engineering.run(build_runtime(settings), as_of)
+    model_training.run(build_runtime(settings), as_of, candidates=("hist_gradient_boosting_poisson",))
+    assert model_governance.run(build_runtime(settings)) == model_governance.PROMOTED
+
+
+@contextmanager
+def exclusive(lock_file: Path):
+    """Held by one process at a time (an OS file lock, released if the holder dies)."""
+    with open(lock_file, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
@@ -54,20 +84,22 @@ def pipeline_home(spark, tmp_path_factory):
     """A lakehouse built by the real pipeline steps: data, features, a trained and promoted champion.
 
     Session-scoped and read-only: a test that writes copies it first (``copy_home``).
-    20,000 members keep the per-group fairness checks out of small-sample noise.
+    20,000 members keep the per-group fairness checks out of small-sample noise. Under xdist the
+    workers share one build (minutes of a run): the first worker that needs it builds it in the
+    run's shared temporary folder while the others wait on a lock, then all read the same home.
     """
-    import datetime as dt
-
-    from healthcare_mlops.tasks.load_members import generate_patients
-    from healthcare_mlops.tasks import feature_engineering, model_governance, model_training
-
-    root = tmp_path_factory.mktemp("pipeline") / "lakehouse"
-    settings = resolve_settings("local", root)
-    as_of = dt.date.fromisoformat(PIPELINE_AS_OF)
-    generate_patients(cli_runtime(settings), PIPELINE_MEMBERS, 42, as_of)
-    feature_engineering.run(build_runtime(settings), as_of)
-    model_training.run(build_runtime(settings), as_of, candidates=("hist_gradient_boosting_poisson",))
-    assert model_governance.run(build_runtime(settings)) == model_governance.PROMOTED
+    if XDIST_WORKER_ENV not in os.environ:
+        root = tmp_path_factory.mktemp("pipeline") / "lakehouse"
+        build_pipeline_home(root)
+        return root
+    shared = tmp_path_factory.getbasetemp().parent / "pipeline"      # the run's folder, all workers'
+    shared.mkdir(exist_ok=True)
+    root, built = shared / "lakehouse", shared / "built"
+    with exclusive(shared / "lock"):
+        if not built.exists():
+            shutil.rmtree(root, ignore_errors=True)       # a worker's build that failed midway
+            build_pipeline_home(root)
+            built.touch()
     return root
 
 
@@ -76,8 +108,6 @@ def private_home(tmp_path, monkeypatch):
     """``private_home(source)``: a writable copy of a shared lakehouse for this test, made the home.
 
     MLflow artifacts stay where the source's runs logged them (shared, read-only)."""
-    import shutil
-
     def copy(source: Path) -> Path:
         target = tmp_path / "lakehouse"
         shutil.copytree(source, target)

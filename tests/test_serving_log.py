@@ -46,7 +46,8 @@ def registry(tmp_path):
     """Two registered versions of ``MODEL``; the alias ``champion`` on version 1."""
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("serving-log")
+    # the artifacts under tmp_path: an experiment made without a location writes ./mlruns in the checkout
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("serving-log", (tmp_path / "artifacts").as_uri()))
     example = pd.DataFrame([MEMBER])
     for per_year in (100.0, 200.0):
         with mlflow.start_run():

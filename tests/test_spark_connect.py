@@ -179,11 +179,12 @@ def loop_commands(home: Path) -> list[list[str]]:
             for job, params in LOOP]
 
 
-def run_loop(home: Path, api: str) -> None:
-    """LOOP as a user runs it: each ``jobs run`` in its own process, each task in its own."""
+def run_loop(home: Path, api: str, environment: dict[str, str]) -> None:
+    """LOOP as a user runs it: each ``jobs run`` in its own process, each task in its own, in
+    ``environment`` (taken before the in-process loop starts patching this process's)."""
     for command in loop_commands(home):
         result = subprocess.run([*CLI, *command], capture_output=True, text=True, cwd=str(REPO), timeout=900,
-                                env={**os.environ, SPARK_API_ENV: api, HOME_ENV: str(home)})
+                                env={**environment, SPARK_API_ENV: api, HOME_ENV: str(home)})
         assert result.returncode == 0, f"{command[3:5]} under {api}: {result.stderr[-3000:]}"
 
 
@@ -246,11 +247,17 @@ def comparable_tables(home: Path) -> dict:
 def test_every_job_runs_under_spark_connect_and_makes_the_tables_classic_spark_makes(spark, tmp_path,
                                                                                       monkeypatch):
     """The Connect loop runs as a user runs it (processes); the classic reference runs the same jobs
-    through the same runner on the suite's classic session (``spark``), in this process."""
+    through the same runner on the suite's classic session (``spark``), in this process. The two
+    loops run at the same time (the Connect loop's processes waited on from a thread): apart, they
+    were the suite's longest test."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import pandas as pd
 
-    run_loop(tmp_path / "connect", "connect")
-    run_loop_in_this_process(tmp_path / "classic", monkeypatch)
+    with ThreadPoolExecutor(max_workers=1) as background:
+        connect_loop = background.submit(run_loop, tmp_path / "connect", "connect", dict(os.environ))
+        run_loop_in_this_process(tmp_path / "classic", monkeypatch)
+        connect_loop.result()
     connect, classic = comparable_tables(tmp_path / "connect"), comparable_tables(tmp_path / "classic")
     assert sorted(connect) == sorted(classic)
     for name in (SILVER_PATIENTS, DIM_PATIENTS, ML_INSURANCE_FEATURES, ML_PATIENT_PREDICTIONS):
