@@ -265,7 +265,7 @@ def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys
         connection.register("others", others)
         connection.execute(f"CREATE TEMP TABLE loaded AS SELECT {KEY}, min(source) AS _loaded_from FROM others "
                            f"GROUP BY {KEY}")  # nosec B608 # names from tables.py
-    not_loaded = f"AND {KEY} NOT IN (SELECT {KEY} FROM loaded)" if elsewhere else ""
+    not_loaded = f"AND {KEY} NOT IN (SELECT {KEY} FROM loaded)" if elsewhere else ""  # nosec B608 # names
     present = {KEY, "member_id", "sex", "age", "bmi", "children", "smoker", "region", "annual_charges",
                "as_of_date", "source", "source_row"}              # what judged has of silver's columns
     silver = ", ".join(c if c in present else f"CAST(NULL AS {SILVER_PATIENTS_SPEC.columns.types[c]}) AS {c}"
@@ -338,12 +338,12 @@ def merge_dim_patients(catalog, where: list[tuple], as_of: dt.date) -> None:
                                                           [KEY, "scd_version", *SCD2_TRACKED]))
             current = "SELECT * FROM dim"
         attributes = ", ".join(f"l.{c}" for c in DIM_ATTRIBUTE_COLUMNS)
-        arriving = _to_parquet(connection, f"""SELECT {attributes}, DATE '{as_of.isoformat()}' AS effective_from,
+        query = f"""SELECT {attributes}, DATE '{as_of.isoformat()}' AS effective_from,
             CAST(NULL AS DATE) AS effective_to, true AS is_current_record,
             CAST(coalesce(c.scd_version, 0) + 1 AS INTEGER) AS scd_version
           FROM ({load_rows}) l LEFT JOIN ({current}) c ON l.{KEY} = c.{KEY}
-          WHERE c.{KEY} IS NULL OR {_distinct('l', 'c')}""", spool / "arriving", DIM_PATIENTS_SPEC,
-                               {DIM_PARTITION_BY[0]: as_of})  # nosec B608 # names from tables.py, values quoted
+          WHERE c.{KEY} IS NULL OR {_distinct('l', 'c')}"""  # nosec B608 # names from tables.py, values quoted
+        arriving = _to_parquet(connection, query, spool / "arriving", DIM_PATIENTS_SPEC, {DIM_PARTITION_BY[0]: as_of})
         # a member with a current version before this load: that version closes
         files = [_text(str(f)) for f in arriving.files()]
         query = f"SELECT {KEY} FROM read_parquet([{', '.join(files)}]) WHERE scd_version > 1"  # nosec B608 # names from tables.py, paths quoted
