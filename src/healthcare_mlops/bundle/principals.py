@@ -49,7 +49,8 @@ CONSOLE_WRITES = (tables.MODEL_GOVERNANCE_LOG, tables.ML_MODEL_ALERTS)
 class Right:
     """A permission on a securable: ``("table", "ml_model_alerts", "MODIFY")``."""
 
-    kind: str         # job, experiment, registered_model, table, schema, catalog, volume, warehouse, endpoint, workspace
+    kind: str         # job, experiment, registered_model, table, schema, catalog, volume, secret_scope, warehouse,
+                      # endpoint, workspace
     securable: str
     permission: str
 
@@ -107,7 +108,9 @@ def _owner_job(job: str, *extra: Call) -> tuple:
 OWNED_MODEL = Call("model versions, aliases, tags (write)", Right("registered_model", "insurance_model", "OWNER"), OWNED)
 OWNED_EXPERIMENT = Call("MLflow runs and artifacts (write)", Right("experiment", "insurance_risk", "CAN_MANAGE"), OWNED)
 LANDING = (Call("read the member file in the landing volume (source=csv)", Right("volume", "landing", "READ VOLUME")),
-           Call("stage the file in the landing volume", Right("volume", "landing", "WRITE VOLUME")))
+           Call("stage the file in the landing volume", Right("volume", "landing", "WRITE VOLUME")),
+           Call("dbutils.secrets.get member-key (a file with member ids)",
+                Right("secret_scope", "member_key_secret_scope", "READ"), ENTITLEMENT))
 ENDPOINT = (Call("serving_endpoints.create / update_config (promotion)", Right("workspace", "serving", "model serving endpoint creation"), ENTITLEMENT),
             Call("serving endpoint permissions: the app's CAN_QUERY", Right("endpoint", "serving", "CAN_MANAGE"), OWNED),
             Call("apps.get (the app's service principal)", Right("app", "console", "CAN_MANAGE"), OWNED))
