@@ -23,7 +23,7 @@ from healthcare_mlops.settings import LOCAL_TARGET, resolve_settings
 from json_http import JsonHandler
 
 REPO = Path(__file__).resolve().parents[1]
-SECRETS = {("healthcare-mlops", MEMBER_KEY_SECRET_NAME): "a per-workspace key"}
+SECRETS = {("healthcare-mlops", MEMBER_KEY_SECRET_NAME): "a per-workspace key", ("empty", MEMBER_KEY_SECRET_NAME): ""}
 
 
 class SecretsApi(JsonHandler):
@@ -35,7 +35,7 @@ class SecretsApi(JsonHandler):
         url = urlparse(self.path)
         query = {name: values[0] for name, values in parse_qs(url.query).items()}
         SecretsApi.requests.append((url.path, query))
-        value = SECRETS.get((query.get("scope"), query.get("key")))
+        value = SECRETS.get((query.get("scope") or "", query.get("key") or ""))
         if url.path != "/api/2.0/secrets/get" or value is None:
             self.send_json({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Secret does not exist"}, 404)
             return
@@ -69,7 +69,8 @@ def test_on_a_workspace_the_key_is_the_scope_s_secret_read_through_the_sdk(works
 
 @pytest.mark.parametrize("scope, message", [
     ("no-such-scope", "databricks secrets put-secret no-such-scope member-key"),
-    ("", "no secret scope is named"),
+    ("", "member_key_secret_scope is empty"),
+    ("empty", "the secret 'member-key' in the secret scope 'empty' is empty"),
 ])
 def test_a_missing_secret_stops_the_load_with_the_commands_that_create_it(workspace, tmp_path, scope, message):
     with pytest.raises(UserError, match=message):

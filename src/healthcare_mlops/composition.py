@@ -137,6 +137,9 @@ class Runtime:
         from healthcare_mlops.runtime.workspace_secrets import read_secret
 
         scope = str(self.settings.variables.get("member_key_secret_scope") or "").strip()
+        if not scope:
+            raise UserError("the bundle variable member_key_secret_scope is empty: a file with member ids "
+                            f"needs the scope that holds the secret '{MEMBER_KEY_SECRET_NAME}'")
         return read_secret(self.workspace, scope, MEMBER_KEY_SECRET_NAME)
 
     @cached_property

@@ -13,8 +13,6 @@ from healthcare_mlops.errors import UserError
 
 def read_secret(client, scope: str, key: str) -> str:
     """The text of secret ``key`` in ``scope``, or a ``UserError`` that says how to create it."""
-    if not scope:
-        raise UserError(f"no secret scope is named for the secret '{key}' (bundle variable member_key_secret_scope)")
     try:
         value = client.dbutils.secrets.get(scope=scope, key=key)
     except Exception as error:     # the runtime's dbutils and the REST client raise different types
