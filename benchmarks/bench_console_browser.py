@@ -18,7 +18,8 @@ The clock starts when the browser is told to navigate (or the sidebar link is cl
 Per page it reports:
 
 * first visit: a FRESH server per page (started, answering ``/_stcore/health``), then one
-  new browser tab opened on the page's URL: imports, connections and caches all cold; twice,
+  new browser tab opened on the page's URL: imports, connections and caches all cold
+  (``--first-repeat`` rounds, median); twice,
   as a new user (a new browser context, nothing cached) and as a returning user (a context
   that opened the console at the same address before the restart: Streamlit's hashed,
   immutable scripts already in the browser's HTTP cache), each on its own fresh server;
@@ -30,10 +31,12 @@ Per page it reports:
   not these, and they say how much of the time is the browser's;
 * the floor side by side: Streamlit's own bare page (a title, a four-row table, a button;
   ``console_browser.BARE_PAGE``) started from the checkout with the console's config; its
-  first visit on a fresh server just before each page's (so the two share the machine's load
-  of that moment; the floor is their median) and its later visits by URL, interleaved with the
-  pages' rounds, measured the same way in the same browser; each page's time as a multiple of
-  it: what is Streamlit's and the browser's, and what is ours;
+  first visit on a fresh server just before each new user's first visit of a page (a pair under
+  one moment's load; the first-visit ratio is the median over a page's ``--first-repeat`` pairs)
+  and a bare-page tab right before each page's new
+  tab in every round (a pair under one moment's load; the new-tab ratio is the median over the
+  pairs of page / bare page), measured the same way in the same browser; each page's time as a
+  multiple of it: what is Streamlit's and the browser's, and what is ours;
 * the baseline side by side: bench_console.py's AppTest time of the same page (no browser,
   warm process, query caches cleared), and which heavy libraries a fresh process imports
   to draw the page (AppTest in a new interpreter, ``sys.modules`` after the run).
@@ -109,43 +112,47 @@ def _bare_first_visit(browser, scratch: Path, log_path: Path) -> tuple[float, tu
     return started, visit
 
 
-def first_visits(browser, home: Path, scratch: Path, logs: Path) -> tuple[dict, dict, dict, list]:
-    """Per page, the first visit after a fresh server start, twice: a new user (a new browser context:
-    nothing cached) and a returning user (a context that has opened the console on the same address
-    before a restart: Streamlit's hashed, immutable scripts in its HTTP cache); each server's start
-    (command to ``/_stcore/health`` answering); and, just before each page, the bare page's first
-    visit on its own fresh server (the floor, under the same load)."""
-    new_user, returning, starts, floor = {}, {}, {}, []
+def first_visits(browser, home: Path, scratch: Path, logs: Path, rounds: int) -> tuple[dict, dict, dict, dict]:
+    """Per page, ``rounds`` times, the first visit after a fresh server start, twice: a new user (a new
+    browser context: nothing cached) and a returning user (a context that has opened the console on the
+    same address before a restart: Streamlit's hashed, immutable scripts in its HTTP cache); each server's
+    start (command to ``/_stcore/health`` answering); and, just before each new user's visit, the bare
+    page's first visit on its own fresh server (its pair: the floor under the same moment's load)."""
+    new_user, returning, starts, floor = ({title: [] for title in PAGES} for _ in range(4))
     port = free_port()
     returning_context = browser.new_context(viewport=VIEWPORT)
     with running_console(home, logs / "first-before.log", port=port) as (url, server):
         page = returning_context.new_page()            # the returning user's earlier visit, not counted
         _rendered_after(page, "Score", None, server.pid, page_address(url, "Score"))
         page.close()
-    for title, (path, _) in PAGES.items():
-        floor.append(_bare_first_visit(browser, scratch, logs / f"first-bare-{path}.log"))
-        start = time.perf_counter()
-        with running_console(home, logs / f"first-{path}.log", port=port) as (url, server):
-            starts[title] = time.perf_counter() - start
-            context = browser.new_context(viewport=VIEWPORT)
-            new_user[title] = _rendered_after(context.new_page(), title, None, server.pid, page_address(url, title))
-            context.close()
-        with running_console(home, logs / f"first-returning-{path}.log", port=port) as (url, server):
-            page = returning_context.new_page()
-            returning[title] = _rendered_after(page, title, None, server.pid, page_address(url, title))
-            page.close()
-        print(f"  server start {starts[title]:.2f} s, first visit {title}: new user {_cell([new_user[title]])} "
-              f"(bare page {_cell([floor[-1][1]])}), returning user {_cell([returning[title]])}", flush=True)
+    for _ in range(rounds):
+        for title, (path, _) in PAGES.items():
+            floor[title].append(_bare_first_visit(browser, scratch, logs / f"first-bare-{path}.log"))
+            start = time.perf_counter()
+            with running_console(home, logs / f"first-{path}.log", port=port) as (url, server):
+                starts[title].append(time.perf_counter() - start)
+                context = browser.new_context(viewport=VIEWPORT)
+                new_user[title].append(_rendered_after(context.new_page(), title, None, server.pid,
+                                                       page_address(url, title)))
+                context.close()
+            with running_console(home, logs / f"first-returning-{path}.log", port=port) as (url, server):
+                page = returning_context.new_page()
+                returning[title].append(_rendered_after(page, title, None, server.pid, page_address(url, title)))
+                page.close()
+            print(f"  server start {starts[title][-1]:.2f} s, first visit {title}: new user "
+                  f"{_cell(new_user[title][-1:])} (bare page {_cell([floor[title][-1][1]])}), returning user "
+                  f"{_cell(returning[title][-1:])}", flush=True)
     returning_context.close()
     return new_user, returning, starts, floor
 
 
-def warm_visits(browser, home: Path, scratch: Path, logs: Path, repeat: int) -> tuple[dict, dict, list]:
+def warm_visits(browser, home: Path, scratch: Path, logs: Path, repeat: int) -> tuple[dict, dict, dict]:
     """One console server and one bare-page server: each page once to warm up, then ``repeat`` rounds
-    of URL visits (the bare page's first in each round, side by side) and sidebar clicks."""
+    of URL visits and sidebar clicks; in a round each page's new tab comes right after a bare-page tab,
+    so the two are a pair measured under the same moment's load (``paired_ratio``)."""
     by_url: dict[str, list[tuple]] = {title: [] for title in PAGES}
     by_click: dict[str, list[tuple]] = {title: [] for title in PAGES}
-    floor: list[tuple] = []
+    floor: dict[str, list[tuple]] = {title: [] for title in PAGES}
     with running_console(home, logs / "warm.log") as (url, server), \
             running_bare_page(scratch, logs / "bare.log") as (bare_url, bare_server):
         context = browser.new_context(viewport=VIEWPORT)
@@ -161,8 +168,8 @@ def warm_visits(browser, home: Path, scratch: Path, logs: Path, repeat: int) -> 
         for title in PAGES:
             new_tab(title, page_address(url, title), server.pid)
         for _ in range(repeat):
-            floor.append(new_tab(BARE_PAGE[0], bare_url, bare_server.pid))
-            for title in PAGES:
+            for title in PAGES:       # each page's tab right after a bare-page tab: a pair under one load
+                floor[title].append(new_tab(BARE_PAGE[0], bare_url, bare_server.pid))
                 by_url[title].append(new_tab(title, page_address(url, title), server.pid))
             titles = list(PAGES)
             page = context.new_page()
@@ -203,12 +210,21 @@ def _cell(samples: list[tuple]) -> str:
     return f"{wall} ({server:.2f} + {browser:.2f})"
 
 
-def ratio(samples: list[tuple], floor: list[tuple], cpu: bool = False) -> float:
-    """A page's median wall time (``cpu``: server + browser CPU seconds, which other load on the
-    machine does not stretch) as a multiple of the bare page's median."""
+def _every(by_page: dict[str, list]) -> list:
+    return [sample for samples in by_page.values() for sample in samples]
+
+
+def _median_wall(samples: list[tuple]) -> float:
+    return statistics.median(wall for wall, _, _ in samples)
+
+
+def paired_ratio(samples: list[tuple], floor: list[tuple], cpu: bool = False) -> float:
+    """The median over pairs of a page's wall time (``cpu``: server + browser CPU seconds, which other
+    load on the machine stretches less) over its paired bare-page visit's: a pair shares one moment's
+    load, so a load that rises mid-run moves both of a pair, not the ratio."""
     def cost(sample: tuple) -> float:
         return sample[1] + sample[2] if cpu else sample[0]
-    return statistics.median(map(cost, samples)) / statistics.median(map(cost, floor))
+    return statistics.median(cost(page) / cost(bare) for page, bare in zip(samples, floor, strict=True))
 
 
 def report(first: dict, returning: dict, starts: dict, by_url: dict, by_click: dict, probes: dict, baseline: dict,
@@ -221,14 +237,15 @@ def report(first: dict, returning: dict, starts: dict, by_url: dict, by_click: d
           "worst (s) | vs the bare page: first (new user) / new tab | AppTest, bench_console (s) "
           "| fresh-process AppTest (s) | heavy libraries imported |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    floor_starts, floor_first, floor_later = floor
+    floor_starts, floor_first, floor_later = (_every(floor_part) for floor_part in floor)
     print(f"| {BARE_PAGE[0]} (the floor) | `{BARE_PAGE[1]}` | {statistics.median(floor_starts):.2f} | "
           f"{_cell(floor_first)} | - | {_cell(floor_later)} | - | 1.00x / 1.00x | - | - | - |")
     ratios = {}
     for title, (path, last) in PAGES.items():
         probe = probes.get(title)
-        ratios[title] = (ratio([first[title]], floor_first), ratio(by_url[title], floor_later))
-        cells = [title, f"`{last}`", f"{starts[title]:.2f}", _cell([first[title]]), _cell([returning[title]]),
+        ratios[title] = (paired_ratio(first[title], floor[1][title]), paired_ratio(by_url[title], floor[2][title]))
+        cells = [title, f"`{last}`", f"{statistics.median(starts[title]):.2f}", _cell(first[title]),
+                 _cell(returning[title]),
                  _cell(by_url[title]), _cell(by_click[title]), "{:.2f}x / {:.2f}x".format(*ratios[title]),
                  f"{baseline[path]:.3f}" if path in baseline else "-",
                  f"{probe['seconds']:.2f}" if probe else "-", ", ".join(probe["heavy"]) or "none" if probe else "-"]
@@ -236,13 +253,14 @@ def report(first: dict, returning: dict, starts: dict, by_url: dict, by_click: d
     verdicts = [
         ("first visit, new user, vs the bare page", max(r[0] for r in ratios.values()), RATIO_GOAL, "x"),
         ("new tab (later visit by URL), vs the bare page", max(r[1] for r in ratios.values()), RATIO_GOAL, "x"),
-        ("first visit, new user", max(sample[0] for sample in first.values()), FIRST_GOAL, " s"),
-        ("first visit, returning user", max(sample[0] for sample in returning.values()), FIRST_GOAL, " s"),
+        ("first visit, new user (median)", max(_median_wall(samples) for samples in first.values()), FIRST_GOAL, " s"),
+        ("first visit, returning user (median)", max(_median_wall(samples) for samples in returning.values()),
+         FIRST_GOAL, " s"),
         ("sidebar click", max(sample[0] for t in PAGES for sample in by_click[t]), LATER_GOAL, " s"),
         ("later visit by URL (new tab)", max(sample[0] for t in PAGES for sample in by_url[t]), LATER_GOAL, " s"),
     ]
-    cpu = {title: (ratio([first[title]], floor_first, cpu=True), ratio(by_url[title], floor_later, cpu=True))
-           for title in PAGES}
+    cpu = {title: (paired_ratio(first[title], floor[1][title], cpu=True),
+                   paired_ratio(by_url[title], floor[2][title], cpu=True)) for title in PAGES}
     print("\nCPU seconds (server + browser) vs the bare page's, first visit / new tab: "
           + ", ".join(f"{title} {a:.2f}x / {b:.2f}x" for title, (a, b) in cpu.items()))
     print()
@@ -254,7 +272,9 @@ def report(first: dict, returning: dict, starts: dict, by_url: dict, by_click: d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     lakehouse_arguments(parser)
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of later visits and sidebar clicks")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of later visits and sidebar clicks")
+    parser.add_argument("--first-repeat", type=int, default=3,
+                        help="rounds of first visits (each a fresh server per page and per user kind)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the AppTest columns")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -267,9 +287,11 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = launch_chromium(playwright)
             try:
-                first, returning, starts, first_floor = first_visits(browser, home, Path(scratch), logs)
+                first, returning, starts, first_floor = first_visits(browser, home, Path(scratch), logs,
+                                                                     args.first_repeat)
                 by_url, by_click, later_floor = warm_visits(browser, home, Path(scratch), logs, args.repeat)
-                floor = ([started for started, _ in first_floor], [visit for _, visit in first_floor], later_floor)
+                floor = ({title: [started for started, _ in pairs] for title, pairs in first_floor.items()},
+                         {title: [visit for _, visit in pairs] for title, pairs in first_floor.items()}, later_floor)
             finally:
                 browser.close()
         probes, baseline = {}, {}
