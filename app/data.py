@@ -237,9 +237,9 @@ def checks_by_version(model_name: str) -> dict:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _mlflow_client(key: tuple, _settings: Settings):
-    from mlflow.tracking import MlflowClient
+    from healthcare_mlops.runtime.mlflow_setup import mlflow_client
 
-    return MlflowClient(tracking_uri=_settings.tracking_uri, registry_uri=_settings.registry_uri)
+    return mlflow_client(_settings)
 
 
 @st.cache_data(ttl=KEYED_TTL_SECONDS, show_spinner=False, max_entries=32)

@@ -30,14 +30,15 @@ def _with_running(runs: pd.DataFrame, task_history: bool) -> pd.DataFrame:
     parts = running["comment"].str.extract(r"^(?P<job_key>\S+) run (?P<run_id>\d+)$")
     now = pd.Timestamp.now(tz="UTC")
     started = pd.to_datetime(running["start_time"], utc=True)
-    aware = "start_time" in runs and isinstance(runs["start_time"].dtype, pd.DatetimeTZDtype)
     rows = pd.DataFrame({"run_id": pd.to_numeric(parts["run_id"]), "job_key": parts["job_key"], "status": "RUNNING",
-                         "trigger": running["trigger"],
-                         "start_time": started if aware or runs.empty else started.dt.tz_localize(None),
-                         "end_time": pd.NaT, "duration_seconds": (now - started).dt.total_seconds().round(1),
+                         "trigger": running["trigger"], "start_time": started, "end_time": pd.NaT,
+                         "duration_seconds": (now - started).dt.total_seconds().round(1),
                          "error": ""}).dropna(subset=["job_key"])
     rows = rows[~rows["run_id"].isin(runs["run_id"])] if "run_id" in runs else rows
-    return pd.concat([rows, runs], ignore_index=True) if not runs.empty else rows
+    both = pd.concat([rows, runs], ignore_index=True) if not runs.empty else rows
+    # one timestamp type per column (UTC): the ended runs' zone is the engine's ("Etc/UTC", or naive), and a
+    # column of mixed zones or of NaT beside timestamps is objects, which the table cannot send as timestamps
+    return both.assign(**{column: pd.to_datetime(both[column], utc=True) for column in ("start_time", "end_time")})
 
 
 def _run_now(identity, jobs: list[dict]) -> None:

@@ -770,3 +770,21 @@ def test_a_running_job_is_on_jobs_before_its_first_task_ends(empty_home):
     record_audit(settings, "model_monitoring", 4242, "cli:someone", status="SUCCEEDED")
     at = open_page("jobs")
     assert not [d.value for d in at.dataframe if "status" in d.value.columns]     # ended: no RUNNING row
+
+
+def test_a_running_job_beside_ended_runs_keeps_the_times_timestamps(empty_home):
+    """A running run (no end) above ended runs read from job_runs (another zone's name for UTC): the start and
+    end columns stay one timestamp type, as the table sends them, not objects it cannot convert."""
+    from healthcare_mlops.emulator.run_guard import record_audit
+    from healthcare_mlops.emulator.run_history import RunRecord, append_runs
+
+    settings = resolve_settings("local", empty_home)
+    ended = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.timezone.utc)
+    append_runs(settings, [RunRecord(101, "batch_inference", "SUCCEEDED", ended, ended + dt.timedelta(minutes=2))])
+    record_audit(settings, "model_monitoring", 4243, "cli:someone")
+    at = open_page("jobs")
+    [runs] = [d.value for d in at.dataframe if "status" in d.value.columns]
+    assert list(zip(runs["run_id"], runs["status"])) == [(4243, "RUNNING"), (101, "SUCCEEDED")]
+    for column in ("start_time", "end_time"):
+        assert pd.api.types.is_datetime64_any_dtype(runs[column]), (column, runs[column].dtype)
+    assert runs["end_time"].isna().tolist() == [True, False]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from healthcare_mlops.errors import UserError
 from healthcare_mlops.settings import Settings
 
 if TYPE_CHECKING:                        # mlflow is imported where it is used: the console's pages that
@@ -16,16 +19,75 @@ DEFAULT_EXPERIMENT = "/Shared/healthcare-mlops/insurance_model"
 def configure_mlflow(settings: Settings) -> MlflowClient:
     """Point MLflow's tracking and registry at the target and return a client for both."""
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     # A job's log is not a terminal: MLflow's per-download progress bars are three lines of
     # noise each time a model or an artifact is read (the operator can set it back to true).
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if settings.is_local:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    client = mlflow_client(settings)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.registry_uri)
+    return client
+
+
+def mlflow_client(settings: Settings) -> MlflowClient:
+    """A client for the target's tracking and registry that leaves MLflow's process-wide URIs alone (the
+    console serves every session from one process); locally, refused for a database a newer MLflow wrote."""
+    from mlflow.tracking import MlflowClient
+
+    if settings.is_local:
+        refuse_a_newer_schema(settings.mlflow_dir / "mlflow.db")
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def refuse_a_newer_schema(database: Path) -> None:
+    """A ``UserError`` when the home's MLflow database was written by a newer MLflow than the one installed.
+
+    MLflow itself reports such a database as "out-of-date" and says to run ``mlflow db upgrade``, which
+    cannot help: the installed MLflow has no migration to the newer schema. An older schema is left to
+    MLflow, whose message (back up, then ``mlflow db upgrade``) is right for it."""
+    revision = _schema_revision(database)
+    if revision is None or revision in _named_revisions() or revision in _known_revisions():
+        return
+    import mlflow
+
+    raise UserError(f"the MLflow database {database} was written by a newer MLflow (schema revision {revision}) "
+                    f"than the one installed (MLflow {mlflow.__version__} does not know that schema); install the "
+                    f"MLflow that wrote it (`pip install -U mlflow`) or use another home (--home)")
+
+
+def _schema_revision(database: Path) -> str | None:
+    """The database's alembic revision; None when there is no database yet or it has no schema (MLflow
+    creates both on first use)."""
+    if not database.exists():
+        return None
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+        try:
+            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.OperationalError:           # no alembic_version table: an empty database
+            return None
+    return row[0] if row else None
+
+
+def _named_revisions() -> frozenset[str]:
+    """The revisions in the names of MLflow's migration scripts (``<revision>_<slug>.py``, alembic's
+    default): a directory listing, where reading the scripts through alembic takes most of a second on
+    every command and console start; ``_known_revisions`` confirms a revision missing here."""
+    from mlflow.store import db_migrations
+
+    versions = Path(db_migrations.__file__).with_name("versions")
+    return frozenset(name.split("_", 1)[0] for name in os.listdir(versions) if name.endswith(".py"))
+
+
+def _known_revisions() -> frozenset[str]:
+    """Every schema revision the installed MLflow's migrations define, read through alembic (the
+    migrations folder MLflow ships: ``mlflow/store/db_migrations``)."""
+    from alembic.script import ScriptDirectory
+    from mlflow.store import db_migrations
+
+    scripts = ScriptDirectory(os.path.dirname(db_migrations.__file__))
+    return frozenset(script.revision for script in scripts.walk_revisions())
 
 
 def experiment_name(settings: Settings) -> str:
