@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from healthcare_mlops.data.contract import (AGE_RANGE, BMI_RANGE, CHARGES_RANGE, CHILDREN_RANGE,
                                             DIM_ATTRIBUTE_COLUMNS, REGIONS, SCD2_TRACKED, SEXES, SILVER_COLUMNS,
                                             SMOKER_VALUES, SOURCE_COLUMNS)
-from healthcare_mlops.data.csv_source import StagedCsv
+from healthcare_mlops.data.csv_source import STAGED_FIELDS, StagedCsv
 from healthcare_mlops.runtime.catalog_base import sql_literal
 from healthcare_mlops.runtime.delta_catalog import private_folder
 from healthcare_mlops.runtime.duckdb_session import native_parquet_view, parquet_files
@@ -46,9 +46,15 @@ from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE_SPEC, DIM_PATIENTS,
                                      SILVER_PATIENTS_SPEC)
 
 KEY = "patient_natural_key"
+STAGED_RAW = tuple(f"raw_{name}" for name in STAGED_FIELDS)   # the staged file's strings of a row
+VALID = "({row}_failed IS NULL AND {row}_rank = 1)"       # a row of the view judged that loads
+PARSED = ("age", "sex", "bmi", "children", "smoker", "region", "annual_charges", "member_id")  # _parsed_columns'
 # DuckDB's memory for one load; beyond it, it spills to the load's spool folder (issue 26: the
 # process tree within 2 GB whatever the file's size). The results go to Parquet, not to memory.
 MEMORY_LIMIT = "1GB"
+# The tables' files DuckDB writes: zstd took 0.45 CPU s and 20 MB where DuckDB's default, snappy,
+# took 0.59 s and 33 MB for 1M silver rows (benchmarks/README.md); Spark and delta-rs read both.
+TABLE_CODEC = "COMPRESSION zstd"
 # Spark's text of a double (Java's Double.toString): what its reasons and content keys show.
 # The plain case comes first: it is nearly every value (NaN compares above every number in DuckDB).
 JAVA_DOUBLE = """CREATE MACRO java_double(v) AS CASE
@@ -168,14 +174,15 @@ def _first_failure(checks: list[tuple[str, str, str]], passes: str) -> tuple[str
     return f"CASE {index} END", f"CASE _failed {columns} END", f"CASE _failed {reasons} END"
 
 
-def _key(member_ids: bool, secret: str) -> str:
-    """The member key (``spark/patient_load.member_key`` / ``content_key``) of a row by ``_rank``."""
+def _key(member_ids: bool, secret: str, raw=lambda name: f"raw_{name}") -> str:
+    """The member key (``spark/patient_load.member_key`` / ``content_key``) of a row by ``_rank``;
+    ``raw`` gives the expression of a raw string (read only where a value did not parse)."""
     if member_ids:
         salt = _text(f"{len(secret)}:{secret}|")
         return f"'{MEMBER_KEY_PREFIX}' || substr(sha256({salt} || member_id), 1, {KEY_HEX})"
     kinds = {"age": "int", "children": "int", "bmi": "double", "annual_charges": "double", "smoker": "boolean"}
-    values = [f"coalesce({_as_text(c, kinds.get(c, 'string'))}, 'raw:' || raw_{raw}, '')"
-              for c, raw in zip(CONTENT_COLUMNS, SOURCE_COLUMNS)]
+    values = [f"coalesce({_as_text(c, kinds.get(c, 'string'))}, 'raw:' || {raw(name)}, '')"
+              for c, name in zip(CONTENT_COLUMNS, SOURCE_COLUMNS)]
     return (f"'{INGEST_KEY_PREFIX}' || substr(sha256(concat_ws('|', {', '.join(values)}, "
             f"CAST(_rank AS VARCHAR))), 1, {KEY_HEX})")
 
@@ -211,7 +218,7 @@ def _to_parquet(connection, query: str, folder: Path, spec, partition: dict | No
     target = folder / f"{column}={value.isoformat()}" if partition else folder
     target.mkdir(parents=True)
     select = f"SELECT * EXCLUDE ({column}) FROM ({query})" if partition else query  # nosec B608 # names from tables.py
-    connection.execute(f"COPY ({select}) TO {_text(str(target / 'data.parquet'))} (FORMAT parquet)")
+    connection.execute(f"COPY ({select}) TO {_text(str(target / 'data.parquet'))} (FORMAT parquet, {TABLE_CODEC})")
     return SpooledParquet(folder, spec.arrow_schema(), tuple(partition or ()))
 
 
@@ -221,34 +228,78 @@ def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> 
     The duplicate rule ranks a row among the identical rows before it (valid rows among valid
     ones). A window over every row sorted all 10M of them and was nearly half the load's CPU
     (benchmarks/README.md); here a hash aggregate finds the few hashes seen more than once, and
-    only those rows are ranked by the exact values (a hash collision only ranks a few more)."""
+    only those rows are ranked by the exact values (a hash collision only ranks a few more).
+
+    The rows are read twice (the repeated hashes, then the rows), so they are parsed and checked
+    once into a temp table; it keeps the raw strings only where a reason or a key may read them
+    (a failed row, a row without charges), so at 10M rows it stays within DuckDB's memory limit
+    instead of spilling (``raw_record`` reads a valid row's strings from the staged file)."""
     checks = record_checks(staged.member_ids)
     failed, failed_column, failed_reason = _first_failure(checks, _passes(staged.member_ids))
     duplicate_key = ", ".join(["member_id"] if staged.member_ids else list(CONTENT_COLUMNS))
     duplicate_column = keys.id_column if staged.member_ids else "row"
-    # A table: the rows are read twice (the repeated hashes, then the rows), parsed and checked once.
+    parsed = [c for c in PARSED if staged.member_ids or c != "member_id"]
+    # one list, not a column each: a null string still takes 16 bytes a row in DuckDB's memory
+    raws = (f"CASE WHEN _failed IS NOT NULL OR annual_charges IS NULL THEN [{', '.join(STAGED_RAW)}] END "
+            "AS _raws")
     connection.execute(f"""CREATE TEMP TABLE checked AS
-      WITH parsed AS (SELECT * EXCLUDE (malformed_reason, malformed_record), {_parsed_columns()}
+      WITH parsed AS (SELECT source_row, {', '.join(STAGED_RAW)}, {_parsed_columns()}
                       FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NULL),
       failing AS (SELECT *, {failed} AS _failed FROM parsed)
-      SELECT * EXCLUDE (_failed), {failed_column} AS _column, {failed_reason} AS _reason,
+      SELECT source_row, {', '.join(parsed)}, {raws}, CAST(_failed AS TINYINT) AS _failed,
              hash(_failed IS NULL, {duplicate_key}) AS _hash
       FROM failing""")  # nosec B608 # names from tables.py, values quoted
     connection.execute(f"""CREATE TEMP TABLE ranks AS
       SELECT source_row, row_number() OVER w AS _rank, min(source_row) OVER w AS _first FROM checked
       WHERE _hash IN (SELECT _hash FROM checked GROUP BY _hash HAVING count(*) > 1)
-      WINDOW w AS (PARTITION BY _column IS NULL, {duplicate_key} ORDER BY source_row)""")  # nosec B608 # names from tables.py
+      WINDOW w AS (PARTITION BY _failed IS NULL, {duplicate_key} ORDER BY source_row)""")  # nosec B608 # names from tables.py
+    position = {raw: index for index, raw in enumerate(STAGED_RAW, 1)}
+    raw_columns = ", ".join(f"_raws[{index}] AS {raw}" for raw, index in position.items())
+    if not staged.member_ids:
+        raw_columns += ", CAST(NULL AS VARCHAR) AS member_id"
+    # A valid row is ``_failed IS NULL AND _rank = 1``: the results' filters say so rather than
+    # going through _column's CASE, and its key reads a raw string only where a value is null.
     connection.execute(f"""CREATE VIEW judged AS
       WITH ranked AS (SELECT c.* EXCLUDE (_hash), coalesce(r._rank, 1) AS _rank,
                              coalesce(r._first, c.source_row) AS _first
                       FROM checked c LEFT JOIN ranks r ON c.source_row = r.source_row)
-      SELECT * EXCLUDE (_column, _reason),
-             {_key(staged.member_ids, keys.secret)} AS {KEY},
-             CASE WHEN _column IS NULL AND _rank > 1 THEN {_text(duplicate_column)} ELSE _column END AS _column,
-             CASE WHEN _column IS NULL AND _rank > 1 THEN 'duplicate of source row ' || CAST(_first AS VARCHAR)
-                  ELSE _reason END AS _reason,
+      SELECT *, {raw_columns},
+             {_key(staged.member_ids, keys.secret, lambda name: f"_raws[{position[f'raw_{name}']}]")} AS {KEY},
+             CASE WHEN _failed IS NULL AND _rank > 1 THEN {_text(duplicate_column)} ELSE {failed_column} END AS _column,
+             CASE WHEN _failed IS NULL AND _rank > 1 THEN 'duplicate of source row ' || CAST(_first AS VARCHAR)
+                  ELSE {failed_reason} END AS _reason,
              DATE '{as_of.isoformat()}' AS as_of_date, {_text(str(staged.path))} AS source
       FROM ranked""")  # nosec B608 # names from tables.py, values quoted
+
+
+def _rejected(connection, staged: StagedCsv, as_of: dt.date, duplicate_column: str, elsewhere: bool) -> str:
+    """The quarantine rows' query: the failed and duplicate rows of ``judged``, its valid rows whose
+    member another file loaded (``elsewhere``: the temp table ``loaded``), and the malformed lines.
+
+    ``checked`` keeps a failed row's strings; a valid row quarantined all the same (a duplicate, a
+    member loaded from another file: few) has its strings read back from the staged file."""
+    staged_file = _text(str(staged.staged))
+    quarantined_valid = "SELECT source_row FROM ranks WHERE _rank > 1"
+    if elsewhere:
+        quarantined_valid += f" UNION ALL SELECT source_row FROM judged WHERE {KEY} IN (SELECT {KEY} FROM loaded)"  # nosec B608 # names
+    connection.execute(f"""CREATE TEMP TABLE valid_raw AS
+      SELECT source_row, {', '.join(STAGED_RAW)} FROM read_parquet({staged_file})
+      WHERE source_row IN ({quarantined_valid})""")  # nosec B608 # names from tables.py, values quoted
+    raw_record = "to_json([" + ", ".join(f"coalesce(v.{name}, j.{name})" for name in staged.fields) + "])"
+    rows = "FROM judged j LEFT JOIN valid_raw v ON v.source_row = j.source_row"
+    loaded_elsewhere = f"""UNION ALL
+      SELECT 'ingest', j.source, j.source_row, j.{KEY}, {_text(duplicate_column)},
+             'member already loaded for {as_of.isoformat()} from ' || l._loaded_from, {raw_record}, j.as_of_date
+      {rows} JOIN loaded l ON l.{KEY} = j.{KEY} WHERE {VALID.format(row="j.")}""" if elsewhere else ""  # nosec B608 # names from tables.py, values quoted
+    return f"""
+      SELECT 'ingest' AS stage, j.source, j.source_row, j.{KEY} AS record_key, j._column AS column_name,
+             j._reason AS reason, {raw_record} AS raw_record, j.as_of_date {rows} WHERE NOT {VALID.format(row="j.")}
+      {loaded_elsewhere}
+      UNION ALL
+      SELECT 'ingest', {_text(str(staged.path))}, source_row,
+             '{INGEST_KEY_PREFIX}' || substr(sha256(malformed_record), 1, {KEY_HEX}), 'row', malformed_reason,
+             malformed_record, DATE '{as_of.isoformat()}'
+      FROM read_parquet({staged_file}) WHERE malformed_reason IS NOT NULL"""  # nosec B608 # names from tables.py, values quoted
 
 
 def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys
@@ -274,22 +325,9 @@ def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys
                "as_of_date", "source", "source_row"}              # what judged has of silver's columns
     silver = ", ".join(c if c in present else f"CAST(NULL AS {SILVER_PATIENTS_SPEC.columns.types[c]}) AS {c}"
                        for c in SILVER_COLUMNS)
-    valid = _to_parquet(connection, f"SELECT {silver} FROM judged WHERE _column IS NULL {not_loaded}",  # nosec B608 # names from tables.py, values quoted
+    valid = _to_parquet(connection, f"SELECT {silver} FROM judged WHERE {VALID.format(row='')} {not_loaded}",  # nosec B608 # names from tables.py, values quoted
                         Path(f"{stem}-valid"), SILVER_PATIENTS_SPEC, {"as_of_date": as_of})
-    raw_record = f"to_json([{', '.join(staged.fields)}])"
-    loaded_elsewhere = f"""UNION ALL
-      SELECT 'ingest', j.source, j.source_row, j.{KEY}, {_text(duplicate_column)},
-             'member already loaded for {as_of.isoformat()} from ' || l._loaded_from, {raw_record}, j.as_of_date
-      FROM judged j JOIN loaded l USING ({KEY}) WHERE j._column IS NULL""" if elsewhere else ""  # nosec B608 # names from tables.py, values quoted
-    rejected = _to_parquet(connection, f"""
-      SELECT 'ingest' AS stage, source, source_row, {KEY} AS record_key, _column AS column_name,
-             _reason AS reason, {raw_record} AS raw_record, as_of_date FROM judged WHERE _column IS NOT NULL
-      {loaded_elsewhere}
-      UNION ALL
-      SELECT 'ingest', {_text(str(staged.path))}, source_row,
-             '{INGEST_KEY_PREFIX}' || substr(sha256(malformed_record), 1, {KEY_HEX}), 'row', malformed_reason,
-             malformed_record, DATE '{as_of.isoformat()}'
-      FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NOT NULL""",  # nosec B608 # names from tables.py, values quoted
+    rejected = _to_parquet(connection, _rejected(connection, staged, as_of, duplicate_column, elsewhere),
                            Path(f"{stem}-rejected"), DATA_QUALITY_QUARANTINE_SPEC, {"as_of_date": as_of})
     connection.close()
     return valid, rejected
