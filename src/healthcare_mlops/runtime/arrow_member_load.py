@@ -74,6 +74,11 @@ def _text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# Kept as enums in the checked rows (1 byte a row, not 16): the contract's values; any other is null there.
+CATEGORIES = {"sex": f"TRY_CAST(sex AS ENUM({', '.join(map(_text, SEXES))})) AS sex",
+              "region": f"TRY_CAST(region AS ENUM({', '.join(map(_text, REGIONS))})) AS region"}
+
+
 def _trimmed(raw: str) -> str:
     return f"spark_trim(raw_{raw})"
 
@@ -134,6 +139,11 @@ def record_checks(member_ids: bool) -> list[tuple[str, str, str]]:
     ]
 
 
+def _category(raw: str) -> str:
+    """A category's value as parsed (sex, region) from its raw string ``raw``."""
+    return f"lower(spark_trim({raw}))"
+
+
 def _parsed_columns() -> str:
     """Typed columns from the raw strings, as ``spark/validation.parse_source_columns``."""
     def number(raw: str, pattern: str, sql_type: str) -> str:
@@ -142,11 +152,11 @@ def _parsed_columns() -> str:
 
     smoker = " ".join(f"WHEN {_text(word)} THEN {str(flag).lower()}" for word, flag in SMOKER_VALUES.items())
     kind = dict(SILVER_PATIENTS_SPEC.columns.pairs)           # the silver table's types, one place
-    return ", ".join([f"{number('age', INTEGER_PATTERN, kind['age'])} AS age", f"lower({_trimmed('sex')}) AS sex",
+    return ", ".join([f"{number('age', INTEGER_PATTERN, kind['age'])} AS age", f"{_category('raw_sex')} AS sex",
                       f"{number('bmi', NUMBER_PATTERN, kind['bmi'])} AS bmi",
                       f"{number('children', INTEGER_PATTERN, kind['children'])} AS children",
                       f"CASE lower({_trimmed('smoker')}) {smoker} END AS smoker",
-                      f"lower({_trimmed('region')}) AS region",
+                      f"{_category('raw_region')} AS region",
                       f"{number('charges', NUMBER_PATTERN, kind['annual_charges'])} AS annual_charges",
                       f"{_trimmed('member_id')} AS member_id"])
 
@@ -238,7 +248,7 @@ def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> 
     failed, failed_column, failed_reason = _first_failure(checks, _passes(staged.member_ids))
     duplicate_key = ", ".join(["member_id"] if staged.member_ids else list(CONTENT_COLUMNS))
     duplicate_column = keys.id_column if staged.member_ids else "row"
-    parsed = [c for c in PARSED if staged.member_ids or c != "member_id"]
+    parsed = [CATEGORIES.get(c, c) for c in PARSED if staged.member_ids or c != "member_id"]
     # one list, not a column each: a null string still takes 16 bytes a row in DuckDB's memory
     raws = (f"CASE WHEN _failed IS NOT NULL OR annual_charges IS NULL THEN [{', '.join(STAGED_RAW)}] END "
             "AS _raws")
@@ -246,21 +256,26 @@ def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> 
       WITH parsed AS (SELECT source_row, {', '.join(STAGED_RAW)}, {_parsed_columns()}
                       FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NULL),
       failing AS (SELECT *, {failed} AS _failed FROM parsed)
-      SELECT source_row, {', '.join(parsed)}, {raws}, CAST(_failed AS TINYINT) AS _failed,
-             hash(_failed IS NULL, {duplicate_key}) AS _hash
-      FROM failing""")  # nosec B608 # names from tables.py, values quoted
-    connection.execute(f"""CREATE TEMP TABLE ranks AS
-      SELECT source_row, row_number() OVER w AS _rank, min(source_row) OVER w AS _first FROM checked
-      WHERE _hash IN (SELECT _hash FROM checked GROUP BY _hash HAVING count(*) > 1)
-      WINDOW w AS (PARTITION BY _failed IS NULL, {duplicate_key} ORDER BY source_row)""")  # nosec B608 # names from tables.py
+      SELECT source_row, {', '.join(parsed)}, {raws}, CAST(_failed AS TINYINT) AS _failed FROM failing""")  # nosec B608 # names from tables.py, values quoted
     position = {raw: index for index, raw in enumerate(STAGED_RAW, 1)}
+    # sex and region as parsed: the enum's text, else (a value outside the list) the raw string's
+    texts = {name: f"coalesce(CAST({name} AS VARCHAR), {_category('_raws[%d]' % position['raw_' + name])})"
+             for name in CATEGORIES}
+    connection.execute(f"""CREATE TEMP TABLE ranks AS
+      WITH repeated AS (SELECT * REPLACE ({', '.join(f'{text} AS {name}' for name, text in texts.items())})
+                        FROM checked WHERE hash(_failed IS NULL, {duplicate_key}) IN (
+                          SELECT hash(_failed IS NULL, {duplicate_key}) AS _hash FROM checked
+                          GROUP BY _hash HAVING count(*) > 1))
+      SELECT source_row, row_number() OVER w AS _rank, min(source_row) OVER w AS _first FROM repeated
+      WINDOW w AS (PARTITION BY _failed IS NULL, {duplicate_key} ORDER BY source_row)""")  # nosec B608 # names from tables.py
     raw_columns = ", ".join(f"_raws[{index}] AS {raw}" for raw, index in position.items())
     if not staged.member_ids:
         raw_columns += ", CAST(NULL AS VARCHAR) AS member_id"
     # A valid row is ``_failed IS NULL AND _rank = 1``: the results' filters say so rather than
     # going through _column's CASE, and its key reads a raw string only where a value is null.
     connection.execute(f"""CREATE VIEW judged AS
-      WITH ranked AS (SELECT c.* EXCLUDE (_hash), coalesce(r._rank, 1) AS _rank,
+      WITH ranked AS (SELECT c.* REPLACE ({', '.join(f'{text} AS {name}' for name, text in texts.items())}),
+                             coalesce(r._rank, 1) AS _rank,
                              coalesce(r._first, c.source_row) AS _first
                       FROM checked c LEFT JOIN ranks r ON c.source_row = r.source_row)
       SELECT *, {raw_columns},
