@@ -52,9 +52,6 @@ PARSED = ("age", "sex", "bmi", "children", "smoker", "region", "annual_charges",
 # DuckDB's memory for one load; beyond it, it spills to the load's spool folder (issue 26: the
 # process tree within 2 GB whatever the file's size). The results go to Parquet, not to memory.
 MEMORY_LIMIT = "1GB"
-# The tables' files DuckDB writes: zstd took 0.45 CPU s and 20 MB where DuckDB's default, snappy,
-# took 0.59 s and 33 MB for 1M silver rows (benchmarks/README.md); Spark and delta-rs read both.
-TABLE_CODEC = "COMPRESSION zstd"
 # Spark's text of a double (Java's Double.toString): what its reasons and content keys show.
 # The plain case comes first: it is nearly every value (NaN compares above every number in DuckDB).
 JAVA_DOUBLE = """CREATE MACRO java_double(v) AS CASE
@@ -228,7 +225,7 @@ def _to_parquet(connection, query: str, folder: Path, spec, partition: dict | No
     target = folder / f"{column}={value.isoformat()}" if partition else folder
     target.mkdir(parents=True)
     select = f"SELECT * EXCLUDE ({column}) FROM ({query})" if partition else query  # nosec B608 # names from tables.py
-    connection.execute(f"COPY ({select}) TO {_text(str(target / 'data.parquet'))} (FORMAT parquet, {TABLE_CODEC})")
+    connection.execute(f"COPY ({select}) TO {_text(str(target / 'data.parquet'))} (FORMAT parquet)")
     return SpooledParquet(folder, spec.arrow_schema(), tuple(partition or ()))
 
 
