@@ -52,6 +52,7 @@ OTHER_DELIMITERS = (";", "\t", "|")
 MEMBER_ID = "member_id"       # the staged name of the member-id column, whatever the file calls it
 DEFAULT_MEMBER_ID_COLUMN = MEMBER_ID
 STAGED_FIELDS = (*SOURCE_COLUMNS, MEMBER_ID)
+FEW_VALUES = ("age", "sex", "children", "smoker", "region")   # columns whose values repeat in any real file
 # The staged rows: raw strings of a well-formed row (the id null in a file without ids), or the
 # reason and fields of a malformed one.
 STAGED_SCHEMA = pa.schema([*[(f"raw_{c}", pa.string()) for c in STAGED_FIELDS], ("source_row", pa.int64()),
@@ -80,9 +81,11 @@ class _StagedWriter:
         self.target, self.positions, self.chunk_rows = target, positions, chunk_rows
         self.rows = 0
         target.parent.mkdir(parents=True, exist_ok=True)
-        # read once, soon after, whole: no codec, no dictionaries, no statistics to build
-        self._writer = pq.ParquetWriter(target, STAGED_SCHEMA, compression="none", use_dictionary=False,
-                                       write_statistics=False)
+        # read once, soon after, whole: no codec, no statistics; dictionaries only for the columns of
+        # a few distinct values, which DuckDB then parses once per value (1M rows: 0.04 CPU s more
+        # here, 0.24 s less there; benchmarks/README.md)
+        self._writer = pq.ParquetWriter(target, STAGED_SCHEMA, compression="none", write_statistics=False,
+                                       use_dictionary=[f"raw_{c}" for c in FEW_VALUES])
 
     def write(self, good: list[pa.Array], good_lines: pa.Array, bad: list[tuple[int, str, str]]) -> None:
         """Well-formed rows (one array per file column, their line numbers) and malformed ones."""
