@@ -239,8 +239,9 @@ def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> 
 
     The rows are read twice (the repeated hashes, then the rows), so they are parsed and checked
     once into a temp table; it keeps the raw strings only where a reason or a key may read them
-    (a failed row, a row without charges), so at 10M rows it stays within DuckDB's memory limit
-    instead of spilling (``raw_record`` reads a valid row's strings from the staged file)."""
+    (a failed row, a row without charges) and sex and region as enums, so a 10M-row file's rows take
+    about half of DuckDB's memory limit instead of spilling past it (``_rejected`` reads a valid
+    row's strings back from the staged file)."""
     checks = record_checks(staged.member_ids)
     failed, failed_column, failed_reason = _first_failure(checks, _passes(staged.member_ids))
     duplicate_key = ", ".join(["member_id"] if staged.member_ids else list(CONTENT_COLUMNS))
