@@ -30,6 +30,14 @@ HOSTILE = ["M9000001,30,male,1e-5,0,no,southwest,12", "M9000002,31,female,30,0,n
            "M9000006,+36,male,025.50,1,YES,northeast,.5"]
 
 
+# Rows the checks refuse with values outside a category's list (kept as enums while judged), the same
+# refused row twice, valid rows that parse to the same values, rows without charges.
+CATEGORY_LINES = ["age,sex,bmi,children,smoker,region,charges", "30,mal,30,0,no,southwest,100",
+                  "30,femal,30,0,no,southwest,100", "30,mal,30,0,no,southwest,100", "30,male,30,0,no,nowhere,100",
+                  "30,male,30,0,no,NoWhere ,100", "30,male,30,0,no,southwest,100", "30, Male,30,0,no,southwest,100",
+                  "30,male,30,0,no,southwest,", "30,male,30,0,no,southwest, ", "31,female,30,0,no,northeast,"]
+
+
 def member_lines(month: int, changed: range = range(0)) -> list[str]:
     rows = [f"M{i:07d},{20 + i % 50},{'female' if i % 2 else 'male'},{25 + i % 20 + (1.5 if i in changed else 0):.1f},"
             f"{i % 4},{'yes' if i % 5 == 0 else 'no'},southwest,{2000 + i + month}" for i in range(MEMBERS)]
@@ -40,6 +48,7 @@ def _loads(root):
     """The files and dates, in load order (each home loads the same files)."""
     return [(write_csv(root / "good.csv", GOOD_LINES), JANUARY),
             (write_csv(root / "bad.csv", BAD_LINES, bom=False, newline="\n"), JANUARY),
+            (write_csv(root / "categories.csv", CATEGORY_LINES), JANUARY),
             (write_csv(root / "members_01.csv", member_lines(1)), JANUARY),
             (write_csv(root / "members_02.csv", member_lines(2, range(0, 10))), FEBRUARY),
             (write_csv(root / "members_02_late.csv", member_lines(3, range(5, 15))[:20]), FEBRUARY),
@@ -92,7 +101,8 @@ def test_the_comparison_covers_every_kind_of_row(both_paths):
     quarantine, dim = tables["arrow"][DATA_QUALITY_QUARANTINE], tables["arrow"][DIM_PATIENTS]
     reasons = " | ".join(quarantine["reason"])
     for expected in ("duplicate of source row", "member already loaded for 2025-02-01", "row has 6 fields",
-                     "above the upper bound", "bmi outside 10.0-80.0: 1.0E-5", "missing value"):
+                     "above the upper bound", "bmi outside 10.0-80.0: 1.0E-5", "missing value",
+                     "'femal' is not one of female, male", "'NoWhere ' is not one of"):
         assert expected in reasons
     assert (dim["scd_version"] == 2).sum() >= 10 and (~dim["is_current_record"]).sum() >= 10
 

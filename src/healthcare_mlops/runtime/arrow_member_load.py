@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from healthcare_mlops.data.contract import (AGE_RANGE, BMI_RANGE, CHARGES_RANGE, CHILDREN_RANGE,
                                             DIM_ATTRIBUTE_COLUMNS, REGIONS, SCD2_TRACKED, SEXES, SILVER_COLUMNS,
                                             SMOKER_VALUES, SOURCE_COLUMNS)
-from healthcare_mlops.data.csv_source import StagedCsv
+from healthcare_mlops.data.csv_source import STAGED_FIELDS, StagedCsv
 from healthcare_mlops.runtime.catalog_base import sql_literal
 from healthcare_mlops.runtime.delta_catalog import private_folder
 from healthcare_mlops.runtime.duckdb_session import native_parquet_view, parquet_files
@@ -46,6 +46,9 @@ from healthcare_mlops.tables import (DATA_QUALITY_QUARANTINE_SPEC, DIM_PATIENTS,
                                      SILVER_PATIENTS_SPEC)
 
 KEY = "patient_natural_key"
+STAGED_RAW = tuple(f"raw_{name}" for name in STAGED_FIELDS)   # the staged file's strings of a row
+VALID = "({row}_failed IS NULL AND {row}_rank = 1)"       # a row of the view judged that loads
+PARSED = ("age", "sex", "bmi", "children", "smoker", "region", "annual_charges", "member_id")  # _parsed_columns'
 # DuckDB's memory for one load; beyond it, it spills to the load's spool folder (issue 26: the
 # process tree within 2 GB whatever the file's size). The results go to Parquet, not to memory.
 MEMORY_LIMIT = "1GB"
@@ -59,14 +62,22 @@ JAVA_DOUBLE = """CREATE MACRO java_double(v) AS CASE
   ELSE CAST(v / pow(10, floor(log10(abs(v)))) AS VARCHAR) || 'E'
        || CAST(CAST(floor(log10(abs(v))) AS BIGINT) AS VARCHAR)
 END"""
+# Spark's trim (spaces only). DuckDB's trim with a character set costs ten times a plain read of
+# the value (benchmarks/README.md), and nearly every value has no space to trim: only those pay it.
+SPARK_TRIM = "CREATE MACRO spark_trim(v) AS CASE WHEN prefix(v, ' ') OR suffix(v, ' ') THEN trim(v, ' ') ELSE v END"
 
 
 def _text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# Kept as enums in the checked rows (1 byte a row, not 16): the contract's values; any other is null there.
+CATEGORIES = {"sex": f"TRY_CAST(sex AS ENUM({', '.join(map(_text, SEXES))})) AS sex",
+              "region": f"TRY_CAST(region AS ENUM({', '.join(map(_text, REGIONS))})) AS region"}
+
+
 def _trimmed(raw: str) -> str:
-    return f"trim(raw_{raw}, ' ')"
+    return f"spark_trim(raw_{raw})"
 
 
 def _missing(raw: str) -> str:
@@ -125,6 +136,11 @@ def record_checks(member_ids: bool) -> list[tuple[str, str, str]]:
     ]
 
 
+def _category(raw: str) -> str:
+    """A category's value as parsed (sex, region) from its raw string ``raw``."""
+    return f"lower(spark_trim({raw}))"
+
+
 def _parsed_columns() -> str:
     """Typed columns from the raw strings, as ``spark/validation.parse_source_columns``."""
     def number(raw: str, pattern: str, sql_type: str) -> str:
@@ -133,11 +149,11 @@ def _parsed_columns() -> str:
 
     smoker = " ".join(f"WHEN {_text(word)} THEN {str(flag).lower()}" for word, flag in SMOKER_VALUES.items())
     kind = dict(SILVER_PATIENTS_SPEC.columns.pairs)           # the silver table's types, one place
-    return ", ".join([f"{number('age', INTEGER_PATTERN, kind['age'])} AS age", f"lower({_trimmed('sex')}) AS sex",
+    return ", ".join([f"{number('age', INTEGER_PATTERN, kind['age'])} AS age", f"{_category('raw_sex')} AS sex",
                       f"{number('bmi', NUMBER_PATTERN, kind['bmi'])} AS bmi",
                       f"{number('children', INTEGER_PATTERN, kind['children'])} AS children",
                       f"CASE lower({_trimmed('smoker')}) {smoker} END AS smoker",
-                      f"lower({_trimmed('region')}) AS region",
+                      f"{_category('raw_region')} AS region",
                       f"{number('charges', NUMBER_PATTERN, kind['annual_charges'])} AS annual_charges",
                       f"{_trimmed('member_id')} AS member_id"])
 
@@ -165,14 +181,15 @@ def _first_failure(checks: list[tuple[str, str, str]], passes: str) -> tuple[str
     return f"CASE {index} END", f"CASE _failed {columns} END", f"CASE _failed {reasons} END"
 
 
-def _key(member_ids: bool, secret: str) -> str:
-    """The member key (``spark/patient_load.member_key`` / ``content_key``) of a row by ``_rank``."""
+def _key(member_ids: bool, secret: str, raw=lambda name: f"raw_{name}") -> str:
+    """The member key (``spark/patient_load.member_key`` / ``content_key``) of a row by ``_rank``;
+    ``raw`` gives the expression of a raw string (read only where a value did not parse)."""
     if member_ids:
         salt = _text(f"{len(secret)}:{secret}|")
         return f"'{MEMBER_KEY_PREFIX}' || substr(sha256({salt} || member_id), 1, {KEY_HEX})"
     kinds = {"age": "int", "children": "int", "bmi": "double", "annual_charges": "double", "smoker": "boolean"}
-    values = [f"coalesce({_as_text(c, kinds.get(c, 'string'))}, 'raw:' || raw_{raw}, '')"
-              for c, raw in zip(CONTENT_COLUMNS, SOURCE_COLUMNS)]
+    values = [f"coalesce({_as_text(c, kinds.get(c, 'string'))}, 'raw:' || {raw(name)}, '')"
+              for c, name in zip(CONTENT_COLUMNS, SOURCE_COLUMNS)]
     return (f"'{INGEST_KEY_PREFIX}' || substr(sha256(concat_ws('|', {', '.join(values)}, "
             f"CAST(_rank AS VARCHAR))), 1, {KEY_HEX})")
 
@@ -184,6 +201,7 @@ def _connection(spill: Path) -> duckdb.DuckDBPyConnection:
     connection.execute(f"SET temp_directory = {_text(str(spill))}")
     connection.execute("SET preserve_insertion_order = false")
     connection.execute(JAVA_DOUBLE)
+    connection.execute(SPARK_TRIM)
     return connection
 
 
@@ -217,34 +235,84 @@ def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> 
     The duplicate rule ranks a row among the identical rows before it (valid rows among valid
     ones). A window over every row sorted all 10M of them and was nearly half the load's CPU
     (benchmarks/README.md); here a hash aggregate finds the few hashes seen more than once, and
-    only those rows are ranked by the exact values (a hash collision only ranks a few more)."""
+    only those rows are ranked by the exact values (a hash collision only ranks a few more).
+
+    The rows are read twice (the repeated hashes, then the rows), so they are parsed and checked
+    once into a temp table; it keeps the raw strings only where a reason or a key may read them
+    (a failed row, a row without charges) and sex and region as enums, so a 10M-row file's rows take
+    about half of DuckDB's memory limit instead of spilling past it (``_rejected`` reads a valid
+    row's strings back from the staged file)."""
     checks = record_checks(staged.member_ids)
     failed, failed_column, failed_reason = _first_failure(checks, _passes(staged.member_ids))
     duplicate_key = ", ".join(["member_id"] if staged.member_ids else list(CONTENT_COLUMNS))
     duplicate_column = keys.id_column if staged.member_ids else "row"
-    # A table: the rows are read twice (the repeated hashes, then the rows), parsed and checked once.
+    parsed = [CATEGORIES.get(c, c) for c in PARSED if staged.member_ids or c != "member_id"]
+    # one list, not a column each: a null string still takes 16 bytes a row in DuckDB's memory
+    raws = (f"CASE WHEN _failed IS NOT NULL OR annual_charges IS NULL THEN [{', '.join(STAGED_RAW)}] END "
+            "AS _raws")
     connection.execute(f"""CREATE TEMP TABLE checked AS
-      WITH parsed AS (SELECT * EXCLUDE (malformed_reason, malformed_record), {_parsed_columns()}
+      WITH parsed AS (SELECT source_row, {', '.join(STAGED_RAW)}, {_parsed_columns()}
                       FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NULL),
       failing AS (SELECT *, {failed} AS _failed FROM parsed)
-      SELECT * EXCLUDE (_failed), {failed_column} AS _column, {failed_reason} AS _reason,
-             hash(_failed IS NULL, {duplicate_key}) AS _hash
-      FROM failing""")  # nosec B608 # names from tables.py, values quoted
+      SELECT source_row, {', '.join(parsed)}, {raws}, CAST(_failed AS TINYINT) AS _failed FROM failing""")  # nosec B608 # names from tables.py, values quoted
+    position = {raw: index for index, raw in enumerate(STAGED_RAW, 1)}
+    # sex and region as parsed: the enum's text, else (a value outside the list) the raw string's
+    texts = {name: f"coalesce(CAST({name} AS VARCHAR), {_category('_raws[%d]' % position['raw_' + name])})"
+             for name in CATEGORIES}
     connection.execute(f"""CREATE TEMP TABLE ranks AS
-      SELECT source_row, row_number() OVER w AS _rank, min(source_row) OVER w AS _first FROM checked
-      WHERE _hash IN (SELECT _hash FROM checked GROUP BY _hash HAVING count(*) > 1)
-      WINDOW w AS (PARTITION BY _column IS NULL, {duplicate_key} ORDER BY source_row)""")  # nosec B608 # names from tables.py
+      WITH repeated AS (SELECT * REPLACE ({', '.join(f'{text} AS {name}' for name, text in texts.items())})
+                        FROM checked WHERE hash(_failed IS NULL, {duplicate_key}) IN (
+                          SELECT hash(_failed IS NULL, {duplicate_key}) AS _hash FROM checked
+                          GROUP BY _hash HAVING count(*) > 1))
+      SELECT source_row, row_number() OVER w AS _rank, min(source_row) OVER w AS _first FROM repeated
+      WINDOW w AS (PARTITION BY _failed IS NULL, {duplicate_key} ORDER BY source_row)""")  # nosec B608 # names from tables.py
+    raw_columns = ", ".join(f"_raws[{index}] AS {raw}" for raw, index in position.items())
+    if not staged.member_ids:
+        raw_columns += ", CAST(NULL AS VARCHAR) AS member_id"
+    # A valid row is ``_failed IS NULL AND _rank = 1``: the results' filters say so rather than
+    # going through _column's CASE, and its key reads a raw string only where a value is null.
     connection.execute(f"""CREATE VIEW judged AS
-      WITH ranked AS (SELECT c.* EXCLUDE (_hash), coalesce(r._rank, 1) AS _rank,
+      WITH ranked AS (SELECT c.* REPLACE ({', '.join(f'{text} AS {name}' for name, text in texts.items())}),
+                             coalesce(r._rank, 1) AS _rank,
                              coalesce(r._first, c.source_row) AS _first
                       FROM checked c LEFT JOIN ranks r ON c.source_row = r.source_row)
-      SELECT * EXCLUDE (_column, _reason),
-             {_key(staged.member_ids, keys.secret)} AS {KEY},
-             CASE WHEN _column IS NULL AND _rank > 1 THEN {_text(duplicate_column)} ELSE _column END AS _column,
-             CASE WHEN _column IS NULL AND _rank > 1 THEN 'duplicate of source row ' || CAST(_first AS VARCHAR)
-                  ELSE _reason END AS _reason,
+      SELECT *, {raw_columns},
+             {_key(staged.member_ids, keys.secret, lambda name: f"_raws[{position[f'raw_{name}']}]")} AS {KEY},
+             CASE WHEN _failed IS NULL AND _rank > 1 THEN {_text(duplicate_column)} ELSE {failed_column} END AS _column,
+             CASE WHEN _failed IS NULL AND _rank > 1 THEN 'duplicate of source row ' || CAST(_first AS VARCHAR)
+                  ELSE {failed_reason} END AS _reason,
              DATE '{as_of.isoformat()}' AS as_of_date, {_text(str(staged.path))} AS source
       FROM ranked""")  # nosec B608 # names from tables.py, values quoted
+
+
+def _rejected(connection, staged: StagedCsv, as_of: dt.date, duplicate_column: str, elsewhere: bool) -> str:
+    """The quarantine rows' query: the failed and duplicate rows of ``judged``, its valid rows whose
+    member another file loaded (``elsewhere``: the temp table ``loaded``), and the malformed lines.
+
+    ``checked`` keeps a failed row's strings; a valid row quarantined all the same (a duplicate, a
+    member loaded from another file: few) has its strings read back from the staged file."""
+    staged_file = _text(str(staged.staged))
+    quarantined_valid = "SELECT source_row FROM ranks WHERE _rank > 1"
+    if elsewhere:
+        quarantined_valid += f" UNION ALL SELECT source_row FROM judged WHERE {KEY} IN (SELECT {KEY} FROM loaded)"  # nosec B608 # names
+    connection.execute(f"""CREATE TEMP TABLE valid_raw AS
+      SELECT source_row, {', '.join(STAGED_RAW)} FROM read_parquet({staged_file})
+      WHERE source_row IN ({quarantined_valid})""")  # nosec B608 # names from tables.py, values quoted
+    raw_record = "to_json([" + ", ".join(f"coalesce(v.{name}, j.{name})" for name in staged.fields) + "])"
+    rows = "FROM judged j LEFT JOIN valid_raw v ON v.source_row = j.source_row"
+    loaded_elsewhere = f"""UNION ALL
+      SELECT 'ingest', j.source, j.source_row, j.{KEY}, {_text(duplicate_column)},
+             'member already loaded for {as_of.isoformat()} from ' || l._loaded_from, {raw_record}, j.as_of_date
+      {rows} JOIN loaded l ON l.{KEY} = j.{KEY} WHERE {VALID.format(row="j.")}""" if elsewhere else ""  # nosec B608 # names from tables.py, values quoted
+    return f"""
+      SELECT 'ingest' AS stage, j.source, j.source_row, j.{KEY} AS record_key, j._column AS column_name,
+             j._reason AS reason, {raw_record} AS raw_record, j.as_of_date {rows} WHERE NOT {VALID.format(row="j.")}
+      {loaded_elsewhere}
+      UNION ALL
+      SELECT 'ingest', {_text(str(staged.path))}, source_row,
+             '{INGEST_KEY_PREFIX}' || substr(sha256(malformed_record), 1, {KEY_HEX}), 'row', malformed_reason,
+             malformed_record, DATE '{as_of.isoformat()}'
+      FROM read_parquet({staged_file}) WHERE malformed_reason IS NOT NULL"""  # nosec B608 # names from tables.py, values quoted
 
 
 def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys
@@ -270,22 +338,9 @@ def ingest_tables(catalog, staged: StagedCsv, as_of: dt.date, keys: MemberKeys
                "as_of_date", "source", "source_row"}              # what judged has of silver's columns
     silver = ", ".join(c if c in present else f"CAST(NULL AS {SILVER_PATIENTS_SPEC.columns.types[c]}) AS {c}"
                        for c in SILVER_COLUMNS)
-    valid = _to_parquet(connection, f"SELECT {silver} FROM judged WHERE _column IS NULL {not_loaded}",  # nosec B608 # names from tables.py, values quoted
+    valid = _to_parquet(connection, f"SELECT {silver} FROM judged WHERE {VALID.format(row='')} {not_loaded}",  # nosec B608 # names from tables.py, values quoted
                         Path(f"{stem}-valid"), SILVER_PATIENTS_SPEC, {"as_of_date": as_of})
-    raw_record = f"to_json([{', '.join(staged.fields)}])"
-    loaded_elsewhere = f"""UNION ALL
-      SELECT 'ingest', j.source, j.source_row, j.{KEY}, {_text(duplicate_column)},
-             'member already loaded for {as_of.isoformat()} from ' || l._loaded_from, {raw_record}, j.as_of_date
-      FROM judged j JOIN loaded l USING ({KEY}) WHERE j._column IS NULL""" if elsewhere else ""  # nosec B608 # names from tables.py, values quoted
-    rejected = _to_parquet(connection, f"""
-      SELECT 'ingest' AS stage, source, source_row, {KEY} AS record_key, _column AS column_name,
-             _reason AS reason, {raw_record} AS raw_record, as_of_date FROM judged WHERE _column IS NOT NULL
-      {loaded_elsewhere}
-      UNION ALL
-      SELECT 'ingest', {_text(str(staged.path))}, source_row,
-             '{INGEST_KEY_PREFIX}' || substr(sha256(malformed_record), 1, {KEY_HEX}), 'row', malformed_reason,
-             malformed_record, DATE '{as_of.isoformat()}'
-      FROM read_parquet({_text(str(staged.staged))}) WHERE malformed_reason IS NOT NULL""",  # nosec B608 # names from tables.py, values quoted
+    rejected = _to_parquet(connection, _rejected(connection, staged, as_of, duplicate_column, elsewhere),
                            Path(f"{stem}-rejected"), DATA_QUALITY_QUARANTINE_SPEC, {"as_of_date": as_of})
     connection.close()
     return valid, rejected
