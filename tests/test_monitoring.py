@@ -4,9 +4,10 @@ The scenario tests build on one scored day: a copy of the shared pipeline lakeho
 members as of 2026-01-01 and a champion) scored by the real batch_inference task. Each
 scenario then loads 2026-01-02 with ``data generate``'s code (2,000 new members, every
 existing member carried forward, the scenario applied), featurizes, scores and monitors it
-with the real jobs: ``baseline`` through the local runner (each job in
-its own process, as ``healthcare-mlops jobs run`` does), the others through the same task
-functions in this process (a runner process per job costs a Spark start-up each).
+with the real jobs: ``baseline`` through the local runner (its plan, parameters and run ids, as
+``healthcare-mlops jobs run`` runs them; the job files in this process: tests/in_process_tasks.py),
+the others through the same task functions. The job processes are tested where they are the
+subject: the killed run below, and tests/test_spark_connect.py's loop of every job.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_MODEL_ALERTS, ML_PATIENT_PREDICTIONS
 
+from in_process_tasks import tasks_in_this_process
 from test_monitoring_statistics import REFERENCE, THRESHOLDS, counts_of, population
 
 TRAFFIC = TrafficThresholds(serving_error_rate_alert=0.05)
@@ -500,6 +502,7 @@ def test_scenario_raises_the_alerts_it_should(scenario, scored_day1, tmp_path, m
     settings = resolve_settings("local", root)
     generate_patients(cli_runtime(settings), 2000, 42, DAY2, scenario)      # data generate --patients 2000 --scenario X
     if scenario in THROUGH_RUNNER:
+        tasks_in_this_process(monkeypatch)
         for job_key, params in (("feature_engineering", {"as_of": DAY2.isoformat()}),
                                 ("batch_inference", {"scoring_date": DAY2.isoformat()}),
                                 ("model_monitoring", {"window_start": DAY2.isoformat()})):

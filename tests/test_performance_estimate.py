@@ -118,3 +118,20 @@ def test_the_estimator_training_logs_is_rows_free_and_estimates_the_same_after_a
     assert 0 < again["mae"].value and again["mae"].n == 50
     with pytest.raises(ValueError, match="at least 200"):
         fit_estimator(held.head(199), tuple(MODEL_INPUT_COLUMNS))
+
+
+def test_counted_distinct_rows_estimate_what_the_repeated_rows_do():
+    """A draw with replacement given as its distinct rows and their counts (the benchmark's large
+    draws): the same estimate and interval as of every drawn row."""
+    rng = np.random.default_rng(5)
+    reference = pd.DataFrame(synthetic_members(400, rng)).assign(predicted=rng.uniform(5000, 20000, 400))
+    loss = fit_loss_model(reference, tuple(MODEL_INPUT_COLUMNS), "predicted", "annual_charges",
+                          EstimateParams(folds=2))
+    draw = reference.sample(600, replace=True, random_state=1)
+    counts = draw.index.value_counts(sort=False)
+    counted = estimate_mae(loss, reference.loc[counts.index], "predicted", counts=counts.to_numpy())
+    repeated = estimate_mae(loss, draw, "predicted")
+    assert counted.n == repeated.n == 600 and len(counts) < 400
+    for field in ("value", "lower", "upper"):
+        assert getattr(counted, field) == pytest.approx(getattr(repeated, field), rel=1e-12), field
+    assert counted != estimate_mae(loss, reference.loc[counts.index], "predicted")     # the counts weigh

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import os
-import runpy
 import subprocess
 import sys
 import textwrap
@@ -20,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from healthcare_mlops.bundle.run_states import FAILED, SUCCEEDED
 from healthcare_mlops.runtime.spark_session import CONNECT_REFUSED, SPARK_API_ENV
 from healthcare_mlops.settings import HOME_ENV, resolve_settings
 from healthcare_mlops.tables import (DIM_PATIENTS, JOB_RUNS, ML_INSURANCE_FEATURES,
                                      ML_PATIENT_PREDICTIONS, SILVER_PATIENTS)
+
+from in_process_tasks import tasks_in_this_process
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "healthcare_mlops"
@@ -188,34 +188,15 @@ def run_loop(home: Path, api: str, environment: dict[str, str]) -> None:
         assert result.returncode == 0, f"{command[3:5]} under {api}: {result.stderr[-3000:]}"
 
 
-def run_task_in_this_process(task_key, python_file, argv, cwd, env, log_path, echo, timeout, started=None):
-    """The runner's ``task_process.run_task`` without the process: the task's job file runs as
-    ``__main__`` here, with its argv, working directory and environment, on this process's
-    (the suite's classic) Spark session. A non-zero exit is the task's failure, as in a process."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(cwd)
-        patch.setattr(sys, "argv", [str(python_file), *argv])
-        for name, value in env.items():
-            if os.environ.get(name) != value:
-                patch.setenv(name, value)
-        try:
-            runpy.run_path(str(python_file), run_name="__main__")
-        except SystemExit as exit_:
-            if exit_.code not in (None, 0):
-                return FAILED, 1, f"exit code 1: {exit_.code}"
-    return SUCCEEDED, 0, None
-
-
 def run_loop_in_this_process(home: Path, monkeypatch) -> None:
     """The same ``jobs run`` commands (the CLI's audit row, the runner's plan, parameters, run history
-    and audit rows) in this process, each task too (``run_task_in_this_process``): the classic reference
+    and audit rows) in this process, each task too (tests/in_process_tasks.py): the classic reference
     without a process and a JVM start per task, minutes of the suite."""
     from typer.testing import CliRunner
 
     from healthcare_mlops.cli.main import app
-    from healthcare_mlops.emulator import runner
 
-    monkeypatch.setattr(runner, "run_task", run_task_in_this_process)
+    tasks_in_this_process(monkeypatch)
     monkeypatch.setenv(HOME_ENV, str(home))
     for command in loop_commands(home):
         result = CliRunner().invoke(app, command)

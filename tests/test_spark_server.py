@@ -90,6 +90,7 @@ def test_a_timed_out_task_s_server_is_replaced_and_none_is_left(connect, home, c
     result = run_job("stuck", bundle=load_bundle(FIXTURE), home=home)
     output = capfd.readouterr().out
     assert result.task("hold").status == "TIMED_OUT"
+    assert "ready" in result.task("hold").log_path.read_text().splitlines()    # timed out while it queried
     assert result.task("after").status == "SUCCEEDED", result.task("after").error
     servers = SERVER_LINE.findall(output)
     assert len(servers) == 2, output        # the timed-out task's server went with it; "after" got a new one
@@ -104,13 +105,15 @@ def test_a_killed_runner_leaves_no_server(home):
     env.pop(SPARK_REMOTE_ENV, None)
     runner = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    server = None
+    server, ready = None, False
     try:
         for line in runner.stdout:
             server = server or SERVER_LINE.search(line)
             if "[hold] ready" in line:
+                ready = True
                 break
         assert server is not None, "the runner started no server"
+        assert ready, "the task did not start querying before its timeout_seconds"
         runner.kill()                 # SIGKILL: no clean-up in the runner
         runner.wait()
         assert _group_gone(int(server.group(2)))

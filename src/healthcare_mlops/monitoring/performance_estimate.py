@@ -119,13 +119,18 @@ def fit_loss_model(reference: pd.DataFrame, inputs: tuple[str, ...], predicted: 
     return LossModel(tuple(models), tuple(inputs), categories, float(error.std(ddof=1)), params)
 
 
-def estimate_mae(loss: LossModel, current: pd.DataFrame, predicted: str) -> Estimate:
-    """The window's estimated MAE and its interval (see the module docstring)."""
-    n = len(current)
+def estimate_mae(loss: LossModel, current: pd.DataFrame, predicted: str, counts: np.ndarray | None = None) -> Estimate:
+    """The window's estimated MAE and its interval (see the module docstring).
+
+    ``counts``: how many times each row of ``current`` is in the window (a draw with replacement
+    given as its distinct rows): the same estimate as of the repeated rows, for a fraction of the
+    loss models' predictions."""
+    n = len(current) if counts is None else int(np.sum(counts))
     if n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
     features = _design(current, loss.inputs, loss.categories, current[predicted])
-    per_model = np.array([np.clip(model.predict(features), 0.0, None).mean() for model in loss.models])
+    per_model = np.array([np.average(np.clip(model.predict(features), 0.0, None), weights=counts)
+                          for model in loss.models])
     value = float(per_model.mean())
     spread = float(per_model.var(ddof=1)) if len(per_model) > 1 else 0.0
     z = NormalDist().inv_cdf(0.5 + loss.params.ci_level / 2)
