@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from healthcare_mlops.bundle.definition import load_bundle
+from healthcare_mlops.emulator.run_guard import MARKER_DIR, reconcile
 from healthcare_mlops.emulator.runner import run_job
 from healthcare_mlops.emulator.spark_server import SERVER_LOG
 from healthcare_mlops.runtime.spark_session import CONNECT_MODE_ENV, SPARK_API_ENV, SPARK_REMOTE_ENV
-from healthcare_mlops.settings import HOME_ENV
+from healthcare_mlops.settings import HOME_ENV, resolve_settings
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "bundles" / "connect"
 SERVER_LINE = re.compile(r"spark connect server on localhost:(\d+) \(pid (\d+)\)")
@@ -117,6 +118,11 @@ def test_a_killed_runner_leaves_no_server(home):
         runner.kill()                 # SIGKILL: no clean-up in the runner
         runner.wait()
         assert _group_gone(int(server.group(2)))
+        # The task, a Connect client of the server that went, is the orphan the next runner start ends
+        # (run_guard.reconcile); left alone it retries its connection for minutes.
+        [marker] = [json.loads(path.read_text()) for path in (Path(home) / MARKER_DIR).glob("*.json")]
+        assert reconcile(resolve_settings("local", home)) == [marker["run_id"]]
+        assert _group_gone(marker["task"]["pgid"], seconds=10)
     finally:
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)
