@@ -41,8 +41,8 @@ def _set_revision(database, revision: str) -> None:
         connection.execute("UPDATE alembic_version SET version_num = ?", (revision,))
 
 
-def _home_with(database, tmp_path, revision: str):
-    settings = resolve_settings("local", tmp_path / "home")
+def _home_with(database, tmp_path, revision: str, name: str = "home"):
+    settings = resolve_settings("local", tmp_path / name)
     settings.mlflow_dir.mkdir(parents=True)
     copy = settings.mlflow_dir / "mlflow.db"
     copy.write_bytes(database.read_bytes())
@@ -88,3 +88,19 @@ def test_no_database_yet_and_a_database_without_a_schema_are_left_for_mlflow_to_
     sqlite3.connect(empty).close()
     refuse_a_newer_schema(empty)
     assert not (tmp_path / "absent.db").exists()        # only read, never created by the check
+
+
+def test_a_home_whose_name_holds_uri_characters_is_read_as_that_path(mlflow_database, tmp_path):
+    """The check opens the database by a URI: "?" and "#" in the home's name must not cut the path."""
+    database, _ = mlflow_database
+    settings = _home_with(database, tmp_path, UNKNOWN_REVISION, name="a?mode=rw#b %20c")
+    with pytest.raises(UserError, match=UNKNOWN_REVISION):
+        mlflow_client(settings)
+
+
+def test_a_file_that_is_no_sqlite_database_is_refused_naming_it(tmp_path):
+    settings = resolve_settings("local", tmp_path / "home")
+    settings.mlflow_dir.mkdir(parents=True)
+    (settings.mlflow_dir / "mlflow.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(UserError, match="cannot be read"):
+        mlflow_client(settings)

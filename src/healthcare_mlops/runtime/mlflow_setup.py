@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,11 +63,16 @@ def _schema_revision(database: Path) -> str | None:
     creates both on first use)."""
     if not database.exists():
         return None
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+    # read-only, by a URI that quotes the path (a home's name may hold "?" or "#"); sqlite3's own context
+    # manager only ends a transaction, closing() closes the file
+    with closing(sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)) as connection:
         try:
             row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
         except sqlite3.OperationalError:           # no alembic_version table: an empty database
             return None
+        except sqlite3.DatabaseError as error:     # not an SQLite file at all
+            raise UserError(f"the MLflow database {database} cannot be read ({error}): "
+                            "restore it from a backup or use another home (--home)") from error
     return row[0] if row else None
 
 
