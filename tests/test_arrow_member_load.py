@@ -11,6 +11,7 @@ silver_patients, the quarantine and dim_patients must then be equal, every colum
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import shutil
 
 import pandas as pd
@@ -129,3 +130,31 @@ def test_a_home_with_an_unpartitioned_dim_patients_keeps_loading(tmp_path):
     closed = dim[~dim["is_current_record"]]
     assert len(closed) == 10 and set(closed["effective_to"]) == {FEBRUARY}
     assert DeltaTable(path).metadata().partition_columns == []
+
+
+def test_on_a_workspace_spark_reads_the_member_key_secret_by_reference(spark):
+    """The hash's key is never a literal of the load's plan (a run's Spark UI and query profile show the plan to
+    everyone who may view the run): on a workspace Spark reads it with SQL's ``secret(scope, key)``. A session
+    function stands in for the workspace's ``secret()`` here; the keys must be the ones the key's text gives,
+    the local engines' formula."""
+    from pyspark.sql import functions as F
+
+    from healthcare_mlops.spark.patient_load import KEY_HEX, MEMBER_KEY_PREFIX, MemberKeys, member_key
+
+    value = "a per-workspace key"
+    spark.udf.register("secret", lambda scope, key: value if (scope, key) == ("members", "member-key") else None)
+    ids = spark.createDataFrame([("M0000001",), ("M0000002",)], ["member_id"])
+
+    def keyed(keys: MemberKeys):
+        return ids.select(member_key(F.col("member_id"), keys).alias("key"))
+
+    by_reference = keyed(MemberKeys("member_id", secret="", secret_reference=("members", "member-key")))
+    by_value = keyed(MemberKeys("member_id", secret=value))
+    expected = [MEMBER_KEY_PREFIX + hashlib.sha256(f"{len(value)}:{value}|{i}".encode()).hexdigest()[:KEY_HEX]
+                for i in ("M0000001", "M0000002")]
+    assert [row.key for row in by_reference.collect()] == expected
+    assert [row.key for row in by_value.collect()] == expected
+    plans = {name: frame._jdf.queryExecution().toString() for name, frame in
+             (("reference", by_reference), ("value", by_value))}
+    assert value not in plans["reference"] and "secret(members, member-key)" in plans["reference"]
+    assert value in plans["value"]                  # what the reference keeps out of a workspace's plan

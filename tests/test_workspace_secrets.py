@@ -67,6 +67,19 @@ def test_on_a_workspace_the_key_is_the_scope_s_secret_read_through_the_sdk(works
     assert api_calls == [("/api/2.0/secrets/get", {"scope": "healthcare-mlops", "key": MEMBER_KEY_SECRET_NAME})]
 
 
+def test_on_a_workspace_the_load_hands_spark_the_secret_s_reference(workspace, tmp_path):
+    """Spark reads the key by its reference (test_arrow_member_load: never a literal of the plan); the value is
+    still read first, so a missing secret stops the load with the commands that create it."""
+    from healthcare_mlops.tasks.load_members import _member_keys
+
+    keys = _member_keys(_runtime("dev", tmp_path), "member_id", member_ids=True)
+    assert keys.secret_reference == ("healthcare-mlops", MEMBER_KEY_SECRET_NAME)
+    assert keys.secret == "a per-workspace key"
+    with pytest.raises(UserError, match="put-secret no-such-scope member-key"):
+        _member_keys(_runtime("dev", tmp_path, "no-such-scope"), "member_id", member_ids=True)
+    assert _member_keys(_runtime(LOCAL_TARGET, tmp_path), "member_id", member_ids=True).secret_reference is None
+
+
 @pytest.mark.parametrize("scope, message", [
     ("no-such-scope", "databricks secrets put-secret no-such-scope member-key"),
     ("", "member_key_secret_scope is empty"),

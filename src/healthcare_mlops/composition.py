@@ -136,11 +136,18 @@ class Runtime:
             return os.environ.get(MEMBER_KEY_SECRET_ENV) or LOCAL_MEMBER_KEY_SECRET
         from healthcare_mlops.runtime.workspace_secrets import read_secret
 
+        return read_secret(self.workspace, *self.member_key_reference())
+
+    def member_key_reference(self) -> tuple[str, str] | None:
+        """Where the member-id hash's key is kept, (scope, key), for Spark to read it with SQL's
+        ``secret()`` on a workspace; None locally, where no secret service exists."""
+        if self.settings.is_local:
+            return None
         scope = str(self.settings.variables.get("member_key_secret_scope") or "").strip()
         if not scope:
             raise UserError("the bundle variable member_key_secret_scope is empty: a file with member ids "
                             f"needs the scope that holds the secret '{MEMBER_KEY_SECRET_NAME}'")
-        return read_secret(self.workspace, scope, MEMBER_KEY_SECRET_NAME)
+        return scope, MEMBER_KEY_SECRET_NAME
 
     @cached_property
     def launcher(self) -> JobLauncher:

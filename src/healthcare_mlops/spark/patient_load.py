@@ -78,10 +78,16 @@ class LoadReport:
 
 @dataclass(frozen=True)
 class MemberKeys:
-    """How a file's member-id column is named and the key of the hash that makes its members' keys."""
+    """How a file's member-id column is named and the key of the hash that makes its members' keys.
+
+    ``secret`` is the key's text, for an engine without a secret service (a laptop's DuckDB or Spark).
+    ``secret_reference`` (scope, key), on a workspace: Spark reads the key itself with SQL's ``secret()``,
+    so its value is never a literal of the load's plan, which a run's Spark UI and query profile show
+    to everyone who may view the run."""
 
     id_column: str
     secret: str
+    secret_reference: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -221,10 +227,19 @@ def generated_frames(spark: SparkSession, catalog, patients: int, seed: int, as_
     return validated.valid, validated.rejected
 
 
-def member_key(member_id: Column, secret: str) -> Column:
+def member_key(member_id: Column, keys: MemberKeys) -> Column:
     """A member's key from their id: a keyed hash (the id cannot be read back, nor recomputed without it)."""
-    return F.concat(F.lit(MEMBER_KEY_PREFIX),
-                    F.substring(F.sha2(F.concat(F.lit(f"{len(secret)}:{secret}|"), member_id), 256), 1, KEY_HEX))
+    secret = _secret_text(keys)
+    salted = F.concat(F.length(secret).cast("string"), F.lit(":"), secret, F.lit("|"), member_id)
+    return F.concat(F.lit(MEMBER_KEY_PREFIX), F.substring(F.sha2(salted, 256), 1, KEY_HEX))
+
+
+def _secret_text(keys: MemberKeys) -> Column:
+    """The hash's key as Spark reads it: from the secret service where there is one, else the text given."""
+    if keys.secret_reference is None:
+        return F.lit(keys.secret)
+    scope, key = keys.secret_reference
+    return F.call_function("secret", F.lit(scope), F.lit(key))
 
 
 def content_key(occurrence: Column) -> Column:
@@ -271,7 +286,7 @@ def ingest_frames(spark: SparkSession, catalog, staged: StagedCsv, as_of: dt.dat
     if staged.member_ids:
         validated = validate(parsed.drop("patient_natural_key"), ["member_id"], from_raw=True, stage="ingest",
                              duplicate_column=keys.id_column, member_ids=True,
-                             key=lambda _occurrence: member_key(F.col("member_id"), keys.secret))
+                             key=lambda _occurrence: member_key(F.col("member_id"), keys))
     else:   # an exact repeat of an earlier row is a problem of the whole row, like a malformed one
         validated = validate(parsed.drop("patient_natural_key"), list(CONTENT_COLUMNS), from_raw=True,
                              stage="ingest", duplicate_column="row", key=content_key)

@@ -84,10 +84,15 @@ def member_id_column(settings, override: str | None = None) -> str:
 
 
 def _member_keys(runtime: Runtime, id_column: str, member_ids: bool):
-    """How the file's members are keyed; the hash's secret is read only for a file with ids."""
+    """How the file's members are keyed; the hash's secret is read only for a file with ids (on a
+    workspace too, though Spark reads it again by its reference: a missing secret stops the load here,
+    with the commands that create it)."""
     from healthcare_mlops.spark.patient_load import MemberKeys
 
-    return MemberKeys(id_column=id_column, secret=runtime.member_key_secret() if member_ids else "")
+    if not member_ids:
+        return MemberKeys(id_column=id_column, secret="")
+    return MemberKeys(id_column=id_column, secret=runtime.member_key_secret(),
+                      secret_reference=runtime.member_key_reference())
 
 
 def _load(runtime: Runtime, load: Load, replace: bool, frames, rows_read: int | None = None, steps=None):
