@@ -28,6 +28,8 @@ from healthcare_mlops.identity import APPROVER, OPERATOR, Identity, job_identity
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tasks import model_governance
 
+from in_process_tasks import tasks_in_this_process
+
 OWNER = Identity("owner@example.com", APPROVER)
 
 
@@ -130,7 +132,7 @@ def test_the_job_applies_only_decisions_whose_role_may_take_them(registry, priva
 
 
 @pytest.mark.slow
-def test_model_governance_governs_exactly_the_version_it_is_given(registry, private_home):
+def test_model_governance_governs_exactly_the_version_it_is_given(registry, private_home, monkeypatch):
     """Issue 24 item 6: ``--param model_version=1`` validated version 2 (the challenger) and reported success."""
     from healthcare_mlops.emulator.runner import run_job
 
@@ -147,7 +149,9 @@ def test_model_governance_governs_exactly_the_version_it_is_given(registry, priv
     assert [a for a, _ in _audited(settings, "1")] == [audit.VALIDATED]
     assert audit_log(settings).history("2").empty                               # the challenger was not touched
 
-    # Through the bundle's job definition and the runner, as `healthcare-mlops jobs run` does.
+    # Through the bundle's job definition and the runner, as `healthcare-mlops jobs run` does; the subject is
+    # the parameter's way to the job file, not its process: the job file runs in this process.
+    tasks_in_this_process(monkeypatch)
     missing = run_job("model_governance", {"model_version": "7"}, home=home, echo=False)
     assert not missing.succeeded and "has no version 7" in missing.error
     governed = run_job("model_governance", {"model_version": "2"}, home=home, echo=False)

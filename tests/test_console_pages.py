@@ -4,7 +4,8 @@
 real ``batch_inference`` and ``model_monitoring`` tasks for a baseline day, a second day
 generated with the ``smoker_surge`` scenario scored and monitored the same way (so there
 are drift alerts), and one real run of the ``model_governance`` job through the local
-runner (so ``job_runs`` has rows). Every page renders without an exception, and the
+runner (so ``job_runs`` has rows), its task in this process (tests/in_process_tasks.py: the
+pages read the run's rows, not its process). Every page renders without an exception, and the
 numbers it shows equal the same numbers computed here straight from the tables.
 
 Also: every page on an empty lakehouse says what to run; roles (buttons hidden, actions
@@ -28,6 +29,7 @@ from deltalake import DeltaTable
 REPO = Path(__file__).resolve().parents[1]
 
 from conftest import PIPELINE_AS_OF, PIPELINE_MEMBERS
+from in_process_tasks import tasks_in_this_process
 
 from app import actions, data
 from healthcare_mlops.composition import build_runtime, cli_runtime
@@ -81,7 +83,9 @@ def console_home(spark, pipeline_home, tmp_path_factory) -> Path:
     log_realtime_traffic(settings, DRIFT_DAY, members=300, failed=6)
     # no retrain job: a critical alert is recorded, nothing is started
     model_monitoring.run(build_runtime(settings), "monitor", DRIFT_DAY.isoformat(), DRIFT_DAY.isoformat())
-    run_job("model_governance", home=root, echo=False, task_output=False).raise_for_status()
+    with pytest.MonkeyPatch.context() as patch:       # a module fixture: no function-scoped monkeypatch
+        tasks_in_this_process(patch)
+        run_job("model_governance", home=root, echo=False, task_output=False).raise_for_status()
     return root
 
 

@@ -7,7 +7,8 @@ existing member carried forward, the scenario applied), featurizes, scores and m
 with the real jobs: ``baseline`` through the local runner (its plan, parameters and run ids, as
 ``healthcare-mlops jobs run`` runs them; the job files in this process: tests/in_process_tasks.py),
 the others through the same task functions. The job processes are tested where they are the
-subject: the killed run below, and tests/test_spark_connect.py's loop of every job.
+subject: the killed run below (its rerun, the repair, runs the job file in this process), and
+tests/test_spark_connect.py's loop of every job.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from hypothesis import strategies as s
 from scipy.stats import ks_2samp, wasserstein_distance
 from typer.testing import CliRunner
 
+from healthcare_mlops.bundle.run_states import SUCCEEDED
 from healthcare_mlops.composition import build_runtime, cli_runtime
 from healthcare_mlops.errors import UserError
 from healthcare_mlops.governance.audit import ACKNOWLEDGED
@@ -45,7 +47,7 @@ from healthcare_mlops.runtime.delta_catalog import DeltaCatalog
 from healthcare_mlops.settings import resolve_settings
 from healthcare_mlops.tables import ML_DRIFT_METRICS, ML_FAIRNESS_METRICS, ML_MODEL_ALERTS, ML_PATIENT_PREDICTIONS
 
-from in_process_tasks import tasks_in_this_process
+from in_process_tasks import run_task_in_this_process, tasks_in_this_process
 from test_monitoring_statistics import REFERENCE, THRESHOLDS, counts_of, population
 
 TRAFFIC = TrafficThresholds(serving_error_rate_alert=0.05)
@@ -458,8 +460,10 @@ def test_a_killed_run_is_repaired_by_the_rerun(scored_day1, tmp_path):
     assert set(table(settings, ML_DRIFT_METRICS)["run_id"]) == {"killed"}
     assert not DeltaCatalog(settings).exists(ML_MODEL_ALERTS)
     env.pop(FAILPOINT_ENV)
-    rerun = subprocess.run(command("rerun"), env=env, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr
+    # the kill needs a process of its own; the repair does not: the rerun's job file runs in this process
+    status, _code, error = run_task_in_this_process("rerun", entry, command("rerun")[2:], Path.cwd(), env,
+                                                    None, False, 600)
+    assert status == SUCCEEDED, error
     assert set(table(settings, ML_DRIFT_METRICS)["run_id"]) == {"rerun"}
     assert set(table(settings, ML_FAIRNESS_METRICS)["run_id"]) <= {"rerun"}
     assert DeltaCatalog(settings).exists(ML_MODEL_ALERTS)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from healthcare_mlops.runtime.spark_session import CONNECT_REFUSED, SPARK_API_ENV
+from healthcare_mlops.runtime.spark_session import CONNECT_REFUSED, SPARK_API_ENV, SPARK_REMOTE_ENV
 from healthcare_mlops.settings import HOME_ENV, resolve_settings
 from healthcare_mlops.tables import (DIM_PATIENTS, JOB_RUNS, ML_INSURANCE_FEATURES,
                                      ML_PATIENT_PREDICTIONS, SILVER_PATIENTS)
@@ -84,11 +84,31 @@ def test_the_static_check_finds_each_classic_only_use(snippet, expected):
 
 
 # -- the Connect session refuses what serverless refuses -------------------------------------------
-def _python(script: str, api: str = "connect", home: Path | None = None) -> subprocess.CompletedProcess:
-    """``script`` in its own Python process (its own JVM), Spark through ``api``."""
-    env = {**os.environ, SPARK_API_ENV: api, **({HOME_ENV: str(home)} if home else {})}
+def _python(script: str, api: str = "connect", home: Path | None = None,
+            remote: str | None = None) -> subprocess.CompletedProcess:
+    """``script`` in its own Python process, Spark through ``api``: a client of the Connect server at
+    ``remote``, or of one in a JVM of its own."""
+    env = {**os.environ, SPARK_API_ENV: api, **({HOME_ENV: str(home)} if home else {}),
+           **({SPARK_REMOTE_ENV: remote} if remote else {})}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
                           env=env, cwd=str(REPO), timeout=300)
+
+
+@pytest.fixture(scope="module")
+def spark_connect_server(tmp_path_factory):
+    """One Spark Connect server for the job processes below, started as the runner starts a run's
+    (emulator/spark_server.py), its ``sc://`` address: each process is its client, as a run's task
+    is, instead of starting a JVM of its own (the local session's own JVM is tested above)."""
+    from healthcare_mlops.emulator.spark_server import RunSparkServer
+
+    with pytest.MonkeyPatch.context() as patch:            # the suite's processes run classic Spark
+        patch.setenv(SPARK_API_ENV, "connect")
+        server = RunSparkServer(REPO, dict(os.environ), tmp_path_factory.mktemp("connect-server"), echo=False,
+                                say=lambda _line: None)
+    try:
+        yield server.task_env()[SPARK_REMOTE_ENV]
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow      # a Spark Connect server in a subprocess
@@ -130,8 +150,10 @@ def test_a_local_connect_session_is_a_connect_client_that_refuses_what_serverles
     ("records = records.cache()", "[NOT_SUPPORTED_WITH_SERVERLESS] PERSIST TABLE"),
     ("records.sparkSession.sparkContext.setJobDescription('load')", "JVM_ATTRIBUTE_NOT_SUPPORTED"),
 ])
-def test_a_cache_or_a_spark_context_added_to_a_job_fails_it_under_spark_connect(added, error, tmp_path):
-    """load_members with one line added to its validation step: the job exits non-zero naming the cause."""
+def test_a_cache_or_a_spark_context_added_to_a_job_fails_it_under_spark_connect(added, error, tmp_path,
+                                                                                  spark_connect_server):
+    """load_members with one line added to its validation step: the job exits non-zero naming the cause.
+    The job's process is a client of the module's one server (the refusals are the client's)."""
     settings = resolve_settings("local", tmp_path / "lakehouse")
     result = _python(f"""
         import runpy, sys
@@ -146,7 +168,7 @@ def test_a_cache_or_a_spark_context_added_to_a_job_fails_it_under_spark_connect(
                     "--schema", "{settings.schema}", "--source", "synthetic", "--patients", "200",
                     "--seed", "42", "--scenario", "baseline", "--as_of", "2026-01-01", "--replace", "false"]
         runpy.run_path("jobs/load_members.py", run_name="__main__")
-        """, home=settings.home)
+        """, home=settings.home, remote=spark_connect_server)
     if error is None:
         assert result.returncode == 0, result.stderr[-2000:]
         assert "loaded 200" in result.stdout
