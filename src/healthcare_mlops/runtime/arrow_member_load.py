@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -229,13 +230,26 @@ def _to_parquet(connection, query: str, folder: Path, spec, partition: dict | No
     return SpooledParquet(folder, spec.arrow_schema(), tuple(partition or ()))
 
 
+def _repeated_hashes(connection, hashed: str) -> None:
+    """The temp table ``repeated_hashes``: the values of ``hashed`` that more than one row of ``checked`` has.
+
+    Found by sorting the hashes in numpy (80 MB for 10M rows, outside DuckDB's limit) and keeping a
+    value equal to the one before it: DuckDB's hash aggregate of a 10M-row file's 10M distinct
+    hashes took about 1.2 CPU s more (benchmarks/README.md)."""
+    hashes = connection.execute(f"SELECT {hashed} AS _hash FROM checked").fetchnumpy()["_hash"]  # nosec B608 # names from tables.py
+    hashes.sort()
+    connection.register("sorted_repeats", pa.table({"_hash": np.unique(hashes[1:][hashes[1:] == hashes[:-1]])}))
+    connection.execute("CREATE TEMP TABLE repeated_hashes AS SELECT _hash FROM sorted_repeats")
+    connection.unregister("sorted_repeats")
+
+
 def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> None:
     """The view ``judged``: every well-formed row parsed, keyed and with its first failure.
 
     The duplicate rule ranks a row among the identical rows before it (valid rows among valid
     ones). A window over every row sorted all 10M of them and was nearly half the load's CPU
-    (benchmarks/README.md); here a hash aggregate finds the few hashes seen more than once, and
-    only those rows are ranked by the exact values (a hash collision only ranks a few more).
+    (benchmarks/README.md); here the few hashes seen more than once are found (``_repeated_hashes``),
+    and only those rows are ranked by the exact values (a hash collision only ranks a few more).
 
     The rows are read twice (the repeated hashes, then the rows), so they are parsed and checked
     once into a temp table; it keeps the raw strings only where a reason or a key may read them
@@ -259,11 +273,11 @@ def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> 
     # sex and region as parsed: the enum's text, else (a value outside the list) the raw string's
     texts = {name: f"coalesce(CAST({name} AS VARCHAR), {_category('_raws[%d]' % position['raw_' + name])})"
              for name in CATEGORIES}
+    hashed = f"hash(_failed IS NULL, {duplicate_key})"      # what the duplicate rule compares
+    _repeated_hashes(connection, hashed)
     connection.execute(f"""CREATE TEMP TABLE ranks AS
       WITH repeated AS (SELECT * REPLACE ({', '.join(f'{text} AS {name}' for name, text in texts.items())})
-                        FROM checked WHERE hash(_failed IS NULL, {duplicate_key}) IN (
-                          SELECT hash(_failed IS NULL, {duplicate_key}) AS _hash FROM checked
-                          GROUP BY _hash HAVING count(*) > 1))
+                        FROM checked WHERE {hashed} IN (SELECT _hash FROM repeated_hashes))
       SELECT source_row, row_number() OVER w AS _rank, min(source_row) OVER w AS _first FROM repeated
       WINDOW w AS (PARTITION BY _failed IS NULL, {duplicate_key} ORDER BY source_row)""")  # nosec B608 # names from tables.py
     raw_columns = ", ".join(f"_raws[{index}] AS {raw}" for raw, index in position.items())
