@@ -6,6 +6,7 @@ The workspace is a local HTTP server; the real databricks-sdk (``WorkspaceClient
 from __future__ import annotations
 
 import base64
+import hashlib
 import dataclasses
 import threading
 from http.server import ThreadingHTTPServer
@@ -120,3 +121,24 @@ def test_a_file_without_member_ids_never_asks_for_the_secret(tmp_path):
     assert _member_keys(runtime, "member_id", member_ids=False).secret == ""
     with pytest.raises(AssertionError, match="was asked"):
         _member_keys(runtime, "member_id", member_ids=True)
+
+
+def test_the_laptop_load_binds_the_key_and_never_writes_it_into_its_sql():
+    """DuckDB quotes a failing statement's text in its error: the id hash's key is a bound variable, and the
+    keys are the ones Spark's ``member_key`` gives (test_arrow_member_load compares the whole tables)."""
+    import duckdb
+
+    from healthcare_mlops.runtime.arrow_member_load import _key, _salted
+    from healthcare_mlops.spark.patient_load import KEY_HEX, MEMBER_KEY_PREFIX
+
+    secret = "my laptop's key"
+    connection = duckdb.connect()
+    _salted(connection, secret)
+    sql = f"SELECT {_key(member_ids=True)} AS key FROM (VALUES ('M0000001'), ('M0000002')) AS ids(member_id)"
+    keys = [row[0] for row in connection.execute(sql).fetchall()]
+    assert keys == [MEMBER_KEY_PREFIX + hashlib.sha256(f"{len(secret)}:{secret}|{i}".encode()).hexdigest()[:KEY_HEX]
+                    for i in ("M0000001", "M0000002")]
+    assert secret not in sql
+    with pytest.raises(duckdb.Error) as failure:
+        connection.execute(sql.replace("FROM (VALUES", "FROM (VALUES ('x', 1),"))
+    assert secret not in str(failure.value)

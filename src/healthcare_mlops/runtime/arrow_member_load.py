@@ -53,6 +53,7 @@ PARSED = ("age", "sex", "bmi", "children", "smoker", "region", "annual_charges",
 # DuckDB's memory for one load; beyond it, it spills to the load's spool folder (issue 26: the
 # process tree within 2 GB whatever the file's size). The results go to Parquet, not to memory.
 MEMORY_LIMIT = "1GB"
+SALT = "member_key_salt"                # the connection's variable holding the id hash's key
 # Spark's text of a double (Java's Double.toString): what its reasons and content keys show.
 # The plain case comes first: it is nearly every value (NaN compares above every number in DuckDB).
 JAVA_DOUBLE = """CREATE MACRO java_double(v) AS CASE
@@ -182,17 +183,23 @@ def _first_failure(checks: list[tuple[str, str, str]], passes: str) -> tuple[str
     return f"CASE {index} END", f"CASE _failed {columns} END", f"CASE _failed {reasons} END"
 
 
-def _key(member_ids: bool, secret: str, raw=lambda name: f"raw_{name}") -> str:
+def _key(member_ids: bool, raw=lambda name: f"raw_{name}") -> str:
     """The member key (``spark/patient_load.member_key`` / ``content_key``) of a row by ``_rank``;
-    ``raw`` gives the expression of a raw string (read only where a value did not parse)."""
+    ``raw`` gives the expression of a raw string (read only where a value did not parse). The id hash's
+    key is the connection's variable ``SALT`` (``_salted``), never a literal of the SQL text."""
     if member_ids:
-        salt = _text(f"{len(secret)}:{secret}|")
-        return f"'{MEMBER_KEY_PREFIX}' || substr(sha256({salt} || member_id), 1, {KEY_HEX})"
+        return f"'{MEMBER_KEY_PREFIX}' || substr(sha256(getvariable('{SALT}') || member_id), 1, {KEY_HEX})"
     kinds = {"age": "int", "children": "int", "bmi": "double", "annual_charges": "double", "smoker": "boolean"}
     values = [f"coalesce({_as_text(c, kinds.get(c, 'string'))}, 'raw:' || {raw(name)}, '')"
               for c, name in zip(CONTENT_COLUMNS, SOURCE_COLUMNS)]
     return (f"'{INGEST_KEY_PREFIX}' || substr(sha256(concat_ws('|', {', '.join(values)}, "
             f"CAST(_rank AS VARCHAR))), 1, {KEY_HEX})")
+
+
+def _salted(connection, secret: str) -> None:
+    """The id hash's key (its length, the secret, a separator: ``spark/patient_load.member_key``) as the
+    connection's variable, bound as a parameter: DuckDB quotes a statement's text in its errors."""
+    connection.execute(f"SET VARIABLE {SALT} = ?", [f"{len(secret)}:{secret}|"])
 
 
 def _connection(spill: Path) -> duckdb.DuckDBPyConnection:
@@ -256,6 +263,8 @@ def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> 
     (a failed row, a row without charges) and sex and region as enums, so a 10M-row file's rows take
     about half of DuckDB's memory limit instead of spilling past it (``_rejected`` reads a valid
     row's strings back from the staged file)."""
+    if staged.member_ids:
+        _salted(connection, keys.secret)
     checks = record_checks(staged.member_ids)
     failed, failed_column, failed_reason = _first_failure(checks, _passes(staged.member_ids))
     duplicate_key = ", ".join(["member_id"] if staged.member_ids else list(CONTENT_COLUMNS))
@@ -291,7 +300,7 @@ def _judged(connection, staged: StagedCsv, as_of: dt.date, keys: MemberKeys) -> 
                              coalesce(r._first, c.source_row) AS _first
                       FROM checked c LEFT JOIN ranks r ON c.source_row = r.source_row)
       SELECT *, {raw_columns},
-             {_key(staged.member_ids, keys.secret, lambda name: f"_raws[{position[f'raw_{name}']}]")} AS {KEY},
+             {_key(staged.member_ids, lambda name: f"_raws[{position[f'raw_{name}']}]")} AS {KEY},
              CASE WHEN _failed IS NULL AND _rank > 1 THEN {_text(duplicate_column)} ELSE {failed_column} END AS _column,
              CASE WHEN _failed IS NULL AND _rank > 1 THEN 'duplicate of source row ' || CAST(_first AS VARCHAR)
                   ELSE {failed_reason} END AS _reason,
