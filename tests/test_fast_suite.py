@@ -101,3 +101,9 @@ def test_the_longest_files_are_handed_out_first(request):
     assert all((Path(__file__).parent / name).is_file() for name in LONGEST_FILES)
     ranks = [longest_first(item) for item in request.session.items]
     assert ranks == sorted(ranks)
+    # xdist hands the files out in that order only without its own reorder (most tests first).
+    quickstart = (Path(__file__).parents[1] / "quickstart").read_text()
+    assert "--dist loadfile" in quickstart and "--no-loadscope-reorder" in quickstart
+    controller_argv = getattr(request.config, "workerinput", {}).get("mainargv", [])   # an xdist worker's run
+    if "loadfile" in controller_argv:                                                  # ./quickstart test
+        assert "--no-loadscope-reorder" in controller_argv
