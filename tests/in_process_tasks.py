@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from healthcare_mlops.bundle.run_states import FAILED, SUCCEEDED
-from healthcare_mlops.emulator.task_process import ERROR_TAIL_LINES
+from healthcare_mlops.emulator.task_process import ERROR_TAIL_LINES, failure_message
 
 
 class StderrTail:
@@ -41,9 +41,7 @@ class StderrTail:
 
     def error(self, code) -> str:
         """The task's error as the runner words a failed process's: the exit code and stderr's last line first."""
-        lines = [*self.lines, *([self._partial] if self._partial else [])]
-        cause = lines[-1].strip() if lines else "(no output on stderr)"
-        return "\n".join([f"exit code {code}: {cause}", *lines])
+        return failure_message(code, [*self.lines, *([self._partial] if self._partial else [])])
 
 
 def run_task_in_this_process(task_key, python_file, argv, cwd, env, log_path, echo, timeout, started=None):

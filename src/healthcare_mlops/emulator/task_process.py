@@ -74,6 +74,10 @@ def run_task(task_key: str, python_file: Path, argv: list, cwd: Path, env: dict,
             pump.join(timeout=30)
     if exit_code == 0:
         return SUCCEEDED, 0, None
-    lines = list(tail)
-    cause = lines[-1].strip() if lines else "(no output on stderr)"
-    return FAILED, exit_code, "\n".join([f"exit code {exit_code}: {cause}", *lines])
+    return FAILED, exit_code, failure_message(exit_code, list(tail))
+
+
+def failure_message(exit_code: int, stderr_tail: list[str]) -> str:
+    """A failed task's error: its exit code and the last line it wrote to stderr first, then that tail."""
+    cause = stderr_tail[-1].strip() if stderr_tail else "(no output on stderr)"
+    return "\n".join([f"exit code {exit_code}: {cause}", *stderr_tail])
