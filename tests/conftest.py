@@ -16,20 +16,14 @@ import pytest
 
 from healthcare_mlops.composition import build_runtime, cli_runtime
 from healthcare_mlops.settings import resolve_settings
+from jvm_options import with_test_jvm_options
 from slow_tests import pytest_collection_modifyitems, pytest_configure, pytest_runtestloop  # noqa: F401
 
 os.environ.setdefault("HEALTHCARE_MLOPS_SHUFFLE_PARTITIONS", "4")
 # One session per mode per run: the suite's Spark (in process, and the jobs its tests start) is
 # classic; tests/test_spark_connect.py runs every job under Spark Connect, in its own processes.
 os.environ.setdefault("HEALTHCARE_MLOPS_SPARK_API", "classic")
-# Every JVM of the run (the suite's session, each job process's, each Connect server) lives
-# seconds to minutes on small data: the first JIT tier and the serial collector only. On two
-# cores the suite is CPU-bound, and a short Spark process spent a third of its CPU in the
-# optimising compiler and the parallel collector's threads; results are the same.
-# spark-submit puts SPARK_SUBMIT_OPTS on the command line of every JVM it starts.
-TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-if TEST_JVM_OPTIONS not in os.environ.get("SPARK_SUBMIT_OPTS", ""):
-    os.environ["SPARK_SUBMIT_OPTS"] = f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} {TEST_JVM_OPTIONS}".strip()
+with_test_jvm_options(os.environ)      # the first JIT tier and the serial collector: jvm_options.py
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from jvm_options import SUBMIT_OPTS_ENV, TEST_JVM_OPTIONS, with_test_jvm_options
 from slow_tests import GUARD_MESSAGE, LONGEST_FILES, is_fast_run, longest_first, needs_slow_fixture
 
 pytest_plugins = ["pytester"]
@@ -107,3 +108,15 @@ def test_the_longest_files_are_handed_out_first(request):
     controller_argv = getattr(request.config, "workerinput", {}).get("mainargv", [])   # an xdist worker's run
     if "loadfile" in controller_argv:                                                  # ./quickstart test
         assert "--no-loadscope-reorder" in controller_argv
+
+
+@pytest.mark.parametrize("before, after", [
+    ({}, TEST_JVM_OPTIONS),
+    ({SUBMIT_OPTS_ENV: "-Xmx2g"}, f"-Xmx2g {TEST_JVM_OPTIONS}"),               # the caller's own options first
+    ({SUBMIT_OPTS_ENV: f"-Xmx2g {TEST_JVM_OPTIONS}"}, f"-Xmx2g {TEST_JVM_OPTIONS}"),   # once (xdist workers inherit)
+])
+def test_the_suite_s_jvm_options_are_added_once_after_the_caller_s(before, after):
+    environment = dict(before)
+    with_test_jvm_options(environment)
+    with_test_jvm_options(environment)
+    assert environment == {SUBMIT_OPTS_ENV: after}

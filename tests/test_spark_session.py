@@ -26,10 +26,9 @@ def test_a_local_spark_job_prints_spark_warnings_but_not_the_jdk_incubator_notic
 
 
 def test_the_suite_s_jvms_get_its_jit_and_collector_options(spark):
-    """conftest.py's SPARK_SUBMIT_OPTS reach the JVM spark-submit starts (the suite's session here; each
-    job process and Connect server inherits the same environment): without them the suite takes a
-    fifth more CPU on two cores."""
-    from conftest import TEST_JVM_OPTIONS
+    """jvm_options.py's options reach the JVM spark-submit starts (the suite's session here; each job
+    process and Connect server inherits the same environment)."""
+    from jvm_options import TEST_JVM_OPTIONS
 
     runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
     assert set(TEST_JVM_OPTIONS.split()) <= set(runtime.getInputArguments())
