@@ -9,8 +9,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,40 +16,14 @@ import pytest
 
 from healthcare_mlops.composition import build_runtime, cli_runtime
 from healthcare_mlops.settings import resolve_settings
-from jvm_options import build_class_archive, class_archive_options, with_test_jvm_options
-from slow_tests import is_fast_run, pytest_collection_modifyitems, pytest_configure, pytest_runtestloop  # noqa: F401
-
-CLASS_ARCHIVE_FOLDER = pytest.StashKey[Path]()
+from jvm_options import with_test_jvm_options
+from slow_tests import pytest_collection_modifyitems, pytest_configure, pytest_runtestloop  # noqa: F401
 
 os.environ.setdefault("HEALTHCARE_MLOPS_SHUFFLE_PARTITIONS", "4")
 # One session per mode per run: the suite's Spark (in process, and the jobs its tests start) is
 # classic; tests/test_spark_connect.py runs every job under Spark Connect, in its own processes.
 os.environ.setdefault("HEALTHCARE_MLOPS_SPARK_API", "classic")
 with_test_jvm_options(os.environ)      # the first JIT tier and the serial collector: jvm_options.py
-
-
-@pytest.hookimpl(tryfirst=True)       # before pytest-xdist starts the workers, which inherit the environment
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The run's class archive (jvm_options.py), written once (20-30 s) by the process that starts the
-    xdist workers, as ``./quickstart test`` does; not for a run without workers (one test by hand), nor
-    for the fast suite, which starts no JVM."""
-    config = session.config
-    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None) or is_fast_run(config):
-        return
-    folder = Path(tempfile.mkdtemp(prefix="healthcare-mlops-test-jvm-"))
-    config.stash[CLASS_ARCHIVE_FOLDER] = folder
-    archive = folder / "spark-classes.jsa"
-    failure = build_class_archive(archive)
-    if failure is None:
-        with_test_jvm_options(os.environ, class_archive_options(archive))
-    else:      # the run goes on, each JVM loading its classes itself: slower, same results
-        print(f"\nthe test JVMs' class archive was not written ({failure}); JVMs start without it", file=sys.stderr)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    folder = config.stash.get(CLASS_ARCHIVE_FOLDER, None)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
