@@ -3,9 +3,10 @@ run's environment, tests/test_spark_session.py checks that they reach the JVM, a
 benchmarks/bench_test_jvm.py measures what they save.
 
 The suite's JVMs (its Spark session, each job process's, each Spark Connect server) live seconds
-to minutes on small data. On two cores the suite is CPU-bound, and such a JVM spends about a third
-of its CPU in the optimising JIT compiler and the parallel collector's threads; the first JIT
-tier and the serial collector change no result. spark-submit puts ``SPARK_SUBMIT_OPTS`` on the
+to minutes on small data. On two cores the suite is CPU-bound, and such a JVM spends about half
+of its CPU in the optimising JIT compiler and the parallel collector's threads
+(benchmarks/bench_test_jvm.py: 0.50-0.55x the CPU seconds without them); the first JIT tier and
+the serial collector change no result. spark-submit puts ``SPARK_SUBMIT_OPTS`` on the
 command line of every JVM it starts (pyspark's session and the Connect server start theirs
 through it).
 """
